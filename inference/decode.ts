@@ -1,0 +1,64 @@
+import sharp from 'sharp'
+import { CorruptImageError, ImageTooLargeError, UnsupportedMediaTypeError } from './errors.js'
+
+export type ImageFormat = 'jpeg' | 'png' | 'dicom'
+
+/** 8-bit pixels, interleaved, row-major: what every input format is turned into before preprocessing. */
+export interface DecodedImage {
+  pixels: Buffer
+  width: number
+  height: number
+  channels: 1 | 3
+}
+
+export interface DecodeOptions {
+  /** 1: greyscale (CT is greyscale; colour screenshots are reduced to luminance), 3: sRGB. */
+  channels: 1 | 3
+  /** Largest width x height accepted; checked from the header before any pixel is decoded. */
+  maxPixels: number
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+
+/** The format is decided by magic bytes only: a client's file name or Content-Type is never trusted. */
+export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg'
+  if (bytes.length >= 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png'
+  if (bytes.length >= 132 && bytes.toString('latin1', 128, 132) === 'DICM') return 'dicom'
+  return undefined
+}
+
+export const FILE_EXTENSIONS: Record<ImageFormat, string> = { jpeg: 'jpg', png: 'png', dicom: 'dcm' }
+
+/** Decodes a JPEG or PNG upload to 8-bit pixels, auto-oriented, alpha flattened onto black. */
+export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+  const format = sniffFormat(bytes)
+  if (format === undefined || format === 'dicom') throw new UnsupportedMediaTypeError()
+
+  // Header first: a 100000x100000 PNG of a few hundred bytes must be refused before libvips allocates it.
+  let header: sharp.Metadata
+  try {
+    header = await sharp(bytes, { limitInputPixels: false }).metadata()
+  } catch {
+    throw new CorruptImageError()
+  }
+  if (header.format !== format || header.width === undefined || header.height === undefined) {
+    throw new CorruptImageError()
+  }
+  // EXIF orientations 5-8 swap the axes, which does not change the pixel count.
+  if (header.width * header.height > options.maxPixels) {
+    throw new ImageTooLargeError(header.width, header.height, options.maxPixels)
+  }
+
+  try {
+    const pipeline = sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'truncated', autoOrient: true })
+      .flatten({ background: '#000000' })
+      .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
+    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })
+    if (info.channels !== options.channels) throw new CorruptImageError()
+    return { pixels: data, width: info.width, height: info.height, channels: options.channels }
+  } catch (error) {
+    if (error instanceof CorruptImageError) throw error
+    throw new CorruptImageError()
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Typed failures. Each carries a stable `code` that clients can switch on and the HTTP status the service
+ * answers with; the one error handler in plugins/app/errors.ts turns them into JSON. Messages are written
+ * for the caller: they never contain stack traces, file paths or image bytes.
+ */
+export class ServiceError extends Error {
+  readonly code: string
+  readonly statusCode: number
+
+  constructor (code: string, statusCode: number, message: string) {
+    super(message)
+    this.name = new.target.name
+    this.code = code
+    this.statusCode = statusCode
+  }
+}
+
+export class NoFileError extends ServiceError {
+  constructor (message = 'The request has no file: send one image in the multipart field "file".') {
+    super('NO_FILE', 400, message)
+  }
+}
+
+export class FileTooLargeError extends ServiceError {
+  constructor (maxBytes: number) {
+    super('FILE_TOO_LARGE', 413, `The file is larger than the limit of ${maxBytes} bytes.`)
+  }
+}
+
+export class UnsupportedMediaTypeError extends ServiceError {
+  constructor (message = 'Only JPEG and PNG images are accepted (detected from the file content).') {
+    super('UNSUPPORTED_MEDIA_TYPE', 415, message)
+  }
+}
+
+export class CorruptImageError extends ServiceError {
+  constructor (message = 'The image could not be decoded: the file is truncated or corrupt.') {
+    super('CORRUPT_IMAGE', 422, message)
+  }
+}
+
+export class ImageTooLargeError extends ServiceError {
+  constructor (width: number, height: number, maxPixels: number) {
+    super('IMAGE_TOO_LARGE', 422,
+      `The image is ${width}x${height} pixels, more than the limit of ${maxPixels} pixels.`)
+  }
+}
+
+export class ModelNotReadyError extends ServiceError {
+  constructor () {
+    super('MODEL_NOT_READY', 503, 'The model is not loaded yet; retry shortly.')
+  }
+}
