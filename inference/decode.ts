@@ -1,4 +1,4 @@
-import sharp from 'sharp'
+import sharp, { type Metadata } from 'sharp'
 import { CorruptImageError, ImageTooLargeError, UnsupportedMediaTypeError } from './errors.js'
 
 export type ImageFormat = 'jpeg' | 'png' | 'dicom'
@@ -36,7 +36,7 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promi
   if (format === undefined || format === 'dicom') throw new UnsupportedMediaTypeError()
 
   // Header first: a 100000x100000 PNG of a few hundred bytes must be refused before libvips allocates it.
-  let header: sharp.Metadata
+  let header: Metadata
   try {
     header = await sharp(bytes, { limitInputPixels: false }).metadata()
   } catch {
