@@ -42,6 +42,22 @@ export class ModelSession {
     return { values, width: values.length / count }
   }
 
+  /**
+   * Like `run`, but returns every requested output with its shape: evaluation reads the class activation
+   * maps (`cam`) next to the logits from the same single inference.
+   */
+  async runOutputs (batch: Float32Array, count: number, names: readonly string[]): Promise<Record<string, { values: Float32Array, dims: readonly number[] }>> {
+    const { width, height, channels, layout } = this.spec.input
+    const dims = layout === 'NCHW' ? [count, channels, height, width] : [count, height, width, channels]
+    const results = await this.session.run({ [this.inputName]: new ort.Tensor('float32', batch, dims) }, [...names])
+    return Object.fromEntries(names.map((name) => [name, { values: results[name].data as Float32Array, dims: results[name].dims }]))
+  }
+
+  /** Every output the model declares, in graph order (the first is the one `run` returns). */
+  get outputNames (): readonly string[] {
+    return this.session.outputNames
+  }
+
   async close (): Promise<void> {
     await this.session.release()
   }
