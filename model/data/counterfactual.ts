@@ -18,8 +18,9 @@ export interface PixelImage {
   channels: number
 }
 
-export interface Counterfactual {
-  image: PixelImage
+export interface Counterfactual<T extends PixelImage = PixelImage> {
+  /** A copy of the input (same type, e.g. `DecodedImage`) with the regions in-painted. */
+  image: T
   /** The integer pixel boxes that were in-painted. */
   regions: PixelBox[]
 }
@@ -44,7 +45,7 @@ export function enlargeBox (box: PixelBox, width: number, height: number, grow =
   return { x: x0, y: y0, width: Math.max(1, x1 - x0), height: Math.max(1, y1 - y0) }
 }
 
-export function removeStones (image: PixelImage, stones: PixelBox[], options: InpaintOptions = {}): Counterfactual {
+export function removeStones<T extends PixelImage> (image: T, stones: PixelBox[], options: InpaintOptions = {}): Counterfactual<T> {
   const regions = mergeRegions(stones.map((b) => enlargeBox(b, image.width, image.height, options.grow)))
   return { image: inpaintRegions(image, regions), regions }
 }
@@ -55,7 +56,7 @@ export function removeStones (image: PixelImage, stones: PixelBox[], options: In
  * places, it takes the one whose surroundings look most like the stone's (mean and spread of grey), so decoys
  * land on similar tissue rather than on bone or gas. Returns undefined when no such place exists.
  */
-export function placeDecoy (image: PixelImage, stones: PixelBox[], options: InpaintOptions = {}): Counterfactual | undefined {
+export function placeDecoy<T extends PixelImage> (image: T, stones: PixelBox[], options: InpaintOptions = {}): Counterfactual<T> | undefined {
   const rng = mulberry32(options.seed ?? 1)
   const stoneRegions = mergeRegions(stones.map((b) => enlargeBox(b, image.width, image.height, options.grow)))
   const regions: PixelBox[] = []
@@ -118,7 +119,7 @@ export function mergeRegions (boxes: PixelBox[]): PixelBox[] {
  * through the region. Without any clean patch nearby, the region gets the plain harmonic fill. Patches are
  * never copied from `avoid` (the stones, when placing decoys).
  */
-export function inpaintRegions (image: PixelImage, regions: PixelBox[], avoid: PixelBox[] = []): PixelImage {
+export function inpaintRegions<T extends PixelImage> (image: T, regions: PixelBox[], avoid: PixelBox[] = []): T {
   const { width, height, channels } = image
   const blocked = [...regions, ...avoid].map((r) => pad(r, 1))
   const out = Buffer.from(image.pixels)
@@ -142,7 +143,7 @@ export function inpaintRegions (image: PixelImage, regions: PixelBox[], avoid: P
       }
     }
   }
-  return { pixels: out, width, height, channels }
+  return { ...image, pixels: out }
 }
 
 /** Laplace's equation inside `region` (SOR); the rest of `frame` is the fixed boundary; edges are Neumann. */
