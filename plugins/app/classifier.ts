@@ -1,0 +1,62 @@
+import fp from 'fastify-plugin'
+import { Classifier } from '../../inference/classifier.js'
+import { ModelNotReadyError } from '../../inference/errors.js'
+import type { AppConfig } from './config.js'
+
+export type ModelState = 'loading' | 'ready' | 'failed'
+
+export type ClassifierLoader = (config: AppConfig) => Promise<Classifier>
+
+export const loadClassifier: ClassifierLoader = async (config) => {
+  const classifier = await Classifier.load(config.modelPath, {
+    maxPixels: config.maxPixels,
+    intraOpThreads: config.intraOpThreads,
+    interOpThreads: config.interOpThreads,
+    graphOptimization: config.graphOptimization
+  })
+  await classifier.warmUp()
+  return classifier
+}
+
+/**
+ * Holds the one classifier of the process. Loading runs in the background so that liveness answers at
+ * once; readiness and every model route wait for `state === 'ready'` (model loaded and warmed up).
+ */
+export class ModelHolder {
+  state: ModelState = 'loading'
+  private classifier?: Classifier
+  readonly loaded: Promise<Classifier>
+
+  constructor (load: Promise<Classifier>) {
+    this.loaded = load.then((classifier) => {
+      this.classifier = classifier
+      this.state = 'ready'
+      return classifier
+    }, (error: unknown) => {
+      this.state = 'failed'
+      throw error
+    })
+    // The failure is reported by whoever awaits `loaded` (server start-up); keep it from being unhandled here.
+    this.loaded.catch(() => {})
+  }
+
+  get (): Classifier {
+    if (this.classifier === undefined) throw new ModelNotReadyError()
+    return this.classifier
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    model: ModelHolder
+  }
+}
+
+export default fp<{ load?: ClassifierLoader }>(async (app, options) => {
+  const holder = new ModelHolder((options.load ?? loadClassifier)(app.config))
+  app.decorate('model', holder)
+  app.addHook('onClose', async () => {
+    const classifier = await holder.loaded.catch(() => undefined)
+    await classifier?.close()
+  })
+}, { name: 'model', dependencies: ['config'] })

@@ -1,0 +1,97 @@
+import { fileURLToPath } from 'node:url'
+import { resolve } from 'node:path'
+import fp from 'fastify-plugin'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
+
+/**
+ * Every environment variable the service reads, with its default. Validated once at start-up: a bad value
+ * stops the process with a message naming the variable. The README's configuration table mirrors this.
+ */
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+    Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  MODEL_PATH: Type.String({ minLength: 1, default: resolve(repoRoot, 'model/kidney-stone-cnn.onnx') }),
+  UPLOAD_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/uploads') }),
+  UPLOAD_RETENTION: Type.String({ pattern: '^(none|[0-9]+[smhd])$', default: '24h' }),
+  UPLOAD_MAX_FILES: Type.Integer({ minimum: 1, default: 10000 }),
+  MAX_FILE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
+  MAX_PIXELS: Type.Integer({ minimum: 1, default: 40_000_000 }),
+  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 2 }),
+  ORT_INTER_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
+  ORT_GRAPH_OPTIMIZATION: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'),
+    Type.Literal('all')], { default: 'all' })
+})
+
+type Env = Static<typeof EnvSchema>
+
+export interface AppConfig {
+  port: number
+  host: string
+  logLevel: Env['LOG_LEVEL']
+  modelPath: string
+  uploadDir: string
+  /** Milliseconds an upload is kept; 0 keeps nothing on disk. */
+  uploadMaxAgeMs: number
+  uploadMaxFiles: number
+  maxFileBytes: number
+  maxPixels: number
+  intraOpThreads: number
+  interOpThreads: number
+  graphOptimization: Env['ORT_GRAPH_OPTIMIZATION']
+}
+
+export class ConfigError extends Error {}
+
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+function durationMs (value: string): number {
+  if (value === 'none') return 0
+  return Number(value.slice(0, -1)) * UNIT_MS[value.at(-1) as keyof typeof UNIT_MS]
+}
+
+function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
+  const value = Value.Convert(schema, Value.Default(schema, raw))
+  const error = Value.Errors(schema, value).First()
+  if (error !== undefined) {
+    const name = error.path.replace(/^\//, '')
+    throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(raw[name])}: ${error.message}`)
+  }
+  return value as Static<T>
+}
+
+/** Reads the service's variables from `env` (only those; anything else in the environment is ignored). */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const raw = Object.fromEntries(Object.keys(EnvSchema.properties)
+    .filter((name) => env[name] !== undefined && env[name] !== '')
+    .map((name) => [name, env[name]]))
+  const e = validated(EnvSchema, raw)
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    modelPath: resolve(e.MODEL_PATH),
+    uploadDir: resolve(e.UPLOAD_DIR),
+    uploadMaxAgeMs: durationMs(e.UPLOAD_RETENTION),
+    uploadMaxFiles: e.UPLOAD_MAX_FILES,
+    maxFileBytes: e.MAX_FILE_BYTES,
+    maxPixels: e.MAX_PIXELS,
+    intraOpThreads: e.ORT_INTRA_OP_THREADS,
+    interOpThreads: e.ORT_INTER_OP_THREADS,
+    graphOptimization: e.ORT_GRAPH_OPTIMIZATION
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: AppConfig
+  }
+}
+
+export default fp<{ config: AppConfig }>(async (app, { config }) => {
+  app.decorate('config', config)
+}, { name: 'config' })

@@ -1,0 +1,60 @@
+import fp from 'fastify-plugin'
+import type { MultipartFile } from '@fastify/multipart'
+import type { StageTimings } from '../../inference/classifier.js'
+import { sniffFormat } from '../../inference/decode.js'
+import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
+import { DISCLAIMER, confidenceBand, recommendations } from '../../inference/recommend.js'
+import type { Prediction } from '../../schemas/prediction.js'
+
+export interface PredictionOutcome {
+  prediction: Prediction
+  timings: StageTimings
+}
+
+/** The bytes of the multipart field, which must be exactly one file. */
+export async function uploadedFileBytes (field: unknown): Promise<Buffer> {
+  if (Array.isArray(field)) throw new ServiceError('TOO_MANY_FILES', 400, 'Send exactly one file in the field "file".')
+  const part = field as Partial<MultipartFile> | undefined
+  if (part?.type !== 'file' || part.toBuffer === undefined) throw new NoFileError()
+  const bytes = await part.toBuffer()
+  if (bytes.length === 0) throw new NoFileError('The uploaded file is empty.')
+  return bytes
+}
+
+/** `Server-Timing` header value (milliseconds, standard syntax) for the stages of one prediction. */
+export function serverTiming (timings: StageTimings): string {
+  return Object.entries(timings).map(([stage, ms]) => `${stage};dur=${ms.toFixed(2)}`).join(', ')
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Sniff, classify, store: one upload to one contract answer. Rejected bytes are never stored. */
+    predict: (bytes: Buffer) => Promise<PredictionOutcome>
+  }
+}
+
+export default fp(async (app) => {
+  app.decorate('predict', async (bytes: Buffer): Promise<PredictionOutcome> => {
+    const format = sniffFormat(bytes)
+    if (format === undefined || format === 'dicom') throw new UnsupportedMediaTypeError()
+    const classifier = app.model.get()
+    const { timings, ...decision } = await classifier.classify(bytes)
+    const id = await app.uploads.save(bytes, format)
+    const { spec } = classifier
+    return {
+      timings,
+      prediction: {
+        id,
+        prediction: decision.prediction as Prediction['prediction'],
+        classIndex: decision.classIndex as Prediction['classIndex'],
+        confidence: decision.confidence,
+        probabilities: { Normal: decision.probabilities.Normal, Stone: decision.probabilities.Stone },
+        confidenceBand: confidenceBand(decision.confidence),
+        threshold: spec.threshold,
+        recommendations: recommendations(decision.prediction, decision.confidence),
+        model: { name: spec.name, version: spec.version },
+        disclaimer: DISCLAIMER
+      }
+    }
+  })
+}, { name: 'predictor', dependencies: ['model', 'uploads'] })

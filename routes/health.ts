@@ -1,0 +1,24 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ModelNotReadyError } from '../inference/errors.js'
+import { errorResponses } from '../schemas/error.js'
+import { HealthSchema } from '../schemas/model.js'
+import { refTo } from '../schemas/ref.js'
+
+const health: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health/live', {
+    schema: { tags: ['service'], summary: 'Liveness: the process is up', response: { 200: refTo(HealthSchema) } }
+  }, async () => ({ status: 'live' }))
+
+  app.get('/health/ready', {
+    schema: {
+      tags: ['service'],
+      summary: 'Readiness: the model is loaded and has run one warm-up inference',
+      response: { 200: refTo(HealthSchema), ...errorResponses(503) }
+    }
+  }, async () => {
+    if (app.model.state !== 'ready') throw new ModelNotReadyError()
+    return { status: 'ready' }
+  })
+}
+
+export default health

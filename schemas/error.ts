@@ -1,0 +1,19 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { refTo } from './ref.js'
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer({ description: 'HTTP status, repeated in the body.' }),
+  code: Type.String({
+    description: 'Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ' +
+      'CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR.'
+  }),
+  error: Type.String({ description: 'HTTP reason phrase.' }),
+  message: Type.String({ description: 'What went wrong, written for the caller.' })
+}, { $id: 'Error', title: 'Error' })
+
+export type ErrorReply = Static<typeof ErrorSchema>
+
+/** Response entries for the given error statuses, all with the shared Error body. */
+export function errorResponses (...statuses: number[]): Record<number, ReturnType<typeof refTo<typeof ErrorSchema>>> {
+  return Object.fromEntries(statuses.map((status) => [status, refTo(ErrorSchema)]))
+}

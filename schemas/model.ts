@@ -1,0 +1,43 @@
+import { Type } from '@sinclair/typebox'
+import { refTo } from './ref.js'
+
+export const ModelRefSchema = Type.Object({
+  name: Type.String(),
+  version: Type.String()
+}, { $id: 'ModelRef', title: 'ModelRef' })
+
+export const ModelInfoSchema = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  sha256: Type.String({ description: 'SHA-256 of the ONNX file being served.' }),
+  input: Type.Object({
+    shape: Type.Array(Type.Union([Type.Integer(), Type.Null()]), { description: 'null is the batch axis.' }),
+    layout: Type.Union([Type.Literal('NCHW'), Type.Literal('NHWC')]),
+    channels: Type.Integer(),
+    width: Type.Integer(),
+    height: Type.Integer()
+  }),
+  classes: Type.Array(Type.String(), { description: 'Class names in output index order.' }),
+  preprocessing: Type.Object({
+    resize: Type.String({ description: 'contain (letterbox on black, aspect kept) or fill (stretch).' }),
+    size: Type.Array(Type.Integer(), { description: '[width, height]' }),
+    scale: Type.Number(),
+    mean: Type.Array(Type.Number()),
+    std: Type.Array(Type.Number()),
+    formula: Type.String()
+  }),
+  threshold: Type.Number({ description: 'Stone probability at or above which the answer is Stone.' }),
+  temperature: Type.Number(),
+  metrics: Type.Record(Type.String(), Type.Number(), { description: 'Headline figures from the model card.' })
+}, { $id: 'ModelInfo', title: 'ModelInfo' })
+
+export const StatusSchema = Type.Object({
+  service: Type.String(),
+  version: Type.String(),
+  model: Type.Union([refTo(ModelRefSchema), Type.Null()]),
+  status: Type.Union([Type.Literal('loading'), Type.Literal('ready'), Type.Literal('failed')])
+}, { $id: 'Status', title: 'Status' })
+
+export const HealthSchema = Type.Object({
+  status: Type.String()
+}, { $id: 'Health', title: 'Health' })

@@ -1,0 +1,45 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, type AppOptions } from '../app.js'
+
+type Teardown = { teardown: (fn: () => unknown) => void }
+
+export const SHARED = new URL('../../shared/', import.meta.url).pathname
+export const CT_KIDNEY = join(SHARED, 'data/ct-kidney')
+
+/** A fresh app on the default model, its own upload directory, ready for `app.inject`; closed on teardown. */
+export async function build (t: Teardown, options: AppOptions = {}): Promise<FastifyInstance> {
+  const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-uploads-'))
+  const app = await buildApp({ logger: false, ...options, config: { uploadDir, ...options.config } })
+  t.teardown(async () => {
+    await app.close()
+    await rm(uploadDir, { recursive: true, force: true })
+  })
+  await app.ready()
+  await app.model.loaded.catch(() => undefined)
+  return app
+}
+
+/** A multipart/form-data body with the given parts, for `app.inject`. */
+export function multipart (parts: Array<{ name: string, filename?: string, contentType?: string, data: Buffer | string }>):
+{ payload: Buffer, headers: Record<string, string> } {
+  const boundary = '----kidney-test-boundary-7d1f'
+  const chunks: Buffer[] = []
+  for (const part of parts) {
+    const disposition = `form-data; name="${part.name}"` + (part.filename !== undefined ? `; filename="${part.filename}"` : '')
+    const type = part.contentType ?? (part.filename !== undefined ? 'application/octet-stream' : undefined)
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n` +
+      (type !== undefined ? `Content-Type: ${type}\r\n` : '') + '\r\n'))
+    chunks.push(Buffer.isBuffer(part.data) ? part.data : Buffer.from(part.data))
+    chunks.push(Buffer.from('\r\n'))
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`))
+  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }
+}
+
+/** One uploaded file in the `file` field. */
+export function fileUpload (data: Buffer, filename = 'slice.jpg', contentType = 'image/jpeg'): ReturnType<typeof multipart> {
+  return multipart([{ name: 'file', filename, contentType, data }])
+}
