@@ -1,0 +1,94 @@
+import { ConversionContext, type Value } from './context.js'
+import { KerasFileError, UnsupportedKerasLayerError } from './errors.js'
+import { openKerasFile } from './keras-file.js'
+import { LAYER_CONVERTERS } from './layers.js'
+import { readModelGraph, type KerasGraph, type TensorRef } from './model-config.js'
+import { OnnxGraph } from './onnx-graph.js'
+
+/** What the Keras file itself says about the model; class names and input scaling it does not record. */
+export interface KerasModelFacts {
+  format: 'h5' | 'keras'
+  kerasVersion: string
+  modelClass: KerasGraph['kind']
+  sourceSha256: string
+  input: { height: number, width: number, channels: number, layout: 'NHWC' }
+  outputSize: number
+  /** Activation of the output layer: softmax/sigmoid mean the model outputs probabilities. */
+  outputActivation: string
+}
+
+export interface KerasConversion {
+  onnx: Uint8Array
+  facts: KerasModelFacts
+  /** One line per layer: name, class, output shape, weight count. */
+  summary: string[]
+}
+
+export const ONNX_INPUT_NAME = 'input'
+export const ONNX_OUTPUT_NAME = 'output'
+
+const refKey = (ref: TensorRef): string => `${ref.layer}:${ref.node}:${ref.tensor}`
+
+/** Converts a Keras `.h5` / `.keras` model to ONNX (opset 13) with an NHWC float input, like Keras's own. */
+export async function convertKerasModel (path: string): Promise<KerasConversion> {
+  const file = await openKerasFile(path)
+  try {
+    const graph = readModelGraph(file.modelConfig)
+    const kerasMajor = Number.parseInt(file.kerasVersion, 10) || (file.format === 'keras' ? 3 : 2)
+    const onnx = new OnnxGraph()
+    const weightCounts = new Map<string, number>()
+    const ctx = new ConversionContext(onnx, kerasMajor, (layer, variableOrder) => {
+      const weights = file.layerWeights({ name: layer.name, className: layer.className, variableOrder })
+      weightCounts.set(layer.name, [...weights.values()].reduce((sum, w) => sum + w.data.length, 0))
+      return weights
+    })
+
+    const [, height, width, channels] = graph.input.shape as number[]
+    const values = new Map<string, Value>()
+    values.set(refKey({ layer: graph.input.name, node: 0, tensor: 0 }), { name: onnx.name(ONNX_INPUT_NAME), shape: [height, width, channels], layout: 'keras' })
+    const summary = [`${graph.input.name} (InputLayer) -> ${height}x${width}x${channels}`]
+
+    // Keras configs list layers in dependency order, but a Functional model may call a layer again later.
+    let pending = graph.layers.flatMap((layer) => layer.calls.map((inputs, node) => ({ layer, node, inputs })))
+    while (pending.length > 0) {
+      const ready = pending.filter((call) => call.inputs.every((ref) => values.has(refKey(ref))))
+      if (ready.length === 0) {
+        const stuck = pending[0]
+        throw new KerasFileError(`model config: layer "${stuck.layer.name}" depends on a tensor no layer produces (${stuck.inputs.map(refKey).join(', ')})`)
+      }
+      for (const { layer, node, inputs } of ready) {
+        const convert = LAYER_CONVERTERS[layer.className]
+        if (convert === undefined) throw new UnsupportedKerasLayerError(layer.name, layer.className)
+        const output = convert(ctx, layer, inputs.map((ref) => values.get(refKey(ref))!))
+        values.set(refKey({ layer: layer.name, node, tensor: 0 }), output)
+        summary.push(`${layer.name} (${layer.className}) -> ${output.shape.join('x')}, ${weightCounts.get(layer.name) ?? 0} weights`)
+      }
+      pending = pending.filter((call) => !ready.includes(call))
+    }
+
+    const last = values.get(refKey(graph.output))
+    if (last === undefined) throw new KerasFileError(`model config: output layer "${graph.output.layer}" was never computed`)
+    const result = ctx.toKeras(last)
+    const outputName = onnx.node('Identity', [result.name], ONNX_OUTPUT_NAME)
+    const encoded = onnx.encode(
+      { name: ONNX_INPUT_NAME, dims: [null, height, width, channels] },
+      { name: outputName, dims: [null, ...result.shape] },
+      `Converted from Keras ${file.kerasVersion} ${graph.kind} model, source sha256 ${file.sha256}`
+    )
+    return {
+      onnx: encoded,
+      facts: {
+        format: file.format,
+        kerasVersion: file.kerasVersion,
+        modelClass: graph.kind,
+        sourceSha256: file.sha256,
+        input: { height, width, channels, layout: 'NHWC' },
+        outputSize: result.shape.reduce((a, b) => a * b, 1),
+        outputActivation: result.activation ?? 'linear'
+      },
+      summary
+    }
+  } finally {
+    await file.close()
+  }
+}

@@ -1,0 +1,22 @@
+import { ServiceError } from '../errors.js'
+
+/**
+ * Conversion failures. They surface at start-up (MODEL_PATH) or in `npm run convert`, never per request,
+ * but carry a code and status like every other typed error so callers can tell them apart.
+ */
+export class KerasFileError extends ServiceError {
+  constructor (message: string) {
+    super('KERAS_INVALID_FILE', 422, message)
+  }
+}
+
+export class UnsupportedKerasLayerError extends ServiceError {
+  readonly layerName: string
+  readonly className: string
+
+  constructor (layerName: string, className: string, detail = 'this layer class is not supported by the converter') {
+    super('KERAS_UNSUPPORTED_LAYER', 422, `layer "${layerName}" (${className}): ${detail}`)
+    this.layerName = layerName
+    this.className = className
+  }
+}
