@@ -1,0 +1,40 @@
+import { ServiceError } from '../errors.js'
+
+/** A DICOM object whose pixel encoding this service cannot decode; the message names the transfer syntax UID. */
+export class UnsupportedTransferSyntaxError extends ServiceError {
+  readonly transferSyntaxUid: string
+
+  constructor (transferSyntaxUid: string, name?: string) {
+    super('UNSUPPORTED_TRANSFER_SYNTAX', 415,
+      `DICOM transfer syntax ${transferSyntaxUid}${name === undefined ? '' : ` (${name})`} is not supported: ` +
+      'send an uncompressed (implicit/explicit VR little endian, explicit VR big endian, deflated) or JPEG-LS encoded file.')
+    this.transferSyntaxUid = transferSyntaxUid
+  }
+}
+
+/** A readable DICOM object that is not a greyscale image this service can classify (e.g. RGB, 32-bit, no pixels). */
+export class UnsupportedDicomImageError extends ServiceError {
+  constructor (detail: string) {
+    super('UNSUPPORTED_DICOM_IMAGE', 415, `DICOM image not supported: ${detail}.`)
+  }
+}
+
+export class CorruptDicomError extends ServiceError {
+  constructor (detail: string) {
+    super('CORRUPT_DICOM', 422, `The DICOM file could not be read: ${detail}.`)
+  }
+}
+
+/** A single-image endpoint received a multi-frame object; the batch endpoint classifies every frame. */
+export class MultiFrameDicomError extends ServiceError {
+  constructor (frames: number) {
+    super('MULTI_FRAME_DICOM', 422,
+      `The DICOM object has ${frames} frames; send it to POST /predict/batch for one result per frame.`)
+  }
+}
+
+export class TooManyFramesError extends ServiceError {
+  constructor (frames: number, maxFrames: number) {
+    super('TOO_MANY_FRAMES', 422, `The DICOM object has ${frames} frames, more than the limit of ${maxFrames}.`)
+  }
+}

@@ -1,0 +1,93 @@
+import dicomParser from 'dicom-parser'
+import type { DicomImageHeader, ParsedDicom } from './dataset.js'
+import { CorruptDicomError, UnsupportedTransferSyntaxError } from './errors.js'
+import { decodeJpegLS } from './jpeg-ls.js'
+
+const NATIVE_LITTLE_ENDIAN = new Set([
+  '1.2.840.10008.1.2', // implicit VR little endian
+  '1.2.840.10008.1.2.1', // explicit VR little endian
+  '1.2.840.10008.1.2.1.99' // deflated explicit VR little endian (dicom-parser inflates the data set)
+])
+const EXPLICIT_BIG_ENDIAN = '1.2.840.10008.1.2.2'
+const JPEG_LS = new Set(['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'])
+
+/** Names for the 415 message, so a PACS administrator can tell which export setting to change. */
+const UNSUPPORTED_NAMES: Record<string, string> = {
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
+  '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
+  '1.2.840.10008.1.2.4.203': 'HTJ2K',
+  '1.2.840.10008.1.2.5': 'RLE Lossless'
+}
+
+export function isSupportedTransferSyntax (uid: string): boolean {
+  return NATIVE_LITTLE_ENDIAN.has(uid) || uid === EXPLICIT_BIG_ENDIAN || JPEG_LS.has(uid)
+}
+
+export function assertSupportedTransferSyntax (uid: string): void {
+  if (!isSupportedTransferSyntax(uid)) throw new UnsupportedTransferSyntaxError(uid, UNSUPPORTED_NAMES[uid])
+}
+
+/**
+ * Stored pixel values of one frame (before the Modality LUT), row-major, with BitsStored/HighBit masking
+ * and two's-complement sign extension applied as PS3.5 8.1.1 describes.
+ */
+export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDicom, frame: number): Promise<Int32Array> {
+  assertSupportedTransferSyntax(header.transferSyntaxUid)
+  if (JPEG_LS.has(header.transferSyntaxUid)) return await readJpegLSFrame(header, dataSet, pixelData, frame)
+
+  const bytesPerSample = header.bitsAllocated / 8
+  const frameBytes = header.rows * header.columns * bytesPerSample
+  const start = pixelData.dataOffset + frame * frameBytes
+  if (pixelData.encapsulatedPixelData === true || start + frameBytes > dataSet.byteArray.length ||
+      (frame + 1) * frameBytes > pixelData.length) {
+    throw new CorruptDicomError(`Pixel Data is shorter than ${header.frames} frame(s) of ${header.columns}x${header.rows}x${header.bitsAllocated} bits`)
+  }
+  const view = new DataView(dataSet.byteArray.buffer, dataSet.byteArray.byteOffset + start, frameBytes)
+  return toStoredValues(view, header, header.transferSyntaxUid !== EXPLICIT_BIG_ENDIAN)
+}
+
+async function readJpegLSFrame (header: DicomImageHeader, dataSet: dicomParser.DataSet, pixelData: dicomParser.Element, frame: number): Promise<Int32Array> {
+  const fragments = pixelData.fragments ?? []
+  if (pixelData.encapsulatedPixelData !== true || fragments.length === 0) throw new CorruptDicomError('JPEG-LS Pixel Data is not encapsulated')
+  let encoded: Uint8Array
+  try {
+    if (header.frames === 1) {
+      encoded = dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, pixelData, 0, fragments.length)
+    } else if ((pixelData.basicOffsetTable ?? []).length > 0 || fragments.length === header.frames) {
+      encoded = dicomParser.readEncapsulatedImageFrame(dataSet, pixelData, frame)
+    } else {
+      encoded = dicomParser.readEncapsulatedImageFrame(dataSet, pixelData, frame, dicomParser.createJPEGBasicOffsetTable(dataSet, pixelData))
+    }
+  } catch (error) {
+    throw new CorruptDicomError(`frame ${frame + 1} of the encapsulated Pixel Data cannot be located (${String(error)})`)
+  }
+  const decoded = await decodeJpegLS(encoded)
+  if (decoded.width !== header.columns || decoded.height !== header.rows || decoded.components !== 1 || decoded.bitsPerSample > header.bitsAllocated) {
+    throw new CorruptDicomError(`the JPEG-LS frame is ${decoded.width}x${decoded.height}x${decoded.components} at ${decoded.bitsPerSample} bits, the header says ${header.columns}x${header.rows}x1 at ${header.bitsAllocated}`)
+  }
+  const bytesPerSample = decoded.bitsPerSample <= 8 ? 1 : 2
+  if (decoded.bytes.byteLength < header.rows * header.columns * bytesPerSample) throw new CorruptDicomError('the JPEG-LS frame is truncated')
+  const view = new DataView(decoded.bytes.buffer, decoded.bytes.byteOffset, decoded.bytes.byteLength)
+  return toStoredValues(view, { ...header, bitsAllocated: bytesPerSample * 8 }, true)
+}
+
+function toStoredValues (view: DataView, header: DicomImageHeader, littleEndian: boolean): Int32Array {
+  const { bitsAllocated, bitsStored, highBit, signed } = header
+  const count = header.rows * header.columns
+  const shift = highBit + 1 - bitsStored
+  const mask = (1 << bitsStored) - 1
+  const signBit = 1 << (bitsStored - 1)
+  const values = new Int32Array(count)
+  for (let i = 0; i < count; i++) {
+    const raw = bitsAllocated === 8 ? view.getUint8(i) : view.getUint16(i * 2, littleEndian)
+    const value = (raw >> shift) & mask
+    values[i] = signed && (value & signBit) !== 0 ? value - (mask + 1) : value
+  }
+  return values
+}

@@ -1,0 +1,48 @@
+import type { DicomWindow } from './dataset.js'
+
+/**
+ * Default window when the file carries none: the abdominal soft-tissue window (centre 40 HU, width 400 HU).
+ * The training slices are PACS exports in this window (fat dark grey, kidney parenchyma mid grey), and
+ * kidney stones (roughly 200 to 2,800 HU) saturate to white in it exactly as they do in those exports, so
+ * DICOM input reaches the model with the grey levels it was trained on. Override it with the `defaultWindow`
+ * option (the service's DICOM_WINDOW_CENTER / DICOM_WINDOW_WIDTH).
+ */
+export const ABDOMEN_WINDOW: DicomWindow = { center: 40, width: 400 }
+
+/** Modality LUT (PS3.3 C.11.1): output value = stored value x RescaleSlope + RescaleIntercept (HU for CT). */
+export function toModalityValues (stored: Int32Array, slope: number, intercept: number): Float64Array {
+  const out = new Float64Array(stored.length)
+  for (let i = 0; i < stored.length; i++) out[i] = stored[i] * slope + intercept
+  return out
+}
+
+export type VoiFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID'
+
+/** One value through the VOI LUT Function of PS3.3 C.11.2.1.2 to the 0..255 output range. */
+export function windowValue (x: number, { center: c, width: w }: DicomWindow, fn: VoiFunction = 'LINEAR'): number {
+  const yMax = 255
+  if (fn === 'SIGMOID') return yMax / (1 + Math.exp(-4 * (x - c) / w))
+  if (fn === 'LINEAR_EXACT') {
+    if (x <= c - w / 2) return 0
+    if (x > c + w / 2) return yMax
+    return ((x - c) / w + 0.5) * yMax
+  }
+  // C.11.2.1.2.1: the 0.5 and (w - 1) terms map integer input values onto the output range exactly.
+  if (w <= 1) return x <= c - 0.5 ? 0 : yMax
+  if (x <= c - 0.5 - (w - 1) / 2) return 0
+  if (x > c - 0.5 + (w - 1) / 2) return yMax
+  return ((x - (c - 0.5)) / (w - 1) + 0.5) * yMax
+}
+
+/**
+ * Modality values -> 8-bit grey through the window. MONOCHROME1 (minimum value displayed white) is inverted
+ * after the VOI LUT, as PS3.3 C.7.6.3.1.2 specifies, so the output is always "higher value = brighter".
+ */
+export function applyWindow (values: Float64Array, window: DicomWindow, fn: VoiFunction, invert: boolean): Buffer {
+  const out = Buffer.allocUnsafe(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const grey = Math.round(windowValue(values[i], window, fn))
+    out[i] = invert ? 255 - grey : grey
+  }
+  return out
+}

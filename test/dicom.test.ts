@@ -1,0 +1,143 @@
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { decodeDicom, readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { windowValue } from '../inference/dicom/voi.js'
+import { SYNTHETIC_PATIENT, SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
+
+const DICOM_DIR = fileURLToPath(new URL('../../shared/data/dicom/', import.meta.url))
+const UNCOMPRESSED = ['ct1-unc-implicit-little-endian.dcm', 'ct1-unc-explicit-little-endian.dcm', 'ct1-unc-explicit-big-endian.dcm']
+const MAX_PIXELS = 4096 * 4096
+
+interface HuReference {
+  rows: number
+  columns: number
+  min: number
+  max: number
+  sum: number
+  studyInstanceUid: string
+  seriesInstanceUid: string
+  sopInstanceUid: string
+  samples: Array<{ x: number, y: number, hu: number }>
+}
+// Written by scripts/dicom-hu-reference.py, which walks the data elements with Python's struct module only.
+const reference = JSON.parse(await readFile(new URL('fixtures/dicom/hu-reference.json', import.meta.url), 'utf8')) as Record<string, HuReference>
+const dicom = async (name: string): Promise<Buffer> => await readFile(DICOM_DIR + name)
+
+function checkAgainstReference (t: Test, hu: Float64Array, width: number, expected: HuReference): void {
+  t.equal(width * (hu.length / width), expected.rows * expected.columns)
+  let min = Infinity; let max = -Infinity; let sum = 0
+  for (const value of hu) { min = Math.min(min, value); max = Math.max(max, value); sum += value }
+  t.same({ min, max, sum }, { min: expected.min, max: expected.max, sum: expected.sum })
+  const mismatches = expected.samples.filter(({ x, y, hu: value }) => hu[y * width + x] !== value)
+  t.same(mismatches, [], `${expected.samples.length} sampled pixels match the independent reader`)
+}
+
+t.test('HU of every uncompressed file match the independent Python reader', async (t) => {
+  t.equal(Object.keys(reference).length, 4, 'the reference covers the 4 uncompressed files')
+  for (const [name, expected] of Object.entries(reference)) {
+    const { width, height, frames } = await readModalityFrames(await dicom(name), MAX_PIXELS)
+    t.same([width, height, frames.length], [expected.columns, expected.rows, 1], name)
+    checkAgainstReference(t, frames[0], width, expected)
+  }
+})
+
+t.test('the JPEG-LS file decodes losslessly to the HU of the uncompressed slice', async (t) => {
+  const { width, frames } = await readModalityFrames(await dicom('ct1-unc-jpeg-ls.dcm'), MAX_PIXELS)
+  checkAgainstReference(t, frames[0], width, reference['ct1-unc-explicit-little-endian.dcm'])
+})
+
+t.test('the three uncompressed syntaxes and JPEG-LS give identical 8-bit pixels and UIDs', async (t) => {
+  const decoded = await Promise.all([...UNCOMPRESSED, 'ct1-unc-jpeg-ls.dcm'].map(async (name) =>
+    await decodeDicom(await dicom(name), { channels: 1, maxPixels: MAX_PIXELS })))
+  const [first, ...rest] = decoded
+  t.same([first.frames[0].width, first.frames[0].height, first.frames[0].channels, first.frames[0].pixels.length], [512, 512, 1, 512 * 512])
+  for (const other of rest) {
+    t.ok(other.frames[0].pixels.equals(first.frames[0].pixels), `${other.transferSyntaxUid} pixels equal`)
+    t.same(other.identifiers, first.identifiers)
+  }
+  const expected = reference['ct1-unc-explicit-little-endian.dcm']
+  t.same(first.identifiers, {
+    studyInstanceUid: expected.studyInstanceUid, seriesInstanceUid: expected.seriesInstanceUid, sopInstanceUid: expected.sopInstanceUid
+  })
+  t.same(first.window, { center: 40, width: 400, source: 'default' }, 'no window in the file: the documented default')
+  // Spot checks through the window: air and the outside-FOV padding are black, dense bone is white.
+  const grey = first.frames[0].pixels
+  const air = expected.samples.filter((s) => s.hu <= -160)
+  const dense = expected.samples.filter((s) => s.hu > 240)
+  t.ok(air.length > 0 && dense.length > 0, 'the slice has sampled pixels below and above the window')
+  t.same(air.map((s) => grey[s.y * 512 + s.x]).filter((v) => v !== 0), [])
+  t.same(dense.map((s) => grey[s.y * 512 + s.x]).filter((v) => v !== 255), [])
+})
+
+t.test('the linear VOI function follows PS3.3 C.11.2.1.2.1 (hand-computed values)', async (t) => {
+  const window = { center: 40, width: 400 }
+  t.equal(windowValue(-160, window), 0, 'at and below c - 0.5 - (w - 1)/2 = -160 -> 0')
+  t.equal(windowValue(239.5, window), 255, 'at the top of the ramp')
+  t.equal(windowValue(240, window), 255, 'above c - 0.5 + (w - 1)/2 = 239 -> 255')
+  t.equal(Math.round(windowValue(40, window) * 1000) / 1000, 127.82, '((40 - 39.5)/399 + 0.5) x 255')
+  t.equal(windowValue(-159, window) > 0, true, 'just above the bottom of the ramp is not black')
+  t.equal(Math.round(windowValue(40, window, 'LINEAR_EXACT') * 1000) / 1000, 127.5)
+  t.equal(windowValue(40, window, 'SIGMOID'), 127.5)
+})
+
+t.test('MONOCHROME1, 8-bit unsigned, window from the file, 3 channels', async (t) => {
+  const bytes = writeDicom({
+    rows: 1, columns: 4, bitsAllocated: 8, signed: false, photometric: 'MONOCHROME1',
+    window: { center: 100, width: 101 }, values: [0, 50, 100, 200]
+  })
+  const decoded = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS })
+  t.same(decoded.window, { center: 100, width: 101, source: 'file' })
+  // 50 -> ((50 - 99.5)/100 + 0.5) x 255 = 1.275 -> 1; 100 -> 128.775 -> 129; then inverted for MONOCHROME1.
+  t.same([...decoded.frames[0].pixels], [255, 255, 255, 254, 254, 254, 126, 126, 126, 0, 0, 0])
+})
+
+t.test('signed 12-bit stored in 16 with slope and intercept; bits above HighBit are ignored', async (t) => {
+  const bytes = writeDicom({
+    rows: 2, columns: 2, bitsAllocated: 16, bitsStored: 12, highBit: 11, signed: true,
+    rescaleSlope: 2, rescaleIntercept: -100, values: [-2048, 2047, 0xf000 | 5, -1]
+  })
+  const { frames } = await readModalityFrames(bytes, MAX_PIXELS)
+  t.same([...frames[0]], [-2048 * 2 - 100, 2047 * 2 - 100, 5 * 2 - 100, -2 - 100])
+})
+
+t.test('deflated explicit VR little endian reads like the uncompressed file', async (t) => {
+  const spec = { rows: 2, columns: 2, bitsAllocated: 16 as const, signed: true, rescaleIntercept: -1024, values: [0, 1000, 1064, 3000] }
+  const plain = await readModalityFrames(writeDicom(spec), MAX_PIXELS)
+  const deflated = await readModalityFrames(writeDicom({ ...spec, transferSyntaxUid: '1.2.840.10008.1.2.1.99' }), MAX_PIXELS)
+  t.same([...deflated.frames[0]], [...plain.frames[0]])
+  t.same([...plain.frames[0]], [-1024, -24, 40, 1976])
+})
+
+t.test('multi-frame objects give one image per frame', async (t) => {
+  const bytes = writeDicom({ rows: 1, columns: 2, frames: 3, bitsAllocated: 16, signed: false, window: { center: 500, width: 1000 }, values: [0, 0, 500, 500, 1000, 1000] })
+  const decoded = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS })
+  t.same(decoded.frames.map((frame) => [...frame.pixels]), [[0, 0], [128, 128], [255, 255]])
+  await t.rejects(decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, maxFrames: 2 }), { code: 'TOO_MANY_FRAMES', statusCode: 422 })
+})
+
+t.test('patient name, ID and birth date never appear in the result', async (t) => {
+  const decoded = await decodeDicom(writeDicom({ rows: 1, columns: 1, bitsAllocated: 8, signed: false, values: [7] }), { channels: 1, maxPixels: MAX_PIXELS })
+  t.same(decoded.identifiers, SYNTHETIC_UIDS)
+  const text = JSON.stringify({ ...decoded, frames: decoded.frames.map((f) => ({ ...f, pixels: f.pixels.toString('latin1') })) })
+  for (const value of Object.values(SYNTHETIC_PATIENT)) t.notMatch(text, value)
+})
+
+t.test('typed errors for what cannot be decoded', async (t) => {
+  const jpegBaseline = writeDicom({
+    transferSyntaxUid: '1.2.840.10008.1.2.4.50', rows: 8, columns: 8, bitsAllocated: 8, signed: false,
+    encapsulatedFragment: Buffer.from([0xff, 0xd8, 0xff, 0xd9])
+  })
+  await t.rejects(decodeDicom(jpegBaseline, { channels: 1, maxPixels: MAX_PIXELS }),
+    { code: 'UNSUPPORTED_TRANSFER_SYNTAX', statusCode: 415, message: /1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline\)/ })
+  const rgb = writeDicom({ rows: 1, columns: 1, bitsAllocated: 8, signed: false, samplesPerPixel: 3, photometric: 'RGB', values: [1, 2, 3] })
+  await t.rejects(decodeDicom(rgb, { channels: 3, maxPixels: MAX_PIXELS }), { code: 'UNSUPPORTED_DICOM_IMAGE', statusCode: 415 })
+  const real = await dicom('ct1-unc-explicit-little-endian.dcm')
+  await t.rejects(decodeDicom(real.subarray(0, real.length - 1000), { channels: 1, maxPixels: MAX_PIXELS }), { code: 'CORRUPT_DICOM', statusCode: 422 })
+  await t.rejects(decodeDicom(real.subarray(0, 300), { channels: 1, maxPixels: MAX_PIXELS }), { code: 'CORRUPT_DICOM', statusCode: 422 })
+  await t.rejects(decodeDicom(real, { channels: 1, maxPixels: 512 * 511 }), { code: 'IMAGE_TOO_LARGE', statusCode: 422 })
+  const jpegLs = await dicom('ct1-unc-jpeg-ls.dcm')
+  const damaged = Buffer.from(jpegLs)
+  damaged.fill(0x55, jpegLs.length - 60000, jpegLs.length - 1000)
+  await t.rejects(decodeDicom(damaged, { channels: 1, maxPixels: MAX_PIXELS }), { code: 'CORRUPT_DICOM', statusCode: 422 })
+})
