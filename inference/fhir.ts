@@ -1,0 +1,121 @@
+import type { CodeableConcept, DiagnosticReport, Device, Observation, Quantity, Reference } from 'fhir/r4.js'
+import type { DicomIdentifiers } from './dicom/dataset.js'
+import { DISCLAIMER } from './recommend.js'
+
+export interface FhirReportInput {
+  prediction: string
+  probabilities: Record<string, number>
+  positiveClass: string
+  threshold: number
+  model: { name: string, version: string, sha256?: string }
+  identifiers?: DicomIdentifiers
+  /** Report id, e.g. the request id, so the report can be traced to the service log. */
+  id?: string
+  issued?: Date
+}
+
+const SNOMED = 'http://snomed.info/sct'
+const UCUM = 'http://unitsofmeasure.org'
+const DICOM_UID = 'urn:dicom:uid'
+
+export const KIDNEY_STONE: CodeableConcept = { coding: [{ system: SNOMED, code: '95570007', display: 'Kidney stone (disorder)' }], text: 'Kidney stone' }
+export const NO_ABNORMALITY: CodeableConcept = { coding: [{ system: SNOMED, code: '281900007', display: 'No abnormality detected (finding)' }], text: 'No kidney stone detected' }
+
+const IMAGING_CATEGORY: CodeableConcept = {
+  coding: [
+    { system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD', display: 'Radiology' },
+    { system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'CT', display: 'CAT Scan' }
+  ],
+  text: 'Imaging'
+}
+const REPORT_CODE: CodeableConcept = {
+  coding: [{ system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' }],
+  text: 'Automated kidney stone classification of a CT slice'
+}
+
+const unitless = (value: number): Quantity => ({ value, unit: '1', system: UCUM, code: '1' })
+const dicomUid = (uid: string): { system: string, value: string } => ({ system: DICOM_UID, value: `urn:oid:${uid}` })
+
+function escapeXhtml (text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+function conclusionText (stone: boolean, probability: number, threshold: number): string {
+  const finding = stone ? 'Kidney stone suspected on this CT slice' : 'No kidney stone detected on this CT slice'
+  const comparison = stone ? '>=' : '<'
+  return `${finding} (model probability ${probability.toFixed(3)} ${comparison} threshold ${threshold.toFixed(3)}). ${DISCLAIMER}`
+}
+
+/**
+ * One prediction -> a FHIR R4 DiagnosticReport (status preliminary: an automated result awaiting review).
+ * The probability and threshold travel in a contained Observation and the model in a contained Device, so
+ * the report stands alone. DICOM UIDs become logical references (urn:dicom:uid); no patient is referenced
+ * because the service never reads patient identity from the upload: the receiving system links the subject.
+ */
+export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
+  const stone = input.prediction === input.positiveClass
+  const probability = input.probabilities[input.positiveClass]
+  const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = input.identifiers ?? {}
+  const issued = (input.issued ?? new Date()).toISOString()
+  const study: Reference | undefined = studyInstanceUid === undefined
+    ? undefined
+    : { type: 'ImagingStudy', identifier: dicomUid(studyInstanceUid), display: `Study Instance UID ${studyInstanceUid}` }
+
+  const device: Device = {
+    resourceType: 'Device',
+    id: 'model',
+    deviceName: [{ name: input.model.name, type: 'model-name' }],
+    type: { text: 'Kidney stone classification model (software)' },
+    version: [
+      { value: input.model.version },
+      ...(input.model.sha256 === undefined ? [] : [{ type: { text: 'ONNX file SHA-256' }, value: input.model.sha256 }])
+    ]
+  }
+  const observation: Observation = {
+    resourceType: 'Observation',
+    id: 'stone-probability',
+    status: 'preliminary',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'imaging', display: 'Imaging' }] }],
+    code: { ...KIDNEY_STONE, text: 'Kidney stone probability (model output)' },
+    effectiveDateTime: issued,
+    valueQuantity: unitless(probability),
+    interpretation: [{
+      coding: [{
+        system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation',
+        code: stone ? 'POS' : 'NEG',
+        display: stone ? 'Positive' : 'Negative'
+      }]
+    }],
+    method: { text: 'Convolutional neural network on a single 2D CT slice; positive at or above the decision threshold' },
+    device: { reference: '#model' },
+    ...(study === undefined ? {} : { derivedFrom: [study] }),
+    component: [{ code: { text: 'Decision threshold' }, valueQuantity: unitless(input.threshold) }]
+  }
+  const conclusion = conclusionText(stone, probability, input.threshold)
+  const report: DiagnosticReport = {
+    resourceType: 'DiagnosticReport',
+    ...(input.id === undefined ? {} : { id: input.id }),
+    text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${escapeXhtml(conclusion)}</p></div>` },
+    contained: [observation, device],
+    status: 'preliminary',
+    category: [IMAGING_CATEGORY],
+    code: REPORT_CODE,
+    effectiveDateTime: issued,
+    issued,
+    result: [{ reference: '#stone-probability' }],
+    conclusion,
+    conclusionCode: [stone ? KIDNEY_STONE : NO_ABNORMALITY]
+  }
+  if (study !== undefined) report.imagingStudy = [study]
+  if (sopInstanceUid !== undefined) {
+    report.media = [{
+      comment: 'The classified CT slice',
+      link: {
+        type: 'Media',
+        identifier: dicomUid(sopInstanceUid),
+        display: `SOP Instance UID ${sopInstanceUid}${seriesInstanceUid === undefined ? '' : ` in Series Instance UID ${seriesInstanceUid}`}`
+      }
+    }]
+  }
+  return report
+}

@@ -1,0 +1,55 @@
+import t from 'tap'
+import { toDiagnosticReport, type FhirReportInput } from '../inference/fhir.js'
+import { fhirR4Validator } from './helpers/fhir-schema.js'
+
+const validate = fhirR4Validator('DiagnosticReport')
+const uids = { studyInstanceUid: '1.2.3.4', seriesInstanceUid: '1.2.3.4.5', sopInstanceUid: '1.2.3.4.5.6' }
+const stone: FhirReportInput = {
+  prediction: 'Stone',
+  probabilities: { Normal: 0.08, Stone: 0.92 },
+  positiveClass: 'Stone',
+  threshold: 0.35,
+  model: { name: 'kidney-stone-cnn', version: '2.0.0', sha256: 'ab'.repeat(32) },
+  identifiers: uids,
+  id: 'req-1',
+  issued: new Date('2026-11-25T12:00:00Z')
+}
+
+t.test('a Stone prediction with DICOM UIDs is a valid R4 DiagnosticReport', async (t) => {
+  const report = toDiagnosticReport(stone)
+  t.ok(validate(report), JSON.stringify(validate.errors))
+  t.equal(report.status, 'preliminary')
+  t.same(report.conclusionCode?.[0].coding?.[0], { system: 'http://snomed.info/sct', code: '95570007', display: 'Kidney stone (disorder)' })
+  t.same(report.imagingStudy?.[0].identifier, { system: 'urn:dicom:uid', value: 'urn:oid:1.2.3.4' })
+  t.same(report.media?.[0].link.identifier, { system: 'urn:dicom:uid', value: 'urn:oid:1.2.3.4.5.6' })
+  t.match(report.media?.[0].link.display, /1\.2\.3\.4\.5$/)
+  t.equal(report.issued, '2026-11-25T12:00:00.000Z')
+
+  const observation = report.contained?.find((r) => r.resourceType === 'Observation')
+  const device = report.contained?.find((r) => r.resourceType === 'Device')
+  t.same(report.result, [{ reference: `#${observation?.id}` }], 'result points at the contained Observation')
+  t.ok(observation !== undefined && observation.resourceType === 'Observation')
+  if (observation?.resourceType !== 'Observation' || device?.resourceType !== 'Device') return
+  t.equal(observation.valueQuantity?.value, 0.92)
+  t.equal(observation.component?.[0].valueQuantity?.value, 0.35)
+  t.equal(observation.interpretation?.[0].coding?.[0].code, 'POS')
+  t.same(observation.device, { reference: `#${device.id}` })
+  t.equal(device.deviceName?.[0].name, 'kidney-stone-cnn')
+  t.equal(device.version?.[0].value, '2.0.0')
+})
+
+t.test('a Normal prediction without DICOM is valid and says no finding', async (t) => {
+  const report = toDiagnosticReport({ ...stone, prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, identifiers: undefined, id: undefined })
+  t.ok(validate(report), JSON.stringify(validate.errors))
+  t.equal(report.conclusionCode?.[0].coding?.[0].code, '281900007')
+  t.equal(report.imagingStudy, undefined)
+  t.equal(report.media, undefined)
+  t.match(report.conclusion, /No kidney stone detected .*0\.100 < threshold 0\.350/)
+})
+
+t.test('the schema check is not vacuous: a wrong status or an unknown field fails', async (t) => {
+  const report = toDiagnosticReport(stone)
+  t.notOk(validate({ ...report, status: 'draft' }))
+  t.notOk(validate({ ...report, probability: 0.92 }))
+  t.notOk(validate({ ...report, code: undefined }))
+})
