@@ -20,3 +20,10 @@ export class UnsupportedKerasLayerError extends ServiceError {
     this.className = className
   }
 }
+
+/** The user sidecar or MODEL_* variables cannot complete the model description the Keras file lacks. */
+export class KerasModelSpecError extends ServiceError {
+  constructor (message: string) {
+    super('KERAS_MODEL_SPEC_INVALID', 422, message)
+  }
+}
