@@ -1,0 +1,138 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import type { ModelSpec } from '../../inference/model-spec.js'
+import { activationGrid, type ActivationCase, type ActivationRow } from './activation-maps.js'
+import { COLOURS, reliabilityChart, rocChart, writeSvgAsPng, type RocSeries } from './charts.js'
+import type { EvaluatedSlice, EvaluatedTriplet, EvaluationRun } from './evaluate-model.js'
+import { rocCurve, type Scored } from './metrics.js'
+
+export const FIGURE_FILES = {
+  roc: 'roc.png',
+  reliability: 'reliability.png',
+  ctKidneyMaps: 'cam-ct-kidney.png',
+  stoneEvidenceMaps: 'cam-stone-evidence.png'
+} as const
+
+const CASES_PER_ROW = 3
+
+/** The most extreme candidates first, at most one per group until every group had its turn. */
+function pick<T> (candidates: T[], groupOf: (item: T) => string, score: (item: T) => number, highestFirst: boolean): T[] {
+  const sorted = [...candidates].sort((a, b) => (highestFirst ? score(b) - score(a) : score(a) - score(b)))
+  const seen = new Set<string>()
+  const spread = sorted.filter((item) => !seen.has(groupOf(item)) && seen.add(groupOf(item)) !== undefined)
+  return [...spread, ...sorted.filter((item) => !spread.includes(item))].slice(0, CASES_PER_ROW)
+}
+
+function roc (items: Scored[], name: string, colour: string, threshold?: number): RocSeries {
+  const positives = items.filter((item) => item.label === 1)
+  const negatives = items.filter((item) => item.label === 0)
+  return {
+    name,
+    colour,
+    points: rocCurve(items),
+    operatingPoint: threshold === undefined
+      ? undefined
+      : {
+          falsePositiveRate: negatives.filter((item) => item.probability >= threshold).length / negatives.length,
+          truePositiveRate: positives.filter((item) => item.probability >= threshold).length / positives.length
+        }
+  }
+}
+
+function sliceCase (slice: EvaluatedSlice): ActivationCase {
+  return {
+    caption: [`P(Stone) ${slice.probability.toFixed(3)} · ${slice.plane}`, `${slice.path} (${slice.group})`],
+    modelInput: slice.prediction.modelInput,
+    stoneMap: slice.prediction.stoneMap
+  }
+}
+
+function ctKidneyRows (slices: EvaluatedSlice[], threshold: number): ActivationRow[] {
+  const called = (slice: EvaluatedSlice): boolean => slice.probability >= threshold
+  const row = (title: string, filter: (s: EvaluatedSlice) => boolean, highestFirst: boolean): ActivationRow => ({
+    title,
+    cases: pick(slices.filter(filter), (s) => s.group, (s) => s.probability, highestFirst).map(sliceCase)
+  })
+  return [
+    row('ct-kidney test · Stone slice, called Stone (most confident)', (s) => s.label === 1 && called(s), true),
+    row('ct-kidney test · Stone slice, missed (lowest P(Stone))', (s) => s.label === 1 && !called(s), false),
+    row('ct-kidney test · Normal slice, called Normal (most confident)', (s) => s.label === 0 && !called(s), false),
+    row('ct-kidney test · Normal slice, false alarm (highest P(Stone))', (s) => s.label === 0 && called(s), true)
+  ]
+}
+
+type Version = 'original' | 'stoneRemoved' | 'decoy'
+
+function tripletCase (item: EvaluatedTriplet, version: Version): ActivationCase {
+  const prediction = item[version]
+  if (prediction === undefined) throw new Error(`no ${version} prediction for ${item.triplet.image}`)
+  const { triplet } = item
+  return {
+    // File names are <ticks>-<id>.jpg; the id and the group are enough to find the slice again.
+    caption: [`P(Stone) ${prediction.probability.toFixed(3)} · ${version}`, `${path.basename(triplet.image).split('-').pop()} (${triplet.group})`],
+    modelInput: prediction.modelInput,
+    stoneMap: prediction.stoneMap,
+    boxes: {
+      originalSize: { width: triplet.original.width, height: triplet.original.height },
+      stones: triplet.stones,
+      inpainted: version === 'original' ? [] : version === 'stoneRemoved' ? triplet.removedRegions : triplet.decoyRegions
+    }
+  }
+}
+
+function stoneEvidenceRows (triplets: EvaluatedTriplet[], threshold: number): ActivationRow[] {
+  const row = (title: string, version: Version, wantStone: boolean): ActivationRow => {
+    const probability = (t: EvaluatedTriplet): number => t[version]?.probability ?? NaN
+    const matching = triplets.filter((t) => t[version] !== undefined && (probability(t) >= threshold) === wantStone)
+    return {
+      title,
+      cases: pick(matching, (t) => t.triplet.group, probability, wantStone === (version !== 'stoneRemoved'))
+        .map((t) => tripletCase(t, version))
+    }
+  }
+  return [
+    row('yildirim held-out · original slice, called Stone (green: stone boxes)', 'original', true),
+    row('yildirim held-out · original slice, missed', 'original', false),
+    row('stones removed (magenta: in-painted), called Normal: correct', 'stoneRemoved', false),
+    row('stones removed, still called Stone: wrong', 'stoneRemoved', true),
+    row('decoy in-painted away from the stones, still Stone: correct', 'decoy', true),
+    row('decoy in-painted, turned Normal: wrong', 'decoy', false)
+  ]
+}
+
+/** Writes every PNG the model card shows into `directory`. */
+export async function writeFigures (run: EvaluationRun, spec: ModelSpec, directory: string): Promise<void> {
+  await mkdir(directory, { recursive: true })
+  const { metrics, ctKidneySlices, triplets } = run
+  const threshold = metrics.model.threshold
+  const auc = (value: number): string => `AUC ${value.toFixed(3)}`
+  const pairs = (original: (t: EvaluatedTriplet) => number, removed: (t: EvaluatedTriplet) => number): Scored[] =>
+    triplets.flatMap((t) => [{ probability: original(t), label: 1 as const }, { probability: removed(t), label: 0 as const }])
+
+  await writeSvgAsPng(rocChart([
+    {
+      title: 'ct-kidney test (per image)',
+      series: [
+        roc(ctKidneySlices, `model, ${auc(metrics.ctKidneyTest.perImage.rocAuc.value)}`, COLOURS.model, threshold),
+        roc(ctKidneySlices.map((s) => ({ label: s.label, probability: s.probeProbability })),
+          `8x8 probe, ${auc(metrics.thumbnailProbe.ctKidneyTestAuc.value)}`, COLOURS.probe)
+      ]
+    },
+    {
+      title: 'yildirim held-out: original vs stones removed',
+      series: [
+        roc(pairs((t) => t.scores.original, (t) => t.scores.stoneRemoved),
+          `model, ${auc(metrics.stoneEvidence.pairsAuc.value)}`, COLOURS.model, threshold),
+        roc(pairs((t) => t.scores.probeOriginal, (t) => t.scores.probeStoneRemoved),
+          `8x8 probe, ${auc(metrics.thumbnailProbe.yildirimPairsAuc.value)}`, COLOURS.probe)
+      ]
+    }
+  ]), path.join(directory, FIGURE_FILES.roc))
+
+  const ece = metrics.ctKidneyTest.perImage.expectedCalibrationError.value
+  await writeSvgAsPng(reliabilityChart(`ct-kidney test reliability, ECE ${ece.toFixed(3)}`, metrics.ctKidneyTest.perImage.reliability),
+    path.join(directory, FIGURE_FILES.reliability))
+
+  await activationGrid(ctKidneyRows(ctKidneySlices, threshold), spec, path.join(directory, FIGURE_FILES.ctKidneyMaps))
+  await activationGrid(stoneEvidenceRows(triplets, threshold), spec, path.join(directory, FIGURE_FILES.stoneEvidenceMaps))
+}

@@ -1,0 +1,109 @@
+import type { Estimate } from './bootstrap.js'
+import type { ClassificationFigures } from './ct-kidney-metrics.js'
+import type { ModelMetrics } from './evaluate-model.js'
+import { FIGURE_FILES } from './figures.js'
+import type { ConfusionMatrix } from './metrics.js'
+
+/**
+ * Fills `{{section}}` placeholders of MODEL_CARD.template.md with tables generated from metrics.json, so
+ * every number in the card comes from the evaluation run and the prose stays hand-written in the template.
+ */
+
+export function percent (value: number): string {
+  return Number.isFinite(value) ? `${(100 * value).toFixed(1)} %` : 'n/a'
+}
+
+export function decimal (value: number): string {
+  return Number.isFinite(value) ? value.toFixed(3) : 'n/a'
+}
+
+export function withInterval (estimate: Estimate, format: (value: number) => string): string {
+  if (!Number.isFinite(estimate.lower)) return format(estimate.value)
+  return `${format(estimate.value)} [${format(estimate.lower)}, ${format(estimate.upper)}]`
+}
+
+function table (header: string[], rows: string[][]): string {
+  return [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
+}
+
+function confusion (matrix: ConfusionMatrix): string {
+  return `TP ${matrix.truePositive} · FN ${matrix.falseNegative} · TN ${matrix.trueNegative} · FP ${matrix.falsePositive}`
+}
+
+function classificationRow (name: string, figures: ClassificationFigures): string[] {
+  return [
+    name,
+    String(figures.count),
+    withInterval(figures.sensitivity, percent),
+    withInterval(figures.specificity, percent),
+    withInterval(figures.rocAuc, decimal),
+    withInterval(figures.expectedCalibrationError, decimal),
+    confusion(figures.confusion)
+  ]
+}
+
+const sections: Record<string, (metrics: ModelMetrics) => string> = {
+  model: ({ model, bootstrap, runtimeSeconds }) => table(['', ''], [
+    ['model', `${model.name} ${model.version} (\`${model.file}\`)`],
+    ['ONNX sha256', `\`${model.sha256}\``],
+    ['decision threshold on P(Stone) (from the sidecar, chosen on validation data)', String(model.threshold)],
+    ['temperature (from the sidecar)', String(model.temperature)],
+    ['bootstrap', `${bootstrap.iterations} resamples of ${bootstrap.unit}, seed ${bootstrap.seed}`],
+    ['evaluation runtime', `${runtimeSeconds} s`]
+  ]),
+
+  targets: ({ headline }) => table(['figure', 'target', 'measured [95 % CI]', 'met'],
+    headline.map((figure) => [
+      figure.label, figure.target,
+      withInterval(figure, figure.format === 'decimal' ? decimal : percent),
+      figure.met ? 'yes' : '**no**'
+    ])),
+
+  ctKidney: ({ ctKidneyTest }) => table(
+    ['ct-kidney test', 'n', 'sensitivity', 'specificity', 'ROC AUC', 'ECE', 'confusion at threshold'],
+    [
+      classificationRow('per image', ctKidneyTest.perImage),
+      classificationRow('per series (mean P(Stone))', ctKidneyTest.perSeries),
+      classificationRow('axial slices', ctKidneyTest.perPlane.axial),
+      classificationRow('coronal slices', ctKidneyTest.perPlane.coronal)
+    ]),
+
+  stoneEvidence: ({ stoneEvidence: s, model }) => table(['stone evidence, held-out yildirim groups', 'value [95 % CI]'], [
+    ['slices (groups)', `${s.slices} (${s.groups})`],
+    [`sensitivity on original slices (${s.originalsCalledStone} of ${s.slices} called Stone)`, withInterval(s.sensitivityOriginal, percent)],
+    [`specificity on the same slices with stones removed (${s.stoneRemovedCalledStone} still called Stone)`,
+      withInterval(s.specificityStoneRemoved, percent)],
+    ['pairs AUC: originals vs stone-removed twins', withInterval(s.pairsAuc, decimal)],
+    ['twin-by-twin: share of slices scoring higher with stones than without', withInterval(s.pairedWinRate, percent)],
+    [`sensitivity on decoy-in-painted slices (${s.decoysCalledStone} of ${s.slicesWithDecoy} called Stone)`,
+      withInterval(s.decoySensitivity, percent)],
+    ['decoy minus original sensitivity, same slices (target: within ±2 points)',
+      withInterval(s.decoyMinusOriginalSensitivity, (v) => `${(100 * v).toFixed(1)} points`)],
+    ['threshold used', String(model.threshold)]
+  ]),
+
+  probe: ({ thumbnailProbe: probe, ctKidneyTest, stoneEvidence }) => table(['ROC AUC [95 % CI]', 'model', '8x8 thumbnail probe'], [
+    ['ct-kidney test, per image', withInterval(ctKidneyTest.perImage.rocAuc, decimal), withInterval(probe.ctKidneyTestAuc, decimal)],
+    ['yildirim held-out, original vs stones removed', withInterval(stoneEvidence.pairsAuc, decimal), withInterval(probe.yildirimPairsAuc, decimal)]
+  ]) + `\n\nThe probe is an L2-regularised logistic regression on the 64 grey values of an 8x8 thumbnail of the model's ` +
+    `own 224x224 input, fitted on the ${probe.trainImages} ct-kidney train slices; its ridge strength (${probe.l2}) was chosen ` +
+    `on ct-kidney val (AUC ${decimal(probe.valAuc)}), never on test.`,
+
+  figures: () => [
+    `![ROC curves: model and 8x8 probe on ct-kidney test and on the yildirim pairs](figures/${FIGURE_FILES.roc})`,
+    `![Reliability diagram on ct-kidney test](figures/${FIGURE_FILES.reliability})`
+  ].join('\n\n'),
+
+  activationMaps: () => [
+    `![Class activation maps on ct-kidney test](figures/${FIGURE_FILES.ctKidneyMaps})`,
+    `![Class activation maps on held-out yildirim slices, stone-removed twins and decoys](figures/${FIGURE_FILES.stoneEvidenceMaps})`
+  ].join('\n\n')
+}
+
+export function renderModelCard (template: string, metrics: ModelMetrics): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (_match, name: string) => {
+    const section = sections[name]
+    if (section === undefined) throw new Error(`MODEL_CARD.template.md: unknown section {{${name}}}`)
+    return section(metrics)
+  })
+}

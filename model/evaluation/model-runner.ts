@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import type { DecodedImage } from '../../inference/decode.js'
+import { readModelSpec, sidecarPathFor, type ModelSpec } from '../../inference/model-spec.js'
+import { toProbabilities } from '../../inference/postprocess.js'
+import { resizeForModel, toTensorData } from '../../inference/preprocess.js'
+import { ModelSession } from '../../inference/session.js'
+
+/** A class activation map of the Stone class, row-major, at the network's last feature resolution. */
+export interface ActivationMap {
+  values: Float32Array
+  width: number
+  height: number
+}
+
+export interface SlicePrediction {
+  /** P(Stone) exactly as the service computes it (temperature softmax of the logits). */
+  probability: number
+  stoneMap: ActivationMap | undefined
+  /** The 224x224 model input as uint8 pixels: what the thumbnail probe and the CAM overlays look at. */
+  modelInput: Buffer
+}
+
+const BATCH_SIZE = 16
+const CAM_OUTPUT = 'cam'
+
+/**
+ * Runs decoded images through the service's own preprocessing (`resizeForModel` + `toTensorData`, which is
+ * what `preprocess` does), one shared onnxruntime session and the service's `toProbabilities`, in batches.
+ * It differs from `Classifier.infer` only in also reading the `cam` output of the same inference.
+ */
+export class EvaluationModel {
+  private constructor (
+    readonly spec: ModelSpec,
+    readonly modelSha256: string,
+    private readonly session: ModelSession,
+    private readonly logitsOutput: string,
+    private readonly camOutput: string | undefined
+  ) {}
+
+  static async load (modelPath: string, threads = 2): Promise<EvaluationModel> {
+    const spec = await readModelSpec(sidecarPathFor(modelPath))
+    const positiveIndex = spec.classes.indexOf(spec.positiveClass)
+    if (spec.classes.length !== 2 || positiveIndex < 0) {
+      throw new Error(`model ${spec.name}: expected 2 classes including ${spec.positiveClass}`)
+    }
+    const sha256 = createHash('sha256').update(await readFile(modelPath)).digest('hex')
+    const session = await ModelSession.create(modelPath, spec, {
+      intraOpThreads: threads, interOpThreads: 1, graphOptimization: 'all'
+    })
+    const camOutput = session.outputNames.includes(CAM_OUTPUT) ? CAM_OUTPUT : undefined
+    return new EvaluationModel(spec, sha256, session, session.outputNames[0], camOutput)
+  }
+
+  get positiveIndex (): number {
+    return this.spec.classes.indexOf(this.spec.positiveClass)
+  }
+
+  async predict (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
+    const predictions: SlicePrediction[] = []
+    for (let start = 0; start < images.length; start += BATCH_SIZE) {
+      predictions.push(...await this.predictBatch(images.slice(start, start + BATCH_SIZE)))
+    }
+    return predictions
+  }
+
+  private async predictBatch (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
+    const inputs = await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec)))
+    const tensors = inputs.map((input) => toTensorData(input, this.spec))
+    const batch = new Float32Array(tensors.reduce((sum, t) => sum + t.length, 0))
+    tensors.reduce((offset, t) => { batch.set(t, offset); return offset + t.length }, 0)
+
+    const names = this.camOutput === undefined ? [this.logitsOutput] : [this.logitsOutput, this.camOutput]
+    const outputs = await this.session.runOutputs(batch, images.length, names)
+    const logits = outputs[this.logitsOutput].values
+    const rowWidth = logits.length / images.length
+    const cam = this.camOutput === undefined ? undefined : outputs[this.camOutput]
+
+    return inputs.map((modelInput, i) => {
+      const probabilities = toProbabilities(logits.subarray(i * rowWidth, (i + 1) * rowWidth), this.spec)
+      let stoneMap: ActivationMap | undefined
+      if (cam !== undefined) {
+        const [, classes, height, width] = cam.dims
+        const offset = (i * classes + this.positiveIndex) * height * width
+        stoneMap = { values: cam.values.slice(offset, offset + height * width), width, height }
+      }
+      return { probability: probabilities[this.positiveIndex], stoneMap, modelInput }
+    })
+  }
+
+  async close (): Promise<void> {
+    await this.session.close()
+  }
+}
