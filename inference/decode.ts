@@ -1,4 +1,6 @@
 import sharp, { type Metadata } from 'sharp'
+import type { DicomWindow } from './dicom/dataset.js'
+import { decodeDicomSlice } from './dicom/decode-dicom.js'
 import { CorruptImageError, ImageTooLargeError, UnsupportedMediaTypeError } from './errors.js'
 
 export type ImageFormat = 'jpeg' | 'png' | 'dicom'
@@ -16,6 +18,8 @@ export interface DecodeOptions {
   channels: 1 | 3
   /** Largest width x height accepted; checked from the header before any pixel is decoded. */
   maxPixels: number
+  /** DICOM only: the window applied when the file has none (default: abdomen, centre 40 HU, width 400 HU). */
+  dicomWindow?: DicomWindow
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
@@ -30,10 +34,14 @@ export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
 
 export const FILE_EXTENSIONS: Record<ImageFormat, string> = { jpeg: 'jpg', png: 'png', dicom: 'dcm' }
 
-/** Decodes a JPEG or PNG upload to 8-bit pixels, auto-oriented, alpha flattened onto black. */
+/**
+ * Decodes a JPEG or PNG upload to 8-bit pixels, auto-oriented, alpha flattened onto black; a single-frame
+ * DICOM file goes through HU windowing to the same 8-bit form (inference/dicom/).
+ */
 export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
   const format = sniffFormat(bytes)
-  if (format === undefined || format === 'dicom') throw new UnsupportedMediaTypeError()
+  if (format === 'dicom') return await decodeDicomSlice(bytes, { ...options, defaultWindow: options.dicomWindow })
+  if (format === undefined) throw new UnsupportedMediaTypeError()
 
   // Header first: a 100000x100000 PNG of a few hundred bytes must be refused before libvips allocates it.
   let header: Metadata

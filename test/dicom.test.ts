@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { decodeDicom, readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { decodeImage } from '../inference/decode.js'
+import { decodeDicom, readDicomIdentifiers, readModalityFrames } from '../inference/dicom/decode-dicom.js'
 import { windowValue } from '../inference/dicom/voi.js'
 import { SYNTHETIC_PATIENT, SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
 
@@ -114,6 +115,19 @@ t.test('multi-frame objects give one image per frame', async (t) => {
   const decoded = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS })
   t.same(decoded.frames.map((frame) => [...frame.pixels]), [[0, 0], [128, 128], [255, 255]])
   await t.rejects(decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, maxFrames: 2 }), { code: 'TOO_MANY_FRAMES', statusCode: 422 })
+})
+
+t.test('decodeImage dispatches DICOM by its preamble; multi-frame objects are refused there', async (t) => {
+  const bytes = await dicom('ct-small-pydicom.dcm')
+  const viaDispatch = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS, dicomWindow: { center: 300, width: 1500 } })
+  const direct = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS, defaultWindow: { center: 300, width: 1500 } })
+  t.same([viaDispatch.width, viaDispatch.height, viaDispatch.channels], [128, 128, 3])
+  t.ok(viaDispatch.pixels.equals(direct.frames[0].pixels))
+  const abdomen = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS })
+  t.notOk(abdomen.pixels.equals(viaDispatch.pixels), 'the configured default window changes the pixels')
+  t.same(readDicomIdentifiers(bytes).studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
+  const multiFrame = writeDicom({ rows: 1, columns: 1, frames: 2, bitsAllocated: 8, signed: false, values: [1, 2] })
+  await t.rejects(decodeImage(multiFrame, { channels: 1, maxPixels: MAX_PIXELS }), { code: 'MULTI_FRAME_DICOM', statusCode: 422 })
 })
 
 t.test('patient name, ID and birth date never appear in the result', async (t) => {

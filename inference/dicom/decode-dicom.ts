@@ -1,6 +1,6 @@
 import type { DecodedImage, DecodeOptions } from '../decode.js'
 import { ImageTooLargeError } from '../errors.js'
-import { TooManyFramesError } from './errors.js'
+import { MultiFrameDicomError, TooManyFramesError } from './errors.js'
 import { parseDicomImage, type DicomIdentifiers, type DicomWindow, type ParsedDicom } from './dataset.js'
 import { assertSupportedTransferSyntax, readStoredValues } from './pixel-data.js'
 import { ABDOMEN_WINDOW, applyWindow, toModalityValues, type VoiFunction } from './voi.js'
@@ -71,7 +71,22 @@ function greyToChannels (grey: Buffer, channels: 1 | 3): Buffer {
  * LUT (HU) -> window (the file's, else `defaultWindow`) -> grey, replicated to 3 channels when asked.
  */
 export async function decodeDicom (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedDicom> {
+  return await decodeFrames(parseChecked(bytes, options.maxPixels, options.maxFrames), options)
+}
+
+/** The one image of a single-frame object (what /predict classifies); multi-frame objects are refused before decoding. */
+export async function decodeDicomSlice (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedImage> {
   const parsed = parseChecked(bytes, options.maxPixels, options.maxFrames)
+  if (parsed.header.frames > 1) throw new MultiFrameDicomError(parsed.header.frames)
+  return (await decodeFrames(parsed, options)).frames[0]
+}
+
+/** StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID, read from the header only. */
+export function readDicomIdentifiers (bytes: Buffer): DicomIdentifiers {
+  return parseDicomImage(bytes).header.identifiers
+}
+
+async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): Promise<DecodedDicom> {
   const { header } = parsed
   // The VOI LUT Function only qualifies the file's own window; the default is always the linear function.
   const window: AppliedWindow = header.window !== undefined
