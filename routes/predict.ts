@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { errorResponses } from '../schemas/error.js'
-import { PredictBodySchema, PredictionSchema } from '../schemas/prediction.js'
+import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
 
 const predict: FastifyPluginAsyncTypebox = async (app) => {
@@ -11,7 +11,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Classify one kidney CT slice (JPEG or PNG)',
       description: 'The file type is detected from its content. Stage timings are in the Server-Timing header.',
       consumes: ['multipart/form-data'],
-      body: PredictBodySchema,
+      body: predictBodySchema(),
       response: { 200: refTo(PredictionSchema), ...errorResponses(400, 413, 415, 422, 503) }
     }
   }, async (request, reply) => {

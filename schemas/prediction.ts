@@ -20,7 +20,15 @@ export const PredictionSchema = Type.Object({
 
 export type Prediction = Static<typeof PredictionSchema>
 
-/** Documents the multipart body; `isFile` (from @fastify/multipart's ajv plugin) becomes a binary string. */
-export const PredictBodySchema = Type.Object({
-  file: Type.Optional(Type.Unsafe<unknown>({ isFile: true, description: 'One JPEG or PNG image of a kidney CT slice.' }))
-})
+/**
+ * A multipart file field. `isFile` (from @fastify/multipart's ajv plugin) checks that the part is a file and
+ * becomes `type: string, format: binary` in OpenAPI. The plugin rewrites the schema object it compiles, so
+ * every route registration needs a fresh one: this is a factory, not a constant.
+ */
+export function fileField (description: string) {
+  return Type.Unsafe<unknown>({ isFile: true, description })
+}
+
+export function predictBodySchema () {
+  return Type.Object({ file: Type.Optional(fileField('One JPEG or PNG image of a kidney CT slice.')) })
+}

@@ -1,8 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { FormatRegistry } from '@sinclair/typebox'
 import { buildApp, type AppOptions } from '../app.js'
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+// TypeBox's Value.Check knows no string formats until they are registered; responses use `uuid`.
+FormatRegistry.Set('uuid', (value) => UUID.test(value))
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
@@ -10,7 +15,7 @@ export const SHARED = new URL('../../shared/', import.meta.url).pathname
 export const CT_KIDNEY = join(SHARED, 'data/ct-kidney')
 
 /** A fresh app on the default model, its own upload directory, ready for `app.inject`; closed on teardown. */
-export async function build (t: Teardown, options: AppOptions = {}): Promise<FastifyInstance> {
+export async function build (t: Teardown, options: AppOptions = {}, { waitForModel = true } = {}): Promise<FastifyInstance> {
   const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-uploads-'))
   const app = await buildApp({ logger: false, ...options, config: { uploadDir, ...options.config } })
   t.teardown(async () => {
@@ -18,7 +23,7 @@ export async function build (t: Teardown, options: AppOptions = {}): Promise<Fas
     await rm(uploadDir, { recursive: true, force: true })
   })
   await app.ready()
-  await app.model.loaded.catch(() => undefined)
+  if (waitForModel) await app.model.loaded
   return app
 }
 
@@ -42,4 +47,15 @@ export function multipart (parts: Array<{ name: string, filename?: string, conte
 /** One uploaded file in the `file` field. */
 export function fileUpload (data: Buffer, filename = 'slice.jpg', contentType = 'image/jpeg'): ReturnType<typeof multipart> {
   return multipart([{ name: 'file', filename, contentType, data }])
+}
+
+/** The first `count` files (sorted by name) of a ct-kidney folder, e.g. `test/stone` or `originals/normal`. */
+export async function ctKidneyFiles (folder: string, count: number): Promise<string[]> {
+  const dir = join(CT_KIDNEY, folder)
+  return (await readdir(dir)).sort().slice(0, count).map((name) => join(dir, name))
+}
+
+export async function ctKidneyImage (folder: string, index = 0): Promise<Buffer> {
+  const files = await ctKidneyFiles(folder, index + 1)
+  return await readFile(files[index])
 }

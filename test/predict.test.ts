@@ -1,0 +1,113 @@
+import { deflateSync, crc32 } from 'node:zlib'
+import { readdir, readFile } from 'node:fs/promises'
+import t from 'tap'
+import sharp from 'sharp'
+import { Value } from '@sinclair/typebox/value'
+import { ErrorSchema } from '../schemas/error.js'
+import { ModelRefSchema } from '../schemas/model.js'
+import { PredictionSchema } from '../schemas/prediction.js'
+import { build, ctKidneyFiles, ctKidneyImage, fileUpload, multipart } from './helper.js'
+
+function pngChunk (type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(data.length)
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data])
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(crc32(body))
+  return Buffer.concat([length, body, crc])
+}
+
+/** A valid-looking PNG of a few dozen bytes whose header claims `width` x `height` grey pixels. */
+function pngClaiming (width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(width, 0)
+  ihdr.writeUInt32BE(height, 4)
+  ihdr.set([8, 0, 0, 0, 0], 8)
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(1024))), pngChunk('IEND', Buffer.alloc(0))])
+}
+
+function checkPrediction (t: Tap.Test, body: any): void {
+  t.ok(Value.Check(PredictionSchema, [ModelRefSchema], body), 'matches the Prediction schema')
+  t.equal(body.classIndex, body.prediction === 'Stone' ? 1 : 0, 'Normal = 0, Stone = 1')
+  t.ok(Math.abs(body.probabilities.Normal + body.probabilities.Stone - 1) < 1e-6, 'probabilities sum to 1')
+  t.equal(body.confidence, body.probabilities[body.prediction], 'confidence is the predicted class probability')
+  t.equal(body.prediction === 'Stone', body.probabilities.Stone >= body.threshold, 'decided by the threshold')
+  t.ok(body.recommendations.length > 0)
+  t.match(body.disclaimer, /not a diagnosis/)
+}
+
+t.test('real Normal and Stone slices, 384 px and untouched originals, give valid predictions', async (t) => {
+  const app = await build(t)
+  const files = [
+    ...await ctKidneyFiles('test/normal', 2), ...await ctKidneyFiles('test/stone', 2),
+    ...await ctKidneyFiles('originals/normal', 2), ...await ctKidneyFiles('originals/stone', 2)
+  ]
+  for (const file of files) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await readFile(file)) })
+    t.equal(res.statusCode, 200, file)
+    checkPrediction(t, res.json())
+    for (const stage of ['decode', 'preprocess', 'inference']) {
+      t.match(res.headers['server-timing'], new RegExp(`(^|, )${stage};dur=[\\d.]+`), `Server-Timing has ${stage}`)
+    }
+  }
+})
+
+t.test('PNG and JPEG of the same slice give the same class and probabilities', async (t) => {
+  const app = await build(t)
+  for (const folder of ['test/normal', 'test/stone']) {
+    const jpeg = await ctKidneyImage(folder, 3)
+    const png = await sharp(jpeg).png().toBuffer()
+    const fromJpeg = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+    const fromPng = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(png, 'slice.png', 'image/png') })).json()
+    t.equal(fromPng.prediction, fromJpeg.prediction, folder)
+    t.ok(Math.abs(fromPng.probabilities.Stone - fromJpeg.probabilities.Stone) < 1e-6, 'same probability')
+  }
+})
+
+t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('originals/stone', 1)
+  const variants: Record<string, Buffer> = {
+    'RGB JPEG original': jpeg,
+    'greyscale JPEG': await sharp(jpeg).grayscale().jpeg().toBuffer(),
+    'RGBA PNG': await sharp(jpeg).ensureAlpha(0.8).png().toBuffer(),
+    '16-bit PNG': await sharp(jpeg).grayscale().toColourspace('grey16').png().toBuffer(),
+    'EXIF-rotated JPEG': await sharp(jpeg).rotate(270).withMetadata({ orientation: 6 }).jpeg().toBuffer()
+  }
+  const upright = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+  for (const [name, bytes] of Object.entries(variants)) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes) })
+    t.equal(res.statusCode, 200, name)
+    checkPrediction(t, res.json())
+  }
+  const rotated = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(variants['EXIF-rotated JPEG']) })).json()
+  t.ok(Math.abs(rotated.probabilities.Stone - upright.probabilities.Stone) < 0.05,
+    'EXIF orientation is applied: the rotated file reads like the upright one')
+})
+
+t.test('every error code, each triggered by a real input, with a typed body and nothing stored', async (t) => {
+  const app = await build(t, { config: { maxFileBytes: 200_000, maxPixels: 40_000_000 } })
+  const jpeg = await ctKidneyImage('originals/normal', 0)
+  const cases: Array<{ name: string, request: ReturnType<typeof multipart>, status: number, code: string }> = [
+    { name: 'no file field', request: multipart([{ name: 'note', data: 'hello' }]), status: 400, code: 'NO_FILE' },
+    { name: 'empty file', request: fileUpload(Buffer.alloc(0)), status: 400, code: 'NO_FILE' },
+    { name: 'oversized body', request: fileUpload(Buffer.concat([jpeg, Buffer.alloc(300_000)])), status: 413, code: 'FILE_TOO_LARGE' },
+    { name: 'text file named .jpg', request: fileUpload(Buffer.from('not an image at all\n'), 'x.jpg', 'image/jpeg'), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    { name: 'GIF', request: fileUpload(await sharp(jpeg).resize(128).gif().toBuffer(), 'x.png', 'image/png'), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    { name: 'truncated JPEG', request: fileUpload(jpeg.subarray(0, Math.floor(jpeg.length * 0.6))), status: 422, code: 'CORRUPT_IMAGE' },
+    { name: 'PNG claiming 100000x100000', request: fileUpload(pngClaiming(100_000, 100_000), 'x.png', 'image/png'), status: 422, code: 'IMAGE_TOO_LARGE' }
+  ]
+  for (const c of cases) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...c.request })
+    t.equal(res.statusCode, c.status, c.name)
+    const body = res.json()
+    t.ok(Value.Check(ErrorSchema, body), `${c.name}: typed body`)
+    t.equal(body.code, c.code, c.name)
+    t.equal(body.statusCode, c.status)
+    t.notMatch(res.body, /\/work\/|node_modules|\n\s+at /, `${c.name}: no path or stack trace`)
+  }
+  const noBody = await app.inject({ method: 'POST', url: '/predict' })
+  t.equal(noBody.json().code, 'NO_FILE', 'a POST without a body')
+  t.same(await readdir(app.config.uploadDir), [], 'rejected uploads leave nothing on disk')
+})

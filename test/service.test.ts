@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { Value } from '@sinclair/typebox/value'
+import { Classifier } from '../inference/classifier.js'
+import { loadClassifier } from '../plugins/app/classifier.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { ErrorSchema } from '../schemas/error.js'
+import { HealthSchema, ModelInfoSchema, ModelRefSchema, StatusSchema } from '../schemas/model.js'
+import { build, ctKidneyImage, fileUpload } from './helper.js'
+
+t.test('GET / reports the service, its version and the loaded model', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/' })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.ok(Value.Check(StatusSchema, [ModelRefSchema], body), 'matches the Status schema')
+  t.equal(body.status, 'ready')
+  t.equal(body.model.name, app.model.get().spec.name)
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'))
+  t.equal(body.version, pkg.version)
+})
+
+t.test('health: live always, ready once the model is warmed up', async (t) => {
+  const app = await build(t)
+  const live = await app.inject({ method: 'GET', url: '/health/live' })
+  t.equal(live.statusCode, 200)
+  t.ok(Value.Check(HealthSchema, live.json()))
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 200)
+  t.same(ready.json(), { status: 'ready' })
+})
+
+t.test('while the model loads: ready and predict answer 503 MODEL_NOT_READY, live answers 200', async (t) => {
+  let finishLoading!: (c: Classifier) => void
+  const pending = new Promise<Classifier>((resolve) => { finishLoading = resolve })
+  const app = await build(t, { loadClassifier: async () => await pending }, { waitForModel: false })
+
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200)
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().code, 'MODEL_NOT_READY')
+  t.equal((await app.inject({ method: 'GET', url: '/' })).json().status, 'loading')
+
+  const predict = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(predict.statusCode, 503, predict.body)
+  t.ok(Value.Check(ErrorSchema, predict.json()))
+  t.equal(predict.json().code, 'MODEL_NOT_READY')
+
+  finishLoading(await loadClassifier(app.config))
+  await app.model.loaded
+  t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready once loaded')
+})
+
+t.test('GET /model describes the served model from its sidecar and file', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/model' })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.ok(Value.Check(ModelInfoSchema, body), 'matches the ModelInfo schema')
+  const sha256 = createHash('sha256').update(await readFile(app.config.modelPath)).digest('hex')
+  t.equal(body.sha256, sha256)
+  t.same(body.classes.slice().sort(), ['Normal', 'Stone'])
+  t.equal(body.input.shape[0], null, 'batch axis is dynamic')
+  t.equal(body.threshold, app.model.get().spec.threshold)
+})
+
+t.test('the Swagger UI and the OpenAPI document are served', async (t) => {
+  const app = await build(t)
+  const ui = await app.inject({ method: 'GET', url: '/docs/' })
+  t.equal(ui.statusCode, 200)
+  t.match(ui.headers['content-type'], /text\/html/)
+  const doc = await app.inject({ method: 'GET', url: '/docs/json' })
+  t.equal(doc.statusCode, 200)
+  t.ok(doc.json().paths['/predict'].post, 'documents POST /predict')
+})
+
+t.test('unknown routes get a typed 404', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/nope' })
+  t.equal(res.statusCode, 404)
+  t.ok(Value.Check(ErrorSchema, res.json()))
+  t.equal(res.json().code, 'NOT_FOUND')
+})
+
+t.test('a bad environment variable stops start-up with a message naming it', async (t) => {
+  t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/)
+  t.throws(() => loadConfig({ UPLOAD_RETENTION: 'forever' }), /UPLOAD_RETENTION/)
+  t.throws(() => loadConfig({ MAX_FILE_BYTES: '-1' }), /MAX_FILE_BYTES/)
+  t.equal(loadConfig({ UPLOAD_RETENTION: 'none' }).uploadMaxAgeMs, 0)
+  t.equal(loadConfig({ UPLOAD_RETENTION: '2h' }).uploadMaxAgeMs, 7_200_000)
+  t.equal(loadConfig({}).port, 3000)
+})

@@ -1,0 +1,46 @@
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import sharp from 'sharp'
+import { UploadStore } from '../plugins/app/uploads.js'
+import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
+
+t.test('an accepted upload is stored as <uuid>.<detected type>, mode 0600, named by the response id', async (t) => {
+  const app = await build(t)
+  const png = await sharp(await ctKidneyImage('test/normal')).png().toBuffer()
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(png, '../../etc/evil name.jpg', 'image/jpeg') })
+  t.equal(res.statusCode, 200)
+  const { id } = res.json()
+  t.match(id, UUID)
+  t.same(await readdir(app.config.uploadDir), [`${id}.png`], 'named by id and detected type, never the client name')
+  t.equal((await stat(join(app.config.uploadDir, `${id}.png`))).mode & 0o777, 0o600)
+  t.equal((await stat(app.config.uploadDir)).mode & 0o777, 0o700)
+})
+
+t.test('UPLOAD_RETENTION=none keeps nothing on disk but still answers with an id', async (t) => {
+  const app = await build(t, { config: { uploadMaxAgeMs: 0 } })
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(res.statusCode, 200)
+  t.match(res.json().id, UUID)
+  t.same(await readdir(app.config.uploadDir), [])
+})
+
+t.test('the retention sweep removes expired files, then the oldest beyond the count, and nothing else', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-retention-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const store = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 2 })
+  await store.init()
+  const now = Date.now()
+  const ids: string[] = []
+  for (const ageMs of [120_000, 30_000, 20_000, 10_000]) {
+    const id = await store.save(Buffer.from('x'), 'jpeg')
+    const when = new Date(now - ageMs)
+    await utimes(join(dir, `${id}.jpg`), when, when)
+    ids.push(id)
+  }
+  await writeFile(join(dir, 'README.txt'), 'not ours')
+  const removed = await store.sweep(now)
+  t.equal(removed, 2, 'one expired, one beyond the count')
+  t.same((await readdir(dir)).sort(), ['README.txt', `${ids[2]}.jpg`, `${ids[3]}.jpg`].sort())
+})
