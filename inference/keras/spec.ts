@@ -38,9 +38,17 @@ export async function readKerasSidecar (path: string): Promise<KerasSpecOverride
   throw new KerasModelSpecError(`${basename(path)} is not a JSON object`)
 }
 
-/** Later sources win field by field (e.g. environment variables over the sidecar file). */
+function definedFields<T extends object> (value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, field]) => field !== undefined)) as Partial<T>
+}
+
+/** Later sources win field by field (e.g. environment variables over the sidecar file); unset fields do not. */
 export function mergeOverrides (...sources: KerasSpecOverrides[]): KerasSpecOverrides {
-  return sources.reduce((merged, source) => ({ ...merged, ...source, input: { ...merged.input, ...source.input } }), {})
+  return sources.reduce<KerasSpecOverrides>((merged, source) => ({
+    ...merged,
+    ...definedFields(source),
+    input: { ...merged.input, ...definedFields(source.input) }
+  }), {})
 }
 
 /** The ModelSpec sidecar for a converted Keras model: file facts plus the user's class names and scaling. */
@@ -48,7 +56,7 @@ export function kerasModelSpec (facts: KerasModelFacts, sourceFile: string, over
   const { height, width, channels, layout } = facts.input
   const classes = overrides.classes ?? (facts.outputSize <= 2 ? ['Normal', 'Stone'] : undefined)
   if (classes === undefined) {
-    throw new KerasModelSpecError(`the model has ${facts.outputSize} outputs: name them in order with "classes" in the model's .json sidecar or MODEL_CLASSES`)
+    throw new KerasModelSpecError(`the model has ${facts.outputSize} outputs: name them in output order with "classes" in the .json sidecar next to the Keras file, MODEL_CLASSES or --classes`)
   }
   const expectedClasses = facts.outputSize === 1 ? 2 : facts.outputSize
   if (classes.length !== expectedClasses) {

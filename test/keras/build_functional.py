@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""Writes small Keras models with seeded random weights, the way Keras stores them, without TensorFlow:
+
+    /usr/bin/python3 test/keras/build_functional.py OUT_DIR
+
+- functional-k2.h5: a Functional model with Add / Multiply / Concatenate branches, a shared layer called
+  twice and every layer class the converter supports, in the Keras 2 `model.save('x.h5')` layout
+  (config in root attributes, weights under model_weights/<layer>/<layer>/<weight>:0).
+- functional-k3.keras: the same graph as a Keras 3 `.keras` zip (config.json with __keras_tensor__ call
+  arguments, metadata.json, model.weights.h5 with layers/<snake_case class>[_n]/vars/<i>).
+- unsupported-layer.h5: a Sequential model with an UpSampling2D layer, which the converter must refuse.
+"""
+import io
+import json
+import os
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+
+from reference import snake_case, variable_names
+
+RNG = np.random.default_rng(20240611)
+
+# name, class, config, inputs as (layer, call index); the first entry is the input.
+LAYERS = [
+    ("input_1", "InputLayer", {"batch_shape": [None, 16, 16, 3]}, []),
+    ("rescale", "Rescaling", {"scale": 2.0, "offset": -1.0}, [("input_1", 0)]),
+    ("pad", "ZeroPadding2D", {"padding": [[1, 0], [2, 1]]}, [("rescale", 0)]),
+    ("stem", "Conv2D", {"filters": 8, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same", "use_bias": False,
+                        "activation": "elu"}, [("pad", 0)]),
+    ("dilated", "Conv2D", {"filters": 8, "kernel_size": [3, 3], "padding": "same", "dilation_rate": [2, 2],
+                           "activation": "selu"}, [("stem", 0)]),
+    ("depthwise", "DepthwiseConv2D", {"kernel_size": [3, 3], "padding": "same", "depth_multiplier": 2,
+                                      "activation": "gelu"}, [("stem", 0)]),
+    ("project", "Conv2D", {"filters": 8, "kernel_size": [1, 1], "activation": "swish"}, [("depthwise", 0)]),
+    ("sum", "Add", {}, [("stem", 0), ("dilated", 0), ("project", 0)]),
+    ("norm", "BatchNormalization", {"axis": -1, "epsilon": 0.001}, [("sum", 0)]),
+    ("relu6", "ReLU", {"max_value": 6.0}, [("norm", 0)]),
+    ("gate", "Activation", {"activation": "hard_sigmoid"}, [("norm", 0)]),
+    ("gated", "Multiply", {}, [("relu6", 0), ("gate", 0)]),
+    ("separable", "SeparableConv2D", {"filters": 12, "kernel_size": [3, 3], "padding": "valid",
+                                      "activation": "tanh"}, [("gated", 0)]),
+    ("leaky", "LeakyReLU", {"alpha": 0.1, "negative_slope": 0.1}, [("separable", 0)]),
+    ("avg", "AveragePooling2D", {"pool_size": [2, 2], "strides": [1, 1], "padding": "same"}, [("leaky", 0)]),
+    ("channels", "Concatenate", {"axis": -1}, [("leaky", 0), ("avg", 0)]),
+    ("halve", "MaxPooling2D", {"pool_size": [1, 2], "strides": [1, 2], "padding": "valid"}, [("channels", 0)]),
+    ("widen", "Concatenate", {"axis": 2}, [("channels", 0), ("halve", 0)]),
+    ("gmax", "GlobalMaxPooling2D", {}, [("widen", 0)]),
+    ("gavg", "GlobalAveragePooling2D", {}, [("widen", 0)]),
+    ("shifted", "ReLU", {"negative_slope": 0.1, "threshold": 0.05}, [("gavg", 0)]),
+    ("shared", "Dense", {"units": 24, "activation": "linear"}, [("gmax", 0)]),
+    ("pool", "MaxPooling2D", {"pool_size": [2, 2], "padding": "valid"}, [("widen", 0)]),
+    ("flat", "Flatten", {}, [("pool", 0)]),
+    ("rows", "Reshape", {"target_shape": [12, -1]}, [("flat", 0)]),
+    ("per_row", "Dense", {"units": 5, "activation": "softplus"}, [("rows", 0)]),
+    ("flat_rows", "Flatten", {}, [("per_row", 0)]),
+    ("both", "Add", {}, [("shared", 0), ("shared", 1)]),
+    ("features", "Concatenate", {}, [("both", 0), ("flat_rows", 0)]),
+    ("hidden", "Dense", {"units": 16, "activation": "relu"}, [("features", 0)]),
+    ("drop", "Dropout", {"rate": 0.5}, [("hidden", 0)]),
+    ("out", "Dense", {"units": 3, "activation": "linear"}, [("drop", 0)]),
+]
+# The shared Dense is called a second time, on another branch.
+SECOND_CALLS = {"shared": [("shifted", 0)]}
+
+
+def weight_shapes(cls, cfg, in_channels):
+    """Shapes of each variable, given the channel count of the layer's input."""
+    k = cfg.get("kernel_size", [1, 1])
+    if cls == "Conv2D":
+        return {"kernel": [k[0], k[1], in_channels, cfg["filters"]], "bias": [cfg["filters"]]}
+    if cls == "DepthwiseConv2D":
+        m = cfg["depth_multiplier"]
+        return {"depthwise_kernel": [k[0], k[1], in_channels, m], "bias": [in_channels * m]}
+    if cls == "SeparableConv2D":
+        return {"depthwise_kernel": [k[0], k[1], in_channels, 1],
+                "pointwise_kernel": [1, 1, in_channels, cfg["filters"]], "bias": [cfg["filters"]]}
+    if cls == "Dense":
+        return {"kernel": [in_channels, cfg["units"]], "bias": [cfg["units"]]}
+    if cls == "BatchNormalization":
+        return {n: [in_channels] for n in ("gamma", "beta", "moving_mean", "moving_variance")}
+    return {}
+
+
+# Channel count entering each weighted layer (checked by the converter's own shape errors if wrong).
+IN_CHANNELS = {"stem": 3, "dilated": 8, "depthwise": 8, "project": 16, "norm": 8, "separable": 8,
+               "shared": 24, "per_row": 36, "hidden": 84, "out": 16}
+
+
+def make_weights():
+    weights = {}
+    for name, cls, cfg, _ in LAYERS:
+        shapes = weight_shapes(cls, cfg, IN_CHANNELS.get(name, 0))
+        values = {}
+        for short in variable_names(cls, cfg):
+            shape = shapes[short]
+            if short == "moving_variance":
+                values[short] = RNG.uniform(0.5, 1.5, shape)
+            elif short == "gamma":
+                values[short] = RNG.uniform(0.5, 1.5, shape)
+            else:
+                fan_in = int(np.prod(shape[:-1])) or 1
+                values[short] = RNG.normal(0, 1 / np.sqrt(fan_in), shape)
+            values[short] = values[short].astype(np.float32)
+        weights[name] = values
+    return weights
+
+
+def layer_config(name, cls, cfg, keras3):
+    config = dict(cfg, name=name, trainable=True, dtype="float32")
+    if cls == "LeakyReLU":
+        config.pop("negative_slope" if not keras3 else "alpha")
+    if cls == "InputLayer" and not keras3:
+        config["batch_input_shape"] = config.pop("batch_shape")
+    return config
+
+
+def keras2_model(weights, path):
+    layers = []
+    for name, cls, cfg, inputs in LAYERS:
+        calls = [inputs] + [[c] for c in SECOND_CALLS.get(name, [])]
+        nodes = [[[src, node, 0, {}] for src, node in call] for call in calls] if inputs else []
+        layers.append({"class_name": cls, "config": layer_config(name, cls, cfg, False), "name": name, "inbound_nodes": nodes})
+    config = {"class_name": "Functional", "config": {"name": "functional_test", "layers": layers,
+                                                     "input_layers": [["input_1", 0, 0]], "output_layers": [["out", 0, 0]]}}
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.11.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps(config)
+        group = f.create_group("model_weights")
+        group.attrs["layer_names"] = np.array([n.encode() for n, *_ in LAYERS])
+        for name, values in weights.items():
+            layer = group.create_group(name)
+            layer.attrs["weight_names"] = np.array([("%s/%s:0" % (name, short)).encode() for short in values])
+            for short, value in values.items():
+                layer.create_dataset("%s/%s:0" % (name, short), data=value)
+
+
+def keras_tensor(src, node):
+    return {"class_name": "__keras_tensor__", "config": {"shape": None, "dtype": "float32", "keras_history": [src, node, 0]}}
+
+
+def keras3_model(weights, path):
+    layers = []
+    for name, cls, cfg, inputs in LAYERS:
+        calls = [inputs] + [[c] for c in SECOND_CALLS.get(name, [])]
+        nodes = []
+        for call in (calls if inputs else []):
+            tensors = [keras_tensor(src, node) for src, node in call]
+            nodes.append({"args": [tensors] if len(tensors) > 1 else tensors, "kwargs": {}})
+        layers.append({"module": "keras.layers", "class_name": cls, "config": layer_config(name, cls, cfg, True),
+                       "registered_name": None, "name": name, "inbound_nodes": nodes})
+    config = {"module": "keras", "class_name": "Functional", "registered_name": "Functional",
+              "config": {"name": "functional_test", "trainable": True, "layers": layers,
+                         "input_layers": [["input_1", 0, 0]], "output_layers": [["out", 0, 0]]}}
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        counts = {}
+        for name, cls, _, _ in LAYERS:
+            base = snake_case(cls)
+            n = counts.get(base, -1) + 1
+            counts[base] = n
+            group = f.create_group("layers/%s/vars" % (base if n == 0 else "%s_%d" % (base, n)))
+            for i, value in enumerate(weights[name].values()):
+                group.create_dataset(str(i), data=value)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.8.0", "date_saved": "2024-06-11@00:00:00"}))
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", buffer.getvalue())
+
+
+def unsupported_model(path):
+    config = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 8, 8, 1], "name": "input"}},
+        {"class_name": "UpSampling2D", "config": {"name": "up_sampling2d", "size": [2, 2]}},
+    ]}}
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.11.0"
+        f.attrs["model_config"] = json.dumps(config)
+        f.create_group("model_weights").attrs["layer_names"] = np.array([b"up_sampling2d"])
+
+
+def main():
+    out_dir = sys.argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    weights = make_weights()
+    keras2_model(weights, os.path.join(out_dir, "functional-k2.h5"))
+    keras3_model(weights, os.path.join(out_dir, "functional-k3.keras"))
+    unsupported_model(os.path.join(out_dir, "unsupported-layer.h5"))
+
+
+if __name__ == "__main__":
+    main()
