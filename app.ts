@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.js'
 import errorsPlugin from './plugins/app/errors.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
+import metricsPlugin from './plugins/app/metrics.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import helmetPlugin from './plugins/external/helmet.js'
@@ -12,6 +13,7 @@ import multipartPlugin from './plugins/external/multipart.js'
 import swaggerPlugin from './plugins/external/swagger.js'
 import healthRoutes from './routes/health.js'
 import modelRoutes from './routes/model.js'
+import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
 import rootRoutes from './routes/root.js'
 import { sharedSchemas } from './schemas/index.js'
@@ -44,11 +46,13 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(uploadsPlugin)
   await app.register(modelPlugin, { load: options.loadClassifier })
+  await app.register(metricsPlugin)
   await app.register(predictorPlugin)
 
   await app.register(rootRoutes)
   await app.register(healthRoutes)
   await app.register(modelRoutes)
+  await app.register(metricsRoutes)
   await app.register(predictRoutes)
   return app
 }

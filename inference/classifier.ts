@@ -1,19 +1,31 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
+import pLimit, { type LimitFunction } from 'p-limit'
+import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import { decodeImage, type DecodedImage } from './decode.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
 import { preprocess } from './preprocess.js'
 import { ModelSession, type SessionOptions } from './session.js'
 
-export interface ClassifierOptions extends SessionOptions {
+export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
   maxPixels: number
+  /** Images decoded and resized at the same time (each one also uses libvips' own threads). */
+  sharpConcurrency?: number
 }
 
+/** Defaults for the options the service's configuration sets explicitly (CLI and evaluation may omit them). */
+export const DEFAULT_BATCHING: BatchingOptions & { sharpConcurrency: number } = {
+  maxBatchSize: 8, maxDelayUs: 1000, maxQueue: 64, sharpConcurrency: 2
+}
+
+/** Milliseconds per stage of one classification; the waits are time spent queued for a shared resource. */
 export interface StageTimings {
+  imageWait: number
   decode: number
   preprocess: number
+  batchWait: number
   inference: number
 }
 
@@ -21,17 +33,35 @@ export interface Classification extends Decision {
   timings: StageTimings
 }
 
+/** Told about every batch run and every finished classification (the service turns them into metrics). */
+export interface InferenceObserver {
+  batch?: (size: number, ms: number) => void
+  classified?: (timings: StageTimings) => void
+}
+
 /**
- * Bytes in, decision out: decode -> preprocess -> one shared session -> probabilities -> class.
+ * Bytes in, decision out: decode -> preprocess -> micro-batched shared session -> probabilities -> class.
  * HTTP-free, so the service, the CLI, evaluation and the benchmark all run exactly this code.
  */
 export class Classifier {
+  private readonly batcher: MicroBatcher<Float32Array, number[]>
+  private readonly imageSlots: LimitFunction
+  private readonly observers = new Set<InferenceObserver>()
+
   private constructor (
     readonly spec: ModelSpec,
     readonly modelSha256: string,
     private readonly session: ModelSession,
     private readonly options: ClassifierOptions
-  ) {}
+  ) {
+    const defaults = DEFAULT_BATCHING
+    this.batcher = new MicroBatcher((tensors) => this.runBatch(tensors), {
+      maxBatchSize: options.maxBatchSize ?? defaults.maxBatchSize,
+      maxDelayUs: options.maxDelayUs ?? defaults.maxDelayUs,
+      maxQueue: options.maxQueue ?? defaults.maxQueue
+    })
+    this.imageSlots = pLimit(options.sharpConcurrency ?? defaults.sharpConcurrency)
+  }
 
   static async load (modelPath: string, options: ClassifierOptions): Promise<Classifier> {
     const spec = await readModelSpec(sidecarPathFor(modelPath))
@@ -44,45 +74,78 @@ export class Classifier {
     return new Classifier(spec, sha256, session, options)
   }
 
+  get batching (): BatchingOptions {
+    return this.batcher.options
+  }
+
+  /** Images waiting for a decode slot or for a batch. */
+  get queued (): number {
+    return this.imageSlots.pendingCount + this.batcher.queued
+  }
+
+  /** Registers an observer; returns the function that removes it. */
+  observe (observer: InferenceObserver): () => void {
+    this.observers.add(observer)
+    return () => this.observers.delete(observer)
+  }
+
   async decode (bytes: Buffer): Promise<DecodedImage> {
     return await decodeImage(bytes, { channels: this.spec.input.channels, maxPixels: this.options.maxPixels })
   }
 
   async classify (bytes: Buffer): Promise<Classification> {
-    const started = performance.now()
-    const decoded = await this.decode(bytes)
-    const decodedAt = performance.now()
-    const decision = await this.classifyDecoded(decoded)
-    return { ...decision, timings: { ...decision.timings, decode: decodedAt - started } }
+    return await this.classifyWith(async () => await this.decode(bytes))
   }
 
   async classifyDecoded (decoded: DecodedImage): Promise<Classification> {
-    const started = performance.now()
-    const tensor = await preprocess(decoded, this.spec)
-    const preprocessedAt = performance.now()
-    const [probabilities] = await this.infer(tensor, 1)
-    const finished = performance.now()
-    return {
-      ...decide(probabilities, this.spec),
-      timings: { decode: 0, preprocess: preprocessedAt - started, inference: finished - preprocessedAt }
-    }
+    return await this.classifyWith(async () => decoded)
   }
 
-  /** Runs `count` preprocessed images laid end to end and returns each one's class probabilities. */
-  async infer (batch: Float32Array, count: number): Promise<number[][]> {
-    const { values, width } = await this.session.run(batch, count)
-    const rows: number[][] = []
-    for (let i = 0; i < count; i++) rows.push(toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec))
-    return rows
+  /** One preprocessed image through the micro-batcher: its class probabilities and how it got them. */
+  async infer (tensor: Float32Array): Promise<Batched<number[]>> {
+    return await this.batcher.submit(tensor)
   }
 
-  /** One inference on a blank image, so the first real request does not pay for lazy initialisation. */
+  /** Blank images at batch size 1 and at the largest batch, so no real request pays for lazy initialisation. */
   async warmUp (): Promise<void> {
     const { width, height, channels } = this.spec.input
-    await this.classifyDecoded({ pixels: Buffer.alloc(width * height * channels), width, height, channels })
+    const blank = await preprocess({ pixels: Buffer.alloc(width * height * channels), width, height, channels }, this.spec)
+    await this.runBatch([blank])
+    await this.runBatch(Array.from({ length: this.batcher.options.maxBatchSize }, () => blank))
   }
 
   async close (): Promise<void> {
+    await this.batcher.drain()
     await this.session.close()
+  }
+
+  private async classifyWith (decode: () => Promise<DecodedImage>): Promise<Classification> {
+    // Waiting uploads hold their bytes in memory, so this wait is bounded like the batch queue.
+    if (this.imageSlots.pendingCount >= this.batcher.options.maxQueue) {
+      throw new QueueFullError(this.batcher.options.maxQueue, 1)
+    }
+    const submitted = performance.now()
+    const { tensor, imageWait, decodeMs, preprocessMs } = await this.imageSlots(async () => {
+      const started = performance.now()
+      const decoded = await decode()
+      const decodedAt = performance.now()
+      const tensor = await preprocess(decoded, this.spec)
+      return { tensor, imageWait: started - submitted, decodeMs: decodedAt - started, preprocessMs: performance.now() - decodedAt }
+    })
+    const { result, waitMs, runMs } = await this.infer(tensor)
+    const timings = { imageWait, decode: decodeMs, preprocess: preprocessMs, batchWait: waitMs, inference: runMs }
+    for (const observer of this.observers) observer.classified?.(timings)
+    return { ...decide(result, this.spec), timings }
+  }
+
+  private async runBatch (tensors: Float32Array[]): Promise<number[][]> {
+    const started = performance.now()
+    const batch = new Float32Array(tensors.reduce((n, t) => n + t.length, 0))
+    tensors.reduce((offset, t) => { batch.set(t, offset); return offset + t.length }, 0)
+    const { values, width } = await this.session.run(batch, tensors.length)
+    const rows = tensors.map((_, i) => toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec))
+    const ms = performance.now() - started
+    for (const observer of this.observers) observer.batch?.(tensors.length, ms)
+    return rows
   }
 }

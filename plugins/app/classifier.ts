@@ -12,7 +12,11 @@ export const loadClassifier: ClassifierLoader = async (config) => {
     maxPixels: config.maxPixels,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
-    graphOptimization: config.graphOptimization
+    graphOptimization: config.graphOptimization,
+    maxBatchSize: config.batchMaxSize,
+    maxDelayUs: config.batchMaxDelayUs,
+    maxQueue: config.batchMaxQueue,
+    sharpConcurrency: config.sharpConcurrency
   })
   await classifier.warmUp()
   return classifier

@@ -24,7 +24,12 @@ const EnvSchema = Type.Object({
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 2 }),
   ORT_INTER_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
   ORT_GRAPH_OPTIMIZATION: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'),
-    Type.Literal('all')], { default: 'all' })
+    Type.Literal('all')], { default: 'all' }),
+  // Micro-batching and image decoding (inference/batcher.ts, inference/classifier.ts).
+  BATCH_MAX_SIZE: Type.Integer({ minimum: 1, default: 8 }),
+  BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 1000 }),
+  BATCH_MAX_QUEUE: Type.Integer({ minimum: 1, default: 64 }),
+  SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -43,6 +48,13 @@ export interface AppConfig {
   intraOpThreads: number
   interOpThreads: number
   graphOptimization: Env['ORT_GRAPH_OPTIMIZATION']
+  batchMaxSize: number
+  /** How long a lone request may wait for others to share its model call, in microseconds. */
+  batchMaxDelayUs: number
+  /** Requests allowed to wait for decoding, and again for a batch; beyond that: 503 QUEUE_FULL. */
+  batchMaxQueue: number
+  /** Images decoded and resized at the same time. */
+  sharpConcurrency: number
 }
 
 export class ConfigError extends Error {}
@@ -82,7 +94,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     maxPixels: e.MAX_PIXELS,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,
-    graphOptimization: e.ORT_GRAPH_OPTIMIZATION
+    graphOptimization: e.ORT_GRAPH_OPTIMIZATION,
+    batchMaxSize: e.BATCH_MAX_SIZE,
+    batchMaxDelayUs: e.BATCH_MAX_DELAY_US,
+    batchMaxQueue: e.BATCH_MAX_QUEUE,
+    sharpConcurrency: e.SHARP_CONCURRENCY
   }
 }
 

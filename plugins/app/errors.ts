@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { QueueFullError } from '../../inference/batcher.js'
 import { FileTooLargeError, NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -34,6 +35,7 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFi
 }
 
 export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
+  if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
   const body: ErrorBody = {
     statusCode: error.statusCode,
     code: error.code,

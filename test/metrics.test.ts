@@ -1,0 +1,51 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { CT_KIDNEY, build, fileUpload } from './helper.js'
+
+/** The value of one sample line `name{labels} value` of a Prometheus text exposition, or undefined. */
+function sample (text: string, nameAndLabels: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(nameAndLabels + ' '))
+  return line === undefined ? undefined : Number(line.slice(nameAndLabels.length + 1))
+}
+
+t.test('/metrics exposes request counts, batch sizes, queue waits and stage timings of real predictions', async (t) => {
+  const app = await build(t, { config: { batchMaxSize: 4, batchMaxDelayUs: 20_000, sharpConcurrency: 4 } })
+  const dir = join(CT_KIDNEY, 'test/stone')
+  const images = await Promise.all((await readdir(dir)).sort().slice(0, 4).map(async (name) => await readFile(join(dir, name))))
+
+  const before = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(before.statusCode, 200)
+  t.match(before.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.equal(sample(before.body, 'kidney_batch_size_count'), 0, 'no batch run yet')
+
+  const answers = await Promise.all(images.map(async (image) =>
+    await app.inject({ method: 'POST', url: '/predict', ...fileUpload(image) })))
+  t.same(answers.map((a) => a.statusCode), [200, 200, 200, 200])
+  t.match(answers[0].headers['server-timing'], /batchWait;dur=[0-9.]+/)
+  await app.inject({ method: 'POST', url: '/predict', ...fileUpload(Buffer.from('not an image')) })
+
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.equal(sample(text, 'kidney_http_requests_total{method="POST",route="/predict",status_code="200"}'), 4)
+  t.equal(sample(text, 'kidney_http_requests_total{method="POST",route="/predict",status_code="415"}'), 1)
+  t.equal(sample(text, 'kidney_batch_size_sum'), 4, 'every image was carried by exactly one batch')
+  const batches = sample(text, 'kidney_batch_size_count') ?? 0
+  t.ok(batches >= 1 && batches <= 4, `${batches} batches`)
+  t.equal(sample(text, 'kidney_batch_duration_seconds_count'), batches)
+  for (const stage of ['imageWait', 'decode', 'preprocess', 'batchWait', 'inference']) {
+    t.equal(sample(text, `kidney_stage_duration_seconds_count{stage="${stage}"}`), 4, `${stage} observed once per image`)
+  }
+  t.ok((sample(text, 'kidney_stage_duration_seconds_sum{stage="decode"}') ?? 0) > 0, 'decoding took time')
+  t.equal(sample(text, 'kidney_inference_queued'), 0, 'nothing waiting after the requests')
+  t.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0, 'process metrics are included')
+})
+
+t.test('each app counts only its own requests', async (t) => {
+  const first = await build(t)
+  const second = await build(t)
+  await first.inject({ method: 'GET', url: '/health/live' })
+  const text = (await second.inject({ method: 'GET', url: '/metrics' })).body
+  t.equal(sample(text, 'kidney_http_requests_total{method="GET",route="/health/live",status_code="200"}'), undefined)
+  const own = (await first.inject({ method: 'GET', url: '/metrics' })).body
+  t.equal(sample(own, 'kidney_http_requests_total{method="GET",route="/health/live",status_code="200"}'), 1)
+})
