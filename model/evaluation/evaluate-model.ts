@@ -61,7 +61,8 @@ async function mapInChunks<T, R> (items: readonly T[], map: (chunk: T[]) => Prom
 /** Evaluates one ONNX model end to end; writes nothing, so the regression test can call it too. */
 export async function evaluateModel (options: EvaluationOptions): Promise<EvaluationRun> {
   const started = performance.now()
-  const log = options.log ?? (() => {})
+  const elapsed = (): string => ((performance.now() - started) / 1000).toFixed(1)
+  const log = (message: string): void => options.log?.(`[${elapsed()} s] ${message}`)
   const model = await EvaluationModel.load(options.modelPath, options.threads)
   const { spec } = model
   const channels = spec.input.channels
@@ -72,7 +73,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
 
     const thumbnailsOf = async (entries: readonly CtKidneyEntry[]): Promise<Float64Array[]> => await mapInChunks(entries,
       async (chunk) => await Promise.all((await decodeEntries(chunk)).map(async (image) =>
-        await thumbnailFeatures(await resizeForModel(image, spec), spec))))
+        thumbnailFeatures(await resizeForModel(image, spec), spec))))
     const train = manifest.filter((entry) => entry.split === 'train')
     const val = manifest.filter((entry) => entry.split === 'val')
     log(`thumbnail probe: fit on ${train.length} ct-kidney train slices, ridge chosen on ${val.length} val slices`)
@@ -80,21 +81,20 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       { features: await thumbnailsOf(train), labels: train.map((entry) => entry.label) },
       { features: await thumbnailsOf(val), labels: val.map((entry) => entry.label) })
     const probe = probeSelection.model
-    const probeOf = async (prediction: SlicePrediction): Promise<number> =>
-      predictProbability(probe, await thumbnailFeatures(prediction.modelInput, spec))
+    const probeOf = (prediction: SlicePrediction): number => predictProbability(probe, thumbnailFeatures(prediction.modelInput, spec))
 
     const test = manifest.filter((entry) => entry.split === 'test')
     log(`ct-kidney test: ${test.length} slices`)
     const testPredictions = await mapInChunks(test, async (chunk) => await model.predict(await decodeEntries(chunk)))
-    const ctKidneySlices: EvaluatedSlice[] = await Promise.all(test.map(async (entry, i) => ({
+    const ctKidneySlices: EvaluatedSlice[] = test.map((entry, i) => ({
       path: entry.path,
       group: entry.group,
       plane: entry.plane,
       label: entry.label,
       probability: testPredictions[i].probability,
       prediction: testPredictions[i],
-      probeProbability: await probeOf(testPredictions[i])
-    })))
+      probeProbability: probeOf(testPredictions[i])
+    }))
 
     const tripletInputs = await loadYildirimTestTriplets(channels)
     log(`stone evidence: ${tripletInputs.length} held-out yildirim slices`)
@@ -103,7 +103,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       const removed = await model.predict(chunk.map((t) => t.stoneRemoved))
       const decoys = await model.predict(chunk.flatMap((t) => (t.decoy === undefined ? [] : [t.decoy])))
       let nextDecoy = 0
-      return await Promise.all(chunk.map(async (triplet, i): Promise<EvaluatedTriplet> => {
+      return chunk.map((triplet, i): EvaluatedTriplet => {
         const decoy = triplet.decoy === undefined ? undefined : decoys[nextDecoy++]
         return {
           triplet,
@@ -115,11 +115,11 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
             original: originals[i].probability,
             stoneRemoved: removed[i].probability,
             decoy: decoy?.probability,
-            probeOriginal: await probeOf(originals[i]),
-            probeStoneRemoved: await probeOf(removed[i])
+            probeOriginal: probeOf(originals[i]),
+            probeStoneRemoved: probeOf(removed[i])
           }
         }
-      }))
+      })
     })
 
     const ctKidneyTest = ctKidneyMetrics(ctKidneySlices, spec.threshold, options.bootstrap)
@@ -148,6 +148,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       },
       runtimeSeconds: Math.round((performance.now() - started) / 100) / 10
     }
+    log('metrics computed')
     return { metrics, ctKidneySlices, triplets }
   } finally {
     await model.close()

@@ -6,7 +6,7 @@ import { toProbabilities } from '../../inference/postprocess.js'
 import { resizeForModel, toTensorData } from '../../inference/preprocess.js'
 import { ModelSession } from '../../inference/session.js'
 
-/** A class activation map of the Stone class, row-major, at the network's last feature resolution. */
+/** Stone-minus-Normal class activation map, row-major, at the network's last feature resolution. */
 export interface ActivationMap {
   values: Float32Array
   width: number
@@ -80,9 +80,14 @@ export class EvaluationModel {
       const probabilities = toProbabilities(logits.subarray(i * rowWidth, (i + 1) * rowWidth), this.spec)
       let stoneMap: ActivationMap | undefined
       if (cam !== undefined) {
+        // logits are the spatial mean of cam, so Stone-minus-Normal per location is exactly what moves P(Stone).
         const [, classes, height, width] = cam.dims
-        const offset = (i * classes + this.positiveIndex) * height * width
-        stoneMap = { values: cam.values.slice(offset, offset + height * width), width, height }
+        const plane = height * width
+        const stone = (i * classes + this.positiveIndex) * plane
+        const normal = (i * classes + 1 - this.positiveIndex) * plane
+        const values = new Float32Array(plane)
+        for (let k = 0; k < plane; k++) values[k] = cam.values[stone + k] - cam.values[normal + k]
+        stoneMap = { values, width, height }
       }
       return { probability: probabilities[this.positiveIndex], stoneMap, modelInput }
     })
