@@ -57,6 +57,8 @@ export async function convertKerasModel (path: string): Promise<KerasConversion>
         throw new KerasFileError(`model config: layer "${stuck.layer.name}" depends on a tensor no layer produces (${stuck.inputs.map(refKey).join(', ')})`)
       }
       for (const { layer, node, inputs } of ready) {
+        // Converting at service start-up must not stall the event loop (liveness, load shedding) for long.
+        await new Promise((resolve) => setImmediate(resolve))
         const convert = LAYER_CONVERTERS[layer.className]
         if (convert === undefined) throw new UnsupportedKerasLayerError(layer.name, layer.className)
         const output = convert(ctx, layer, inputs.map((ref) => values.get(refKey(ref))!))

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Classifier } from '../../inference/classifier.js'
+import { resolveServableModel } from '../../inference/keras/serve.js'
 import { ModelNotReadyError } from '../../inference/errors.js'
 import type { AppConfig } from './config.js'
 
@@ -8,7 +9,12 @@ export type ModelState = 'loading' | 'ready' | 'failed'
 export type ClassifierLoader = (config: AppConfig) => Promise<Classifier>
 
 export const loadClassifier: ClassifierLoader = async (config) => {
-  const classifier = await Classifier.load(config.modelPath, {
+  // A Keras .h5/.keras file is converted to ONNX once (cached by sha256); an .onnx path comes back as is.
+  const { onnxPath } = await resolveServableModel(config.modelPath, {
+    cacheDir: config.modelCacheDir,
+    overrides: { classes: config.modelClasses, input: { scale: config.modelScale } }
+  })
+  const classifier = await Classifier.load(onnxPath, {
     maxPixels: config.maxPixels,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,

@@ -16,6 +16,11 @@ const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
     Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   MODEL_PATH: Type.String({ minLength: 1, default: resolve(repoRoot, 'model/kidney-stone-cnn.onnx') }),
+  // A Keras .h5/.keras MODEL_PATH is converted once into MODEL_CACHE_DIR (inference/keras/serve.ts); the two
+  // MODEL_* below give what a Keras file does not record, over the `<model>.json` next to it.
+  MODEL_CACHE_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/model-cache') }),
+  MODEL_CLASSES: Type.Optional(Type.String({ pattern: '^[^,]+(,[^,]+)+$' })),
+  MODEL_SCALE: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   UPLOAD_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/uploads') }),
   UPLOAD_RETENTION: Type.String({ pattern: '^(none|[0-9]+[smhd])$', default: '24h' }),
   UPLOAD_MAX_FILES: Type.Integer({ minimum: 1, default: 10000 }),
@@ -39,6 +44,11 @@ export interface AppConfig {
   host: string
   logLevel: Env['LOG_LEVEL']
   modelPath: string
+  /** Where a Keras MODEL_PATH is converted to ONNX, by the file's sha256. */
+  modelCacheDir: string
+  /** Class names (output order) and pixel scale of a Keras model; unset: its sidecar or the defaults. */
+  modelClasses?: string[]
+  modelScale?: number
   uploadDir: string
   /** Milliseconds an upload is kept; 0 keeps nothing on disk. */
   uploadMaxAgeMs: number
@@ -87,6 +97,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     modelPath: resolve(e.MODEL_PATH),
+    modelCacheDir: resolve(e.MODEL_CACHE_DIR),
+    modelClasses: e.MODEL_CLASSES?.split(',').map((name) => name.trim()),
+    modelScale: e.MODEL_SCALE,
     uploadDir: resolve(e.UPLOAD_DIR),
     uploadMaxAgeMs: durationMs(e.UPLOAD_RETENTION),
     uploadMaxFiles: e.UPLOAD_MAX_FILES,
