@@ -3,15 +3,20 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { ajvFilePlugin } from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.js'
-import errorsPlugin from './plugins/app/errors.js'
+import authPlugin from './plugins/app/auth.js'
+import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import uploadsPlugin from './plugins/app/uploads.js'
+import shutdownPlugin from './plugins/app/shutdown.js'
 import helmetPlugin from './plugins/external/helmet.js'
+import corsPlugin from './plugins/external/cors.js'
 import multipartPlugin from './plugins/external/multipart.js'
 import swaggerPlugin from './plugins/external/swagger.js'
+import rateLimitPlugin from './plugins/external/rate-limit.js'
 import healthRoutes from './routes/health.js'
+import underPressurePlugin from './plugins/external/under-pressure.js'
 import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
@@ -32,7 +37,20 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
     logger: options.logger ?? { level: config.logLevel },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    ajv: { plugins: [ajvFilePlugin] }
+    ajv: { plugins: [ajvFilePlugin] },
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    // Slow-loris defence: the headers, then the whole request, must arrive within these times.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs)
+    },
+    clientErrorHandler,
+    // plugins/app/shutdown.ts answers requests that arrive while closing, with the typed body.
+    return503OnClosing: false
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   for (const schema of sharedSchemas) app.addSchema(schema)
@@ -42,6 +60,12 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(errorsPlugin)
   await app.register(helmetPlugin)
   await app.register(multipartPlugin)
+  // Cheapest refusals first, all before any body is read: closing, overload, rate, CORS preflight, identity.
+  await app.register(shutdownPlugin)
+  await app.register(underPressurePlugin)
+  await app.register(rateLimitPlugin)
+  await app.register(corsPlugin)
+  await app.register(authPlugin)
   await app.register(swaggerPlugin)
 
   await app.register(uploadsPlugin)

@@ -1,3 +1,4 @@
+import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './plugins/app/config.js'
 
@@ -11,15 +12,13 @@ async function main (): Promise<void> {
     process.exit(1)
   }
   const app = await buildApp({ config })
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      app.close().then(() => process.exit(0), (err: unknown) => {
-        app.log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      })
-    })
-  }
+  // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the model session, exit 0; exit 1 if
+  // that takes longer than the grace period, on a second signal, or after an uncaught error.
+  closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.fatal({ err }, 'uncaught error, shutting down')
+    else app.log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down')
+    await app.close()
+  })
   await app.listen({ port: config.port, host: config.host })
   try {
     const classifier = await app.model.loaded

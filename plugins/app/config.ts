@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
@@ -34,7 +35,37 @@ const EnvSchema = Type.Object({
   BATCH_MAX_SIZE: Type.Integer({ minimum: 1, default: 8 }),
   BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 1000 }),
   BATCH_MAX_QUEUE: Type.Integer({ minimum: 1, default: 64 }),
-  SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 })
+  SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 }),
+
+  // Request limits: what one request may carry and how long it may take to arrive.
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 }),
+  MAX_FILES: Type.Integer({ minimum: 1, default: 1 }),
+  MAX_FIELDS: Type.Integer({ minimum: 0, default: 10 }),
+  MAX_FIELD_BYTES: Type.Integer({ minimum: 1, default: 1024 }),
+  HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 60_000 }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+
+  // Overload: 0 switches a check off.
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 600 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1, default: 60_000 }),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
+  PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  PRESSURE_MAX_HEAP_BYTES: Type.Integer({ minimum: 0, default: 1024 ** 3 }),
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 3 * 1024 ** 3 }),
+  PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+
+  // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
+  AUTH_MODE: Type.Union([Type.Literal('none'), Type.Literal('api-key'), Type.Literal('jwt'), Type.Literal('any')],
+    { default: 'none' }),
+  AUTH_API_KEY_HEADER: Type.String({ pattern: '^[A-Za-z0-9-]+$', default: 'x-api-key' }),
+  AUTH_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  AUTH_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
+  AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
+  CORS_ORIGINS: Type.String({ default: '' })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -75,6 +106,31 @@ function durationMs (value: string): number {
   if (value === 'none') return 0
   return Number(value.slice(0, -1)) * UNIT_MS[value.at(-1) as keyof typeof UNIT_MS]
 }
+  /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
+  bodyLimitBytes: number
+  maxFiles: number
+  maxFields: number
+  maxFieldBytes: number
+  headersTimeoutMs: number
+  /** Time for the whole request (headers and body) to arrive: a slowly trickled upload is cut off here. */
+  requestTimeoutMs: number
+  keepAliveTimeoutMs: number
+  /** In-flight requests get this long to finish after SIGTERM/SIGINT before the process exits anyway. */
+  shutdownGraceMs: number
+  rateLimit: { max: number, windowMs: number }
+  pressure: PressureLimits
+  trustProxy: boolean
+  auth: AuthConfig
+  /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
+  corsOrigins: string[]
+}
+
+export interface PressureLimits {
+  maxEventLoopDelayMs: number
+  maxEventLoopUtilization: number
+  maxHeapUsedBytes: number
+  maxRssBytes: number
+  retryAfterS: number
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
   const value = Value.Convert(schema, Value.Default(schema, raw))
@@ -102,6 +158,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     modelScale: e.MODEL_SCALE,
     uploadDir: resolve(e.UPLOAD_DIR),
     uploadMaxAgeMs: durationMs(e.UPLOAD_RETENTION),
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
+  }
     uploadMaxFiles: e.UPLOAD_MAX_FILES,
     maxFileBytes: e.MAX_FILE_BYTES,
     maxPixels: e.MAX_PIXELS,
@@ -111,7 +170,42 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     batchMaxSize: e.BATCH_MAX_SIZE,
     batchMaxDelayUs: e.BATCH_MAX_DELAY_US,
     batchMaxQueue: e.BATCH_MAX_QUEUE,
-    sharpConcurrency: e.SHARP_CONCURRENCY
+    sharpConcurrency: e.SHARP_CONCURRENCY,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    maxFiles: e.MAX_FILES,
+    maxFields: e.MAX_FIELDS,
+    maxFieldBytes: e.MAX_FIELD_BYTES,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS },
+    pressure: {
+      maxEventLoopDelayMs: e.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: e.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,
+      maxHeapUsedBytes: e.PRESSURE_MAX_HEAP_BYTES,
+      maxRssBytes: e.PRESSURE_MAX_RSS_BYTES,
+      retryAfterS: e.PRESSURE_RETRY_AFTER_S
+    },
+    trustProxy: e.TRUST_PROXY,
+    auth: authConfigFrom(env, e),
+    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  }
+}
+
+function authConfigFrom (env: NodeJS.ProcessEnv, e: Env): AuthConfig {
+  try {
+    return loadAuthConfig(env, {
+      mode: e.AUTH_MODE,
+      apiKeyHeader: e.AUTH_API_KEY_HEADER,
+      issuer: e.AUTH_JWT_ISSUER,
+      audience: e.AUTH_JWT_AUDIENCE,
+      clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
+      docsPublic: e.AUTH_DOCS === 'public'
+    })
+  } catch (error) {
+    if (error instanceof AuthConfigError) throw new ConfigError(`Invalid authentication settings: ${error.message}`)
+    throw error
   }
 }
 

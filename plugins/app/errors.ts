@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { QueueFullError } from '../../inference/batcher.js'
@@ -11,6 +12,40 @@ export interface ErrorBody {
   message: string
 }
 
+export class AuthenticationError extends ServiceError {
+  constructor (message = 'Authentication required: send a valid API key or bearer token.') {
+    super('UNAUTHORIZED', 401, message)
+  }
+}
+
+export class ForbiddenError extends ServiceError {
+  constructor (scope: string) {
+    super('FORBIDDEN', 403, `The credentials are valid but lack the "${scope}" scope.`)
+  }
+}
+
+export class RateLimitedError extends ServiceError {
+  constructor (retryIn: string) {
+    super('RATE_LIMITED', 429, `Too many requests from this client; retry in ${retryIn}.`)
+  }
+}
+
+/** Raised by @fastify/under-pressure (which sets Retry-After before it throws). */
+export class OverloadedError extends ServiceError {
+  constructor () {
+    super('OVERLOADED', 503, 'The service is overloaded; retry after the delay given in Retry-After.')
+  }
+}
+
+export class ShuttingDownError extends ServiceError {
+  constructor () {
+    super('SHUTTING_DOWN', 503, 'The service is shutting down; retry on another instance or shortly.')
+  }
+}
+
+/** @fastify/busboy reports a broken multipart body with plain Errors; these are their messages. */
+const MALFORMED_MULTIPART = /^(Multipart: Boundary not found|Unexpected end of multipart data|Unsupported Content-Type\.|.* terminated early due to unexpected end of multipart data)$/
+
 /** Errors raised by Fastify and its plugins, given the service's stable codes and our own wording. */
 function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFileBytes: number): ServiceError | undefined {
   switch (error.code) {
@@ -22,9 +57,15 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFi
       return new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     case 'FST_FILES_LIMIT':
       return new ServiceError('TOO_MANY_FILES', 400, 'Too many files in one request.')
+    case 'FST_UNDER_PRESSURE':
+      return new OverloadedError()
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':
       return new ServiceError('TOO_MANY_PARTS', 400, 'Too many form fields in one request.')
+  }
+  if (error.code === 'FST_INVALID_JSON_FIELD_ERROR') return new ServiceError('VALIDATION_ERROR', 400, 'A form field declared as JSON is not valid JSON.')
+  if (error.code === undefined && MALFORMED_MULTIPART.test(error.message)) {
+    return new ServiceError('MALFORMED_MULTIPART', 400, 'The multipart/form-data body is malformed or incomplete.')
   }
   if (error.validation !== undefined) {
     // A POST without any body fails the multipart body schema; what the caller missed is the file.
@@ -34,15 +75,38 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFi
   return undefined
 }
 
-export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
-  if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
-  const body: ErrorBody = {
+export function errorBody (error: ServiceError): ErrorBody {
+  return {
     statusCode: error.statusCode,
     code: error.code,
     error: STATUS_CODES[error.statusCode] ?? 'Error',
     message: error.message
   }
-  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(body)
+}
+
+export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
+  if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
+  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
+}
+
+const CLIENT_ERRORS: Record<string, ServiceError> = {
+  ERR_HTTP_REQUEST_TIMEOUT: new ServiceError('REQUEST_TIMEOUT', 408, 'The request did not arrive completely in time.'),
+  HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, 'The request headers are too large.')
+}
+
+/**
+ * Node's `clientError` (malformed HTTP, header/request timeouts: the request never reached Fastify's routing)
+ * answered with the same typed body, then the connection is closed. Passed to Fastify as `clientErrorHandler`.
+ */
+export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const known = CLIENT_ERRORS[error.code ?? ''] ?? new ServiceError('BAD_REQUEST', 400, 'The request is not valid HTTP.')
+  const body = JSON.stringify(errorBody(known))
+  socket.end(`HTTP/1.1 ${known.statusCode} ${STATUS_CODES[known.statusCode]}\r\nConnection: close\r\n` +
+    `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
 
 /**

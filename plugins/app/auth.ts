@@ -1,0 +1,111 @@
+import { timingSafeEqual } from 'node:crypto'
+import fp from 'fastify-plugin'
+import jwt from '@fastify/jwt'
+import type { FastifyRequest } from 'fastify'
+import { PREDICT_SCOPE, sha256, type ApiKey, type AuthConfig } from './auth-config.js'
+import { AuthenticationError, ForbiddenError } from './errors.js'
+
+export interface Principal {
+  kind: 'api-key' | 'jwt'
+  /** The API key's name or the token's `sub`: who made the request, for logs. */
+  name: string
+  scopes: string[]
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal
+  }
+}
+
+/** Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected. */
+export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean): boolean {
+  if (routeUrl === undefined) return false
+  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/')))
+}
+
+export function needsPredictScope (routeUrl: string | undefined): boolean {
+  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true
+}
+
+/** Compares the presented key's hash with every configured hash, without stopping at the first match. */
+export function matchApiKey (keys: ApiKey[], presented: string): ApiKey | undefined {
+  const digest = sha256(presented)
+  let match: ApiKey | undefined
+  for (const key of keys) {
+    if (timingSafeEqual(digest, key.sha256)) match = key
+  }
+  return match
+}
+
+function scopesOf (payload: Record<string, unknown>): string[] {
+  const claim = payload.scope ?? payload.scp
+  if (typeof claim === 'string') return claim.split(' ').filter((scope) => scope !== '')
+  if (Array.isArray(claim)) return claim.filter((scope): scope is string => typeof scope === 'string')
+  return []
+}
+
+const JWT_MESSAGES: Record<string, string> = {
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'The bearer token has expired.',
+  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'The bearer token was not issued for this service.'
+}
+
+async function verifyBearer (request: FastifyRequest): Promise<Principal> {
+  try {
+    const payload = await request.jwtVerify<Record<string, unknown>>()
+    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload) }
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? ''
+    throw new AuthenticationError(JWT_MESSAGES[code] ?? 'The bearer token is invalid.')
+  }
+}
+
+async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise<Principal> {
+  const apiKey = request.headers[auth.apiKeyHeader]
+  if (typeof apiKey === 'string' && auth.apiKeys.length > 0) {
+    const key = matchApiKey(auth.apiKeys, apiKey)
+    if (key === undefined) throw new AuthenticationError('The API key is not valid.')
+    return { kind: 'api-key', name: key.name, scopes: key.scopes }
+  }
+  if (auth.jwt !== undefined && request.headers.authorization?.toLowerCase().startsWith('bearer ') === true) {
+    return await verifyBearer(request)
+  }
+  throw new AuthenticationError()
+}
+
+/**
+ * Off unless AUTH_MODE says otherwise. When on, runs first on every request (before any body is read), so an
+ * unauthenticated upload is refused without being parsed: 401 without valid credentials, 403 for /predict*
+ * without the `predict` scope. CORS preflights pass through, since browsers never send credentials with them.
+ */
+export default fp(async (app) => {
+  const auth = app.config.auth
+  if (auth.mode === 'none') return
+  if (auth.jwt !== undefined) {
+    const { algorithm, key, issuer, audience, clockToleranceS } = auth.jwt
+    await app.register(jwt, {
+      secret: algorithm === 'HS256' ? key : { public: key },
+      verify: {
+        algorithms: [algorithm],
+        allowedIss: issuer,
+        allowedAud: audience,
+        requiredClaims: ['exp', 'iss', 'aud'],
+        clockTolerance: clockToleranceS * 1000
+      }
+    })
+  }
+  app.decorateRequest('principal', undefined)
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.url
+    if (request.method === 'OPTIONS' || isPublicRoute(route, auth.docsPublic)) return
+    try {
+      request.principal = await authenticate(request, auth)
+    } catch (error) {
+      if (auth.jwt !== undefined) reply.header('WWW-Authenticate', 'Bearer')
+      throw error
+    }
+    if (needsPredictScope(route) && !request.principal.scopes.includes(PREDICT_SCOPE)) {
+      throw new ForbiddenError(PREDICT_SCOPE)
+    }
+  })
+}, { name: 'auth', dependencies: ['config', 'errors'] })
