@@ -149,22 +149,20 @@ async function openKerasArchive (bytes: Buffer, sha256: string): Promise<KerasMo
     throw error
   }
 
-  // Slots are named after the class and its count among earlier layers of that class, in model order.
-  const slotCounts = new Map<string, number>()
+  // Slots are named after the class and its count among earlier layers of that class, in config order.
   const slots = new Map<string, string>()
-  const slotOf = (layer: LayerWeightsRef): string => {
-    const cached = slots.get(layer.name)
-    if (cached !== undefined) return cached
-    const base = toSnakeCase(layer.className)
+  const slotCounts = new Map<string, number>()
+  const config = modelConfig.config as { layers?: unknown } | undefined
+  for (const entry of Array.isArray(config?.layers) ? config.layers as Array<{ class_name?: unknown, config?: { name?: unknown } }> : []) {
+    if (typeof entry?.class_name !== 'string' || typeof entry.config?.name !== 'string') continue
+    const base = toSnakeCase(entry.class_name)
     const seen = slotCounts.get(base)
     slotCounts.set(base, (seen ?? -1) + 1)
-    const slot = seen === undefined ? base : `${base}_${seen + 1}`
-    slots.set(layer.name, slot)
-    return slot
+    slots.set(entry.config.name, seen === undefined ? base : `${base}_${seen + 1}`)
   }
   const varsGroup = (layer: LayerWeightsRef): H5Group | undefined => {
     // Older archives (Keras 2.13-3.x) addressed layers by their name instead of their class.
-    for (const path of [`layers/${slotOf(layer)}/vars`, `layers/${layer.name}/vars`, `_layer_checkpoint_dependencies/${layer.name}/vars`]) {
+    for (const path of [`layers/${slots.get(layer.name) ?? layer.name}/vars`, `layers/${layer.name}/vars`, `_layer_checkpoint_dependencies/${layer.name}/vars`]) {
       const group = file.get(path)
       if (group instanceof h5wasm.Group) return group
     }
