@@ -5,6 +5,7 @@ import { resizeForModel } from '../../inference/preprocess.js'
 import type { BootstrapOptions, Estimate } from './bootstrap.js'
 import { classificationFigures, ctKidneyMetrics, type CtKidneyMetrics, type ScoredSlice } from './ct-kidney-metrics.js'
 import { CT_KIDNEY_DIR, decodeFile, loadYildirimTestTriplets, readCtKidneyManifest, type CtKidneyEntry, type StoneTriplet } from './datasets.js'
+import { errorExamples, type ErrorKind } from './error-examples.js'
 import { headlineFigures, type HeadlineFigure } from './headline.js'
 import { EvaluationModel, type SlicePrediction } from './model-runner.js'
 import { stoneEvidenceMetrics, type ScoredTriplet, type StoneEvidenceMetrics } from './stone-evidence-metrics.js'
@@ -25,6 +26,8 @@ export interface ModelMetrics {
   ctKidneyTest: CtKidneyMetrics
   stoneEvidence: StoneEvidenceMetrics
   thumbnailProbe: { trainImages: number, l2: number, valAuc: number, ctKidneyTestAuc: Estimate, yildirimPairsAuc: Estimate }
+  /** The most confident mistakes of each kind, named so a reader can open the slices. */
+  errors: ErrorKind[]
   runtimeSeconds: number
 }
 
@@ -146,6 +149,8 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
         ctKidneyTestAuc: probeCtKidney.rocAuc,
         yildirimPairsAuc: stoneEvidence.probePairsAuc
       },
+      errors: errorExamples(ctKidneySlices,
+        triplets.map(({ triplet, scores }) => ({ ...scores, image: triplet.image })), spec.threshold),
       runtimeSeconds: Math.round((performance.now() - started) / 100) / 10
     }
     log('metrics computed')

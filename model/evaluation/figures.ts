@@ -3,6 +3,7 @@ import path from 'node:path'
 import type { ModelSpec } from '../../inference/model-spec.js'
 import { activationGrid, type ActivationCase, type ActivationRow } from './activation-maps.js'
 import { COLOURS, reliabilityChart, rocChart, writeSvgAsPng, type RocSeries } from './charts.js'
+import { mostExtremeAcrossGroups } from './error-examples.js'
 import type { EvaluatedSlice, EvaluatedTriplet, EvaluationRun } from './evaluate-model.js'
 import { rocCurve, type Scored } from './metrics.js'
 
@@ -14,14 +15,6 @@ export const FIGURE_FILES = {
 } as const
 
 const CASES_PER_ROW = 3
-
-/** The most extreme candidates first, at most one per group until every group had its turn. */
-function pick<T> (candidates: T[], groupOf: (item: T) => string, score: (item: T) => number, highestFirst: boolean): T[] {
-  const sorted = [...candidates].sort((a, b) => (highestFirst ? score(b) - score(a) : score(a) - score(b)))
-  const seen = new Set<string>()
-  const spread = sorted.filter((item) => !seen.has(groupOf(item)) && seen.add(groupOf(item)) !== undefined)
-  return [...spread, ...sorted.filter((item) => !spread.includes(item))].slice(0, CASES_PER_ROW)
-}
 
 function roc (items: Scored[], name: string, colour: string, threshold?: number): RocSeries {
   const positives = items.filter((item) => item.label === 1)
@@ -51,7 +44,7 @@ function ctKidneyRows (slices: EvaluatedSlice[], threshold: number): ActivationR
   const called = (slice: EvaluatedSlice): boolean => slice.probability >= threshold
   const row = (title: string, filter: (s: EvaluatedSlice) => boolean, highestFirst: boolean): ActivationRow => ({
     title,
-    cases: pick(slices.filter(filter), (s) => s.group, (s) => s.probability, highestFirst).map(sliceCase)
+    cases: mostExtremeAcrossGroups(slices.filter(filter), (s) => s.group, (s) => s.probability, highestFirst, CASES_PER_ROW).map(sliceCase)
   })
   return [
     row('ct-kidney test · Stone slice, called Stone (most confident)', (s) => s.label === 1 && called(s), true),
@@ -86,7 +79,7 @@ function stoneEvidenceRows (triplets: EvaluatedTriplet[], threshold: number): Ac
     const matching = triplets.filter((t) => t[version] !== undefined && (probability(t) >= threshold) === wantStone)
     return {
       title,
-      cases: pick(matching, (t) => t.triplet.group, probability, wantStone === (version !== 'stoneRemoved'))
+      cases: mostExtremeAcrossGroups(matching, (t) => t.triplet.group, probability, wantStone, CASES_PER_ROW)
         .map((t) => tripletCase(t, version))
     }
   }

@@ -89,6 +89,13 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
     `own 224x224 input, fitted on the ${probe.trainImages} ct-kidney train slices; its ridge strength (${probe.l2}) was chosen ` +
     `on ct-kidney val (AUC ${decimal(probe.valAuc)}), never on test.`,
 
+  errors: ({ errors }) => table(['error', 'count', 'most confident examples: slice (series or group) P(Stone)'],
+    errors.map((error) => [
+      error.kind,
+      `${error.count} of ${error.of}`,
+      error.worst.map((example) => `\`${example.image}\` (${example.group}) ${example.probability.toFixed(3)}`).join('<br>') || 'none'
+    ])),
+
   figures: () => [
     `![ROC curves: model and 8x8 probe on ct-kidney test and on the yildirim pairs](figures/${FIGURE_FILES.roc})`,
     `![Reliability diagram on ct-kidney test](figures/${FIGURE_FILES.reliability})`
