@@ -27,7 +27,9 @@ const EnvSchema = Type.Object({
   UPLOAD_MAX_FILES: Type.Integer({ minimum: 1, default: 10000 }),
   MAX_FILE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
   MAX_PIXELS: Type.Integer({ minimum: 1, default: 40_000_000 }),
-  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 2 }),
+  // Measured on the 2-core machine (bench/, README): one onnxruntime thread leaves the other core to
+  // decode and resize the next images, which beats two threads competing with sharp.
+  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
   ORT_INTER_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
   ORT_GRAPH_OPTIMIZATION: Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'),
     Type.Literal('all')], { default: 'all' }),

@@ -1,0 +1,50 @@
+import autocannon from 'autocannon'
+import { fileUpload } from '../test/helper.js'
+
+export interface LoadResult {
+  connections: number
+  seconds: number
+  responses: number
+  requestsPerSecond: number
+  latencyMs: { p50: number, p95: number, p99: number, max: number }
+  /** Connection errors, timeouts and non-2xx answers. */
+  errors: number
+  statuses: Record<string, number>
+}
+
+function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+}
+
+/**
+ * `connections` keep-alive connections, each posting the images in turn as real multipart uploads to
+ * `${url}/predict`, for `seconds`. Latencies are collected from every response (autocannon's summary has no p95).
+ */
+export async function drive (url: string, images: Buffer[], connections: number, seconds: number): Promise<LoadResult> {
+  const requests = images.map((image, i) => {
+    const { payload, headers } = fileUpload(image, `slice-${i}.jpg`)
+    return { method: 'POST' as const, path: '/predict', headers, body: payload }
+  })
+  const latencies: number[] = []
+  const statuses: Record<string, number> = {}
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({ url, connections, duration: seconds, requests, timeout: 30 },
+      (error, result) => error != null ? reject(error) : resolve(result))
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      latencies.push(responseTime)
+      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
+    })
+  })
+  latencies.sort((a, b) => a - b)
+  const non2xx = Object.entries(statuses).filter(([code]) => !code.startsWith('2')).reduce((n, [, count]) => n + count, 0)
+  return {
+    connections,
+    seconds,
+    responses: latencies.length,
+    requestsPerSecond: latencies.length / seconds,
+    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
+    errors: result.errors + result.timeouts + non2xx,
+    statuses
+  }
+}

@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+export const REPO = fileURLToPath(new URL('..', import.meta.url))
+
+/** A server under test, started as its users start it, on a free loopback port. */
+export interface RunningServer {
+  name: string
+  url: string
+  pid: number
+  /** Resident set size of the server process, from /proc. */
+  rssBytes: () => Promise<number>
+  stop: () => Promise<void>
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')))
+    })
+  })
+}
+
+async function waitUntilReady (url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode} before it was ready`)
+    const ready = await fetch(`${url}/health/ready`).then((res) => res.ok, () => false)
+    if (ready) return
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`server at ${url} not ready after ${timeoutMs} ms`)
+}
+
+async function start (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, port: number, logPath: string): Promise<RunningServer> {
+  const child = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const log = createWriteStream(logPath)
+  child.stdout?.pipe(log)
+  child.stderr?.pipe(log)
+  const url = `http://127.0.0.1:${port}`
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+  }
+  try {
+    await waitUntilReady(url, child, 180_000)
+  } catch (error) {
+    await stop()
+    throw new Error(`${name}: ${(error as Error).message} (log: ${logPath})`)
+  }
+  const pid = child.pid as number
+  return {
+    name,
+    url,
+    pid,
+    stop,
+    rssBytes: async () => {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8')
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024
+    }
+  }
+}
+
+/**
+ * This service as a user starts it (`node --import tsx server.ts`, configured by environment variables).
+ * The per-client rate limit is switched off: a load generator is one client sending far more than a person.
+ */
+export async function startService (env: NodeJS.ProcessEnv, logPath: string): Promise<RunningServer> {
+  const port = await freePort()
+  return await start('service', process.execPath, ['--import', 'tsx', 'server.ts'],
+    { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
+}
+
+/** The Flask + PyTorch baseline (bench/baseline/app.py) on Debian's python3. */
+export async function startBaseline (options: { model: string, checkpoint?: string, threads: number, uploadDir: string }, logPath: string): Promise<RunningServer> {
+  const port = await freePort()
+  const args = ['bench/baseline/app.py', '--port', String(port), '--model', options.model, '--threads', String(options.threads),
+    '--upload-dir', options.uploadDir, ...(options.checkpoint !== undefined ? ['--checkpoint', options.checkpoint] : [])]
+  return await start('baseline', '/usr/bin/python3', args, { OMP_NUM_THREADS: String(options.threads) }, port, logPath)
+}

@@ -1,0 +1,132 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { Command } from 'commander'
+import { loadConfig } from '../plugins/app/config.js'
+import { fileUpload } from '../test/helper.js'
+import { benchImageSets } from './images.js'
+import { REPO, startService } from './processes.js'
+
+const program = new Command('soak')
+  .description('Drives the service with mixed real uploads over loopback and reports its RSS every 10 s')
+  .option('--duration <s>', 'seconds of load', '600')
+  .option('--warmup <s>', 'seconds after which the reference RSS is taken', '60')
+  .option('--connections <n>', 'concurrent connections (the load is bounded by this)', '4')
+  .option('--hostile <fraction>', 'fraction of requests taken from the hostile-input corpus (test/hostile/corpus.ts)', '0')
+  .option('--model <path>', 'ONNX model', loadConfig().modelPath)
+  .option('--out <dir>', 'where the result is written', join(REPO, 'bench/results'))
+  .parse()
+const opts = program.opts<{ duration: string, warmup: string, connections: string, hostile: string, model: string, out: string }>()
+const duration = Number(opts.duration)
+const warmup = Math.min(Number(opts.warmup), duration / 2)
+const hostileFraction = Number(opts.hostile)
+if (!(hostileFraction >= 0 && hostileFraction < 1)) throw new Error('--hostile must be a fraction in [0, 1)')
+
+interface Req { method: 'POST', path: string, headers: Record<string, string>, body: Buffer }
+
+const valid: Req[] = (await benchImageSets()).flatMap((set) => set.bytes).map((bytes, i) => {
+  const { payload, headers } = fileUpload(bytes, `slice-${i}.jpg`)
+  return { method: 'POST', path: '/predict', headers, body: payload }
+})
+
+/** What the soak uses of test/hostile/corpus.ts (owned by the security tests). */
+interface HostileCorpus {
+  buildHostileCorpus: (limits: { maxPixels: number, maxFileBytes: number, maxFields: number, bodyLimitBytes: number }) =>
+  Promise<Array<{ request: { method: 'POST', url: string, headers: Record<string, string>, payload: Buffer } }>>
+}
+
+/** The security corpus is loaded only when asked for, so the soak runs without it. */
+async function hostileRequests (): Promise<Req[]> {
+  const corpusModule: string = '../test/hostile/corpus.js'
+  const corpus = await import(corpusModule).catch((error: unknown) => {
+    throw new Error(`--hostile needs test/hostile/corpus.ts (buildHostileCorpus): ${(error as Error).message}`)
+  }) as HostileCorpus
+  const config = loadConfig()
+  const cases = await corpus.buildHostileCorpus({
+    maxPixels: config.maxPixels, maxFileBytes: config.maxFileBytes, maxFields: config.maxFields, bodyLimitBytes: config.bodyLimitBytes
+  })
+  return cases.map((c) => ({ method: c.request.method, path: c.request.url, headers: c.request.headers, body: c.request.payload }))
+}
+
+/** Valid uploads with every k-th request replaced by the next hostile case, so the mix is even over time. */
+function mix (validRequests: Req[], hostile: Req[], fraction: number): Req[] {
+  if (fraction === 0 || hostile.length === 0) return validRequests
+  const total = Math.max(validRequests.length, Math.ceil(hostile.length / fraction))
+  const every = 1 / fraction
+  let h = 0
+  return Array.from({ length: total }, (_, i) => (Math.floor((i + 1) / every) > Math.floor(i / every)
+    ? hostile[h++ % hostile.length]
+    : validRequests[i % validRequests.length]))
+}
+
+const requests = mix(valid, hostileFraction > 0 ? await hostileRequests() : [], hostileFraction)
+const hostileCount = requests.filter((r) => !valid.includes(r)).length
+const work = await mkdtemp(join(tmpdir(), 'kidney-soak-'))
+const server = await startService({ MODEL_PATH: opts.model, UPLOAD_DIR: join(work, 'uploads') }, join(work, 'service.log'))
+
+interface Sample { seconds: number, rssMiB: number, responses: number, requestsPerSecond: number }
+const samples: Sample[] = []
+const statuses: Record<string, number> = {}
+let responses = 0
+const startedAt = Date.now()
+const sample = async (): Promise<void> => {
+  const seconds = Math.round((Date.now() - startedAt) / 1000)
+  const previous = samples.at(-1) ?? { seconds: 0, responses: 0 }
+  const rssMiB = (await server.rssBytes()) / 1024 ** 2
+  const row = { seconds, rssMiB, responses, requestsPerSecond: (responses - previous.responses) / Math.max(1, seconds - previous.seconds) }
+  samples.push(row)
+  process.stdout.write(`${String(seconds).padStart(5)} s  RSS ${rssMiB.toFixed(1).padStart(7)} MiB  ${String(responses).padStart(7)} responses  ${row.requestsPerSecond.toFixed(1)} req/s\n`)
+}
+
+process.stdout.write(`soak: ${duration} s, ${opts.connections} connections, ${requests.length} requests in rotation ` +
+  `(${hostileCount} hostile), service pid ${server.pid} at ${server.url}\n`)
+await sample()
+const timer = setInterval(() => { sample().catch(() => {}) }, 10_000)
+let result: autocannon.Result
+try {
+  result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({ url: server.url, connections: Number(opts.connections), duration, requests, timeout: 30 },
+      (error, res) => error != null ? reject(error) : resolve(res))
+    instance.on('response', (_client, statusCode) => {
+      responses++
+      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
+    })
+  })
+  clearInterval(timer)
+  await sample()
+} finally {
+  clearInterval(timer)
+  await server.stop()
+  await rm(work, { recursive: true, force: true })
+}
+
+const reference = samples.find((s) => s.seconds >= warmup) ?? samples[0]
+const end = samples.at(-1) as Sample
+const growth = end.rssMiB / reference.rssMiB - 1
+const summary = {
+  date: new Date(startedAt).toISOString(),
+  command: `npm run soak -- ${process.argv.slice(2).join(' ')}`.trim(),
+  durationSeconds: duration,
+  connections: Number(opts.connections),
+  hostileFraction,
+  requestsInRotation: requests.length,
+  hostileInRotation: hostileCount,
+  responses,
+  statuses,
+  connectionErrors: result.errors,
+  timeouts: result.timeouts,
+  warmupSeconds: warmup,
+  rssAfterWarmupMiB: Number(reference.rssMiB.toFixed(1)),
+  rssAtEndMiB: Number(end.rssMiB.toFixed(1)),
+  rssGrowth: Number(growth.toFixed(4)),
+  withinTenPercent: Math.abs(growth) <= 0.1,
+  loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2))),
+  samples
+}
+await mkdir(opts.out, { recursive: true })
+const file = join(opts.out, `soak-${summary.date.replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')}.json`)
+await writeFile(file, JSON.stringify(summary, null, 2) + '\n')
+process.stdout.write(`\nstatuses ${JSON.stringify(statuses)}, connection errors ${result.errors}, timeouts ${result.timeouts}\n` +
+  `RSS after warm-up (${reference.seconds} s): ${reference.rssMiB.toFixed(1)} MiB; at end (${end.seconds} s): ${end.rssMiB.toFixed(1)} MiB; ` +
+  `change ${(growth * 100).toFixed(1)} % (target within 10 %: ${summary.withinTenPercent ? 'MET' : 'NOT MET'})\nWritten: ${file}\n`)
