@@ -7,6 +7,7 @@ import authPlugin from './plugins/app/auth.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
+import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
@@ -20,6 +21,7 @@ import underPressurePlugin from './plugins/external/under-pressure.js'
 import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
+import predictBatchRoutes from './routes/predict-batch.js'
 import rootRoutes from './routes/root.js'
 import { sharedSchemas } from './schemas/index.js'
 
@@ -72,11 +74,13 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(modelPlugin, { load: options.loadClassifier })
   await app.register(metricsPlugin)
   await app.register(predictorPlugin)
+  await app.register(batchPredictorPlugin)
 
   await app.register(rootRoutes)
   await app.register(healthRoutes)
   await app.register(modelRoutes)
   await app.register(metricsRoutes)
   await app.register(predictRoutes)
+  await app.register(predictBatchRoutes)
   return app
 }

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import { decodeImage, type DecodedImage } from './decode.js'
+import type { DicomWindow } from './dicom/dataset.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
 import { preprocess } from './preprocess.js'
@@ -11,6 +12,8 @@ import { ModelSession, type SessionOptions } from './session.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
   maxPixels: number
+  /** DICOM only: window (HU) used when a file carries none; default abdomen 40/400 (inference/dicom/voi.ts). */
+  dicomWindow?: DicomWindow
   /** Images decoded and resized at the same time (each one also uses libvips' own threads). */
   sharpConcurrency?: number
 }
@@ -90,7 +93,8 @@ export class Classifier {
   }
 
   async decode (bytes: Buffer): Promise<DecodedImage> {
-    return await decodeImage(bytes, { channels: this.spec.input.channels, maxPixels: this.options.maxPixels })
+    const { maxPixels, dicomWindow } = this.options
+    return await decodeImage(bytes, { channels: this.spec.input.channels, maxPixels, dicomWindow })
   }
 
   async classify (bytes: Buffer): Promise<Classification> {

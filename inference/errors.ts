@@ -28,7 +28,7 @@ export class FileTooLargeError extends ServiceError {
 }
 
 export class UnsupportedMediaTypeError extends ServiceError {
-  constructor (message = 'Only JPEG and PNG images are accepted (detected from the file content).') {
+  constructor (message = 'Only JPEG, PNG and DICOM files are accepted (detected from the file content).') {
     super('UNSUPPORTED_MEDIA_TYPE', 415, message)
   }
 }

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { toDiagnosticReport } from '../inference/fhir.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { errorResponses } from '../schemas/error.js'
+import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
 
@@ -8,16 +10,34 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict', {
     schema: {
       tags: ['prediction'],
-      summary: 'Classify one kidney CT slice (JPEG or PNG)',
-      description: 'The file type is detected from its content. Stage timings are in the Server-Timing header.',
+      summary: 'Classify one kidney CT slice (JPEG, PNG or DICOM)',
+      description: 'The file type is detected from its content. Stage timings are in the Server-Timing header. ' +
+        'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead.',
       consumes: ['multipart/form-data'],
       body: predictBodySchema(),
-      response: { 200: refTo(PredictionSchema), ...errorResponses(400, 413, 415, 422, 503) }
+      response: {
+        200: {
+          description: 'The prediction, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).',
+          content: {
+            'application/json': { schema: refTo(PredictionSchema) },
+            'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
+          }
+        },
+        ...errorResponses(400, 413, 415, 422, 503)
+      }
     }
   }, async (request, reply) => {
     const bytes = await uploadedFileBytes(request.body.file)
     const { prediction, timings } = await app.predict(bytes)
     reply.header('Server-Timing', serverTiming(timings))
+    if (request.headers.accept?.includes('application/fhir+json') === true) {
+      const { spec, modelSha256 } = app.model.get()
+      const report = toDiagnosticReport({
+        ...prediction, id: prediction.id, positiveClass: spec.positiveClass, identifiers: prediction.dicom,
+        model: { ...prediction.model, sha256: modelSha256 }
+      })
+      return await reply.type('application/fhir+json; charset=utf-8').send(report)
+    }
     return prediction
   })
 }

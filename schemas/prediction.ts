@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { DicomIdentifiersSchema } from './dicom.js'
 import { ModelRefSchema } from './model.js'
 import { refTo } from './ref.js'
 
@@ -15,7 +16,8 @@ export const PredictionSchema = Type.Object({
   threshold: Type.Number({ description: 'The model threshold the decision used.' }),
   recommendations: Type.Array(Type.String()),
   model: refTo(ModelRefSchema),
-  disclaimer: Type.String()
+  disclaimer: Type.String(),
+  dicom: Type.Optional(refTo(DicomIdentifiersSchema))
 }, { $id: 'Prediction', title: 'Prediction' })
 
 export type Prediction = Static<typeof PredictionSchema>
@@ -30,5 +32,5 @@ export function fileField (description: string) {
 }
 
 export function predictBodySchema () {
-  return Type.Object({ file: Type.Optional(fileField('One JPEG or PNG image of a kidney CT slice.')) })
+  return Type.Object({ file: Type.Optional(fileField('One kidney CT slice: a JPEG or PNG image, or a single-frame DICOM file.')) })
 }

@@ -25,11 +25,14 @@ export class CorruptDicomError extends ServiceError {
   }
 }
 
-/** A single-image endpoint received a multi-frame object; the batch endpoint classifies every frame. */
+/**
+ * Multi-frame objects (e.g. enhanced CT) keep rescale and window per frame in functional group sequences;
+ * they are refused clearly rather than classified with the wrong Hounsfield units.
+ */
 export class MultiFrameDicomError extends ServiceError {
   constructor (frames: number) {
     super('MULTI_FRAME_DICOM', 422,
-      `The DICOM object has ${frames} frames; send it to POST /predict/batch for one result per frame.`)
+      `The DICOM object has ${frames} frames; only single-frame images are classified: export one file per slice.`)
   }
 }
 

@@ -16,6 +16,7 @@ export const loadClassifier: ClassifierLoader = async (config) => {
   })
   const classifier = await Classifier.load(onnxPath, {
     maxPixels: config.maxPixels,
+    dicomWindow: config.dicomWindow,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
     graphOptimization: config.graphOptimization,

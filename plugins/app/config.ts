@@ -27,6 +27,10 @@ const EnvSchema = Type.Object({
   UPLOAD_MAX_FILES: Type.Integer({ minimum: 1, default: 10000 }),
   MAX_FILE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
   MAX_PIXELS: Type.Integer({ minimum: 1, default: 40_000_000 }),
+  // DICOM input (inference/dicom/): the window, in HU, for files that carry none (abdomen: stones saturate white).
+  DICOM_WINDOW_CENTER: Type.Number({ default: 40 }),
+  DICOM_WINDOW_WIDTH: Type.Number({ minimum: 1, default: 400 }),
+  BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
   // Measured on the 2-core machine (bench/, README): one onnxruntime thread leaves the other core to
   // decode and resize the next images, which beats two threads competing with sharp.
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
@@ -88,6 +92,10 @@ export interface AppConfig {
   uploadMaxFiles: number
   maxFileBytes: number
   maxPixels: number
+  /** DICOM window (HU) applied when a file has no WindowCenter/WindowWidth. */
+  dicomWindow: { center: number, width: number }
+  /** Files one POST /predict/batch request may carry. */
+  batchMaxFiles: number
   intraOpThreads: number
   interOpThreads: number
   graphOptimization: Env['ORT_GRAPH_OPTIMIZATION']
@@ -98,16 +106,6 @@ export interface AppConfig {
   batchMaxQueue: number
   /** Images decoded and resized at the same time. */
   sharpConcurrency: number
-}
-
-export class ConfigError extends Error {}
-
-const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
-
-function durationMs (value: string): number {
-  if (value === 'none') return 0
-  return Number(value.slice(0, -1)) * UNIT_MS[value.at(-1) as keyof typeof UNIT_MS]
-}
   /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
   bodyLimitBytes: number
   maxFiles: number
@@ -133,6 +131,16 @@ export interface PressureLimits {
   maxHeapUsedBytes: number
   maxRssBytes: number
   retryAfterS: number
+}
+
+export class ConfigError extends Error {}
+
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+function durationMs (value: string): number {
+  if (value === 'none') return 0
+  return Number(value.slice(0, -1)) * UNIT_MS[value.at(-1) as keyof typeof UNIT_MS]
+}
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
   const value = Value.Convert(schema, Value.Default(schema, raw))
@@ -150,6 +158,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     .filter((name) => env[name] !== undefined && env[name] !== '')
     .map((name) => [name, env[name]]))
   const e = validated(EnvSchema, raw)
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -160,12 +171,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     modelScale: e.MODEL_SCALE,
     uploadDir: resolve(e.UPLOAD_DIR),
     uploadMaxAgeMs: durationMs(e.UPLOAD_RETENTION),
-  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
-    throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
-  }
     uploadMaxFiles: e.UPLOAD_MAX_FILES,
     maxFileBytes: e.MAX_FILE_BYTES,
     maxPixels: e.MAX_PIXELS,
+    dicomWindow: { center: e.DICOM_WINDOW_CENTER, width: e.DICOM_WINDOW_WIDTH },
+    batchMaxFiles: e.BATCH_MAX_FILES,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,
     graphOptimization: e.ORT_GRAPH_OPTIMIZATION,

@@ -3,7 +3,8 @@ import type { MultipartFile } from '@fastify/multipart'
 import type { StageTimings } from '../../inference/classifier.js'
 import { sniffFormat } from '../../inference/decode.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
-import { DISCLAIMER, confidenceBand, recommendations } from '../../inference/recommend.js'
+import { readDicomIdentifiers } from '../../inference/dicom/decode-dicom.js'
+import { describeDecision } from '../../inference/prediction.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
 export interface PredictionOutcome {
@@ -36,25 +37,12 @@ declare module 'fastify' {
 export default fp(async (app) => {
   app.decorate('predict', async (bytes: Buffer): Promise<PredictionOutcome> => {
     const format = sniffFormat(bytes)
-    if (format === undefined || format === 'dicom') throw new UnsupportedMediaTypeError()
+    if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
     const { timings, ...decision } = await classifier.classify(bytes)
+    // UIDs only: patient name, ID and birth date are never read, so they cannot reach the answer or the logs.
+    const dicom = format === 'dicom' ? readDicomIdentifiers(bytes) : undefined
     const id = await app.uploads.save(bytes, format)
-    const { spec } = classifier
-    return {
-      timings,
-      prediction: {
-        id,
-        prediction: decision.prediction as Prediction['prediction'],
-        classIndex: decision.classIndex as Prediction['classIndex'],
-        confidence: decision.confidence,
-        probabilities: { Normal: decision.probabilities.Normal, Stone: decision.probabilities.Stone },
-        confidenceBand: confidenceBand(decision.confidence),
-        threshold: spec.threshold,
-        recommendations: recommendations(decision.prediction, decision.confidence),
-        model: { name: spec.name, version: spec.version },
-        disclaimer: DISCLAIMER
-      }
-    }
+    return { timings, prediction: { id, ...describeDecision(decision, classifier.spec, dicom) } }
   })
 }, { name: 'predictor', dependencies: ['model', 'uploads'] })

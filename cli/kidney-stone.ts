@@ -1,0 +1,124 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import cliProgress from 'cli-progress'
+import { collectFiles } from './collect-files.js'
+import { failed, formatResults, type FileResult } from './output.js'
+import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
+
+const DEFAULT_MODEL = fileURLToPath(new URL('../model/kidney-stone-cnn.onnx', import.meta.url))
+
+interface PredictOptions {
+  url?: string
+  apiKey?: string
+  apiKeyHeader: string
+  token?: string
+  model: string
+  threads: number
+  maxPixels: number
+  windowCenter?: number
+  windowWidth?: number
+  format: 'json' | 'csv'
+  out?: string
+  progress: boolean
+}
+
+function integer (min: number) {
+  return (value: string): number => {
+    const parsed = Number(value)
+    if (!Number.isInteger(parsed) || parsed < min) throw new InvalidArgumentError(`expected an integer >= ${min}`)
+    return parsed
+  }
+}
+
+function number (value: string): number {
+  const parsed = Number(value)
+  if (!Number.isFinite(parsed)) throw new InvalidArgumentError('expected a number')
+  return parsed
+}
+
+function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePredictor {
+  if (options.url !== undefined) {
+    return remotePredictor(options.url, { apiKey: options.apiKey, apiKeyHeader: options.apiKeyHeader, token: options.token })
+  }
+  const hasWindow = options.windowCenter !== undefined || options.windowWidth !== undefined
+  return inProcessPredictor({
+    modelPath: options.model,
+    maxPixels: options.maxPixels,
+    threads: options.threads,
+    dicomWindow: hasWindow ? { center: options.windowCenter ?? 40, width: options.windowWidth ?? 400 } : undefined
+  })
+}
+
+async function predictCommand (paths: string[], options: PredictOptions): Promise<void> {
+  const files = await collectFiles(paths)
+  if (files.length === 0) throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}`)
+  const predictor = await predictorFor(options)
+  // The bar goes to stderr and only when stdout is a terminal: piped or redirected output stays clean.
+  const bar = options.progress && process.stdout.isTTY === true
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} files | {file}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined
+  bar?.start(files.length, 0, { file: '' })
+  const results: FileResult[] = []
+  try {
+    for (const file of files) {
+      const bytes = await readFile(file).catch(() => undefined)
+      results.push(bytes === undefined
+        ? { file, error: { code: 'READ_ERROR', message: `cannot read ${file}` } }
+        : await predictor.predict(file, bytes))
+      bar?.increment({ file })
+    }
+  } finally {
+    bar?.stop()
+    await predictor.close()
+  }
+  const text = formatResults(results, options.format)
+  if (options.out !== undefined) await writeFile(options.out, text)
+  else process.stdout.write(text)
+  const failures = results.filter(failed).length
+  if (failures > 0) {
+    process.stderr.write(`${failures} of ${results.length} file(s) failed\n`)
+    process.exitCode = 1
+  }
+}
+
+export function buildProgram (): Command {
+  const program = new Command('kidney-stone')
+    .description('Kidney stone detection on CT slices (JPEG, PNG, DICOM), in this process or against a running service.')
+  program.command('predict')
+    .description('Classify files, or every JPEG/PNG/DICOM file found recursively in folders. ' +
+      'Exit code 0 when every file was classified, 1 when any failed or on a usage error.')
+    .argument('<paths...>', 'files and/or folders')
+    .option('--url <url>', 'base URL of a running service (e.g. http://127.0.0.1:3000); without it the model runs in this process')
+    .addOption(new Option('--api-key <key>', 'API key for --url (service AUTH_MODE api-key or any)').env('KIDNEY_STONE_API_KEY'))
+    .option('--api-key-header <name>', 'header carrying the API key', 'x-api-key')
+    .addOption(new Option('--token <jwt>', 'bearer token for --url (service AUTH_MODE jwt or any)').env('KIDNEY_STONE_TOKEN'))
+    .addOption(new Option('--model <path>', 'ONNX model for in-process mode (its .json sidecar must sit next to it)').env('MODEL_PATH').default(DEFAULT_MODEL))
+    .option('--threads <n>', 'onnxruntime threads in in-process mode', integer(1), 2)
+    .option('--max-pixels <n>', 'largest width x height accepted in in-process mode', integer(1), 40_000_000)
+    .option('--window-center <hu>', 'in-process: DICOM window centre used when a file has none (default 40)', number)
+    .option('--window-width <hu>', 'in-process: DICOM window width used when a file has none (default 400)', integer(1))
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'))
+    .option('--out <file>', 'write the results to this file instead of stdout')
+    .option('--no-progress', 'never show the progress bar (it is shown only when stdout is a terminal)')
+    .addHelpText('after', `
+Output: JSON is an array with one object per file: "file" and either the /predict fields (prediction,
+confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "error": { code, message }.
+CSV has one row per file with the same facts, error_code/error_message filled for failures.
+
+Examples:
+  kidney-stone predict scans/ --format csv --out results.csv
+  kidney-stone predict slice.dcm --url http://127.0.0.1:3000 --api-key "$KEY"`)
+    .action(predictCommand)
+  return program
+}
+
+/** Runs the command line; failures print one line to stderr and set exit code 1 (no stack trace). */
+export async function main (argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv).catch((error: unknown) => {
+    process.stderr.write(`kidney-stone: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.exitCode = 1
+  })
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv)

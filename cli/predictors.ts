@@ -1,0 +1,68 @@
+import { basename } from 'node:path'
+import { Classifier } from '../inference/classifier.js'
+import { sniffFormat } from '../inference/decode.js'
+import type { DicomWindow } from '../inference/dicom/dataset.js'
+import { readDicomIdentifiers } from '../inference/dicom/decode-dicom.js'
+import { ServiceError } from '../inference/errors.js'
+import { describeDecision } from '../inference/prediction.js'
+import { createKidneyStoneClient, predictSlice, type ClientAuth, type KidneyStoneClient } from '../client/index.js'
+import type { FileError, FileResult } from './output.js'
+
+/** Classifies one file's bytes; never throws for a bad file, it answers with the file's typed error. */
+export interface FilePredictor {
+  predict: (file: string, bytes: Buffer) => Promise<FileResult>
+  close: () => Promise<void>
+}
+
+export function toFileError (error: unknown): FileError {
+  if (error instanceof ServiceError) return { code: error.code, message: error.message, statusCode: error.statusCode }
+  return { code: 'INTERNAL_ERROR', message: error instanceof Error ? error.message : String(error) }
+}
+
+export interface InProcessOptions {
+  modelPath: string
+  maxPixels: number
+  threads: number
+  dicomWindow?: DicomWindow
+}
+
+/** Runs the service's own inference code (inference/classifier.ts) in this process: no server needed. */
+export async function inProcessPredictor (options: InProcessOptions): Promise<FilePredictor> {
+  const classifier = await Classifier.load(options.modelPath, {
+    maxPixels: options.maxPixels,
+    intraOpThreads: options.threads,
+    interOpThreads: 1,
+    graphOptimization: 'all',
+    dicomWindow: options.dicomWindow
+  })
+  return {
+    async predict (file, bytes) {
+      try {
+        const decision = await classifier.classify(bytes)
+        const dicom = sniffFormat(bytes) === 'dicom' ? readDicomIdentifiers(bytes) : undefined
+        return { file, ...describeDecision(decision, classifier.spec, dicom) }
+      } catch (error) {
+        return { file, error: toFileError(error) }
+      }
+    },
+    close: async () => { await classifier.close() }
+  }
+}
+
+/** Sends each file to a running service's POST /predict through the generated client. */
+export function remotePredictor (baseUrl: string, auth: ClientAuth): FilePredictor {
+  const client: KidneyStoneClient = createKidneyStoneClient(baseUrl, auth)
+  return {
+    async predict (file, bytes) {
+      try {
+        const { data, error, response } = await predictSlice(client, { name: basename(file), bytes })
+        if (data !== undefined) return { file, ...data }
+        return { file, error: { code: error?.code ?? `HTTP_${response.status}`, message: error?.message ?? response.statusText, statusCode: response.status } }
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string } }).cause?.code
+        return { file, error: { code: 'NETWORK_ERROR', message: `${baseUrl}: ${cause ?? (error as Error).message}` } }
+      }
+    },
+    close: async () => {}
+  }
+}

@@ -1,0 +1,76 @@
+import createClient, { type Client, type Middleware } from 'openapi-fetch'
+import type { components, paths } from './api-types.js'
+
+/**
+ * The typed HTTP client: `api-types.ts` is generated from openapi.yaml by openapi-typescript
+ * (`npm run client:types`) and openapi-fetch does the requests. No Node-only imports, so a browser
+ * frontend uses this file as it is.
+ */
+export type KidneyStoneClient = Client<paths>
+export type Prediction = components['schemas']['Prediction']
+export type ErrorReply = components['schemas']['Error']
+
+export interface ClientAuth {
+  /** Sent in `apiKeyHeader` (default x-api-key) when the service runs with AUTH_MODE=api-key or any. */
+  apiKey?: string
+  apiKeyHeader?: string
+  /** Sent as `Authorization: Bearer <token>` when the service runs with AUTH_MODE=jwt or any. */
+  token?: string
+}
+
+export function createKidneyStoneClient (baseUrl: string, auth: ClientAuth = {}, fetchImpl?: typeof fetch): KidneyStoneClient {
+  const client = createClient<paths>({ baseUrl: baseUrl.replace(/\/+$/, ''), fetch: fetchImpl })
+  const credentials: Middleware = {
+    onRequest ({ request }) {
+      if (auth.apiKey !== undefined) request.headers.set(auth.apiKeyHeader ?? 'x-api-key', auth.apiKey)
+      if (auth.token !== undefined) request.headers.set('authorization', `Bearer ${auth.token}`)
+      return request
+    }
+  }
+  client.use(credentials)
+  return client
+}
+
+export interface UploadFile {
+  name: string
+  bytes: Blob | Uint8Array
+}
+
+function asBlob (bytes: Blob | Uint8Array): Blob {
+  return bytes instanceof Blob ? bytes : new Blob([bytes as BlobPart])
+}
+
+/** A multipart body for openapi-fetch: the generated type says `string` (format binary), the wire carries a file. */
+export function multipartBody (field: string, files: UploadFile[]): { body: Record<string, never>, bodySerializer: () => FormData } {
+  return {
+    body: {},
+    bodySerializer: () => {
+      const form = new FormData()
+      for (const file of files) form.append(field, asBlob(file.bytes), file.name)
+      return form
+    }
+  }
+}
+
+export type FhirDiagnosticReport = components['schemas']['FhirDiagnosticReport']
+
+interface Answer<T> {
+  data?: T
+  error?: ErrorReply
+  response: Response
+}
+
+/**
+ * POST /predict for one file. The operation has two success media types, so openapi-fetch types `data` as
+ * their union; the Accept header sent here decides which one comes back, and the result is typed to match.
+ */
+export async function predictSlice (client: KidneyStoneClient, file: UploadFile): Promise<Answer<Prediction>> {
+  const { data, error, response } = await client.POST('/predict', { ...multipartBody('file', [file]), headers: { accept: 'application/json' } })
+  return { data: data as Prediction | undefined, error, response }
+}
+
+/** POST /predict answered as a FHIR R4 DiagnosticReport (Accept: application/fhir+json). */
+export async function predictSliceAsFhir (client: KidneyStoneClient, file: UploadFile): Promise<Answer<FhirDiagnosticReport>> {
+  const { data, error, response } = await client.POST('/predict', { ...multipartBody('file', [file]), headers: { accept: 'application/fhir+json' } })
+  return { data: data as FhirDiagnosticReport | undefined, error, response }
+}

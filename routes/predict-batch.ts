@@ -1,0 +1,26 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
+import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
+import { errorResponses } from '../schemas/error.js'
+import { refTo } from '../schemas/ref.js'
+
+const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
+  const maxFiles = app.config.batchMaxFiles
+  app.post('/predict/batch', {
+    // This route alone may carry several files; the multipart limits of every other route stay as they are.
+    config: { multipartOptions: { limits: { files: maxFiles, parts: maxFiles + app.config.maxFields } } },
+    schema: {
+      tags: ['prediction'],
+      summary: 'Classify several CT slices (JPEG, PNG, DICOM) in one request',
+      description: 'Repeat the multipart field "files". Each file gets its own result or its own typed error, in ' +
+        'request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone).',
+      consumes: ['multipart/form-data'],
+      body: batchBodySchema(maxFiles),
+      response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
+    }
+  }, async (request) => {
+    return await app.predictBatch(await uploadedBatchFiles(request.body.files))
+  })
+}
+
+export default predictBatch

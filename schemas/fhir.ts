@@ -1,0 +1,19 @@
+import { Type } from '@sinclair/typebox'
+
+/**
+ * The FHIR answer of /predict (Accept: application/fhir+json). Only the top-level facts are listed here;
+ * the full resource follows the FHIR R4 DiagnosticReport definition, which the tests check it against.
+ */
+export const FhirDiagnosticReportSchema = Type.Object({
+  resourceType: Type.Literal('DiagnosticReport'),
+  id: Type.Optional(Type.String({ description: 'The upload id of the prediction.' })),
+  status: Type.Literal('preliminary'),
+  conclusion: Type.String(),
+  conclusionCode: Type.Array(Type.Unknown(), { description: 'SNOMED CT 95570007 kidney stone or 281900007 no abnormality detected.' }),
+  contained: Type.Array(Type.Unknown(), { description: 'The Observation (probability, threshold) and the Device (model, version).' })
+}, {
+  $id: 'FhirDiagnosticReport',
+  title: 'FhirDiagnosticReport',
+  additionalProperties: true,
+  description: 'FHIR R4 DiagnosticReport: https://hl7.org/fhir/R4/diagnosticreport.html'
+})

@@ -1,0 +1,73 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { parse } from 'yaml'
+import { createKidneyStoneClient, multipartBody, predictSlice, predictSliceAsFhir } from '../client/index.js'
+import { build, ctKidneyImage, SHARED } from './helper.js'
+
+const DICOM = join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm')
+
+/** Every operation openapi.yaml documents, as "METHOD /path". */
+async function documentedOperations (): Promise<string[]> {
+  const doc = parse(await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+  return Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`)).sort()
+}
+
+t.test('the generated client calls every documented route of the real server over HTTP', async (t) => {
+  const app = await build(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const client = createKidneyStoneClient(`http://127.0.0.1:${port}`)
+  const called: string[] = []
+  const seen = <T extends { response: Response }>(operation: string, result: T): T => { called.push(operation); return result }
+
+  const status = seen('GET /', await client.GET('/'))
+  t.equal(status.response.status, 200)
+  t.equal(status.data?.status, 'ready')
+  t.equal(seen('GET /health/live', await client.GET('/health/live')).response.status, 200)
+  t.same(seen('GET /health/ready', await client.GET('/health/ready')).data, { status: 'ready' })
+  const model = seen('GET /model', await client.GET('/model'))
+  t.equal(model.data?.name, app.model.get().spec.name)
+
+  const dicom = await readFile(DICOM)
+  const predicted = seen('POST /predict', await predictSlice(client, { name: 'slice.dcm', bytes: dicom }))
+  t.equal(predicted.response.status, 200)
+  t.ok(['Normal', 'Stone'].includes(predicted.data?.prediction ?? ''))
+  t.equal(predicted.data?.dicom?.sopInstanceUid, '1.3.6.1.4.1.5962.1.1.1.1.1.20040826185059.5457')
+
+  const fhir = await predictSliceAsFhir(client, { name: 'slice.dcm', bytes: dicom })
+  t.match(fhir.response.headers.get('content-type'), /^application\/fhir\+json/)
+  t.equal(fhir.data?.resourceType, 'DiagnosticReport')
+  t.match(fhir.data?.id, /^[0-9a-f-]{36}$/, 'the report id is the stored upload id')
+
+  const refused = await predictSlice(client, { name: 'notes.txt', bytes: new TextEncoder().encode('hello') })
+  t.equal(refused.response.status, 415)
+  t.equal(refused.error?.code, 'UNSUPPORTED_MEDIA_TYPE', 'typed errors come back as the Error schema')
+
+  const image = await ctKidneyImage('test/stone')
+  const batch = seen('POST /predict/batch', await client.POST('/predict/batch', multipartBody('files', [
+    { name: 'a.dcm', bytes: dicom }, { name: 'b.jpg', bytes: image }
+  ])))
+  t.equal(batch.response.status, 200)
+  t.same(batch.data?.results.map((entry) => entry.index), [0, 1])
+  t.equal(batch.data?.summary.succeeded, 2)
+
+  t.same(called.sort(), await documentedOperations(), 'every operation in openapi.yaml was called')
+})
+
+t.test('the CLI against the running server (--url) answers like the server', async (t) => {
+  const app = await build(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const bin = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
+  const { stdout } = await promisify(execFile)(process.execPath, [bin, 'predict', DICOM, '--url', `http://127.0.0.1:${port}`])
+  const [result] = JSON.parse(stdout)
+  const inProcess = await app.predict(await readFile(DICOM))
+  t.same(result.probabilities, inProcess.prediction.probabilities)
+  t.match(result.id, /^[0-9a-f-]{36}$/, 'the server stored the upload and named it')
+  t.equal(result.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
+})
