@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { createHmac } from 'node:crypto'
 import { parse } from 'yaml'
+import { parseApiKeys } from '../plugins/app/auth-config.js'
 import { createKidneyStoneClient, multipartBody, predictSlice, predictSliceAsFhir } from '../client/index.js'
 import { build, ctKidneyImage, SHARED } from './helper.js'
 
@@ -70,4 +72,47 @@ t.test('the CLI against the running server (--url) answers like the server', asy
   t.same(result.probabilities, inProcess.prediction.probabilities)
   t.match(result.id, /^[0-9a-f-]{36}$/, 'the server stored the upload and named it')
   t.equal(result.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
+})
+
+/** An HS256 JWT signed here, so the token path is exercised without a key server. */
+function signedToken (secret: string, claims: Record<string, unknown>): string {
+  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`
+}
+
+t.test('the client and the CLI send an API key or a bearer token when the service requires one', async (t) => {
+  const secret = 'test-secret-of-at-least-32-characters!!'
+  const app = await build(t, {
+    config: {
+      auth: {
+        mode: 'any',
+        apiKeyHeader: 'x-api-key',
+        apiKeys: parseApiKeys('frontend:key-0123456789abcdef', 'test'),
+        jwt: { algorithm: 'HS256', key: secret, issuer: 'https://issuer.test', audience: 'kidney-stone', clockToleranceS: 0 },
+        docsPublic: true
+      }
+    }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const file = { name: 'slice.dcm', bytes: await readFile(DICOM) }
+
+  const anonymous = await predictSlice(createKidneyStoneClient(base), file)
+  t.equal(anonymous.response.status, 401)
+  t.equal(anonymous.error?.code, 'UNAUTHORIZED')
+  const withKey = await predictSlice(createKidneyStoneClient(base, { apiKey: 'key-0123456789abcdef' }), file)
+  t.equal(withKey.response.status, 200)
+  const token = signedToken(secret, { sub: 'ris', scope: 'predict', iss: 'https://issuer.test', aud: 'kidney-stone', exp: Math.floor(Date.now() / 1000) + 600 })
+  const withToken = await predictSlice(createKidneyStoneClient(base, { token }), file)
+  t.equal(withToken.response.status, 200)
+  t.same(withToken.data?.probabilities, withKey.data?.probabilities)
+
+  const bin = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
+  const cli = promisify(execFile)
+  const ok = await cli(process.execPath, [bin, 'predict', DICOM, '--url', base, '--api-key', 'key-0123456789abcdef', '--format', 'csv'])
+  t.match(ok.stdout.split('\n')[1], /,(Normal|Stone),/)
+  const refused = await cli(process.execPath, [bin, 'predict', DICOM, '--url', base]).catch((error: { code: number, stdout: string }) => error)
+  t.equal((refused as { code?: number }).code, 1, 'exit code 1 when the service refuses the file')
+  t.equal(JSON.parse(refused.stdout)[0].error.code, 'UNAUTHORIZED')
 })
