@@ -201,13 +201,21 @@ function cloneSource (image: PixelImage, r: PixelBox, blocked: PixelBox[]): { dx
       if (blocked.some((b) => intersects(src, b)) || !insideBody(image, src)) continue
       let mismatch = 0
       let n = 0
+      let borderMax = 0
+      let sourceMax = 0
       for (let y = frame.y; y < frame.y + frame.height; y++) {
         for (let x = frame.x; x < frame.x + frame.width; x++) {
+          const source = image.pixels[((y + dy) * width + x + dx) * channels]
+          sourceMax = Math.max(sourceMax, source)
           if (y > frame.y && y < frame.y + frame.height - 1 && x > frame.x && x < frame.x + frame.width - 1) continue
-          mismatch += Math.abs(image.pixels[(y * width + x) * channels] - image.pixels[((y + dy) * width + x + dx) * channels])
+          const target = image.pixels[(y * width + x) * channels]
+          borderMax = Math.max(borderMax, target)
+          mismatch += Math.abs(target - source)
           n++
         }
       }
+      // a patch brighter than anything around the region would paste a stone-like spot back in
+      if (sourceMax > borderMax + 10) continue
       const score = mismatch / n
       if (score < bestScore) { bestScore = score; best = { dx, dy } }
     }

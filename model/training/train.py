@@ -1,0 +1,206 @@
+"""Trains the kidney stone CNN from scratch on the exported (service-preprocessed) data and writes the shipped
+files. Run through `npm run train`; `/usr/bin/python3 model/training/train.py --help` lists the knobs.
+
+Model selection, temperature and threshold use validation data only (ct-kidney val + yildirim val groups);
+test data is never looked at here except to write the parity fixture (PyTorch outputs, no decisions).
+"""
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from dataset import ExportedData, augment, sampling_weights
+from export import REPO, export_onnx, write_keras, write_parity_fixture, write_sidecar
+from network import LAYERS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
+
+torch.set_num_threads(2)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--steps', type=int, default=1000, help='optimizer steps (batch size --batch)')
+    p.add_argument('--batch', type=int, default=32)
+    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
+    p.add_argument('--eval-every', type=int, default=200)
+    p.add_argument('--sensitivity', type=float, default=0.97, help='val stone sensitivity the threshold keeps')
+    p.add_argument('--seed', type=int, default=20261125)
+    p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
+    p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
+    p.add_argument('--version', default='1.0.0')
+    return p.parse_args()
+
+
+def predict(net, data, rows, mean, std, batch=128):
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for k in range(0, len(rows), batch):
+            x, _, _, _ = data.batch(rows[k:k + batch])
+            out.append(net((x - mean) / std)[0])
+    net.train()
+    return torch.cat(out).double()
+
+
+def val_report(data, rows, logits, temperature=1.0, threshold=None):
+    """Val figures: ct-kidney AUC, yildirim original-vs-removed AUC and matched pair win rate, decoy check."""
+    p = torch.softmax(logits / temperature, 1)[:, 1].numpy()
+    entries = [data.entries[i] for i in rows]
+    labels = np.array([e['label'] for e in entries])
+
+    def pick(source, variant=None):
+        return np.array([e['source'] == source and (variant is None or e['variant'] == variant) for e in entries])
+    ct, orig, removed, decoy = pick('ct-kidney'), pick('yildirim', 'original'), pick('yildirim', 'removed'), pick('yildirim', 'decoy')
+    pair_mask = orig | removed
+    report = {
+        'val_ct_auc': roc_auc_score(labels[ct], p[ct]),
+        'val_pairs_auc': roc_auc_score(labels[pair_mask], p[pair_mask]),
+        'val_pair_win_rate': float(np.mean(p[orig] > p[removed])),
+        'val_decoy_minus_original_mean_p': float(p[decoy].mean() - p[orig].mean()),
+    }
+    if threshold is not None:
+        pred = p >= threshold
+        report.update({
+            'val_ct_sensitivity': float(pred[ct & (labels == 1)].mean()),
+            'val_ct_specificity': float(1 - pred[ct & (labels == 0)].mean()),
+            'val_yildirim_sensitivity': float(pred[orig].mean()),
+            'val_yildirim_removed_specificity': float(1 - pred[removed].mean()),
+            'val_yildirim_decoy_sensitivity': float(pred[decoy].mean()),
+            'val_ece': expected_calibration_error(p, labels),
+        })
+    return {k: round(float(v), 4) for k, v in report.items()}
+
+
+def expected_calibration_error(p, labels, bins=10):
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (p >= lo) & (p < hi) if hi < 1 else (p >= lo)
+        if sel.any():
+            confidence = np.where(p[sel] >= 0.5, p[sel], 1 - p[sel]).mean()
+            accuracy = ((p[sel] >= 0.5) == labels[sel]).mean()
+            ece += sel.mean() * abs(confidence - accuracy)
+    return ece
+
+
+def fit_temperature(logits, labels):
+    log_t = torch.zeros(1, dtype=torch.double, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return float(log_t.exp())
+
+
+def choose_threshold(p_stone, is_stone, sensitivity):
+    """Highest threshold whose val stone sensitivity is still >= the target."""
+    scores = np.sort(p_stone[is_stone])
+    allowed_misses = int(np.floor((1 - sensitivity) * len(scores)))
+    return float(scores[allowed_misses])
+
+
+def localisation_loss(cam, masks, has_mask):
+    """Box-guided: Stone evidence high in CAM cells covered by a stone box, low elsewhere (and everywhere on
+    stone-removed slices); positives and negatives weigh equally so a few stone cells are not drowned."""
+    if not has_mask.any():
+        return cam.sum() * 0
+    s = stone_map(cam[has_mask])
+    target = (mask_to_cam(masks[has_mask][:, 0], s.shape[-1]) > 0.05).float()
+    bce = F.binary_cross_entropy_with_logits(s, target, reduction='none')
+    pos = (bce * target).sum() / target.sum().clamp(min=1)
+    neg = (bce * (1 - target)).sum() / (1 - target).sum().clamp(min=1)
+    return pos + neg
+
+
+def main():
+    args = parse_args()
+    started = time.time()
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    data = ExportedData()
+    train_rows = data.select('train')
+    val_rows = [i for i in data.select('val') if data.entries[i]['source'] in ('ct-kidney', 'yildirim')]
+    sample = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=gen)[:1000]]
+    mean = round(float(data.images[sample].float().mean() / 255), 4)
+    std = round(float(data.images[sample].float().std() / 255), 4)
+    weights = sampling_weights(data, train_rows)
+    train_rows = torch.as_tensor(train_rows)
+    print(f'train {len(train_rows)} val {len(val_rows)} mean {mean} std {std} cam {cam_size()}x{cam_size()}', flush=True)
+
+    net = KidneyStoneNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
+    best = (-1.0, None, None, -1)
+    seen = 0
+    tick = time.time()
+    for step in range(1, args.steps + 1):
+        rows = train_rows[torch.multinomial(weights, args.batch, replacement=True, generator=gen)]
+        x, m, y, has = data.batch(rows)
+        x, m = augment(x, m, gen)
+        logits, cam = net((x - mean) / std)
+        ce = F.cross_entropy(logits, y, label_smoothing=0.05)
+        loc = localisation_loss(cam, m, has)
+        loss = ce + args.cam_weight * loc
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        seen += len(rows)
+        if step % 25 == 0:
+            print(f'step {step} ce {ce.item():.3f} loc {loc.item():.3f} {seen / (time.time() - tick):.1f} img/s '
+                  f'{(time.time() - started) / 60:.1f} min', flush=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            val_logits = predict(net, data, val_rows, mean, std)
+            report = val_report(data, val_rows, val_logits)
+            score = (report['val_ct_auc'] + report['val_pairs_auc']) / 2
+            print(f'eval step {step}: {report} score {score:.4f}', flush=True)
+            if score > best[0]:
+                best = (score, copy.deepcopy(net.state_dict()), val_logits, step)
+
+    score, state, val_logits, best_step = best
+    net.load_state_dict(state)
+    net.eval()
+    val_labels = data.labels[val_rows]
+    temperature = round(fit_temperature(val_logits, val_labels), 4)
+    p_stone = torch.softmax(val_logits / temperature, 1)[:, 1].numpy()
+    threshold = round(choose_threshold(p_stone, val_labels.numpy() == 1, args.sensitivity), 4)
+    report = val_report(data, val_rows, val_logits, temperature, threshold)
+    minutes = round((time.time() - started) / 60, 1)
+    print(f'best step {best_step} score {score:.4f} temperature {temperature} threshold {threshold}: {report}', flush=True)
+
+    out = Path(args.out)
+    size = export_onnx(net, out.with_suffix('.onnx'), data.input['height'])
+    torch.save(net.state_dict(), out.with_suffix('.pt'))  # state dict for the Flask baseline in bench/baseline/
+    probe, _, _, _ = data.batch(val_rows[:4])
+    keras_diff = write_keras(net, out.with_suffix('.h5'), data.input['height'], (probe - mean) / std)
+    source = {
+        'version': args.version,
+        'framework': f'pytorch {torch.__version__}',
+        'architecture': 'compact CNN, 4x4 patch conv + 3x3 conv/BN/ReLU stack, global average pooling, dense head',
+        'layers': [list(spec) for spec in LAYERS],
+        'outputs': {'logits': '[N,2]', 'cam': f'[N,2,{cam_size()},{cam_size()}] head applied per location; logits = mean'},
+        'trainedOn': 'ct-kidney train + yildirim-stones train groups (original, stone-removed, decoy)',
+        'selectedOn': 'ct-kidney val + yildirim-stones val groups',
+        'args': {k: v for k, v in vars(args).items() if k not in ('out', 'fixture')},
+        'bestStep': best_step,
+        'trainingMinutes': minutes,
+        'kerasMaxAbsDiff': keras_diff,
+        'data': 'ct-kidney: Islam et al. 2022, Kaggle, CC BY 4.0; yildirim-stones: Yildirim et al. 2021, research use',
+    }
+    write_sidecar(out.with_suffix('.json'), data, mean, std, temperature, threshold, source, report)
+    n = write_parity_fixture(net, data, mean, std, temperature, Path(args.fixture))
+    print(json.dumps({'onnxBytes': size, 'kerasMaxAbsDiff': keras_diff, 'parityItems': n, 'minutes': minutes}), flush=True)
+
+
+if __name__ == '__main__':
+    main()
