@@ -112,7 +112,7 @@ export async function writeFigures (run: EvaluationRun, spec: ModelSpec, directo
       ]
     },
     {
-      title: 'yildirim held-out: original vs stones removed',
+      title: 'yildirim held-out: with vs without stones',
       series: [
         roc(pairs((t) => t.scores.original, (t) => t.scores.stoneRemoved),
           `model, ${auc(metrics.stoneEvidence.pairsAuc.value)}`, COLOURS.model, threshold),
