@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node'
 import t from 'tap'
 import { convertKerasModel } from '../inference/keras/convert.js'
 import { KerasFileError, UnsupportedKerasLayerError } from '../inference/keras/errors.js'
-import { PYTHON, SHARED_DIR, referenceOutputs } from './keras/inputs.js'
+import { kerasModelSpec } from '../inference/keras/spec.js'
+import { FIXTURE_DIR, PYTHON, SHARED_DIR, imageTensor, referenceOutputs, type KerasFixture } from './keras/inputs.js'
 
 const TOLERANCE = 1e-4
 const BUILDER = new URL('./keras/build_functional.py', import.meta.url).pathname
@@ -16,7 +17,8 @@ const BUILDER = new URL('./keras/build_functional.py', import.meta.url).pathname
 const dir = await mkdtemp(join(tmpdir(), 'keras-functional-'))
 t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
 // The models are written by the Python side (h5py), in the layouts Keras 2 and Keras 3 use.
-await promisify(execFile)(PYTHON, [BUILDER, dir])
+const KERAS3_H5 = join(SHARED_DIR, 'models/keras/mennaghanem-kidney-cnn-4class.h5')
+await promisify(execFile)(PYTHON, [BUILDER, dir, KERAS3_H5])
 
 /** Seeded inputs in [-1, 2): values outside 0..1 also exercise the negative branches of the activations. */
 function seededInputs (count: number, length: number): Float32Array[] {
@@ -54,6 +56,22 @@ for (const file of ['functional-k2.h5', 'functional-k3.keras']) {
     t.ok(maxDiff <= TOLERANCE, `max abs diff ${maxDiff} <= ${TOLERANCE}`)
   })
 }
+
+t.test('a Keras 3 Sequential model re-saved as a .keras archive matches the reference outputs of its .h5', async (t) => {
+  const { onnx, facts } = await convertKerasModel(join(dir, 'sequential-k3.keras'))
+  t.match(facts, { format: 'keras', kerasVersion: '3.8.0', modelClass: 'Sequential', outputSize: 4 })
+  const fixture = JSON.parse(await readFile(join(FIXTURE_DIR, 'mennaghanem-kidney-cnn-4class.json'), 'utf8')) as KerasFixture
+  const spec = kerasModelSpec(facts, 'sequential-k3.keras', { classes: ['Cyst', 'Normal', 'Stone', 'Tumor'], input: { scale: fixture.input.scale } })
+  const images = fixture.images.slice(0, 6)
+  const batch = new Float32Array(images.length * 128 * 128 * 3)
+  for (const [i, image] of images.entries()) batch.set(await imageTensor(image.path, spec), i * 128 * 128 * 3)
+  const session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 1 })
+  t.teardown(async () => { await session.release() })
+  const result = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', batch, [images.length, 128, 128, 3]) })
+  const output = result[session.outputNames[0]].data as Float32Array
+  const maxDiff = Math.max(...images.flatMap((image, i) => image.output.map((expected, j) => Math.abs(output[i * 4 + j] - expected))))
+  t.ok(maxDiff <= TOLERANCE, `max abs diff ${maxDiff} <= ${TOLERANCE}`)
+})
 
 t.test('a layer outside the supported list stops with an error naming the layer and its class', async (t) => {
   const error = await convertKerasModel(join(dir, 'unsupported-layer.h5')).catch((e: unknown) => e)

@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """Writes small Keras models with seeded random weights, the way Keras stores them, without TensorFlow:
 
-    /usr/bin/python3 test/keras/build_functional.py OUT_DIR
-
 - functional-k2.h5: a Functional model with Add / Multiply / Concatenate branches, a shared layer called
   twice and every layer class the converter supports, in the Keras 2 `model.save('x.h5')` layout
   (config in root attributes, weights under model_weights/<layer>/<layer>/<weight>:0).
 - functional-k3.keras: the same graph as a Keras 3 `.keras` zip (config.json with __keras_tensor__ call
   arguments, metadata.json, model.weights.h5 with layers/<snake_case class>[_n]/vars/<i>).
 - unsupported-layer.h5: a Sequential model with an UpSampling2D layer, which the converter must refuse.
+- sequential-k3.keras (with a second argument, a Keras 3 .h5): that Sequential model as a .keras archive.
+
+    /usr/bin/python3 test/keras/build_functional.py OUT_DIR [KERAS3_MODEL.h5]
 """
 import io
 import json
@@ -182,6 +183,30 @@ def unsupported_model(path):
         f.create_group("model_weights").attrs["layer_names"] = np.array([b"up_sampling2d"])
 
 
+def keras3_archive_from_h5(h5_path, path):
+    """Re-saves a Keras 3 legacy .h5 (Sequential) as a .keras archive: same config, weights by class slot."""
+    with h5py.File(h5_path, "r") as source:
+        config = json.loads(source.attrs["model_config"])
+        version = str(source.attrs["keras_version"])
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as f:
+            counts = {}
+            for layer in config["config"]["layers"]:
+                base = snake_case(layer["class_name"])
+                n = counts.get(base, -1) + 1
+                counts[base] = n
+                group = f.create_group("layers/%s/vars" % (base if n == 0 else "%s_%d" % (base, n)))
+                stored = source["model_weights"].get(layer["config"]["name"])
+                names = [] if stored is None else [x.decode() if isinstance(x, bytes) else x for x in stored.attrs["weight_names"]]
+                by_short = {name.split("/")[-1].split(":")[0]: stored[name][()] for name in names}
+                for i, short in enumerate(variable_names(layer["class_name"], layer["config"])):
+                    group.create_dataset(str(i), data=by_short[short])
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": version}))
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", buffer.getvalue())
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
@@ -189,6 +214,8 @@ def main():
     keras2_model(weights, os.path.join(out_dir, "functional-k2.h5"))
     keras3_model(weights, os.path.join(out_dir, "functional-k3.keras"))
     unsupported_model(os.path.join(out_dir, "unsupported-layer.h5"))
+    if len(sys.argv) > 2:
+        keras3_archive_from_h5(sys.argv[2], os.path.join(out_dir, "sequential-k3.keras"))
 
 
 if __name__ == "__main__":
