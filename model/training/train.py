@@ -24,11 +24,13 @@ torch.set_num_threads(2)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--steps', type=int, default=1000, help='optimizer steps (batch size --batch)')
+    p.add_argument('--steps', type=int, default=700, help='optimizer steps (batch size --batch)')
+    p.add_argument('--max-minutes', type=float, default=75,
+                   help='safety net on a busy machine: stop training after this long and ship the best val checkpoint')
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
-    p.add_argument('--eval-every', type=int, default=200)
+    p.add_argument('--eval-every', type=int, default=175)
     p.add_argument('--sensitivity', type=float, default=0.97, help='val stone sensitivity the threshold keeps')
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
@@ -159,13 +161,17 @@ def main():
         if step % 25 == 0:
             print(f'step {step} ce {ce.item():.3f} loc {loc.item():.3f} {seen / (time.time() - tick):.1f} img/s '
                   f'{(time.time() - started) / 60:.1f} min', flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
+        out_of_time = (time.time() - started) / 60 > args.max_minutes
+        if step % args.eval_every == 0 or step == args.steps or out_of_time:
             val_logits = predict(net, data, val_rows, mean, std)
             report = val_report(data, val_rows, val_logits)
             score = (report['val_ct_auc'] + report['val_pairs_auc']) / 2
             print(f'eval step {step}: {report} score {score:.4f}', flush=True)
             if score > best[0]:
                 best = (score, copy.deepcopy(net.state_dict()), val_logits, step)
+            if out_of_time:
+                print(f'stopping at step {step}: --max-minutes {args.max_minutes} reached', flush=True)
+                break
 
     score, state, val_logits, best_step = best
     net.load_state_dict(state)
@@ -193,6 +199,7 @@ def main():
         'selectedOn': 'ct-kidney val + yildirim-stones val groups',
         'args': {k: v for k, v in vars(args).items() if k not in ('out', 'fixture')},
         'bestStep': best_step,
+        'stepsRun': step,
         'trainingMinutes': minutes,
         'kerasMaxAbsDiff': keras_diff,
         'data': 'ct-kidney: Islam et al. 2022, Kaggle, CC BY 4.0; yildirim-stones: Yildirim et al. 2021, research use',
