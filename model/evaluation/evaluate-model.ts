@@ -20,7 +20,16 @@ export interface EvaluationOptions {
 }
 
 export interface ModelMetrics {
-  model: { file: string, name: string, version: string, sha256: string, threshold: number, temperature: number }
+  model: {
+    file: string
+    name: string
+    version: string
+    sha256: string
+    threshold: number
+    temperature: number
+    /** Validation figures the training pipeline recorded in the sidecar (val data only), for comparison. */
+    validation: Record<string, number>
+  }
   bootstrap: BootstrapOptions & { unit: string }
   headline: HeadlineFigure[]
   ctKidneyTest: CtKidneyMetrics
@@ -136,7 +145,8 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
         version: spec.version,
         sha256: model.modelSha256,
         threshold: spec.threshold,
-        temperature: spec.temperature
+        temperature: spec.temperature,
+        validation: spec.metrics ?? {}
       },
       bootstrap: { ...options.bootstrap, unit: 'ct-kidney series (stratified by label) / yildirim export groups' },
       headline: headlineFigures(ctKidneyTest, stoneEvidence),

@@ -52,6 +52,19 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
     ['evaluation runtime', `${runtimeSeconds} s`]
   ]),
 
+  verdict: ({ headline }) => {
+    const missed = headline.filter((figure) => !figure.met)
+    if (missed.length === 0) return 'Every target of the issue is met on held-out data.'
+    const list = missed.map((figure) =>
+      `- ${figure.label}: ${withInterval(figure, figure.format === 'decimal' ? decimal : percent)}, target ${figure.target}`)
+    return `**${missed.length} of ${headline.length} targets are missed** on held-out data:\n\n${list.join('\n')}`
+  },
+
+  validation: ({ model }) => Object.keys(model.validation).length === 0
+    ? 'The sidecar records no validation figures.'
+    : table(['validation figure recorded by training (sidecar `metrics`, val data only)', 'value'],
+      Object.entries(model.validation).map(([name, value]) => [`\`${name}\``, decimal(value)])),
+
   targets: ({ headline }) => table(['figure', 'target', 'measured [95 % CI]', 'met'],
     headline.map((figure) => [
       figure.label, figure.target,
