@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -18,6 +19,15 @@ async function documentedOperations (): Promise<string[]> {
   const doc = parse(await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
   return Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`)).sort()
 }
+
+t.test('client/api-types.ts is what openapi-typescript generates from openapi.yaml (run `npm run client:types`)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-client-types-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const generator = fileURLToPath(new URL('../node_modules/openapi-typescript/bin/cli.js', import.meta.url))
+  const openapi = fileURLToPath(new URL('../openapi.yaml', import.meta.url))
+  await promisify(execFile)(process.execPath, [generator, openapi, '-o', join(dir, 'api-types.ts')])
+  t.equal(await readFile(join(dir, 'api-types.ts'), 'utf8'), await readFile(new URL('../client/api-types.ts', import.meta.url), 'utf8'))
+})
 
 t.test('the generated client calls every documented route of the real server over HTTP', async (t) => {
   const app = await build(t)
