@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import { fileUpload } from '../test/helper.js'
 
@@ -22,19 +23,32 @@ function percentile (sorted: number[], p: number): number {
  * `${url}/predict`, for `seconds`. Latencies are collected from every response (autocannon's summary has no p95).
  */
 export async function drive (url: string, images: Buffer[], connections: number, seconds: number): Promise<LoadResult> {
-  const requests = images.map((image, i) => {
-    const { payload, headers } = fileUpload(image, `slice-${i}.jpg`)
-    return { method: 'POST' as const, path: '/predict', headers, body: payload }
-  })
   const latencies: number[] = []
   const statuses: Record<string, number> = {}
+  // Latency is timed per connection from the moment each request is built to its response, connection set-up
+  // included: autocannon's own response time is wrong for servers that close the connection after every
+  // response, as Flask's development server does (it grew with every request on one connection).
+  type Timed = object & { sentAt?: number }
+  const requests = images.map((image, i): autocannon.Request => {
+    const { payload, headers } = fileUpload(image, `slice-${i}.jpg`)
+    return {
+      method: 'POST' as const,
+      path: '/predict',
+      headers,
+      body: payload,
+      setupRequest: (request, context: Timed) => {
+        context.sentAt = performance.now()
+        return request
+      },
+      onResponse: (status, _body, context: Timed) => {
+        latencies.push(performance.now() - (context.sentAt ?? NaN))
+        statuses[status] = (statuses[status] ?? 0) + 1
+      }
+    }
+  })
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({ url, connections, duration: seconds, requests, timeout: 30 },
+    autocannon({ url, connections, duration: seconds, requests, timeout: 30 },
       (error, result) => error != null ? reject(error) : resolve(result))
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      latencies.push(responseTime)
-      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1
-    })
   })
   latencies.sort((a, b) => a - b)
   const non2xx = Object.entries(statuses).filter(([code]) => !code.startsWith('2')).reduce((n, [, count]) => n + count, 0)

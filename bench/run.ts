@@ -26,7 +26,7 @@ const connectionLevels = list(opts.connections)
 const config = { ...loadConfig(), modelPath: opts.model }
 const THREADS = 2 // the machine's cores: the budget both servers get
 
-interface ServerRun extends LoadResult { imageSet: string, meanBatchSize?: number }
+interface ServerRun extends LoadResult { imageSet: string, meanBatchSize?: number, loadAverage1m: number }
 
 function metric (text: string, name: string): number {
   return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
@@ -48,9 +48,9 @@ async function driveAll (server: RunningServer, sets: Awaited<ReturnType<typeof 
         ? (metric(after, 'kidney_batch_size_sum') - metric(before, 'kidney_batch_size_sum')) /
           (metric(after, 'kidney_batch_size_count') - metric(before, 'kidney_batch_size_count'))
         : undefined
-      runs.push({ imageSet: set.name, ...result, meanBatchSize })
+      runs.push({ imageSet: set.name, ...result, meanBatchSize, loadAverage1m: Number(loadavg()[0].toFixed(2)) })
       process.stderr.write(`${server.name} ${set.name} c=${connections}: ${result.requestsPerSecond.toFixed(1)} req/s, ` +
-        `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, errors ${result.errors}\n`)
+        `p50 ${result.latencyMs.p50.toFixed(0)} ms, p99 ${result.latencyMs.p99.toFixed(0)} ms, errors ${result.errors}, load ${loadavg()[0].toFixed(1)}\n`)
     }
   }
   return runs
@@ -71,12 +71,12 @@ const sets = await benchImageSets()
 const work = await mkdtemp(join(tmpdir(), 'kidney-bench-'))
 await mkdir(opts.out, { recursive: true })
 
-const limit: Record<string, { runs: LimitResult[], best: LimitResult }> = {}
+const limit: Record<string, { runs: Array<LimitResult & { loadAverage1m: number }>, best: LimitResult }> = {}
 for (const set of sets) {
-  const runs: LimitResult[] = []
+  const runs: Array<LimitResult & { loadAverage1m: number }> = []
   for (const batchSize of list(opts.batchSizes)) {
-    runs.push(await measureLimit(config, set.bytes, batchSize, Number(opts.limitSeconds)))
-    process.stderr.write(`limit ${set.name} batch ${batchSize}: ${runs.at(-1)?.imagesPerSecond.toFixed(1)} images/s\n`)
+    runs.push({ ...await measureLimit(config, set.bytes, batchSize, Number(opts.limitSeconds)), loadAverage1m: Number(loadavg()[0].toFixed(2)) })
+    process.stderr.write(`limit ${set.name} batch ${batchSize}: ${runs.at(-1)?.imagesPerSecond.toFixed(1)} images/s, load ${loadavg()[0].toFixed(1)}\n`)
   }
   limit[set.name] = { runs, best: runs.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a)) }
 }

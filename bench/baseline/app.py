@@ -2,7 +2,8 @@
 
 One request = one upload saved to disk, PIL decode, resize, normalise, one PyTorch forward pass, JSON. The network
 class is imported from the training pipeline (model/training/network.py) and loaded from the state dict it writes
-next to the ONNX model (model/kidney-stone-cnn.pt); input size, scaling, temperature and threshold come from the
+next to the ONNX model (model/kidney-stone-cnn.pt), or, for a model trained before that file was written, from the
+Keras 2 HDF5 copy of the same weights the pipeline writes next to it (model/kidney-stone-cnn.h5); input size, scaling, temperature and threshold come from the
 same JSON sidecar the service reads, so both serve the same model with the same preprocessing contract.
 Run with Debian's python3-flask and python3-torch: /usr/bin/python3 bench/baseline/app.py --port 5000
 """
@@ -36,12 +37,43 @@ def parse_args():
     return p.parse_args()
 
 
+def load_keras_h5(net, path):
+    """Copies the weights of the pipeline's Keras file (model/training/keras_h5.py layout) into `net`, in layer order."""
+    import h5py
+    with h5py.File(path, 'r') as f:
+        group = f['model_weights']
+        layers = [name.decode() if isinstance(name, bytes) else name for name in group.attrs['layer_names']]
+        arrays = {name: {w.split('/')[-1]: np.asarray(group[name][w]) for w in group[name].attrs['weight_names']}
+                  for name in layers if len(group[name].attrs['weight_names']) > 0}
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in net.features if isinstance(m, torch.nn.BatchNorm2d)]
+    keras_convs = [a for n, a in arrays.items() if n.startswith('conv2d')]
+    keras_norms = [a for n, a in arrays.items() if n.startswith('batch_normalization')]
+    if len(convs) != len(keras_convs) or len(norms) != len(keras_norms):
+        raise ValueError(f'{path}: layer counts do not match the network')
+    with torch.no_grad():
+        for conv, a in zip(convs, keras_convs):
+            conv.weight.copy_(torch.from_numpy(a['kernel:0'].transpose(3, 2, 0, 1)))  # HWIO -> OIHW
+        for norm, a in zip(norms, keras_norms):
+            norm.weight.copy_(torch.from_numpy(a['gamma:0']))
+            norm.bias.copy_(torch.from_numpy(a['beta:0']))
+            norm.running_mean.copy_(torch.from_numpy(a['moving_mean:0']))
+            norm.running_var.copy_(torch.from_numpy(a['moving_variance:0']))
+        dense = next(a for n, a in arrays.items() if n.startswith('dense'))
+        net.head.weight.copy_(torch.from_numpy(dense['kernel:0'].T))
+        net.head.bias.copy_(torch.from_numpy(dense['bias:0']))
+
+
 def load_model(args):
     model = Path(args.model)
     spec = json.loads(model.with_suffix('.json').read_text())
-    state = torch.load(args.checkpoint or model.with_suffix('.pt'), map_location='cpu')
     net = KidneyStoneNet()
-    net.load_state_dict(state.get('state_dict', state) if isinstance(state, dict) else state)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else model.with_suffix('.pt')
+    if checkpoint.exists() or args.checkpoint:
+        state = torch.load(checkpoint, map_location='cpu')
+        net.load_state_dict(state.get('state_dict', state) if isinstance(state, dict) else state)
+    else:
+        load_keras_h5(net, model.with_suffix('.h5'))
     return net.eval(), spec
 
 
