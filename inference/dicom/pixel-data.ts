@@ -1,7 +1,7 @@
 import dicomParser from 'dicom-parser'
 import type { DicomImageHeader, ParsedDicom } from './dataset.js'
 import { CorruptDicomError, UnsupportedTransferSyntaxError } from './errors.js'
-import { decodeJpegLS } from './jpeg-ls.js'
+import { decodeEncapsulatedFrame, isEncapsulatedSyntax } from './codecs.js'
 
 const NATIVE_LITTLE_ENDIAN = new Set([
   '1.2.840.10008.1.2', // implicit VR little endian
@@ -9,24 +9,21 @@ const NATIVE_LITTLE_ENDIAN = new Set([
   '1.2.840.10008.1.2.1.99' // deflated explicit VR little endian (dicom-parser inflates the data set)
 ])
 const EXPLICIT_BIG_ENDIAN = '1.2.840.10008.1.2.2'
-const JPEG_LS = new Set(['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'])
 
 /** Names for the 415 message, so a PACS administrator can tell which export setting to change. */
 const UNSUPPORTED_NAMES: Record<string, string> = {
-  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
-  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (12-bit)',
   '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
   '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
-  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
-  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
   '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
   '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
   '1.2.840.10008.1.2.4.203': 'HTJ2K',
-  '1.2.840.10008.1.2.5': 'RLE Lossless'
+  '1.2.840.10008.1.2.4.100': 'MPEG2',
+  '1.2.840.10008.1.2.4.102': 'MPEG-4 AVC/H.264'
 }
 
 export function isSupportedTransferSyntax (uid: string): boolean {
-  return NATIVE_LITTLE_ENDIAN.has(uid) || uid === EXPLICIT_BIG_ENDIAN || JPEG_LS.has(uid)
+  return NATIVE_LITTLE_ENDIAN.has(uid) || uid === EXPLICIT_BIG_ENDIAN || isEncapsulatedSyntax(uid)
 }
 
 export function assertSupportedTransferSyntax (uid: string): void {
@@ -39,7 +36,7 @@ export function assertSupportedTransferSyntax (uid: string): void {
  */
 export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDicom, frame: number): Promise<Int32Array> {
   assertSupportedTransferSyntax(header.transferSyntaxUid)
-  if (JPEG_LS.has(header.transferSyntaxUid)) return await readJpegLSFrame(header, dataSet, pixelData, frame)
+  if (isEncapsulatedSyntax(header.transferSyntaxUid)) return await readEncapsulatedFrame(header, dataSet, pixelData, frame)
 
   const bytesPerSample = header.bitsAllocated / 8
   const frameBytes = header.rows * header.columns * bytesPerSample
@@ -52,9 +49,9 @@ export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDi
   return toStoredValues(view, header, header.transferSyntaxUid !== EXPLICIT_BIG_ENDIAN)
 }
 
-async function readJpegLSFrame (header: DicomImageHeader, dataSet: dicomParser.DataSet, pixelData: dicomParser.Element, frame: number): Promise<Int32Array> {
+async function readEncapsulatedFrame (header: DicomImageHeader, dataSet: dicomParser.DataSet, pixelData: dicomParser.Element, frame: number): Promise<Int32Array> {
   const fragments = pixelData.fragments ?? []
-  if (pixelData.encapsulatedPixelData !== true || fragments.length === 0) throw new CorruptDicomError('JPEG-LS Pixel Data is not encapsulated')
+  if (pixelData.encapsulatedPixelData !== true || fragments.length === 0) throw new CorruptDicomError('compressed Pixel Data is not encapsulated')
   let encoded: Uint8Array
   try {
     if (header.frames === 1) {
@@ -67,12 +64,12 @@ async function readJpegLSFrame (header: DicomImageHeader, dataSet: dicomParser.D
   } catch (error) {
     throw new CorruptDicomError(`frame ${frame + 1} of the encapsulated Pixel Data cannot be located (${String(error)})`)
   }
-  const decoded = await decodeJpegLS(encoded)
+  const decoded = await decodeEncapsulatedFrame(header.transferSyntaxUid, encoded, header)
   if (decoded.width !== header.columns || decoded.height !== header.rows || decoded.components !== 1 || decoded.bitsPerSample > header.bitsAllocated) {
-    throw new CorruptDicomError(`the JPEG-LS frame is ${decoded.width}x${decoded.height}x${decoded.components} at ${decoded.bitsPerSample} bits, the header says ${header.columns}x${header.rows}x1 at ${header.bitsAllocated}`)
+    throw new CorruptDicomError(`the compressed frame is ${decoded.width}x${decoded.height}x${decoded.components} at ${decoded.bitsPerSample} bits, the header says ${header.columns}x${header.rows}x1 at ${header.bitsAllocated}`)
   }
   const bytesPerSample = decoded.bitsPerSample <= 8 ? 1 : 2
-  if (decoded.bytes.byteLength < header.rows * header.columns * bytesPerSample) throw new CorruptDicomError('the JPEG-LS frame is truncated')
+  if (decoded.bytes.byteLength < header.rows * header.columns * bytesPerSample) throw new CorruptDicomError('the compressed frame is truncated')
   const view = new DataView(decoded.bytes.buffer, decoded.bytes.byteOffset, decoded.bytes.byteLength)
   return toStoredValues(view, { ...header, bitsAllocated: bytesPerSample * 8 }, true)
 }

@@ -62,7 +62,9 @@ function pixelData (spec: SyntheticDicom): Buffer {
     const head = Buffer.alloc(12)
     head.writeUInt16LE(0x7fe0, 0); head.writeUInt16LE(0x0010, 2); head.write('OB', 4, 'latin1'); head.writeUInt32LE(0xffffffff, 8)
     const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0])
-    return Buffer.concat([head, item(Buffer.alloc(0)), item(spec.encapsulatedFragment), delimiter])
+    // Fragments have even length; a trailing zero after a codestream's end marker is ignored by decoders.
+    const fragment = spec.encapsulatedFragment.length % 2 === 0 ? spec.encapsulatedFragment : Buffer.concat([spec.encapsulatedFragment, Buffer.alloc(1)])
+    return Buffer.concat([head, item(Buffer.alloc(0)), item(fragment), delimiter])
   }
   const values = spec.values ?? []
   const bytes = Buffer.alloc(values.length * spec.bitsAllocated / 8)
