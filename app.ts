@@ -4,20 +4,21 @@ import { ajvFilePlugin } from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.js'
 import authPlugin from './plugins/app/auth.js'
+import deadlinePlugin from './plugins/app/deadline.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
-import uploadsPlugin from './plugins/app/uploads.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
-import helmetPlugin from './plugins/external/helmet.js'
+import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
+import helmetPlugin from './plugins/external/helmet.js'
 import multipartPlugin from './plugins/external/multipart.js'
-import swaggerPlugin from './plugins/external/swagger.js'
 import rateLimitPlugin from './plugins/external/rate-limit.js'
-import healthRoutes from './routes/health.js'
+import swaggerPlugin from './plugins/external/swagger.js'
 import underPressurePlugin from './plugins/external/under-pressure.js'
+import healthRoutes from './routes/health.js'
 import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
@@ -60,14 +61,15 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
-  await app.register(helmetPlugin)
-  await app.register(multipartPlugin)
   // Cheapest refusals first, all before any body is read: closing, overload, rate, CORS preflight, identity.
   await app.register(shutdownPlugin)
+  await app.register(deadlinePlugin)
   await app.register(underPressurePlugin)
   await app.register(rateLimitPlugin)
   await app.register(corsPlugin)
   await app.register(authPlugin)
+  await app.register(helmetPlugin)
+  await app.register(multipartPlugin)
   await app.register(swaggerPlugin)
 
   await app.register(uploadsPlugin)

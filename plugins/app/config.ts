@@ -51,6 +51,7 @@ const EnvSchema = Type.Object({
   HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 60_000 }),
   KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
+  HANDLER_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 120_000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
 
   // Overload: 0 switches a check off.
@@ -115,6 +116,8 @@ export interface AppConfig {
   /** Time for the whole request (headers and body) to arrive: a slowly trickled upload is cut off here. */
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
+  /** A request still unanswered this long after it arrived gets 408 and its connection is closed. */
+  handlerTimeoutMs: number
   /** In-flight requests get this long to finish after SIGTERM/SIGINT before the process exits anyway. */
   shutdownGraceMs: number
   rateLimit: { max: number, windowMs: number }
@@ -190,6 +193,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    handlerTimeoutMs: e.HANDLER_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS },
     pressure: {

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
@@ -37,6 +37,12 @@ export class OverloadedError extends ServiceError {
   }
 }
 
+export class RequestTimeoutError extends ServiceError {
+  constructor (message = 'The request did not arrive completely in time.') {
+    super('REQUEST_TIMEOUT', 408, message)
+  }
+}
+
 export class ShuttingDownError extends ServiceError {
   constructor () {
     super('SHUTTING_DOWN', 503, 'The service is shutting down; retry on another instance or shortly.')
@@ -64,6 +70,7 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFi
       return new ServiceError('TOO_MANY_PARTS', 400, 'Too many form fields in one request.')
   }
   if (error.code === 'FST_INVALID_JSON_FIELD_ERROR') return new ServiceError('VALIDATION_ERROR', 400, 'A form field declared as JSON is not valid JSON.')
+  if (error.code === 'FST_PROTO_VIOLATION') return new ServiceError('VALIDATION_ERROR', 400, 'Form field names "__proto__" and "constructor" are not allowed.')
   if (error.code === undefined && MALFORMED_MULTIPART.test(error.message)) {
     return new ServiceError('MALFORMED_MULTIPART', 400, 'The multipart/form-data body is malformed or incomplete.')
   }
@@ -90,7 +97,7 @@ export function sendError (reply: FastifyReply, error: ServiceError): FastifyRep
 }
 
 const CLIENT_ERRORS: Record<string, ServiceError> = {
-  ERR_HTTP_REQUEST_TIMEOUT: new ServiceError('REQUEST_TIMEOUT', 408, 'The request did not arrive completely in time.'),
+  ERR_HTTP_REQUEST_TIMEOUT: new RequestTimeoutError(),
   HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, 'The request headers are too large.')
 }
 
@@ -99,7 +106,9 @@ const CLIENT_ERRORS: Record<string, ServiceError> = {
  * answered with the same typed body, then the connection is closed. Passed to Fastify as `clientErrorHandler`.
  */
 export function clientErrorHandler (error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+  // Node's own fallback uses the same private field: a response already on its way cannot be replaced.
+  const responseStarted = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent === true
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable || responseStarted) {
     socket.destroy()
     return
   }

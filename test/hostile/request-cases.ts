@@ -1,5 +1,5 @@
 import {
-  ACCEPTED, CORRUPT, FILE_TOO_LARGE, MALFORMED, NO_FILE, TOO_MANY_FILES, TOO_MANY_PARTS, UNSUPPORTED, VALIDATION,
+  ACCEPTED, CORRUPT, DEADLINE, FILE_TOO_LARGE, MALFORMED, NO_FILE, TOO_MANY_FILES, TOO_MANY_PARTS, UNSUPPORTED, VALIDATION,
   type Category, type FileCase, type FormPart, type HostileCase, type HostileRequest, type Outcome
 } from './types.js'
 
@@ -73,7 +73,9 @@ function headerTricks (jpeg: Buffer): HostileCase[] {
       [...ACCEPTED, ...NO_FILE, ...MALFORMED]),
     raw('RFC 5987 encoded name with traversal', "Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''..%2F..%2Fx.jpg\r\n",
       ACCEPTED),
-    raw('part without Content-Disposition', 'Content-Type: image/jpeg\r\n', [...NO_FILE, ...MALFORMED])
+    // @fastify/busboy never finishes a skipped part larger than its buffer when the body arrives in one
+    // piece (as app.inject sends it): only the request deadline answers then.
+    raw('part without Content-Disposition', 'Content-Type: image/jpeg\r\n', [...NO_FILE, ...MALFORMED, ...DEADLINE])
   ]
 }
 
@@ -99,9 +101,10 @@ function formShapes (jpeg: Buffer, maxFields: number): HostileCase[] {
     form('multiple-files', 'two files in the field "file"', [filePart(jpeg), filePart(jpeg)], TOO_MANY_FILES),
     form('multiple-files', 'a second file in another field', [filePart(jpeg), { ...filePart(jpeg), name: 'other' }], TOO_MANY_FILES),
     form('multiple-files', '20 files', Array.from({ length: 20 }, () => filePart(jpeg)), TOO_MANY_FILES),
-    form('multiple-files', 'a text field "file" after the file', [filePart(jpeg), text('file', 'second')], [...TOO_MANY_FILES, ...NO_FILE]),
+    form('multiple-files', 'a text field "file" after the file', [filePart(jpeg), text('file', 'second')],
+      [...TOO_MANY_FILES, ...NO_FILE, ...VALIDATION]),
     form('missing-file', 'only a text field', [text('comment', 'no image here')], NO_FILE),
-    form('missing-file', 'text instead of a file in "file"', [text('file', 'not a file')], NO_FILE),
+    form('missing-file', 'text instead of a file in "file"', [text('file', 'not a file')], [...NO_FILE, ...VALIDATION]),
     form('missing-file', 'the image in the field "image"', [{ ...filePart(jpeg), name: 'image' }], NO_FILE),
     form('missing-file', 'empty form (closing boundary only)', [], NO_FILE),
     form('extra-fields', 'file and a comment field', [filePart(jpeg), text('comment', 'patient 123')], ACCEPTED),
@@ -109,7 +112,7 @@ function formShapes (jpeg: Buffer, maxFields: number): HostileCase[] {
     form('extra-fields', `file and ${maxFields + 1} fields (over the limit)`, [filePart(jpeg), ...fields(maxFields + 1)], TOO_MANY_PARTS),
     form('extra-fields', 'field value of 64 kB', [filePart(jpeg), text('comment', 'x'.repeat(64 * 1024))], [...ACCEPTED, ...VALIDATION]),
     form('extra-fields', 'field named __proto__', [filePart(jpeg), text('__proto__', '{"polluted":true}')], VALIDATION),
-    form('extra-fields', 'field named constructor', [filePart(jpeg), text('constructor', 'x')], [...ACCEPTED, ...VALIDATION]),
+    form('extra-fields', 'field named constructor', [filePart(jpeg), text('constructor', 'x')], VALIDATION),
     form('extra-fields', 'field name of 4 kB', [filePart(jpeg), text('n'.repeat(4096), 'x')], ACCEPTED),
     form('extra-fields', 'JSON field that is not JSON', [filePart(jpeg), { name: 'meta', contentType: 'application/json', data: '{nope' }],
       VALIDATION)

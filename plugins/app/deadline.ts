@@ -1,0 +1,24 @@
+import fp from 'fastify-plugin'
+import { RequestTimeoutError, sendError } from './errors.js'
+
+/**
+ * A last-resort bound on every request: whatever it waits for (a multipart body its parser never finishes,
+ * a stuck dependency), it is answered 408 with the typed body after HANDLER_TIMEOUT_MS and its connection is
+ * closed, so that no request can hold a connection and its memory forever. Node's requestTimeout only covers
+ * receiving the bytes, not a parser that stops consuming them.
+ */
+export default fp(async (app) => {
+  const timeoutMs = app.config.handlerTimeoutMs
+  const timers = new WeakMap<object, NodeJS.Timeout>()
+  app.addHook('onRequest', async (request, reply) => {
+    timers.set(request, setTimeout(() => {
+      if (reply.sent) return
+      request.log.warn({ timeoutMs }, 'request deadline exceeded')
+      reply.header('connection', 'close')
+      sendError(reply, new RequestTimeoutError(`The request was not completed within ${timeoutMs} ms.`))
+    }, timeoutMs))
+  })
+  const clear = async (request: object): Promise<void> => { clearTimeout(timers.get(request)) }
+  app.addHook('onResponse', clear)
+  app.addHook('onRequestAbort', clear)
+}, { name: 'deadline', dependencies: ['config', 'errors'] })
