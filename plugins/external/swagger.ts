@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { isPublicRoute } from '../app/auth.js'
 import { packageInfo } from '../../schemas/package-info.js'
 
 /** The OpenAPI document is generated from the routes' TypeBox schemas; `npm run openapi` commits it. */
@@ -16,10 +17,30 @@ export default fp(async (app) => {
       tags: [
         { name: 'prediction', description: 'Classify CT images' },
         { name: 'service', description: 'Status, health and model metadata' }
-      ]
+      ],
+      // Enforced only when AUTH_MODE is not `none`; either scheme is enough. Swagger UI's Authorize uses them.
+      components: {
+        securitySchemes: {
+          apiKey: {
+            type: 'apiKey',
+            in: 'header',
+            name: app.config.auth.apiKeyHeader,
+            description: 'API key (AUTH_MODE=api-key or any). /predict* needs a key with the "predict" scope.'
+          },
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'JWT (AUTH_MODE=jwt or any): issuer, audience and expiry checked; /predict* needs scope "predict".'
+          }
+        }
+      },
+      security: [{ apiKey: [] }, { bearerAuth: [] }]
     },
+    // Probes never need credentials; an empty list overrides the document-wide requirement.
+    transform: ({ schema, url }) => ({ schema: isPublicRoute(url, false) ? { ...schema, security: [] } : schema, url }),
     // Shared schemas registered with addSchema become named components (#/components/schemas/<$id>).
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
-}, { name: 'swagger' })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { persistAuthorization: true } })
+}, { name: 'swagger', dependencies: ['config'] })
