@@ -1,0 +1,149 @@
+import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { loadConfig } from '../plugins/app/config.js'
+import { matchApiKey } from '../plugins/app/auth.js'
+import { parseApiKeys } from '../plugins/app/auth-config.js'
+import { build, ctKidneyImage, fileUpload } from './helper.js'
+
+const CLINIC_KEY = 'clinic-0123456789abcdef'
+const MONITOR_KEY = 'monitor-0123456789abcdef'
+const SECRET = 'a-test-only-hs256-secret-of-at-least-32-bytes'
+const ISSUER = 'https://idp.hospital.example'
+const AUDIENCE = 'kidney-stone-service'
+
+type Alg = 'HS256' | 'RS256' | 'ES256'
+
+function signJwt (payload: Record<string, unknown>, alg: Alg, key: string | KeyObject): string {
+  const data = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT' })).toString('base64url')}.` +
+    Buffer.from(JSON.stringify(payload)).toString('base64url')
+  const signature = alg === 'HS256'
+    ? createHmac('sha256', key as string).update(data).digest()
+    : sign('sha256', Buffer.from(data), alg === 'ES256' ? { key: key as KeyObject, dsaEncoding: 'ieee-p1363' } : key as KeyObject)
+  return `${data}.${signature.toString('base64url')}`
+}
+
+function claims (overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000)
+  return { iss: ISSUER, aud: AUDIENCE, sub: 'dr-who', scope: 'predict', iat: now, exp: now + 300, ...overrides }
+}
+
+async function authApp (test: Parameters<typeof build>[0], env: NodeJS.ProcessEnv): Promise<FastifyInstance> {
+  return await build(test, { config: { auth: loadConfig(env).auth, rateLimit: { max: 0, windowMs: 1000 } } })
+}
+
+async function status (app: FastifyInstance, url: string, headers: Record<string, string> = {}): Promise<[number, string?]> {
+  const res = await app.inject({ method: 'GET', url, headers })
+  return [res.statusCode, res.statusCode >= 400 ? res.json().code : undefined]
+}
+
+t.test('authentication is off by default: every route answers without credentials', async (t) => {
+  t.equal(loadConfig({}).auth.mode, 'none')
+  const app = await build(t)
+  t.same(await status(app, '/model'), [200, undefined])
+})
+
+t.test('API keys: 401 without or with a wrong key, 403 without the predict scope, probes stay public', async (t) => {
+  const app = await authApp(t, { AUTH_MODE: 'api-key', AUTH_API_KEYS: `clinic:${CLINIC_KEY},monitor:${MONITOR_KEY}:read` })
+  t.same(await status(app, '/health/live'), [200, undefined], 'liveness is public')
+  t.same(await status(app, '/health/ready'), [200, undefined], 'readiness is public')
+  t.same(await status(app, '/docs/json'), [200, undefined], 'docs are public by default')
+  t.same(await status(app, '/model'), [401, 'UNAUTHORIZED'], 'no key')
+  t.same(await status(app, '/model', { 'x-api-key': 'clinic-0123456789abcdeX' }), [401, 'UNAUTHORIZED'], 'wrong key')
+  t.same(await status(app, '/no-such-route'), [401, 'UNAUTHORIZED'], 'unknown routes do not reveal themselves')
+  t.same(await status(app, '/model', { 'x-api-key': MONITOR_KEY }), [200, undefined], 'any valid key reads metadata')
+  t.same(await status(app, '/', { 'x-api-key': CLINIC_KEY }), [200, undefined])
+
+  const slice = await ctKidneyImage('test/stone')
+  const predict = async (headers: Record<string, string>): Promise<number> => {
+    const upload = fileUpload(slice)
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, ...headers } })).statusCode
+  }
+  t.equal(await predict({}), 401)
+  t.equal(await predict({ 'x-api-key': MONITOR_KEY }), 403, 'a key without the predict scope is forbidden')
+  t.equal(await predict({ 'x-api-key': CLINIC_KEY }), 200, 'keys get the predict scope by default')
+  const forbidden = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice), headers: { ...fileUpload(slice).headers, 'x-api-key': MONITOR_KEY } })
+  t.match(forbidden.json(), { statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden' }, 'typed 403 body')
+})
+
+t.test('API keys from a file; docs can be protected; bad key settings stop start-up', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-keys-'))
+  const file = join(dir, 'keys')
+  await writeFile(file, `# one key per line\nclinic:${CLINIC_KEY}:predict read\n`)
+  const app = await authApp(t, { AUTH_MODE: 'api-key', AUTH_API_KEYS_FILE: file, AUTH_DOCS: 'protected' })
+  t.same(await status(app, '/docs/json'), [401, 'UNAUTHORIZED'], 'protected docs')
+  t.same(await status(app, '/docs/json', { 'x-api-key': CLINIC_KEY }), [200, undefined])
+
+  t.throws(() => loadConfig({ AUTH_MODE: 'api-key' }), /AUTH_API_KEYS/, 'api-key mode without keys')
+  t.throws(() => loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'clinic:short' }), /shorter than 16/)
+  t.throws(() => loadConfig({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET }), /AUTH_JWT_ISSUER/)
+  t.throws(() => loadConfig({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: 'too-short', AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE }),
+    /at least 32 bytes/)
+  t.throws(() => loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS_FILE: join(dir, 'missing') }), /cannot read/)
+})
+
+t.test('key matching compares hashes of every configured key and finds the right one', async (t) => {
+  const keys = parseApiKeys(`a:${CLINIC_KEY},b:${MONITOR_KEY}:read write`, 'test')
+  t.equal(matchApiKey(keys, MONITOR_KEY)?.name, 'b')
+  t.same(matchApiKey(keys, MONITOR_KEY)?.scopes, ['read', 'write'])
+  t.equal(matchApiKey(keys, CLINIC_KEY)?.name, 'a')
+  t.equal(matchApiKey(keys, `${CLINIC_KEY} `), undefined)
+  t.equal(matchApiKey(keys, ''), undefined)
+  t.notOk(keys.some((key) => key.sha256.includes(Buffer.from(CLINIC_KEY))), 'only hashes are kept')
+})
+
+t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scope required for /predict', async (t) => {
+  const app = await authApp(t, { AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE })
+  const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+  t.same(await status(app, '/model', bearer(signJwt(claims(), 'HS256', SECRET))), [200, undefined], 'valid token')
+  const now = Math.floor(Date.now() / 1000)
+  const refused: Array<[string, string]> = [
+    ['expired', signJwt(claims({ exp: now - 60, iat: now - 600 }), 'HS256', SECRET)],
+    ['wrong issuer', signJwt(claims({ iss: 'https://evil.example' }), 'HS256', SECRET)],
+    ['wrong audience', signJwt(claims({ aud: 'another-service' }), 'HS256', SECRET)],
+    ['no expiry', signJwt(claims({ exp: undefined }), 'HS256', SECRET)],
+    ['wrong secret', signJwt(claims(), 'HS256', 'another-secret-that-is-also-32-bytes-long')],
+    ['alg none', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}.`],
+    ['garbage', 'not.a.token']
+  ]
+  for (const [name, token] of refused) {
+    const res = await app.inject({ method: 'GET', url: '/model', headers: bearer(token) })
+    t.equal(res.statusCode, 401, `${name}: 401`)
+    t.equal(res.json().code, 'UNAUTHORIZED')
+    t.equal(res.headers['www-authenticate'], 'Bearer')
+  }
+  const expired = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused[0][1]) })
+  t.match(expired.json().message, /expired/)
+  t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
+
+  const slice = await ctKidneyImage('test/normal')
+  const predictWith = async (token: string): Promise<number> => {
+    const upload = fileUpload(slice)
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, ...bearer(token) } })).statusCode
+  }
+  t.equal(await predictWith(signJwt(claims({ scope: 'read' }), 'HS256', SECRET)), 403, 'no predict scope')
+  t.equal(await predictWith(signJwt(claims({ scope: undefined, scp: ['read', 'predict'] }), 'HS256', SECRET)), 200, 'scp array')
+  t.equal(await predictWith(signJwt(claims({ scope: 'openid predict' }), 'HS256', SECRET)), 200, 'space-separated scope')
+})
+
+t.test('JWT RS256 and ES256 with a public key file; AUTH_MODE=any accepts either credential', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-jwt-'))
+  for (const [alg, pair] of [['RS256', generateKeyPairSync('rsa', { modulusLength: 2048 })],
+    ['ES256', generateKeyPairSync('ec', { namedCurve: 'P-256' })]] as const) {
+    const file = join(dir, `${alg}.pem`)
+    await writeFile(file, pair.publicKey.export({ type: 'spki', format: 'pem' }))
+    const app = await authApp(t, { AUTH_MODE: 'any', AUTH_API_KEYS: `clinic:${CLINIC_KEY}`, AUTH_JWT_PUBLIC_KEY_FILE: file,
+      AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE })
+    t.equal(app.config.auth.jwt?.algorithm, alg, `${alg} detected from the key`)
+    t.same(await status(app, '/model', { authorization: `Bearer ${signJwt(claims(), alg, pair.privateKey)}` }), [200, undefined])
+    const other = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    t.same(await status(app, '/model', { authorization: `Bearer ${signJwt(claims(), alg, other.privateKey)}` }), [401, 'UNAUTHORIZED'],
+      'signed by another key')
+    t.same(await status(app, '/model', { authorization: `Bearer ${signJwt(claims(), 'HS256', SECRET)}` }), [401, 'UNAUTHORIZED'],
+      'HS256 token refused when a public key is configured')
+    t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [200, undefined], 'API key also accepted in any mode')
+  }
+})
