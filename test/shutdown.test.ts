@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
+import { ctKidneyImage, UUID } from './helper.js'
+
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+async function waitUntilReady (base: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const status = await fetch(`${base}/health/ready`).then((res) => res.status, () => 0)
+    if (status === 200) return
+    await sleep(100)
+  }
+  throw new Error('the server did not become ready')
+}
+
+/** An upload whose body is sent in two halves: the first now, the second when `finish` is called. */
+function splitUpload (port: number, image: Buffer): { finish: () => void, answer: Promise<{ status: number, body: string }> } {
+  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: image }])
+  const socket = connect(port, '127.0.0.1')
+  const chunks: Buffer[] = []
+  socket.on('data', (chunk) => chunks.push(chunk))
+  const half = Math.floor(body.length / 2)
+  socket.write(`POST /predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n`)
+  socket.write(body.subarray(0, half))
+  const answer = new Promise<{ status: number, body: string }>((resolve) => {
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8')
+      const [head, ...rest] = text.split('\r\n\r\n')
+      resolve({ status: Number(head.split(' ')[1]), body: rest.join('\r\n\r\n') })
+    })
+  })
+  return { finish: () => socket.write(body.subarray(half)), answer }
+}
+
+t.test('SIGTERM: accepted requests get complete answers, new connections are refused, exit code 0', async (t) => {
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+    cwd: REPO,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  await waitUntilReady(base)
+
+  const slice = await ctKidneyImage('test/stone')
+  const slow = Array.from({ length: 3 }, () => splitUpload(port, slice))
+  const form = (): FormData => {
+    const data = new FormData()
+    data.append('file', new Blob([new Uint8Array(slice)], { type: 'image/jpeg' }), 'slice.jpg')
+    return data
+  }
+  // Sent just before the signal: each is either accepted (and must be answered in full) or refused at connect.
+  const concurrent = Array.from({ length: 6 }, async () => {
+    try {
+      const res = await fetch(`${base}/predict`, { method: 'POST', body: form() })
+      return { status: res.status, body: await res.text() }
+    } catch (error) {
+      return { refused: (error as { cause?: { code?: string } }).cause?.code }
+    }
+  })
+  await sleep(200)
+  child.kill('SIGTERM')
+  await sleep(500)
+  for (const upload of slow) upload.finish()
+
+  const fresh = connect(port, '127.0.0.1')
+  const refused = await new Promise<string>((resolve) => {
+    fresh.on('connect', () => { fresh.destroy(); resolve('connected') })
+    fresh.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message))
+  })
+  t.equal(refused, 'ECONNREFUSED', 'no new connections once shutting down')
+
+  const checkComplete = (answer: { status?: number, body?: string }, label: string): void => {
+    t.equal(answer.status, 200, `${label}: 200`)
+    const body = JSON.parse(answer.body ?? '{}') as { id?: string, prediction?: string }
+    t.match(body.id, UUID, `${label}: a complete prediction body`)
+    t.ok(['Normal', 'Stone'].includes(body.prediction ?? ''))
+  }
+  for (const [i, upload] of slow.entries()) checkComplete(await upload.answer, `upload ${i}, body still arriving at SIGTERM`)
+  const results = await Promise.all(concurrent)
+  for (const [i, result] of results.entries()) {
+    if ('refused' in result) t.equal(result.refused, 'ECONNREFUSED', `request ${i} was never accepted (refused at connect)`)
+    else checkComplete(result, `request ${i} sent just before SIGTERM`)
+  }
+  t.comment(`${results.filter((r) => !('refused' in r)).length} of ${results.length} late requests were accepted and answered`)
+  const [code, signal] = await exited
+  t.equal(signal, null, 'not killed by a signal')
+  t.equal(code, 0, 'exit code 0 after a graceful close')
+  t.notMatch(stderr, /killed by timeout|uncaught/, 'within the grace period, no uncaught error')
+})
