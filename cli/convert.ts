@@ -36,7 +36,8 @@ const program = new Command('convert')
     await writeFile(sidecarPathFor(outPath), JSON.stringify(spec, null, 2) + '\n')
     const { facts } = conversion
     console.log(`wrote ${outPath} (${conversion.onnx.length} bytes) and ${sidecarPathFor(outPath)}: Keras ${facts.kerasVersion} ${facts.modelClass}, ` +
-      `input ${facts.input.height}x${facts.input.width}x${facts.input.channels} NHWC, ${facts.outputSize} output(s) (${spec.output.kind}), classes ${spec.classes.join(', ')}, scale ${spec.input.scale}`)
+      `input ${facts.input.height}x${facts.input.width}x${facts.input.channels} NHWC, ${facts.outputSize} output(s) (${spec.output.kind}), classes ${spec.classes.join(', ')}, scale ${spec.input.scale}; ` +
+      `ONNX outputs ${facts.outputs.map((o) => `${o.name} [N,${o.shape.join(',')}]`).join(', ')}`)
   })
 
 try {

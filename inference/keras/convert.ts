@@ -12,8 +12,11 @@ export interface KerasModelFacts {
   modelClass: KerasGraph['kind']
   sourceSha256: string
   input: { height: number, width: number, channels: number, layout: 'NHWC' }
+  /** Every ONNX output in model order, with its shape without the batch axis. */
+  outputs: Array<{ name: string, shape: number[] }>
+  /** Size of the first output, the one the service reads (further outputs, e.g. activation maps, are extras). */
   outputSize: number
-  /** Activation of the output layer: softmax/sigmoid mean the model outputs probabilities. */
+  /** Activation of the first output layer: softmax/sigmoid mean the model outputs probabilities. */
   outputActivation: string
 }
 
@@ -25,6 +28,7 @@ export interface KerasConversion {
 }
 
 export const ONNX_INPUT_NAME = 'input'
+/** The output name of single-output models; several outputs are named after their Keras output layers. */
 export const ONNX_OUTPUT_NAME = 'output'
 
 const refKey = (ref: TensorRef): string => `${ref.layer}:${ref.node}:${ref.tensor}`
@@ -46,6 +50,8 @@ export async function convertKerasModel (path: string): Promise<KerasConversion>
     const [, height, width, channels] = graph.input.shape as number[]
     const values = new Map<string, Value>()
     values.set(refKey({ layer: graph.input.name, node: 0, tensor: 0 }), { name: onnx.name(ONNX_INPUT_NAME), shape: [height, width, channels], layout: 'keras' })
+    // Taken first, so that no layer tensor gets a graph output's name.
+    const outputNames = graph.outputs.length === 1 ? [onnx.name(ONNX_OUTPUT_NAME)] : graph.outputs.map((ref) => onnx.name(ref.layer))
     const summary = [`${graph.input.name} (InputLayer) -> ${height}x${width}x${channels}`]
 
     // Keras configs list layers in dependency order, but a Functional model may call a layer again later.
@@ -68,15 +74,18 @@ export async function convertKerasModel (path: string): Promise<KerasConversion>
       pending = pending.filter((call) => !ready.includes(call))
     }
 
-    const last = values.get(refKey(graph.output))
-    if (last === undefined) throw new KerasFileError(`model config: output layer "${graph.output.layer}" was never computed`)
-    const result = ctx.toKeras(last)
-    const outputName = onnx.node('Identity', [result.name], ONNX_OUTPUT_NAME)
+    const results = graph.outputs.map((ref) => {
+      const value = values.get(refKey(ref))
+      if (value === undefined) throw new KerasFileError(`model config: output layer "${ref.layer}" was never computed`)
+      return ctx.toKeras(value)
+    })
+    const outputs = results.map((result, i) => ({ name: onnx.identity(result.name, outputNames[i]), shape: result.shape }))
     const encoded = onnx.encode(
       { name: ONNX_INPUT_NAME, dims: [null, height, width, channels] },
-      { name: outputName, dims: [null, ...result.shape] },
+      outputs.map((output) => ({ name: output.name, dims: [null, ...output.shape] })),
       `Converted from Keras ${file.kerasVersion} ${graph.kind} model, source sha256 ${file.sha256}`
     )
+    const [first] = results
     return {
       onnx: encoded,
       facts: {
@@ -85,8 +94,9 @@ export async function convertKerasModel (path: string): Promise<KerasConversion>
         modelClass: graph.kind,
         sourceSha256: file.sha256,
         input: { height, width, channels, layout: 'NHWC' },
-        outputSize: result.shape.reduce((a, b) => a * b, 1),
-        outputActivation: result.activation ?? 'linear'
+        outputs,
+        outputSize: first.shape.reduce((a, b) => a * b, 1),
+        outputActivation: first.activation ?? 'linear'
       },
       summary
     }

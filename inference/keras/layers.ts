@@ -2,6 +2,7 @@ import { applyActivation, permute, type ConversionContext, type LayerWeights, ty
 import { UnsupportedKerasLayerError } from './errors.js'
 import { concatenate, elementwise } from './merge-layers.js'
 import type { KerasLayer } from './model-config.js'
+import { permuteLayer } from './permute.js'
 
 export type Converter = (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]) => Value
 
@@ -259,6 +260,7 @@ export const LAYER_CONVERTERS: Record<string, Converter> = {
   Dense: dense,
   Flatten: flatten,
   Reshape: reshape,
+  Permute: permuteLayer,
   // Dropout is the identity at inference time.
   Dropout: passThrough,
   Activation: (ctx, layer, inputs) => applyActivation(ctx, single(layer, inputs), layer.config.activation, layer),

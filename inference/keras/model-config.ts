@@ -15,12 +15,12 @@ export interface KerasLayer {
   calls: TensorRef[][]
 }
 
-/** Sequential and Functional models reduced to one shape: layers in dependency order, one input, one output. */
+/** Sequential and Functional models reduced to one shape: layers in dependency order, one input, outputs in model order. */
 export interface KerasGraph {
   kind: 'Sequential' | 'Functional'
   input: { name: string, shape: Array<number | null> }
   layers: KerasLayer[]
-  output: TensorRef
+  outputs: TensorRef[]
 }
 
 type Json = Record<string, unknown>
@@ -107,15 +107,15 @@ function sequentialGraph (config: Json): KerasGraph {
     previous = { layer: entry.name, node: 0, tensor: 0 }
     return layer
   })
-  return { kind: 'Sequential', input, layers, output: previous }
+  return { kind: 'Sequential', input, layers, outputs: [previous] }
 }
 
 function functionalGraph (config: Json): KerasGraph {
   const entries = Array.isArray(config.layers) ? config.layers.map(layerEntry) : []
   const inputs = refsFrom(config.input_layers, 'input_layers')
   const outputs = refsFrom(config.output_layers, 'output_layers')
-  if (inputs.length !== 1 || outputs.length !== 1) {
-    throw new KerasFileError(`model config: ${inputs.length} inputs and ${outputs.length} outputs; only single-input single-output models can be served`)
+  if (inputs.length !== 1 || outputs.length === 0) {
+    throw new KerasFileError(`model config: ${inputs.length} inputs and ${outputs.length} outputs; only single-input models with at least one output can be served`)
   }
   const inputEntry = entries.find((entry) => entry.name === inputs[0].layer && entry.className === 'InputLayer')
   if (inputEntry === undefined) throw new KerasFileError(`model config: input layer "${inputs[0].layer}" not found`)
@@ -126,7 +126,7 @@ function functionalGraph (config: Json): KerasGraph {
     kind: 'Functional',
     input: { name: inputEntry.name, shape: batchShapeOf(inputEntry.config) ?? [] },
     layers,
-    output: outputs[0]
+    outputs
   }
 }
 

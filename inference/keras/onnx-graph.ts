@@ -15,6 +15,8 @@ const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, FLOATS: 6, INTS: 7 } as const
 
 export type AttributeValue = number | number[] | { float: number }
 
+export interface TensorInfo { name: string, dims: Array<number | null> }
+
 interface AttributeProto { name: string, type: number, f?: number, i?: number, floats?: number[], ints?: number[] }
 
 /** Integers become INT(S) attributes; `{ float: x }` forces a FLOAT for values that happen to be whole. */
@@ -62,7 +64,15 @@ export class OnnxGraph {
 
   /** Appends one node and returns the name of its (single) output. */
   node (opType: string, inputs: string[], base: string, attributes: Record<string, AttributeValue> = {}): string {
-    const output = this.name(base)
+    return this.append(opType, inputs, this.name(base), attributes)
+  }
+
+  /** Copies `input` to `output`, a name taken with `name()` beforehand (graph outputs keep their exact names). */
+  identity (input: string, output: string): string {
+    return this.append('Identity', [input], output, {})
+  }
+
+  private append (opType: string, inputs: string[], output: string, attributes: Record<string, AttributeValue>): string {
     this.nodes.push({
       opType,
       name: output,
@@ -73,8 +83,8 @@ export class OnnxGraph {
     return output
   }
 
-  /** Serialises the graph with one float input and one float output; `null` dims are the dynamic batch. */
-  encode (input: { name: string, dims: Array<number | null> }, output: { name: string, dims: Array<number | null> }, docString: string): Uint8Array {
+  /** Serialises the graph with one float input and its float outputs in order; `null` dims are the dynamic batch. */
+  encode (input: TensorInfo, outputs: TensorInfo[], docString: string): Uint8Array {
     const valueInfo = (name: string, dims: Array<number | null>): unknown => ({
       name,
       type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (d === null ? { dimParam: 'batch' } : { dimValue: d })) } } }
@@ -90,7 +100,7 @@ export class OnnxGraph {
         node: this.nodes,
         initializer: this.initializers,
         input: [valueInfo(input.name, input.dims)],
-        output: [valueInfo(output.name, output.dims)]
+        output: outputs.map((output) => valueInfo(output.name, output.dims))
       }
     }
     const problem = ModelProto.verify(model)

@@ -6,6 +6,8 @@
   (config in root attributes, weights under model_weights/<layer>/<layer>/<weight>:0).
 - functional-k3.keras: the same graph as a Keras 3 `.keras` zip (config.json with __keras_tensor__ call
   arguments, metadata.json, model.weights.h5 with layers/<snake_case class>[_n]/vars/<i>).
+- multi-output-k2.h5 / multi-output-k3.keras: a Functional model with four outputs (Dense logits, Permute'd
+  activation maps), in both layouts.
 - unsupported-layer.h5: a Sequential model with an UpSampling2D layer, which the converter must refuse.
 - sequential-k3.keras (with a second argument, a Keras 3 .h5): that Sequential model as a .keras archive.
 
@@ -89,11 +91,28 @@ def weight_shapes(cls, cfg, in_channels):
 IN_CHANNELS = {"stem": 3, "dilated": 8, "depthwise": 8, "project": 16, "norm": 8, "separable": 8,
                "shared": 24, "per_row": 36, "hidden": 84, "out": 16}
 
+# Several outputs, listed in another order than the layers, like the project's model (logits + activation
+# maps): Permute on a convolution output (channels first for free, or a real transpose) and on a permuted one.
+MULTI_OUTPUT_LAYERS = [
+    ("image", "InputLayer", {"batch_shape": [None, 12, 10, 3]}, []),
+    ("conv", "Conv2D", {"filters": 6, "kernel_size": [3, 3], "padding": "same", "use_bias": False,
+                        "activation": "relu"}, [("image", 0)]),
+    ("norm", "BatchNormalization", {"axis": -1, "epsilon": 0.001}, [("conv", 0)]),
+    ("gap", "GlobalAveragePooling2D", {}, [("norm", 0)]),
+    ("logits", "Dense", {"units": 2, "activation": "linear"}, [("gap", 0)]),
+    ("cam_conv", "Conv2D", {"filters": 2, "kernel_size": [1, 1], "activation": "linear"}, [("norm", 0)]),
+    ("cam", "Permute", {"dims": [3, 1, 2]}, [("cam_conv", 0)]),
+    ("swapped", "Permute", {"dims": [2, 1, 3]}, [("cam_conv", 0)]),
+    ("back", "Permute", {"dims": [2, 3, 1]}, [("cam", 0)]),
+]
+MULTI_OUTPUT_IN_CHANNELS = {"conv": 3, "norm": 6, "logits": 6, "cam_conv": 6}
+MULTI_OUTPUTS = ["logits", "back", "cam", "swapped"]
 
-def make_weights():
+
+def make_weights(layers=LAYERS, in_channels=IN_CHANNELS):
     weights = {}
-    for name, cls, cfg, _ in LAYERS:
-        shapes = weight_shapes(cls, cfg, IN_CHANNELS.get(name, 0))
+    for name, cls, cfg, _ in layers:
+        shapes = weight_shapes(cls, cfg, in_channels.get(name, 0))
         values = {}
         for short in variable_names(cls, cfg):
             shape = shapes[short]
@@ -118,20 +137,21 @@ def layer_config(name, cls, cfg, keras3):
     return config
 
 
-def keras2_model(weights, path):
+def keras2_model(weights, path, model_layers=LAYERS, second_calls=SECOND_CALLS, outputs=("out",)):
     layers = []
-    for name, cls, cfg, inputs in LAYERS:
-        calls = [inputs] + [[c] for c in SECOND_CALLS.get(name, [])]
+    for name, cls, cfg, inputs in model_layers:
+        calls = [inputs] + [[c] for c in second_calls.get(name, [])]
         nodes = [[[src, node, 0, {}] for src, node in call] for call in calls] if inputs else []
         layers.append({"class_name": cls, "config": layer_config(name, cls, cfg, False), "name": name, "inbound_nodes": nodes})
     config = {"class_name": "Functional", "config": {"name": "functional_test", "layers": layers,
-                                                     "input_layers": [["input_1", 0, 0]], "output_layers": [["out", 0, 0]]}}
+                                                     "input_layers": [[model_layers[0][0], 0, 0]],
+                                                     "output_layers": [[name, 0, 0] for name in outputs]}}
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "2.11.0"
         f.attrs["backend"] = "tensorflow"
         f.attrs["model_config"] = json.dumps(config)
         group = f.create_group("model_weights")
-        group.attrs["layer_names"] = np.array([n.encode() for n, *_ in LAYERS])
+        group.attrs["layer_names"] = np.array([n.encode() for n, *_ in model_layers])
         for name, values in weights.items():
             layer = group.create_group(name)
             layer.attrs["weight_names"] = np.array([("%s/%s:0" % (name, short)).encode() for short in values])
@@ -143,10 +163,10 @@ def keras_tensor(src, node):
     return {"class_name": "__keras_tensor__", "config": {"shape": None, "dtype": "float32", "keras_history": [src, node, 0]}}
 
 
-def keras3_model(weights, path):
+def keras3_model(weights, path, model_layers=LAYERS, second_calls=SECOND_CALLS, outputs=("out",)):
     layers = []
-    for name, cls, cfg, inputs in LAYERS:
-        calls = [inputs] + [[c] for c in SECOND_CALLS.get(name, [])]
+    for name, cls, cfg, inputs in model_layers:
+        calls = [inputs] + [[c] for c in second_calls.get(name, [])]
         nodes = []
         for call in (calls if inputs else []):
             tensors = [keras_tensor(src, node) for src, node in call]
@@ -155,11 +175,12 @@ def keras3_model(weights, path):
                        "registered_name": None, "name": name, "inbound_nodes": nodes})
     config = {"module": "keras", "class_name": "Functional", "registered_name": "Functional",
               "config": {"name": "functional_test", "trainable": True, "layers": layers,
-                         "input_layers": [["input_1", 0, 0]], "output_layers": [["out", 0, 0]]}}
+                         "input_layers": [[model_layers[0][0], 0, 0]],
+                         "output_layers": [[name, 0, 0] for name in outputs]}}
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         counts = {}
-        for name, cls, _, _ in LAYERS:
+        for name, cls, _, _ in model_layers:
             base = snake_case(cls)
             n = counts.get(base, -1) + 1
             counts[base] = n
@@ -214,6 +235,10 @@ def main():
     keras2_model(weights, os.path.join(out_dir, "functional-k2.h5"))
     keras3_model(weights, os.path.join(out_dir, "functional-k3.keras"))
     unsupported_model(os.path.join(out_dir, "unsupported-layer.h5"))
+    multi = (MULTI_OUTPUT_LAYERS, {}, MULTI_OUTPUTS)
+    multi_weights = make_weights(MULTI_OUTPUT_LAYERS, MULTI_OUTPUT_IN_CHANNELS)
+    keras2_model(multi_weights, os.path.join(out_dir, "multi-output-k2.h5"), *multi)
+    keras3_model(multi_weights, os.path.join(out_dir, "multi-output-k3.keras"), *multi)
     if len(sys.argv) > 2:
         keras3_archive_from_h5(sys.argv[2], os.path.join(out_dir, "sequential-k3.keras"))
 

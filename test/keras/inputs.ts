@@ -45,16 +45,31 @@ export function tensorSha256 (tensor: Float32Array): string {
   return createHash('sha256').update(Buffer.from(tensor.buffer, tensor.byteOffset, tensor.byteLength)).digest('hex')
 }
 
-/** Runs test/keras/reference.py on tensors laid end to end; returns one output row per tensor. */
-export async function referenceOutputs (modelPath: string, tensors: Float32Array[]): Promise<number[][]> {
+interface ReferenceResult {
+  outputs: number[][]
+  named: Record<string, { shape: number[], rows: number[][] }>
+}
+
+/** Runs test/keras/reference.py on tensors laid end to end. */
+async function runReference (modelPath: string, tensors: Float32Array[]): Promise<ReferenceResult> {
   const dir = await mkdtemp(join(tmpdir(), 'keras-reference-'))
   try {
     const inputsPath = join(dir, 'inputs.f32')
     await writeFile(inputsPath, Buffer.concat(tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength))))
     const { stdout } = await promisify(execFile)(PYTHON, [REFERENCE_SCRIPT, modelPath, inputsPath, String(tensors.length)],
       { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, OMP_NUM_THREADS: '2', OPENBLAS_NUM_THREADS: '2' } })
-    return (JSON.parse(stdout) as { outputs: number[][] }).outputs
+    return JSON.parse(stdout) as ReferenceResult
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** One row of model outputs per tensor (every output flattened, in model order). */
+export async function referenceOutputs (modelPath: string, tensors: Float32Array[]): Promise<number[][]> {
+  return (await runReference(modelPath, tensors)).outputs
+}
+
+/** Each output by its Keras layer name: shape without the batch axis and one flattened row per tensor. */
+export async function referenceNamedOutputs (modelPath: string, tensors: Float32Array[]): Promise<ReferenceResult['named']> {
+  return (await runReference(modelPath, tensors)).named
 }

@@ -8,7 +8,8 @@ implementations can check each other.
     /usr/bin/python3 test/keras/reference.py MODEL INPUTS.f32 COUNT > outputs.json
 
 INPUTS.f32 holds COUNT float32 tensors (little-endian, batch x height x width x channels, the model's input
-shape). Prints {"outputs": [[...], ...]}, one row of model outputs per input.
+shape). Prints {"outputs": [[...], ...], "named": {...}}: one row per input with every output flattened and
+concatenated in model order, and each output alone under its layer name ({"shape": [...], "rows": [[...], ...]}).
 """
 import io
 import json
@@ -212,6 +213,8 @@ def apply_layer(kf, layer, inputs):
         return x.reshape(x.shape[0], -1)
     if cls == "Reshape":
         return x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
+    if cls == "Permute":
+        return np.transpose(x, (0,) + tuple(cfg["dims"]))
     if cls == "Dropout":
         return x
     if cls == "Activation":
@@ -254,18 +257,21 @@ def history(arg, found):
     return found
 
 
+def tensor_refs(value):
+    """`input_layers` / `output_layers`: one [name, node, tensor] or a list of them."""
+    return [tuple(value)] if isinstance(value[0], str) else [tuple(v) for v in value]
+
+
 def forward(kf, x):
+    """Returns the list of model outputs, in model order."""
     model = kf.config["config"]
     layers = model["layers"]
     if kf.config["class_name"] == "Sequential":
         for layer in layers:
             if layer["class_name"] != "InputLayer":
                 x = apply_layer(kf, layer, [x])
-        return x
-    tensors = {}
-    inputs = model["input_layers"]
-    inputs = inputs[0] if isinstance(inputs[0], list) else inputs
-    tensors[(inputs[0], 0, 0)] = x
+        return [x]
+    tensors = {tensor_refs(model["input_layers"])[0]: x}
     for layer in layers:
         if layer["class_name"] == "InputLayer":
             continue
@@ -275,9 +281,13 @@ def forward(kf, x):
             else:
                 refs = [tuple(item[:3]) for item in node]
             tensors[(layer["config"]["name"], node_index, 0)] = apply_layer(kf, layer, [tensors[tuple(r)] for r in refs])
-    outputs = model["output_layers"]
-    outputs = outputs[0] if isinstance(outputs[0], list) else outputs
-    return tensors[tuple(outputs)]
+    return [tensors[ref] for ref in tensor_refs(model["output_layers"])]
+
+
+def output_names(kf):
+    if kf.config["class_name"] == "Sequential":
+        return [kf.config["config"]["layers"][-1]["config"]["name"]]
+    return [ref[0] for ref in tensor_refs(kf.config["config"]["output_layers"])]
 
 
 def input_shape(kf):
@@ -292,8 +302,11 @@ def main():
     _, h, w, c = input_shape(kf)
     x = np.fromfile(inputs_path, dtype="<f4").reshape(count, h, w, c)
     # A few images at a time keeps the float64 activations small.
-    rows = [forward(kf, x[i:i + 4].astype(np.float64)).reshape(len(x[i:i + 4]), -1) for i in range(0, count, 4)]
-    json.dump({"outputs": np.concatenate(rows).tolist()}, sys.stdout)
+    chunks = [forward(kf, x[i:i + 4].astype(np.float64)) for i in range(0, count, 4)]
+    per_output = [np.concatenate([chunk[k] for chunk in chunks]) for k in range(len(chunks[0]))]
+    json.dump({"outputs": np.concatenate([y.reshape(count, -1) for y in per_output], axis=1).tolist(),
+               "named": {name: {"shape": list(y.shape[1:]), "rows": y.reshape(count, -1).tolist()}
+                         for name, y in zip(output_names(kf), per_output)}}, sys.stdout)
 
 
 if __name__ == "__main__":
