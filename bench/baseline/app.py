@@ -59,7 +59,7 @@ def load_keras_h5(net, path):
             norm.bias.copy_(torch.from_numpy(a['beta:0']))
             norm.running_mean.copy_(torch.from_numpy(a['moving_mean:0']))
             norm.running_var.copy_(torch.from_numpy(a['moving_variance:0']))
-        dense = next(a for n, a in arrays.items() if n.startswith('dense'))
+        dense = next(a for n, a in arrays.items() if n == 'logits' or n.startswith('dense'))  # 'logits' since the Functional .h5
         net.head.weight.copy_(torch.from_numpy(dense['kernel:0'].T))
         net.head.bias.copy_(torch.from_numpy(dense['bias:0']))
 
