@@ -1,37 +1,64 @@
-"""Writes the files the service ships: ONNX (logits + cam), JSON sidecar, Keras 2 HDF5, parity fixture."""
+"""Writes the files the service ships: Keras 2 HDF5, ONNX (logits + cam) converted from it, JSON sidecar, parity
+fixture. Run alone, it re-exports a trained checkpoint without retraining:
+
+    /usr/bin/python3 model/training/export.py model/training/runs/full/kidney-stone-cnn.pt --out model/kidney-stone-cnn
+"""
+import argparse
 import json
+import subprocess
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 
-from keras_h5 import keras_reference_forward, write_keras_h5
-from network import CLASSES
+from dataset import ExportedData
+from keras_h5 import write_keras_h5
+from network import CLASSES, KidneyStoneNet
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DIR = REPO.parent / 'shared'
+PARITY_TOLERANCE = 1e-4
 
 
-def export_onnx(net, path, size):
-    """The graph takes the sidecar-normalised tensor, exactly what `toTensorData` produces."""
+def export_model(net, out, size, x):
+    """Writes <out>.h5 (Keras 2) and <out>.onnx converted from it by the project's Keras converter, which
+    ships the ONNX only if its logits and cam match PyTorch's on `x` (normalised, NCHW) within 1e-4.
+    Returns the converter's report: input name / layout / dims and max |ONNX - PyTorch| per output."""
     net.eval()
-    dummy = torch.zeros(1, 1, size, size)
-    torch.onnx.export(net, dummy, str(path), opset_version=13, input_names=['input'],
-                      output_names=['logits', 'cam'],
-                      dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}, 'cam': {0: 'batch'}})
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model)
-    return path.stat().st_size
+    write_keras_h5(net, out.with_suffix('.h5'), size)
+    with torch.no_grad():
+        outputs = dict(zip(('logits', 'cam'), net(x)))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tensors = {'input': x.permute(0, 2, 3, 1), **outputs}  # the converted model is channels-last, like Keras
+        for name, t in tensors.items():
+            t.contiguous().numpy().astype('<f4').tofile(tmp / f'{name}.f32')
+        info = {name: {'file': f'{name}.f32', 'dims': list(t.shape)} for name, t in tensors.items()}
+        model_input = info.pop('input')
+        (tmp / 'check.json').write_text(json.dumps({'tolerance': PARITY_TOLERANCE, 'input': model_input, 'expected': info}))
+        done = subprocess.run(['npx', 'tsx', 'model/training/convert-keras.ts', str(out.with_suffix('.h5')),
+                               str(out.with_suffix('.onnx')), str(tmp / 'check.json')],
+                              cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f'Keras -> ONNX conversion failed its PyTorch check:\n{done.stdout}{done.stderr}')
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics):
+def export_facts(report):
+    """What the sidecar records about how its ONNX was made."""
+    return {'producer': 'model/training/convert-keras.ts: inference/keras converter on kidney-stone-cnn.h5',
+            'maxAbsDiffVsPytorch': {name: o['maxAbsDiff'] for name, o in report['outputs'].items()},
+            'checkedOnImages': report['images'], 'kerasSha256': report['kerasSha256']}
+
+
+def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics, layout):
+    """layout: the converted ONNX's input layout (NHWC, as Keras); with 1 channel the tensor bytes are the same."""
     spec = {
         'name': 'kidney-stone-cnn',
         'version': source['version'],
         'classes': CLASSES,
         'positiveClass': 'Stone',
-        'input': {**data.input, 'mean': [mean], 'std': [std]},
+        'input': {**data.input, 'layout': layout, 'mean': [mean], 'std': [std]},
         'output': {'kind': 'logits'},
         'temperature': temperature,
         'threshold': threshold,
@@ -40,15 +67,6 @@ def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics
         'metrics': metrics,
     }
     path.write_text(json.dumps(spec, indent=2) + '\n')
-
-
-def write_keras(net, path, size, probe):
-    """Writes the HDF5 file and returns max |logit difference| between it (numpy) and PyTorch on `probe`."""
-    write_keras_h5(net, path, size)
-    with torch.no_grad():
-        expected = net(probe)[0].numpy()
-    got = keras_reference_forward(path, probe.permute(0, 2, 3, 1).numpy())
-    return float(np.abs(got - expected).max())
 
 
 def parity_rows(data):
@@ -65,11 +83,16 @@ def parity_rows(data):
     return rows
 
 
+def parity_inputs(data, mean, std):
+    """The parity fixture's images, normalised as the sidecar says (NCHW, PyTorch's layout)."""
+    x, _, _, _ = data.batch(parity_rows(data))
+    return (x - mean) / std
+
+
 def write_parity_fixture(net, data, mean, std, temperature, path):
     rows = parity_rows(data)
-    x, _, _, _ = data.batch(rows)
     with torch.no_grad():
-        logits = net((x - mean) / std)[0].double()
+        logits = net(parity_inputs(data, mean, std))[0].double()
     probabilities = torch.softmax(logits / temperature, dim=1)
     items = [{'path': data.entries[i]['path'], 'label': CLASSES[data.entries[i]['label']],
               'logits': [round(v, 6) for v in logits[k].tolist()],
@@ -82,3 +105,43 @@ def write_parity_fixture(net, data, mean, std, temperature, path):
         'note': 'PyTorch outputs on the uint8 tensors exported by `npm run dataset` (decodeImage + resizeForModel)',
         'items': items}, indent=1) + '\n')
     return len(items)
+
+
+def main():
+    p = argparse.ArgumentParser(description='Re-exports a trained checkpoint (no retraining): .h5, the ONNX '
+                                'converted from it, and the layout / export facts in the existing sidecar.')
+    p.add_argument('checkpoint', help='state dict written by train.py next to its outputs (<out>.pt)')
+    p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'),
+                   help='output path without extension; its .json sidecar, from the same training run, is updated')
+    p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'),
+                   help='parity fixture of the same training run, which the checkpoint must reproduce')
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    out = Path(args.out)
+    spec = json.loads(out.with_suffix('.json').read_text())
+    net = KidneyStoneNet()
+    net.load_state_dict(torch.load(args.checkpoint, map_location='cpu'))
+    net.eval()
+    data = ExportedData()
+    x = parity_inputs(data, spec['input']['mean'][0], spec['input']['std'][0])
+
+    # The checkpoint must be the network the sidecar and the fixture describe, not another run's.
+    fixture = json.loads(Path(args.fixture).read_text())
+    if [data.entries[i]['path'] for i in parity_rows(data)] != [item['path'] for item in fixture['items']]:
+        raise SystemExit(f'{args.fixture} lists other images than parity_rows(): exported data changed?')
+    with torch.no_grad():
+        logits = net(x)[0].double()
+    fixture_diff = float((logits - torch.tensor([item['logits'] for item in fixture['items']])).abs().max())
+    if fixture_diff > 1e-5:
+        raise SystemExit(f'{args.checkpoint} does not reproduce {args.fixture} (max logit diff {fixture_diff})')
+
+    report = export_model(net, out, spec['input']['height'], x)
+    spec['input']['layout'] = report['layout']
+    spec['source'].pop('kerasMaxAbsDiff', None)
+    spec['source']['onnxExport'] = export_facts(report)
+    out.with_suffix('.json').write_text(json.dumps(spec, indent=2) + '\n')
+    print(json.dumps({'checkpointVsFixtureMaxLogitDiff': fixture_diff, **report}))
+
+
+if __name__ == '__main__':
+    main()

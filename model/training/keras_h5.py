@@ -1,4 +1,5 @@
-"""Writes the trained network as a Keras 2 HDF5 model (Sequential, channels-last) with h5py only.
+"""Writes the trained network as a Keras 2 HDF5 model (Functional, channels-last, outputs `logits` and `cam`)
+with h5py only; test/keras/reference.py runs it in NumPy and the project's converter turns it into the ONNX.
 
 Layout as Keras 2.11 saves it: root attrs `model_config` / `keras_version` / `backend`, weights under
 `model_weights/<layer>/<layer>/<weight>:0` with HWIO conv kernels, BatchNorm gamma/beta/moving_mean/
@@ -23,20 +24,20 @@ def _base(name):
 
 
 def _conv(name, filters, kernel, stride, padding):
-    return {'class_name': 'Conv2D', 'config': {
+    return {
         **_base(name), 'filters': filters, 'kernel_size': [kernel, kernel], 'strides': [stride, stride],
         'padding': padding, 'data_format': 'channels_last', 'dilation_rate': [1, 1], 'groups': 1,
         'activation': 'linear', 'use_bias': False, 'kernel_initializer': _initializer('GlorotUniform'),
         'bias_initializer': _initializer('Zeros'), 'kernel_regularizer': None, 'bias_regularizer': None,
-        'activity_regularizer': None, 'kernel_constraint': None, 'bias_constraint': None}}
+        'activity_regularizer': None, 'kernel_constraint': None, 'bias_constraint': None}
 
 
 def _batch_norm(name, momentum):
-    return {'class_name': 'BatchNormalization', 'config': {
+    return {
         **_base(name), 'axis': [3], 'momentum': momentum, 'epsilon': BN_EPS, 'center': True, 'scale': True,
         'beta_initializer': _initializer('Zeros'), 'gamma_initializer': _initializer('Ones'),
         'moving_mean_initializer': _initializer('Zeros'), 'moving_variance_initializer': _initializer('Ones'),
-        'beta_regularizer': None, 'gamma_regularizer': None, 'beta_constraint': None, 'gamma_constraint': None}}
+        'beta_regularizer': None, 'gamma_regularizer': None, 'beta_constraint': None, 'gamma_constraint': None}
 
 
 def _counter():
@@ -49,51 +50,63 @@ def _counter():
     return name
 
 
+def _layer(class_name, config, inbound):
+    """A Functional-model layer entry, called once on the named layers' outputs (Keras 2 inbound_nodes)."""
+    return {'class_name': class_name, 'config': config, 'name': config['name'],
+            'inbound_nodes': [[[name, 0, 0, {}] for name in inbound]] if inbound else []}
+
+
 def write_keras_h5(model, path, input_size):
-    """model: a trained KidneyStoneNet (eval mode). Returns the list of Keras layer names."""
+    """model: a trained KidneyStoneNet (eval mode). Returns the list of Keras layer names.
+
+    Two outputs, like the PyTorch network: `logits` (global average pooling + Dense) and `cam`, the same Dense
+    applied at every location as a 1x1 Conv2D on the last feature map, permuted to channels-first [N,2,h,w].
+    """
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     name = _counter()
-    layers = [{'class_name': 'InputLayer', 'config': {
+    layers = [_layer('InputLayer', {
         'batch_input_shape': [None, input_size, input_size, 1], 'dtype': 'float32', 'sparse': False,
-        'ragged': False, 'name': 'input'}}]
-    weights = []  # (layer name, [(weight name, array)])
+        'ragged': False, 'name': 'input'}, [])]
+    weights = [('input', [])]  # (layer name, [(weight name, array)])
+
+    def add(class_name, config, arrays=(), inbound=None):
+        layers.append(_layer(class_name, config, [layers[-1]['name']] if inbound is None else inbound))
+        weights.append((config['name'], list(arrays)))
+        return config['name']
+
     torch_index = 0  # position in model.features
     for spec in LAYERS:
         if spec[0] == 'pool':
-            n = name('max_pooling2d')
-            layers.append({'class_name': 'MaxPooling2D', 'config': {
-                **_base(n), 'pool_size': [2, 2], 'padding': 'valid', 'strides': [2, 2], 'data_format': 'channels_last'}})
-            weights.append((n, []))
+            add('MaxPooling2D', {**_base(name('max_pooling2d')), 'pool_size': [2, 2], 'padding': 'valid',
+                                 'strides': [2, 2], 'data_format': 'channels_last'})
             torch_index += 1
             continue
         _, filters, kernel, stride = spec
         conv, bn = f'features.{torch_index}', f'features.{torch_index + 1}'
-        n = name('conv2d')
-        layers.append(_conv(n, filters, kernel, stride, 'valid' if stride == kernel else 'same'))
-        weights.append((n, [('kernel:0', sd[conv + '.weight'].transpose(2, 3, 1, 0))]))  # OIHW -> HWIO
-        n = name('batch_normalization')
+        add('Conv2D', _conv(name('conv2d'), filters, kernel, stride, 'valid' if stride == kernel else 'same'),
+            [('kernel:0', sd[conv + '.weight'].transpose(2, 3, 1, 0))])  # OIHW -> HWIO
         momentum = 1.0 - model.features[torch_index + 1].momentum
-        layers.append(_batch_norm(n, momentum))
-        weights.append((n, [('gamma:0', sd[bn + '.weight']), ('beta:0', sd[bn + '.bias']),
-                            ('moving_mean:0', sd[bn + '.running_mean']),
-                            ('moving_variance:0', sd[bn + '.running_var'])]))
-        n = name('activation')
-        layers.append({'class_name': 'Activation', 'config': {**_base(n), 'activation': 'relu'}})
-        weights.append((n, []))
+        add('BatchNormalization', _batch_norm(name('batch_normalization'), momentum),
+            [('gamma:0', sd[bn + '.weight']), ('beta:0', sd[bn + '.bias']),
+             ('moving_mean:0', sd[bn + '.running_mean']), ('moving_variance:0', sd[bn + '.running_var'])])
+        add('Activation', {**_base(name('activation')), 'activation': 'relu'})
         torch_index += 3
-    n = name('global_average_pooling2d')
-    layers.append({'class_name': 'GlobalAveragePooling2D', 'config': {
-        **_base(n), 'data_format': 'channels_last', 'keepdims': False}})
-    weights.append((n, []))
-    n = name('dense')
-    layers.append({'class_name': 'Dense', 'config': {
-        **_base(n), 'units': len(CLASSES), 'activation': 'linear', 'use_bias': True,
-        'kernel_initializer': _initializer('GlorotUniform'), 'bias_initializer': _initializer('Zeros'),
-        'kernel_regularizer': None, 'bias_regularizer': None, 'activity_regularizer': None,
-        'kernel_constraint': None, 'bias_constraint': None}})
-    weights.append((n, [('kernel:0', sd['head.weight'].T.copy()), ('bias:0', sd['head.bias'])]))
+    features = layers[-1]['name']
+    head_kernel, head_bias = sd['head.weight'].T.copy(), sd['head.bias']  # [features, classes]
+    add('GlobalAveragePooling2D', {**_base(name('global_average_pooling2d')), 'data_format': 'channels_last',
+                                   'keepdims': False})
+    add('Dense', {**_base('logits'), 'units': len(CLASSES), 'activation': 'linear', 'use_bias': True,
+                  'kernel_initializer': _initializer('GlorotUniform'), 'bias_initializer': _initializer('Zeros'),
+                  'kernel_regularizer': None, 'bias_regularizer': None, 'activity_regularizer': None,
+                  'kernel_constraint': None, 'bias_constraint': None},
+        [('kernel:0', head_kernel), ('bias:0', head_bias)])
+    cam_conv = {**_conv('cam_conv', len(CLASSES), 1, 1, 'valid'), 'use_bias': True}
+    add('Conv2D', cam_conv, [('kernel:0', head_kernel[None, None]), ('bias:0', head_bias)], [features])
+    add('Permute', {**_base('cam'), 'dims': [3, 1, 2]})
 
-    config = {'class_name': 'Sequential', 'config': {'name': 'kidney_stone_cnn', 'layers': layers}}
+    config = {'class_name': 'Functional', 'config': {
+        'name': 'kidney_stone_cnn', 'layers': layers,
+        'input_layers': [['input', 0, 0]], 'output_layers': [['logits', 0, 0], ['cam', 0, 0]]}}
     str_array = h5py.special_dtype(vlen=str)
     with h5py.File(path, 'w') as f:
         f.attrs['backend'] = 'tensorflow'
@@ -110,45 +123,3 @@ def write_keras_h5(model, path, input_size):
             for w, a in arrays:
                 g.create_dataset(f'{layer_name}/{w}', data=np.ascontiguousarray(a, dtype=np.float32))
     return [n for n, _ in weights]
-
-
-def keras_reference_forward(path, x_nhwc):
-    """Runs the saved HDF5 file with numpy (channels-last), to prove it is the same network as PyTorch."""
-    with h5py.File(path, 'r') as f:
-        layers = json.loads(f.attrs['model_config'])['config']['layers'][1:]
-        w = f['model_weights']
-        h = x_nhwc.astype(np.float64)
-        for layer in layers:
-            cls, cfg = layer['class_name'], layer['config']
-            g = w[cfg['name']][cfg['name']] if cfg['name'] in w and len(w[cfg['name']].keys()) else None
-            if cls == 'Conv2D':
-                h = _conv_nhwc(h, g['kernel:0'][()].astype(np.float64), cfg['strides'][0], cfg['padding'])
-            elif cls == 'BatchNormalization':
-                h = (h - g['moving_mean:0'][()]) / np.sqrt(g['moving_variance:0'][()] + cfg['epsilon']) \
-                    * g['gamma:0'][()] + g['beta:0'][()]
-            elif cls == 'Activation':
-                h = np.maximum(h, 0)
-            elif cls == 'MaxPooling2D':
-                n, hh, ww, c = h.shape
-                h = h[:, :hh // 2 * 2, :ww // 2 * 2].reshape(n, hh // 2, 2, ww // 2, 2, c).max(axis=(2, 4))
-            elif cls == 'GlobalAveragePooling2D':
-                h = h.mean(axis=(1, 2))
-            elif cls == 'Dense':
-                h = h @ g['kernel:0'][()] + g['bias:0'][()]
-            else:
-                raise ValueError(cls)
-    return h
-
-
-def _conv_nhwc(x, k, stride, padding):
-    kh, kw, _, out = k.shape
-    if padding == 'same':
-        x = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    n, hh, ww, c = x.shape
-    oh, ow = (hh - kh) // stride + 1, (ww - kw) // stride + 1
-    y = np.zeros((n, oh, ow, out))
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
-            y += patch @ k[i, j]
-    return y

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from dataset import ExportedData, augment, sampling_weights
-from export import REPO, export_onnx, write_keras, write_parity_fixture, write_sidecar
+from export import REPO, export_facts, export_model, parity_inputs, write_parity_fixture, write_sidecar
 from network import LAYERS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
 
 torch.set_num_threads(2)
@@ -185,10 +185,9 @@ def main():
     print(f'best step {best_step} score {score:.4f} temperature {temperature} threshold {threshold}: {report}', flush=True)
 
     out = Path(args.out)
-    size = export_onnx(net, out.with_suffix('.onnx'), data.input['height'])
     torch.save(net.state_dict(), out.with_suffix('.pt'))  # state dict for the Flask baseline in bench/baseline/
-    probe, _, _, _ = data.batch(val_rows[:4])
-    keras_diff = write_keras(net, out.with_suffix('.h5'), data.input['height'], (probe - mean) / std)
+    export = export_model(net, out, data.input['height'], parity_inputs(data, mean, std))
+    size = export['onnxBytes']
     source = {
         'version': args.version,
         'framework': f'pytorch {torch.__version__}',
@@ -201,12 +200,13 @@ def main():
         'bestStep': best_step,
         'stepsRun': step,
         'trainingMinutes': minutes,
-        'kerasMaxAbsDiff': keras_diff,
+        'onnxExport': export_facts(export),
         'data': 'ct-kidney: Islam et al. 2022, Kaggle, CC BY 4.0; yildirim-stones: Yildirim et al. 2021, research use',
     }
-    write_sidecar(out.with_suffix('.json'), data, mean, std, temperature, threshold, source, report)
+    write_sidecar(out.with_suffix('.json'), data, mean, std, temperature, threshold, source, report, export['layout'])
     n = write_parity_fixture(net, data, mean, std, temperature, Path(args.fixture))
-    print(json.dumps({'onnxBytes': size, 'kerasMaxAbsDiff': keras_diff, 'parityItems': n, 'minutes': minutes}), flush=True)
+    print(json.dumps({'onnxBytes': size, 'onnxMaxAbsDiff': source['onnxExport']['maxAbsDiffVsPytorch'],
+                      'parityItems': n, 'minutes': minutes}), flush=True)
 
 
 if __name__ == '__main__':
