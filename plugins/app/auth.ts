@@ -74,8 +74,8 @@ async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise
 }
 
 /**
- * Off unless AUTH_MODE says otherwise. When on, runs first on every request (before any body is read), so an
- * unauthenticated upload is refused without being parsed: 401 without valid credentials, 403 for /predict*
+ * Off unless AUTH_MODE says otherwise. When on, checks every request in onRequest, before any body is read, so
+ * an unauthenticated upload is refused without being parsed: 401 without valid credentials, 403 for /predict*
  * without the `predict` scope. CORS preflights pass through, since browsers never send credentials with them.
  */
 export default fp(async (app) => {
