@@ -1,6 +1,6 @@
 import { deflateSync, crc32 } from 'node:zlib'
 import { readdir, readFile } from 'node:fs/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import sharp from 'sharp'
 import { Value } from '@sinclair/typebox/value'
 import { ErrorSchema } from '../schemas/error.js'
@@ -27,7 +27,7 @@ function pngClaiming (width: number, height: number): Buffer {
     pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(1024))), pngChunk('IEND', Buffer.alloc(0))])
 }
 
-function checkPrediction (t: Tap.Test, body: any): void {
+function checkPrediction (t: Test, body: any): void {
   t.ok(Value.Check(PredictionSchema, [ModelRefSchema], body), 'matches the Prediction schema')
   t.equal(body.classIndex, body.prediction === 'Stone' ? 1 : 0, 'Normal = 0, Stone = 1')
   t.ok(Math.abs(body.probabilities.Normal + body.probabilities.Stone - 1) < 1e-6, 'probabilities sum to 1')
