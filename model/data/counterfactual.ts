@@ -1,4 +1,5 @@
 import type { PixelBox } from './yildirim.js'
+import { seededRandom } from './random.js'
 
 /**
  * Stone-removed counterfactuals and decoys for boxed CT slices (pure code, no I/O).
@@ -57,7 +58,7 @@ export function removeStones<T extends PixelImage> (image: T, stones: PixelBox[]
  * land on similar tissue rather than on bone or gas. Returns undefined when no such place exists.
  */
 export function placeDecoy<T extends PixelImage> (image: T, stones: PixelBox[], options: InpaintOptions = {}): Counterfactual<T> | undefined {
-  const rng = mulberry32(options.seed ?? 1)
+  const rng = seededRandom(options.seed ?? 1)
   const stoneRegions = mergeRegions(stones.map((b) => enlargeBox(b, image.width, image.height, options.grow)))
   const regions: PixelBox[] = []
   for (const stone of stoneRegions) {
@@ -270,16 +271,4 @@ function pad (b: PixelBox, p: number): PixelBox {
 
 function intersects (a: PixelBox, b: PixelBox): boolean {
   return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height
-}
-
-/** Small seeded PRNG so counterfactuals are reproducible byte for byte. */
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
