@@ -87,6 +87,8 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
     [`specificity on the same slices with stones removed (${s.stoneRemovedCalledStone} still called Stone)`,
       withInterval(s.specificityStoneRemoved, percent)],
     ['pairs AUC: originals vs stone-removed twins', withInterval(s.pairsAuc, decimal)],
+    ['specificity on stone-removed twins at 90 % sensitivity, read off this ROC (descriptive: a cut chosen on test is not a usable threshold)',
+      withInterval(s.specificityAt90Sensitivity, percent)],
     ['twin-by-twin: share of slices scoring higher with stones than without', withInterval(s.pairedWinRate, percent)],
     [`sensitivity on decoy-in-painted slices (${s.decoysCalledStone} of ${s.slicesWithDecoy} called Stone)`,
       withInterval(s.decoySensitivity, percent)],

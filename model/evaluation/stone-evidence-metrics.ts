@@ -14,7 +14,7 @@ export interface ScoredTriplet {
 
 type Statistic =
   | 'sensitivityOriginal' | 'specificityStoneRemoved' | 'pairsAuc' | 'pairedWinRate'
-  | 'decoySensitivity' | 'decoyMinusOriginalSensitivity' | 'probePairsAuc'
+  | 'decoySensitivity' | 'decoyMinusOriginalSensitivity' | 'probePairsAuc' | 'specificityAt90Sensitivity'
 
 export interface StoneEvidenceMetrics extends Record<Statistic, Estimate> {
   slices: number
@@ -37,6 +37,17 @@ function pairsAuc (triplets: readonly ScoredTriplet[], original: (t: ScoredTripl
   return rocAuc(items)
 }
 
+/**
+ * Specificity on the stone-removed twins at the highest cut that still calls 90 % of the originals Stone: the
+ * issue's "specificity >= 90 % at sensitivity >= 90 %" read off the held-out ROC. Descriptive only: a cut chosen
+ * on test data is not a usable threshold, the service uses the sidecar's.
+ */
+function specificityAt90Sensitivity (triplets: readonly ScoredTriplet[]): number {
+  const originals = triplets.map((t) => t.original).sort((a, b) => a - b)
+  const cut = originals[Math.floor(0.1 * originals.length)]
+  return fraction(triplets.map((t) => t.stoneRemoved < cut))
+}
+
 function statistics (threshold: number) {
   return (triplets: readonly ScoredTriplet[]): Record<Statistic, number> => {
     const withDecoy = triplets.filter((t) => t.decoy !== undefined)
@@ -51,7 +62,8 @@ function statistics (threshold: number) {
       decoySensitivity,
       // Compared on the same slices, so the difference is the decoy's effect alone.
       decoyMinusOriginalSensitivity: decoySensitivity - fraction(withDecoy.map((t) => t.original >= threshold)),
-      probePairsAuc: pairsAuc(triplets, (t) => t.probeOriginal, (t) => t.probeStoneRemoved)
+      probePairsAuc: pairsAuc(triplets, (t) => t.probeOriginal, (t) => t.probeStoneRemoved),
+      specificityAt90Sensitivity: specificityAt90Sensitivity(triplets)
     }
   }
 }
