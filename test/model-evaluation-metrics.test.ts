@@ -1,5 +1,6 @@
 import t from 'tap'
-import { bootstrapByGroup, seededRandom } from '../model/evaluation/bootstrap.js'
+import { seededRandom } from '../model/data/random.js'
+import { bootstrapByGroup } from '../model/evaluation/bootstrap.js'
 import {
   confusionMatrix, expectedCalibrationError, rocAuc, rocCurve, sensitivity, specificity, type Scored
 } from '../model/evaluation/metrics.js'

@@ -1,10 +1,11 @@
+import { seededRandom } from '../data/random.js'
+
 /**
  * Seeded cluster bootstrap: slices of one CT series (or one yildirim export group) are near-copies, so
  * the unit that is resampled is the group, never the slice. Groups are resampled within their stratum
  * (ct-kidney: the series' label), which keeps both classes in every resample while the test split has only
  * 5 Normal series.
  */
-
 export interface Estimate {
   value: number
   /** 95 % percentile interval; NaN when fewer than half the resamples gave a defined value. */
@@ -15,18 +16,6 @@ export interface Estimate {
 export interface BootstrapOptions {
   iterations: number
   seed: number
-}
-
-/** mulberry32: tiny, fast and good enough for resampling indices; seeded so metrics.json is reproducible. */
-export function seededRandom (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function percentile (sortedValues: readonly number[], fraction: number): number {
