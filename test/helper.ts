@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { FormatRegistry } from '@sinclair/typebox'
 import { buildApp, type AppOptions } from '../app.js'
+import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
+import type { FormPart } from './hostile/types.js'
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 // TypeBox's Value.Check knows no string formats until they are registered; responses use `uuid`.
@@ -27,21 +29,9 @@ export async function build (t: Teardown, options: AppOptions = {}, { waitForMod
   return app
 }
 
-/** A multipart/form-data body with the given parts, for `app.inject`. */
-export function multipart (parts: Array<{ name: string, filename?: string, contentType?: string, data: Buffer | string }>):
-{ payload: Buffer, headers: Record<string, string> } {
-  const boundary = '----kidney-test-boundary-7d1f'
-  const chunks: Buffer[] = []
-  for (const part of parts) {
-    const disposition = `form-data; name="${part.name}"` + (part.filename !== undefined ? `; filename="${part.filename}"` : '')
-    const type = part.contentType ?? (part.filename !== undefined ? 'application/octet-stream' : undefined)
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n` +
-      (type !== undefined ? `Content-Type: ${type}\r\n` : '') + '\r\n'))
-    chunks.push(Buffer.isBuffer(part.data) ? part.data : Buffer.from(part.data))
-    chunks.push(Buffer.from('\r\n'))
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`))
-  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }
+/** A multipart/form-data body with the given parts, for `app.inject` (encoded like the hostile corpus's forms). */
+export function multipart (parts: FormPart[]): { payload: Buffer, headers: Record<string, string> } {
+  return { payload: encodeMultipart(parts), headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } }
 }
 
 /** One uploaded file in the `file` field. */
