@@ -4,7 +4,7 @@ import type { MultipartFile } from '@fastify/multipart'
 import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoFileError, ServiceError } from '../../inference/errors.js'
 import type { BatchResponse } from '../../schemas/batch.js'
-import { errorBody } from './errors.js'
+import { errorBody, InternalError } from './errors.js'
 
 /** The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). */
 export async function uploadedBatchFiles (field: unknown): Promise<Buffer[]> {
@@ -32,7 +32,7 @@ export default fp(async (app) => {
       } catch (error) {
         if (error instanceof ServiceError) return { index, error: errorBody(error) }
         app.log.error({ err: error, index }, 'unexpected error in a batch file')
-        return { index, error: errorBody(new ServiceError('INTERNAL_ERROR', 500, 'An unexpected error occurred; it has been logged.')) }
+        return { index, error: errorBody(new InternalError()) }
       }
     })))
     return { results, summary: summarizeBatch(results) }

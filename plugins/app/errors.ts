@@ -43,6 +43,13 @@ export class RequestTimeoutError extends ServiceError {
   }
 }
 
+/** An unexpected failure: the caller learns only that it was logged, never what or where. */
+export class InternalError extends ServiceError {
+  constructor () {
+    super('INTERNAL_ERROR', 500, 'An unexpected error occurred; it has been logged.')
+  }
+}
+
 export class ShuttingDownError extends ServiceError {
   constructor () {
     super('SHUTTING_DOWN', 503, 'The service is shutting down; retry on another instance or shortly.')
@@ -135,7 +142,7 @@ export default fp(async (app) => {
       return sendError(reply, new ServiceError(code, status, error.message))
     }
     request.log.error({ err: error }, 'unexpected error')
-    return sendError(reply, new ServiceError('INTERNAL_ERROR', 500, 'An unexpected error occurred; it has been logged.'))
+    return sendError(reply, new InternalError())
   })
 
   app.setNotFoundHandler((request, reply) => {
