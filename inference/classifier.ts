@@ -3,11 +3,10 @@ import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
-import { decodeImage, type DecodedImage } from './decode.js'
 import type { DicomWindow } from './dicom/dataset.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
-import { preprocess } from './preprocess.js'
+import { decodeForModel, preprocess, toTensorData } from './preprocess.js'
 import { ModelSession, type SessionOptions } from './session.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
@@ -26,7 +25,9 @@ export const DEFAULT_BATCHING: BatchingOptions & { sharpConcurrency: number } = 
 /** Milliseconds per stage of one classification; the waits are time spent queued for a shared resource. */
 export interface StageTimings {
   imageWait: number
+  /** Decode and resize to the model's input size (one libvips pipeline for JPEG/PNG). */
   decode: number
+  /** Normalisation of the resized pixels into the model's tensor. */
   preprocess: number
   batchWait: number
   inference: number
@@ -92,17 +93,10 @@ export class Classifier {
     return () => this.observers.delete(observer)
   }
 
-  async decode (bytes: Buffer): Promise<DecodedImage> {
+  /** Upload bytes -> the model's input pixels (uint8, model size), exactly as `classify` computes them. */
+  async decode (bytes: Buffer): Promise<Buffer> {
     const { maxPixels, dicomWindow } = this.options
-    return await decodeImage(bytes, { channels: this.spec.input.channels, maxPixels, dicomWindow })
-  }
-
-  async classify (bytes: Buffer): Promise<Classification> {
-    return await this.classifyWith(async () => await this.decode(bytes))
-  }
-
-  async classifyDecoded (decoded: DecodedImage): Promise<Classification> {
-    return await this.classifyWith(async () => decoded)
+    return await decodeForModel(bytes, this.spec, { channels: this.spec.input.channels, maxPixels, dicomWindow })
   }
 
   /** One preprocessed image through the micro-batcher: its class probabilities and how it got them. */
@@ -123,7 +117,7 @@ export class Classifier {
     await this.session.close()
   }
 
-  private async classifyWith (decode: () => Promise<DecodedImage>): Promise<Classification> {
+  async classify (bytes: Buffer): Promise<Classification> {
     // Waiting uploads hold their bytes in memory, so this wait is bounded like the batch queue.
     if (this.imageSlots.pendingCount >= this.batcher.options.maxQueue) {
       throw new QueueFullError(this.batcher.options.maxQueue, 1)
@@ -131,9 +125,9 @@ export class Classifier {
     const submitted = performance.now()
     const { tensor, imageWait, decodeMs, preprocessMs } = await this.imageSlots(async () => {
       const started = performance.now()
-      const decoded = await decode()
+      const pixels = await this.decode(bytes)
       const decodedAt = performance.now()
-      const tensor = await preprocess(decoded, this.spec)
+      const tensor = toTensorData(pixels, this.spec)
       return { tensor, imageWait: started - submitted, decodeMs: decodedAt - started, preprocessMs: performance.now() - decodedAt }
     })
     const { result, waitMs, runMs } = await this.infer(tensor)

@@ -1,4 +1,4 @@
-import sharp, { type Metadata } from 'sharp'
+import sharp, { type Metadata, type Sharp } from 'sharp'
 import type { DicomWindow } from './dicom/dataset.js'
 import { decodeDicomSlice } from './dicom/decode-dicom.js'
 import { CorruptImageError, ImageTooLargeError, UnsupportedMediaTypeError } from './errors.js'
@@ -35,15 +35,10 @@ export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
 export const FILE_EXTENSIONS: Record<ImageFormat, string> = { jpeg: 'jpg', png: 'png', dicom: 'dcm' }
 
 /**
- * Decodes a JPEG or PNG upload to 8-bit pixels, auto-oriented, alpha flattened onto black; a single-frame
- * DICOM file goes through HU windowing to the same 8-bit form (inference/dicom/).
+ * The header of a JPEG or PNG, read before any pixel is decoded: a 100000x100000 PNG of a few hundred bytes
+ * must be refused before libvips allocates it.
  */
-export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
-  const format = sniffFormat(bytes)
-  if (format === 'dicom') return await decodeDicomSlice(bytes, { ...options, defaultWindow: options.dicomWindow })
-  if (format === undefined) throw new UnsupportedMediaTypeError()
-
-  // Header first: a 100000x100000 PNG of a few hundred bytes must be refused before libvips allocates it.
+export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<Metadata> {
   let header: Metadata
   try {
     header = await sharp(bytes, { limitInputPixels: false }).metadata()
@@ -54,19 +49,40 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promi
     throw new CorruptImageError()
   }
   // EXIF orientations 5-8 swap the axes, which does not change the pixel count.
-  if (header.width * header.height > options.maxPixels) {
-    throw new ImageTooLargeError(header.width, header.height, options.maxPixels)
+  if (header.width * header.height > maxPixels) {
+    throw new ImageTooLargeError(header.width, header.height, maxPixels)
   }
+  return header
+}
 
+/**
+ * Decodes a JPEG or PNG upload to 8-bit pixels, auto-oriented, alpha flattened onto black; a single-frame
+ * DICOM file goes through HU windowing to the same 8-bit form (inference/dicom/).
+ */
+export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+  const format = sniffFormat(bytes)
+  if (format === 'dicom') return await decodeDicomSlice(bytes, { ...options, defaultWindow: options.dicomWindow })
+  if (format === undefined) throw new UnsupportedMediaTypeError()
+
+  await readCheckedHeader(bytes, format, options.maxPixels)
+  const { data, info } = await asCorruptImageError(async () => await decodingPipeline(bytes, options).raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true }))
+  if (info.channels !== options.channels) throw new CorruptImageError()
+  return { pixels: data, width: info.width, height: info.height, channels: options.channels }
+}
+
+/** The libvips steps that turn JPEG/PNG bytes into the service's pixels: auto-orient, flatten, colour mode. */
+export function decodingPipeline (bytes: Buffer, options: DecodeOptions): Sharp {
+  return sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'truncated', autoOrient: true })
+    .flatten({ background: '#000000' })
+    .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
+}
+
+/** libvips reports broken input with free-text errors; clients get the typed 422 instead. */
+export async function asCorruptImageError<T> (decode: () => Promise<T>): Promise<T> {
   try {
-    const pipeline = sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'truncated', autoOrient: true })
-      .flatten({ background: '#000000' })
-      .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
-    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })
-    if (info.channels !== options.channels) throw new CorruptImageError()
-    return { pixels: data, width: info.width, height: info.height, channels: options.channels }
-  } catch (error) {
-    if (error instanceof CorruptImageError) throw error
+    return await decode()
+  } catch {
     throw new CorruptImageError()
   }
 }

@@ -1,5 +1,5 @@
-import sharp from 'sharp'
-import type { DecodedImage } from './decode.js'
+import sharp, { type Sharp } from 'sharp'
+import { asCorruptImageError, decodeImage, decodingPipeline, readCheckedHeader, sniffFormat, type DecodedImage, type DecodeOptions } from './decode.js'
 import type { ModelSpec } from './model-spec.js'
 
 /**
@@ -8,8 +8,35 @@ import type { ModelSpec } from './model-spec.js'
  * pixels a model was trained and measured on are the pixels it is served.
  */
 export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Promise<Buffer> {
+  const raw = sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } })
+  return await toModelSize(raw, spec)
+}
+
+/**
+ * Bytes -> model-size pixels, as the service runs it. JPEG and PNG are decoded and resized in one libvips
+ * pipeline when their samples are 8-bit sRGB or grey (nearly all CT exports), one pass over the pixels instead of
+ * a full-size intermediate image. The result is byte for byte
+ * `resizeForModel(await decodeImage(bytes))` (test/preprocess.test.ts checks it on real and edge-case images),
+ * so the training export and evaluation, which need the full-size image for in-painting and overlays, see
+ * exactly the pixels the service feeds the model. DICOM goes through `decodeImage` (HU windowing) first.
+ */
+export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: DecodeOptions): Promise<Buffer> {
+  const format = sniffFormat(bytes)
+  const header = format === 'jpeg' || format === 'png' ? await readCheckedHeader(bytes, format, options.maxPixels) : undefined
+  // 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey and round differently.
+  if (header === undefined || header.depth !== 'uchar' || !['srgb', 'b-w'].includes(header.space ?? '')) {
+    return await resizeForModel(await decodeImage(bytes, options), spec)
+  }
+  const { width, height } = header.autoOrient
+  // A full-frame extract before the resize keeps libjpeg from shrinking on load (decoding at 1/2, 1/4 or 1/8
+  // scale), whose pixels differ from a full decode followed by the resize.
+  const pipeline = decodingPipeline(bytes, options).extract({ left: 0, top: 0, width, height })
+  return await asCorruptImageError(async () => await toModelSize(pipeline, spec))
+}
+
+async function toModelSize (pipeline: Sharp, spec: ModelSpec): Promise<Buffer> {
   const { width, height, channels, resize } = spec.input
-  const { data, info } = await sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } })
+  const { data, info } = await pipeline
     .resize(width, height, { fit: resize, background: { r: 0, g: 0, b: 0, alpha: 1 } })
     .removeAlpha()
     // Letterbox padding is added in sRGB; the model's colour mode is set after it.

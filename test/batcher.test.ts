@@ -4,7 +4,7 @@ import t from 'tap'
 import { buildApp } from '../app.js'
 import { MicroBatcher, QueueFullError } from '../inference/batcher.js'
 import { Classifier, type Classification, type ClassifierOptions } from '../inference/classifier.js'
-import { preprocess } from '../inference/preprocess.js'
+import { toTensorData } from '../inference/preprocess.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { CT_KIDNEY, build, fileUpload } from './helper.js'
 
@@ -108,7 +108,7 @@ t.test('on real CT images, each batched result is exactly the result of the imag
   const expected: Classification[] = []
   for (const image of images) expected.push(await alone.classify(image))
 
-  const tensors = await Promise.all(images.map(async (image) => await preprocess(await alone.decode(image), alone.spec)))
+  const tensors = await Promise.all(images.map(async (image) => await toTensorData(await alone.decode(image), alone.spec)))
   const inferred = await Promise.all(tensors.map(async (tensor) => await batched.infer(tensor)))
   t.same(sizes, [8, 8], 'the 16 preprocessed images ran as two batches of 8')
   inferred.forEach((got, i) => t.same(got.result, [expected[i].probabilities.Normal, expected[i].probabilities.Stone],

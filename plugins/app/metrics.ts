@@ -42,7 +42,7 @@ export class ServiceMetrics {
 
   readonly stageDuration = new Histogram({
     name: 'kidney_stage_duration_seconds',
-    help: 'Per-image stage durations: imageWait (queued for a decode slot), decode, preprocess, ' +
+    help: 'Per-image stage durations: imageWait (queued for a decode slot), decode (decode + resize), preprocess (normalise), ' +
       'batchWait (queued for a batch), inference (the batch run that carried the image).',
     labelNames: ['stage'] as const,
     buckets: SECONDS_BUCKETS,
