@@ -29,18 +29,34 @@ t.test('UPLOAD_RETENTION=none keeps nothing on disk but still answers with an id
 t.test('the retention sweep removes expired files, then the oldest beyond the count, and nothing else', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kidney-retention-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
-  const store = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 2 })
-  await store.init()
+  const writer = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 10 })
+  await writer.init()
   const now = Date.now()
   const ids: string[] = []
   for (const ageMs of [120_000, 30_000, 20_000, 10_000]) {
-    const id = await store.save(Buffer.from('x'), 'jpeg')
+    const id = await writer.save(Buffer.from('x'), 'jpeg')
     const when = new Date(now - ageMs)
     await utimes(join(dir, `${id}.jpg`), when, when)
     ids.push(id)
   }
   await writeFile(join(dir, 'README.txt'), 'not ours')
+  // A restarted service indexes what an earlier run left, by modification time.
+  const store = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 2 })
+  await store.init()
+  t.equal(store.count, 4, 'the four stored uploads are indexed, the foreign file is not')
   const removed = await store.sweep(now)
   t.equal(removed, 2, 'one expired, one beyond the count')
   t.same((await readdir(dir)).sort(), ['README.txt', `${ids[2]}.jpg`, `${ids[3]}.jpg`].sort())
+  t.equal(await store.sweep(now), 0, 'a second sweep finds nothing to do')
+})
+
+t.test('saving beyond the maximum count removes the oldest upload at once, without waiting for a sweep', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-retention-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const store = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 3 })
+  await store.init()
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) ids.push(await store.save(Buffer.from([i]), 'png'))
+  t.same((await readdir(dir)).sort(), ids.slice(2).map((id) => `${id}.png`).sort(), 'the three newest remain')
+  t.equal(store.count, 3)
 })

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import fp from 'fastify-plugin'
+import pLimit from 'p-limit'
 import { FILE_EXTENSIONS, type ImageFormat } from '../../inference/decode.js'
 
 const STORED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[a-z]+$/
@@ -12,44 +13,67 @@ export interface RetentionPolicy {
   maxFiles: number
 }
 
+interface StoredFile { path: string, savedAtMs: number }
+
 /**
  * Accepted uploads, kept for audit like the old app did, but safely: a random UUID name with the extension of
  * the detected format (never the client's name), mode 0600 in a 0700 directory outside any served path, and
- * a retention sweep that only ever touches files named the way this store names them.
+ * retention that only ever touches files named the way this store names them.
+ *
+ * Retention works from an in-memory index, oldest first, built from the directory once at start: a sweep that
+ * listed and stat-ed every kept file (10,000 by default) each minute flooded libuv's thread pool, which image
+ * decoding shares, and left a burst of garbage behind.
  */
 export class UploadStore {
+  private stored: StoredFile[] = []
+
   constructor (readonly dir: string, readonly policy: RetentionPolicy) {}
 
   get keepsFiles (): boolean {
     return this.policy.maxAgeMs > 0
   }
 
+  /** Files currently kept. */
+  get count (): number {
+    return this.stored.length
+  }
+
   async init (): Promise<void> {
-    if (this.keepsFiles) await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    if (!this.keepsFiles) return
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    const names = (await readdir(this.dir)).filter((name) => STORED_NAME.test(name))
+    const statSlots = pLimit(8)
+    const files = await Promise.all(names.map(async (name) => await statSlots(async () => {
+      const path = join(this.dir, name)
+      return { path, savedAtMs: (await stat(path).catch(() => undefined))?.mtimeMs ?? NaN }
+    })))
+    this.stored = files.filter((f) => !Number.isNaN(f.savedAtMs)).sort((a, b) => a.savedAtMs - b.savedAtMs)
   }
 
   /** Stores an upload that passed decoding and returns its id (also returned when nothing is kept). */
   async save (bytes: Buffer, format: ImageFormat): Promise<string> {
     const id = randomUUID()
     if (this.keepsFiles) {
-      await writeFile(join(this.dir, `${id}.${FILE_EXTENSIONS[format]}`), bytes, { mode: 0o600, flag: 'wx' })
+      const path = join(this.dir, `${id}.${FILE_EXTENSIONS[format]}`)
+      await writeFile(path, bytes, { mode: 0o600, flag: 'wx' })
+      this.stored.push({ path, savedAtMs: Date.now() })
+      if (this.stored.length > this.policy.maxFiles) await this.remove(this.stored.length - this.policy.maxFiles)
     }
     return id
   }
 
   /** Deletes uploads older than the maximum age, then the oldest ones beyond the maximum count. */
   async sweep (now = Date.now()): Promise<number> {
-    if (!this.keepsFiles) return 0
-    const names = (await readdir(this.dir)).filter((name) => STORED_NAME.test(name))
-    const files = await Promise.all(names.map(async (name) => {
-      const path = join(this.dir, name)
-      return { path, mtimeMs: (await stat(path).catch(() => undefined))?.mtimeMs }
-    }))
-    const present = files.filter((f): f is { path: string, mtimeMs: number } => f.mtimeMs !== undefined)
-      .sort((a, b) => b.mtimeMs - a.mtimeMs)
-    const expired = present.filter((f, index) => now - f.mtimeMs > this.policy.maxAgeMs || index >= this.policy.maxFiles)
-    await Promise.all(expired.map(async (f) => await unlink(f.path).catch(() => undefined)))
-    return expired.length
+    const expired = this.stored.findIndex((f) => now - f.savedAtMs <= this.policy.maxAgeMs)
+    const byAge = expired === -1 ? this.stored.length : expired
+    return await this.remove(Math.max(byAge, this.stored.length - this.policy.maxFiles))
+  }
+
+  /** Removes the `count` oldest files (already gone is fine). */
+  private async remove (count: number): Promise<number> {
+    const oldest = this.stored.splice(0, count)
+    for (const f of oldest) await unlink(f.path).catch(() => undefined)
+    return oldest.length
   }
 }
 
