@@ -24,13 +24,13 @@ torch.set_num_threads(2)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--steps', type=int, default=700, help='optimizer steps (batch size --batch)')
-    p.add_argument('--max-minutes', type=float, default=75,
+    p.add_argument('--steps', type=int, default=4000, help='optimizer steps (batch size --batch)')
+    p.add_argument('--max-minutes', type=float, default=50,
                    help='safety net on a busy machine: stop training after this long and ship the best val checkpoint')
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
-    p.add_argument('--eval-every', type=int, default=175)
+    p.add_argument('--eval-every', type=int, default=250)
     p.add_argument('--sensitivity', type=float, default=0.97, help='val stone sensitivity the threshold keeps')
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
