@@ -85,3 +85,8 @@ export async function startBaseline (options: { model: string, checkpoint?: stri
     '--upload-dir', options.uploadDir, ...(options.checkpoint !== undefined ? ['--checkpoint', options.checkpoint] : [])]
   return await start('baseline', '/usr/bin/python3', args, { OMP_NUM_THREADS: String(options.threads) }, port, logPath)
 }
+
+/** One unlabelled sample from a Prometheus text exposition (NaN when absent). */
+export function metric (text: string, name: string): number {
+  return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
+}

@@ -7,7 +7,7 @@ import { renderChart } from './chart.js'
 import { benchImageSets } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive, type LoadResult } from './load.js'
-import { REPO, startBaseline, startService, type RunningServer } from './processes.js'
+import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
 
 const program = new Command('bench')
   .description('In-process limit vs this service vs the Flask + PyTorch baseline, on real ct-kidney images')
@@ -27,10 +27,6 @@ const config = { ...loadConfig(), modelPath: opts.model }
 const THREADS = 2 // the machine's cores: the budget both servers get
 
 interface ServerRun extends LoadResult { imageSet: string, meanBatchSize?: number, loadAverage1m: number }
-
-function metric (text: string, name: string): number {
-  return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
-}
 
 async function driveAll (server: RunningServer, sets: Awaited<ReturnType<typeof benchImageSets>>): Promise<ServerRun[]> {
   const runs: ServerRun[] = []

@@ -6,7 +6,7 @@ import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { fileUpload } from '../test/helper.js'
 import { benchImageSets } from './images.js'
-import { REPO, startService } from './processes.js'
+import { REPO, metric, startService } from './processes.js'
 
 const program = new Command('soak')
   .description('Drives the service with mixed real uploads over loopback and reports its RSS every 10 s')
@@ -67,7 +67,8 @@ const hostileCount = requests.filter((r) => !valid.includes(r)).length
 const work = await mkdtemp(join(tmpdir(), 'kidney-soak-'))
 const server = await startService({ MODEL_PATH: opts.model, UPLOAD_DIR: join(work, 'uploads') }, join(work, 'service.log'))
 
-interface Sample { seconds: number, rssMiB: number, responses: number, requestsPerSecond: number }
+/** RSS of the process, and from its /metrics the V8 heap in use and the memory of Buffers/native objects it holds. */
+interface Sample { seconds: number, rssMiB: number, heapUsedMiB: number, externalMiB: number, responses: number, requestsPerSecond: number }
 const samples: Sample[] = []
 const statuses: Record<string, number> = {}
 let responses = 0
@@ -76,9 +77,13 @@ const sample = async (): Promise<void> => {
   const seconds = Math.round((Date.now() - startedAt) / 1000)
   const previous = samples.at(-1) ?? { seconds: 0, responses: 0 }
   const rssMiB = (await server.rssBytes()) / 1024 ** 2
-  const row = { seconds, rssMiB, responses, requestsPerSecond: (responses - previous.responses) / Math.max(1, seconds - previous.seconds) }
+  const exposition = await fetch(`${server.url}/metrics`).then(async (res) => await res.text()).catch(() => '')
+  const heapUsedMiB = metric(exposition, 'nodejs_heap_size_used_bytes') / 1024 ** 2
+  const externalMiB = metric(exposition, 'nodejs_external_memory_bytes') / 1024 ** 2
+  const row = { seconds, rssMiB, heapUsedMiB, externalMiB, responses, requestsPerSecond: (responses - previous.responses) / Math.max(1, seconds - previous.seconds) }
   samples.push(row)
-  process.stdout.write(`${String(seconds).padStart(5)} s  RSS ${rssMiB.toFixed(1).padStart(7)} MiB  ${String(responses).padStart(7)} responses  ${row.requestsPerSecond.toFixed(1)} req/s\n`)
+  process.stdout.write(`${String(seconds).padStart(5)} s  RSS ${rssMiB.toFixed(1).padStart(7)} MiB  heap ${heapUsedMiB.toFixed(1).padStart(6)} MiB  ` +
+    `external ${externalMiB.toFixed(1).padStart(6)} MiB  ${String(responses).padStart(7)} responses  ${row.requestsPerSecond.toFixed(1)} req/s\n`)
 }
 
 process.stdout.write(`soak: ${duration} s, ${opts.connections} connections, ${requests.length} requests in rotation ` +
