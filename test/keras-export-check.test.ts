@@ -48,6 +48,15 @@ t.test('a cam value off by 1e-3 fails loudly and leaves no ONNX behind', async (
   const out = join(dir, 'bad.onnx')
   const error = await run(process.execPath, ['--import', 'tsx', EXPORT_SCRIPT, modelPath, out, await writeCheck('bad', 1e-3)]).catch((e: unknown) => e)
   t.match(error, { code: 1 })
-  t.match((error as { stderr: string }).stderr, /output "cam": max \|ONNX - PyTorch\| 0\.00099\d* > 0\.0001/)
+  // cam's largest value here is about 2, so 2e-4 is allowed (the tolerance is relative above magnitude 1)
+  t.match((error as { stderr: string }).stderr, /output "cam": max \|ONNX - PyTorch\| 0\.00099\d* > 0\.0002\d* \(0\.0001 x max\(1, max \|PyTorch\| 2\.00\d*\)\)/)
   await t.rejects(access(out), 'no ONNX written')
+})
+
+t.test('above magnitude 1 the tolerance scales with the output: cam off by 1.5e-4 at a largest value of 2 passes', async (t) => {
+  const out = join(dir, 'scaled.onnx')
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', EXPORT_SCRIPT, modelPath, out, await writeCheck('scaled', 1.5e-4)])
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!)
+  t.ok(report.outputs.cam.maxAbsDiff > 1e-4 && report.outputs.cam.maxAbs > 1.5, JSON.stringify(report.outputs.cam))
+  await t.resolves(access(out), 'ONNX written')
 })
