@@ -20,11 +20,11 @@ const images = [0, 1, 2].map((i) => input.subarray(i * 360, (i + 1) * 360))
 const reference = await referenceNamedOutputs(modelPath, images)
 
 /** The pipeline's check files (export.py writes them from PyTorch; here the NumPy reference stands in). */
-async function writeCheck (name: string, camShift: number): Promise<string> {
+async function writeCheck (name: string, camShift: number, logitShift = 0): Promise<string> {
   const f32 = (rows: number[][]): Buffer => Buffer.from(Float32Array.from(rows.flat()).buffer)
   const cam = reference.cam.rows.map((row, i) => row.map((v, j) => (i === 1 && j === 5 ? v + camShift : v)))
   await writeFile(join(dir, `${name}-input.f32`), Buffer.from(input.buffer))
-  await writeFile(join(dir, `${name}-logits.f32`), f32(reference.logits.rows))
+  await writeFile(join(dir, `${name}-logits.f32`), f32(reference.logits.rows.map((row, i) => row.map((v, j) => (i === 0 && j === 1 ? v + logitShift : v)))))
   await writeFile(join(dir, `${name}-cam.f32`), f32(cam))
   const check = {
     tolerance: 1e-4,
@@ -53,7 +53,15 @@ t.test('a cam value off by 1e-3 fails loudly and leaves no ONNX behind', async (
   await t.rejects(access(out), 'no ONNX written')
 })
 
-t.test('above magnitude 1 the tolerance scales with the output: cam off by 1.5e-4 at a largest value of 2 passes', async (t) => {
+t.test('the logits, which the service reads, stay absolute: off by 1.5e-4 at a largest value of 2 fails', async (t) => {
+  const out = join(dir, 'logits.onnx')
+  const error = await run(process.execPath, ['--import', 'tsx', EXPORT_SCRIPT, modelPath, out, await writeCheck('logits', 0, 1.5e-4)]).catch((e: unknown) => e)
+  t.match(error, { code: 1 })
+  t.match((error as { stderr: string }).stderr, /output "logits": max \|ONNX - PyTorch\| 0\.00014\d* > 0\.0001 /)
+  await t.rejects(access(out), 'no ONNX written')
+})
+
+t.test('above magnitude 1 the tolerance of the other outputs scales: cam off by 1.5e-4 at a largest value of 2 passes', async (t) => {
   const out = join(dir, 'scaled.onnx')
   const { stdout } = await run(process.execPath, ['--import', 'tsx', EXPORT_SCRIPT, modelPath, out, await writeCheck('scaled', 1.5e-4)])
   const report = JSON.parse(stdout.trim().split('\n').at(-1)!)

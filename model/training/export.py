@@ -23,7 +23,7 @@ PARITY_TOLERANCE = 1e-4
 def export_model(net, out, size, x):
     """Writes <out>.h5 (Keras 2) and <out>.onnx converted from it by the project's Keras converter, which
     ships the ONNX only if its logits and cam match PyTorch's on `x` (normalised, NCHW) within 1e-4 (absolute
-    up to magnitude 1, relative to the output's largest value above it).
+    for the logits; for cam relative to its largest value above magnitude 1).
     Returns the converter's report: input name / layout / dims and max |ONNX - PyTorch| per output."""
     net.eval()
     write_keras_h5(net, out.with_suffix('.h5'), size)
