@@ -30,6 +30,8 @@ def parse_args():
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
+    p.add_argument('--label-smoothing', type=float, default=0.0,
+                   help='cross-entropy label smoothing (caps confident probabilities below 1, which temperature scaling cannot undo)')
     p.add_argument('--eval-every', type=int, default=250)
     p.add_argument('--sensitivity', type=float, default=0.97, help='val stone sensitivity the threshold keeps')
     p.add_argument('--seed', type=int, default=20261125)
@@ -150,7 +152,7 @@ def main():
         x, m, y, has = data.batch(rows)
         x, m = augment(x, m, gen)
         logits, cam = net((x - mean) / std)
-        ce = F.cross_entropy(logits, y, label_smoothing=0.05)
+        ce = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
         loc = localisation_loss(cam, m, has)
         loss = ce + args.cam_weight * loc
         opt.zero_grad()
