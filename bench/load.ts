@@ -10,6 +10,8 @@ export interface LoadResult {
   latencyMs: { p50: number, p95: number, p99: number, max: number }
   /** Connection errors, timeouts and non-2xx answers. */
   errors: number
+  /** CPU the load generator itself used (this process), in cores: its share of the machine the server did not get. */
+  loadGeneratorCores: number
   statuses: Record<string, number>
 }
 
@@ -46,10 +48,12 @@ export async function drive (url: string, images: Buffer[], connections: number,
       }
     }
   })
+  const cpuBefore = process.cpuUsage()
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     autocannon({ url, connections, duration: seconds, requests, timeout: 30 },
       (error, result) => error != null ? reject(error) : resolve(result))
   })
+  const cpu = process.cpuUsage(cpuBefore)
   latencies.sort((a, b) => a - b)
   const non2xx = Object.entries(statuses).filter(([code]) => !code.startsWith('2')).reduce((n, [, count]) => n + count, 0)
   return {
@@ -59,6 +63,7 @@ export async function drive (url: string, images: Buffer[], connections: number,
     requestsPerSecond: latencies.length / seconds,
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
     errors: result.errors + result.timeouts + non2xx,
+    loadGeneratorCores: Number(((cpu.user + cpu.system) / 1e6 / seconds).toFixed(3)),
     statuses
   }
 }

@@ -46,7 +46,8 @@ async function driveAll (server: RunningServer, sets: Awaited<ReturnType<typeof 
         : undefined
       runs.push({ imageSet: set.name, ...result, meanBatchSize, loadAverage1m: Number(loadavg()[0].toFixed(2)) })
       process.stderr.write(`${server.name} ${set.name} c=${connections}: ${result.requestsPerSecond.toFixed(1)} req/s, ` +
-        `p50 ${result.latencyMs.p50.toFixed(0)} ms, p99 ${result.latencyMs.p99.toFixed(0)} ms, errors ${result.errors}, load ${loadavg()[0].toFixed(1)}\n`)
+        `p50 ${result.latencyMs.p50.toFixed(0)} ms, p99 ${result.latencyMs.p99.toFixed(0)} ms, errors ${result.errors}, ` +
+        `load generator ${result.loadGeneratorCores.toFixed(2)} cores, load ${loadavg()[0].toFixed(1)}\n`)
     }
   }
   return runs
@@ -127,14 +128,14 @@ const settings = {
 }
 
 const fmt = (v: number | undefined, digits = 1): string => v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits)
-const rows = [['images', 'contender', 'conns', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'mean batch']]
+const rows = [['images', 'contender', 'conns', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'mean batch', 'load generator cores']]
 for (const set of sets) {
   const best = limit[set.name].best
-  rows.push([set.name, `in-process limit (batch ${best.batchSize})`, '-', fmt(best.imagesPerSecond), '-', '-', '-', '0', String(best.batchSize)])
+  rows.push([set.name, `in-process limit (batch ${best.batchSize})`, '-', fmt(best.imagesPerSecond), '-', '-', '-', '0', String(best.batchSize), '0'])
   for (const [name, runs] of [['service', service], ['baseline Flask+PyTorch', baseline]] as const) {
     for (const r of runs.filter((run) => run.imageSet === set.name)) {
       rows.push([set.name, name, String(r.connections), fmt(r.requestsPerSecond), fmt(r.latencyMs.p50, 0), fmt(r.latencyMs.p95, 0),
-        fmt(r.latencyMs.p99, 0), String(r.errors), fmt(r.meanBatchSize, 2)])
+        fmt(r.latencyMs.p99, 0), String(r.errors), fmt(r.meanBatchSize, 2), fmt(r.loadGeneratorCores, 2)])
     }
   }
 }
