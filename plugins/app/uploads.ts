@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { writeFile as writeFileWithCallback } from 'node:fs'
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import { FILE_EXTENSIONS, type ImageFormat } from '../../inference/decode.js'
+
+// fs/promises' writeFile goes through a FileHandle: measured 0.69 ms of CPU per 30 kB file against 0.20 ms for
+// the callback version, on every accepted upload.
+const writeFile = promisify(writeFileWithCallback)
 
 const STORED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[a-z]+$/
 
