@@ -1,15 +1,15 @@
-import sharp, { type Sharp } from 'sharp'
+import sharp, { type OutputInfo, type Sharp } from 'sharp'
 import { asCorruptImageError, decodeImage, decodingPipeline, readCheckedHeader, sniffFormat, type DecodedImage, type DecodeOptions } from './decode.js'
 import type { ModelSpec } from './model-spec.js'
 
 /**
- * Resizes decoded pixels to the model's input size. This and `toTensorData` are the only preprocessing
- * path: the service, the CLI, evaluation, the benchmark and the training data export all call them, so the
- * pixels a model was trained and measured on are the pixels it is served.
+ * Resizes decoded pixels to the model's input size. With `decodeForModel` (the same bytes in one pipeline) and
+ * `toTensorData` this is the only preprocessing path: the service, the CLI, evaluation, the benchmark and the
+ * training data export all call them, so the pixels a model was trained and measured on are the pixels it is served.
  */
 export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Promise<Buffer> {
   const raw = sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } })
-  return await toModelSize(raw, spec)
+  return checkedModelPixels(await toModelSize(raw, spec).toBuffer({ resolveWithObject: true }), spec)
 }
 
 /**
@@ -30,19 +30,23 @@ export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: D
   const { width, height } = header.autoOrient
   // A full-frame extract before the resize keeps libjpeg from shrinking on load (decoding at 1/2, 1/4 or 1/8
   // scale), whose pixels differ from a full decode followed by the resize.
-  const pipeline = decodingPipeline(bytes, options).extract({ left: 0, top: 0, width, height })
-  return await asCorruptImageError(async () => await toModelSize(pipeline, spec))
+  const pipeline = toModelSize(decodingPipeline(bytes, options).extract({ left: 0, top: 0, width, height }), spec)
+  return checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec)
 }
 
-async function toModelSize (pipeline: Sharp, spec: ModelSpec): Promise<Buffer> {
+function toModelSize (pipeline: Sharp, spec: ModelSpec): Sharp {
   const { width, height, channels, resize } = spec.input
-  const { data, info } = await pipeline
+  return pipeline
     .resize(width, height, { fit: resize, background: { r: 0, g: 0, b: 0, alpha: 1 } })
     .removeAlpha()
     // Letterbox padding is added in sRGB; the model's colour mode is set after it.
     .toColourspace(channels === 1 ? 'b-w' : 'srgb')
     .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true })
+}
+
+/** A wrong output size is a bug here, not a bad upload: it surfaces as a 500, never as the client's 422. */
+function checkedModelPixels ({ data, info }: { data: Buffer, info: OutputInfo }, spec: ModelSpec): Buffer {
+  const { width, height, channels } = spec.input
   if (info.width !== width || info.height !== height || info.channels !== channels) {
     throw new Error(`resize produced ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x${channels}`)
   }
