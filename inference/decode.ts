@@ -65,6 +65,11 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promi
   if (format === undefined) throw new UnsupportedMediaTypeError()
 
   await readCheckedHeader(bytes, format, options.maxPixels)
+  return await decodeCheckedImage(bytes, options)
+}
+
+/** `decodeImage` for a JPEG or PNG whose header `readCheckedHeader` has already passed. */
+export async function decodeCheckedImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
   const { data, info } = await asCorruptImageError(async () => await decodingPipeline(bytes, options).raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true }))
   if (info.channels !== options.channels) throw new CorruptImageError()

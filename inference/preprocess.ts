@@ -1,5 +1,5 @@
 import sharp, { type OutputInfo, type Sharp } from 'sharp'
-import { asCorruptImageError, decodeImage, decodingPipeline, readCheckedHeader, sniffFormat, type DecodedImage, type DecodeOptions } from './decode.js'
+import { asCorruptImageError, decodeCheckedImage, decodeImage, decodingPipeline, readCheckedHeader, sniffFormat, type DecodedImage, type DecodeOptions } from './decode.js'
 import type { ModelSpec } from './model-spec.js'
 
 /**
@@ -22,10 +22,11 @@ export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Pro
  */
 export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: DecodeOptions): Promise<Buffer> {
   const format = sniffFormat(bytes)
-  const header = format === 'jpeg' || format === 'png' ? await readCheckedHeader(bytes, format, options.maxPixels) : undefined
+  if (format !== 'jpeg' && format !== 'png') return await resizeForModel(await decodeImage(bytes, options), spec)
+  const header = await readCheckedHeader(bytes, format, options.maxPixels)
   // 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey and round differently.
-  if (header === undefined || header.depth !== 'uchar' || !['srgb', 'b-w'].includes(header.space ?? '')) {
-    return await resizeForModel(await decodeImage(bytes, options), spec)
+  if (header.depth !== 'uchar' || !['srgb', 'b-w'].includes(header.space ?? '')) {
+    return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
   }
   const { width, height } = header.autoOrient
   // A full-frame extract before the resize keeps libjpeg from shrinking on load (decoding at 1/2, 1/4 or 1/8
