@@ -70,8 +70,8 @@ export class UploadStore {
 
   /** Deletes uploads older than the maximum age, then the oldest ones beyond the maximum count. */
   async sweep (now = Date.now()): Promise<number> {
-    const expired = this.stored.findIndex((f) => now - f.savedAtMs <= this.policy.maxAgeMs)
-    const byAge = expired === -1 ? this.stored.length : expired
+    const firstKept = this.stored.findIndex((f) => now - f.savedAtMs <= this.policy.maxAgeMs)
+    const byAge = firstKept === -1 ? this.stored.length : firstKept
     return await this.remove(Math.max(byAge, this.stored.length - this.policy.maxFiles))
   }
 
