@@ -1,7 +1,7 @@
 """Writes the files the service ships: Keras 2 HDF5, ONNX (logits + cam) converted from it, JSON sidecar, parity
 fixture. Run alone, it re-exports a trained checkpoint without retraining:
 
-    /usr/bin/python3 model/training/export.py model/training/runs/full/kidney-stone-cnn.pt --out model/kidney-stone-cnn
+    /usr/bin/python3 model/training/export.py model/kidney-stone-cnn.pt --out model/kidney-stone-cnn
 """
 import argparse
 import json
