@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node'
+import { Worker } from 'node:worker_threads'
 import type { ModelSpec } from './model-spec.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
@@ -9,56 +9,125 @@ export interface SessionOptions {
   graphOptimization: GraphOptimizationLevel
 }
 
+export interface SessionOutput {
+  values: Float32Array
+  dims: readonly number[]
+}
+
+type WorkerMessage =
+  | { type: 'ready', inputNames: string[], outputNames: string[] }
+  | { type: 'failed', message: string }
+  | { type: 'result', id: number, outputs: Record<string, SessionOutput> }
+  | { type: 'error', id: number, message: string }
+
+interface PendingRun {
+  resolve: (outputs: Record<string, SessionOutput>) => void
+  reject: (error: Error) => void
+}
+
 /**
  * One onnxruntime InferenceSession, created once and reused for every call: recreating sessions leaks
- * memory in onnxruntime-node. Input and output names are read from the model, not assumed.
+ * memory in onnxruntime-node. onnxruntime-node's `run` computes synchronously on the calling thread, so the
+ * session lives in a worker thread (session-worker.js): while the model runs, the main thread keeps parsing
+ * uploads and starting decodes. Input and output names are read from the model, not assumed.
  */
 export class ModelSession {
+  private readonly pending = new Map<number, PendingRun>()
+  private nextId = 0
+  /** Set once the worker has stopped, for whatever reason; later runs fail with it. */
+  private stopped: Error | undefined
+  private closing: Promise<void> | undefined
+
   private constructor (
-    private readonly session: ort.InferenceSession,
+    private readonly worker: Worker,
     private readonly spec: ModelSpec,
     readonly inputName: string,
-    readonly outputName: string
-  ) {}
+    readonly outputNames: readonly string[]
+  ) {
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type !== 'result' && message.type !== 'error') return
+      const run = this.pending.get(message.id)
+      this.pending.delete(message.id)
+      if (this.pending.size === 0 && this.closing === undefined) worker.unref()
+      if (message.type === 'result') run?.resolve(message.outputs)
+      else run?.reject(new Error(message.message))
+    })
+    worker.on('error', (error) => this.stop(new Error(`onnxruntime worker failed: ${error.message}`)))
+    worker.on('exit', (code) => this.stop(new Error(this.closing !== undefined
+      ? 'the model session is closed'
+      : `onnxruntime worker exited (code ${code})`)))
+    // Idle, the worker must not keep the process alive; while a run is pending it must (see runOutputs).
+    worker.unref()
+  }
 
   static async create (onnxPath: string, spec: ModelSpec, options: SessionOptions): Promise<ModelSession> {
-    const session = await ort.InferenceSession.create(onnxPath, {
-      intraOpNumThreads: options.intraOpThreads,
-      interOpNumThreads: options.interOpThreads,
-      graphOptimizationLevel: options.graphOptimization,
-      executionProviders: ['cpu']
+    const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
+      workerData: {
+        onnxPath,
+        options: {
+          intraOpNumThreads: options.intraOpThreads,
+          interOpNumThreads: options.interOpThreads,
+          graphOptimizationLevel: options.graphOptimization,
+          executionProviders: ['cpu']
+        }
+      }
     })
-    return new ModelSession(session, spec, session.inputNames[0], session.outputNames[0])
+    const ready = await new Promise<WorkerMessage>((resolve, reject) => {
+      const onExit = (code: number): void => reject(new Error(`onnxruntime worker exited (code ${code}) while loading ${onnxPath}`))
+      worker.once('error', reject).once('exit', onExit).once('message', (message: WorkerMessage) => {
+        // only these two: the Worker keeps internal listeners of its own, so removeAllListeners would break it
+        worker.off('error', reject).off('exit', onExit)
+        resolve(message)
+      })
+    })
+    if (ready.type !== 'ready') {
+      await worker.terminate()
+      throw new Error(ready.type === 'failed' ? ready.message : `unexpected message from the onnxruntime worker: ${ready.type}`)
+    }
+    return new ModelSession(worker, spec, ready.inputNames[0], ready.outputNames)
+  }
+
+  /** The first output the model declares: what the service reads. */
+  get outputName (): string {
+    return this.outputNames[0]
   }
 
   /** Runs `count` preprocessed images laid end to end; returns the first output, `count` rows. */
   async run (batch: Float32Array, count: number): Promise<{ values: Float32Array, width: number }> {
-    const { width, height, channels, layout } = this.spec.input
-    const dims = layout === 'NCHW' ? [count, channels, height, width] : [count, height, width, channels]
-    const feeds = { [this.inputName]: new ort.Tensor('float32', batch, dims) }
-    const results = await this.session.run(feeds, [this.outputName])
-    const output = results[this.outputName]
-    const values = output.data as Float32Array
+    const { values } = (await this.runOutputs(batch, count, [this.outputName]))[this.outputName]
     return { values, width: values.length / count }
   }
 
   /**
    * Like `run`, but returns every requested output with its shape: evaluation reads the class activation
-   * maps (`cam`) next to the logits from the same single inference.
+   * maps (`cam`) next to the logits from the same single inference. `batch` is copied to the worker.
    */
-  async runOutputs (batch: Float32Array, count: number, names: readonly string[]): Promise<Record<string, { values: Float32Array, dims: readonly number[] }>> {
+  async runOutputs (batch: Float32Array, count: number, names: readonly string[]): Promise<Record<string, SessionOutput>> {
+    if (this.stopped !== undefined) throw this.stopped
     const { width, height, channels, layout } = this.spec.input
     const dims = layout === 'NCHW' ? [count, channels, height, width] : [count, height, width, channels]
-    const results = await this.session.run({ [this.inputName]: new ort.Tensor('float32', batch, dims) }, [...names])
-    return Object.fromEntries(names.map((name) => [name, { values: results[name].data as Float32Array, dims: results[name].dims }]))
+    const id = this.nextId++
+    return await new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      this.worker.ref()
+      this.worker.postMessage({ type: 'run', id, input: batch, dims, names: [...names] })
+    })
   }
 
-  /** Every output the model declares, in graph order (the first is the one `run` returns). */
-  get outputNames (): readonly string[] {
-    return this.session.outputNames
-  }
-
+  /** Waits for the runs already sent, then releases the session and ends the worker. */
   async close (): Promise<void> {
-    await this.session.release()
+    this.closing ??= new Promise<void>((resolve) => {
+      if (this.stopped !== undefined) { resolve(); return }
+      this.worker.once('exit', () => resolve())
+      this.worker.ref()
+      this.worker.postMessage({ type: 'close' })
+    })
+    await this.closing
+  }
+
+  private stop (reason: Error): void {
+    this.stopped ??= reason
+    for (const run of this.pending.values()) run.reject(reason)
+    this.pending.clear()
   }
 }

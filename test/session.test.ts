@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import * as ort from 'onnxruntime-node'
+import t from 'tap'
+import { readModelSpec, sidecarPathFor } from '../inference/model-spec.js'
+import { decodeForModel, toTensorData } from '../inference/preprocess.js'
+import { ModelSession, type SessionOptions } from '../inference/session.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { ctKidneyFiles } from './helper.js'
+
+// The session runs onnxruntime in a worker thread; these tests hold it to what an in-thread session gives.
+
+const { modelPath } = loadConfig()
+const spec = await readModelSpec(sidecarPathFor(modelPath))
+const options: SessionOptions = { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all' }
+const files = [...await ctKidneyFiles('test/stone', 3), ...await ctKidneyFiles('test/normal', 3)]
+const tensors = await Promise.all(files.map(async (file) => toTensorData(await decodeForModel(await readFile(file), spec, { channels: 1, maxPixels: 50_000_000 }), spec)))
+
+function concat (parts: Float32Array[]): Float32Array {
+  const batch = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
+  parts.reduce((offset, p) => { batch.set(p, offset); return offset + p.length }, 0)
+  return batch
+}
+
+const dims = (count: number): number[] => [count, spec.input.height, spec.input.width, spec.input.channels]
+
+t.equal(spec.input.layout, 'NHWC', 'the dims below are written for the shipped model')
+
+t.test('the worker gives exactly what an in-thread onnxruntime session gives, for every output', async (t) => {
+  const direct = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' })
+  t.teardown(async () => await direct.release())
+  const session = await ModelSession.create(modelPath, spec, options)
+  t.teardown(async () => await session.close())
+  t.same(session.outputNames, direct.outputNames)
+  const expected = await direct.run({ [direct.inputNames[0]]: new ort.Tensor('float32', concat(tensors), dims(tensors.length)) })
+  const actual = await session.runOutputs(concat(tensors), tensors.length, session.outputNames)
+  for (const name of direct.outputNames) {
+    t.same(Array.from(actual[name].values), Array.from(expected[name].data as Float32Array), `${name}: same values`)
+    t.same(actual[name].dims, expected[name].dims, `${name}: same shape`)
+  }
+  const { values, width } = await session.run(concat(tensors), tensors.length)
+  t.equal(width, 2)
+  t.same(Array.from(values), Array.from(expected[direct.outputNames[0]].data as Float32Array), 'run returns the first output')
+})
+
+t.test('concurrent runs each get their own rows back', async (t) => {
+  const session = await ModelSession.create(modelPath, spec, options)
+  t.teardown(async () => await session.close())
+  const alone = await Promise.all(tensors.map(async (tensor) => Array.from((await session.run(tensor, 1)).values)))
+  t.not(alone[0].join(), alone[tensors.length - 1].join(), 'the images give different logits, so a mix-up would show')
+  // all sent before the first answer arrives, in an order different from the one above
+  const together = await Promise.all([...tensors.keys()].reverse().map(async (i) => ({ i, values: Array.from((await session.run(tensors[i], 1)).values) })))
+  for (const { i, values } of together) t.same(values, alone[i], `image ${i}`)
+})
+
+t.test('a run onnxruntime refuses fails alone; the session keeps serving', async (t) => {
+  const session = await ModelSession.create(modelPath, spec, options)
+  t.teardown(async () => await session.close())
+  await t.rejects(session.run(tensors[0], 2), /size|length|dimension|shape/i, 'data for one image announced as two')
+  await t.rejects(session.runOutputs(tensors[0], 1, ['no-such-output']), /no-such-output|output/i)
+  t.equal((await session.run(tensors[0], 1)).values.length, 2, 'the next valid run still works')
+})
+
+t.test('a model that cannot be loaded fails create with onnxruntime\'s reason', async (t) => {
+  await t.rejects(ModelSession.create('/nonexistent/model.onnx', spec, options), /nonexistent\/model\.onnx|No such file|Load model/i)
+  await t.rejects(ModelSession.create(sidecarPathFor(modelPath), spec, options), /protobuf|parse|load|model/i, 'a JSON file is not a model')
+})
+
+t.test('after close, runs fail with a clear error; closing twice is harmless', async (t) => {
+  const session = await ModelSession.create(modelPath, spec, options)
+  const pending = session.run(tensors[0], 1)
+  await session.close()
+  t.equal((await pending).values.length, 2, 'a run sent before close still completes')
+  await t.rejects(session.run(tensors[0], 1), /session is closed/)
+  await session.close()
+})
+
+t.test('an idle session does not keep the process alive; a pending run does', async (t) => {
+  // no close(): the script must print its result (the run kept the process up) and then exit by itself
+  const inference = new URL('../inference/', import.meta.url).href
+  const dir = t.testdir({
+    'script.mts': `
+      import { ModelSession } from '${inference}session.ts'
+      import { readModelSpec, sidecarPathFor } from '${inference}model-spec.ts'
+      const spec = await readModelSpec(sidecarPathFor(${JSON.stringify(modelPath)}))
+      const session = await ModelSession.create(${JSON.stringify(modelPath)}, spec, ${JSON.stringify(options)})
+      session.run(new Float32Array(${tensors[0].length}), 1).then(({ values }) => console.log('logits', values.length))
+    `
+  })
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(dir, 'script.mts')], { timeout: 60_000 })
+  t.equal(stdout.trim(), 'logits 2')
+})
