@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { readModelSpec, sidecarPathFor } from '../../inference/model-spec.js'
@@ -38,6 +38,7 @@ if (values['card-only']) {
     threads: Number(values.threads),
     log: (message) => console.log(message)
   })
+  await mkdir(values.out, { recursive: true })
   await writeFile(metricsFile, JSON.stringify(run.metrics, null, 2) + '\n')
   await writeFigures(run, await readModelSpec(sidecarPathFor(values.model)), path.join(values.out, 'figures'))
   await writeCard(run.metrics)
