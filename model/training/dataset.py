@@ -32,9 +32,11 @@ class ExportedData:
                 and (variant is None or e['variant'] == variant)]
 
     def cell(self, i):
-        """Sampling cell: source x label (ct-kidney Normal / Stone, yildirim original / removed / decoy)."""
+        """Sampling cell: ct-kidney label x plane, yildirim original / removed / decoy."""
         e = self.entries[i]
-        return e['source'] + ':' + (e['variant'] if e['source'] == 'yildirim' else str(e['label']))
+        if e['source'] == 'yildirim':
+            return 'yildirim:' + e['variant']
+        return f"{e['source']}:{e['label']}:{e['plane']}"
 
     def batch(self, rows):
         rows = torch.as_tensor(rows)
@@ -46,9 +48,10 @@ class ExportedData:
         return x, m, self.labels[rows], has
 
 
-# each cell's share of a training batch: the two datasets count equally, so do the classes within each
+# each cell's share of a training batch: the two datasets count equally, so do the classes within each, and
+# on ct-kidney the planes too (Normal is mostly axial, Stone about half coronal: plane must not predict the label)
 CELL_SHARE = {
-    'ct-kidney:0': 0.25, 'ct-kidney:1': 0.25,
+    'ct-kidney:0:axial': 0.125, 'ct-kidney:0:coronal': 0.125, 'ct-kidney:1:axial': 0.125, 'ct-kidney:1:coronal': 0.125,
     'yildirim:removed': 0.25, 'yildirim:original': 0.15, 'yildirim:decoy': 0.10,
 }
 

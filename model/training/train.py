@@ -33,11 +33,13 @@ def parse_args():
     p.add_argument('--label-smoothing', type=float, default=0.0,
                    help='cross-entropy label smoothing (caps confident probabilities below 1, which temperature scaling cannot undo)')
     p.add_argument('--eval-every', type=int, default=250)
+    p.add_argument('--coronal-normal-val-series', type=int, default=2,
+                   help='coronal Normal ct-kidney train series moved to validation (ct-kidney val has none)')
     p.add_argument('--sensitivity', type=float, default=0.97, help='val stone sensitivity the threshold keeps')
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
     p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
-    p.add_argument('--version', default='1.0.0')
+    p.add_argument('--version', default='1.1.0', help='model version in the sidecar; bump it whenever the shipped weights change')
     return p.parse_args()
 
 
@@ -113,6 +115,14 @@ def choose_threshold(p_stone, is_stone, sensitivity):
     return float(scores[allowed_misses])
 
 
+def coronal_normal_val_series(data, count, seed):
+    """ct-kidney val has no coronal Normal slice, so without these the checkpoint, temperature and threshold would be
+    chosen blind to the plane shortcut (coronal looks like Stone). Whole series move, chosen by the seed."""
+    groups = sorted({e['group'] for e in data.entries if e['source'] == 'ct-kidney' and e['split'] == 'train'
+                     and e['label'] == 0 and e['plane'] == 'coronal'})
+    return set(np.random.default_rng(seed).choice(groups, size=count, replace=False).tolist()) if count else set()
+
+
 def localisation_loss(cam, masks, has_mask):
     """Box-guided: Stone evidence high in CAM cells covered by a stone box, low elsewhere (and everywhere on
     stone-removed slices); positives and negatives weigh equally so a few stone cells are not drowned."""
@@ -132,14 +142,16 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     data = ExportedData()
-    train_rows = data.select('train')
+    moved = coronal_normal_val_series(data, args.coronal_normal_val_series, args.seed)
+    train_rows = [i for i in data.select('train') if data.entries[i]['group'] not in moved]
     val_rows = [i for i in data.select('val') if data.entries[i]['source'] in ('ct-kidney', 'yildirim')]
+    val_rows += [i for i in data.select('train', 'ct-kidney') if data.entries[i]['group'] in moved]
     sample = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=gen)[:1000]]
     mean = round(float(data.images[sample].float().mean() / 255), 4)
     std = round(float(data.images[sample].float().std() / 255), 4)
     weights = sampling_weights(data, train_rows)
     train_rows = torch.as_tensor(train_rows)
-    print(f'train {len(train_rows)} val {len(val_rows)} mean {mean} std {std} cam {cam_size()}x{cam_size()}', flush=True)
+    print(f'train {len(train_rows)} val {len(val_rows)} (with train series {sorted(moved)}) mean {mean} std {std} cam {cam_size()}x{cam_size()}', flush=True)
 
     net = KidneyStoneNet()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -196,8 +208,9 @@ def main():
         'architecture': 'compact CNN, 4x4 patch conv + 3x3 conv/BN/ReLU stack, global average pooling, dense head',
         'layers': [list(spec) for spec in LAYERS],
         'outputs': {'logits': '[N,2]', 'cam': f'[N,2,{cam_size()},{cam_size()}] head applied per location; logits = mean'},
-        'trainedOn': 'ct-kidney train + yildirim-stones train groups (original, stone-removed, decoy)',
-        'selectedOn': 'ct-kidney val + yildirim-stones val groups',
+        'trainedOn': 'ct-kidney train (minus the series moved to validation) + yildirim-stones train groups '
+                     '(original, stone-removed, decoy)',
+        'selectedOn': 'ct-kidney val + coronal Normal train series ' + ', '.join(sorted(moved)) + ' + yildirim-stones val groups',
         'args': {k: v for k, v in vars(args).items() if k not in ('out', 'fixture')},
         'bestStep': best_step,
         'stepsRun': step,
