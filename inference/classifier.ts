@@ -138,9 +138,7 @@ export class Classifier {
 
   private async runBatch (tensors: Float32Array[]): Promise<number[][]> {
     const started = performance.now()
-    const batch = new Float32Array(tensors.reduce((n, t) => n + t.length, 0))
-    tensors.reduce((offset, t) => { batch.set(t, offset); return offset + t.length }, 0)
-    const { values, width } = await this.session.run(batch, tensors.length)
+    const { values, width } = await this.session.run(tensors)
     const rows = tensors.map((_, i) => toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec))
     const ms = performance.now() - started
     for (const observer of this.observers) observer.batch?.(tensors.length, ms)

@@ -92,25 +92,28 @@ export class ModelSession {
     return this.outputNames[0]
   }
 
-  /** Runs `count` preprocessed images laid end to end; returns the first output, `count` rows. */
-  async run (batch: Float32Array, count: number): Promise<{ values: Float32Array, width: number }> {
-    const { values } = (await this.runOutputs(batch, count, [this.outputName]))[this.outputName]
-    return { values, width: values.length / count }
+  /** Runs preprocessed images (one tensor each) as one batch; returns the first output, one row per image. */
+  async run (images: readonly Float32Array[]): Promise<{ values: Float32Array, width: number }> {
+    const { values } = (await this.runOutputs(images, [this.outputName]))[this.outputName]
+    return { values, width: values.length / images.length }
   }
 
   /**
    * Like `run`, but returns every requested output with its shape: evaluation reads the class activation
-   * maps (`cam`) next to the logits from the same single inference. `batch` is copied to the worker.
+   * maps (`cam`) next to the logits from the same single inference.
    */
-  async runOutputs (batch: Float32Array, count: number, names: readonly string[]): Promise<Record<string, SessionOutput>> {
+  async runOutputs (images: readonly Float32Array[], names: readonly string[]): Promise<Record<string, SessionOutput>> {
     if (this.stopped !== undefined) throw this.stopped
     const { width, height, channels, layout } = this.spec.input
-    const dims = layout === 'NCHW' ? [count, channels, height, width] : [count, height, width, channels]
+    const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels]
+    const input = new Float32Array(images.reduce((n, image) => n + image.length, 0))
+    images.reduce((offset, image) => { input.set(image, offset); return offset + image.length }, 0)
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
       this.worker.ref()
-      this.worker.postMessage({ type: 'run', id, input: batch, dims, names: [...names] })
+      // the batch buffer is ours alone: moved to the worker, not copied (copying cost ~0.7 ms per full-size image)
+      this.worker.postMessage({ type: 'run', id, input, dims, names: [...names] }, [input.buffer])
     })
   }
 

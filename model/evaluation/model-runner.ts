@@ -67,11 +67,8 @@ export class EvaluationModel {
   private async predictBatch (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
     const inputs = await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec)))
     const tensors = inputs.map((input) => toTensorData(input, this.spec))
-    const batch = new Float32Array(tensors.reduce((sum, t) => sum + t.length, 0))
-    tensors.reduce((offset, t) => { batch.set(t, offset); return offset + t.length }, 0)
-
     const names = this.camOutput === undefined ? [this.logitsOutput] : [this.logitsOutput, this.camOutput]
-    const outputs = await this.session.runOutputs(batch, images.length, names)
+    const outputs = await this.session.runOutputs(tensors, names)
     const logits = outputs[this.logitsOutput].values
     const rowWidth = logits.length / images.length
     const cam = this.camOutput === undefined ? undefined : outputs[this.camOutput]
