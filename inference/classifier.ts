@@ -82,6 +82,11 @@ export class Classifier {
     return this.batcher.options
   }
 
+  /** False once the model runtime has stopped; readiness reports it so the instance gets restarted. */
+  get alive (): boolean {
+    return this.session.alive
+  }
+
   /** Images waiting for a decode slot or for a batch. */
   get queued (): number {
     return this.imageSlots.pendingCount + this.batcher.queued

@@ -51,3 +51,10 @@ export class ModelNotReadyError extends ServiceError {
     super('MODEL_NOT_READY', 503, 'The model is not loaded yet; retry shortly.')
   }
 }
+
+/** The model runtime (the onnxruntime worker thread) has stopped: this instance cannot classify until restarted. */
+export class ModelFailedError extends ServiceError {
+  constructor (reason: string) {
+    super('MODEL_FAILED', 503, `The model runtime stopped (${reason}); this service instance needs a restart.`)
+  }
+}

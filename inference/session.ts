@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads'
+import { ModelFailedError } from './errors.js'
 import type { ModelSpec } from './model-spec.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
@@ -52,10 +53,10 @@ export class ModelSession {
       if (message.type === 'result') run?.resolve(message.outputs)
       else run?.reject(new Error(message.message))
     })
-    worker.on('error', (error) => this.stop(new Error(`onnxruntime worker failed: ${error.message}`)))
-    worker.on('exit', (code) => this.stop(new Error(this.closing !== undefined
-      ? 'the model session is closed'
-      : `onnxruntime worker exited (code ${code})`)))
+    worker.on('error', (error) => this.stop(new ModelFailedError(`onnxruntime worker failed: ${error.message}`)))
+    worker.on('exit', (code) => this.stop(this.closing !== undefined
+      ? new Error('the model session is closed')
+      : new ModelFailedError(`onnxruntime worker exited with code ${code}`)))
     // Idle, the worker must not keep the process alive; while a run is pending it must (see runOutputs).
     worker.unref()
   }
@@ -85,6 +86,11 @@ export class ModelSession {
       throw new Error(ready.type === 'failed' ? ready.message : `unexpected message from the onnxruntime worker: ${ready.type}`)
     }
     return new ModelSession(worker, spec, ready.inputNames[0], ready.outputNames)
+  }
+
+  /** False once the worker has stopped (closed, crashed or exited): every later run fails. */
+  get alive (): boolean {
+    return this.stopped === undefined
   }
 
   /** The first output the model declares: what the service reads. */

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ModelNotReadyError } from '../inference/errors.js'
+import { ModelFailedError, ModelNotReadyError } from '../inference/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { HealthSchema } from '../schemas/model.js'
 import { refTo } from '../schemas/ref.js'
@@ -16,6 +16,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
   }, async () => {
+    if (app.model.state === 'failed') throw new ModelFailedError('see the service log')
     if (app.model.state !== 'ready') throw new ModelNotReadyError()
     return { status: 'ready' }
   })

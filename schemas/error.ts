@@ -5,7 +5,7 @@ export const ErrorSchema = Type.Object({
   statusCode: Type.Integer({ description: 'HTTP status, repeated in the body.' }),
   code: Type.String({
     description: 'Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ' +
-      'CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; ' +
+      'CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; ' +
       'hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), ' +
       'HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503).'
   }),

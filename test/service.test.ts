@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import type { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { Value } from '@sinclair/typebox/value'
 import { Classifier } from '../inference/classifier.js'
@@ -50,6 +51,24 @@ t.test('while the model loads: ready and predict answer 503 MODEL_NOT_READY, liv
   finishLoading(await loadClassifier(app.config))
   await app.model.loaded
   t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready once loaded')
+})
+
+t.test('when the model runtime dies: ready and predict answer 503 MODEL_FAILED, GET / says failed', async (t) => {
+  const app = await build(t)
+  const classifier = app.model.get() as unknown as { session: { worker: Worker } }
+  // a crash cannot be caused through the API: end the onnxruntime thread from outside, as a fatal error would
+  await classifier.session.worker.terminate()
+
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().code, 'MODEL_FAILED')
+  t.equal((await app.inject({ method: 'GET', url: '/' })).json().status, 'failed')
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'the process itself is up')
+
+  const predict = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(predict.statusCode, 503, predict.body)
+  t.ok(Value.Check(ErrorSchema, predict.json()))
+  t.equal(predict.json().code, 'MODEL_FAILED')
 })
 
 t.test('GET /model describes the served model from its sidecar and file', async (t) => {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import type { Worker } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import t from 'tap'
 import { readModelSpec, sidecarPathFor } from '../inference/model-spec.js'
@@ -75,6 +76,18 @@ t.test('after close, runs fail with a clear error; closing twice is harmless', a
   await session.close()
   t.equal((await pending).values.length, 2, 'a run sent before close still completes')
   await t.rejects(session.run([tensors[0]]), /session is closed/)
+  await session.close()
+})
+
+t.test('a worker that dies fails its pending and later runs with a typed 503 and reports it', async (t) => {
+  const session = await ModelSession.create(modelPath, spec, options)
+  t.equal(session.alive, true)
+  const pending = session.run([tensors[0]])
+  // a crash cannot be caused through the public API: end the thread from outside, as a fatal error would
+  await (session as unknown as { worker: Worker }).worker.terminate()
+  await t.rejects(pending, { code: 'MODEL_FAILED', statusCode: 503 })
+  await t.rejects(session.run([tensors[0]]), { code: 'MODEL_FAILED', statusCode: 503, message: /exited with code 1/ })
+  t.equal(session.alive, false)
   await session.close()
 })
 

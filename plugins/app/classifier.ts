@@ -34,21 +34,26 @@ export const loadClassifier: ClassifierLoader = async (config) => {
  * once; readiness and every model route wait for `state === 'ready'` (model loaded and warmed up).
  */
 export class ModelHolder {
-  state: ModelState = 'loading'
+  private loadState: ModelState = 'loading'
   private classifier?: Classifier
   readonly loaded: Promise<Classifier>
 
   constructor (load: Promise<Classifier>) {
     this.loaded = load.then((classifier) => {
       this.classifier = classifier
-      this.state = 'ready'
+      this.loadState = 'ready'
       return classifier
     }, (error: unknown) => {
-      this.state = 'failed'
+      this.loadState = 'failed'
       throw error
     })
     // The failure is reported by whoever awaits `loaded` (server start-up); keep it from being unhandled here.
     this.loaded.catch(() => {})
+  }
+
+  /** 'failed' also when the model runtime stopped after loading (its worker crashed or exited). */
+  get state (): ModelState {
+    return this.loadState === 'ready' && this.classifier?.alive === false ? 'failed' : this.loadState
   }
 
   get (): Classifier {
