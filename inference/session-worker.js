@@ -7,7 +7,7 @@ const { onnxPath, options } = workerData
 let session
 try {
   session = await ort.InferenceSession.create(onnxPath, options)
-  parentPort.postMessage({ type: 'ready', inputNames: session.inputNames, outputNames: session.outputNames })
+  parentPort.postMessage({ type: 'ready', outputNames: session.outputNames })
 } catch (error) {
   parentPort.postMessage({ type: 'failed', message: error instanceof Error ? error.message : String(error) })
   process.exit(1)

@@ -16,7 +16,7 @@ export interface SessionOutput {
 }
 
 type WorkerMessage =
-  | { type: 'ready', inputNames: string[], outputNames: string[] }
+  | { type: 'ready', outputNames: string[] }
   | { type: 'failed', message: string }
   | { type: 'result', id: number, outputs: Record<string, SessionOutput> }
   | { type: 'error', id: number, message: string }
@@ -42,7 +42,6 @@ export class ModelSession {
   private constructor (
     private readonly worker: Worker,
     private readonly spec: ModelSpec,
-    readonly inputName: string,
     readonly outputNames: readonly string[]
   ) {
     worker.on('message', (message: WorkerMessage) => {
@@ -85,7 +84,7 @@ export class ModelSession {
       await worker.terminate()
       throw new Error(ready.type === 'failed' ? ready.message : `unexpected message from the onnxruntime worker: ${ready.type}`)
     }
-    return new ModelSession(worker, spec, ready.inputNames[0], ready.outputNames)
+    return new ModelSession(worker, spec, ready.outputNames)
   }
 
   /** False once the worker has stopped (closed, crashed or exited): every later run fails. */
