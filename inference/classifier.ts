@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import type { DicomWindow } from './dicom/dataset.js'
+import type { ModelFailedError } from './errors.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
 import { decodeForModel, preprocess, toTensorData } from './preprocess.js'
@@ -82,9 +83,9 @@ export class Classifier {
     return this.batcher.options
   }
 
-  /** False once the model runtime has stopped; readiness reports it so the instance gets restarted. */
-  get alive (): boolean {
-    return this.session.alive
+  /** Set once the model runtime has stopped on its own; readiness reports it so the instance gets restarted. */
+  get failure (): ModelFailedError | undefined {
+    return this.session.failure
   }
 
   /** Images waiting for a decode slot or for a batch. */

@@ -87,9 +87,9 @@ export class ModelSession {
     return new ModelSession(worker, spec, ready.outputNames)
   }
 
-  /** False once the worker has stopped (closed, crashed or exited): every later run fails. */
-  get alive (): boolean {
-    return this.stopped === undefined
+  /** Why the worker stopped, if it crashed or exited on its own (not after `close`): every later run fails with it. */
+  get failure (): ModelFailedError | undefined {
+    return this.stopped instanceof ModelFailedError ? this.stopped : undefined
   }
 
   /** The first output the model declares: what the service reads. */

@@ -16,7 +16,9 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
   }, async () => {
-    if (app.model.state === 'failed') throw new ModelFailedError('see the service log')
+    if (app.model.failure !== undefined) throw app.model.failure
+    // a failed load stops start-up (server.ts), which logs the reason
+    if (app.model.state === 'failed') throw new ModelFailedError('the model did not load; see the service log')
     if (app.model.state !== 'ready') throw new ModelNotReadyError()
     return { status: 'ready' }
   })

@@ -62,6 +62,7 @@ t.test('when the model runtime dies: ready and predict answer 503 MODEL_FAILED, 
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
   t.equal(ready.statusCode, 503)
   t.equal(ready.json().code, 'MODEL_FAILED')
+  t.match(ready.json().message, /exited with code 1/, 'readiness names why the runtime stopped')
   t.equal((await app.inject({ method: 'GET', url: '/' })).json().status, 'failed')
   t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'the process itself is up')
 

@@ -81,13 +81,13 @@ t.test('after close, runs fail with a clear error; closing twice is harmless', a
 
 t.test('a worker that dies fails its pending and later runs with a typed 503 and reports it', async (t) => {
   const session = await ModelSession.create(modelPath, spec, options)
-  t.equal(session.alive, true)
+  t.equal(session.failure, undefined)
   const pending = session.run([tensors[0]])
   // a crash cannot be caused through the public API: end the thread from outside, as a fatal error would
   await (session as unknown as { worker: Worker }).worker.terminate()
   await t.rejects(pending, { code: 'MODEL_FAILED', statusCode: 503 })
   await t.rejects(session.run([tensors[0]]), { code: 'MODEL_FAILED', statusCode: 503, message: /exited with code 1/ })
-  t.equal(session.alive, false)
+  t.match(session.failure, { code: 'MODEL_FAILED', message: /exited with code 1/ })
   await session.close()
 })
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Classifier } from '../../inference/classifier.js'
 import { resolveServableModel } from '../../inference/keras/serve.js'
-import { ModelNotReadyError } from '../../inference/errors.js'
+import { ModelNotReadyError, type ModelFailedError } from '../../inference/errors.js'
 import type { AppConfig } from './config.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
@@ -34,26 +34,31 @@ export const loadClassifier: ClassifierLoader = async (config) => {
  * once; readiness and every model route wait for `state === 'ready'` (model loaded and warmed up).
  */
 export class ModelHolder {
-  private loadState: ModelState = 'loading'
+  private loadFailed = false
   private classifier?: Classifier
   readonly loaded: Promise<Classifier>
 
   constructor (load: Promise<Classifier>) {
     this.loaded = load.then((classifier) => {
       this.classifier = classifier
-      this.loadState = 'ready'
       return classifier
     }, (error: unknown) => {
-      this.loadState = 'failed'
+      this.loadFailed = true
       throw error
     })
     // The failure is reported by whoever awaits `loaded` (server start-up); keep it from being unhandled here.
     this.loaded.catch(() => {})
   }
 
-  /** 'failed' also when the model runtime stopped after loading (its worker crashed or exited). */
+  /** 'failed' when loading failed, and also when the model runtime stopped after loading (see `failure`). */
   get state (): ModelState {
-    return this.loadState === 'ready' && this.classifier?.alive === false ? 'failed' : this.loadState
+    if (this.classifier === undefined) return this.loadFailed ? 'failed' : 'loading'
+    return this.failure === undefined ? 'ready' : 'failed'
+  }
+
+  /** Why the loaded model's runtime stopped (its worker crashed or exited), if it did. */
+  get failure (): ModelFailedError | undefined {
+    return this.classifier?.failure
   }
 
   get (): Classifier {
