@@ -7,7 +7,7 @@ import type { DicomWindow } from './dicom/dataset.js'
 import type { ModelFailedError } from './errors.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
-import { decodeForModel, preprocess, toTensorData } from './preprocess.js'
+import { decodeForModel } from './preprocess.js'
 import { ModelSession, type SessionOptions } from './session.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
@@ -28,10 +28,17 @@ export interface StageTimings {
   imageWait: number
   /** Decode and resize to the model's input size (one libvips pipeline for JPEG/PNG). */
   decode: number
-  /** Normalisation of the resized pixels into the model's tensor. */
-  preprocess: number
   batchWait: number
+  /** Normalisation of the batch that carried the image into the model's tensor. */
+  preprocess: number
+  /** The onnxruntime run of that batch. */
   inference: number
+}
+
+/** One image's class probabilities, and the normalisation time of the batch that carried it. */
+interface BatchRow {
+  probabilities: number[]
+  preprocessMs: number
 }
 
 export interface Classification extends Decision {
@@ -49,7 +56,7 @@ export interface InferenceObserver {
  * HTTP-free, so the service, the CLI, evaluation and the benchmark all run exactly this code.
  */
 export class Classifier {
-  private readonly batcher: MicroBatcher<Float32Array, number[]>
+  private readonly batcher: MicroBatcher<Buffer, BatchRow>
   private readonly imageSlots: LimitFunction
   private readonly observers = new Set<InferenceObserver>()
 
@@ -60,7 +67,7 @@ export class Classifier {
     private readonly options: ClassifierOptions
   ) {
     const defaults = DEFAULT_BATCHING
-    this.batcher = new MicroBatcher((tensors) => this.runBatch(tensors), {
+    this.batcher = new MicroBatcher((images) => this.runBatch(images), {
       maxBatchSize: options.maxBatchSize ?? defaults.maxBatchSize,
       maxDelayUs: options.maxDelayUs ?? defaults.maxDelayUs,
       maxQueue: options.maxQueue ?? defaults.maxQueue
@@ -105,15 +112,15 @@ export class Classifier {
     return await decodeForModel(bytes, this.spec, { channels: this.spec.input.channels, maxPixels, dicomWindow })
   }
 
-  /** One preprocessed image through the micro-batcher: its class probabilities and how it got them. */
-  async infer (tensor: Float32Array): Promise<Batched<number[]>> {
-    return await this.batcher.submit(tensor)
+  /** One decoded image (`decode`'s model-size pixels) through the micro-batcher: its probabilities and how it got them. */
+  async infer (pixels: Buffer): Promise<Batched<BatchRow>> {
+    return await this.batcher.submit(pixels)
   }
 
   /** Blank images at batch size 1 and at the largest batch, so no real request pays for lazy initialisation. */
   async warmUp (): Promise<void> {
     const { width, height, channels } = this.spec.input
-    const blank = await preprocess({ pixels: Buffer.alloc(width * height * channels), width, height, channels }, this.spec)
+    const blank = Buffer.alloc(width * height * channels)
     await this.runBatch([blank])
     await this.runBatch(Array.from({ length: this.batcher.options.maxBatchSize }, () => blank))
   }
@@ -129,25 +136,26 @@ export class Classifier {
       throw new QueueFullError(this.batcher.options.maxQueue, 1)
     }
     const submitted = performance.now()
-    const { tensor, imageWait, decodeMs, preprocessMs } = await this.imageSlots(async () => {
+    const { pixels, imageWait, decodeMs } = await this.imageSlots(async () => {
       const started = performance.now()
       const pixels = await this.decode(bytes)
-      const decodedAt = performance.now()
-      const tensor = toTensorData(pixels, this.spec)
-      return { tensor, imageWait: started - submitted, decodeMs: decodedAt - started, preprocessMs: performance.now() - decodedAt }
+      return { pixels, imageWait: started - submitted, decodeMs: performance.now() - started }
     })
-    const { result, waitMs, runMs } = await this.infer(tensor)
-    const timings = { imageWait, decode: decodeMs, preprocess: preprocessMs, batchWait: waitMs, inference: runMs }
+    const { result, waitMs, runMs } = await this.infer(pixels)
+    const timings = { imageWait, decode: decodeMs, batchWait: waitMs, preprocess: result.preprocessMs, inference: runMs - result.preprocessMs }
     for (const observer of this.observers) observer.classified?.(timings)
-    return { ...decide(result, this.spec), timings }
+    return { ...decide(result.probabilities, this.spec), timings }
   }
 
-  private async runBatch (tensors: Float32Array[]): Promise<number[][]> {
+  private async runBatch (images: Buffer[]): Promise<BatchRow[]> {
     const started = performance.now()
-    const { values, width } = await this.session.run(tensors)
-    const rows = tensors.map((_, i) => toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec))
+    const { outputs: { values, width }, preprocessMs } = await this.session.run(images)
+    const rows = images.map((_, i) => ({
+      probabilities: toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec),
+      preprocessMs
+    }))
     const ms = performance.now() - started
-    for (const observer of this.observers) observer.batch?.(tensors.length, ms)
+    for (const observer of this.observers) observer.batch?.(images.length, ms)
     return rows
   }
 }

@@ -54,19 +54,26 @@ function checkedModelPixels ({ data, info }: { data: Buffer, info: OutputInfo },
   return data
 }
 
-/** uint8 HxWxC pixels -> Float32 values `(pixel * scale - mean[c]) / std[c]` in the model's layout. */
-export function toTensorData (resized: Buffer, spec: ModelSpec): Float32Array {
+/**
+ * uint8 HxWxC pixels -> Float32 values `(pixel * scale - mean[c]) / std[c]` in the model's layout, written into
+ * `out` when given (one image's slice of a batch buffer, so that no per-image tensor is allocated and copied).
+ */
+export function toTensorData (resized: Uint8Array, spec: ModelSpec, out?: Float32Array): Float32Array {
   const { width, height, channels, layout, scale, mean, std } = spec.input
+  const plane = width * height
+  if (resized.length !== plane * channels) {
+    throw new RangeError(`model input size: expected ${width}x${height}x${channels} = ${plane * channels} pixel values, got ${resized.length}`)
+  }
+  const target = out ?? new Float32Array(plane * channels)
+  if (target.length !== plane * channels) throw new RangeError(`tensor size ${target.length}, expected ${plane * channels}`)
   // One table of the 256 possible values per channel: the same arithmetic, done once instead of per pixel.
   const table = Array.from({ length: channels }, (_, c) => Float32Array.from({ length: 256 }, (_, v) => (v * scale - mean[c]) / std[c]))
-  const plane = width * height
-  const out = new Float32Array(plane * channels)
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < channels; c++) {
-      out[layout === 'NCHW' ? c * plane + i : i * channels + c] = table[c][resized[i * channels + c]]
+      target[layout === 'NCHW' ? c * plane + i : i * channels + c] = table[c][resized[i * channels + c]]
     }
   }
-  return out
+  return target
 }
 
 export async function preprocess (image: DecodedImage, spec: ModelSpec): Promise<Float32Array> {

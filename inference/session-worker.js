@@ -27,8 +27,9 @@ async function handle (message) {
   try {
     const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input, dims) }, names)
     const outputs = Object.fromEntries(names.map((name) => [name, { values: results[name].data, dims: results[name].dims }]))
-    parentPort.postMessage({ type: 'result', id, outputs })
+    // the input buffer goes back for reuse (session.ts)
+    parentPort.postMessage({ type: 'result', id, outputs, input }, [input.buffer])
   } catch (error) {
-    parentPort.postMessage({ type: 'error', id, message: error instanceof Error ? error.message : String(error) })
+    parentPort.postMessage({ type: 'error', id, message: error instanceof Error ? error.message : String(error), input }, [input.buffer])
   }
 }

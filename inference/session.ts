@@ -1,6 +1,8 @@
+import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { ModelFailedError } from './errors.js'
 import type { ModelSpec } from './model-spec.js'
+import { toTensorData } from './preprocess.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
 
@@ -15,11 +17,20 @@ export interface SessionOutput {
   dims: readonly number[]
 }
 
+/** What one batched run gave back, and how long normalising its pixels into the batch tensor took. */
+export interface SessionRun<T> {
+  outputs: T
+  preprocessMs: number
+}
+
+/** Batch buffers kept for reuse: one is in the worker while the next batch is filled. */
+const SPARE_BUFFERS = 2
+
 type WorkerMessage =
   | { type: 'ready', outputNames: string[] }
   | { type: 'failed', message: string }
-  | { type: 'result', id: number, outputs: Record<string, SessionOutput> }
-  | { type: 'error', id: number, message: string }
+  | { type: 'result', id: number, outputs: Record<string, SessionOutput>, input: Float32Array }
+  | { type: 'error', id: number, message: string, input: Float32Array }
 
 interface PendingRun {
   resolve: (outputs: Record<string, SessionOutput>) => void
@@ -31,9 +42,17 @@ interface PendingRun {
  * memory in onnxruntime-node. onnxruntime-node's `run` computes synchronously on the calling thread, so the
  * session lives in a worker thread (session-worker.js): while the model runs, the main thread keeps parsing
  * uploads and starting decodes. Input and output names are read from the model, not assumed.
+ *
+ * Callers hand over model-size uint8 pixels; the session normalises them (`toTensorData`) straight into one batch
+ * buffer, which travels to the worker and back and is reused. A float tensor per image and a buffer per batch
+ * (about 400 kB per image) were most of the service's garbage, and that external memory made V8 run a full
+ * garbage collection several times a second under load.
  */
 export class ModelSession {
   private readonly pending = new Map<number, PendingRun>()
+  private readonly spareBuffers: ArrayBuffer[] = []
+  /** Size of the largest batch buffer asked for so far: new buffers get at least this, so spares fit. */
+  private bufferBytes = 0
   private nextId = 0
   /** Set once the worker has stopped, for whatever reason; later runs fail with it. */
   private stopped: Error | undefined
@@ -49,6 +68,7 @@ export class ModelSession {
       const run = this.pending.get(message.id)
       this.pending.delete(message.id)
       if (this.pending.size === 0 && this.closing === undefined) worker.unref()
+      this.keepSpare(message.input.buffer as ArrayBuffer)
       if (message.type === 'result') run?.resolve(message.outputs)
       else run?.reject(new Error(message.message))
     })
@@ -97,29 +117,47 @@ export class ModelSession {
     return this.outputNames[0]
   }
 
-  /** Runs preprocessed images (one tensor each) as one batch; returns the first output, one row per image. */
-  async run (images: readonly Float32Array[]): Promise<{ values: Float32Array, width: number }> {
-    const { values } = (await this.runOutputs(images, [this.outputName]))[this.outputName]
-    return { values, width: values.length / images.length }
+  /** Runs model-size pixels (one uint8 image each) as one batch; returns the first output, one row per image. */
+  async run (images: readonly Uint8Array[]): Promise<SessionRun<{ values: Float32Array, width: number }>> {
+    const { outputs, preprocessMs } = await this.runOutputs(images, [this.outputName])
+    const { values } = outputs[this.outputName]
+    return { outputs: { values, width: values.length / images.length }, preprocessMs }
   }
 
   /**
    * Like `run`, but returns every requested output with its shape: evaluation reads the class activation
    * maps (`cam`) next to the logits from the same single inference.
    */
-  async runOutputs (images: readonly Float32Array[], names: readonly string[]): Promise<Record<string, SessionOutput>> {
+  async runOutputs (images: readonly Uint8Array[], names: readonly string[]): Promise<SessionRun<Record<string, SessionOutput>>> {
     if (this.stopped !== undefined) throw this.stopped
     const { width, height, channels, layout } = this.spec.input
+    const size = width * height * channels
     const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels]
-    const input = new Float32Array(images.reduce((n, image) => n + image.length, 0))
-    images.reduce((offset, image) => { input.set(image, offset); return offset + image.length }, 0)
+    const started = performance.now()
+    const input = this.batchBuffer(images.length * size)
+    images.forEach((image, i) => toTensorData(image, this.spec, input.subarray(i * size, (i + 1) * size)))
+    const preprocessMs = performance.now() - started
     const id = this.nextId++
-    return await new Promise((resolve, reject) => {
+    const outputs = await new Promise<Record<string, SessionOutput>>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
       this.worker.ref()
-      // the batch buffer was built here and is never read again, so it is moved to the worker rather than copied
-      this.worker.postMessage({ type: 'run', id, input, dims, names: [...names] }, [input.buffer])
+      // moved, not copied: the worker sends the buffer back with the result (see batchBuffer)
+      this.worker.postMessage({ type: 'run', id, input, dims, names: [...names] }, [input.buffer as ArrayBuffer])
     })
+    return { outputs, preprocessMs }
+  }
+
+  /** Keeps a buffer back from the worker unless enough are kept or it is smaller than the largest batch so far. */
+  private keepSpare (buffer: ArrayBuffer): void {
+    if (buffer.byteLength >= this.bufferBytes && this.spareBuffers.length < SPARE_BUFFERS) this.spareBuffers.push(buffer)
+  }
+
+  /** A Float32Array of `length` values, on a spare buffer that came back from the worker when one is big enough. */
+  private batchBuffer (length: number): Float32Array {
+    this.bufferBytes = Math.max(this.bufferBytes, length * Float32Array.BYTES_PER_ELEMENT)
+    const spare = this.spareBuffers.findIndex((buffer) => buffer.byteLength >= length * Float32Array.BYTES_PER_ELEMENT)
+    const buffer = spare === -1 ? new ArrayBuffer(this.bufferBytes) : this.spareBuffers.splice(spare, 1)[0]
+    return new Float32Array(buffer, 0, length)
   }
 
   /** Waits for the runs already sent, then releases the session and ends the worker. */

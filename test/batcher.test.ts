@@ -4,7 +4,6 @@ import t from 'tap'
 import { buildApp } from '../app.js'
 import { MicroBatcher, QueueFullError } from '../inference/batcher.js'
 import { Classifier, type Classification, type ClassifierOptions } from '../inference/classifier.js'
-import { toTensorData } from '../inference/preprocess.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { CT_KIDNEY, build, fileUpload } from './helper.js'
 
@@ -108,10 +107,10 @@ t.test('on real CT images, each batched result is exactly the result of the imag
   const expected: Classification[] = []
   for (const image of images) expected.push(await alone.classify(image))
 
-  const tensors = await Promise.all(images.map(async (image) => await toTensorData(await alone.decode(image), alone.spec)))
-  const inferred = await Promise.all(tensors.map(async (tensor) => await batched.infer(tensor)))
+  const decoded = await Promise.all(images.map(async (image) => await alone.decode(image)))
+  const inferred = await Promise.all(decoded.map(async (pixels) => await batched.infer(pixels)))
   t.same(sizes, [8, 8], 'the 16 preprocessed images ran as two batches of 8')
-  inferred.forEach((got, i) => t.same(got.result, [expected[i].probabilities.Normal, expected[i].probabilities.Stone],
+  inferred.forEach((got, i) => t.same(got.result.probabilities, [expected[i].probabilities.Normal, expected[i].probabilities.Stone],
     `image ${i}: probabilities identical to the single-image run`))
 
   const classified = await Promise.all(images.map(async (image) => await batched.classify(image)))

@@ -17,7 +17,8 @@ const { modelPath } = loadConfig()
 const spec = await readModelSpec(sidecarPathFor(modelPath))
 const options: SessionOptions = { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all' }
 const files = [...await ctKidneyFiles('test/stone', 3), ...await ctKidneyFiles('test/normal', 3)]
-const tensors = await Promise.all(files.map(async (file) => toTensorData(await decodeForModel(await readFile(file), spec, { channels: 1, maxPixels: 50_000_000 }), spec)))
+const pixels = await Promise.all(files.map(async (file) => await decodeForModel(await readFile(file), spec, { channels: 1, maxPixels: 50_000_000 })))
+const tensors = pixels.map((image) => toTensorData(image, spec))
 
 function concat (parts: Float32Array[]): Float32Array {
   const batch = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
@@ -36,33 +37,48 @@ t.test('the worker gives exactly what an in-thread onnxruntime session gives, fo
   t.teardown(async () => await session.close())
   t.same(session.outputNames, direct.outputNames)
   const expected = await direct.run({ [direct.inputNames[0]]: new ort.Tensor('float32', concat(tensors), dims(tensors.length)) })
-  const actual = await session.runOutputs(tensors, session.outputNames)
+  const { outputs: actual, preprocessMs } = await session.runOutputs(pixels, session.outputNames)
+  t.ok(preprocessMs >= 0, 'the normalisation time is reported')
   for (const name of direct.outputNames) {
     t.same(Array.from(actual[name].values), Array.from(expected[name].data as Float32Array), `${name}: same values`)
     t.same(actual[name].dims, expected[name].dims, `${name}: same shape`)
   }
-  const { values, width } = await session.run(tensors)
+  const { values, width } = (await session.run(pixels)).outputs
   t.equal(width, 2)
   t.same(Array.from(values), Array.from(expected[direct.outputNames[0]].data as Float32Array), 'run returns the first output')
+})
+
+t.test('batch buffers come back from the worker and are reused without leaking rows between batches', async (t) => {
+  const session = await ModelSession.create(modelPath, spec, options)
+  t.teardown(async () => await session.close())
+  const alone = await Promise.all(pixels.map(async (image) => Array.from((await session.run([image])).outputs.values)))
+  const spares = (session as unknown as { spareBuffers: ArrayBuffer[] }).spareBuffers
+  for (const [count, first] of [[6, 0], [1, 5], [3, 2], [1, 0], [6, 0]]) {
+    const batch = pixels.slice(first, first + count)
+    const { values } = (await session.run(batch)).outputs
+    batch.forEach((_, i) => t.same(Array.from(values.subarray(2 * i, 2 * i + 2)), alone[first + i], `batch of ${count}, image ${first + i}`))
+    t.ok(spares.length > 0 && spares.length <= 2, `a buffer came back (${spares.length} kept)`)
+  }
+  t.ok(spares.every((buffer) => buffer.byteLength >= 6 * tensors[0].length * 4), 'the kept buffers fit the largest batch')
 })
 
 t.test('concurrent runs each get their own rows back', async (t) => {
   const session = await ModelSession.create(modelPath, spec, options)
   t.teardown(async () => await session.close())
-  const alone = await Promise.all(tensors.map(async (tensor) => Array.from((await session.run([tensor])).values)))
-  t.not(alone[0].join(), alone[tensors.length - 1].join(), 'the images give different logits, so a mix-up would show')
+  const alone = await Promise.all(pixels.map(async (image) => Array.from((await session.run([image])).outputs.values)))
+  t.not(alone[0].join(), alone[pixels.length - 1].join(), 'the images give different logits, so a mix-up would show')
   // all sent before the first answer arrives, in an order different from the one above
-  const together = await Promise.all([...tensors.keys()].reverse().map(async (i) => ({ i, values: Array.from((await session.run([tensors[i]])).values) })))
+  const together = await Promise.all([...pixels.keys()].reverse().map(async (i) => ({ i, values: Array.from((await session.run([pixels[i]])).outputs.values) })))
   for (const { i, values } of together) t.same(values, alone[i], `image ${i}`)
 })
 
 t.test('a run onnxruntime refuses fails alone; the session keeps serving', async (t) => {
   const session = await ModelSession.create(modelPath, spec, options)
   t.teardown(async () => await session.close())
-  await t.rejects(session.run([tensors[0].subarray(1)]), /size|length|dimension|shape/i, 'one value short of an image')
-  await t.rejects(session.runOutputs([tensors[0]], ['no-such-output']), /no-such-output|output/i)
-  t.equal((await session.run([tensors[0]])).values.length, 2, 'the next valid run still works')
-  t.equal(tensors[0].length, spec.input.width * spec.input.height, 'the caller\'s tensors stay usable')
+  await t.rejects(session.run([pixels[0].subarray(1)]), /size/i, 'one value short of an image')
+  await t.rejects(session.runOutputs([pixels[0]], ['no-such-output']), /no-such-output|output/i)
+  t.equal((await session.run([pixels[0]])).outputs.values.length, 2, 'the next valid run still works')
+  t.equal(pixels[0].length, spec.input.width * spec.input.height, 'the caller\'s pixels stay usable')
 })
 
 t.test('a model that cannot be loaded fails create with onnxruntime\'s reason', async (t) => {
@@ -72,21 +88,21 @@ t.test('a model that cannot be loaded fails create with onnxruntime\'s reason', 
 
 t.test('after close, runs fail with a clear error; closing twice is harmless', async (t) => {
   const session = await ModelSession.create(modelPath, spec, options)
-  const pending = session.run([tensors[0]])
+  const pending = session.run([pixels[0]])
   await session.close()
-  t.equal((await pending).values.length, 2, 'a run sent before close still completes')
-  await t.rejects(session.run([tensors[0]]), /session is closed/)
+  t.equal((await pending).outputs.values.length, 2, 'a run sent before close still completes')
+  await t.rejects(session.run([pixels[0]]), /session is closed/)
   await session.close()
 })
 
 t.test('a worker that dies fails its pending and later runs with a typed 503 and reports it', async (t) => {
   const session = await ModelSession.create(modelPath, spec, options)
   t.equal(session.failure, undefined)
-  const pending = session.run([tensors[0]])
+  const pending = session.run([pixels[0]])
   // a crash cannot be caused through the public API: end the thread from outside, as a fatal error would
   await (session as unknown as { worker: Worker }).worker.terminate()
   await t.rejects(pending, { code: 'MODEL_FAILED', statusCode: 503 })
-  await t.rejects(session.run([tensors[0]]), { code: 'MODEL_FAILED', statusCode: 503, message: /exited with code 1/ })
+  await t.rejects(session.run([pixels[0]]), { code: 'MODEL_FAILED', statusCode: 503, message: /exited with code 1/ })
   t.match(session.failure, { code: 'MODEL_FAILED', message: /exited with code 1/ })
   await session.close()
 })
@@ -100,7 +116,7 @@ t.test('an idle session does not keep the process alive; a pending run does', as
       import { readModelSpec, sidecarPathFor } from '${inference}model-spec.ts'
       const spec = await readModelSpec(sidecarPathFor(${JSON.stringify(modelPath)}))
       const session = await ModelSession.create(${JSON.stringify(modelPath)}, spec, ${JSON.stringify(options)})
-      session.run([new Float32Array(${tensors[0].length})]).then(({ values }) => console.log('logits', values.length))
+      session.run([new Uint8Array(${pixels[0].length})]).then(({ outputs }) => console.log('logits', outputs.values.length))
     `
   })
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(dir, 'script.mts')], { timeout: 60_000 })

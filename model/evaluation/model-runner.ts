@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import type { DecodedImage } from '../../inference/decode.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from '../../inference/model-spec.js'
 import { toProbabilities } from '../../inference/postprocess.js'
-import { resizeForModel, toTensorData } from '../../inference/preprocess.js'
+import { resizeForModel } from '../../inference/preprocess.js'
 import { ModelSession } from '../../inference/session.js'
 
 /** Stone-minus-Normal class activation map, row-major, at the network's last feature resolution. */
@@ -66,9 +66,8 @@ export class EvaluationModel {
 
   private async predictBatch (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
     const inputs = await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec)))
-    const tensors = inputs.map((input) => toTensorData(input, this.spec))
     const names = this.camOutput === undefined ? [this.logitsOutput] : [this.logitsOutput, this.camOutput]
-    const outputs = await this.session.runOutputs(tensors, names)
+    const { outputs } = await this.session.runOutputs(inputs, names)
     const logits = outputs[this.logitsOutput].values
     const rowWidth = logits.length / images.length
     const cam = this.camOutput === undefined ? undefined : outputs[this.camOutput]

@@ -42,8 +42,8 @@ export class ServiceMetrics {
 
   readonly stageDuration = new Histogram({
     name: 'kidney_stage_duration_seconds',
-    help: 'Per-image stage durations: imageWait (queued for a decode slot), decode (decode + resize), preprocess (normalise), ' +
-      'batchWait (queued for a batch), inference (the batch run that carried the image).',
+    help: 'Per-image stage durations: imageWait (queued for a decode slot), decode (decode + resize), batchWait (queued for a batch), ' +
+      'preprocess (normalising the batch that carried the image), inference (the onnxruntime run of that batch).',
     labelNames: ['stage'] as const,
     buckets: SECONDS_BUCKETS,
     registers: [this.registry]
