@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { strFromU8, unzipSync } from 'fflate'
-import h5wasm from 'h5wasm/node'
 import { KerasFileError } from './errors.js'
 
 /** A stored weight: row-major float32 values and their Keras shape (e.g. a Conv2D kernel is kh, kw, in, out). */
@@ -34,6 +33,11 @@ export interface KerasModelFile {
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
 const ZIP_SIGNATURE = Buffer.from([0x50, 0x4b, 0x03, 0x04])
 
+type H5Module = typeof import('h5wasm/node').default
+// Loaded with the first Keras file opened, not at import: h5wasm's WebAssembly build puts about 70 MB on the JS
+// heap, which a service on an ONNX model would otherwise carry for its whole life.
+let h5wasm: H5Module
+
 type H5File = InstanceType<typeof h5wasm.File>
 type H5Group = InstanceType<typeof h5wasm.Group>
 
@@ -52,6 +56,7 @@ export async function openKerasFile (path: string): Promise<KerasModelFile> {
 }
 
 async function openH5 (path: string, what: string): Promise<H5File> {
+  h5wasm ??= (await import('h5wasm/node')).default
   await h5wasm.ready
   let file: H5File
   try {
