@@ -6,6 +6,8 @@ export interface LimitResult {
   batchSize: number
   imagesPerSecond: number
   images: number
+  /** CPU time this process used per image while measuring (all threads: libvips, onnxruntime, JavaScript). */
+  cpuMsPerImage: number
 }
 
 /**
@@ -40,8 +42,15 @@ export async function measureLimit (config: AppConfig, images: Buffer[], batchSi
     }
     await runFor(1000)
     const started = performance.now()
+    const cpuBefore = process.cpuUsage()
     const done = await runFor(seconds * 1000)
-    return { batchSize, images: done, imagesPerSecond: done / ((performance.now() - started) / 1000) }
+    const cpu = process.cpuUsage(cpuBefore)
+    return {
+      batchSize,
+      images: done,
+      imagesPerSecond: done / ((performance.now() - started) / 1000),
+      cpuMsPerImage: (cpu.user + cpu.system) / 1000 / done
+    }
   } finally {
     await classifier.close()
   }

@@ -5,6 +5,8 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url))
+/** USER_HZ, which Linux fixes at 100 on every architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100
 
 /** A server under test, started as its users start it, on a free loopback port. */
 export interface RunningServer {
@@ -13,6 +15,8 @@ export interface RunningServer {
   pid: number
   /** Resident set size of the server process, from /proc. */
   rssBytes: () => Promise<number>
+  /** CPU time the server process has used so far (all its threads, user + system), from /proc. */
+  cpuSeconds: () => Promise<number>
   stop: () => Promise<void>
 }
 
@@ -64,6 +68,11 @@ async function start (name: string, command: string, args: string[], env: NodeJS
     rssBytes: async () => {
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024
+    },
+    cpuSeconds: async () => {
+      // fields 14 and 15 of /proc/<pid>/stat (utime, stime) in clock ticks; the name before them may hold spaces
+      const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
     }
   }
 }
