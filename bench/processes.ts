@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -78,12 +79,12 @@ async function start (name: string, command: string, args: string[], env: NodeJS
 }
 
 /**
- * This service as a user starts it (`node --import tsx server.ts`, configured by environment variables).
+ * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables).
  * The per-client rate limit is switched off: a load generator is one client sending far more than a person.
  */
 export async function startService (env: NodeJS.ProcessEnv, logPath: string): Promise<RunningServer> {
   const port = await freePort()
-  return await start('service', process.execPath, ['--import', 'tsx', 'server.ts'],
+  return await start('service', join(REPO, 'bin/serve'), [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
 }
 

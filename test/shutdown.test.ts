@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -63,7 +64,8 @@ function splitUpload (port: number, image: Buffer): SplitUpload {
 t.test('SIGTERM: accepted requests get complete answers, new connections are refused, exit code 0', async (t) => {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+  // bin/serve is what npm start and the container run; its exec makes the signal reach node itself
+  const child = spawn(join(REPO, 'bin/serve'), [], {
     cwd: REPO,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0' },
     stdio: ['ignore', 'ignore', 'pipe']
