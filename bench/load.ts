@@ -23,6 +23,11 @@ function percentile (sorted: number[], p: number): number {
 /**
  * `connections` keep-alive connections, each posting the images in turn as real multipart uploads to
  * `${url}/predict`, for `seconds`. Latencies are collected from every response (autocannon's summary has no p95).
+ *
+ * Connection i starts at image i x images/connections: autocannon starts every connection at the first request,
+ * and against a FIFO server the connections then stay in step, so all of them send the same image at the same time
+ * (all eight the largest originals together, then all eight the smallest). One single-connection autocannon per
+ * connection, each with the list rotated, spreads the image sizes over time as independent clients would.
  */
 export async function drive (url: string, images: Buffer[], connections: number, seconds: number): Promise<LoadResult> {
   const latencies: number[] = []
@@ -31,8 +36,9 @@ export async function drive (url: string, images: Buffer[], connections: number,
   // included: autocannon's own response time is wrong for servers that close the connection after every
   // response, as Flask's development server does (it grew with every request on one connection).
   type Timed = object & { sentAt?: number }
-  const requests = images.map((image, i): autocannon.Request => {
-    const { payload, headers } = fileUpload(image, `slice-${i}.jpg`)
+  const uploads = images.map((image, i) => fileUpload(image, `slice-${i}.jpg`))
+  const requestsFrom = (first: number): autocannon.Request[] => uploads.map((_, k) => {
+    const { payload, headers } = uploads[(first + k) % uploads.length]
     return {
       method: 'POST' as const,
       path: '/predict',
@@ -49,10 +55,10 @@ export async function drive (url: string, images: Buffer[], connections: number,
     }
   })
   const cpuBefore = process.cpuUsage()
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    autocannon({ url, connections, duration: seconds, requests, timeout: 30 },
+  const results = await Promise.all(Array.from({ length: connections }, async (_, i) => await new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon({ url, connections: 1, duration: seconds, requests: requestsFrom(Math.floor(i * uploads.length / connections)), timeout: 30 },
       (error, result) => error != null ? reject(error) : resolve(result))
-  })
+  })))
   const cpu = process.cpuUsage(cpuBefore)
   latencies.sort((a, b) => a - b)
   const non2xx = Object.entries(statuses).filter(([code]) => !code.startsWith('2')).reduce((n, [, count]) => n + count, 0)
@@ -62,7 +68,7 @@ export async function drive (url: string, images: Buffer[], connections: number,
     responses: latencies.length,
     requestsPerSecond: latencies.length / seconds,
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
-    errors: result.errors + result.timeouts + non2xx,
+    errors: results.reduce((n, r) => n + r.errors + r.timeouts, 0) + non2xx,
     loadGeneratorCores: Number(((cpu.user + cpu.system) / 1e6 / seconds).toFixed(3)),
     statuses
   }
