@@ -45,8 +45,8 @@ interface PendingRun {
  *
  * Callers hand over model-size uint8 pixels; the session normalises them (`toTensorData`) straight into one batch
  * buffer, which travels to the worker and back and is reused. A float tensor per image and a buffer per batch
- * (about 400 kB per image) were most of the service's garbage, and that external memory made V8 run a full
- * garbage collection several times a second under load.
+ * (about 400 kB of external memory per image) were most of what the service allocated, and V8 counts external
+ * allocations towards its next full garbage collection (see bin/serve).
  */
 export class ModelSession {
   private readonly pending = new Map<number, PendingRun>()
