@@ -44,10 +44,11 @@ async function driveOnce (server: RunningServer, round: number, set: ImageSet, c
     ? (metric(after, 'kidney_batch_size_sum') - metric(before, 'kidney_batch_size_sum')) /
       (metric(after, 'kidney_batch_size_count') - metric(before, 'kidney_batch_size_count'))
     : undefined
+  const loadAverage1m = load1m()
   process.stderr.write(`round ${round} ${server.name} ${set.name} c=${connections}: ${result.requestsPerSecond.toFixed(1)} req/s, ` +
     `p50 ${result.latencyMs.p50.toFixed(0)} ms, p99 ${result.latencyMs.p99.toFixed(0)} ms, errors ${result.errors}, ` +
-    `${cpuMsPerRequest.toFixed(2)} CPU ms/request, load generator ${result.loadGeneratorCores.toFixed(2)} cores, load ${load1m()}\n`)
-  return { round, imageSet: set.name, ...result, cpuMsPerRequest, meanBatchSize, loadAverage1m: load1m() }
+    `${cpuMsPerRequest.toFixed(2)} CPU ms/request, load generator ${result.loadGeneratorCores.toFixed(2)} cores, load ${loadAverage1m}\n`)
+  return { round, imageSet: set.name, ...result, cpuMsPerRequest, meanBatchSize, loadAverage1m }
 }
 
 const started = new Date()
@@ -84,9 +85,10 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const set of sets) {
       const limit = await measureLimit(config, set.bytes, bestBatch[set.name], Number(opts.limitSeconds))
-      limitRuns.push({ round, imageSet: set.name, ...limit, loadAverage1m: load1m() })
+      const loadAverage1m = load1m()
+      limitRuns.push({ round, imageSet: set.name, ...limit, loadAverage1m })
       process.stderr.write(`round ${round} limit ${set.name} batch ${limit.batchSize}: ${limit.imagesPerSecond.toFixed(1)} images/s, ` +
-        `${limit.cpuMsPerImage.toFixed(2)} CPU ms/image, load ${load1m()}\n`)
+        `${limit.cpuMsPerImage.toFixed(2)} CPU ms/image, load ${loadAverage1m}\n`)
       for (const server of round % 2 === 0 ? [service, baseline] : [baseline, service]) {
         for (const connections of connectionLevels) {
           (server === service ? serviceRuns : baselineRuns).push(await driveOnce(server, round, set, connections))
