@@ -57,6 +57,7 @@ t.test('when the model runtime dies: ready and predict answer 503 MODEL_FAILED, 
   const app = await build(t)
   const classifier = app.model.get() as unknown as { session: { worker: Worker } }
   // a crash cannot be caused through the API: end the onnxruntime thread from outside, as a fatal error would
+  // (idle here, after warm-up: terminated inside a native run it aborts the process, see session.test.ts)
   await classifier.session.worker.terminate()
 
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
