@@ -2,6 +2,7 @@ import sharp, { type Metadata, type Sharp } from 'sharp'
 import type { DicomWindow } from './dicom/dataset.js'
 import { decodeDicomSlice } from './dicom/decode-dicom.js'
 import { CorruptImageError, ImageTooLargeError, UnsupportedMediaTypeError } from './errors.js'
+import { readPlainImageSize } from './image-header.js'
 
 export type ImageFormat = 'jpeg' | 'png' | 'dicom'
 
@@ -34,11 +35,26 @@ export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
 
 export const FILE_EXTENSIONS: Record<ImageFormat, string> = { jpeg: 'jpg', png: 'png', dicom: 'dcm' }
 
+/** What decoding needs to know about a JPEG or PNG before any pixel is decoded. */
+export interface CheckedHeader {
+  /** Size after auto-orientation. */
+  width: number
+  height: number
+  /** 8-bit grey or sRGB samples: decoding and resizing can run in one libvips pipeline (inference/preprocess.ts). */
+  eightBitGreyOrSrgb: boolean
+}
+
 /**
  * The header of a JPEG or PNG, read before any pixel is decoded: a 100000x100000 PNG of a few hundred bytes
- * must be refused before libvips allocates it.
+ * must be refused before libvips allocates it. Plain files are read in JavaScript (inference/image-header.ts),
+ * the others by libvips.
  */
-export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<Metadata> {
+export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<CheckedHeader> {
+  const plain = readPlainImageSize(bytes, format)
+  if (plain !== undefined) {
+    checkPixelCount(plain.width, plain.height, maxPixels)
+    return { ...plain, eightBitGreyOrSrgb: true }
+  }
   let header: Metadata
   try {
     header = await sharp(bytes, { limitInputPixels: false }).metadata()
@@ -48,11 +64,16 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   if (header.format !== format || header.width === undefined || header.height === undefined) {
     throw new CorruptImageError()
   }
-  // EXIF orientations 5-8 swap the axes, which does not change the pixel count.
-  if (header.width * header.height > maxPixels) {
-    throw new ImageTooLargeError(header.width, header.height, maxPixels)
+  checkPixelCount(header.width, header.height, maxPixels)
+  return {
+    ...header.autoOrient,
+    eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? '')
   }
-  return header
+}
+
+/** Refuses a header declaring more than `maxPixels` (EXIF orientations 5-8 swap the axes, not the count). */
+function checkPixelCount (width: number, height: number, maxPixels: number): void {
+  if (width * height > maxPixels) throw new ImageTooLargeError(width, height, maxPixels)
 }
 
 /**

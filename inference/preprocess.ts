@@ -23,12 +23,9 @@ export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Pro
 export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: DecodeOptions): Promise<Buffer> {
   const format = sniffFormat(bytes)
   if (format !== 'jpeg' && format !== 'png') return await resizeForModel(await decodeImage(bytes, options), spec)
-  const header = await readCheckedHeader(bytes, format, options.maxPixels)
+  const { width, height, eightBitGreyOrSrgb } = await readCheckedHeader(bytes, format, options.maxPixels)
   // 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey and round differently.
-  if (header.depth !== 'uchar' || !['srgb', 'b-w'].includes(header.space ?? '')) {
-    return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
-  }
-  const { width, height } = header.autoOrient
+  if (!eightBitGreyOrSrgb) return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
   // A full-frame extract before the resize keeps libjpeg from shrinking on load (decoding at 1/2, 1/4 or 1/8
   // scale), whose pixels differ from a full decode followed by the resize.
   const pipeline = toModelSize(decodingPipeline(bytes, options).extract({ left: 0, top: 0, width, height }), spec)

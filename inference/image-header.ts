@@ -1,0 +1,81 @@
+/**
+ * The size of a JPEG or PNG read from its header in JavaScript, for the images `decodeForModel` can decode and
+ * resize in one libvips pipeline: 8-bit samples, grey or RGB (with or without alpha), no EXIF orientation.
+ * Under load, asking libvips for the header (sharp's `metadata()`) costs a thread-pool round trip per upload
+ * on top of the decode's own; most CT exports are such plain files.
+ *
+ * Anything unusual or malformed gives `undefined`, and the caller asks libvips as before: this parser only has
+ * to be right about the files it accepts (test/image-header.test.ts holds it to libvips on real and hostile
+ * files). The pixel limit does not depend on it: the decoding pipeline enforces `limitInputPixels` itself.
+ */
+export interface PlainImageSize {
+  width: number
+  height: number
+}
+
+export function readPlainImageSize (bytes: Buffer, format: 'jpeg' | 'png'): PlainImageSize | undefined {
+  return format === 'jpeg' ? plainJpegSize(bytes) : plainPngSize(bytes)
+}
+
+/** Start-of-frame markers of baseline, extended and progressive Huffman JPEG (the others go to libvips). */
+const PLAIN_SOF = new Set([0xc0, 0xc1, 0xc2])
+const OTHER_SOF = new Set([0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf])
+const APP1 = 0xe1
+const SOS = 0xda
+const EXIF_ID = Buffer.from('Exif\0\0', 'latin1')
+
+/** Walks the marker segments up to the first scan, as libjpeg reads the header, without tolerating damage. */
+function plainJpegSize (bytes: Buffer): PlainImageSize | undefined {
+  let size: PlainImageSize | undefined
+  let offset = 2 // after SOI
+  while (offset + 4 <= bytes.length) {
+    if (bytes[offset] !== 0xff) return undefined
+    while (bytes[offset] === 0xff && offset < bytes.length) offset++ // fill bytes
+    const marker = bytes[offset]
+    // standalone markers (TEM, RSTn, a second SOI, EOI) do not belong before the first scan
+    if (marker === undefined || marker === 0x00 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9)) return undefined
+    if (offset + 3 > bytes.length) return undefined
+    const length = bytes.readUInt16BE(offset + 1)
+    const segment = offset + 3
+    if (length < 2 || segment + length - 2 > bytes.length) return undefined
+    if (marker === SOS) return size
+    if (OTHER_SOF.has(marker)) return undefined
+    if (PLAIN_SOF.has(marker)) {
+      if (size !== undefined || length < 8) return undefined
+      const precision = bytes[segment]
+      const height = bytes.readUInt16BE(segment + 1)
+      const width = bytes.readUInt16BE(segment + 3)
+      const components = bytes[segment + 5]
+      if (precision !== 8 || (components !== 1 && components !== 3) || width === 0 || height === 0) return undefined
+      size = { width, height }
+    }
+    if (marker === APP1 && length - 2 >= EXIF_ID.length && bytes.subarray(segment, segment + EXIF_ID.length).equals(EXIF_ID)) {
+      return undefined // may rotate: libvips reads the orientation
+    }
+    offset = segment + length - 2
+  }
+  return undefined
+}
+
+const PNG_SIGNATURE_LENGTH = 8
+/** Colour types grey, RGB, grey + alpha, RGBA (palette images go to libvips). */
+const PLAIN_PNG_COLOUR_TYPES = new Set([0, 2, 4, 6])
+
+/** IHDR, then every chunk header up to IEND: an eXIf chunk anywhere may carry an orientation. */
+function plainPngSize (bytes: Buffer): PlainImageSize | undefined {
+  const ihdr = PNG_SIGNATURE_LENGTH
+  if (bytes.length < ihdr + 8 + 13 || bytes.readUInt32BE(ihdr) !== 13 || bytes.toString('latin1', ihdr + 4, ihdr + 8) !== 'IHDR') return undefined
+  const width = bytes.readUInt32BE(ihdr + 8)
+  const height = bytes.readUInt32BE(ihdr + 12)
+  const bitDepth = bytes[ihdr + 16]
+  const colourType = bytes[ihdr + 17]
+  if (bitDepth !== 8 || !PLAIN_PNG_COLOUR_TYPES.has(colourType) || width === 0 || height === 0) return undefined
+  let offset = ihdr
+  while (offset + 8 <= bytes.length) {
+    const type = bytes.toString('latin1', offset + 4, offset + 8)
+    if (type === 'eXIf') return undefined
+    if (type === 'IEND') return { width, height }
+    offset += 12 + bytes.readUInt32BE(offset)
+  }
+  return undefined
+}
