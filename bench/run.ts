@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem, tmpdir, type as osType, release } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { renderChart } from './chart.js'
@@ -29,6 +31,15 @@ const seconds = Number(opts.duration)
 const connectionLevels = list(opts.connections)
 const config = { ...loadConfig(), modelPath: opts.model }
 const THREADS = 2 // the machine's cores: the budget both servers get
+/** The commit measured, and whether the working tree differed from it (undefined outside a git checkout). */
+async function sourceVersion (): Promise<{ commit: string, uncommittedChanges: boolean } | undefined> {
+  const git = async (...args: string[]): Promise<string> => (await promisify(execFile)('git', args, { cwd: REPO })).stdout.trim()
+  try {
+    return { commit: await git('rev-parse', 'HEAD'), uncommittedChanges: (await git('status', '--porcelain', '--untracked-files=no')) !== '' }
+  } catch {
+    return undefined
+  }
+}
 const load1m = (): number => Number(loadavg()[0].toFixed(2))
 
 async function driveOnce (server: RunningServer, round: number, set: ImageSet, connections: number): Promise<ServerRun> {
@@ -52,6 +63,8 @@ async function driveOnce (server: RunningServer, round: number, set: ImageSet, c
 }
 
 const started = new Date()
+// Read before the run, so that edits made while it runs cannot be credited to the commit.
+const codeVersion = await sourceVersion()
 const loadStart = loadavg()
 const sets = await benchImageSets()
 const work = await mkdtemp(join(tmpdir(), 'kidney-bench-'))
@@ -138,6 +151,7 @@ const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '
 const results = {
   date: started.toISOString(),
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  code: codeVersion,
   machine,
   settings,
   images: sets.map((s) => ({ name: s.name, description: s.description, count: s.files.length })),
