@@ -45,6 +45,12 @@ export async function ctKidneyFiles (folder: string, count: number): Promise<str
   return (await readdir(dir)).sort().slice(0, count).map((name) => join(dir, name))
 }
 
+/** Up to `count` files spread evenly over a folder sorted by name (every n-th), with their names. */
+export async function spreadFiles (dir: string, count: number): Promise<Array<{ name: string, bytes: Buffer }>> {
+  const names = (await readdir(dir)).sort().filter((_, i, all) => i % Math.max(1, Math.floor(all.length / count)) === 0).slice(0, count)
+  return await Promise.all(names.map(async (name) => ({ name, bytes: await readFile(join(dir, name)) })))
+}
+
 export async function ctKidneyImage (folder: string, index = 0): Promise<Buffer> {
   const files = await ctKidneyFiles(folder, index + 1)
   return await readFile(files[index])

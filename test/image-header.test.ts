@@ -1,4 +1,3 @@
-import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import t from 'tap'
@@ -7,7 +6,7 @@ import { readPlainImageSize } from '../inference/image-header.js'
 import { readModelSpec, sidecarPathFor } from '../inference/model-spec.js'
 import { decodeForModel } from '../inference/preprocess.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { CT_KIDNEY, SHARED } from './helper.js'
+import { CT_KIDNEY, SHARED, spreadFiles } from './helper.js'
 import { loadSources } from './hostile/corpus.js'
 import { fileCases } from './hostile/image-cases.js'
 
@@ -37,23 +36,18 @@ async function judge (name: string, bytes: Buffer): Promise<Verdict> {
     return { accepted: true, mismatch: ['CORRUPT_IMAGE', 'IMAGE_TOO_LARGE'].includes(outcome) ? undefined : `${name}: libvips reads no header, decoding gave ${outcome}` }
   }
   const libvips = `${header.format} ${header.autoOrient.width}x${header.autoOrient.height} ${header.depth} ${header.space} orientation ${header.orientation ?? 1}`
-  const expected = `${format} ${size.width}x${size.height} uchar ${header?.space === 'b-w' ? 'b-w' : 'srgb'} orientation 1`
+  const expected = `${format} ${size.width}x${size.height} uchar ${header.space === 'b-w' ? 'b-w' : 'srgb'} orientation 1`
   return { accepted: true, mismatch: libvips === expected ? undefined : `${name}: read ${expected}, libvips ${libvips}` }
 }
 
-async function filesIn (dir: string, count: number): Promise<Array<[string, Buffer]>> {
-  const names = (await readdir(dir)).sort().filter((_, i, all) => i % Math.max(1, Math.floor(all.length / count)) === 0).slice(0, count)
-  return await Promise.all(names.map(async (name): Promise<[string, Buffer]> => [name, await readFile(join(dir, name))]))
-}
-
 t.test('real CT exports: every file is read in JavaScript, exactly as libvips reads it', async (t) => {
-  const sets: Array<[string, Array<[string, Buffer]>]> = [
-    ['ct-kidney 384 px', [...await filesIn(join(CT_KIDNEY, 'train/normal'), 20), ...await filesIn(join(CT_KIDNEY, 'test/stone'), 20)]],
-    ['ct-kidney originals', [...await filesIn(join(CT_KIDNEY, 'originals/normal'), 20), ...await filesIn(join(CT_KIDNEY, 'originals/stone'), 20)]],
-    ['yildirim coronal', await filesIn(join(SHARED, 'data/yildirim-stones/images'), 20)]
+  const sets: Array<[string, Array<{ name: string, bytes: Buffer }>]> = [
+    ['ct-kidney 384 px', [...await spreadFiles(join(CT_KIDNEY, 'train/normal'), 20), ...await spreadFiles(join(CT_KIDNEY, 'test/stone'), 20)]],
+    ['ct-kidney originals', [...await spreadFiles(join(CT_KIDNEY, 'originals/normal'), 20), ...await spreadFiles(join(CT_KIDNEY, 'originals/stone'), 20)]],
+    ['yildirim coronal', await spreadFiles(join(SHARED, 'data/yildirim-stones/images'), 20)]
   ]
   for (const [setName, files] of sets) {
-    const verdicts = await Promise.all(files.map(async ([name, bytes]) => await judge(name, bytes)))
+    const verdicts = await Promise.all(files.map(async ({ name, bytes }) => await judge(name, bytes)))
     t.same(verdicts.flatMap((v) => v.mismatch ?? []), [], `${setName}: no disagreement with libvips`)
     t.equal(verdicts.filter((v) => v.accepted).length, files.length, `${setName}: all ${files.length} read without libvips`)
   }

@@ -1,11 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { decodeImage, type DecodeOptions } from '../inference/decode.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from '../inference/model-spec.js'
 import { decodeForModel, resizeForModel } from '../inference/preprocess.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { CT_KIDNEY, SHARED } from './helper.js'
+import { CT_KIDNEY, SHARED, spreadFiles } from './helper.js'
 import { loadSources } from './hostile/corpus.js'
 import { fileCases } from './hostile/image-cases.js'
 
@@ -30,8 +29,7 @@ async function bothPaths (bytes: Buffer, spec: ModelSpec, options: DecodeOptions
 }
 
 async function someFiles (dir: string, count: number): Promise<Buffer[]> {
-  const names = (await readdir(dir)).sort().filter((_, i, all) => i % Math.max(1, Math.floor(all.length / count)) === 0).slice(0, count)
-  return await Promise.all(names.map(async (name) => await readFile(join(dir, name))))
+  return (await spreadFiles(dir, count)).map((file) => file.bytes)
 }
 
 const config = loadConfig()
