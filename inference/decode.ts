@@ -42,6 +42,8 @@ export interface CheckedHeader {
   height: number
   /** 8-bit grey or sRGB samples: decoding and resizing can run in one libvips pipeline (inference/preprocess.ts). */
   eightBitGreyOrSrgb: boolean
+  /** An EXIF orientation other than "as stored": the picture is rotated or mirrored when decoded. */
+  reoriented: boolean
 }
 
 /**
@@ -53,7 +55,7 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)
-    return { ...plain, eightBitGreyOrSrgb: true }
+    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false }
   }
   let header: Metadata
   try {
@@ -67,7 +69,8 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   checkPixelCount(header.width, header.height, maxPixels)
   return {
     ...header.autoOrient,
-    eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? '')
+    eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? ''),
+    reoriented: (header.orientation ?? 1) !== 1
   }
 }
 

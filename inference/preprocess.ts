@@ -15,20 +15,24 @@ export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Pro
 /**
  * Bytes -> model-size pixels, as the service runs it. JPEG and PNG are decoded and resized in one libvips
  * pipeline when their samples are 8-bit sRGB or grey (nearly all CT exports), one pass over the pixels instead of
- * a full-size intermediate image. The result is byte for byte
- * `resizeForModel(await decodeImage(bytes))` (test/preprocess.test.ts checks it on real and edge-case images),
- * so the training export and evaluation, which need the full-size image for in-painting and overlays, see
- * exactly the pixels the service feeds the model. DICOM goes through `decodeImage` (HU windowing) first.
+ * a full-size intermediate image. A JPEG at least twice the model input (a 512x512 hospital export, a screenshot)
+ * is decoded by libjpeg at 1/2, 1/4 or 1/8 scale first (shrink-on-load): a quarter or less of the decoding work
+ * and memory, with pixels that differ slightly from a full decode followed by the resize (test/preprocess.test.ts
+ * bounds the difference). Below that size, and for EXIF-oriented files, the result is byte for byte
+ * `resizeForModel(await decodeImage(bytes))`, which the training export and evaluation use where they need the
+ * full-size image (in-painting, overlays): every ct-kidney slice and yildirim image is below it (checked by the
+ * same test), and larger files are exported with this function. DICOM goes through `decodeImage` (HU windowing).
  */
 export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: DecodeOptions): Promise<Buffer> {
   const format = sniffFormat(bytes)
   if (format !== 'jpeg' && format !== 'png') return await resizeForModel(await decodeImage(bytes, options), spec)
-  const { width, height, eightBitGreyOrSrgb } = await readCheckedHeader(bytes, format, options.maxPixels)
+  const { width, height, eightBitGreyOrSrgb, reoriented } = await readCheckedHeader(bytes, format, options.maxPixels)
   // 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey and round differently.
   if (!eightBitGreyOrSrgb) return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
-  // A full-frame extract before the resize keeps libjpeg from shrinking on load (decoding at 1/2, 1/4 or 1/8
-  // scale), whose pixels differ from a full decode followed by the resize.
-  const pipeline = toModelSize(decodingPipeline(bytes, options).extract({ left: 0, top: 0, width, height }), spec)
+  const decoded = decodingPipeline(bytes, options)
+  // sharp would rotate after resizing, which rounds differently from decodeImage; a full-frame extract keeps the
+  // rotation first (and the full-scale decode) for the rare EXIF-oriented upload.
+  const pipeline = toModelSize(reoriented ? decoded.extract({ left: 0, top: 0, width, height }) : decoded, spec)
   return checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec)
 }
 

@@ -1,7 +1,9 @@
 /**
  * `npm run dataset`: turns every ct-kidney slice and every yildirim slice (original, stones removed, decoy)
- * into the exact 224x224 uint8 pixels the service feeds the model (`decodeImage` + `resizeForModel`), plus the
- * stone boxes pushed through the same resize as masks. Python reads `.cache/images.u8`, `.cache/masks.u8` and
+ * into the exact 224x224 uint8 pixels the service feeds the model, plus the stone boxes pushed through the same
+ * resize as masks. ct-kidney files go through the service's own `decodeForModel`; yildirim slices are decoded to
+ * full size for the in-painting (`decodeImage` + `resizeForModel`, byte for byte the same at their 391x320,
+ * test/preprocess.test.ts). Python reads `.cache/images.u8`, `.cache/masks.u8` and
  * `.cache/index.json`, so training sees the served pixels and nothing else.
  */
 import { createHash } from 'node:crypto'
@@ -9,7 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeImage, type DecodedImage } from '../../inference/decode.js'
 import type { ModelSpec } from '../../inference/model-spec.js'
-import { resizeForModel } from '../../inference/preprocess.js'
+import { decodeForModel, resizeForModel } from '../../inference/preprocess.js'
 import { placeDecoy, removeStones } from '../data/counterfactual.js'
 import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR, type PixelBox } from '../data/yildirim.js'
 
@@ -42,14 +44,16 @@ const images: Buffer[] = []
 const masks: Buffer[] = []
 const trainingFiles = createHash('sha256')
 
-async function add (entry: Omit<IndexEntry, 'mask'>, image: DecodedImage, boxes: PixelBox[] | undefined): Promise<void> {
-  images.push(await resizeForModel(image, SPEC))
-  let mask = -1
-  if (boxes !== undefined) {
-    mask = masks.length
-    masks.push(await resizeForModel(boxMask(image, boxes), SPEC))
-  }
-  entries.push({ ...entry, mask })
+/** One entry: its model-size pixels and, for slices with stone boxes, the boxes' mask at the same size. */
+function add (entry: Omit<IndexEntry, 'mask'>, pixels: Buffer, mask?: Buffer): void {
+  images.push(pixels)
+  if (mask !== undefined) masks.push(mask)
+  entries.push({ ...entry, mask: mask === undefined ? -1 : masks.length - 1 })
+}
+
+/** A full-size image with its stone boxes (possibly none) through the service's resize. */
+async function addDecoded (entry: Omit<IndexEntry, 'mask'>, image: DecodedImage, boxes: PixelBox[]): Promise<void> {
+  add(entry, await resizeForModel(image, SPEC), await resizeForModel(boxMask(image, boxes), SPEC))
 }
 
 /** Boxes drawn as a white-on-black image of the original size, so the letterbox maps them like the pixels. */
@@ -61,10 +65,12 @@ function boxMask (image: DecodedImage, boxes: PixelBox[]): DecodedImage {
   return { pixels, width: image.width, height: image.height, channels: 1 }
 }
 
-async function decodeFile (file: string, split: string): Promise<DecodedImage> {
+const DECODE_OPTIONS = { channels: 1, maxPixels: 50_000_000 } as const
+
+async function readTrainingFile (file: string, split: string): Promise<Buffer> {
   const bytes = await readFile(file)
   if (split !== 'test') trainingFiles.update(path.relative(SHARED_DIR, file)).update(bytes)
-  return decodeImage(bytes, { channels: 1, maxPixels: 50_000_000 })
+  return bytes
 }
 
 async function exportCtKidney (): Promise<void> {
@@ -81,14 +87,14 @@ async function exportCtKidney (): Promise<void> {
       plane: cells[col('plane')],
       variant: 'original' as const
     }
-    const image = await decodeFile(path.join(CT_KIDNEY_DIR, rel), row.split)
-    await add({ ...row, path: `data/ct-kidney/${rel}`, source: 'ct-kidney' }, image, undefined)
+    const bytes = await readTrainingFile(path.join(CT_KIDNEY_DIR, rel), row.split)
+    add({ ...row, path: `data/ct-kidney/${rel}`, source: 'ct-kidney' }, await decodeForModel(bytes, SPEC, DECODE_OPTIONS))
     // the 40 untouched hospital exports sit in originals/ under the same file name as their test slice
     const original = path.join('originals', path.basename(path.dirname(rel)), path.basename(rel))
     const originalBytes = await readFile(path.join(CT_KIDNEY_DIR, original)).catch(() => undefined)
     if (originalBytes !== undefined) {
-      const decoded = await decodeImage(originalBytes, { channels: 1, maxPixels: 50_000_000 })
-      await add({ ...row, path: `data/ct-kidney/${original}`, source: 'ct-kidney-original' }, decoded, undefined)
+      const pixels = await decodeForModel(originalBytes, SPEC, DECODE_OPTIONS)
+      add({ ...row, path: `data/ct-kidney/${original}`, source: 'ct-kidney-original' }, pixels)
     }
   }
 }
@@ -96,15 +102,15 @@ async function exportCtKidney (): Promise<void> {
 async function exportYildirim (): Promise<{ noDecoy: number }> {
   let noDecoy = 0
   for (const [k, e] of (await readYildirimManifest()).entries()) {
-    const image = await decodeFile(path.join(YILDIRIM_DIR, e.image), e.split)
+    const image = await decodeImage(await readTrainingFile(path.join(YILDIRIM_DIR, e.image), e.split), DECODE_OPTIONS)
     const boxes = await readYoloBoxes(path.join(YILDIRIM_DIR, e.labels), image.width, image.height)
     const row = { path: `data/yildirim-stones/${e.image}`, source: 'yildirim' as const, split: e.split, group: e.group, plane: 'coronal' }
     const removed = removeStones(image, boxes, { seed: k + 1 })
-    await add({ ...row, variant: 'original', label: 1 }, image, removed.regions)
-    await add({ ...row, variant: 'removed', label: 0 }, removed.image, [])
+    await addDecoded({ ...row, variant: 'original', label: 1 }, image, removed.regions)
+    await addDecoded({ ...row, variant: 'removed', label: 0 }, removed.image, [])
     const decoy = placeDecoy(image, boxes, { seed: k + 1 })
     if (decoy === undefined) noDecoy++
-    else await add({ ...row, variant: 'decoy', label: 1 }, decoy.image, removed.regions)
+    else await addDecoded({ ...row, variant: 'decoy', label: 1 }, decoy.image, removed.regions)
   }
   return { noDecoy }
 }

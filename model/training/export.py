@@ -103,7 +103,7 @@ def write_parity_fixture(net, data, mean, std, temperature, path):
         'model': 'model/kidney-stone-cnn.onnx',
         'imagesRelativeTo': '/work/shared (../shared from the repo)',
         'temperature': temperature,
-        'note': 'PyTorch outputs on the uint8 tensors exported by `npm run dataset` (decodeImage + resizeForModel)',
+        'note': 'PyTorch outputs on the uint8 tensors exported by `npm run dataset` (the pixels the service feeds the model)',
         'items': items}, indent=1) + '\n')
     return len(items)
 

@@ -4,9 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { decodeImage } from '../../inference/decode.js'
 import type { ModelSpec } from '../../inference/model-spec.js'
-import { preprocess } from '../../inference/preprocess.js'
+import { decodeForModel, toTensorData } from '../../inference/preprocess.js'
 
 export const SHARED_DIR = new URL('../../../shared/', import.meta.url).pathname
 export const REFERENCE_SCRIPT = new URL('./reference.py', import.meta.url).pathname
@@ -37,8 +36,8 @@ export interface KerasFixture {
 
 /** A Float32 NHWC tensor of one image through the service's own decode + preprocess path. */
 export async function imageTensor (sharedRelativePath: string, spec: ModelSpec): Promise<Float32Array> {
-  const decoded = await decodeImage(await readFile(join(SHARED_DIR, sharedRelativePath)), { channels: spec.input.channels, maxPixels: 40_000_000 })
-  return await preprocess(decoded, spec)
+  const bytes = await readFile(join(SHARED_DIR, sharedRelativePath))
+  return toTensorData(await decodeForModel(bytes, spec, { channels: spec.input.channels, maxPixels: 40_000_000 }), spec)
 }
 
 export function tensorSha256 (tensor: Float32Array): string {
