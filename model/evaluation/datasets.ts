@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeImage, type DecodedImage } from '../../inference/decode.js'
+import type { ModelSpec } from '../../inference/model-spec.js'
+import { decodeForModel } from '../../inference/preprocess.js'
 import { placeDecoy, removeStones } from '../data/counterfactual.js'
 import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR, type PixelBox } from '../data/yildirim.js'
 
@@ -43,8 +45,14 @@ export async function readCtKidneyManifest (dir: string = CT_KIDNEY_DIR): Promis
   })
 }
 
+/** Full size, for in-painting and overlays. */
 export async function decodeFile (file: string, channels: 1 | 3): Promise<DecodedImage> {
   return await decodeImage(await readFile(file), { channels, maxPixels: MAX_PIXELS })
+}
+
+/** The model input the service makes of this file when it is uploaded. */
+export async function modelInputOfFile (file: string, spec: ModelSpec): Promise<Buffer> {
+  return await decodeForModel(await readFile(file), spec, { channels: spec.input.channels, maxPixels: MAX_PIXELS })
 }
 
 /** One held-out yildirim slice with its two counterfactuals, all at the decoded image's size. */

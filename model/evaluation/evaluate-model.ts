@@ -1,10 +1,8 @@
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import type { DecodedImage } from '../../inference/decode.js'
-import { resizeForModel } from '../../inference/preprocess.js'
 import type { BootstrapOptions, Estimate } from './bootstrap.js'
 import { classificationFigures, ctKidneyMetrics, type CtKidneyMetrics, type ScoredSlice } from './ct-kidney-metrics.js'
-import { CT_KIDNEY_DIR, decodeFile, loadYildirimTestTriplets, readCtKidneyManifest, type CtKidneyEntry, type StoneTriplet } from './datasets.js'
+import { CT_KIDNEY_DIR, loadYildirimTestTriplets, modelInputOfFile, readCtKidneyManifest, type CtKidneyEntry, type StoneTriplet } from './datasets.js'
 import { errorExamples, type ErrorKind } from './error-examples.js'
 import { headlineFigures, type HeadlineFigure } from './headline.js'
 import { EvaluationModel, type SlicePrediction } from './model-runner.js'
@@ -80,12 +78,11 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
   const channels = spec.input.channels
   try {
     const manifest = await readCtKidneyManifest()
-    const decodeEntries = async (entries: readonly CtKidneyEntry[]): Promise<DecodedImage[]> =>
-      await Promise.all(entries.map(async (entry) => await decodeFile(path.join(CT_KIDNEY_DIR, entry.path), channels)))
+    const modelInputsOf = async (entries: readonly CtKidneyEntry[]): Promise<Buffer[]> =>
+      await Promise.all(entries.map(async (entry) => await modelInputOfFile(path.join(CT_KIDNEY_DIR, entry.path), spec)))
 
     const thumbnailsOf = async (entries: readonly CtKidneyEntry[]): Promise<Float64Array[]> => await mapInChunks(entries,
-      async (chunk) => await Promise.all((await decodeEntries(chunk)).map(async (image) =>
-        thumbnailFeatures(await resizeForModel(image, spec), spec))))
+      async (chunk) => (await modelInputsOf(chunk)).map((pixels) => thumbnailFeatures(pixels, spec)))
     const train = manifest.filter((entry) => entry.split === 'train')
     const val = manifest.filter((entry) => entry.split === 'val')
     log(`thumbnail probe: fit on ${train.length} ct-kidney train slices, ridge chosen on ${val.length} val slices`)
@@ -97,7 +94,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
 
     const test = manifest.filter((entry) => entry.split === 'test')
     log(`ct-kidney test: ${test.length} slices`)
-    const testPredictions = await mapInChunks(test, async (chunk) => await model.predict(await decodeEntries(chunk)))
+    const testPredictions = await mapInChunks(test, async (chunk) => await model.predictModelInputs(await modelInputsOf(chunk)))
     const ctKidneySlices: EvaluatedSlice[] = test.map((entry, i) => ({
       path: entry.path,
       group: entry.group,

@@ -25,8 +25,8 @@ const BATCH_SIZE = 16
 const CAM_OUTPUT = 'cam'
 
 /**
- * Runs decoded images through the service's own preprocessing (`resizeForModel` + `toTensorData`, which is
- * what `preprocess` does), one shared onnxruntime session and the service's `toProbabilities`, in batches.
+ * Runs images through the service's own preprocessing (files: `decodeForModel`; in-painted images:
+ * `resizeForModel`; then `toTensorData`), one shared onnxruntime session and the service's `toProbabilities`, in batches.
  * It differs from `Classifier.infer` only in also reading the `cam` output of the same inference.
  */
 export class EvaluationModel {
@@ -56,20 +56,25 @@ export class EvaluationModel {
     return this.spec.classes.indexOf(this.spec.positiveClass)
   }
 
+  /** Full-size decoded images (in-painted counterfactuals), resized by the service's `resizeForModel`. */
   async predict (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
+    return await this.predictModelInputs(await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec))))
+  }
+
+  /** Model-size uint8 pixels, as `decodeForModel` (what the service runs on an upload) gives them. */
+  async predictModelInputs (inputs: readonly Buffer[]): Promise<SlicePrediction[]> {
     const predictions: SlicePrediction[] = []
-    for (let start = 0; start < images.length; start += BATCH_SIZE) {
-      predictions.push(...await this.predictBatch(images.slice(start, start + BATCH_SIZE)))
+    for (let start = 0; start < inputs.length; start += BATCH_SIZE) {
+      predictions.push(...await this.predictBatch(inputs.slice(start, start + BATCH_SIZE)))
     }
     return predictions
   }
 
-  private async predictBatch (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
-    const inputs = await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec)))
+  private async predictBatch (inputs: readonly Buffer[]): Promise<SlicePrediction[]> {
     const names = this.camOutput === undefined ? [this.logitsOutput] : [this.logitsOutput, this.camOutput]
     const { outputs } = await this.session.runOutputs(inputs, names)
     const logits = outputs[this.logitsOutput].values
-    const rowWidth = logits.length / images.length
+    const rowWidth = logits.length / inputs.length
     const cam = this.camOutput === undefined ? undefined : outputs[this.camOutput]
 
     return inputs.map((modelInput, i) => {
