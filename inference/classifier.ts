@@ -20,7 +20,7 @@ export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptio
 
 /** Defaults for the options the service's configuration sets explicitly (CLI and evaluation may omit them). */
 export const DEFAULT_BATCHING: BatchingOptions & { sharpConcurrency: number } = {
-  maxBatchSize: 8, maxDelayUs: 1000, maxQueue: 64, sharpConcurrency: 2
+  maxBatchSize: 8, maxDelayUs: 0, maxQueue: 64, sharpConcurrency: 2
 }
 
 /** Milliseconds per stage of one classification; the waits are time spent queued for a shared resource. */

@@ -39,7 +39,7 @@ const EnvSchema = Type.Object({
     Type.Literal('all')], { default: 'all' }),
   // Micro-batching and image decoding (inference/batcher.ts, inference/classifier.ts).
   BATCH_MAX_SIZE: Type.Integer({ minimum: 1, default: 8 }),
-  BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 1000 }),
+  BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 0 }),
   BATCH_MAX_QUEUE: Type.Integer({ minimum: 1, default: 64 }),
   SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 }),
 
