@@ -15,9 +15,9 @@ export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Pro
 /**
  * Bytes -> model-size pixels, as the service runs it. JPEG and PNG are decoded and resized in one libvips
  * pipeline when their samples are 8-bit sRGB or grey (nearly all CT exports), one pass over the pixels instead of
- * a full-size intermediate image. A JPEG at least twice the model input (a 512x512 hospital export, a screenshot)
- * is decoded by libjpeg at 1/2, 1/4 or 1/8 scale first (shrink-on-load): a quarter or less of the decoding work
- * and memory, with pixels that differ slightly from a full decode followed by the resize (test/preprocess.test.ts
+ * a full-size intermediate image. A JPEG at least three times the model input on the axis that sets the scale
+ * (672 px for 224: large screenshots and exports; a 512x512 slice is not) is decoded by libjpeg at 1/2, 1/4 or 1/8
+ * scale first (sharp's shrink-on-load): a quarter or less of the decoding work and memory, with pixels that differ slightly from a full decode followed by the resize (test/preprocess.test.ts
  * bounds the difference). Below that size, and for EXIF-oriented files, the result is byte for byte
  * `resizeForModel(await decodeImage(bytes))`, which the training export and evaluation use where they need the
  * full-size image (in-painting, overlays): every ct-kidney slice and yildirim image is below it (checked by the
