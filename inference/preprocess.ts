@@ -79,7 +79,3 @@ export function toTensorData (resized: Uint8Array, spec: ModelSpec, out?: Float3
   }
   return target
 }
-
-export async function preprocess (image: DecodedImage, spec: ModelSpec): Promise<Float32Array> {
-  return toTensorData(await resizeForModel(image, spec), spec)
-}
