@@ -17,22 +17,20 @@ export async function resizeForModel (image: DecodedImage, spec: ModelSpec): Pro
  * pipeline when their samples are 8-bit sRGB or grey (nearly all CT exports), one pass over the pixels instead of
  * a full-size intermediate image. A JPEG at least three times the model input on the axis that sets the scale
  * (672 px for 224: large screenshots and exports; a 512x512 slice is not) is decoded by libjpeg at 1/2, 1/4 or 1/8
- * scale first (sharp's shrink-on-load): a quarter or less of the decoding work and memory, with pixels that differ slightly from a full decode followed by the resize (test/preprocess.test.ts
- * bounds the difference). Below that size, and for EXIF-oriented files, the result is byte for byte
- * `resizeForModel(await decodeImage(bytes))`, which the training export and evaluation use where they need the
+ * scale first (sharp's shrink-on-load): a quarter or less of the decoding work and memory, with pixels that
+ * differ slightly from a full decode followed by the resize (test/preprocess.test.ts bounds the difference).
+ * Below that size the result is byte for byte `resizeForModel(await decodeImage(bytes))`, which the training export and evaluation use where they need the
  * full-size image (in-painting, overlays): every ct-kidney slice and yildirim image is below it (checked by the
  * same test), and larger files are exported with this function. DICOM goes through `decodeImage` (HU windowing).
  */
 export async function decodeForModel (bytes: Buffer, spec: ModelSpec, options: DecodeOptions): Promise<Buffer> {
   const format = sniffFormat(bytes)
   if (format !== 'jpeg' && format !== 'png') return await resizeForModel(await decodeImage(bytes, options), spec)
-  const { width, height, eightBitGreyOrSrgb, reoriented } = await readCheckedHeader(bytes, format, options.maxPixels)
-  // 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey and round differently.
-  if (!eightBitGreyOrSrgb) return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
-  const decoded = decodingPipeline(bytes, options)
-  // sharp would rotate after resizing, which rounds differently from decodeImage; a full-frame extract keeps the
-  // rotation first (and the full-scale decode) for the rare EXIF-oriented upload.
-  const pipeline = toModelSize(reoriented ? decoded.extract({ left: 0, top: 0, width, height }) : decoded, spec)
+  const { eightBitGreyOrSrgb, reoriented } = await readCheckedHeader(bytes, format, options.maxPixels)
+  // In one pipeline, 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey, and
+  // EXIF-oriented ones rotated after the resize: both would round differently, so they take the two steps.
+  if (!eightBitGreyOrSrgb || reoriented) return await resizeForModel(await decodeCheckedImage(bytes, options), spec)
+  const pipeline = toModelSize(decodingPipeline(bytes, options), spec)
   return checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec)
 }
 
