@@ -56,7 +56,7 @@ export class EvaluationModel {
     return this.spec.classes.indexOf(this.spec.positiveClass)
   }
 
-  /** Full-size decoded images (in-painted counterfactuals), resized by the service's `resizeForModel`. */
+  /** Full-size decoded images (yildirim slices and their in-painted counterfactuals), resized by `resizeForModel`. */
   async predict (images: readonly DecodedImage[]): Promise<SlicePrediction[]> {
     return await this.predictModelInputs(await Promise.all(images.map(async (image) => await resizeForModel(image, this.spec))))
   }
