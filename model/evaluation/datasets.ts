@@ -46,7 +46,7 @@ export async function readCtKidneyManifest (dir: string = CT_KIDNEY_DIR): Promis
 }
 
 /** Full size, for in-painting and overlays. */
-export async function decodeFile (file: string, channels: 1 | 3): Promise<DecodedImage> {
+async function decodeFile (file: string, channels: 1 | 3): Promise<DecodedImage> {
   return await decodeImage(await readFile(file), { channels, maxPixels: MAX_PIXELS })
 }
 
