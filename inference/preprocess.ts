@@ -68,9 +68,9 @@ export function toTensorData (resized: Uint8Array, spec: ModelSpec, out?: Float3
   // One table of the 256 possible values per channel: the same arithmetic, done once instead of per pixel.
   const table = Array.from({ length: channels }, (_, c) => Float32Array.from({ length: 256 }, (_, v) => (v * scale - mean[c]) / std[c]))
   // One channel at a time with fixed strides: this loop runs for every pixel of every request on the main thread.
+  const step = layout === 'NCHW' ? 1 : channels
   for (let c = 0; c < channels; c++) {
     const values = table[c]
-    const step = layout === 'NCHW' ? 1 : channels
     for (let i = 0, from = c, to = layout === 'NCHW' ? c * plane : c; i < plane; i++, from += channels, to += step) {
       target[to] = values[resized[from]]
     }
