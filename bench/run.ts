@@ -10,7 +10,7 @@ import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
 import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
-import { median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
+import { ceilingFor, ceilingLines, median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
 const program = new Command('bench')
   .description('In-process limit vs this service vs the Flask + PyTorch baseline, on real ct-kidney images, in interleaved rounds')
@@ -115,6 +115,7 @@ try {
 await rm(work, { recursive: true, force: true })
 
 const targets = Object.fromEntries(sets.map((set) => [set.name, targetsFor(rounds, set.name, serviceRuns, baselineRuns, limitRuns)]))
+const ceilings = Object.fromEntries(sets.map((set) => [set.name, ceilingFor(rounds, set.name, baselineRuns, limitRuns)]))
 const machine = {
   cpus: cpus().length,
   cpuModel: cpus()[0]?.model,
@@ -159,7 +160,8 @@ const results = {
   limit: limitRuns,
   service: serviceRuns,
   baseline: baselineRuns,
-  targets
+  targets,
+  ceilings
 }
 await writeFile(join(opts.out, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n')
 
@@ -194,6 +196,8 @@ await writeFile(join(opts.out, `${stamp}.png`), png)
 
 process.stdout.write(`\nMedians of ${rounds} interleaved rounds:\n\n${table}\n\nTargets at 8 connections (ratios within each round, median over rounds):\n` +
   `${targetLines(targets).map((l) => `- ${l}`).join('\n')}\n\n` +
+  `Ceiling of the first target (in-process limit / baseline at 8 connections, within each round):\n` +
+  `${ceilingLines(ceilings).map((l) => `- ${l}`).join('\n')}\n\n` +
   `Machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; ` +
   `load average ${machine.loadAverageAtStart.join('/')} at start, ${machine.loadAverageAtEnd.join('/')} at end.\n` +
   `Written: ${join(opts.out, stamp)}.json, .svg, .png\n`)

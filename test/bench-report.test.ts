@@ -1,5 +1,5 @@
 import t from 'tap'
-import { median, medianRun, targetsFor, type LimitRun, type ServerRun } from '../bench/report.js'
+import { ceilingFor, ceilingLines, median, medianRun, targetsFor, type LimitRun, type ServerRun } from '../bench/report.js'
 
 // The benchmark's verdicts come from these functions; the runs below are made up so that a ratio taken across
 // rounds, or a mean instead of a median, would give a different answer than the one asserted.
@@ -75,4 +75,17 @@ t.test('the table cell is the median of each figure over the rounds, errors summ
   t.equal(m.p50, 20)
   t.equal(m.p99, 25)
   t.equal(m.errors, 3)
+})
+
+t.test('the ceiling is the limit over the baseline within each round, and says when 3x is out of the service\'s reach', async (t) => {
+  const baseline = [run(0, 8, 40), run(1, 8, 80), run(2, 8, 50), run(0, 1, 10)]
+  const below = ceilingFor(3, 'set', baseline, [limitRun(0, 110), limitRun(1, 230), limitRun(2, 160)])
+  t.same(below.perRound, [2.75, 2.875, 3.2], 'each round against its own baseline run at 8 connections')
+  t.equal(below.median, 2.875)
+  t.equal(below.allowsServiceTarget, false)
+  t.match(ceilingLines({ set: below })[0], /limitVsBaseline = 2\.88 .*cannot meet serviceVsBaseline >= 3/)
+  const above = ceilingFor(3, 'set', baseline, [limitRun(0, 130), limitRun(1, 250), limitRun(2, 140)])
+  t.equal(above.median, 3.125)
+  t.equal(above.allowsServiceTarget, true)
+  t.match(ceilingLines({ set: above })[0], /within reach/)
 })
