@@ -78,7 +78,7 @@ t.test('the CLI against the running server (--url) answers like the server', asy
   const bin = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
   const { stdout } = await promisify(execFile)(process.execPath, [bin, 'predict', DICOM, '--url', `http://127.0.0.1:${port}`])
   const [result] = JSON.parse(stdout)
-  const inProcess = await app.predict(await readFile(DICOM))
+  const inProcess = await app.predict(await readFile(DICOM), { caller: 'anonymous', route: 'test' })
   t.same(result.probabilities, inProcess.prediction.probabilities)
   t.match(result.id, /^[0-9a-f-]{36}$/, 'the server stored the upload and named it')
   t.equal(result.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')

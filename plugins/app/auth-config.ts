@@ -23,6 +23,8 @@ export interface JwtVerification {
   issuer: string
   audience: string
   clockToleranceS: number
+  /** Claim name or dotted path holding the token's scopes; undefined: `scope`, then `scp`. */
+  scopeClaim?: string
 }
 
 export interface AuthConfig {
@@ -107,6 +109,7 @@ export interface AuthEnv {
   issuer?: string
   audience?: string
   clockToleranceS: number
+  scopeClaim?: string
   docsPublic: boolean
 }
 
@@ -143,7 +146,8 @@ export function loadAuthConfig (env: NodeJS.ProcessEnv, settings: AuthEnv): Auth
         key,
         issuer: settings.issuer,
         audience: settings.audience,
-        clockToleranceS: settings.clockToleranceS
+        clockToleranceS: settings.clockToleranceS,
+        scopeClaim: settings.scopeClaim
       }
     }
   }

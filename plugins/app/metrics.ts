@@ -49,6 +49,50 @@ export class ServiceMetrics {
     registers: [this.registry]
   })
 
+  readonly recordsWritten = new Counter({
+    name: 'kidney_records_written_total',
+    help: 'Records committed to the records store, by kind (prediction, audit).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
+  readonly recordsWriteFailures = new Counter({
+    name: 'kidney_records_write_failures_total',
+    help: 'Records that could not be written, by kind; a prediction among them was answered 503 RECORDS_UNAVAILABLE unless RECORDS_REQUIRED=false.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
+  readonly recordsLost = new Counter({
+    name: 'kidney_records_lost_total',
+    help: 'Answers given without a record (RECORDS_REQUIRED=false) and refusals whose audit event could not be written, by kind.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
+  readonly recordsWriteDuration = new Histogram({
+    name: 'kidney_records_write_duration_seconds',
+    help: 'Duration of one group write (one INSERT carrying every record queued meanwhile), by kind.',
+    labelNames: ['kind'] as const,
+    buckets: SECONDS_BUCKETS,
+    registers: [this.registry]
+  })
+
+  readonly recordsWriteRows = new Histogram({
+    name: 'kidney_records_write_rows',
+    help: 'Records per group write, by kind.',
+    labelNames: ['kind'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry]
+  })
+
+  readonly recordsSwept = new Counter({
+    name: 'kidney_records_swept_total',
+    help: 'Records deleted by the retention sweep (RECORD_RETENTION), by kind.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
   /** Set once the classifier is loaded. */
   queuedSource: () => number = () => 0
   readonly queued = new Gauge({
