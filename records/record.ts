@@ -120,3 +120,94 @@ export function auditRow (event: AuditEvent): Record<string, unknown> {
     file_index: event.fileIndex ?? null
   }
 }
+
+/** A `predictions` row as the drivers return it (created_at as the microsecond UTC text the store selects). */
+export interface PredictionRow {
+  id: string
+  created_at: string
+  caller: string
+  route: string
+  request_id: string | null
+  input_sha256: string
+  input_bytes: number
+  input_format: string
+  upload_file: string | null
+  study_instance_uid: string | null
+  series_instance_uid: string | null
+  sop_instance_uid: string | null
+  instance_number: number | null
+  slice_position: number | null
+  model_name: string
+  model_version: string
+  model_sha256: string
+  threshold: number
+  temperature: number
+  prediction: string
+  probability_normal: number
+  probability_stone: number
+  confidence_band: string
+  timings: Record<string, number> | string
+  cam: Uint8Array | null
+  cam_classes: number | null
+  cam_height: number | null
+  cam_width: number | null
+  answer: object | string
+}
+
+export interface AuditRow {
+  created_at: string
+  caller: string
+  method: string
+  route: string
+  status: number
+  code: string
+  request_id: string | null
+  file_index: number | null
+}
+
+/** json columns arrive parsed from pg and PGlite alike; a string is parsed here in case a driver does not. */
+const json = <T>(value: T | string): T => typeof value === 'string' ? JSON.parse(value) : value
+/** Only the keys whose value is set (SQL NULL: absent), so records read back compare equal to the records written. */
+function defined<T extends object> (value: T): { [K in keyof T]?: Exclude<T[K], null> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]?: Exclude<T[K], null> }
+}
+
+export function fromPredictionRow (row: PredictionRow): PredictionRecord {
+  const dicom = defined({
+    studyInstanceUid: row.study_instance_uid,
+    seriesInstanceUid: row.series_instance_uid,
+    sopInstanceUid: row.sop_instance_uid,
+    instanceNumber: row.instance_number,
+    slicePosition: row.slice_position
+  })
+  return {
+    id: row.id,
+    createdAt: new Date(row.created_at),
+    caller: row.caller,
+    route: row.route,
+    ...defined({ requestId: row.request_id }),
+    input: { sha256: row.input_sha256, bytes: row.input_bytes, format: row.input_format, ...defined({ uploadFile: row.upload_file }) },
+    ...(Object.keys(dicom).length === 0 ? {} : { dicom }),
+    model: { name: row.model_name, version: row.model_version, sha256: row.model_sha256, threshold: row.threshold, temperature: row.temperature },
+    prediction: row.prediction,
+    probabilities: { Normal: row.probability_normal, Stone: row.probability_stone },
+    confidenceBand: row.confidence_band,
+    timings: json(row.timings),
+    ...(row.cam === null || row.cam_classes === null || row.cam_height === null || row.cam_width === null
+      ? {}
+      : { cam: { values: fromFloat32LE(row.cam), dims: [row.cam_classes, row.cam_height, row.cam_width] } }),
+    answer: json(row.answer)
+  }
+}
+
+export function fromAuditRow (row: AuditRow): AuditEvent {
+  return {
+    createdAt: new Date(row.created_at),
+    caller: row.caller,
+    route: row.route,
+    ...defined({ requestId: row.request_id, fileIndex: row.file_index }),
+    method: row.method,
+    status: row.status,
+    code: row.code
+  }
+}

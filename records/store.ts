@@ -5,7 +5,7 @@ import { GroupWriter } from './group-writer.js'
 import { migrate, readMigrations } from './migrate.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
-import { auditRow, fromFloat32LE, predictionRow, type ActivationMaps, type AuditEvent, type Caller, type PredictionRecord } from './record.js'
+import { auditRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 
 export type StoreOptions =
@@ -46,13 +46,6 @@ export interface PredictionPage {
   items: StoredPrediction[]
   /** Present when there may be more: pass it back as `cursor`. */
   next?: string
-}
-
-/** What an overlay of a recorded prediction is drawn from: the kept upload (if still kept) and the model's maps. */
-export interface OverlaySource {
-  uploadFile?: string
-  inputFormat: string
-  cam?: ActivationMaps
 }
 
 /** Columns of `predictions` as written, with the types json_to_recordset reads them as (see record.ts). */
@@ -174,18 +167,23 @@ export class RecordStore {
     }
   }
 
-  async getOverlaySource (id: string, caller?: Caller): Promise<OverlaySource | undefined> {
-    const rows = await this.driver.query<{ upload_file: string | null, input_format: string, cam: Uint8Array | null, cam_classes: number | null, cam_height: number | null, cam_width: number | null }>(
-      'SELECT upload_file, input_format, cam, cam_classes, cam_height, cam_width FROM predictions WHERE id = $1 AND ($2::text IS NULL OR caller = $2)',
-      [id, caller ?? null], 'records.overlay')
-    const row = rows[0]
-    if (row === undefined) return undefined
-    const { cam, cam_classes: classes, cam_height: height, cam_width: width } = row
-    return {
-      inputFormat: row.input_format,
-      ...(row.upload_file === null ? {} : { uploadFile: row.upload_file }),
-      ...(cam === null || classes === null || height === null || width === null ? {} : { cam: { values: fromFloat32LE(cam), dims: [classes, height, width] } })
-    }
+  /**
+   * Everything recorded about one prediction (the study view, the overlay and audits read this): with `caller`, only
+   * if that caller made it.
+   */
+  async getPredictionRecord (id: string, caller?: Caller): Promise<PredictionRecord | undefined> {
+    const rows = await this.driver.query<PredictionRow>(
+      `SELECT *, ${CREATED_AT_US} FROM predictions WHERE id = $1 AND ($2::text IS NULL OR caller = $2)`,
+      [id, caller ?? null], 'records.record')
+    return rows.length === 0 ? undefined : fromPredictionRow(rows[0])
+  }
+
+  /** Audit events at or after `since`, oldest first. */
+  async listAuditEvents (since: Date, limit: number): Promise<AuditEvent[]> {
+    const rows = await this.driver.query<AuditRow>(
+      `SELECT caller, method, route, status, code, request_id, file_index, ${CREATED_AT_US} FROM audit_events ` +
+      'WHERE created_at >= $1::timestamptz ORDER BY created_at, id LIMIT $2', [since.toISOString(), limit], 'records.audit')
+    return rows.map(fromAuditRow)
   }
 
   /**

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, PredictionRecord, RecordOrigin } from '../../records/record.js'
-import { RecordStore, type OverlaySource, type PredictionPage, type PredictionQuery, type StoredPrediction, type StoreOptions } from '../../records/store.js'
+import { RecordStore, type PredictionPage, type PredictionQuery, type StoredPrediction, type StoreOptions } from '../../records/store.js'
 import type { ServiceMetrics } from './metrics.js'
 import type { RecordsConfig } from './records-config.js'
 
@@ -151,9 +151,13 @@ export class RecordsService {
     return await this.reading(async (store) => await store.listPredictions(query))
   }
 
-  /** What an overlay of a recorded prediction is drawn from (the upload's file name and format, the CAM). */
-  async getOverlaySource (id: string, caller?: Caller): Promise<OverlaySource | undefined> {
-    return await this.reading(async (store) => await store.getOverlaySource(id, caller))
+  /** Everything recorded about one prediction: what an overlay is drawn from (upload file, format, CAM), what a study view orders by. */
+  async getPredictionRecord (id: string, caller?: Caller): Promise<PredictionRecord | undefined> {
+    return await this.reading(async (store) => await store.getPredictionRecord(id, caller))
+  }
+
+  async listAuditEvents (since: Date, limit = 1000): Promise<AuditEvent[]> {
+    return await this.reading(async (store) => await store.listAuditEvents(since, limit))
   }
 
   private async reading<T> (read: (store: RecordStore) => Promise<T>): Promise<T> {
@@ -173,30 +177,35 @@ export class RecordsService {
   }
 
   private scheduleSweep (delayMs: number): void {
-    const { retentionMs } = this.config
-    if (retentionMs === 0 || this.closing) return
-    this.timer = setTimeout(() => { this.sweeping = this.sweep() }, delayMs).unref()
+    if (this.config.retentionMs === 0 || this.closing) return
+    this.timer = setTimeout(() => {
+      this.sweeping = this.sweepExpired().then(({ backlog }) => {
+        this.scheduleSweep(backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4)))
+      }, (err: unknown) => {
+        this.log.warn({ err }, 'records retention sweep failed; it runs again later')
+        this.scheduleSweep(60_000)
+      })
+    }, delayMs).unref()
   }
 
-  /** One bounded pass; the next one comes soon if this one hit its bound (a backlog), else after a quarter of the retention (at most an hour). */
-  private async sweep (): Promise<void> {
-    const store = this.store
-    if (store === undefined) return
+  /**
+   * One bounded retention pass (at most SWEEP_STATEMENTS_PER_PASS statements of SWEEP_ROWS rows per kind). `backlog`:
+   * it stopped at its bound, so the next pass comes after a second instead of a quarter of the retention (at most an hour).
+   */
+  async sweepExpired (): Promise<{ predictions: number, auditEvents: number, backlog: boolean }> {
     const cutoff = new Date(Date.now() - this.config.retentionMs)
-    let backlog = false
-    try {
-      for (let statement = 0; statement < SWEEP_STATEMENTS_PER_PASS; statement++) {
-        const { predictions, auditEvents } = await store.deleteExpired(cutoff, SWEEP_ROWS)
-        this.metrics.recordsSwept.inc({ kind: 'prediction' }, predictions)
-        this.metrics.recordsSwept.inc({ kind: 'audit' }, auditEvents)
-        if (predictions + auditEvents > 0) this.log.info({ predictions, auditEvents }, 'records retention sweep')
-        backlog = predictions === SWEEP_ROWS || auditEvents === SWEEP_ROWS
-        if (!backlog) break
-      }
-    } catch (err) {
-      this.log.warn({ err }, 'records retention sweep failed; it runs again later')
+    const swept = { predictions: 0, auditEvents: 0, backlog: false }
+    for (let statement = 0; statement < SWEEP_STATEMENTS_PER_PASS; statement++) {
+      const { predictions, auditEvents } = await this.reading(async (store) => await store.deleteExpired(cutoff, SWEEP_ROWS))
+      this.metrics.recordsSwept.inc({ kind: 'prediction' }, predictions)
+      this.metrics.recordsSwept.inc({ kind: 'audit' }, auditEvents)
+      swept.predictions += predictions
+      swept.auditEvents += auditEvents
+      swept.backlog = predictions === SWEEP_ROWS || auditEvents === SWEEP_ROWS
+      if (!swept.backlog) break
     }
-    this.scheduleSweep(backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4)))
+    if (swept.predictions + swept.auditEvents > 0) this.log.info(swept, 'records retention sweep')
+    return swept
   }
 
   async close (): Promise<void> {
