@@ -40,6 +40,8 @@ export class RecordsService {
   private writing = true
   private timer: NodeJS.Timeout | undefined
   private sweeping: Promise<void> | undefined
+  /** Ends the wait between two attempts to open the store (closing does not wait out the backoff). */
+  private wake: () => void = () => {}
 
   constructor (
     readonly config: RecordsConfig,
@@ -85,7 +87,10 @@ export class RecordsService {
           throw error
         }
         this.log.error({ err: error, retryInMs: delay }, `records store: ${reason}; retrying`)
-        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay).unref()
+          this.wake = () => { clearTimeout(timer); resolve() }
+        })
       }
     }
   }
@@ -211,6 +216,7 @@ export class RecordsService {
   async close (): Promise<void> {
     this.closing = true
     clearTimeout(this.timer)
+    this.wake()
     await this.opened.catch(() => {})
     await this.sweeping
     await this.store?.close()
