@@ -34,6 +34,8 @@ CREATE TABLE predictions (
   cam_width integer,
   answer json NOT NULL                     -- the /predict answer exactly as it was sent
 );
+-- float32 bytes do not compress: keep PostgreSQL from trying on every insert (out of line when the row is large).
+ALTER TABLE predictions ALTER COLUMN cam SET STORAGE EXTERNAL;
 CREATE INDEX predictions_newest ON predictions (created_at DESC, id DESC);
 CREATE INDEX predictions_caller_newest ON predictions (caller, created_at DESC, id DESC);
 CREATE INDEX predictions_series ON predictions (study_instance_uid, series_instance_uid) WHERE study_instance_uid IS NOT NULL;
