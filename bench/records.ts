@@ -6,7 +6,7 @@ import { median, type ServerRun, type Target } from './report.js'
 /** The issue's target: recording may cost at most 5 % of /predict throughput at 8 connections. */
 const MIN_RATIO = 0.95
 
-export const RECORDS_OFF = 'records off'
+export const NO_RECORDS = 'records off'
 export const RECORDS_PGLITE = 'records PGlite (default)'
 export const RECORDS_POSTGRES = 'records PostgreSQL'
 
@@ -23,7 +23,7 @@ export async function startRecordsContenders (env: NodeJS.ProcessEnv, work: stri
   try {
     const databaseUrl = await server.createDatabase('bench')
     const [off, postgres] = await Promise.all([
-      startService({ ...env, UPLOAD_DIR: join(work, 'off-uploads'), RECORDS_STORE: 'off' }, join(work, 'records-off.log'), RECORDS_OFF),
+      startService({ ...env, UPLOAD_DIR: join(work, 'off-uploads'), RECORDS_STORE: 'off' }, join(work, 'records-off.log'), NO_RECORDS),
       startService({ ...env, UPLOAD_DIR: join(work, 'postgres-uploads'), DATABASE_URL: databaseUrl }, join(work, 'records-postgres.log'), RECORDS_POSTGRES)
     ])
     return { off, postgres, stop: async () => { await Promise.all([off.stop(), postgres.stop()]); await server.destroy() } }
@@ -45,10 +45,10 @@ export function recordsOrder<T> (variants: T[], round: number): T[] {
 export function recordsCostFor (rounds: number, imageSet: string, runs: Record<string, ServerRun[]>): Record<string, Target> {
   const rate = (variant: string, round: number): number =>
     runs[variant]?.find((r) => r.round === round && r.imageSet === imageSet)?.requestsPerSecond ?? NaN
-  return Object.fromEntries(Object.keys(runs).filter((variant) => variant !== RECORDS_OFF).map((variant) => {
-    const perRound = Array.from({ length: rounds }, (_, round) => rate(variant, round) / rate(RECORDS_OFF, round))
+  return Object.fromEntries(Object.keys(runs).filter((variant) => variant !== NO_RECORDS).map((variant) => {
+    const perRound = Array.from({ length: rounds }, (_, round) => rate(variant, round) / rate(NO_RECORDS, round))
     const value = median(perRound)
-    return [`${variant} / ${RECORDS_OFF}`, {
+    return [`${variant} / ${NO_RECORDS}`, {
       perRound: perRound.map((v) => Number(v.toFixed(3))),
       median: Number(value.toFixed(3)),
       target: `>= ${MIN_RATIO} (recording costs at most ${Math.round((1 - MIN_RATIO) * 100)} % of throughput)`,

@@ -10,7 +10,7 @@ import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
 import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
-import { RECORDS_OFF, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
+import { NO_RECORDS, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
 import { ceilingFor, ceilingLines, median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
 const program = new Command('bench')
@@ -102,8 +102,8 @@ const baseline = recordsOnly
 const limitRuns: LimitRun[] = []
 const serviceRuns: ServerRun[] = []
 const baselineRuns: ServerRun[] = []
-const recordsRuns: Record<string, ServerRun[]> = { [RECORDS_OFF]: [], [RECORDS_PGLITE]: [], [RECORDS_POSTGRES]: [] }
-const recordsVariants: Array<[string, RunningServer]> = [[RECORDS_OFF, records.off], [RECORDS_PGLITE, service], [RECORDS_POSTGRES, records.postgres]]
+const recordsRuns: Record<string, ServerRun[]> = { [NO_RECORDS]: [], [RECORDS_PGLITE]: [], [RECORDS_POSTGRES]: [] }
+const recordsVariants: Array<[string, RunningServer]> = [[NO_RECORDS, records.off], [RECORDS_PGLITE, service], [RECORDS_POSTGRES, records.postgres]]
 try {
   for (const server of [service, records.off, records.postgres, ...(baseline === undefined ? [] : [baseline])]) await drive(server.url, sets[0].bytes, 8, 3)
   for (let round = 0; round < rounds; round++) {

@@ -72,7 +72,7 @@ export default fp(async (app) => {
     if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
     const classification = await classifier.classify(bytes)
-    const { timings, cam, ...decision } = classification
+    const { timings, ...decision } = classification
     // UIDs and slice position only: patient name, ID and birth date are never read, so they cannot reach the answer or the logs.
     const dicom = format === 'dicom' ? readDicomInstance(bytes) : undefined
     const id = await app.uploads.save(bytes, format)
