@@ -2,11 +2,11 @@
 # it uses only what `npm ci` installs from the registry and the files of this repository.
 FROM node:20-bookworm-slim
 WORKDIR /app
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 UPLOAD_DIR=/data/uploads
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 UPLOAD_DIR=/data/uploads DATA_DIR=/data/db
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
-RUN mkdir -p /data/uploads && chown -R node:node /data
+RUN mkdir -p /data/uploads /data/db && chown -R node:node /data
 USER node
 EXPOSE 3000
 VOLUME ["/data"]

@@ -12,7 +12,9 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health/ready', {
     schema: {
       tags: ['service'],
-      summary: 'Readiness: the model is loaded and has run one warm-up inference',
+      summary: 'Readiness: the model is loaded and warmed up, and answers can be recorded',
+      description: '503 with the reason when the model is not ready or failed, or when the records store cannot be ' +
+        'written (RECORDS_UNAVAILABLE; not with RECORDS_REQUIRED=false).',
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
   }, async () => {
@@ -20,6 +22,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     // a failed load stops start-up (server.ts), which logs the reason
     if (app.model.state === 'failed') throw new ModelFailedError('the model did not load; see the service log')
     if (app.model.state !== 'ready') throw new ModelNotReadyError()
+    await app.records.checkReady()
     return { status: 'ready' }
   })
 }

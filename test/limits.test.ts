@@ -8,7 +8,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../app.js'
 import { ConfigError, loadConfig, type PressureLimits } from '../plugins/app/config.js'
 import { ErrorSchema } from '../schemas/error.js'
-import { build } from './helper.js'
+import { build, RECORDS_OFF } from './helper.js'
 
 const NO_PRESSURE: PressureLimits = { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 7 }
 
@@ -97,7 +97,7 @@ t.test('helmet security headers on answers and on typed errors', async (t) => {
 
 t.test('an unexpected exception in one request answers 500 INTERNAL_ERROR and the process keeps serving', async (t) => {
   const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-uploads-'))
-  const app = await buildApp({ logger: false, config: { uploadDir } })
+  const app = await buildApp({ logger: false, config: { uploadDir, records: RECORDS_OFF } })
   t.teardown(async () => { await app.close(); await rm(uploadDir, { recursive: true, force: true }) })
   // Test-only routes, registered here: the service has no route that fails on purpose.
   app.get('/test/throws', async () => { throw new TypeError('cannot read /srv/secret/path of undefined') })
