@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { collectFiles } from './collect-files.js'
-import { failed, formatResults, type FileResult } from './output.js'
+import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
 import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../model/kidney-stone-cnn.onnx', import.meta.url))
@@ -51,8 +51,11 @@ function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePr
 }
 
 async function predictCommand (paths: string[], options: PredictOptions): Promise<void> {
-  const files = await collectFiles(paths)
-  if (files.length === 0) throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}`)
+  const { files, skipped } = await collectFiles(paths)
+  if (files.length === 0) {
+    const skips = skippedSummary(skipped)
+    throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}${skips === '' ? '' : `; ${skips}`}`)
+  }
   const predictor = await predictorFor(options)
   // The bar goes to stderr and only when stdout is a terminal: piped or redirected output stays clean.
   const bar = options.progress && process.stdout.isTTY === true
@@ -75,11 +78,8 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const text = formatResults(results, options.format)
   if (options.out !== undefined) await writeFile(options.out, text)
   else process.stdout.write(text)
-  const failures = results.filter(failed).length
-  if (failures > 0) {
-    process.stderr.write(`${failures} of ${results.length} file(s) failed\n`)
-    process.exitCode = 1
-  }
+  process.stderr.write(summaryLine(results, skipped) + '\n')
+  if (results.some(failed)) process.exitCode = 1
 }
 
 export function buildProgram (): Command {
@@ -105,6 +105,11 @@ export function buildProgram (): Command {
 Output: JSON is an array with one object per file: "file" and either the /predict fields (prediction,
 confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "error": { code, message }.
 CSV has one row per file with the same facts, error_code/error_message filled for failures.
+
+Folders: files are taken by content (JPEG, PNG, DICOM with or without preamble) or by name (.jpg .jpeg .png
+.dcm .dicom .ima, any case); such a file that cannot be classified is a failed row, never left out. Skipped:
+DICOMDIR, hidden files (.DS_Store, ._*), anything else (.txt, .json, ...); stderr's closing line counts
+classified, failed and skipped files, the skipped ones by reason.
 
 Examples:
   kidney-stone predict scans/ --format csv --out results.csv
