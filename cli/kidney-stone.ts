@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
+import { DEFAULT_RETRY } from '../client/index.js'
 import { collectFiles } from './collect-files.js'
 import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
 import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
@@ -13,6 +14,8 @@ interface PredictOptions {
   apiKey?: string
   apiKeyHeader: string
   token?: string
+  maxTries: number
+  maxWait: number
   model: string
   threads: number
   maxPixels: number
@@ -39,7 +42,14 @@ function number (value: string): number {
 
 function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePredictor {
   if (options.url !== undefined) {
-    return remotePredictor(options.url, { apiKey: options.apiKey, apiKeyHeader: options.apiKeyHeader, token: options.token })
+    const auth = { apiKey: options.apiKey, apiKeyHeader: options.apiKeyHeader, token: options.token }
+    return remotePredictor(options.url, auth, {
+      maxTries: options.maxTries,
+      maxWaitMs: options.maxWait * 1_000,
+      onRetry: ({ status, waitMs, nextTry, maxTries }) => {
+        process.stderr.write(`kidney-stone: the service answered ${status}; waiting ${waitMs / 1_000} s for try ${nextTry} of ${maxTries}\n`)
+      }
+    })
   }
   const hasWindow = options.windowCenter !== undefined || options.windowWidth !== undefined
   return inProcessPredictor({
@@ -93,6 +103,8 @@ export function buildProgram (): Command {
     .addOption(new Option('--api-key <key>', 'API key for --url (service AUTH_MODE api-key or any)').env('KIDNEY_STONE_API_KEY'))
     .option('--api-key-header <name>', 'header carrying the API key', 'x-api-key')
     .addOption(new Option('--token <jwt>', 'bearer token for --url (service AUTH_MODE jwt or any)').env('KIDNEY_STONE_TOKEN'))
+    .option('--max-tries <n>', 'with --url: tries per file when the service answers 429 or 503 with Retry-After (1: never retry)', integer(1), DEFAULT_RETRY.maxTries)
+    .option('--max-wait <seconds>', 'with --url: longest Retry-After waited for; a longer one fails the file at once', integer(0), DEFAULT_RETRY.maxWaitMs / 1_000)
     .addOption(new Option('--model <path>', 'ONNX model for in-process mode (its .json sidecar must sit next to it)').env('MODEL_PATH').default(DEFAULT_MODEL))
     .option('--threads <n>', 'onnxruntime threads in in-process mode', integer(1), 2)
     .option('--max-pixels <n>', 'largest width x height accepted in in-process mode', integer(1), 40_000_000)

@@ -27,7 +27,7 @@ async function cli (...args: string[]): Promise<Run> {
 t.test('--help explains every flag', async (t) => {
   const { code, stdout } = await cli('predict', '--help')
   t.equal(code, 0)
-  for (const flag of ['--url', '--api-key', '--api-key-header', '--token', '--model', '--threads', '--max-pixels',
+  for (const flag of ['--url', '--api-key', '--api-key-header', '--token', '--max-tries', '--max-wait', '--model', '--threads', '--max-pixels',
     '--window-center', '--window-width', '--format', '--out', '--no-progress']) {
     t.match(stdout, new RegExp(`${flag} .*\\S`), flag)
   }
