@@ -35,6 +35,20 @@ t.test('rate limit: 429 RATE_LIMITED with Retry-After once a client spends its b
   t.equal(other.statusCode, 200, 'another client has its own budget')
 })
 
+t.test('the default rate limit admits ten 300-slice series a minute from one client, one slice per request', async (t) => {
+  const defaults = loadConfig({}).rateLimit
+  t.equal(defaults.windowMs, 60_000, 'a one-minute window')
+  // The same budget over an hour, so that however slow this machine, the requests below fall in one window.
+  const app = await build(t, { config: { rateLimit: { max: defaults.max, windowMs: 3_600_000 } } })
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 10 * 300; i++) {
+    const { statusCode } = await app.inject({ method: 'GET', url: '/model' })
+    statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1)
+  }
+  t.same(Object.fromEntries(statuses), { 200: 3000 }, 'no request of the ten series refused')
+  t.equal((await app.inject({ method: 'GET', url: '/model' })).statusCode, 429, 'the next one in the same window is')
+})
+
 t.test('memory pressure: 503 OVERLOADED with Retry-After, liveness still answers', async (t) => {
   const app = await build(t, { config: { pressure: { ...NO_PRESSURE, maxHeapUsedBytes: 1 } } })
   const res = await untilStatus(app, '/model', 503)

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,6 +30,45 @@ async function waitUntilReady (base: string): Promise<void> {
     await sleep(100)
   }
   throw new Error('the server did not become ready')
+}
+
+/** Every process below `pid` (children, grandchildren, ...), read from Linux's /proc. */
+async function descendants (pid: number): Promise<Array<{ pid: number, command: string }>> {
+  const parents = new Map<number, number>()
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue
+    // /proc/<pid>/stat: "pid (comm) state ppid ...", where comm may itself contain spaces and parentheses
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (stat !== '') parents.set(Number(name), ppid)
+  }
+  const below: number[] = []
+  for (let frontier = [pid]; frontier.length > 0;) {
+    frontier = [...parents].filter(([, parent]) => frontier.includes(parent)).map(([child]) => child)
+    below.push(...frontier)
+  }
+  return await Promise.all(below.map(async (child) => ({
+    pid: child,
+    command: (await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ').trim()
+  })))
+}
+
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function connectionRefused (port: number): Promise<boolean> {
+  const socket = connect(port, '127.0.0.1')
+  const outcome = await new Promise<string>((resolve) => {
+    socket.on('connect', () => { socket.destroy(); resolve('connected') })
+    socket.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message))
+  })
+  return outcome === 'ECONNREFUSED'
 }
 
 interface SplitUpload {
@@ -105,12 +144,7 @@ t.test('SIGTERM: accepted requests get complete answers and their records, new c
   await sleep(500)
   for (const upload of slow) upload.finish()
 
-  const fresh = connect(port, '127.0.0.1')
-  const refused = await new Promise<string>((resolve) => {
-    fresh.on('connect', () => { fresh.destroy(); resolve('connected') })
-    fresh.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message))
-  })
-  t.equal(refused, 'ECONNREFUSED', 'no new connections once shutting down')
+  t.ok(await connectionRefused(port), 'no new connections once shutting down')
 
   const answered: string[] = []
   const checkComplete = (answer: { status?: number, body?: string }, label: string): void => {
@@ -137,4 +171,32 @@ t.test('SIGTERM: accepted requests get complete answers and their records, new c
   const recorded = await Promise.all(answered.map(async (id) => (await store.getPredictionRecord(id))?.id))
   await store.close()
   t.same(recorded, answered, `each of the ${answered.length} answers given during shutdown was recorded before the process exited`)
+})
+
+t.test('npm start: SIGTERM to the npm process reaches the server, which stops cleanly (exit 0, no orphan, port closed)', async (t) => {
+  const port = await freePort()
+  // What a process manager does with `npm start`: it knows only npm's pid, and signals that.
+  const npm = spawn('npm', ['start'], {
+    cwd: REPO,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RECORDS_STORE: 'off' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  npm.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = once(npm, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  let started: Array<{ pid: number, command: string }> = []
+  t.teardown(() => {
+    for (const { pid } of started) if (isRunning(pid)) process.kill(pid, 'SIGKILL')
+    if (npm.exitCode === null) npm.kill('SIGKILL')
+  })
+  await waitUntilReady(`http://127.0.0.1:${port}`)
+  started = await descendants(npm.pid ?? 0)
+  t.equal(started.filter(({ command }) => command.includes('server.ts')).length, 1, 'the node server runs below npm')
+
+  npm.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.equal(signal, null, 'npm was not killed by the signal: it waited for the server')
+  t.equal(code, 0, 'npm start exits 0 after the server\'s graceful close', { stderr })
+  t.same(started.filter(({ pid }) => isRunning(pid)), [], 'no process started by npm start is left running')
+  t.ok(await connectionRefused(port), 'the port is closed')
 })
