@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
@@ -72,10 +72,15 @@ const EnvSchema = Type.Object({
   AUTH_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
   AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
+  AUTH_METRICS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'protected' }),
   CORS_ORIGINS: Type.String({ default: '' })
 })
 
 type Env = Static<typeof EnvSchema>
+
+/** Every environment variable the service reads (deployment manifests are checked against this list). */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(EnvSchema.properties),
+  ...Object.values(SECRET_VARIABLES).flatMap((name) => [name, `${name}_FILE`])]
 
 export interface AppConfig {
   port: number
@@ -217,7 +222,8 @@ function authConfigFrom (env: NodeJS.ProcessEnv, e: Env): AuthConfig {
       issuer: e.AUTH_JWT_ISSUER,
       audience: e.AUTH_JWT_AUDIENCE,
       clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
-      docsPublic: e.AUTH_DOCS === 'public'
+      docsPublic: e.AUTH_DOCS === 'public',
+      metricsPublic: e.AUTH_METRICS === 'public'
     })
   } catch (error) {
     if (error instanceof AuthConfigError) throw new ConfigError(`Invalid authentication settings: ${error.message}`)
