@@ -10,6 +10,7 @@ import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
+import readinessPlugin from './plugins/app/readiness.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
@@ -77,6 +78,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(metricsPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
+  await app.register(readinessPlugin)
 
   await app.register(rootRoutes)
   await app.register(healthRoutes)

@@ -5,6 +5,13 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { QueueFullError } from '../../inference/batcher.js'
 import { FileTooLargeError, NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The `code` of the typed error this reply answered with (metrics count them). */
+    errorCode?: string
+  }
+}
+
 export interface ErrorBody {
   statusCode: number
   code: string
@@ -100,6 +107,7 @@ export function errorBody (error: ServiceError): ErrorBody {
 
 export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
   if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
+  reply.errorCode = error.code
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
 }
 
@@ -130,6 +138,7 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
  * never a stack trace or an internal path. Unexpected errors are logged in full and answered generically.
  */
 export default fp(async (app) => {
+  app.decorateReply('errorCode', undefined)
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = error instanceof ServiceError ? error : fromFrameworkError(error, request, app.config.maxFileBytes)
     if (known !== undefined) {
