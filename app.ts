@@ -8,6 +8,8 @@ import deadlinePlugin from './plugins/app/deadline.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
+import recordsPlugin from './plugins/app/records.js'
+import auditPlugin from './plugins/app/audit.js'
 import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import readinessPlugin from './plugins/app/readiness.js'
@@ -24,6 +26,7 @@ import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
+import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
 import { sharedSchemas } from './schemas/index.js'
 
@@ -76,6 +79,8 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(uploadsPlugin)
   await app.register(modelPlugin, { load: options.loadClassifier })
   await app.register(metricsPlugin)
+  await app.register(recordsPlugin)
+  await app.register(auditPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
   await app.register(readinessPlugin)
@@ -86,5 +91,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(metricsRoutes)
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
+  await app.register(predictionsRoutes)
   return app
 }

@@ -28,6 +28,15 @@ async function main (): Promise<void> {
     await app.close()
     process.exit(1)
   }
+  try {
+    // a PostgreSQL server that is not there yet is retried in the background (readiness says so); only an
+    // embedded database that cannot be opened stops the service
+    await app.records.opened
+  } catch (err) {
+    app.log.fatal({ err }, `the records database in ${config.records.dataDir} could not be opened`)
+    await app.close()
+    process.exit(1)
+  }
 }
 
 await main()

@@ -9,6 +9,9 @@ import type { components, paths } from './api-types.js'
 export type KidneyStoneClient = Client<paths>
 export type Prediction = components['schemas']['Prediction']
 export type ErrorReply = components['schemas']['Error']
+/** A recorded answer (GET /predictions/{id}): the Prediction as it was sent, plus createdAt and caller. */
+export type StoredPrediction = components['schemas']['StoredPrediction']
+export type PredictionPage = components['schemas']['PredictionPage']
 
 export interface ClientAuth {
   /** Sent in `apiKeyHeader` (default x-api-key) when the service runs with AUTH_MODE=api-key or any. */

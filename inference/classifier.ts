@@ -35,14 +35,26 @@ export interface StageTimings {
   inference: number
 }
 
-/** One image's class probabilities, and the normalisation time of the batch that carried it. */
+/**
+ * One image's class activation maps as the model returned them: `values` holds `dims` = [classes, height, width]
+ * float32 values, row-major, classes in the sidecar's order. A view into the batch's output, not a copy.
+ */
+export interface ActivationMaps {
+  values: Float32Array
+  dims: [number, number, number]
+}
+
+/** One image's class probabilities and activation maps, and the normalisation time of the batch that carried it. */
 interface BatchRow {
   probabilities: number[]
+  cam?: ActivationMaps
   preprocessMs: number
 }
 
 export interface Classification extends Decision {
   timings: StageTimings
+  /** Absent when the model has no `cam` output. */
+  cam?: ActivationMaps
 }
 
 /** Told about every batch run and every finished classification (the service turns them into metrics). */
@@ -144,14 +156,17 @@ export class Classifier {
     const { result, waitMs, runMs } = await this.infer(pixels)
     const timings = { imageWait, decode: decodeMs, batchWait: waitMs, preprocess: result.preprocessMs, inference: runMs - result.preprocessMs }
     for (const observer of this.observers) observer.classified?.(timings)
-    return { ...decide(result.probabilities, this.spec), timings }
+    return { ...decide(result.probabilities, this.spec), timings, ...(result.cam === undefined ? {} : { cam: result.cam }) }
   }
 
   private async runBatch (images: Buffer[]): Promise<BatchRow[]> {
     const started = performance.now()
-    const { outputs: { values, width }, preprocessMs } = await this.session.run(images)
-    const rows = images.map((_, i) => ({
+    const { outputs: { values, width, cam }, preprocessMs } = await this.session.run(images)
+    const [, classes, height, mapWidth] = cam?.dims ?? []
+    const camSize = classes * height * mapWidth
+    const rows = images.map((_, i): BatchRow => ({
       probabilities: toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec),
+      ...(cam === undefined ? {} : { cam: { values: cam.values.subarray(i * camSize, (i + 1) * camSize), dims: [classes, height, mapWidth] } }),
       preprocessMs
     }))
     const ms = performance.now() - started

@@ -23,6 +23,16 @@ export interface SessionRun<T> {
   preprocessMs: number
 }
 
+/** The output a model may declare next to its logits: per-class activation maps, [batch, classes, h, w]. */
+export const CAM_OUTPUT = 'cam'
+
+/** The first output, one row per image, and the activation maps when the model has them. */
+export interface BatchOutputs {
+  values: Float32Array
+  width: number
+  cam?: SessionOutput
+}
+
 /** Batch buffers kept for reuse: one is in the worker while the next batch is filled. */
 const SPARE_BUFFERS = 2
 
@@ -117,11 +127,21 @@ export class ModelSession {
     return this.outputNames[0]
   }
 
-  /** Runs model-size pixels (one uint8 image each) as one batch; returns the first output, one row per image. */
-  async run (images: readonly Uint8Array[]): Promise<SessionRun<{ values: Float32Array, width: number }>> {
-    const { outputs, preprocessMs } = await this.runOutputs(images, [this.outputName])
+  /** Whether the model declares a `cam` output (read with the logits by `run`, from the same inference). */
+  get hasCam (): boolean {
+    return this.outputName !== CAM_OUTPUT && this.outputNames.includes(CAM_OUTPUT)
+  }
+
+  /**
+   * Runs model-size pixels (one uint8 image each) as one batch; returns the first output, one row per image, and
+   * the `cam` output when the model has one: the network computes it on the way to its logits anyway, so asking
+   * for it costs only its transfer (2 x 14 x 14 floats per image for the shipped model).
+   */
+  async run (images: readonly Uint8Array[]): Promise<SessionRun<BatchOutputs>> {
+    const names = this.hasCam ? [this.outputName, CAM_OUTPUT] : [this.outputName]
+    const { outputs, preprocessMs } = await this.runOutputs(images, names)
     const { values } = outputs[this.outputName]
-    return { outputs: { values, width: values.length / images.length }, preprocessMs }
+    return { outputs: { values, width: values.length / images.length, cam: outputs[CAM_OUTPUT] }, preprocessMs }
   }
 
   /**

@@ -11,7 +11,9 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health/ready', {
     schema: {
       tags: ['service'],
-      summary: 'Readiness: the model is loaded and has run one warm-up inference',
+      summary: 'Readiness: the model is loaded and warmed up, and answers can be recorded',
+      description: '503 with the reason when the model is not ready or failed, or when the records store cannot be ' +
+        'written (RECORDS_UNAVAILABLE; not with RECORDS_REQUIRED=false).',
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
   }, async () => {

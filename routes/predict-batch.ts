@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
+import { recordOrigin } from '../plugins/app/records.js'
 import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
@@ -19,7 +20,7 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
     }
   }, async (request) => {
-    return await app.predictBatch(await uploadedBatchFiles(request.body.files))
+    return await app.predictBatch(await uploadedBatchFiles(request.body.files), recordOrigin(request))
   })
 }
 

@@ -14,8 +14,7 @@ const KUBERNETES = join(REPO, 'deploy/kubernetes')
 const COMPONENTS = ['dicom-node', 'queue-depth-autoscaling']
 /** Variables the manifests set for features still being built elsewhere: checked as soon as the service reads them. */
 const PENDING: Record<string, string> = {
-  DICOM_PORT: 'the DICOM node (issue 21)',
-  DATABASE_URL: 'the records store (issue 20)'
+  DICOM_PORT: 'the DICOM node (issue 21)'
 }
 
 t.test('kubectl kustomize is v5 or later (the machine image ships it)', async (t) => {
@@ -136,8 +135,11 @@ async function checkWorkload (t: Test, objects: K8sObject[]): Promise<void> {
   t.ok(service.spec.ports.every((port: { targetPort: string }) => container.ports.some((p: { name: string }) => p.name === port.targetPort)),
     'the Service targets named container ports')
   t.equal(pod.metadata.annotations['prometheus.io/port'], String(config.port), 'the scrape port is PORT')
-  // the app as these settings make it (authentication on, as in the overlay), uploads in a temporary folder
-  const app = await build(t, { config: Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'uploadDir')) })
+  t.equal(config.records.store, 'postgres', 'records in PostgreSQL, shared by every replica')
+  t.match(config.records.databaseUrl, /^postgres:\/\//, 'its URL read from the mounted Secret file')
+  // the app as these settings make it (authentication on, as in the overlay), uploads in a temporary folder and
+  // no records (the overlay's database is not here)
+  const app = await build(t, { config: Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'uploadDir' && key !== 'records')) })
   const probes = { startupProbe: 200, livenessProbe: 200, readinessProbe: 200 }
   for (const [probe, status] of Object.entries(probes)) {
     const check = container[probe]?.httpGet

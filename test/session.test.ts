@@ -43,9 +43,12 @@ t.test('the worker gives exactly what an in-thread onnxruntime session gives, fo
     t.same(Array.from(actual[name].values), Array.from(expected[name].data as Float32Array), `${name}: same values`)
     t.same(actual[name].dims, expected[name].dims, `${name}: same shape`)
   }
-  const { values, width } = (await session.run(pixels)).outputs
+  const { values, width, cam } = (await session.run(pixels)).outputs
   t.equal(width, 2)
   t.same(Array.from(values), Array.from(expected[direct.outputNames[0]].data as Float32Array), 'run returns the first output')
+  t.ok(session.hasCam, 'the shipped model declares a cam output')
+  t.same(cam?.dims, [pixels.length, 2, 14, 14])
+  t.same(Array.from(cam?.values ?? []), Array.from(expected.cam.data as Float32Array), 'and run returns cam from the same inference')
 })
 
 t.test('batch buffers come back from the worker and are reused without leaking rows between batches', async (t) => {

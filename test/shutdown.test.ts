@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, UUID } from './helper.js'
 import { splitUpload } from './helpers/split-upload.js'
 
@@ -20,7 +23,8 @@ async function freePort (): Promise<number> {
 }
 
 async function waitUntilReady (base: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  // a first start creates the embedded records database: tens of seconds on a loaded 2-core machine
+  for (let i = 0; i < 1800; i++) {
     const status = await fetch(`${base}/health/ready`).then((res) => res.status, () => 0)
     if (status === 200) return
     await sleep(100)
@@ -28,13 +32,15 @@ async function waitUntilReady (base: string): Promise<void> {
   throw new Error('the server did not become ready')
 }
 
-t.test('SIGTERM: accepted requests get complete answers, new connections are refused, exit code 0', async (t) => {
+t.test('SIGTERM: accepted requests get complete answers and their records, new connections are refused, exit code 0', async (t) => {
   const port = await freePort()
+  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-shutdown-records-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   const base = `http://127.0.0.1:${port}`
   // bin/serve is what npm start and the container run; its exec makes the signal reach node itself
   const child = spawn(join(REPO, 'bin/serve'), [], {
     cwd: REPO,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0', DATA_DIR: dataDir },
     stdio: ['ignore', 'ignore', 'pipe']
   })
   let stderr = ''
@@ -73,10 +79,12 @@ t.test('SIGTERM: accepted requests get complete answers, new connections are ref
   })
   t.equal(refused, 'ECONNREFUSED', 'no new connections once shutting down')
 
+  const answered: string[] = []
   const checkComplete = (answer: { status?: number, body?: string }, label: string): void => {
     t.equal(answer.status, 200, `${label}: 200`)
     const body = JSON.parse(answer.body ?? '{}') as { id?: string, prediction?: string }
     t.match(body.id, UUID, `${label}: a complete prediction body`)
+    answered.push(body.id ?? '')
     t.ok(['Normal', 'Stone'].includes(body.prediction ?? ''))
   }
   for (const [i, upload] of slow.entries()) checkComplete(await upload.answer, `upload ${i}, body still arriving at SIGTERM`)
@@ -91,4 +99,9 @@ t.test('SIGTERM: accepted requests get complete answers, new connections are ref
   t.equal(signal, null, 'not killed by a signal')
   t.equal(code, 0, 'exit code 0 after a graceful close')
   t.notMatch(stderr, /killed by timeout|uncaught/, 'within the grace period, no uncaught error')
+
+  const { store } = await RecordStore.open({ engine: 'pglite', dataDir })
+  const recorded = await Promise.all(answered.map(async (id) => (await store.getPredictionRecord(id))?.id))
+  await store.close()
+  t.same(recorded, answered, `each of the ${answered.length} answers given during shutdown was recorded before the process exited`)
 })

@@ -86,6 +86,44 @@ export function readDicomIdentifiers (bytes: Buffer): DicomIdentifiers {
   return parseDicomImage(bytes).header.identifiers
 }
 
+/** An instance's identifiers and where it sits in its series, so a series' results can be ordered by slice. */
+export interface DicomInstance {
+  identifiers: DicomIdentifiers
+  /** InstanceNumber (0020,0013). */
+  instanceNumber?: number
+  /**
+   * Position of the slice along its normal, in mm: ImagePositionPatient (0020,0032) projected on the cross product of
+   * the ImageOrientationPatient (0020,0037) row and column directions; SliceLocation (0020,1041) when those are absent.
+   */
+  slicePosition?: number
+}
+
+const INSTANCE_TAG = { instanceNumber: 'x00200013', imagePosition: 'x00200032', imageOrientation: 'x00200037', sliceLocation: 'x00201041' }
+
+/** `readDicomIdentifiers` plus the instance's place in its series, from the same single header parse. */
+export function readDicomInstance (bytes: Buffer): DicomInstance {
+  const { header, dataSet } = parseDicomImage(bytes)
+  const finite = (value: number | undefined): number | undefined => value !== undefined && Number.isFinite(value) ? value : undefined
+  const values = (tag: string, count: number): number[] | undefined => {
+    const list = Array.from({ length: count }, (_, i) => dataSet.floatString(tag, i))
+    return list.every((v) => v !== undefined && Number.isFinite(v)) ? list as number[] : undefined
+  }
+  const position = values(INSTANCE_TAG.imagePosition, 3)
+  const orientation = values(INSTANCE_TAG.imageOrientation, 6)
+  let slicePosition = finite(dataSet.floatString(INSTANCE_TAG.sliceLocation))
+  if (position !== undefined && orientation !== undefined) {
+    const [rx, ry, rz, cx, cy, cz] = orientation
+    const normal = [ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx]
+    slicePosition = position[0] * normal[0] + position[1] * normal[1] + position[2] * normal[2]
+  }
+  const instanceNumber = finite(dataSet.intString(INSTANCE_TAG.instanceNumber))
+  return {
+    identifiers: header.identifiers,
+    ...(instanceNumber === undefined ? {} : { instanceNumber }),
+    ...(slicePosition === undefined ? {} : { slicePosition })
+  }
+}
+
 async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): Promise<DecodedDicom> {
   const { header } = parsed
   // The VOI LUT Function only qualifies the file's own window; the default is always the linear function.

@@ -23,6 +23,8 @@ export interface JwtVerification {
   issuer: string
   audience: string
   clockToleranceS: number
+  /** Claim name or dotted path holding the token's scopes; undefined: `scope`, then `scp`. */
+  scopeClaim?: string
 }
 
 export interface AuthConfig {
@@ -49,13 +51,15 @@ export function sha256 (text: string): Buffer {
 
 /**
  * API keys, one per line or comma-separated: `name:key` or `name:key:scope scope...` (default scope: predict).
- * Names, keys and scopes therefore cannot contain ':' or ','.
+ * Names and keys therefore cannot contain ':' or ','; scopes cannot contain ',' (they may contain ':', as in
+ * `records:read-all`: everything after the second ':' is the scope list).
  */
 export function parseApiKeys (text: string, source: string): ApiKey[] {
   const entries = text.split(/[\n,]/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
   const keys = entries.map((entry, index) => {
-    const [name, key, scopes, ...rest] = entry.split(':')
-    if (name === undefined || name === '' || key === undefined || rest.length > 0) {
+    const [name, key, ...scopeParts] = entry.split(':')
+    const scopes = scopeParts.length === 0 ? undefined : scopeParts.join(':')
+    if (name === undefined || name === '' || key === undefined) {
       throw new AuthConfigError(`${source}: entry ${index + 1} must be "name:key" or "name:key:scope scope"`)
     }
     if (key.length < MIN_API_KEY_LENGTH) {
@@ -70,7 +74,9 @@ export function parseApiKeys (text: string, source: string): ApiKey[] {
 }
 
 /** The secrets read by `secretFrom`, each also as a `_FILE` twin. */
-export const SECRET_VARIABLES = { apiKeys: 'AUTH_API_KEYS', jwtSecret: 'AUTH_JWT_SECRET', jwtPublicKey: 'AUTH_JWT_PUBLIC_KEY' } as const
+export const SECRET_VARIABLES = {
+  apiKeys: 'AUTH_API_KEYS', jwtSecret: 'AUTH_JWT_SECRET', jwtPublicKey: 'AUTH_JWT_PUBLIC_KEY', databaseUrl: 'DATABASE_URL'
+} as const
 
 /** A secret given inline (`VAR`) or as a file (`VAR_FILE`, e.g. a mounted Kubernetes/Docker secret). */
 export function secretFrom (env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -112,6 +118,7 @@ export interface AuthEnv {
   issuer?: string
   audience?: string
   clockToleranceS: number
+  scopeClaim?: string
   docsPublic: boolean
   metricsPublic: boolean
 }
@@ -149,7 +156,8 @@ export function loadAuthConfig (env: NodeJS.ProcessEnv, settings: AuthEnv): Auth
         key,
         issuer: settings.issuer,
         audience: settings.audience,
-        clockToleranceS: settings.clockToleranceS
+        clockToleranceS: settings.clockToleranceS,
+        scopeClaim: settings.scopeClaim
       }
     }
   }

@@ -42,8 +42,15 @@ export function matchApiKey (keys: ApiKey[], presented: string): ApiKey | undefi
   return match
 }
 
-function scopesOf (payload: Record<string, unknown>): string[] {
-  const claim = payload.scope ?? payload.scp
+/** The token's scopes, from `claim` (a name or dotted path, e.g. realm_access.roles) or else `scope`, then `scp`. */
+export function scopesOf (payload: Record<string, unknown>, claim?: string): string[] {
+  const value = claim === undefined
+    ? payload.scope ?? payload.scp
+    : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
+  return scopeList(value)
+}
+
+function scopeList (claim: unknown): string[] {
   if (typeof claim === 'string') return claim.split(' ').filter((scope) => scope !== '')
   if (Array.isArray(claim)) return claim.filter((scope): scope is string => typeof scope === 'string')
   return []
@@ -54,10 +61,10 @@ const JWT_MESSAGES: Record<string, string> = {
   FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'The bearer token was not issued for this service.'
 }
 
-async function verifyBearer (request: FastifyRequest): Promise<Principal> {
+async function verifyBearer (request: FastifyRequest, scopeClaim: string | undefined): Promise<Principal> {
   try {
     const payload = await request.jwtVerify<Record<string, unknown>>()
-    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload) }
+    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload, scopeClaim) }
   } catch (error) {
     const code = (error as { code?: string }).code ?? ''
     throw new AuthenticationError(JWT_MESSAGES[code] ?? 'The bearer token is invalid.')
@@ -72,7 +79,7 @@ async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise
     return { kind: 'api-key', name: key.name, scopes: key.scopes }
   }
   if (auth.jwt !== undefined && request.headers.authorization?.toLowerCase().startsWith('bearer ') === true) {
-    return await verifyBearer(request)
+    return await verifyBearer(request, auth.jwt.scopeClaim)
   }
   throw new AuthenticationError()
 }

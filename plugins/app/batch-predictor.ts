@@ -3,6 +3,7 @@ import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
 import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoFileError, ServiceError } from '../../inference/errors.js'
+import type { RecordOrigin } from '../../records/record.js'
 import type { BatchResponse } from '../../schemas/batch.js'
 import { errorBody, InternalError } from './errors.js'
 
@@ -16,25 +17,32 @@ export async function uploadedBatchFiles (field: unknown): Promise<Buffer[]> {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Every file through `app.predict` (the single-file path and its micro-batched inference); one bad file never fails the batch. */
-    predictBatch: (files: Buffer[]) => Promise<BatchResponse>
+    /**
+     * Every file through `app.predict` (the single-file path, its micro-batched inference and its record); one bad file
+     * never fails the batch, and each refused file gets its own audit event (with its index, never its name).
+     */
+    predictBatch: (files: Buffer[], origin: RecordOrigin) => Promise<BatchResponse>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predictBatch', async (files: Buffer[]): Promise<BatchResponse> => {
+  app.decorate('predictBatch', async (files: Buffer[], origin: RecordOrigin): Promise<BatchResponse> => {
     // Enough files in flight to fill one inference batch, without flooding the shared inference queue.
     const slots = pLimit(app.model.get().batching.maxBatchSize)
+    const refused = (index: number, error: ServiceError): { index: number, error: ReturnType<typeof errorBody> } => {
+      app.records.audit({ ...origin, createdAt: new Date(), method: 'POST', status: error.statusCode, code: error.code, fileIndex: index })
+      return { index, error: errorBody(error) }
+    }
     const results = await Promise.all(files.map(async (bytes, index) => await slots(async () => {
-      if (bytes.length === 0) return { index, error: errorBody(new NoFileError('The uploaded file is empty.')) }
+      if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
       try {
-        return { index, result: (await app.predict(bytes)).prediction }
+        return { index, result: (await app.predict(bytes, origin)).prediction }
       } catch (error) {
-        if (error instanceof ServiceError) return { index, error: errorBody(error) }
+        if (error instanceof ServiceError) return refused(index, error)
         app.log.error({ err: error, index }, 'unexpected error in a batch file')
-        return { index, error: errorBody(new InternalError()) }
+        return refused(index, new InternalError())
       }
     })))
     return { results, summary: summarizeBatch(results) }
   })
-}, { name: 'batch-predictor', dependencies: ['predictor', 'model'] })
+}, { name: 'batch-predictor', dependencies: ['predictor', 'model', 'records'] })

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
+import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
@@ -73,7 +74,19 @@ const EnvSchema = Type.Object({
   AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
   AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
   AUTH_METRICS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'protected' }),
-  CORS_ORIGINS: Type.String({ default: '' })
+  // Where a JWT carries its scopes: a claim name or dotted path (e.g. realm_access.roles); unset: `scope`, then `scp`.
+  AUTH_JWT_SCOPE_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:-]+(\\.[A-Za-z0-9_:-]+)*$' })),
+  CORS_ORIGINS: Type.String({ default: '' }),
+
+  // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.
+  DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
+  DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000 }),
+  RECORDS_STORE: Type.Optional(Type.Union([Type.Literal('pglite'), Type.Literal('postgres'), Type.Literal('off')])),
+  RECORD_RETENTION: Type.String({ pattern: '^(forever|[0-9]+[smhd])$', default: '365d' }),
+  RECORDS_REQUIRED: Type.Boolean({ default: true }),
+  RECORDS_API: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -131,7 +144,9 @@ export interface AppConfig {
   auth: AuthConfig
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
+  records: RecordsConfig
 }
+
 
 export interface PressureLimits {
   maxEventLoopDelayMs: number
@@ -166,6 +181,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     .filter((name) => env[name] !== undefined && env[name] !== '')
     .map((name) => [name, env[name]]))
   const e = validated(EnvSchema, raw)
+  const auth = authConfigFrom(env, e)
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
   }
@@ -209,8 +225,27 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       retryAfterS: e.PRESSURE_RETRY_AFTER_S
     },
     trustProxy: e.TRUST_PROXY,
-    auth: authConfigFrom(env, e),
-    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+    auth,
+    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
+    records: recordsConfigFrom(env, e, auth.mode !== 'none')
+  }
+}
+
+function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): RecordsConfig {
+  try {
+    return loadRecordsConfig(env, {
+      store: e.RECORDS_STORE,
+      dataDir: resolve(e.DATA_DIR),
+      poolSize: e.DATABASE_POOL_SIZE,
+      timeoutMs: e.DATABASE_TIMEOUT_MS,
+      retentionMs: e.RECORD_RETENTION === 'forever' ? 0 : durationMs(e.RECORD_RETENTION),
+      required: e.RECORDS_REQUIRED,
+      api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
+      readAllScope: e.RECORDS_READ_ALL_SCOPE
+    })
+  } catch (error) {
+    if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)
+    throw error
   }
 }
 
@@ -222,6 +257,7 @@ function authConfigFrom (env: NodeJS.ProcessEnv, e: Env): AuthConfig {
       issuer: e.AUTH_JWT_ISSUER,
       audience: e.AUTH_JWT_AUDIENCE,
       clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
+      scopeClaim: e.AUTH_JWT_SCOPE_CLAIM,
       docsPublic: e.AUTH_DOCS === 'public',
       metricsPublic: e.AUTH_METRICS === 'public'
     })

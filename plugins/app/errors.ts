@@ -2,15 +2,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { QueueFullError } from '../../inference/batcher.js'
 import { FileTooLargeError, NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
-
-declare module 'fastify' {
-  interface FastifyReply {
-    /** The `code` of the typed error this reply answered with (metrics count them). */
-    errorCode?: string
-  }
-}
 
 export interface ErrorBody {
   statusCode: number
@@ -105,8 +97,17 @@ export function errorBody (error: ServiceError): ErrorBody {
   }
 }
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The code of the error this reply carries, for the audit trail (plugins/app/audit.ts) and the metrics. */
+    errorCode?: string
+  }
+}
+
+/** Sends the typed error body; errors that say when to come back (QUEUE_FULL, RECORDS_UNAVAILABLE) get Retry-After. */
 export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
-  if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
+  const { retryAfterSeconds } = error as ServiceError & { retryAfterSeconds?: number }
+  if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds))
   reply.errorCode = error.code
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
 }

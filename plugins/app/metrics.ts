@@ -58,6 +58,33 @@ export class ServiceMetrics {
     registers: [this.registry]
   })
 
+  readonly recordsWritten = this.counterByKind('kidney_records_written_total',
+    'Records committed to the records store, by kind (prediction, audit).')
+
+  readonly recordsWriteFailures = this.counterByKind('kidney_records_write_failures_total',
+    'Records that could not be written, by kind; a prediction among them was answered 503 RECORDS_UNAVAILABLE unless RECORDS_REQUIRED=false.')
+
+  readonly recordsLost = this.counterByKind('kidney_records_lost_total',
+    'Answers given without a record (RECORDS_REQUIRED=false) and refusals whose audit event could not be written, by kind.')
+
+  readonly recordsWriteDuration = new Histogram({
+    name: 'kidney_records_write_duration_seconds',
+    help: 'Duration of one group write (one INSERT carrying every record queued meanwhile), by kind.',
+    labelNames: ['kind'] as const,
+    buckets: SECONDS_BUCKETS,
+    registers: [this.registry]
+  })
+
+  readonly recordsWriteRows = new Histogram({
+    name: 'kidney_records_write_rows',
+    help: 'Records per group write, by kind.',
+    labelNames: ['kind'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry]
+  })
+
+  readonly recordsSwept = this.counterByKind('kidney_records_swept_total', 'Records deleted by the retention sweep (RECORD_RETENTION), by kind.')
+
   /** Set once the classifier is loaded. */
   queuedSource: () => number = () => 0
   readonly queued = new Gauge({
@@ -90,6 +117,11 @@ export class ServiceMetrics {
 
   constructor () {
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  /** A counter of records by `kind` (prediction, audit). */
+  private counterByKind (name: string, help: string): Counter<'kind'> {
+    return new Counter({ name, help, labelNames: ['kind'] as const, registers: [this.registry] })
   }
 
   observeStages (timings: StageTimings): void {

@@ -10,7 +10,7 @@ declare module 'fastify' {
 
 /**
  * The one readiness check, behind GET /health/ready (load balancers, Kubernetes) and the kidney_ready metric
- * (alerts): the model is loaded, warmed up and its runtime still running.
+ * (alerts): the model is loaded, warmed up and its runtime still running, and answers can be recorded.
  */
 export default fp(async (app) => {
   app.decorate('checkReady', async () => {
@@ -18,6 +18,7 @@ export default fp(async (app) => {
     // a failed load stops start-up (server.ts), which logs the reason
     if (app.model.state === 'failed') throw new ModelFailedError('the model did not load; see the service log')
     if (app.model.state !== 'ready') throw new ModelNotReadyError()
+    await app.records.checkReady()
   })
   app.metrics.readySource = async () => await app.checkReady().then(() => true, () => false)
-}, { name: 'readiness', dependencies: ['model', 'metrics'] })
+}, { name: 'readiness', dependencies: ['model', 'metrics', 'records'] })

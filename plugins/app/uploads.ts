@@ -56,16 +56,34 @@ export class UploadStore {
     this.stored = files.filter((f) => !Number.isNaN(f.savedAtMs)).sort((a, b) => a.savedAtMs - b.savedAtMs)
   }
 
+  /** The file name an upload is kept under in `dir`; undefined when uploads are not kept. */
+  fileName (id: string, format: ImageFormat): string | undefined {
+    return this.keepsFiles ? `${id}.${FILE_EXTENSIONS[format]}` : undefined
+  }
+
   /** Stores an upload that passed decoding and returns its id (also returned when nothing is kept). */
   async save (bytes: Buffer, format: ImageFormat): Promise<string> {
     const id = randomUUID()
-    if (this.keepsFiles) {
-      const path = join(this.dir, `${id}.${FILE_EXTENSIONS[format]}`)
+    const name = this.fileName(id, format)
+    if (name !== undefined) {
+      const path = join(this.dir, name)
       await writeFile(path, bytes, { mode: 0o600, flag: 'wx' })
       this.stored.push({ path, savedAtMs: Date.now() })
       if (this.stored.length > this.policy.maxFiles) await this.remove(this.stored.length - this.policy.maxFiles)
     }
     return id
+  }
+
+  /** Removes a just-saved upload whose answer is not given after all (its record could not be written). */
+  async discard (id: string, format: ImageFormat): Promise<void> {
+    const name = this.fileName(id, format)
+    if (name === undefined) return
+    const path = join(this.dir, name)
+    // it was pushed last or nearly so: search from the end
+    for (let i = this.stored.length - 1; i >= 0; i--) {
+      if (this.stored[i].path === path) { this.stored.splice(i, 1); break }
+    }
+    await unlink(path).catch(() => undefined)
   }
 
   /** Deletes uploads older than the maximum age, then the oldest ones beyond the maximum count. */
