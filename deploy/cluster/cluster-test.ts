@@ -68,7 +68,8 @@ async function sampleReplica (replica: Replica): Promise<void> {
   try {
     const scrape = await (await fetch(`${server.url}/metrics`)).text()
     replica.last = { cpu: await server.cpuSeconds() - replica.readyCpu, images: metric(scrape, 'kidney_batch_size_sum') }
-    replica.maxRssBytes = Math.max(replica.maxRssBytes, await server.rssBytes())
+    const rss = await server.rssBytes()
+    if (Number.isFinite(rss)) replica.maxRssBytes = Math.max(replica.maxRssBytes, rss)
   } catch {} // stopping or stopped: the last reading stands
 }
 

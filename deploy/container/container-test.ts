@@ -2,8 +2,9 @@
  * npm run container:test: builds the service image with podman and runs it as a hospital's container host
  * would (read-only root file system, a tmpfs for /tmp, a volume for /data), then checks what its users rely on:
  * it becomes ready, runs as a non-root user, answers a real JPEG and a DICOM file exactly as the service does
- * outside the container, answers FHIR, passes its own HEALTHCHECK, and on SIGTERM finishes the request in
- * flight and exits 0 within its grace period. Prints the image's size and what makes it up.
+ * outside the container, answers FHIR, passes its own HEALTHCHECK, on SIGTERM finishes the request in flight
+ * and exits 0 within its grace period, and a new container on the same volume has the answer's record (the
+ * embedded database under DATA_DIR). Prints the image's size and what makes it up.
  *
  * On our machines images cannot be pulled and the npm registry cannot be reached from inside a container, so:
  * the base is the official node image when it can be pulled, else a Debian trixie base made by mmdebstrap
@@ -225,6 +226,20 @@ async function exerciseContainer (name: string, volume: string): Promise<void> {
   check(stoppedMs < graceMs, `it stopped within the grace period (SHUTDOWN_GRACE_MS, ${graceMs / 1000} s)`, `${(stoppedMs / 1000).toFixed(1)} s`)
   const logs = await podman(['logs', name])
   check(!/uncaught|killed by timeout/.test(logs.stdout + logs.stderr), 'no uncaught error or forced exit in the log')
+
+  // The embedded records database lives on the /data volume: a new container on the same volume has the answer.
+  const second = `${name}-again`
+  await podman(['run', '-d', '--name', second, '--read-only', '--tmpfs', '/tmp:rw,size=64m,mode=1777',
+    '--volume', `${volume}:/data`, '--network', 'host', '-e', 'HOST=127.0.0.1', '-e', `PORT=${port}`, IMAGE])
+  try {
+    await waitUntilReady(url, second)
+    const res = await fetch(`${url}/predictions/${String(fromContainer.body.id)}`)
+    const stored = await res.json() as Record<string, unknown>
+    check(res.status === 200 && JSON.stringify(stored.probabilities) === JSON.stringify(fromContainer.body.probabilities),
+      'a new container on the same volume reads the answer back from the embedded database', `${res.status}`)
+  } finally {
+    await podman(['rm', '--force', second], { allowFailure: true })
+  }
 }
 
 async function main (): Promise<void> {
