@@ -12,6 +12,7 @@ import recordsPlugin from './plugins/app/records.js'
 import auditPlugin from './plugins/app/audit.js'
 import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
+import readinessPlugin from './plugins/app/readiness.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
@@ -82,6 +83,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(auditPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
+  await app.register(readinessPlugin)
 
   await app.register(rootRoutes)
   await app.register(healthRoutes)

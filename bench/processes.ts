@@ -80,11 +80,12 @@ async function start (name: string, command: string, args: string[], env: NodeJS
 }
 
 /**
- * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables).
- * The per-client rate limit is switched off: a load generator is one client sending far more than a person.
+ * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables), on
+ * `port` or a free one. The per-client rate limit is switched off: a load generator is one client sending far
+ * more than a person.
  */
-export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service'): Promise<RunningServer> {
-  const port = await freePort()
+export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service', port?: number): Promise<RunningServer> {
+  port ??= await freePort()
   return await start(name, join(REPO, 'bin/serve'), [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
 }

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ModelFailedError, ModelNotReadyError } from '../inference/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { HealthSchema } from '../schemas/model.js'
 import { refTo } from '../schemas/ref.js'
@@ -18,11 +17,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
   }, async () => {
-    if (app.model.failure !== undefined) throw app.model.failure
-    // a failed load stops start-up (server.ts), which logs the reason
-    if (app.model.state === 'failed') throw new ModelFailedError('the model did not load; see the service log')
-    if (app.model.state !== 'ready') throw new ModelNotReadyError()
-    await app.records.checkReady()
+    await app.checkReady()
     return { status: 'ready' }
   })
 }

@@ -110,7 +110,8 @@ t.test('the client and the CLI send an API key or a bearer token when the servic
         apiKeyHeader: 'x-api-key',
         apiKeys: parseApiKeys('frontend:key-0123456789abcdef', 'test'),
         jwt: { algorithm: 'HS256', key: secret, issuer: 'https://issuer.test', audience: 'kidney-stone', clockToleranceS: 0 },
-        docsPublic: true
+        docsPublic: true,
+        metricsPublic: false
       }
     }
   })

@@ -18,10 +18,14 @@ declare module 'fastify' {
   }
 }
 
-/** Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected. */
-export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean): boolean {
+/**
+ * Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected, the metrics with
+ * AUTH_METRICS=public (for scrapers that cannot send an API key header, on a network only they reach).
+ */
+export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean, metricsPublic = false): boolean {
   if (routeUrl === undefined) return false
-  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/')))
+  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/'))) ||
+    (metricsPublic && routeUrl === '/metrics')
 }
 
 export function needsPredictScope (routeUrl: string | undefined): boolean {
@@ -104,7 +108,7 @@ export default fp(async (app) => {
   app.decorateRequest('principal', undefined)
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url
-    if (request.method === 'OPTIONS' || isPublicRoute(route, auth.docsPublic)) return
+    if (request.method === 'OPTIONS' || isPublicRoute(route, auth.docsPublic, auth.metricsPublic)) return
     try {
       request.principal = await authenticate(request, auth)
     } catch (error) {

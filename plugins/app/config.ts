@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -74,6 +74,7 @@ const EnvSchema = Type.Object({
   AUTH_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
   AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
+  AUTH_METRICS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'protected' }),
   // Where a JWT carries its scopes: a claim name or dotted path (e.g. realm_access.roles); unset: `scope`, then `scp`.
   AUTH_JWT_SCOPE_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:-]+(\\.[A-Za-z0-9_:-]+)*$' })),
   CORS_ORIGINS: Type.String({ default: '' }),
@@ -90,6 +91,10 @@ const EnvSchema = Type.Object({
 })
 
 type Env = Static<typeof EnvSchema>
+
+/** Every environment variable the service reads (deployment manifests are checked against this list). */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(EnvSchema.properties),
+  ...Object.values(SECRET_VARIABLES).flatMap((name) => [name, `${name}_FILE`])]
 
 export interface AppConfig {
   port: number
@@ -254,7 +259,8 @@ function authConfigFrom (env: NodeJS.ProcessEnv, e: Env): AuthConfig {
       audience: e.AUTH_JWT_AUDIENCE,
       clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
       scopeClaim: e.AUTH_JWT_SCOPE_CLAIM,
-      docsPublic: e.AUTH_DOCS === 'public'
+      docsPublic: e.AUTH_DOCS === 'public',
+      metricsPublic: e.AUTH_METRICS === 'public'
     })
   } catch (error) {
     if (error instanceof AuthConfigError) throw new ConfigError(`Invalid authentication settings: ${error.message}`)

@@ -99,7 +99,7 @@ export function errorBody (error: ServiceError): ErrorBody {
 
 declare module 'fastify' {
   interface FastifyReply {
-    /** The code of the error this reply carries, for the audit trail (plugins/app/audit.ts). */
+    /** The code of the error this reply carries, for the audit trail (plugins/app/audit.ts) and the metrics. */
     errorCode?: string
   }
 }

@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
+import type { ModelState } from './classifier.js'
 
+const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -15,6 +17,13 @@ export class ServiceMetrics {
     name: 'kidney_http_requests_total',
     help: 'HTTP requests answered, by method, route and status code.',
     labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [this.registry]
+  })
+
+  readonly errors = new Counter({
+    name: 'kidney_http_errors_total',
+    help: 'Typed error answers, by route, status code and the body\'s code (QUEUE_FULL, OVERLOADED, INTERNAL_ERROR, ...).',
+    labelNames: ['route', 'status_code', 'code'] as const,
     registers: [this.registry]
   })
 
@@ -85,6 +94,27 @@ export class ServiceMetrics {
     collect: () => { this.queued.set(this.queuedSource()) }
   })
 
+  /** Set by the readiness plugin: what GET /health/ready would answer. */
+  readySource: () => Promise<boolean> = async () => false
+  readonly ready = new Gauge({
+    name: 'kidney_ready',
+    help: '1 when GET /health/ready answers 200 (the service takes predictions), else 0.',
+    registers: [this.registry],
+    collect: async () => { this.ready.set(await this.readySource() ? 1 : 0) }
+  })
+
+  modelStateSource: () => ModelState = () => 'loading'
+  readonly modelState = new Gauge({
+    name: 'kidney_model_state',
+    help: '1 for the model\'s current state (loading, ready, failed: not loaded, or its runtime stopped), 0 for the others.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const current = this.modelStateSource()
+      for (const state of MODEL_STATES) this.modelState.set({ state }, state === current ? 1 : 0)
+    }
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }
@@ -107,6 +137,7 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const metrics = new ServiceMetrics()
+  metrics.modelStateSource = () => app.model.state
   app.decorate('metrics', metrics)
 
   app.addHook('onResponse', async (request, reply) => {
@@ -116,6 +147,7 @@ export default fp(async (app) => {
       status_code: String(reply.statusCode)
     }
     metrics.requests.inc(labels)
+    if (reply.errorCode !== undefined) metrics.errors.inc({ route: labels.route, status_code: labels.status_code, code: reply.errorCode })
     metrics.requestDuration.observe(labels, reply.elapsedTime / 1000)
   })
 

@@ -1,4 +1,4 @@
-import { secretFrom } from './auth-config.js'
+import { SECRET_VARIABLES, secretFrom } from './auth-config.js'
 
 export interface RecordsConfig {
   /** pglite: embedded, under dataDir (the default); postgres: the server at databaseUrl; off: nothing is recorded. */
@@ -31,7 +31,7 @@ export function isLoopback (host: string): boolean {
  * RECORDS_STORE says otherwise: a PostgreSQL server when it is set, the embedded PGlite database when it is not.
  */
 export function loadRecordsConfig (env: NodeJS.ProcessEnv, settings: Omit<RecordsConfig, 'store' | 'databaseUrl'> & { store?: RecordsConfig['store'] }): RecordsConfig {
-  const databaseUrl = secretFrom(env, 'DATABASE_URL')
+  const databaseUrl = secretFrom(env, SECRET_VARIABLES.databaseUrl)
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl)) {
     throw new RecordsConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL')
   }
