@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { ModelFailedError } from './errors.js'
 import type { ModelSpec } from './model-spec.js'
-import { toTensorData } from './preprocess.js'
+import { toTensorData } from './tensor.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
 

@@ -1,14 +1,12 @@
-import type { DecodedImage, DecodeOptions } from '../decode.js'
-import { ImageTooLargeError } from '../errors.js'
-import { MultiFrameDicomError, TooManyFramesError } from './errors.js'
-import { parseDicomImage, type DicomIdentifiers, type DicomWindow, type ParsedDicom } from './dataset.js'
-import { assertSupportedTransferSyntax, readStoredValues } from './pixel-data.js'
+import type { DecodedImage, DecodeTarget } from '../image.js'
+import { parseDicomImage, type DicomIdentifiers, type DicomLimits, type DicomWindow, type ParsedDicom } from './dataset.js'
+import { readStoredValues } from './pixel-data.js'
 import { ABDOMEN_WINDOW, applyWindow, toModalityValues, type VoiFunction } from './voi.js'
 
 /** Frames decoded from one object at most: a few kilobytes of JPEG-LS can otherwise expand to gigabytes. */
 export const DEFAULT_MAX_FRAMES = 1000
 
-export interface DicomDecodeOptions extends DecodeOptions {
+export interface DicomDecodeOptions extends DecodeTarget {
   maxFrames?: number
   /** Used when the file has no usable WindowCenter/WindowWidth; defaults to ABDOMEN_WINDOW. */
   defaultWindow?: DicomWindow
@@ -26,6 +24,15 @@ export interface DecodedDicom {
   window: AppliedWindow
 }
 
+/** The one image of a single-frame object and its instance identifiers, both from the same parse. */
+export interface DicomSlice {
+  image: DecodedImage
+  identifiers: DicomIdentifiers
+}
+
+/** `decodeDicomSlice` here, or in a worker thread of the service's pool (decoder-pool.ts): the same function. */
+export type DicomSliceDecoder = (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>) => Promise<DicomSlice>
+
 export interface ModalityFrames {
   width: number
   height: number
@@ -33,25 +40,20 @@ export interface ModalityFrames {
   frames: Float64Array[]
 }
 
-function parseChecked (bytes: Buffer, maxPixels: number, maxFrames = DEFAULT_MAX_FRAMES): ParsedDicom {
-  const parsed = parseDicomImage(bytes)
-  const { columns, rows, frames, transferSyntaxUid } = parsed.header
-  assertSupportedTransferSyntax(transferSyntaxUid)
-  if (columns * rows > maxPixels) throw new ImageTooLargeError(columns, rows, maxPixels)
-  if (frames > maxFrames) throw new TooManyFramesError(frames, maxFrames)
-  return parsed
+function limitsOf (options: { maxPixels: number, maxFrames?: number }): DicomLimits {
+  return { maxPixels: options.maxPixels, maxFrames: options.maxFrames ?? DEFAULT_MAX_FRAMES }
 }
 
-async function readModalityFrame (parsed: ParsedDicom, frame: number): Promise<Float64Array> {
+async function readModalityFrame (parsed: ParsedDicom, frame: number, maxPixels: number): Promise<Float64Array> {
   const { rescaleSlope, rescaleIntercept } = parsed.header
-  return toModalityValues(await readStoredValues(parsed, frame), rescaleSlope, rescaleIntercept)
+  return toModalityValues(await readStoredValues(parsed, frame, maxPixels), rescaleSlope, rescaleIntercept)
 }
 
 /** Modality values (HU) of every frame, before any window: what the HU tests compare with an independent reader. */
 export async function readModalityFrames (bytes: Buffer, maxPixels: number): Promise<ModalityFrames> {
-  const parsed = parseChecked(bytes, maxPixels)
+  const parsed = parseDicomImage(bytes, limitsOf({ maxPixels }))
   const frames: Float64Array[] = []
-  for (let frame = 0; frame < parsed.header.frames; frame++) frames.push(await readModalityFrame(parsed, frame))
+  for (let frame = 0; frame < parsed.header.frames; frame++) frames.push(await readModalityFrame(parsed, frame, maxPixels))
   return { width: parsed.header.columns, height: parsed.header.rows, frames }
 }
 
@@ -71,19 +73,16 @@ function greyToChannels (grey: Buffer, channels: 1 | 3): Buffer {
  * LUT (HU) -> window (the file's, else `defaultWindow`) -> grey, replicated to 3 channels when asked.
  */
 export async function decodeDicom (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedDicom> {
-  return await decodeFrames(parseChecked(bytes, options.maxPixels, options.maxFrames), options)
+  return await decodeFrames(parseDicomImage(bytes, limitsOf(options)), options)
 }
 
-/** The one image of a single-frame object (what /predict classifies); multi-frame objects are refused before decoding. */
-export async function decodeDicomSlice (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedImage> {
-  const parsed = parseChecked(bytes, options.maxPixels, options.maxFrames)
-  if (parsed.header.frames > 1) throw new MultiFrameDicomError(parsed.header.frames)
-  return (await decodeFrames(parsed, options)).frames[0]
-}
-
-/** StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID, read from the header only. */
-export function readDicomIdentifiers (bytes: Buffer): DicomIdentifiers {
-  return parseDicomImage(bytes).header.identifiers
+/**
+ * The one image of a single-frame object (what /predict classifies) with its identifiers; multi-frame objects are
+ * refused from the header, before any pixel is inflated or decoded.
+ */
+export async function decodeDicomSlice (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>): Promise<DicomSlice> {
+  const decoded = await decodeFrames(parseDicomImage(bytes, limitsOf({ ...options, maxFrames: 1 })), options)
+  return { image: decoded.frames[0], identifiers: decoded.identifiers }
 }
 
 async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): Promise<DecodedDicom> {
@@ -97,7 +96,7 @@ async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): 
 
   const frames: DecodedImage[] = []
   for (let frame = 0; frame < header.frames; frame++) {
-    const grey = applyWindow(await readModalityFrame(parsed, frame), window, fn, invert)
+    const grey = applyWindow(await readModalityFrame(parsed, frame, options.maxPixels), window, fn, invert)
     frames.push({ pixels: greyToChannels(grey, options.channels), width: header.columns, height: header.rows, channels: options.channels })
   }
   return { frames, identifiers: header.identifiers, transferSyntaxUid: header.transferSyntaxUid, window }

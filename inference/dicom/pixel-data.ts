@@ -6,7 +6,7 @@ import { decodeEncapsulatedFrame, isEncapsulatedSyntax } from './codecs.js'
 const NATIVE_LITTLE_ENDIAN = new Set([
   '1.2.840.10008.1.2', // implicit VR little endian
   '1.2.840.10008.1.2.1', // explicit VR little endian
-  '1.2.840.10008.1.2.1.99' // deflated explicit VR little endian (dicom-parser inflates the data set)
+  '1.2.840.10008.1.2.1.99' // deflated explicit VR little endian (inflated within its budget by dataset.ts)
 ])
 const EXPLICIT_BIG_ENDIAN = '1.2.840.10008.1.2.2'
 
@@ -34,9 +34,9 @@ export function assertSupportedTransferSyntax (uid: string): void {
  * Stored pixel values of one frame (before the Modality LUT), row-major, with BitsStored/HighBit masking
  * and two's-complement sign extension applied as PS3.5 8.1.1 describes.
  */
-export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDicom, frame: number): Promise<Int32Array> {
+export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDicom, frame: number, maxPixels: number): Promise<Int32Array> {
   assertSupportedTransferSyntax(header.transferSyntaxUid)
-  if (isEncapsulatedSyntax(header.transferSyntaxUid)) return await readEncapsulatedFrame(header, dataSet, pixelData, frame)
+  if (isEncapsulatedSyntax(header.transferSyntaxUid)) return await readEncapsulatedFrame(header, dataSet, pixelData, frame, maxPixels)
 
   const bytesPerSample = header.bitsAllocated / 8
   const frameBytes = header.rows * header.columns * bytesPerSample
@@ -49,7 +49,7 @@ export async function readStoredValues ({ header, dataSet, pixelData }: ParsedDi
   return toStoredValues(view, header, header.transferSyntaxUid !== EXPLICIT_BIG_ENDIAN)
 }
 
-async function readEncapsulatedFrame (header: DicomImageHeader, dataSet: dicomParser.DataSet, pixelData: dicomParser.Element, frame: number): Promise<Int32Array> {
+async function readEncapsulatedFrame (header: DicomImageHeader, dataSet: dicomParser.DataSet, pixelData: dicomParser.Element, frame: number, maxPixels: number): Promise<Int32Array> {
   const fragments = pixelData.fragments ?? []
   if (pixelData.encapsulatedPixelData !== true || fragments.length === 0) throw new CorruptDicomError('compressed Pixel Data is not encapsulated')
   let encoded: Uint8Array
@@ -61,10 +61,11 @@ async function readEncapsulatedFrame (header: DicomImageHeader, dataSet: dicomPa
     } else {
       encoded = dicomParser.readEncapsulatedImageFrame(dataSet, pixelData, frame, dicomParser.createJPEGBasicOffsetTable(dataSet, pixelData))
     }
-  } catch (error) {
-    throw new CorruptDicomError(`frame ${frame + 1} of the encapsulated Pixel Data cannot be located (${String(error)})`)
+  } catch {
+    throw new CorruptDicomError(`frame ${frame + 1} of the encapsulated Pixel Data cannot be located`)
   }
-  const decoded = await decodeEncapsulatedFrame(header.transferSyntaxUid, encoded, header)
+  const decoded = await decodeEncapsulatedFrame(header.transferSyntaxUid, encoded, header, maxPixels)
+  // The decoder's own report, checked again: its frame header passed the same test before decoding.
   if (decoded.width !== header.columns || decoded.height !== header.rows || decoded.components !== 1 || decoded.bitsPerSample > header.bitsAllocated) {
     throw new CorruptDicomError(`the compressed frame is ${decoded.width}x${decoded.height}x${decoded.components} at ${decoded.bitsPerSample} bits, the header says ${header.columns}x${header.rows}x1 at ${header.bitsAllocated}`)
   }

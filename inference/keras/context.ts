@@ -19,6 +19,9 @@ export interface Value {
 
 export type LayerWeights = Map<string, WeightTensor>
 
+/** Turns one Keras layer call into ONNX nodes (inference/keras/layers.ts maps each layer class to one). */
+export type Converter = (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]) => Value
+
 export class ConversionContext {
   private readonly transposed = new Map<string, Value>()
 

@@ -1,10 +1,8 @@
-import { applyActivation, permute, type ConversionContext, type LayerWeights, type Value } from './context.js'
+import { applyActivation, permute, type ConversionContext, type Converter, type LayerWeights, type Value } from './context.js'
 import { UnsupportedKerasLayerError } from './errors.js'
 import { concatenate, elementwise } from './merge-layers.js'
 import type { KerasLayer } from './model-config.js'
 import { permuteLayer } from './permute.js'
-
-export type Converter = (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]) => Value
 
 function pair (value: unknown, fallback: number): [number, number] {
   if (typeof value === 'number') return [value, value]

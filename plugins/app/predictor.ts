@@ -1,10 +1,9 @@
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
-import type { StageTimings } from '../../inference/classifier.js'
-import { sniffFormat } from '../../inference/decode.js'
+import type { ClassifyOptions, StageTimings } from '../../inference/classifier.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
-import { readDicomIdentifiers } from '../../inference/dicom/decode-dicom.js'
 import { describeDecision } from '../../inference/prediction.js'
+import { sniffFormat } from '../../inference/sniff.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
 export interface PredictionOutcome {
@@ -29,19 +28,22 @@ export function serverTiming (timings: StageTimings): string {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Sniff, classify, store: one upload to one contract answer. Rejected bytes are never stored. */
-    predict: (bytes: Buffer) => Promise<PredictionOutcome>
+    /**
+     * Sniff, classify, store: one upload to one contract answer. Rejected bytes are never stored. `reserve` charges
+     * the decoded image to the request's share of the in-flight byte budget (plugins/app/inflight.ts).
+     */
+    predict: (bytes: Buffer, options?: ClassifyOptions) => Promise<PredictionOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predict', async (bytes: Buffer): Promise<PredictionOutcome> => {
+  app.decorate('predict', async (bytes: Buffer, options: ClassifyOptions = {}): Promise<PredictionOutcome> => {
     const format = sniffFormat(bytes)
     if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
-    const { timings, ...decision } = await classifier.classify(bytes)
-    // UIDs only: patient name, ID and birth date are never read, so they cannot reach the answer or the logs.
-    const dicom = format === 'dicom' ? readDicomIdentifiers(bytes) : undefined
+    // DICOM: UIDs only, from the parse that decoded the file; patient name, ID and birth date are never read, so
+    // they cannot reach the answer or the logs.
+    const { timings, dicom, ...decision } = await classifier.classify(bytes, options)
     const id = await app.uploads.save(bytes, format)
     return { timings, prediction: { id, ...describeDecision(decision, classifier.spec, dicom) } }
   })
