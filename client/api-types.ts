@@ -47,7 +47,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process is up */
+        /** Liveness: the process is up and can recover; 503 NOT_LIVE when it should be restarted */
         get: {
             parameters: {
                 query?: never;
@@ -64,6 +64,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Health"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -83,7 +92,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the model is loaded and has run one warm-up inference */
+        /** Readiness: the model is loaded, has run one warm-up inference, and the instance is not overloaded */
         get: {
             parameters: {
                 query?: never;

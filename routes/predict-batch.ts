@@ -19,7 +19,7 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
     }
   }, async (request) => {
-    return await app.predictBatch(await uploadedBatchFiles(request.body.files))
+    return await app.predictBatch(uploadedBatchFiles(request.body.files), { reserve: (size) => request.inflight.charge(size) })
   })
 }
 

@@ -27,8 +27,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => {
-    const bytes = await uploadedFileBytes(request.body.file)
-    const { prediction, timings } = await app.predict(bytes)
+    const bytes = uploadedFileBytes(request.body.file)
+    const { prediction, timings } = await app.predict(bytes, { reserve: (size) => request.inflight.charge(size) })
     reply.header('Server-Timing', serverTiming(timings))
     if (request.headers.accept?.includes('application/fhir+json') === true) {
       const { spec, modelSha256 } = app.model.get()

@@ -3,6 +3,7 @@ import type { MultipartFile } from '@fastify/multipart'
 import type { ClassifyOptions, StageTimings } from '../../inference/classifier.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 import { describeDecision } from '../../inference/prediction.js'
+import { uploadedBytes } from '../external/multipart.js'
 import { sniffFormat } from '../../inference/sniff.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
@@ -12,11 +13,11 @@ export interface PredictionOutcome {
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
-export async function uploadedFileBytes (field: unknown): Promise<Buffer> {
+export function uploadedFileBytes (field: unknown): Buffer {
   if (Array.isArray(field)) throw new ServiceError('TOO_MANY_FILES', 400, 'Send exactly one file in the field "file".')
   const part = field as Partial<MultipartFile> | undefined
-  if (part?.type !== 'file' || part.toBuffer === undefined) throw new NoFileError()
-  const bytes = await part.toBuffer()
+  if (part?.type !== 'file') throw new NoFileError()
+  const bytes = uploadedBytes(part as MultipartFile)
   if (bytes.length === 0) throw new NoFileError('The uploaded file is empty.')
   return bytes
 }

@@ -1,14 +1,48 @@
 import fp from 'fastify-plugin'
-import multipart from '@fastify/multipart'
-import { UnsupportedMediaTypeError } from '../../inference/errors.js'
+import multipart, { type MultipartFile } from '@fastify/multipart'
+import type { FastifyRequest } from 'fastify'
+import { FileTooLargeError, UnsupportedMediaTypeError } from '../../inference/errors.js'
+
+const UPLOADED_BYTES = Symbol('uploaded bytes')
+
+type UploadedPart = MultipartFile & { [UPLOADED_BYTES]?: Buffer }
+
+/** The bytes of a file part, as `onFile` below collected them. */
+export function uploadedBytes (part: MultipartFile): Buffer {
+  const bytes = (part as UploadedPart)[UPLOADED_BYTES]
+  if (bytes === undefined) throw new Error('multipart file part read without the service\'s onFile')
+  return bytes
+}
 
 /**
- * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES): the bytes
- * are needed whole for format sniffing and decoding, and nothing touches disk before the image is valid.
+ * Reads one file part into memory as its chunks arrive, each chunk charged to the request's share of the
+ * in-flight byte budget (plugins/app/inflight.ts) before it is kept: a request is refused while it uploads, not
+ * after. The bytes end up in one SharedArrayBuffer, so that a DICOM decoder thread reads them without a copy.
+ */
+async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<void> {
+  const chunks: Buffer[] = []
+  let length = 0
+  for await (const chunk of part.file as AsyncIterable<Buffer>) {
+    this.inflight.charge(chunk.length)
+    chunks.push(chunk)
+    length += chunk.length
+  }
+  if (part.file.truncated) throw new FileTooLargeError(this.server.config.maxFileBytes)
+  const bytes = Buffer.from(new SharedArrayBuffer(length))
+  let offset = 0
+  for (const chunk of chunks) offset += chunk.copy(bytes, offset)
+  ;(part as UploadedPart)[UPLOADED_BYTES] = bytes
+}
+
+/**
+ * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
+ * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
+ * nothing touches disk before the image is valid.
  */
 export default fp(async (app) => {
   await app.register(multipart, {
     attachFieldsToBody: true,
+    onFile: collectFile,
     throwFileSizeLimit: true,
     limits: {
       fileSize: app.config.maxFileBytes,
@@ -28,4 +62,4 @@ export default fp(async (app) => {
       throw new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     }
   })
-}, { name: 'multipart', dependencies: ['config'] })
+}, { name: 'multipart', dependencies: ['config', 'inflight'] })
