@@ -69,13 +69,13 @@ t.test('UPLOAD_DIR must be a real directory of the service with mode 0700, else 
   const base = await mkdtemp(join(tmpdir(), 'kidney-upload-dir-'))
   t.teardown(async () => await rm(base, { recursive: true, force: true }))
   const refusal = async (uploadDir: string): Promise<string> => {
-    const app = await buildApp({ logger: false, config: { uploadDir, uploadMaxAgeMs: 60_000 } }).catch((error: unknown) => error)
-    if (!(app instanceof ConfigError)) {
-      if (app instanceof Error) throw app
-      await app.close()
-      return 'started'
-    }
-    return app.message
+    const app = await buildApp({ logger: false, config: { uploadDir, uploadMaxAgeMs: 60_000 } }).catch((error: unknown) => {
+      if (error instanceof ConfigError) return error
+      throw error
+    })
+    if (app instanceof ConfigError) return app.message
+    await app.close()
+    return 'started'
   }
 
   const created = join(base, 'new/uploads')
