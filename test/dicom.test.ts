@@ -109,6 +109,18 @@ t.test('the three uncompressed syntaxes and JPEG-LS give identical 8-bit pixels 
   t.same(dense.map((s) => grey[s.y * 512 + s.x]).filter((v) => v !== 255), [])
 })
 
+t.test('the window table gives every pixel the grey of its HU through the VOI function, as computed per pixel', async (t) => {
+  for (const name of ['ct1-unc-explicit-little-endian.dcm', 'ct1-unc-jpeg-ls.dcm', 'ct-small-pydicom.dcm']) {
+    const bytes = await dicom(name)
+    const { frames: [hu] } = await readModalityFrames(bytes, MAX_PIXELS)
+    for (const window of [{ center: 40, width: 400 }, { center: 300, width: 1500 }, { center: -600, width: 1 }]) {
+      const { frames: [image] } = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, defaultWindow: window })
+      const differing = hu.filter((value, i) => image.pixels[i] !== Math.round(windowValue(value, window))).length
+      t.equal(differing, 0, `${name}, window ${window.center}/${window.width}: ${hu.length} pixels equal`)
+    }
+  }
+})
+
 t.test('the linear VOI function follows PS3.3 C.11.2.1.2.1 (hand-computed values)', async (t) => {
   const window = { center: 40, width: 400 }
   t.equal(windowValue(-160, window), 0, 'at and below c - 0.5 - (w - 1)/2 = -160 -> 0')

@@ -1,7 +1,7 @@
 import type { DecodedImage, DecodeTarget } from '../image.js'
 import { parseDicomImage, type DicomIdentifiers, type DicomLimits, type DicomWindow, type ParsedDicom } from './dataset.js'
-import { readStoredValues } from './pixel-data.js'
-import { ABDOMEN_WINDOW, applyWindow, toModalityValues, type VoiFunction } from './voi.js'
+import { lookUpSamples, readFrameSamples, toStoredValues } from './pixel-data.js'
+import { ABDOMEN_WINDOW, toModalityValues, windowTable, type VoiFunction } from './voi.js'
 
 /** Frames decoded from one object at most: a few kilobytes of JPEG-LS can otherwise expand to gigabytes. */
 export const DEFAULT_MAX_FRAMES = 1000
@@ -44,17 +44,15 @@ function limitsOf (options: { maxPixels: number, maxFrames?: number }): DicomLim
   return { maxPixels: options.maxPixels, maxFrames: options.maxFrames ?? DEFAULT_MAX_FRAMES }
 }
 
-async function readModalityFrame (parsed: ParsedDicom, frame: number, maxPixels: number): Promise<Float64Array> {
-  const { rescaleSlope, rescaleIntercept } = parsed.header
-  return toModalityValues(await readStoredValues(parsed, frame, maxPixels), rescaleSlope, rescaleIntercept)
-}
-
 /** Modality values (HU) of every frame, before any window: what the HU tests compare with an independent reader. */
 export async function readModalityFrames (bytes: Buffer, maxPixels: number): Promise<ModalityFrames> {
-  const parsed = parseDicomImage(bytes, limitsOf({ maxPixels }))
+  const { header, ...parsed } = parseDicomImage(bytes, limitsOf({ maxPixels }))
   const frames: Float64Array[] = []
-  for (let frame = 0; frame < parsed.header.frames; frame++) frames.push(await readModalityFrame(parsed, frame, maxPixels))
-  return { width: parsed.header.columns, height: parsed.header.rows, frames }
+  for (let frame = 0; frame < header.frames; frame++) {
+    const stored = toStoredValues(await readFrameSamples({ header, ...parsed }, frame, maxPixels), header)
+    frames.push(toModalityValues(stored, header.rescaleSlope, header.rescaleIntercept))
+  }
+  return { width: header.columns, height: header.rows, frames }
 }
 
 function voiFunction (name: string): VoiFunction {
@@ -91,12 +89,12 @@ async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): 
   const window: AppliedWindow = header.window !== undefined
     ? { ...header.window, source: 'file' }
     : { ...(options.defaultWindow ?? ABDOMEN_WINDOW), source: 'default' }
-  const fn = window.source === 'file' ? voiFunction(header.voiLutFunction) : 'LINEAR'
-  const invert = header.photometricInterpretation === 'MONOCHROME1'
-
+  const table = windowTable({
+    ...header, window, fn: window.source === 'file' ? voiFunction(header.voiLutFunction) : 'LINEAR', invert: header.photometricInterpretation === 'MONOCHROME1'
+  })
   const frames: DecodedImage[] = []
   for (let frame = 0; frame < header.frames; frame++) {
-    const grey = applyWindow(await readModalityFrame(parsed, frame, options.maxPixels), window, fn, invert)
+    const grey = lookUpSamples(await readFrameSamples(parsed, frame, options.maxPixels), header, table)
     frames.push({ pixels: greyToChannels(grey, options.channels), width: header.columns, height: header.rows, channels: options.channels })
   }
   return { frames, identifiers: header.identifiers, transferSyntaxUid: header.transferSyntaxUid, window }
