@@ -18,8 +18,8 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       body: batchBodySchema(maxFiles),
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
     }
-  }, async (request) => {
-    return await app.predictBatch(uploadedBatchFiles(request.body.files), { reserve: (size) => request.inflight.charge(size) })
+  }, async (request, reply) => {
+    return await app.predictBatch(uploadedBatchFiles(request.body.files), { reserve: (size) => request.inflight.charge(size), answered: () => reply.sent })
   })
 }
 

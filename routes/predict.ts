@@ -28,7 +28,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const bytes = uploadedFileBytes(request.body.file)
-    const { prediction, timings } = await app.predict(bytes, { reserve: (size) => request.inflight.charge(size) })
+    const { prediction, timings } = await app.predict(bytes, { reserve: (size) => request.inflight.charge(size), answered: () => reply.sent })
     reply.header('Server-Timing', serverTiming(timings))
     if (request.headers.accept?.includes('application/fhir+json') === true) {
       const { spec, modelSha256 } = app.model.get()

@@ -63,9 +63,12 @@ class DecoderThread {
   started = false
   /** Set once the pool has let it go (timeout, crash, recycle, close): its late messages are ignored. */
   retired = false
+  /** Resolves once a retired thread has stopped. */
+  stopped: Promise<number> = Promise.resolve(0)
 
   constructor (maxWorkerMemoryBytes: number) {
     this.worker = new Worker(new URL('./decoder-worker.js', import.meta.url), {
+      workerData: { maxMemoryBytes: maxWorkerMemoryBytes },
       resourceLimits: { maxOldGenerationSizeMb: Math.max(32, Math.ceil(maxWorkerMemoryBytes / MB)) }
     })
     this.worker.unref()
@@ -132,7 +135,9 @@ export class DicomDecoderPool {
   async close (): Promise<void> {
     this.closed = true
     for (const task of this.queue.splice(0)) task.reject(new Error('the DICOM decoder pool is closed'))
-    await Promise.all([...this.threads].map(async (thread) => await this.retire(thread, new Error('the DICOM decoder pool is closed'))))
+    const threads = [...this.threads]
+    for (const thread of threads) this.retire(thread, new Error('the DICOM decoder pool is closed'))
+    await Promise.all(threads.map(async (thread) => await thread.stopped))
   }
 
   private start (): DecoderThread {
@@ -142,7 +147,7 @@ export class DicomDecoderPool {
     const crashed = (refusal: Error): void => {
       if (thread.retired) return
       this.stats.crashed++
-      void this.retire(thread, refusal).then(() => { if (thread.started) this.replace() })
+      this.retire(thread, refusal)
     }
     // ERR_WORKER_OUT_OF_MEMORY: the file needed more heap than a thread may have.
     thread.worker.on('error', (error: Error & { code?: string }) => crashed(error.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -160,7 +165,7 @@ export class DicomDecoderPool {
       if (thread.retired) { this.schedule(task); return }
       const timer = setTimeout(() => {
         this.stats.timedOut++
-        void this.retire(thread, new DecodeTimeoutError(this.options.timeoutMs)).then(() => this.replace())
+        this.retire(thread, new DecodeTimeoutError(this.options.timeoutMs))
       }, this.options.timeoutMs)
       thread.task = { ...task, id, timer, started: performance.now() }
       const { bytes, transfer } = sendable(task.bytes)
@@ -197,7 +202,7 @@ export class DicomDecoderPool {
     }
     if (reply.memoryBytes > this.options.maxWorkerMemoryBytes) {
       this.stats.recycled++
-      void this.retire(thread).then(() => this.replace())
+      this.retire(thread)
       return
     }
     this.release(thread)
@@ -209,8 +214,12 @@ export class DicomDecoderPool {
     else this.idle.push(thread)
   }
 
-  /** Stops a thread; its running file, if any, fails with `reason`. */
-  private async retire (thread: DecoderThread, reason?: Error): Promise<void> {
+  /**
+   * Stops a thread; its running file, if any, fails with `reason`. A thread that had started is replaced at once,
+   * so the pool keeps its size and the next file does not wait for a thread to start (one that never started is
+   * not: a new one would only fail the same way).
+   */
+  private retire (thread: DecoderThread, reason?: Error): void {
     if (thread.retired) return
     thread.retired = true
     this.threads.delete(thread)
@@ -221,14 +230,8 @@ export class DicomDecoderPool {
       thread.task.reject(reason ?? new Error('the DICOM decoder thread was stopped'))
       thread.task = undefined
     }
-    await thread.worker.terminate()
-  }
-
-  /** A stopped thread is replaced at once (ready for the next file), and takes a waiting file if there is one. */
-  private replace (): void {
-    if (this.closed || this.threads.size >= this.options.workers) return
-    const thread = this.start()
-    this.release(thread)
+    thread.stopped = thread.worker.terminate()
+    if (thread.started && !this.closed && this.threads.size < this.options.workers) this.release(this.start())
   }
 
   /** Seconds for the queue ahead to drain at the recent decode time, at least 1. */

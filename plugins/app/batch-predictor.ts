@@ -2,11 +2,11 @@ import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
 import { summarizeBatch } from '../../inference/batch-summary.js'
-import type { ClassifyOptions } from '../../inference/classifier.js'
 import { NoFileError, ServiceError } from '../../inference/errors.js'
 import type { BatchResponse } from '../../schemas/batch.js'
 import { uploadedBytes } from '../external/multipart.js'
 import { errorBody, InternalError } from './errors.js'
+import type { PredictOptions } from './predictor.js'
 
 /** The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). */
 export function uploadedBatchFiles (field: unknown): Buffer[] {
@@ -19,12 +19,12 @@ export function uploadedBatchFiles (field: unknown): Buffer[] {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every file through `app.predict` (the single-file path and its micro-batched inference); one bad file never fails the batch. */
-    predictBatch: (files: Buffer[], options?: ClassifyOptions) => Promise<BatchResponse>
+    predictBatch: (files: Buffer[], options?: PredictOptions) => Promise<BatchResponse>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predictBatch', async (files: Buffer[], options: ClassifyOptions = {}): Promise<BatchResponse> => {
+  app.decorate('predictBatch', async (files: Buffer[], options: PredictOptions = {}): Promise<BatchResponse> => {
     // Enough files in flight to fill one inference batch, without flooding the shared inference queue.
     const slots = pLimit(app.model.get().batching.maxBatchSize)
     const results = await Promise.all(files.map(async (bytes, index) => await slots(async () => {
