@@ -69,7 +69,7 @@ const EnvSchema = Type.Object({
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 3 * 1024 ** 3 }),
   PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
   // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
-  MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 1024 ** 3 }),
+  MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
   LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
   TRUST_PROXY: Type.Boolean({ default: false }),

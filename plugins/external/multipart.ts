@@ -17,21 +17,26 @@ export function uploadedBytes (part: MultipartFile): Buffer {
 /**
  * Reads one file part into memory as its chunks arrive, each chunk charged to the request's share of the
  * in-flight byte budget (plugins/app/inflight.ts) before it is kept: a request is refused while it uploads, not
- * after. The bytes end up in one SharedArrayBuffer, so that a DICOM decoder thread reads them without a copy.
+ * after. Each chunk is copied at once into one SharedArrayBuffer (sized from Content-Length, grown only for a
+ * body without one), so the file is held once, not as chunks and again as a whole, and a DICOM decoder thread
+ * reads it without a copy. Untouched capacity is never written, so it does not become resident memory.
  */
 async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<void> {
-  const chunks: Buffer[] = []
+  const maxFileBytes = this.server.config.maxFileBytes
+  const declared = Number(this.headers['content-length'])
+  let bytes = Buffer.from(new SharedArrayBuffer(Number.isInteger(declared) && declared > 0 ? Math.min(declared, maxFileBytes) : 64 * 1024))
   let length = 0
   for await (const chunk of part.file as AsyncIterable<Buffer>) {
     this.inflight.charge(chunk.length)
-    chunks.push(chunk)
-    length += chunk.length
+    if (length + chunk.length > bytes.length) {
+      const grown = Buffer.from(new SharedArrayBuffer(Math.min(maxFileBytes, Math.max(2 * bytes.length, length + chunk.length))))
+      bytes.copy(grown, 0, 0, length)
+      bytes = grown
+    }
+    length += chunk.copy(bytes, length)
   }
-  if (part.file.truncated) throw new FileTooLargeError(this.server.config.maxFileBytes)
-  const bytes = Buffer.from(new SharedArrayBuffer(length))
-  let offset = 0
-  for (const chunk of chunks) offset += chunk.copy(bytes, offset)
-  ;(part as UploadedPart)[UPLOADED_BYTES] = bytes
+  if (part.file.truncated) throw new FileTooLargeError(maxFileBytes)
+  ;(part as UploadedPart)[UPLOADED_BYTES] = bytes.subarray(0, length)
 }
 
 /**
