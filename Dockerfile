@@ -6,7 +6,8 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 UPLOAD_DIR=/data/uploads
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY . .
-RUN mkdir -p /data/uploads && chown -R node:node /data
+# The service refuses an upload directory that is not 0700 and its own (plugins/app/uploads.ts).
+RUN install -d -o node -g node /data && install -d -m 0700 -o node -g node /data/uploads
 USER node
 EXPOSE 3000
 VOLUME ["/data"]
