@@ -88,15 +88,19 @@ const sample = async (): Promise<void> => {
 }
 
 /** /health/live, probed every half second for the whole run on its own connection: what an orchestrator would see. */
-const live = { probes: 0, failures: 0, worstMs: 0, latenciesMs: [] as number[] }
+const live = { probes: 0, failures: 0, worstMs: 0, latenciesMs: [] as number[], failureReasons: {} as Record<string, number> }
 let probing = true
 const probeLoop = (async () => {
   while (probing) {
     const started = performance.now()
-    const ok = await fetch(`${server.url}/health/live`, { signal: AbortSignal.timeout(30_000) }).then((res) => res.status === 200, () => false)
+    const outcome = await fetch(`${server.url}/health/live`, { signal: AbortSignal.timeout(30_000) }).then((res) => String(res.status),
+      (error: Error & { cause?: { code?: string } }) => error.cause?.code ?? error.name)
     const ms = performance.now() - started
     live.probes++
-    if (!ok) live.failures++
+    if (outcome !== '200') {
+      live.failures++
+      live.failureReasons[outcome] = (live.failureReasons[outcome] ?? 0) + 1
+    }
     live.worstMs = Math.max(live.worstMs, ms)
     live.latenciesMs.push(ms)
     await new Promise((resolve) => setTimeout(resolve, 500))
@@ -146,6 +150,7 @@ const summary = {
   serverErrors,
   liveProbes: live.probes,
   liveFailures: live.failures,
+  liveFailureReasons: live.failureReasons,
   liveWorstMs: Number(live.worstMs.toFixed(1)),
   liveP99Ms: Number(liveP99Ms.toFixed(1)),
   connectionErrors: result.errors,
@@ -162,6 +167,7 @@ await mkdir(opts.out, { recursive: true })
 const file = join(opts.out, `soak-${summary.date.replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')}.json`)
 await writeFile(file, JSON.stringify(summary, null, 2) + '\n')
 process.stdout.write(`\nstatuses ${JSON.stringify(statuses)}, ${serverErrors} x 5xx, connection errors ${result.errors}, timeouts ${result.timeouts}\n` +
-  `/health/live: ${live.probes - live.failures}/${live.probes} answered 200, worst ${live.worstMs.toFixed(1)} ms, p99 ${liveP99Ms.toFixed(1)} ms\n` +
+  `/health/live: ${live.probes - live.failures}/${live.probes} answered 200${live.failures > 0 ? ` (others: ${JSON.stringify(live.failureReasons)})` : ''}, ` +
+  `worst ${live.worstMs.toFixed(1)} ms, p99 ${liveP99Ms.toFixed(1)} ms\n` +
   `RSS after warm-up (${reference.seconds} s): ${reference.rssMiB.toFixed(1)} MiB; at end (${end.seconds} s): ${end.rssMiB.toFixed(1)} MiB; ` +
   `change ${(growth * 100).toFixed(1)} % (target within 10 %: ${summary.withinTenPercent ? 'MET' : 'NOT MET'})\nWritten: ${file}\n`)

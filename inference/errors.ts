@@ -79,9 +79,13 @@ export class ModelNotReadyError extends ServiceError {
   }
 }
 
-/** The model runtime (the onnxruntime worker thread) has stopped: this instance cannot classify until restarted. */
+/**
+ * The model runtime (the onnxruntime worker thread) has stopped: this instance cannot classify until restarted.
+ * `reason` is ours; the runtime's own error, if any, is kept as `cause` for the log, never sent to a client.
+ */
 export class ModelFailedError extends ServiceError {
-  constructor (reason: string) {
+  constructor (reason: string, cause?: Error) {
     super('MODEL_FAILED', 503, `The model runtime stopped (${reason}); this service instance needs a restart.`)
+    if (cause !== undefined) this.cause = cause
   }
 }

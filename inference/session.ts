@@ -72,10 +72,10 @@ export class ModelSession {
       if (message.type === 'result') run?.resolve(message.outputs)
       else run?.reject(new Error(message.message))
     })
-    worker.on('error', (error) => this.stop(new ModelFailedError(`onnxruntime worker failed: ${error.message}`)))
+    worker.on('error', (error) => this.stop(new ModelFailedError('its worker thread failed', error)))
     worker.on('exit', (code) => this.stop(this.closing !== undefined
       ? new Error('the model session is closed')
-      : new ModelFailedError(`onnxruntime worker exited with code ${code}`)))
+      : new ModelFailedError(`its worker thread exited with code ${code}`)))
     // Idle, the worker must not keep the process alive; while a run is pending it must (see runOutputs).
     worker.unref()
   }

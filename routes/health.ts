@@ -6,6 +6,9 @@ import { HealthSchema } from '../schemas/model.js'
 import { refTo } from '../schemas/ref.js'
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
+  /** Runtime failures already logged with their cause (readiness is probed every few seconds). */
+  const logged = new WeakSet<Error>()
+
   app.get('/health/live', {
     schema: {
       tags: ['service'],
@@ -24,8 +27,15 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Readiness: the model is loaded, has run one warm-up inference, and the instance is not overloaded',
       response: { 200: refTo(HealthSchema), ...errorResponses(503) }
     }
-  }, async () => {
-    if (app.model.failure !== undefined) throw app.model.failure
+  }, async (request) => {
+    const failure = app.model.failure
+    if (failure !== undefined) {
+      if (failure.cause !== undefined && !logged.has(failure)) {
+        logged.add(failure)
+        request.log.error({ err: failure.cause }, 'the model runtime stopped')
+      }
+      throw failure
+    }
     // a failed load stops start-up (server.ts), which logs the reason
     if (app.model.state === 'failed') throw new ModelFailedError('the model did not load; see the service log')
     if (app.model.state !== 'ready') throw new ModelNotReadyError()

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
+import { DEFAULT_DICOM_DECODERS } from '../inference/classifier.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from '../inference/dicom/decoder-pool.js'
 import { decodeDicomSlice } from '../inference/dicom/decode-dicom.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { writeDicom } from './helpers/dicom-writer.js'
 import { build, multipart } from './helper.js'
 
@@ -78,4 +80,8 @@ t.test('over HTTP: DECODER_BUSY is a typed 503 with Retry-After', async (t) => {
   const busy = first.statusCode === 503 ? first : second
   t.equal(busy.json().code, 'DECODER_BUSY')
   t.ok(Number(busy.headers['retry-after']) >= 1, 'Retry-After')
+})
+
+t.test('the classifier\'s pool defaults (CLI, evaluation) are the service\'s configuration defaults', async (t) => {
+  t.same(loadConfig({}).dicomDecoders, DEFAULT_DICOM_DECODERS)
 })
