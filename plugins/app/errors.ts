@@ -101,10 +101,17 @@ export function errorBody (error: ServiceError): ErrorBody {
   }
 }
 
+/**
+ * Unread request body Node may still read and discard after a refusal, so that the client, still sending, gets to
+ * read the answer on a connection that stays usable (a 401 to an upload of a few hundred kB). Beyond it the
+ * connection is closed instead: a refused 19 MiB upload is not read to its end.
+ */
+const DRAINED_BODY_BYTES = 1024 * 1024
+
 export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
   if (error instanceof RetryLaterError) reply.header('retry-after', String(error.retryAfterSeconds))
-  // Refused while its body may still be arriving: the rest is not read, so the connection cannot be reused.
-  if (reply.request.raw.complete === false) reply.header('connection', 'close')
+  const declared = Number(reply.request.headers['content-length'])
+  if (reply.request.raw.complete === false && !(declared <= DRAINED_BODY_BYTES)) reply.header('connection', 'close')
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
 }
 
