@@ -28,7 +28,7 @@ export const DEFAULT_BATCHING: BatchingOptions & { sharpConcurrency: number } = 
 }
 
 /** Defaults of the DICOM decoder pool, as the service's configuration sets them (plugins/app/config.ts). */
-export const DEFAULT_DICOM_DECODERS: DecoderPoolOptions = { workers: 2, maxQueue: 32, timeoutMs: 15_000, maxWorkerMemoryBytes: 384 * 1024 * 1024 }
+export const DEFAULT_DICOM_DECODERS: DecoderPoolOptions = { workers: 2, maxQueue: 32, timeoutMs: 15_000, maxWorkerMemoryBytes: 256 * 1024 * 1024 }
 
 /** Milliseconds per stage of one classification; the waits are time spent queued for a shared resource. */
 export interface StageTimings {

@@ -47,7 +47,7 @@ const EnvSchema = Type.Object({
   DECODE_WORKERS: Type.Integer({ minimum: 1, default: 2 }),
   DECODE_QUEUE: Type.Integer({ minimum: 0, default: 32 }),
   DECODE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000 }),
-  DECODE_WORKER_MAX_MEMORY_BYTES: Type.Integer({ minimum: 32 * 1024 * 1024, default: 384 * 1024 * 1024 }),
+  DECODE_WORKER_MAX_MEMORY_BYTES: Type.Integer({ minimum: 32 * 1024 * 1024, default: 256 * 1024 * 1024 }),
 
   // Request limits: what one request may carry and how long it may take to arrive.
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 }),
