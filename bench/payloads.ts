@@ -9,7 +9,7 @@ import { ctKidneyImage } from '../test/helper.js'
 import { dicomFileCases } from '../test/hostile/dicom-cases.js'
 import { BOUNDARY, encodeMultipart } from '../test/hostile/request-cases.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { REPO, startService, type RunningServer } from './processes.js'
+import { REPO, probeLive, startService, type RunningServer } from './processes.js'
 
 const program = new Command('bench:payloads')
   .description('Each hostile DICOM payload family against the service as users start it: status, seconds, RSS before/after, /health/live during it')
@@ -33,18 +33,17 @@ interface Row {
   liveWorstMs: number
 }
 
-/** /health/live probed one after the other until `done()`; RSS sampled alongside. */
+/** /health/live probed one after the other (each on a new connection) until `done()`; RSS sampled alongside. */
 async function probeWhile (server: RunningServer, done: () => boolean): Promise<{ probes: number, failures: number, worstMs: number, peakRss: number }> {
   let probes = 0
   let failures = 0
   let worstMs = 0
   let peakRss = 0
   while (!done()) {
-    const started = performance.now()
-    const ok = await fetch(`${server.url}/health/live`).then((res) => res.status === 200, () => false)
-    worstMs = Math.max(worstMs, performance.now() - started)
+    const { outcome, ms } = await probeLive(server.url)
+    worstMs = Math.max(worstMs, ms)
     probes++
-    if (!ok) failures++
+    if (outcome !== '200') failures++
     peakRss = Math.max(peakRss, await server.rssBytes())
     await sleep(Number(opts.probeEvery))
   }

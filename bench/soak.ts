@@ -1,5 +1,4 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { performance } from 'node:perf_hooks'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -7,7 +6,7 @@ import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { fileUpload } from '../test/helper.js'
 import { benchImageSets } from './images.js'
-import { REPO, metric, startService } from './processes.js'
+import { REPO, metric, probeLive, startService } from './processes.js'
 
 const program = new Command('soak')
   .description('Drives the service with mixed real uploads over loopback and reports its RSS every 10 s')
@@ -87,15 +86,12 @@ const sample = async (): Promise<void> => {
     `external ${externalMiB.toFixed(1).padStart(6)} MiB  ${String(responses).padStart(7)} responses  ${row.requestsPerSecond.toFixed(1)} req/s\n`)
 }
 
-/** /health/live, probed every half second for the whole run on its own connection: what an orchestrator would see. */
+/** /health/live, probed every half second for the whole run, each probe on a new connection: what an orchestrator sees. */
 const live = { probes: 0, failures: 0, worstMs: 0, latenciesMs: [] as number[], failureReasons: {} as Record<string, number> }
 let probing = true
 const probeLoop = (async () => {
   while (probing) {
-    const started = performance.now()
-    const outcome = await fetch(`${server.url}/health/live`, { signal: AbortSignal.timeout(30_000) }).then((res) => String(res.status),
-      (error: Error & { cause?: { code?: string } }) => error.cause?.code ?? error.name)
-    const ms = performance.now() - started
+    const { outcome, ms } = await probeLive(server.url)
     live.probes++
     if (outcome !== '200') {
       live.failures++
