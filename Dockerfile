@@ -38,7 +38,8 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 \
 COPY --from=deps /deps/prod/node_modules node_modules
 COPY --from=build /app ./
 # A numeric user, so that Kubernetes' runAsNonRoot can verify it without a passwd entry.
-RUN mkdir -p /data/uploads /data/db /data/model-cache && chown -R 10001:10001 /data
+# The service refuses an upload directory that is not 0700 and its own (plugins/app/uploads.ts).
+RUN mkdir -p /data/db /data/model-cache && install -d -m 0700 /data/uploads && chown -R 10001:10001 /data
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000

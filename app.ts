@@ -6,6 +6,8 @@ import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.j
 import authPlugin from './plugins/app/auth.js'
 import deadlinePlugin from './plugins/app/deadline.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
+import inflightPlugin from './plugins/app/inflight.js'
+import livenessPlugin from './plugins/app/liveness.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
 import recordsPlugin from './plugins/app/records.js'
@@ -65,6 +67,10 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  // Security headers first, so that every answer carries them, refusals of the hooks below included.
+  await app.register(helmetPlugin)
+  await app.register(inflightPlugin)
+  await app.register(livenessPlugin)
   // Cheapest refusals first, all before any body is read: closing, overload, rate, CORS preflight, identity.
   await app.register(shutdownPlugin)
   await app.register(deadlinePlugin)
@@ -72,7 +78,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(rateLimitPlugin)
   await app.register(corsPlugin)
   await app.register(authPlugin)
-  await app.register(helmetPlugin)
   await app.register(multipartPlugin)
   await app.register(swaggerPlugin)
 

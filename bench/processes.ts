@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { get } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -101,4 +103,22 @@ export async function startBaseline (options: { model: string, checkpoint?: stri
 /** One unlabelled sample from a Prometheus text exposition (NaN when absent). */
 export function metric (text: string, name: string): number {
   return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
+}
+
+/**
+ * One liveness probe as an orchestrator sends it: GET /health/live on a new connection (a kept-alive one can be
+ * closed by the server just as it is reused, which would be the client's failure, not the service's). `outcome` is
+ * the status code, or the error code when no answer came within `timeoutMs`.
+ */
+export async function probeLive (url: string, timeoutMs = 30_000): Promise<{ outcome: string, ms: number }> {
+  const started = performance.now()
+  const outcome = await new Promise<string>((resolve) => {
+    const request = get(`${url}/health/live`, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(String(res.statusCode)))
+    })
+    request.on('timeout', () => request.destroy(Object.assign(new Error('probe timed out'), { code: 'TIMEOUT' })))
+    request.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.name))
+  })
+  return { outcome, ms: performance.now() - started }
 }

@@ -1,6 +1,6 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { sniffFormat } from '../inference/decode.js'
+import { sniffFormat } from '../inference/sniff.js'
 
 /** Enough bytes to recognise JPEG, PNG and the DICOM preamble + "DICM". */
 const SNIFF_BYTES = 132

@@ -1,8 +1,6 @@
 import { basename } from 'node:path'
 import { Classifier } from '../inference/classifier.js'
-import { sniffFormat } from '../inference/decode.js'
 import type { DicomWindow } from '../inference/dicom/dataset.js'
-import { readDicomIdentifiers } from '../inference/dicom/decode-dicom.js'
 import { ServiceError } from '../inference/errors.js'
 import { describeDecision } from '../inference/prediction.js'
 import { createKidneyStoneClient, predictSlice, type ClientAuth, type KidneyStoneClient, type RetryPolicy } from '../client/index.js'
@@ -38,9 +36,8 @@ export async function inProcessPredictor (options: InProcessOptions): Promise<Fi
   return {
     async predict (file, bytes) {
       try {
-        const decision = await classifier.classify(bytes)
-        const dicom = sniffFormat(bytes) === 'dicom' ? readDicomIdentifiers(bytes) : undefined
-        return { file, ...describeDecision(decision, classifier.spec, dicom) }
+        const classification = await classifier.classify(bytes)
+        return { file, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
       } catch (error) {
         return { file, error: toFileError(error) }
       }

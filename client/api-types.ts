@@ -47,7 +47,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process is up */
+        /** Liveness: the process is up and can recover; 503 NOT_LIVE when it should be restarted */
         get: {
             parameters: {
                 query?: never;
@@ -64,6 +64,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Health"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -84,8 +93,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: the model is loaded and warmed up, and answers can be recorded
-         * @description 503 with the reason when the model is not ready or failed, or when the records store cannot be written (RECORDS_UNAVAILABLE; not with RECORDS_REQUIRED=false).
+         * Readiness: the model is loaded and warmed up, answers can be recorded, and the instance is not overloaded
+         * @description 503 with the reason when the model is not ready or failed, when the records store cannot be written (RECORDS_UNAVAILABLE; not with RECORDS_REQUIRED=false), or when the in-flight upload budget is full.
          */
         get: {
             parameters: {

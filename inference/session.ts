@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { ModelFailedError } from './errors.js'
 import type { ModelSpec } from './model-spec.js'
-import { toTensorData } from './preprocess.js'
+import { toTensorData } from './tensor.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
 
@@ -82,10 +82,10 @@ export class ModelSession {
       if (message.type === 'result') run?.resolve(message.outputs)
       else run?.reject(new Error(message.message))
     })
-    worker.on('error', (error) => this.stop(new ModelFailedError(`onnxruntime worker failed: ${error.message}`)))
+    worker.on('error', (error) => this.stop(new ModelFailedError('its worker thread failed', error)))
     worker.on('exit', (code) => this.stop(this.closing !== undefined
       ? new Error('the model session is closed')
-      : new ModelFailedError(`onnxruntime worker exited with code ${code}`)))
+      : new ModelFailedError(`its worker thread exited with code ${code}`)))
     // Idle, the worker must not keep the process alive; while a run is pending it must (see runOutputs).
     worker.unref()
   }

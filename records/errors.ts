@@ -1,4 +1,4 @@
-import { ServiceError } from '../inference/errors.js'
+import { RetryLaterError, ServiceError } from '../inference/errors.js'
 
 /** The database could not be reached or refused a statement; `reason` is ours, safe to show (no URL, no secret). */
 export class RecordStoreError extends Error {
@@ -33,13 +33,9 @@ export async function guarded<T> (work: () => Promise<T>): Promise<T> {
 }
 
 /** Answered instead of a prediction that could not be recorded (an answer that is not recorded is not given). */
-export class RecordsUnavailableError extends ServiceError {
-  /** Sent as `Retry-After` by the error handler. */
-  readonly retryAfterSeconds: number
-
+export class RecordsUnavailableError extends RetryLaterError {
   constructor (reason: string, retryAfterSeconds = 5) {
-    super('RECORDS_UNAVAILABLE', 503, `Results cannot be recorded right now (${reason}); nothing was answered without a record, retry after ${retryAfterSeconds} s.`)
-    this.retryAfterSeconds = retryAfterSeconds
+    super('RECORDS_UNAVAILABLE', `Results cannot be recorded right now (${reason}); nothing was answered without a record, retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
   }
 }
 

@@ -19,8 +19,9 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       body: batchBodySchema(maxFiles),
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
     }
-  }, async (request) => {
-    return await app.predictBatch(await uploadedBatchFiles(request.body.files), recordOrigin(request))
+  }, async (request, reply) => {
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    return await app.predictBatch(uploadedBatchFiles(request.body.files), recordOrigin(request), options)
   })
 }
 

@@ -29,8 +29,9 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => {
-    const bytes = await uploadedFileBytes(request.body.file)
-    const { prediction, timings } = await app.predict(bytes, recordOrigin(request))
+    const bytes = uploadedFileBytes(request.body.file)
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    const { prediction, timings } = await app.predict(bytes, recordOrigin(request), options)
     reply.header('Server-Timing', serverTiming(timings))
     if (request.headers.accept?.includes('application/fhir+json') === true) {
       const { spec, modelSha256 } = app.model.get()

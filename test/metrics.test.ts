@@ -26,21 +26,26 @@ t.test('/metrics exposes request counts, batch sizes, queue waits and stage timi
   t.same(answers.map((a) => a.statusCode), [200, 200, 200, 200])
   t.match(answers[0].headers['server-timing'], /batchWait;dur=[0-9.]+/)
   await app.inject({ method: 'POST', url: '/predict', ...fileUpload(Buffer.from('not an image')) })
+  const dicom = await readFile(new URL('../../shared/data/dicom/ct1-unc-jpeg-ls.dcm', import.meta.url))
+  t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'slice.dcm') })).statusCode, 200)
 
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  t.equal(sample(text, 'kidney_http_requests_total{method="POST",route="/predict",status_code="200"}'), 4)
+  t.equal(sample(text, 'kidney_http_requests_total{method="POST",route="/predict",status_code="200"}'), 5)
   t.equal(sample(text, 'kidney_http_requests_total{method="POST",route="/predict",status_code="415"}'), 1)
   t.equal(sample(text, 'kidney_http_errors_total{route="/predict",status_code="415",code="UNSUPPORTED_MEDIA_TYPE"}'), 1,
     'typed errors are counted by their code')
-  t.equal(sample(text, 'kidney_batch_size_sum'), 4, 'every image was carried by exactly one batch')
+  t.equal(sample(text, 'kidney_batch_size_sum'), 5, 'every image was carried by exactly one batch')
   const batches = sample(text, 'kidney_batch_size_count') ?? 0
-  t.ok(batches >= 1 && batches <= 4, `${batches} batches`)
+  t.ok(batches >= 2 && batches <= 5, `${batches} batches`)
   t.equal(sample(text, 'kidney_batch_duration_seconds_count'), batches)
   for (const stage of ['imageWait', 'decode', 'preprocess', 'batchWait', 'inference']) {
-    t.equal(sample(text, `kidney_stage_duration_seconds_count{stage="${stage}"}`), 4, `${stage} observed once per image`)
+    t.equal(sample(text, `kidney_stage_duration_seconds_count{stage="${stage}"}`), 5, `${stage} observed once per image`)
   }
   t.ok((sample(text, 'kidney_stage_duration_seconds_sum{stage="decode"}') ?? 0) > 0, 'decoding took time')
   t.equal(sample(text, 'kidney_inference_queued'), 0, 'nothing waiting after the requests')
+  t.equal(sample(text, 'kidney_dicom_decoder_files{event="decoded"}'), 1, 'the DICOM slice was decoded by a decoder thread')
+  t.equal(sample(text, 'kidney_dicom_decoder_files{event="timed_out"}'), 0)
+  t.equal(sample(text, 'kidney_inflight_bytes'), 0, 'every upload has given its bytes back')
   t.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0, 'process metrics are included')
 })
 

@@ -5,14 +5,16 @@ import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoFileError, ServiceError } from '../../inference/errors.js'
 import type { RecordOrigin } from '../../records/record.js'
 import type { BatchResponse } from '../../schemas/batch.js'
+import { uploadedBytes } from '../external/multipart.js'
 import { errorBody, InternalError } from './errors.js'
+import type { PredictOptions } from './predictor.js'
 
 /** The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). */
-export async function uploadedBatchFiles (field: unknown): Promise<Buffer[]> {
+export function uploadedBatchFiles (field: unknown): Buffer[] {
   const parts = (Array.isArray(field) ? field : field === undefined ? [] : [field]) as Array<Partial<MultipartFile>>
-  const files = parts.filter((part) => part.type === 'file' && part.toBuffer !== undefined)
+  const files = parts.filter((part) => part.type === 'file')
   if (files.length === 0) throw new NoFileError('The request has no file: send one or more files in the repeated multipart field "files".')
-  return await Promise.all(files.map(async (part) => await part.toBuffer!()))
+  return files.map((part) => uploadedBytes(part as MultipartFile))
 }
 
 declare module 'fastify' {
@@ -21,12 +23,12 @@ declare module 'fastify' {
      * Every file through `app.predict` (the single-file path, its micro-batched inference and its record); one bad file
      * never fails the batch, and each refused file gets its own audit event (with its index, never its name).
      */
-    predictBatch: (files: Buffer[], origin: RecordOrigin) => Promise<BatchResponse>
+    predictBatch: (files: Buffer[], origin: RecordOrigin, options?: PredictOptions) => Promise<BatchResponse>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predictBatch', async (files: Buffer[], origin: RecordOrigin): Promise<BatchResponse> => {
+  app.decorate('predictBatch', async (files: Buffer[], origin: RecordOrigin, options: PredictOptions = {}): Promise<BatchResponse> => {
     // Enough files in flight to fill one inference batch, without flooding the shared inference queue.
     const slots = pLimit(app.model.get().batching.maxBatchSize)
     const refused = (index: number, error: ServiceError): { index: number, error: ReturnType<typeof errorBody> } => {
@@ -36,7 +38,7 @@ export default fp(async (app) => {
     const results = await Promise.all(files.map(async (bytes, index) => await slots(async () => {
       if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
       try {
-        return { index, result: (await app.predict(bytes, origin)).prediction }
+        return { index, result: (await app.predict(bytes, origin, options)).prediction }
       } catch (error) {
         if (error instanceof ServiceError) return refused(index, error)
         app.log.error({ err: error, index }, 'unexpected error in a batch file')

@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
 import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
@@ -43,6 +44,11 @@ const EnvSchema = Type.Object({
   BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 0 }),
   BATCH_MAX_QUEUE: Type.Integer({ minimum: 1, default: 64 }),
   SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 }),
+  // DICOM decoder threads (inference/dicom/decoder-pool.ts): never on the event loop, each file bounded in time and memory.
+  DECODE_WORKERS: Type.Integer({ minimum: 1, default: 2 }),
+  DECODE_QUEUE: Type.Integer({ minimum: 0, default: 32 }),
+  DECODE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000 }),
+  DECODE_WORKER_MAX_MEMORY_BYTES: Type.Integer({ minimum: 32 * 1024 * 1024, default: 256 * 1024 * 1024 }),
 
   // Request limits: what one request may carry and how long it may take to arrive.
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 }),
@@ -64,6 +70,10 @@ const EnvSchema = Type.Object({
   PRESSURE_MAX_HEAP_BYTES: Type.Integer({ minimum: 0, default: 1024 ** 3 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 3 * 1024 ** 3 }),
   PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
+  // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
+  MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
+  // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
+  LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
   TRUST_PROXY: Type.Boolean({ default: false }),
 
   // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
@@ -126,6 +136,8 @@ export interface AppConfig {
   batchMaxQueue: number
   /** Images decoded and resized at the same time. */
   sharpConcurrency: number
+  /** DICOM decoder threads: how many, files waiting for one, time per file, memory a thread may keep. */
+  dicomDecoders: DecoderPoolOptions
   /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
   bodyLimitBytes: number
   maxFiles: number
@@ -141,6 +153,10 @@ export interface AppConfig {
   shutdownGraceMs: number
   rateLimit: { max: number, windowMs: number }
   pressure: PressureLimits
+  /** Request bodies and decoded images held at once; a request that would exceed it is refused (503, or 413 alone). */
+  maxInflightBytes: number
+  /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
+  livenessMemoryGraceS: number
   trustProxy: boolean
   auth: AuthConfig
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
@@ -186,6 +202,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
   }
+  if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
+    throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -208,6 +227,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     batchMaxDelayUs: e.BATCH_MAX_DELAY_US,
     batchMaxQueue: e.BATCH_MAX_QUEUE,
     sharpConcurrency: e.SHARP_CONCURRENCY,
+    dicomDecoders: {
+      workers: e.DECODE_WORKERS,
+      maxQueue: e.DECODE_QUEUE,
+      timeoutMs: e.DECODE_TIMEOUT_MS,
+      maxWorkerMemoryBytes: e.DECODE_WORKER_MAX_MEMORY_BYTES
+    },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     maxFiles: e.MAX_FILES,
     maxFields: e.MAX_FIELDS,
@@ -225,6 +250,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxRssBytes: e.PRESSURE_MAX_RSS_BYTES,
       retryAfterS: e.PRESSURE_RETRY_AFTER_S
     },
+    maxInflightBytes: e.MAX_INFLIGHT_BYTES,
+    livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: e.TRUST_PROXY,
     auth,
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),

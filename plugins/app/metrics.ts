@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
+import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -115,6 +116,31 @@ export class ServiceMetrics {
     }
   })
 
+  /** Set by the plugin: the in-flight byte budget in use, and the DICOM decoder pool's counters once loaded. */
+  inflightSource: () => number = () => 0
+  decoderSource: () => DecoderPoolStats | undefined = () => undefined
+  readonly inflight = new Gauge({
+    name: 'kidney_inflight_bytes',
+    help: 'Bytes of request bodies and decoded images held at scrape time (the MAX_INFLIGHT_BYTES budget in use).',
+    registers: [this.registry],
+    collect: () => { this.inflight.set(this.inflightSource()) }
+  })
+
+  readonly decoderEvents = new Gauge({
+    name: 'kidney_dicom_decoder_files',
+    help: 'DICOM files since start by what their decoder thread did: decoded, timed_out (thread replaced), ' +
+      'recycled (thread replaced after the file for the memory it kept), crashed (thread stopped on the file).',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const stats = this.decoderSource()
+      if (stats === undefined) return
+      for (const [event, count] of [['decoded', stats.decoded], ['timed_out', stats.timedOut], ['recycled', stats.recycled], ['crashed', stats.crashed]] as const) {
+        this.decoderEvents.set({ event }, count)
+      }
+    }
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }
@@ -138,6 +164,7 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const metrics = new ServiceMetrics()
   metrics.modelStateSource = () => app.model.state
+  metrics.inflightSource = () => app.inflight.used
   app.decorate('metrics', metrics)
 
   app.addHook('onResponse', async (request, reply) => {
@@ -154,6 +181,7 @@ export default fp(async (app) => {
   let unsubscribe: (() => void) | undefined
   app.model.loaded.then((classifier) => {
     metrics.queuedSource = () => classifier.queued
+    metrics.decoderSource = () => classifier.dicomDecoders.stats
     unsubscribe = classifier.observe({
       batch: (size, ms) => {
         metrics.batchSize.observe(size)
@@ -163,4 +191,4 @@ export default fp(async (app) => {
     })
   }, () => {})
   app.addHook('onClose', async () => unsubscribe?.())
-}, { name: 'metrics', dependencies: ['model'] })
+}, { name: 'metrics', dependencies: ['model', 'inflight'] })
