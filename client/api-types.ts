@@ -606,6 +606,25 @@ export interface components {
             /** @description SOPInstanceUID (0008,0018) */
             sopInstanceUid?: string;
         };
+        /**
+         * Finding
+         * @description A region of the image where the model found the evidence for its Stone answer: where it looked, not the outline of a stone (docs/findings.md).
+         */
+        Finding: {
+            /** @description In pixels of the uploaded image as it is displayed (after EXIF orientation; DICOM: Columns x Rows), origin top-left. */
+            box: {
+                /** @description Left edge: column of the box's first pixel. */
+                x: number;
+                /** @description Top edge: row of the box's first pixel. */
+                y: number;
+                /** @description Columns the box covers. */
+                width: number;
+                /** @description Rows the box covers. */
+                height: number;
+            };
+            /** @description sigmoid(peak / temperature) of the region's strongest activation-map cell: the P(Stone) the model would give if this region were its only evidence. The top finding holds the map's peak. */
+            score: number;
+        };
         /** Prediction */
         Prediction: {
             /**
@@ -628,6 +647,8 @@ export interface components {
             recommendations: string[];
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
+            /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
+            findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
         };
         /**
@@ -712,6 +733,8 @@ export interface components {
             recommendations: string[];
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
+            /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
+            findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
             /**
              * Format: date-time

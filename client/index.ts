@@ -12,6 +12,8 @@ export { DEFAULT_RETRY, retryAfterMs, type RetryEvent, type RetryPolicy } from '
 export type KidneyStoneClient = Client<paths>
 export type Prediction = components['schemas']['Prediction']
 export type ErrorReply = components['schemas']['Error']
+/** Where a Stone answer's evidence lies: a box in the uploaded image's pixels and its score. */
+export type Finding = components['schemas']['Finding']
 /** A recorded answer (GET /predictions/{id}): the Prediction as it was sent, plus createdAt and caller. */
 export type StoredPrediction = components['schemas']['StoredPrediction']
 export type PredictionPage = components['schemas']['PredictionPage']

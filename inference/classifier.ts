@@ -6,6 +6,7 @@ import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
 import type { ModelFailedError } from './errors.js'
+import { evidenceMap, findingsOf, type Finding } from './findings.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
 import { prepareModelInput, type ModelInput } from './preprocess.js'
@@ -62,6 +63,13 @@ export interface Classification extends Decision {
   timings: StageTimings
   /** Absent when the model has no `cam` output. */
   cam?: ActivationMaps
+  /**
+   * Where the evidence for a Stone answer lies (inference/findings.ts), in the uploaded image's pixels; empty for
+   * Normal. Absent, like `cam`, when the model has no `cam` output.
+   */
+  findings?: Finding[]
+  /** The uploaded image's size after EXIF orientation (DICOM: Columns x Rows). */
+  size: { width: number, height: number }
   /** A DICOM upload's Study/Series/SOP Instance UIDs and place in its series, from the parse that decoded it. */
   dicom?: DicomInstance
 }
@@ -182,12 +190,22 @@ export class Classifier {
     const { result, waitMs, runMs } = await this.infer(input.pixels)
     const timings = { imageWait, decode: decodeMs, batchWait: waitMs, preprocess: result.preprocessMs, inference: runMs - result.preprocessMs }
     for (const observer of this.observers) observer.classified?.(timings)
+    const decision = decide(result.probabilities, this.spec)
     return {
-      ...decide(result.probabilities, this.spec),
+      ...decision,
       timings,
-      ...(result.cam === undefined ? {} : { cam: result.cam }),
+      size: input.size,
+      ...(result.cam === undefined ? {} : { cam: result.cam, findings: this.findings(result.cam, decision, input.size) }),
       ...(input.dicom === undefined ? {} : { dicom: input.dicom })
     }
+  }
+
+  /** The findings of one image's activation maps; a map that is not [2, h, w] has none to give. */
+  private findings (cam: ActivationMaps, decision: Decision, size: { width: number, height: number }): Finding[] | undefined {
+    if (cam.dims[0] !== 2) return undefined
+    const { spec } = this
+    const map = evidenceMap(cam.values, [1, ...cam.dims], 0, spec.classes.indexOf(spec.positiveClass))
+    return findingsOf(map, { isStone: decision.prediction === spec.positiveClass, original: size, input: spec.input, temperature: spec.temperature })
   }
 
   private async runBatch (images: Buffer[]): Promise<BatchRow[]> {
