@@ -28,6 +28,7 @@ import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
+import overlayRoutes from './routes/overlay.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
 import { sharedSchemas } from './schemas/index.js'
@@ -97,5 +98,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
+  await app.register(overlayRoutes)
   return app
 }

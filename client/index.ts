@@ -96,3 +96,15 @@ export async function predictSliceAsFhir (client: KidneyStoneClient, file: Uploa
   const { data, error, response } = await client.POST('/predict', { ...multipartBody('file', [file]), headers: { accept: 'application/fhir+json' } })
   return { data: data as FhirDiagnosticReport | undefined, error, response }
 }
+
+/** GET /predictions/{id} as the FHIR R4 DiagnosticReport of the recorded answer. */
+export async function storedPredictionAsFhir (client: KidneyStoneClient, id: string): Promise<Answer<FhirDiagnosticReport>> {
+  const { data, error, response } = await client.GET('/predictions/{id}', { params: { path: { id } }, headers: { accept: 'application/fhir+json' } })
+  return { data: data as FhirDiagnosticReport | undefined, error, response }
+}
+
+/** GET /predictions/{id}/overlay.png: the slice with the heatmap (unless `heatmap` is false) and the findings' boxes. */
+export async function predictionOverlay (client: KidneyStoneClient, id: string, heatmap = true): Promise<Answer<Blob>> {
+  const { data, error, response } = await client.GET('/predictions/{id}/overlay.png', { params: { path: { id }, query: { heatmap } }, parseAs: 'blob' })
+  return { data: data as Blob | undefined, error, response }
+}

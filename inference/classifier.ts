@@ -3,10 +3,12 @@ import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
+import { decodeImage } from './decode.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
 import type { ModelFailedError } from './errors.js'
 import { evidenceMap, findingsOf, type Finding } from './findings.js'
+import type { DecodedImage } from './image.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
 import { prepareModelInput, type ModelInput } from './preprocess.js'
@@ -145,6 +147,12 @@ export class Classifier {
   /** Upload bytes -> the model's input pixels (uint8, model size), exactly as `classify` computes them. */
   async decode (bytes: Buffer): Promise<Buffer> {
     return (await this.prepare(bytes, {})).pixels
+  }
+
+  /** Upload bytes -> the full-size 8-bit image the model's input is resized from (what an overlay is drawn on). */
+  async decodeFullSize (bytes: Buffer, { reserve }: ClassifyOptions = {}): Promise<DecodedImage> {
+    const { maxPixels, dicomWindow } = this.options
+    return await decodeImage(bytes, { channels: this.spec.input.channels, maxPixels, dicomWindow, dicomDecoder: this.dicomDecoders.decode, reserve })
   }
 
   private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {

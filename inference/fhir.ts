@@ -135,3 +135,12 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
   }
   return report
 }
+
+/** The report of a /predict answer (as sent or as recorded), its model named by the ONNX file's SHA-256. */
+export function diagnosticReportOf (
+  answer: Pick<FhirReportInput, 'prediction' | 'probabilities' | 'threshold' | 'findings'> & { id: string, model: { name: string, version: string }, dicom?: DicomIdentifiers },
+  { positiveClass, sha256, issued }: { positiveClass: string, sha256?: string, issued?: Date }
+): DiagnosticReport {
+  const { id, prediction, probabilities, threshold, findings, model, dicom } = answer
+  return toDiagnosticReport({ id, prediction, probabilities, threshold, findings, positiveClass, identifiers: dicom, model: { ...model, sha256 }, issued })
+}

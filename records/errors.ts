@@ -56,3 +56,9 @@ export class InvalidCursorError extends ServiceError {
     super('INVALID_CURSOR', 400, 'The cursor is not one this service returned in `next`; start again without it.')
   }
 }
+
+export class UploadNotKeptError extends ServiceError {
+  constructor (id: string) {
+    super('UPLOAD_NOT_KEPT', 404, `The upload of prediction ${id} is no longer kept (past UPLOAD_RETENTION, or uploads are not kept): its overlay cannot be drawn.`)
+  }
+}

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { toDiagnosticReport } from '../inference/fhir.js'
+import { diagnosticReportOf } from '../inference/fhir.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
@@ -35,10 +35,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     reply.header('Server-Timing', serverTiming(timings))
     if (request.headers.accept?.includes('application/fhir+json') === true) {
       const { spec, modelSha256 } = app.model.get()
-      const report = toDiagnosticReport({
-        ...prediction, id: prediction.id, positiveClass: spec.positiveClass, identifiers: prediction.dicom,
-        model: { ...prediction.model, sha256: modelSha256 }
-      })
+      const report = diagnosticReportOf(prediction, { positiveClass: spec.positiveClass, sha256: modelSha256 })
       return await reply.type('application/fhir+json; charset=utf-8').send(report)
     }
     return prediction
