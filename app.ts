@@ -31,6 +31,7 @@ import predictBatchRoutes from './routes/predict-batch.js'
 import overlayRoutes from './routes/overlay.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
+import webAppRoutes from './routes/web-app.js'
 import { sharedSchemas } from './schemas/index.js'
 
 export interface AppOptions {
@@ -99,5 +100,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
   await app.register(overlayRoutes)
+  await app.register(webAppRoutes)
   return app
 }

@@ -1,0 +1,166 @@
+import { createKidneyStoneClient, predictionOverlay, predictSlice, type ClientAuth, type KidneyStoneClient } from '../../client/index.js'
+import type { Entry } from './entry.js'
+import { download, fhirBundle, resultsCsv } from './exports.js'
+import { fromDrop, fromInput, isCandidate, type PickedFile } from './files.js'
+import { errorCard, groupKey, groupSection, pendingCard, resultCard, showOverlay } from './render.js'
+
+/** Files classified at the same time: the service micro-batches them; more would only queue there. */
+const CONCURRENCY = 2
+
+const byId = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
+
+const entries: Entry[] = []
+const groups = new Map<string, HTMLElement>()
+let queue: Entry[] = []
+let running = 0
+
+/** The credentials live in the two inputs only: read at each request, never written anywhere. */
+function client (): KidneyStoneClient {
+  const auth: ClientAuth = {}
+  const apiKey = byId<HTMLInputElement>('api-key').value.trim()
+  const token = byId<HTMLInputElement>('token').value.trim()
+  if (apiKey !== '') auth.apiKey = apiKey
+  if (token !== '') auth.token = token
+  return createKidneyStoneClient(window.location.origin, auth)
+}
+
+function errorOf (error: unknown): NonNullable<Entry['error']> {
+  return { code: 'NETWORK_ERROR', message: `The service could not be reached (${error instanceof Error ? error.message : String(error)}).` }
+}
+
+function updateProgress (): void {
+  const done = entries.filter((entry) => entry.prediction !== undefined || entry.error !== undefined)
+  const failed = done.filter((entry) => entry.error !== undefined).length
+  const waiting = entries.length - done.length
+  byId('progress').textContent = entries.length === 0
+    ? ''
+    : `${done.length} of ${entries.length} file(s) done: ${done.length - failed} classified, ${failed} not classified${waiting > 0 ? `, ${waiting} in progress` : ''}.`
+  const idle = waiting === 0 && entries.length > 0
+  byId<HTMLButtonElement>('export-csv').disabled = !idle
+  byId<HTMLButtonElement>('export-fhir').disabled = !idle || !entries.some((entry) => entry.prediction !== undefined)
+  byId<HTMLButtonElement>('clear').disabled = !idle
+}
+
+function groupFor (entry: Entry): HTMLElement {
+  const key = groupKey(entry.prediction)
+  let cards = groups.get(key)
+  if (cards === undefined) {
+    const group = groupSection(key, entry.prediction?.dicom?.studyInstanceUid)
+    cards = group.cards
+    groups.set(key, cards)
+    byId('results').append(group.section)
+  }
+  return cards
+}
+
+async function readAsDataUrl (blob: Blob): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const reader = new FileReader()
+    reader.onload = () => resolve(reader.result as string)
+    reader.onerror = () => reject(reader.error)
+    reader.readAsDataURL(blob)
+  })
+}
+
+async function classify (entry: Entry): Promise<void> {
+  const api = client()
+  try {
+    const { data, error, response } = await predictSlice(api, { name: entry.path.split('/').at(-1) ?? entry.path, bytes: entry.file })
+    if (data !== undefined) entry.prediction = data
+    else entry.error = { code: error?.code ?? `HTTP_${response.status}`, message: error?.message ?? response.statusText, statusCode: response.status }
+  } catch (error) {
+    entry.error = errorOf(error)
+  }
+  const placed = entry.prediction === undefined
+    ? { card: errorCard(entry.path, entry.error ?? errorOf('no answer')), overlay: undefined }
+    : resultCard(entry.path, entry.prediction)
+  entry.card.remove()
+  entry.card = placed.card
+  if (entry.prediction !== undefined) groupFor(entry).append(placed.card)
+  else byId('results').prepend(placed.card)
+  updateProgress()
+  if (entry.prediction === undefined || placed.overlay === undefined) return
+  try {
+    const overlay = await predictionOverlay(api, entry.prediction.id)
+    showOverlay(placed.overlay, entry.prediction, overlay.data !== undefined
+      ? { dataUrl: await readAsDataUrl(overlay.data) }
+      : { error: `${overlay.error?.message ?? overlay.response.statusText} (${overlay.error?.code ?? `HTTP ${overlay.response.status}`})` })
+  } catch (error) {
+    showOverlay(placed.overlay, entry.prediction, { error: errorOf(error).message })
+  }
+}
+
+function pump (): void {
+  while (running < CONCURRENCY && queue.length > 0) {
+    const entry = queue.shift() as Entry
+    running++
+    void classify(entry).finally(() => { running--; pump() })
+  }
+}
+
+function add (picked: PickedFile[]): void {
+  const files = picked.filter((file) => isCandidate(file.path))
+  const skipped = picked.length - files.length
+  const pending = byId('results')
+  for (const { file, path } of files) {
+    const entry: Entry = { file, path, card: pendingCard(path) }
+    entries.push(entry)
+    queue.push(entry)
+    pending.append(entry.card)
+  }
+  updateProgress()
+  if (skipped > 0) byId('progress').textContent += ` ${skipped} hidden or DICOMDIR file(s) skipped.`
+  pump()
+}
+
+async function exportFhir (): Promise<void> {
+  const status = byId('export-status')
+  status.textContent = 'Collecting the FHIR reports…'
+  try {
+    download('kidney-stone-reports.fhir.json', 'application/fhir+json', JSON.stringify(await fhirBundle(client(), entries), null, 2))
+    status.textContent = 'FHIR reports exported.'
+  } catch (error) {
+    status.textContent = `The FHIR reports could not be exported: ${(error as Error).message}`
+  }
+}
+
+async function showStatus (): Promise<void> {
+  const status = byId('service-status')
+  try {
+    const { data } = await client().GET('/')
+    status.textContent = data === undefined
+      ? 'The service did not answer its status.'
+      : `Service ${data.service} ${data.version}; model ${data.model === null ? 'not loaded' : `${data.model.name} ${data.model.version}`} (${data.status}).`
+  } catch (error) {
+    status.textContent = errorOf(error).message
+  }
+}
+
+function start (): void {
+  const zone = byId('drop-zone')
+  for (const id of ['pick-files', 'pick-folder']) {
+    const input = byId<HTMLInputElement>(id)
+    input.addEventListener('change', () => { add(fromInput(input)); input.value = '' })
+  }
+  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('dragging') })
+  zone.addEventListener('dragleave', () => zone.classList.remove('dragging'))
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault()
+    zone.classList.remove('dragging')
+    if (event.dataTransfer !== null) void fromDrop(event.dataTransfer).then(add)
+  })
+  byId('credentials').addEventListener('submit', (event) => event.preventDefault())
+  byId('export-csv').addEventListener('click', () => download('kidney-stone-results.csv', 'text/csv', resultsCsv(entries)))
+  byId('export-fhir').addEventListener('click', () => { void exportFhir() })
+  byId('clear').addEventListener('click', () => {
+    entries.length = 0
+    queue = []
+    groups.clear()
+    byId('results').replaceChildren()
+    byId('export-status').textContent = ''
+    updateProgress()
+  })
+  void showStatus()
+}
+
+start()

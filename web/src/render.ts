@@ -1,0 +1,99 @@
+import type { Finding, Prediction } from '../../client/index.js'
+import type { Entry } from './entry.js'
+
+/** An element with text and classes; server text only ever goes in as textContent. */
+export function element<K extends keyof HTMLElementTagNameMap> (tag: K, text?: string, ...classes: string[]): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag)
+  if (text !== undefined) node.textContent = text
+  node.classList.add(...classes)
+  return node
+}
+
+export function pendingCard (path: string): HTMLElement {
+  const card = element('article', undefined, 'card')
+  card.append(element('h4', path), element('p', 'Classifying…', 'pending'))
+  return card
+}
+
+const percent = (p: number): string => `${(100 * p).toFixed(1)} %`
+
+function findingText ({ box, score }: Finding, rank: number): string {
+  return `${rank + 1}. box at x ${box.x}, y ${box.y}, ${box.width} × ${box.height} px, score ${score.toFixed(3)}`
+}
+
+/** A classified file: class, P(Stone) against the threshold, band, findings, recommendations, disclaimer, overlay slot. */
+export function resultCard (path: string, prediction: Prediction): { card: HTMLElement, overlay: HTMLElement } {
+  const stone = prediction.prediction === 'Stone'
+  const card = element('article', undefined, 'card')
+  card.append(element('h4', path))
+  card.append(element('p', stone ? 'Stone suspected' : 'No stone detected (Normal)', 'verdict', stone ? 'stone' : 'normal'))
+  const pStone = prediction.probabilities.Stone
+  const comparison = pStone >= prediction.threshold ? 'at or above' : 'below'
+  card.append(element('p', `P(Stone) ${pStone.toFixed(3)}, ${comparison} the threshold ${prediction.threshold.toFixed(3)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, 'probability'))
+  const bar = element('div', undefined, 'bar')
+  bar.setAttribute('role', 'img')
+  bar.setAttribute('aria-label', `P(Stone) ${percent(pStone)}, threshold ${percent(prediction.threshold)}`)
+  const fill = element('div', undefined, 'fill')
+  fill.style.width = percent(pStone).replace(' ', '')
+  const threshold = element('div', undefined, 'threshold')
+  threshold.style.left = percent(prediction.threshold).replace(' ', '')
+  bar.append(fill, threshold)
+  card.append(bar)
+  const findings = prediction.findings
+  if (findings !== undefined && findings.length > 0) {
+    card.append(element('p', 'Where the model found its evidence (pixels of this image):'))
+    const list = element('ul', undefined, 'findings')
+    findings.forEach((finding, rank) => list.append(element('li', findingText(finding, rank))))
+    card.append(list)
+  } else if (stone) {
+    card.append(element('p', 'No region of the activation map stands out.'))
+  }
+  card.append(element('p', 'Recommendations:'))
+  const recommendations = element('ul')
+  for (const text of prediction.recommendations) recommendations.append(element('li', text))
+  card.append(recommendations)
+  const overlay = element('div', undefined, 'overlay')
+  overlay.append(element('p', 'Loading the overlay…', 'pending'))
+  card.append(overlay)
+  card.append(element('p', prediction.disclaimer, 'disclaimer'))
+  return { card, overlay }
+}
+
+export function errorCard (path: string, error: NonNullable<Entry['error']>): HTMLElement {
+  const card = element('article', undefined, 'card')
+  card.append(element('h4', path))
+  card.append(element('p', 'Not classified', 'verdict', 'error'))
+  const status = error.statusCode === undefined ? '' : `, HTTP ${error.statusCode}`
+  card.append(element('p', `${error.message} (${error.code}${status})`, 'error'))
+  return card
+}
+
+/** The overlay image (a data: URL: the helmet CSP allows img-src 'self' data:), or why there is none. */
+export function showOverlay (slot: HTMLElement, prediction: Prediction, image: { dataUrl: string } | { error: string }): void {
+  slot.replaceChildren()
+  if ('error' in image) { slot.append(element('p', `Overlay not available: ${image.error}`, 'error')); return }
+  const img = element('img')
+  img.src = image.dataUrl
+  const boxes = prediction.findings?.length ?? 0
+  img.alt = `The slice with the model's heatmap${boxes > 0 ? ` and ${boxes} finding box${boxes > 1 ? 'es' : ''}` : ''}.`
+  slot.append(img)
+  slot.append(element('p', 'Heatmap: where the model found evidence for Stone, relative to this image (dark to bright yellow: weak to strong; on a Normal answer it marks no finding). Boxes: findings, the strongest solid.', 'disclaimer'))
+}
+
+/** The group a result belongs in: its DICOM series, or the images without one. */
+export function groupKey (prediction: Prediction | undefined): string {
+  return prediction?.dicom?.seriesInstanceUid ?? ''
+}
+
+export function groupSection (key: string, studyInstanceUid?: string): { section: HTMLElement, cards: HTMLElement } {
+  const section = element('section', undefined, 'group')
+  const title = key === '' ? 'Images and files without a DICOM series' : `DICOM series ${key}`
+  section.append(element('h3', title))
+  if (key !== '') {
+    if (studyInstanceUid !== undefined) section.append(element('p', `Study ${studyInstanceUid}`, 'hint'))
+    section.append(element('p', 'Series conclusion: not available (this server does not give series conclusions yet; each slice\'s own result is below).', 'series-conclusion'))
+  }
+  const cards = element('div', undefined, 'cards')
+  section.append(cards)
+  return { section, cards }
+}
