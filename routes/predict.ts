@@ -3,7 +3,7 @@ import { diagnosticReportOf } from '../inference/fhir.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
-import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
+import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
 
@@ -18,13 +18,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       consumes: ['multipart/form-data'],
       body: predictBodySchema(),
       response: {
-        200: {
-          description: 'The prediction, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).',
-          content: {
-            'application/json': { schema: refTo(PredictionSchema) },
-            'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
-          }
-        },
+        200: jsonOrFhirResponse(refTo(PredictionSchema), 'The prediction, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
         ...errorResponses(400, 413, 415, 422, 503)
       }
     }
@@ -33,7 +27,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const { prediction, timings } = await app.predict(bytes, recordOrigin(request), options)
     reply.header('Server-Timing', serverTiming(timings))
-    if (request.headers.accept?.includes('application/fhir+json') === true) {
+    if (wantsFhir(request.headers.accept)) {
       const { spec, modelSha256 } = app.model.get()
       const report = diagnosticReportOf(prediction, { positiveClass: spec.positiveClass, sha256: modelSha256 })
       return await reply.type('application/fhir+json; charset=utf-8').send(report)

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { diagnosticReportOf } from '../inference/fhir.js'
 import { PredictionNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
-import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
+import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import type { Prediction } from '../schemas/prediction.js'
 import { PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, StoredPredictionSchema } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
@@ -21,19 +21,13 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
       description: `${ACCESS} With \`Accept: application/fhir+json\` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.`,
       params: PredictionIdParamsSchema,
       response: {
-        200: {
-          description: 'The recorded answer, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).',
-          content: {
-            'application/json': { schema: refTo(StoredPredictionSchema) },
-            'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
-          }
-        },
+        200: jsonOrFhirResponse(refTo(StoredPredictionSchema), 'The recorded answer, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
         ...errorResponses(400, 401, 403, 404, 503)
       }
     }
   }, async (request, reply) => {
     const caller = app.records.readerScope(request, authOn)
-    if (request.headers.accept?.includes('application/fhir+json') === true) {
+    if (wantsFhir(request.headers.accept)) {
       const record = await app.records.getPredictionRecord(request.params.id, caller)
       if (record === undefined) throw new PredictionNotFoundError(request.params.id)
       const report = diagnosticReportOf(record.answer as Prediction, { positiveClass: app.model.get().spec.positiveClass, sha256: record.model.sha256, issued: record.createdAt })
