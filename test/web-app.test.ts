@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -91,6 +91,18 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   const bundle = JSON.parse(await readFile(await fhirDownload.path(), 'utf8'))
   t.equal(bundle.resourceType, 'Bundle')
   t.same(bundle.entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType), ['DiagnosticReport', 'DiagnosticReport', 'DiagnosticReport'])
+
+  // a whole folder through the folder picker: relative paths shown, hidden files and DICOMDIR not sent
+  await page.click('#clear')
+  const folder = join(work, 'export')
+  await mkdir(join(folder, 'sub'), { recursive: true })
+  await copyFile(stone, join(folder, 'slice.jpg'))
+  await copyFile(DICOM, join(folder, 'sub', 'IM0001'))
+  await writeFile(join(folder, '.DS_Store'), 'x')
+  await writeFile(join(folder, 'DICOMDIR'), 'x')
+  await page.setInputFiles('#pick-folder', folder)
+  await page.locator('#progress', { hasText: '2 of 2 file(s) done: 2 classified, 0 not classified. 2 hidden or DICOMDIR file(s) skipped.' }).waitFor()
+  t.same((await page.locator('article.card h4').allTextContents()).sort(), ['export/slice.jpg', 'export/sub/IM0001'], 'the folder\'s slices, by their paths in it')
 
   await page.setViewportSize({ width: 360, height: 740 })
   t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling at phone width (360 px)')

@@ -785,6 +785,7 @@ var entries = [];
 var groups = /* @__PURE__ */ new Map();
 var queue = [];
 var running = 0;
+var skipped = 0;
 function client() {
   const auth = {};
   const apiKey = byId("api-key").value.trim();
@@ -800,7 +801,8 @@ function updateProgress() {
   const done = entries.filter((entry) => entry.prediction !== void 0 || entry.error !== void 0);
   const failed2 = done.filter((entry) => entry.error !== void 0).length;
   const waiting = entries.length - done.length;
-  byId("progress").textContent = entries.length === 0 ? "" : `${done.length} of ${entries.length} file(s) done: ${done.length - failed2} classified, ${failed2} not classified${waiting > 0 ? `, ${waiting} in progress` : ""}.`;
+  const skips = skipped > 0 ? ` ${skipped} hidden or DICOMDIR file(s) skipped.` : "";
+  byId("progress").textContent = entries.length === 0 ? skips.trim() : `${done.length} of ${entries.length} file(s) done: ${done.length - failed2} classified, ${failed2} not classified${waiting > 0 ? `, ${waiting} in progress` : ""}.${skips}`;
   const idle = waiting === 0 && entries.length > 0;
   byId("export-csv").disabled = !idle;
   byId("export-fhir").disabled = !idle || !entries.some((entry) => entry.prediction !== void 0);
@@ -860,7 +862,7 @@ function pump() {
 }
 function add(picked) {
   const files = picked.filter((file) => isCandidate(file.path));
-  const skipped = picked.length - files.length;
+  skipped += picked.length - files.length;
   const pending = byId("results");
   for (const { file, path } of files) {
     const entry = { file, path, card: pendingCard(path) };
@@ -869,7 +871,6 @@ function add(picked) {
     pending.append(entry.card);
   }
   updateProgress();
-  if (skipped > 0) byId("progress").textContent += ` ${skipped} hidden or DICOMDIR file(s) skipped.`;
   pump();
 }
 async function exportFhir() {
@@ -918,6 +919,7 @@ function start() {
   byId("clear").addEventListener("click", () => {
     entries.length = 0;
     queue = [];
+    skipped = 0;
     groups.clear();
     byId("results").replaceChildren();
     byId("export-status").textContent = "";

@@ -13,6 +13,8 @@ const entries: Entry[] = []
 const groups = new Map<string, HTMLElement>()
 let queue: Entry[] = []
 let running = 0
+/** Hidden files and DICOMDIR indexes left out of the picked or dropped files. */
+let skipped = 0
 
 /** The credentials live in the two inputs only: read at each request, never written anywhere. */
 function client (): KidneyStoneClient {
@@ -32,9 +34,10 @@ function updateProgress (): void {
   const done = entries.filter((entry) => entry.prediction !== undefined || entry.error !== undefined)
   const failed = done.filter((entry) => entry.error !== undefined).length
   const waiting = entries.length - done.length
+  const skips = skipped > 0 ? ` ${skipped} hidden or DICOMDIR file(s) skipped.` : ''
   byId('progress').textContent = entries.length === 0
-    ? ''
-    : `${done.length} of ${entries.length} file(s) done: ${done.length - failed} classified, ${failed} not classified${waiting > 0 ? `, ${waiting} in progress` : ''}.`
+    ? skips.trim()
+    : `${done.length} of ${entries.length} file(s) done: ${done.length - failed} classified, ${failed} not classified${waiting > 0 ? `, ${waiting} in progress` : ''}.${skips}`
   const idle = waiting === 0 && entries.length > 0
   byId<HTMLButtonElement>('export-csv').disabled = !idle
   byId<HTMLButtonElement>('export-fhir').disabled = !idle || !entries.some((entry) => entry.prediction !== undefined)
@@ -100,7 +103,7 @@ function pump (): void {
 
 function add (picked: PickedFile[]): void {
   const files = picked.filter((file) => isCandidate(file.path))
-  const skipped = picked.length - files.length
+  skipped += picked.length - files.length
   const pending = byId('results')
   for (const { file, path } of files) {
     const entry: Entry = { file, path, card: pendingCard(path) }
@@ -109,7 +112,6 @@ function add (picked: PickedFile[]): void {
     pending.append(entry.card)
   }
   updateProgress()
-  if (skipped > 0) byId('progress').textContent += ` ${skipped} hidden or DICOMDIR file(s) skipped.`
   pump()
 }
 
@@ -155,6 +157,7 @@ function start (): void {
   byId('clear').addEventListener('click', () => {
     entries.length = 0
     queue = []
+    skipped = 0
     groups.clear()
     byId('results').replaceChildren()
     byId('export-status').textContent = ''
