@@ -80,6 +80,12 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   t.same(sizes.sort(), [[384, 310], [512, 512], [512, 512]].sort(), 'three overlays loaded, each at its upload\'s size')
   t.match(await stoneCard.locator('img').getAttribute('alt'), /heatmap and 1 finding box|heatmap and [23] finding boxes/)
 
+  await stoneCard.getByRole('button', { name: 'Hide the heatmap' }).click()
+  await stoneCard.locator('img[alt$="without the heatmap."]').waitFor()
+  t.ok(await stoneCard.locator('img').evaluate((img) => (img as HTMLImageElement).naturalWidth > 0), 'the boxes-only overlay loaded')
+  await stoneCard.getByRole('button', { name: 'Show the heatmap' }).click()
+  await stoneCard.locator('img[alt*="heatmap and"]').waitFor()
+
   if (process.env.WEB_APP_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.WEB_APP_SCREENSHOT, fullPage: true })
 
   const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')])

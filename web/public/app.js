@@ -749,18 +749,24 @@ function errorCard(path, error) {
   card.append(element("p", `${error.message} (${error.code}${status})`, "error"));
   return card;
 }
-function showOverlay(slot, prediction, image) {
+function showOverlay(slot, prediction, view) {
   slot.replaceChildren();
-  if ("error" in image) {
-    slot.append(element("p", `Overlay not available: ${image.error}`, "error"));
+  if ("error" in view) {
+    slot.append(element("p", `Overlay not available: ${view.error}`, "error"));
     return;
   }
   const img = element("img");
-  img.src = image.dataUrl;
+  img.src = view.dataUrl;
   const boxes = prediction.findings?.length ?? 0;
-  img.alt = `The slice with the model's heatmap${boxes > 0 ? ` and ${boxes} finding box${boxes > 1 ? "es" : ""}` : ""}.`;
-  slot.append(img);
-  slot.append(element("p", "Heatmap: where the model found evidence for Stone, relative to this image (dark to bright yellow: weak to strong; on a Normal answer it marks no finding). Boxes: findings, the strongest solid.", "disclaimer"));
+  const boxText = boxes > 0 ? ` ${boxes} finding box${boxes > 1 ? "es" : ""}` : "";
+  img.alt = view.heatmap ? `The slice with the model's heatmap${boxText === "" ? "" : ` and${boxText}`}.` : `The slice${boxText === "" ? "" : ` with${boxText}`}, without the heatmap.`;
+  const button = element("button", view.heatmap ? "Hide the heatmap" : "Show the heatmap");
+  button.type = "button";
+  button.addEventListener("click", view.toggle);
+  slot.append(img, button);
+  if (view.heatmap) {
+    slot.append(element("p", "Heatmap: where the model found evidence for Stone, relative to this image (dark to bright yellow: weak to strong; on a Normal answer it marks no finding). Boxes: findings, the strongest solid.", "disclaimer"));
+  }
 }
 function groupKey(prediction) {
   return prediction?.dicom?.seriesInstanceUid ?? "";
@@ -843,11 +849,17 @@ async function classify(entry) {
   else byId("results").prepend(placed.card);
   updateProgress();
   if (entry.prediction === void 0 || placed.overlay === void 0) return;
+  await loadOverlay(api, entry.prediction, placed.overlay, true);
+}
+async function loadOverlay(api, prediction, slot, heatmap) {
+  const toggle = () => {
+    void loadOverlay(api, prediction, slot, !heatmap);
+  };
   try {
-    const overlay = await predictionOverlay(api, entry.prediction.id);
-    showOverlay(placed.overlay, entry.prediction, overlay.data !== void 0 ? { dataUrl: await readAsDataUrl(overlay.data) } : { error: `${overlay.error?.message ?? overlay.response.statusText} (${overlay.error?.code ?? `HTTP ${overlay.response.status}`})` });
+    const overlay = await predictionOverlay(api, prediction.id, heatmap);
+    showOverlay(slot, prediction, overlay.data !== void 0 ? { dataUrl: await readAsDataUrl(overlay.data), heatmap, toggle } : { error: `${overlay.error?.message ?? overlay.response.statusText} (${overlay.error?.code ?? `HTTP ${overlay.response.status}`})` });
   } catch (error) {
-    showOverlay(placed.overlay, entry.prediction, { error: errorOf(error).message });
+    showOverlay(slot, prediction, { error: errorOf(error).message });
   }
 }
 function pump() {

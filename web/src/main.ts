@@ -1,4 +1,4 @@
-import { createKidneyStoneClient, predictionOverlay, predictSlice, type ClientAuth, type KidneyStoneClient } from '../../client/index.js'
+import { createKidneyStoneClient, predictionOverlay, predictSlice, type ClientAuth, type KidneyStoneClient, type Prediction } from '../../client/index.js'
 import type { Entry } from './entry.js'
 import { download, fhirBundle, resultsCsv } from './exports.js'
 import { fromDrop, fromInput, isCandidate, type PickedFile } from './files.js'
@@ -83,13 +83,19 @@ async function classify (entry: Entry): Promise<void> {
   else byId('results').prepend(placed.card)
   updateProgress()
   if (entry.prediction === undefined || placed.overlay === undefined) return
+  await loadOverlay(api, entry.prediction, placed.overlay, true)
+}
+
+/** Fetches the overlay (with or without the heatmap) into its slot; the slot's button asks for the other one. */
+async function loadOverlay (api: KidneyStoneClient, prediction: Prediction, slot: HTMLElement, heatmap: boolean): Promise<void> {
+  const toggle = (): void => { void loadOverlay(api, prediction, slot, !heatmap) }
   try {
-    const overlay = await predictionOverlay(api, entry.prediction.id)
-    showOverlay(placed.overlay, entry.prediction, overlay.data !== undefined
-      ? { dataUrl: await readAsDataUrl(overlay.data) }
+    const overlay = await predictionOverlay(api, prediction.id, heatmap)
+    showOverlay(slot, prediction, overlay.data !== undefined
+      ? { dataUrl: await readAsDataUrl(overlay.data), heatmap, toggle }
       : { error: `${overlay.error?.message ?? overlay.response.statusText} (${overlay.error?.code ?? `HTTP ${overlay.response.status}`})` })
   } catch (error) {
-    showOverlay(placed.overlay, entry.prediction, { error: errorOf(error).message })
+    showOverlay(slot, prediction, { error: errorOf(error).message })
   }
 }
 

@@ -68,16 +68,24 @@ export function errorCard (path: string, error: NonNullable<Entry['error']>): HT
   return card
 }
 
-/** The overlay image (a data: URL: the helmet CSP allows img-src 'self' data:), or why there is none. */
-export function showOverlay (slot: HTMLElement, prediction: Prediction, image: { dataUrl: string } | { error: string }): void {
+/** What an overlay slot shows: the image (a data: URL, which the helmet CSP's img-src 'self' data: allows), or why there is none. */
+export type OverlayView = { dataUrl: string, heatmap: boolean, toggle: () => void } | { error: string }
+
+export function showOverlay (slot: HTMLElement, prediction: Prediction, view: OverlayView): void {
   slot.replaceChildren()
-  if ('error' in image) { slot.append(element('p', `Overlay not available: ${image.error}`, 'error')); return }
+  if ('error' in view) { slot.append(element('p', `Overlay not available: ${view.error}`, 'error')); return }
   const img = element('img')
-  img.src = image.dataUrl
+  img.src = view.dataUrl
   const boxes = prediction.findings?.length ?? 0
-  img.alt = `The slice with the model's heatmap${boxes > 0 ? ` and ${boxes} finding box${boxes > 1 ? 'es' : ''}` : ''}.`
-  slot.append(img)
-  slot.append(element('p', 'Heatmap: where the model found evidence for Stone, relative to this image (dark to bright yellow: weak to strong; on a Normal answer it marks no finding). Boxes: findings, the strongest solid.', 'disclaimer'))
+  const boxText = boxes > 0 ? ` ${boxes} finding box${boxes > 1 ? 'es' : ''}` : ''
+  img.alt = view.heatmap ? `The slice with the model's heatmap${boxText === '' ? '' : ` and${boxText}`}.` : `The slice${boxText === '' ? '' : ` with${boxText}`}, without the heatmap.`
+  const button = element('button', view.heatmap ? 'Hide the heatmap' : 'Show the heatmap')
+  button.type = 'button'
+  button.addEventListener('click', view.toggle)
+  slot.append(img, button)
+  if (view.heatmap) {
+    slot.append(element('p', 'Heatmap: where the model found evidence for Stone, relative to this image (dark to bright yellow: weak to strong; on a Normal answer it marks no finding). Boxes: findings, the strongest solid.', 'disclaimer'))
+  }
 }
 
 /** The group a result belongs in: its DICOM series, or the images without one. */
