@@ -135,10 +135,12 @@ async function exportFhir (): Promise<void> {
 async function showStatus (): Promise<void> {
   const status = byId('service-status')
   try {
-    const { data } = await client().GET('/')
-    status.textContent = data === undefined
-      ? 'The service did not answer its status.'
-      : `Service ${data.service} ${data.version}; model ${data.model === null ? 'not loaded' : `${data.model.name} ${data.model.version}`} (${data.status}).`
+    const { data, response } = await client().GET('/')
+    status.textContent = data !== undefined
+      ? `Service ${data.service} ${data.version}; model ${data.model === null ? 'not loaded' : `${data.model.name} ${data.model.version}`} (${data.status}).`
+      : response.status === 401
+        ? 'The service asks for credentials: type an API key or a bearer token below.'
+        : `The service did not give its status (HTTP ${response.status}).`
   } catch (error) {
     status.textContent = errorOf(error).message
   }
@@ -158,6 +160,7 @@ function start (): void {
     if (event.dataTransfer !== null) void fromDrop(event.dataTransfer).then(add)
   })
   byId('credentials').addEventListener('submit', (event) => event.preventDefault())
+  for (const id of ['api-key', 'token']) byId(id).addEventListener('change', () => { void showStatus() })
   byId('export-csv').addEventListener('click', () => download('kidney-stone-results.csv', 'text/csv', resultsCsv(entries)))
   byId('export-fhir').addEventListener('click', () => { void exportFhir() })
   byId('clear').addEventListener('click', () => {
