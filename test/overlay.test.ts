@@ -4,6 +4,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import sharp from 'sharp'
 import { luminance, VIRIDIS } from '../inference/colour-map.js'
+import { evidenceMap, findingsOf } from '../inference/findings.js'
+import type { ModelSpec } from '../inference/model-spec.js'
+import { renderOverlay } from '../inference/overlay.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { build, ctKidneyImage, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
@@ -102,4 +105,31 @@ t.test('with authentication: the overlay follows GET /predictions/{id}\'s rules;
   t.same(await as({ 'x-api-key': 'bob-key-0123456789abcdefgh' }), [404, 'PREDICTION_NOT_FOUND'], 'someone else\'s prediction does not exist for bob')
   t.same(await as({ 'x-api-key': 'alice-key-0123456789abcdef' }), [404, 'UPLOAD_NOT_KEPT'], 'uploads are not kept (UPLOAD_RETENTION=none)')
   await app.close()
+})
+
+t.test('renderOverlay: on a letterboxed (wide) image the heatmap\'s peak lies in the box findingsOf gives', async (t) => {
+  const input: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
+  const spec = { input, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
+  // 14x14 maps [Normal, Stone]: Stone-minus-Normal is -2 everywhere but cell (10, 7), which lies on the image content
+  const values = new Float32Array(2 * 196)
+  for (let k = 0; k < 196; k++) values[196 + k] = -2
+  values[196 + 7 * 14 + 10] = 6
+  const cam = { values, dims: [2, 14, 14] as [number, number, number] }
+  const image = { pixels: Buffer.alloc(448 * 224, 40), width: 448, height: 224, channels: 1 as const }
+  const findings = findingsOf(evidenceMap(values, [1, 2, 14, 14], 0, 1), { isStone: true, original: image, input: spec.input, temperature: 1 })
+  t.equal(findings.length, 1)
+  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec, heatmap: true }))
+  let brightest = { x: -1, y: -1, value: -1 }
+  for (let y = 0; y < heat.height; y++) {
+    for (let x = 0; x < heat.width; x++) {
+      const j = (y * heat.width + x) * 3
+      const value = heat.data[j] + heat.data[j + 1] + heat.data[j + 2]
+      if (value > brightest.value) brightest = { x, y, value }
+    }
+  }
+  const { box } = findings[0]
+  t.ok(brightest.x >= box.x && brightest.x < box.x + box.width && brightest.y >= box.y && brightest.y < box.y + box.height,
+    `heatmap peak (${brightest.x}, ${brightest.y}) in the finding's box ${JSON.stringify(box)}`)
+  // cell (10, 7) covers model columns 160-175, rows 112-127; the 448x224 image fills model rows 56-167 at scale 1/2
+  t.ok(Math.abs(brightest.x - 167.5 * 2) <= 2 && Math.abs(brightest.y - (119.5 - 56) * 2) <= 2, 'at the cell centre mapped back through the letterbox')
 })

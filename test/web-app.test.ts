@@ -98,6 +98,23 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   t.equal(bundle.resourceType, 'Bundle')
   t.same(bundle.entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType), ['DiagnosticReport', 'DiagnosticReport', 'DiagnosticReport'])
 
+  // WCAG AA: every text on the page at least 4.5:1 against white (the page's only background behind text)
+  // (a string: tsx would wrap named functions in a helper that does not exist in the page)
+  const contrasts = await page.evaluate(`(() => {
+    const channel = (c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4 }
+    const luminance = (rgb) => 0.2126 * channel(rgb[0]) + 0.7152 * channel(rgb[1]) + 0.0722 * channel(rgb[2])
+    const seen = new Map()
+    for (const node of document.querySelectorAll('body *')) {
+      if (!Array.from(node.childNodes).some((child) => child.nodeType === Node.TEXT_NODE && child.textContent.trim() !== '')) continue
+      const colour = getComputedStyle(node).color
+      const rgb = (colour.match(/\\d+(\\.\\d+)?/g) ?? []).slice(0, 3).map(Number)
+      seen.set(node.tagName.toLowerCase() + '.' + node.className + ' ' + colour, 1.05 / (luminance(rgb) + 0.05))
+    }
+    return Array.from(seen)
+  })()`) as Array<[string, number]>
+  t.ok(contrasts.length >= 10, `${contrasts.length} text styles checked`)
+  for (const [style, ratio] of contrasts) t.ok(ratio >= 4.5, `${style}: ${ratio.toFixed(1)}:1`)
+
   // a whole folder through the folder picker: relative paths shown, hidden files and DICOMDIR not sent
   await page.click('#clear')
   const folder = join(work, 'export')
