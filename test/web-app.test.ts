@@ -71,6 +71,11 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   t.equal(await errorCard.locator('.verdict').textContent(), 'Not classified')
   t.match(await errorCard.locator('p.error').last().textContent(), /\(UNSUPPORTED_MEDIA_TYPE, HTTP 415\)$/)
 
+  // overlays are fetched as their cards come near the screen: the DICOM card is far below a 900 px window
+  t.ok(await series.locator('article.card').evaluate((card) => card.getBoundingClientRect().top > 1400), 'the DICOM card starts below the fold')
+  t.equal(await series.locator('.overlay img').count(), 0, 'its overlay is not fetched yet')
+  t.equal(await series.locator('.overlay').textContent(), 'Loading the overlay…')
+  for (const card of await page.locator('article.card').all()) await card.scrollIntoViewIfNeeded()
   const overlays = page.locator('article.card img')
   await page.waitForFunction(() => {
     const imgs = Array.from(document.querySelectorAll<HTMLImageElement>('article.card img'))

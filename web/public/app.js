@@ -806,10 +806,10 @@ function errorOf(error) {
 function updateProgress() {
   const done = entries.filter((entry) => entry.prediction !== void 0 || entry.error !== void 0);
   const failed2 = done.filter((entry) => entry.error !== void 0).length;
-  const waiting = entries.length - done.length;
+  const waiting2 = entries.length - done.length;
   const skips = skipped > 0 ? ` ${skipped} hidden or DICOMDIR file(s) skipped.` : "";
-  byId("progress").textContent = entries.length === 0 ? skips.trim() : `${done.length} of ${entries.length} file(s) done: ${done.length - failed2} classified, ${failed2} not classified${waiting > 0 ? `, ${waiting} in progress` : ""}.${skips}`;
-  const idle = waiting === 0 && entries.length > 0;
+  byId("progress").textContent = entries.length === 0 ? skips.trim() : `${done.length} of ${entries.length} file(s) done: ${done.length - failed2} classified, ${failed2} not classified${waiting2 > 0 ? `, ${waiting2} in progress` : ""}.${skips}`;
+  const idle = waiting2 === 0 && entries.length > 0;
   byId("export-csv").disabled = !idle;
   byId("export-fhir").disabled = !idle || !entries.some((entry) => entry.prediction !== void 0);
   byId("clear").disabled = !idle;
@@ -849,7 +849,23 @@ async function classify(entry) {
   else byId("results").prepend(placed.card);
   updateProgress();
   if (entry.prediction === void 0 || placed.overlay === void 0) return;
-  await loadOverlay(api, entry.prediction, placed.overlay, true);
+  whenVisible(placed.overlay, () => {
+    if (entry.prediction !== void 0) void loadOverlay(api, entry.prediction, placed.overlay, true);
+  });
+}
+var waiting = /* @__PURE__ */ new Map();
+var nearScreen = new IntersectionObserver((seen) => {
+  for (const { target, isIntersecting } of seen) {
+    const load = waiting.get(target);
+    if (!isIntersecting || load === void 0) continue;
+    waiting.delete(target);
+    nearScreen.unobserve(target);
+    load();
+  }
+}, { rootMargin: "400px" });
+function whenVisible(slot, load) {
+  waiting.set(slot, load);
+  nearScreen.observe(slot);
 }
 async function loadOverlay(api, prediction, slot, heatmap) {
   const toggle = () => {
@@ -936,6 +952,8 @@ function start() {
     queue = [];
     skipped = 0;
     groups.clear();
+    for (const slot of waiting.keys()) nearScreen.unobserve(slot);
+    waiting.clear();
     byId("results").replaceChildren();
     byId("export-status").textContent = "";
     updateProgress();

@@ -83,7 +83,27 @@ async function classify (entry: Entry): Promise<void> {
   else byId('results').prepend(placed.card)
   updateProgress()
   if (entry.prediction === undefined || placed.overlay === undefined) return
-  await loadOverlay(api, entry.prediction, placed.overlay, true)
+  whenVisible(placed.overlay, () => { if (entry.prediction !== undefined) void loadOverlay(api, entry.prediction, placed.overlay as HTMLElement, true) })
+}
+
+/**
+ * Overlays are asked for once their card comes near the screen: a folder of a few hundred slices then costs the
+ * service (and the page's memory) only the overlays someone looks at.
+ */
+const waiting = new Map<Element, () => void>()
+const nearScreen = new IntersectionObserver((seen) => {
+  for (const { target, isIntersecting } of seen) {
+    const load = waiting.get(target)
+    if (!isIntersecting || load === undefined) continue
+    waiting.delete(target)
+    nearScreen.unobserve(target)
+    load()
+  }
+}, { rootMargin: '400px' })
+
+function whenVisible (slot: HTMLElement, load: () => void): void {
+  waiting.set(slot, load)
+  nearScreen.observe(slot)
 }
 
 /** Fetches the overlay (with or without the heatmap) into its slot; the slot's button asks for the other one. */
@@ -168,6 +188,8 @@ function start (): void {
     queue = []
     skipped = 0
     groups.clear()
+    for (const slot of waiting.keys()) nearScreen.unobserve(slot)
+    waiting.clear()
     byId('results').replaceChildren()
     byId('export-status').textContent = ''
     updateProgress()
