@@ -7,7 +7,7 @@ import { errorResponses } from '../schemas/error.js'
 import { PredictionIdParamsSchema } from '../schemas/records.js'
 
 const OverlayQuerySchema = Type.Object({
-  heatmap: Type.Boolean({ default: true, description: '`false`: the boxes only, on the slice as it is.' })
+  heatmap: Type.Optional(Type.Boolean({ default: true, description: '`false`: the boxes only, on the slice as it is.' }))
 })
 
 /** Bytes an overlay holds while it is drawn: the decoded slice, its RGB copy and the PNG (at most about as big). */
@@ -27,7 +27,6 @@ const overlay: FastifyPluginAsyncTypebox = async (app) => {
         'Who may read it: as GET /predictions/{id}.',
       params: PredictionIdParamsSchema,
       querystring: OverlayQuerySchema,
-      produces: ['image/png'],
       response: {
         200: { description: 'PNG, the size of the uploaded image (DICOM: Columns x Rows).', content: { 'image/png': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
         ...errorResponses(400, 401, 403, 404, 413, 422, 503)
@@ -42,7 +41,7 @@ const overlay: FastifyPluginAsyncTypebox = async (app) => {
     const classifier = app.model.get()
     const image = await classifier.decodeFullSize(bytes, { reserve: (size) => request.inflight.charge(size * OVERLAY_BYTES_PER_PIXEL) })
     const findings = (record.answer as { findings?: Finding[] }).findings ?? []
-    const png = await renderOverlay({ image, cam: record.cam, findings, spec: classifier.spec, heatmap: request.query.heatmap })
+    const png = await renderOverlay({ image, cam: record.cam, findings, spec: classifier.spec, heatmap: request.query.heatmap ?? true })
     return await reply.type('image/png').header('cache-control', 'private, no-store').send(png)
   })
 }
