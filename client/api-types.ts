@@ -728,6 +728,111 @@ export interface components {
             /** @description Present when there may be more: send it back as `cursor` for the next page. */
             next?: string;
         };
+        /**
+         * SeriesRule
+         * @description Stone when at least k adjacent slices have P(Stone) >= threshold (docs/hospital.md, "Study results").
+         */
+        SeriesRule: {
+            /** @description P(Stone) at or above which a slice is positive: the model threshold. */
+            threshold: number;
+            /** @description k: adjacent positive slices that make the series Stone (SERIES_MIN_ADJACENT_SLICES, capped at the slice count). */
+            minAdjacentSlices: number;
+            /** @description Two slices further apart than gapFactor x the median spacing are not adjacent (a slice is missing). */
+            gapFactor: number;
+        };
+        /**
+         * PositiveRange
+         * @description A run of adjacent positive slices long enough to count.
+         */
+        PositiveRange: {
+            /** @description Index of the first slice of the run in `slices` (0-based). */
+            first: number;
+            /** @description Index of the last slice of the run in `slices` (inclusive). */
+            last: number;
+            slices: number;
+            /** @description Slice position (mm) of the first slice. */
+            fromPosition?: number;
+            /** @description Slice position (mm) of the last slice. */
+            toPosition?: number;
+            fromInstanceNumber?: number;
+            toInstanceNumber?: number;
+            maxProbability: number;
+        };
+        /** StudySlice */
+        StudySlice: {
+            /**
+             * Format: uuid
+             * @description GET /predictions/{id} gives the full answer for this slice.
+             */
+            predictionId: string;
+            sopInstanceUid?: string;
+            instanceNumber?: number;
+            /** @description mm along the slice normal. */
+            slicePosition?: number;
+            /** @description P(Stone). */
+            probability: number;
+            /** @description The per-slice decision. */
+            prediction: "Normal" | "Stone";
+        };
+        /** FailedInstance */
+        FailedInstance: {
+            sopInstanceUid?: string;
+            /** @description The error code the instance was refused with (e.g. UNSUPPORTED_MODALITY). */
+            code: string;
+            /** Format: date-time */
+            receivedAt: string;
+        };
+        /** SeriesResult */
+        SeriesResult: {
+            seriesInstanceUid: string;
+            instances: {
+                /** @description Distinct SOP instances received (classified + failed). */
+                received: number;
+                classified: number;
+                failed: number;
+            };
+            /** @description No instance arrived for SERIES_IDLE_SECONDS: the conclusion will not change unless the series is sent again. */
+            final: boolean;
+            /** Format: date-time */
+            lastReceivedAt: string;
+            /**
+             * Format: date-time
+             * @description When the series is (or was) final if nothing more arrives: lastReceivedAt + SERIES_IDLE_SECONDS.
+             */
+            finalAt: string;
+            /** @description Stone, Normal, or Undetermined when no instance was classified. */
+            conclusion: "Stone" | "Normal" | "Undetermined";
+            /** @description The runs that make the series Stone, in slice order. */
+            positiveRanges: components["schemas"]["PositiveRange"][];
+            /** @description Positive slices in runs shorter than k: shown, not counted. */
+            isolatedPositiveSlices: number;
+            /** @description Highest P(Stone) of the series. */
+            maxProbability?: number;
+            /** @description Index in `slices` of the slice with the highest P(Stone). */
+            maxProbabilityIndex?: number;
+            rule: components["schemas"]["SeriesRule"];
+            model?: components["schemas"]["ModelRef"];
+            /** @description Classified instances ordered by slice position, then InstanceNumber. */
+            slices: components["schemas"]["StudySlice"][];
+            /** @description Refused instances, in the order received. */
+            failures: components["schemas"]["FailedInstance"][];
+        };
+        /**
+         * StudyResult
+         * @description Results of the CT instances received for one study (C-STORE, STOW-RS, /predict, /predict/batch).
+         */
+        StudyResult: {
+            studyInstanceUid: string;
+            /** @description Stone if any series is Stone; Normal if any series is Normal and none Stone; else Undetermined. */
+            verdict: "Stone" | "Normal" | "Undetermined";
+            /** @description Every series is final. */
+            final: boolean;
+            /** Format: date-time */
+            lastReceivedAt: string;
+            /** @description In the order their first instance arrived. */
+            series: components["schemas"]["SeriesResult"][];
+            disclaimer: string;
+        };
     };
     responses: never;
     parameters: never;
