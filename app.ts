@@ -16,6 +16,7 @@ import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import readinessPlugin from './plugins/app/readiness.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
+import studiesPlugin from './plugins/app/studies.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
 import helmetPlugin from './plugins/external/helmet.js'
@@ -30,6 +31,7 @@ import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
+import studiesRoutes from './routes/studies.js'
 import { sharedSchemas } from './schemas/index.js'
 
 export interface AppOptions {
@@ -86,6 +88,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(metricsPlugin)
   await app.register(recordsPlugin)
   await app.register(auditPlugin)
+  await app.register(studiesPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
   await app.register(readinessPlugin)
@@ -97,5 +100,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
+  await app.register(studiesRoutes)
   return app
 }

@@ -529,6 +529,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/studies/{studyInstanceUid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The results of one study: each series with its instances, slice probabilities in order and its conclusion
+         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json`: one FHIR R4 DiagnosticReport for the study. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description StudyInstanceUID (0020,000D). */
+                    studyInstanceUid: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StudyResult"];
+                        "application/fhir+json": components["schemas"]["FhirDiagnosticReport"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
