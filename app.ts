@@ -5,6 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.js'
 import authPlugin from './plugins/app/auth.js'
 import deadlinePlugin from './plugins/app/deadline.js'
+import dicomIntakePlugin from './plugins/app/dicom-intake.js'
+import dicomNodePlugin from './plugins/app/dicom-node.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
@@ -91,6 +93,8 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(studiesPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
+  await app.register(dicomIntakePlugin)
+  await app.register(dicomNodePlugin)
   await app.register(readinessPlugin)
 
   await app.register(rootRoutes)
