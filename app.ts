@@ -34,6 +34,7 @@ import predictBatchRoutes from './routes/predict-batch.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
 import studiesRoutes from './routes/studies.js'
+import stowRoutes from './routes/stow.js'
 import { sharedSchemas } from './schemas/index.js'
 
 export interface AppOptions {
@@ -105,5 +106,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
   await app.register(studiesRoutes)
+  await app.register(stowRoutes)
   return app
 }

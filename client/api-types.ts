@@ -617,6 +617,117 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/studies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * STOW-RS: store (classify) the DICOM instances of one or more studies
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part. Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every instance stored. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Some instances stored, some failed (FailedSOPSequence). */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No instance stored (FailedSOPSequence says why). */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -920,6 +1031,59 @@ export interface components {
             /** @description In the order their first instance arrived. */
             series: components["schemas"]["SeriesResult"][];
             disclaimer: string;
+        };
+        /** StowResponse */
+        StowResponse: {
+            /** @description ReferencedSOPSequence: the instances stored and classified. */
+            "00081199"?: {
+                /** @enum {string} */
+                vr: "SQ";
+                Value: {
+                    /** @description ReferencedSOPClassUID */
+                    "00081150": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description ReferencedSOPInstanceUID */
+                    "00081155": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    "00081197"?: {
+                        /** @enum {string} */
+                        vr: "US";
+                        Value: number[];
+                    };
+                }[];
+            };
+            /** @description FailedSOPSequence: the instances refused, each with its FailureReason. */
+            "00081198"?: {
+                /** @enum {string} */
+                vr: "SQ";
+                Value: {
+                    /** @description ReferencedSOPClassUID */
+                    "00081150": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description ReferencedSOPInstanceUID */
+                    "00081155": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    "00081197"?: {
+                        /** @enum {string} */
+                        vr: "US";
+                        Value: number[];
+                    };
+                }[];
+            };
         };
     };
     responses: never;

@@ -5,6 +5,7 @@ import { CLASSIFIED_SOP_CLASSES, UnsupportedSopClassError } from '../../dicom-no
 import { errorComment, failureStatus, type Refusal } from '../../dicom-node/status.js'
 import type { RecordOrigin } from '../../records/record.js'
 import type { Prediction } from '../../schemas/prediction.js'
+import type { PredictOptions } from './predictor.js'
 
 export type IntakeOutcome =
   | { classified: true, keys: InstanceKeys, prediction: Prediction }
@@ -18,16 +19,16 @@ declare module 'fastify' {
      * any answer), or refused with a typed error that is recorded with the instance's UIDs so its study counts it.
      * Never throws.
      */
-    receiveInstance: (bytes: Buffer, origin: RecordOrigin, known?: InstanceKeys) => Promise<IntakeOutcome>
+    receiveInstance: (bytes: Buffer, origin: RecordOrigin, known?: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, known: InstanceKeys = {}): Promise<IntakeOutcome> => {
+  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, known: InstanceKeys = {}, options: PredictOptions = {}): Promise<IntakeOutcome> => {
     const keys = readInstanceKeys(bytes, known)
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
-      const { prediction } = await app.predict(bytes, origin)
+      const { prediction } = await app.predict(bytes, origin, options)
       return { classified: true, keys, prediction }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
