@@ -7,6 +7,7 @@ import authPlugin from './plugins/app/auth.js'
 import deadlinePlugin from './plugins/app/deadline.js'
 import dicomIntakePlugin from './plugins/app/dicom-intake.js'
 import dicomNodePlugin from './plugins/app/dicom-node.js'
+import fhirPushPlugin from './plugins/app/fhir-push.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
@@ -92,6 +93,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(recordsPlugin)
   await app.register(auditPlugin)
   await app.register(studiesPlugin)
+  await app.register(fhirPushPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
   await app.register(dicomIntakePlugin)

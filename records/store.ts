@@ -5,6 +5,7 @@ import { GroupWriter } from './group-writer.js'
 import { migrate, readMigrations } from './migrate.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
+import { PushQueue } from './push-queue.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 
@@ -131,10 +132,13 @@ export class RecordStore {
   private readonly predictions: GroupWriter<PredictionRecord>
   private readonly auditEvents: GroupWriter<AuditEvent>
   private readonly failedInstances: GroupWriter<FailedInstanceRecord>
+  /** The FHIR push queue of final studies (records/push-queue.ts). */
+  readonly pushes: PushQueue
 
   private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
     this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
+    this.pushes = new PushQueue(driver)
     this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
   }
 

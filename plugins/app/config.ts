@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
-import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, secretFrom, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -179,8 +179,8 @@ export interface AppConfig {
   /** Study results: a series is final after idleSeconds without a new instance; k of the series conclusion rule. */
   series: { idleSeconds: number, minAdjacentSlices: number }
   dicomNode: DicomNodeSettings
-  /** Where final studies' DiagnosticReports are POSTed (undefined: no push), and how often a push is tried. */
-  fhirPush: { url?: string, maxAttempts: number }
+  /** Where final studies' DiagnosticReports are POSTed (undefined: no push), how often a push is tried, the bearer token. */
+  fhirPush: { url?: string, maxAttempts: number, token?: string }
 }
 
 export interface DicomNodeSettings {
@@ -295,7 +295,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxPduBytes: e.DICOM_MAX_PDU_BYTES,
       idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
     },
-    fhirPush: { url: e.FHIR_SERVER_URL, maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS }
+    fhirPush: { url: e.FHIR_SERVER_URL?.replace(/\/+$/, ''), maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, token: fhirTokenFrom(env) }
   }
 }
 
@@ -313,6 +313,15 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
     })
   } catch (error) {
     if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)
+    throw error
+  }
+}
+
+function fhirTokenFrom (env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return secretFrom(env, SECRET_VARIABLES.fhirServerToken)
+  } catch (error) {
+    if (error instanceof AuthConfigError) throw new ConfigError(`Invalid FHIR push settings: ${error.message}`)
     throw error
   }
 }

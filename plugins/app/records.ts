@@ -130,6 +130,11 @@ export class RecordsService {
     })
   }
 
+  /** The FHIR push queue (plugins/app/fhir-push.ts); throws RecordsUnavailableError while the store is not open. */
+  async withPushQueue<T> (work: (queue: RecordStore['pushes']) => Promise<T>): Promise<T> {
+    return await this.reading(async (store) => await work(store.pushes))
+  }
+
   /** What was received for one study (GET /studies/{uid}); with `caller`, only that caller's instances. */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     return await this.reading(async (store) => await store.readStudy(studyInstanceUid, caller))
