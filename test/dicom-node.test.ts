@@ -6,7 +6,7 @@ import t from 'tap'
 import { loadConfig } from '../plugins/app/config.js'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { RECORDS_OFF } from './helper.js'
-import { CT_SOURCES, SOP_CLASS, writeCtSeries } from './helpers/ct-series.js'
+import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
 import { recordsApp } from './records/suite.js'
 

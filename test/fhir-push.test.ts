@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { backoffSeconds } from '../plugins/app/fhir-push.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { fileUpload, RECORDS_OFF } from './helper.js'
-import { writeCtSeries } from './helpers/ct-series.js'
+import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
 

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { RECORDS_OFF } from './helper.js'
-import { SOP_CLASS, writeCtSeries } from './helpers/ct-series.js'
+import { SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { recordsApp } from './records/suite.js'
 
 // STOW-RS (POST /studies) with two clients nobody here wrote: curl, and dicomweb-client (the DICOMweb client of the

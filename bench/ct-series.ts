@@ -4,14 +4,16 @@ import { copyFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pLimit from 'p-limit'
-import { SHARED } from '../helper.js'
+import { fileURLToPath } from 'node:url'
 
 const run = promisify(execFile)
 
+const SHARED_DICOM = fileURLToPath(new URL('../../shared/data/dicom/', import.meta.url))
+
 /** The shared real CT slices a series is built from (512x512 and 128x128, explicit VR little endian). */
 export const CT_SOURCES = {
-  ct1: join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm'),
-  small: join(SHARED, 'data/dicom/ct-small-pydicom.dcm')
+  ct1: join(SHARED_DICOM, 'ct1-unc-explicit-little-endian.dcm'),
+  small: join(SHARED_DICOM, 'ct-small-pydicom.dcm')
 }
 
 export const SOP_CLASS = {
@@ -46,7 +48,7 @@ export interface CtSeriesOptions {
 }
 
 /**
- * Writes a CT series into `dir` from the shared real CT files: each slice a copy with new Study/Series/SOP Instance
+ * Writes a CT series into `dir` (tests and bench/dicom-series.ts) from the shared real CT files: each slice a copy with new Study/Series/SOP Instance
  * UIDs, InstanceNumber, ImagePositionPatient and SliceLocation set by dcmtk's dcmodify (the File Meta Information
  * follows the new SOP Instance UID). Axial slices `spacingMm` apart; callers
  * decide the order they send them in.
