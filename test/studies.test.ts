@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
+import { loadConfig } from '../plugins/app/config.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
 import { fileUpload, RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
@@ -86,6 +87,46 @@ for (const backend of backends) {
     t.same(report.imagingStudy[0].identifier, { system: 'urn:dicom:uid', value: `urn:oid:${series.studyInstanceUid as string}` })
   })
 }
+
+t.test('postgres: two replicas on one database give the same study result, and it survives a restart', async (t) => {
+  const records = await backends[1].records()
+  const [a, b] = await Promise.all([recordsApp(t, records), recordsApp(t, records)])
+  const series = await writeCtSeries(join(work, 'replicas'), { slices: 4 })
+  for (const [i, file] of series.files.entries()) {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    const res = await (i % 2 === 0 ? a : b).inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })
+    t.equal(res.statusCode, 200)
+  }
+  const read = async (app: typeof a): Promise<any> => {
+    const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+    return { ...study, final: undefined, series: study.series.map((s: any) => ({ ...s, final: undefined })) }
+  }
+  const throughA = await read(a)
+  t.same(throughA.series[0].instances, { received: 4, classified: 4, failed: 0 })
+  t.same(await read(b), throughA, 'the same answer through either replica')
+  await a.close()
+  const restarted = await recordsApp(t, records)
+  t.same(await read(restarted), throughA, 'the same answer after a restart')
+})
+
+t.test('with authentication, a study is read as records are: a caller sees its own instances; records:read-all sees all; STOW needs predict', async (t) => {
+  const keys = { alice: 'alice-0123456789abcdef', bob: 'bob-0123456789abcdefgh', auditor: 'auditor-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `alice:${keys.alice}:predict,bob:${keys.bob}:predict,auditor:${keys.auditor}:records:read-all` }).auth
+  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  const series = await writeCtSeries(join(work, 'auth'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': keys.alice } })).statusCode, 200)
+  const as = async (key: string): Promise<[number, string]> => {
+    const res = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}`, headers: { 'x-api-key': key } })
+    return [res.statusCode, res.json().code ?? `${res.json().series[0].instances.classified as number} classified`]
+  }
+  t.same(await as(keys.alice), [200, '1 classified'], 'its own')
+  t.same(await as(keys.bob), [404, 'STUDY_NOT_FOUND'], 'someone else\'s study does not exist for this caller')
+  t.same(await as(keys.auditor), [200, '1 classified'], 'records:read-all')
+  t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
+  const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
+  t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')
+})
 
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
   const app = await recordsApp(t, await backends[0].records())
