@@ -259,7 +259,11 @@ export class RecordStore {
         [before.toISOString(), limit], `records.sweep.${table}`)
       return Number(rows[0]?.n ?? 0)
     }
-    return { predictions: await sweep('predictions'), auditEvents: await sweep('audit_events'), failedInstances: await sweep('failed_instances') }
+    const swept = { predictions: await sweep('predictions'), auditEvents: await sweep('audit_events'), failedInstances: await sweep('failed_instances') }
+    // A push row outlives its study's records only until the same cutoff (one row per study: not counted).
+    await this.driver.query('DELETE FROM study_pushes WHERE study_instance_uid IN (SELECT study_instance_uid FROM study_pushes ' +
+      'WHERE version < $1::timestamptz LIMIT $2 FOR UPDATE SKIP LOCKED)', [before.toISOString(), limit], 'records.sweep.study_pushes')
+    return swept
   }
 
   /** A round trip to the database (readiness). */
