@@ -46,6 +46,9 @@ t.test('curl: a CT series and an MR instance in one request: 202, ReferencedSOPS
   const answer = JSON.parse(json)
   t.same(answer['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]).sort(), [...series.sopInstanceUids].sort())
   t.same(answer['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[mr.sopInstanceUids[0], 0x0122]])
+  const metrics = await (await fetch(`${http}/metrics`)).text()
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="stored"} 4')
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="UNSUPPORTED_SOP_CLASS"} 1')
 
   let study: any
   for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {

@@ -29,12 +29,14 @@ export default fp(async (app) => {
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction } = await app.predict(bytes, origin, options)
+      app.metrics.dicomInstances.inc({ route: origin.route, outcome: 'stored' })
       return { classified: true, keys, prediction }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
       const refusal: Refusal = error instanceof ServiceError
         ? { code: error.code, statusCode: error.statusCode, message: error.message }
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
+      app.metrics.dicomInstances.inc({ route: origin.route, outcome: refusal.code })
       if (keys.studyInstanceUid !== undefined) {
         app.records.failedInstance({
           ...origin,
@@ -49,4 +51,4 @@ export default fp(async (app) => {
       return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
     }
   })
-}, { name: 'dicom-intake', dependencies: ['predictor', 'records'] })
+}, { name: 'dicom-intake', dependencies: ['predictor', 'records', 'metrics'] })
