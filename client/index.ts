@@ -108,3 +108,12 @@ export async function predictionOverlay (client: KidneyStoneClient, id: string, 
   const { data, error, response } = await client.GET('/predictions/{id}/overlay.png', { params: { path: { id }, query: { heatmap } }, parseAs: 'blob' })
   return { data: data as Blob | undefined, error, response }
 }
+
+/** The results of one study (GET /studies/{uid}): each series with its slices and the server's series conclusion. */
+export type StudyResult = components['schemas']['StudyResult']
+
+/** GET /studies/{studyInstanceUid} as JSON (the operation also answers FHIR; the Accept header sent here decides). */
+export async function studyResult (client: KidneyStoneClient, studyInstanceUid: string): Promise<Answer<StudyResult>> {
+  const { data, error, response } = await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid } }, headers: { accept: 'application/json' } })
+  return { data: data as StudyResult | undefined, error, response }
+}

@@ -63,7 +63,12 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
 
   const series = page.locator('section.group', { has: page.locator('h3', { hasText: `DICOM series ${SERIES}` }) })
   t.equal(await series.locator('article.card h4').textContent(), 'ct1-unc-explicit-little-endian.dcm', 'the DICOM file sits in its series')
-  t.match(await series.locator('.series-conclusion').textContent(), /^Series conclusion: not available/)
+  // the series conclusion is the service's (GET /studies/{uid}), shown in words, never computed by the page
+  const study = (await app.inject({ method: 'GET', url: '/studies/1.3.6.1.4.1.5962.1.2.1.20040826185059.5457' })).json()
+  const serverSeries = study.series.find((s: { seriesInstanceUid: string }) => s.seriesInstanceUid === SERIES)
+  const words: Record<string, string> = { Stone: 'Stone suspected', Normal: 'no stone detected (Normal)', Undetermined: 'undetermined (no slice classified)' }
+  await series.locator('.series-conclusion p', { hasText: 'Series conclusion: ' + words[serverSeries.conclusion] }).waitFor()
+  t.match(await series.locator('.series-conclusion').textContent(), new RegExp(`The service holds ${serverSeries.instances.received} instance\\(s\\) of this series: ${serverSeries.instances.classified} classified, 0 refused\\. Stone when at least ${serverSeries.rule.minAdjacentSlices} adjacent`))
   const images = page.locator('section.group', { has: page.locator('h3', { hasText: 'Images and files without a DICOM series' }) })
   t.equal(await images.locator('article.card').count(), 2, 'the two JPEGs sit among the images')
 

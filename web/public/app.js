@@ -570,6 +570,10 @@ async function predictionOverlay(client2, id, heatmap = true) {
   const { data, error, response } = await client2.GET("/predictions/{id}/overlay.png", { params: { path: { id }, query: { heatmap } }, parseAs: "blob" });
   return { data, error, response };
 }
+async function studyResult(client2, studyInstanceUid) {
+  const { data, error, response } = await client2.GET("/studies/{studyInstanceUid}", { params: { path: { studyInstanceUid } }, headers: { accept: "application/json" } });
+  return { data, error, response };
+}
 
 // cli/output.ts
 function failed(result) {
@@ -775,13 +779,37 @@ function groupSection(key, studyInstanceUid) {
   const section = element("section", void 0, "group");
   const title = key === "" ? "Images and files without a DICOM series" : `DICOM series ${key}`;
   section.append(element("h3", title));
+  let conclusion;
   if (key !== "") {
     if (studyInstanceUid !== void 0) section.append(element("p", `Study ${studyInstanceUid}`, "hint"));
-    section.append(element("p", "Series conclusion: not available (this server does not give series conclusions yet; each slice's own result is below).", "series-conclusion"));
+    conclusion = element("div", void 0, "series-conclusion");
+    conclusion.setAttribute("aria-live", "polite");
+    conclusion.append(element("p", studyInstanceUid === void 0 ? "Series conclusion: not available (the file names no study)." : "Series conclusion: asked of the service once every file is classified."));
+    section.append(conclusion);
   }
   const cards = element("div", void 0, "cards");
   section.append(cards);
-  return { section, cards };
+  return { section, cards, ...conclusion === void 0 ? {} : { conclusion } };
+}
+function showSeriesConclusion(slot, series) {
+  slot.replaceChildren();
+  if ("error" in series) {
+    slot.append(element("p", `Series conclusion: not available: ${series.error}`));
+    return;
+  }
+  const words = { Stone: "Stone suspected", Normal: "no stone detected (Normal)", Undetermined: "undetermined (no slice classified)" };
+  slot.append(element("p", `Series conclusion: ${words[series.conclusion]}${series.final ? "" : " (not final: more slices may still arrive)"}.`));
+  const { received, classified, failed: failed2 } = series.instances;
+  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${series.rule.threshold.toFixed(3)}`;
+  slot.append(element("p", `The service holds ${received} instance(s) of this series: ${classified} classified, ${failed2} refused. ${rule}.`, "hint"));
+  if (series.positiveRanges.length > 0) {
+    const list = element("ul");
+    for (const range of series.positiveRanges) {
+      const numbers = range.fromInstanceNumber === void 0 ? "" : `, InstanceNumber ${range.fromInstanceNumber}–${range.toInstanceNumber ?? range.fromInstanceNumber}`;
+      list.append(element("li", `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${range.maxProbability.toFixed(3)}`));
+    }
+    slot.append(list);
+  }
 }
 
 // web/src/main.ts
@@ -816,14 +844,25 @@ function updateProgress() {
 }
 function groupFor(entry) {
   const key = groupKey(entry.prediction);
-  let cards = groups.get(key);
-  if (cards === void 0) {
-    const group = groupSection(key, entry.prediction?.dicom?.studyInstanceUid);
-    cards = group.cards;
-    groups.set(key, cards);
+  let group = groups.get(key);
+  if (group === void 0) {
+    group = groupSection(key, entry.prediction?.dicom?.studyInstanceUid);
+    groups.set(key, group);
     byId("results").append(group.section);
   }
-  return cards;
+  return group;
+}
+async function refreshStudy(api, studyInstanceUid) {
+  const slots = [...groups].flatMap(([seriesUid, group]) => group.conclusion !== void 0 && entries.some((e) => e.prediction?.dicom?.seriesInstanceUid === seriesUid && e.prediction.dicom.studyInstanceUid === studyInstanceUid) ? [{ seriesUid, slot: group.conclusion }] : []);
+  try {
+    const { data, error, response } = await studyResult(api, studyInstanceUid);
+    for (const { seriesUid, slot } of slots) {
+      const series = data?.series.find((s) => s.seriesInstanceUid === seriesUid);
+      showSeriesConclusion(slot, series ?? { error: data === void 0 ? `${error?.message ?? response.statusText} (${error?.code ?? `HTTP ${response.status}`})` : "the service holds no classified instance of this series for you" });
+    }
+  } catch (error) {
+    for (const { slot } of slots) showSeriesConclusion(slot, { error: errorOf(error).message });
+  }
 }
 async function readAsDataUrl(blob) {
   return await new Promise((resolve, reject) => {
@@ -845,9 +884,13 @@ async function classify(entry) {
   const placed = entry.prediction === void 0 ? { card: errorCard(entry.path, entry.error ?? errorOf("no answer")), overlay: void 0 } : resultCard(entry.path, entry.prediction);
   entry.card.remove();
   entry.card = placed.card;
-  if (entry.prediction !== void 0) groupFor(entry).append(placed.card);
+  if (entry.prediction !== void 0) groupFor(entry).cards.append(placed.card);
   else byId("results").prepend(placed.card);
   updateProgress();
+  if (entries.every((e) => e.prediction !== void 0 || e.error !== void 0)) {
+    const studies = new Set(entries.flatMap((e) => e.prediction?.dicom?.studyInstanceUid ?? []));
+    await Promise.all([...studies].map(async (study) => await refreshStudy(api, study)));
+  }
   if (entry.prediction === void 0 || placed.overlay === void 0) return;
   whenVisible(placed.overlay, () => {
     if (entry.prediction !== void 0) void loadOverlay(api, entry.prediction, placed.overlay, true);

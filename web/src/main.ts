@@ -1,8 +1,8 @@
-import { createKidneyStoneClient, predictionOverlay, predictSlice, type ClientAuth, type KidneyStoneClient, type Prediction } from '../../client/index.js'
+import { createKidneyStoneClient, predictionOverlay, predictSlice, studyResult, type ClientAuth, type KidneyStoneClient, type Prediction } from '../../client/index.js'
 import type { Entry } from './entry.js'
 import { download, fhirBundle, resultsCsv } from './exports.js'
 import { fromDrop, fromInput, isCandidate, type PickedFile } from './files.js'
-import { errorCard, groupKey, groupSection, pendingCard, resultCard, showOverlay } from './render.js'
+import { errorCard, groupKey, groupSection, pendingCard, resultCard, showOverlay, showSeriesConclusion, type Group } from './render.js'
 
 /** Files classified at the same time: the service micro-batches them; more would only queue there. */
 const CONCURRENCY = 2
@@ -10,7 +10,7 @@ const CONCURRENCY = 2
 const byId = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 
 const entries: Entry[] = []
-const groups = new Map<string, HTMLElement>()
+const groups = new Map<string, Group>()
 let queue: Entry[] = []
 let running = 0
 /** Hidden files and DICOMDIR indexes left out of the picked or dropped files. */
@@ -44,16 +44,37 @@ function updateProgress (): void {
   byId<HTMLButtonElement>('clear').disabled = !idle
 }
 
-function groupFor (entry: Entry): HTMLElement {
+function groupFor (entry: Entry): Group {
   const key = groupKey(entry.prediction)
-  let cards = groups.get(key)
-  if (cards === undefined) {
-    const group = groupSection(key, entry.prediction?.dicom?.studyInstanceUid)
-    cards = group.cards
-    groups.set(key, cards)
+  let group = groups.get(key)
+  if (group === undefined) {
+    group = groupSection(key, entry.prediction?.dicom?.studyInstanceUid)
+    groups.set(key, group)
     byId('results').append(group.section)
   }
-  return cards
+  return group
+}
+
+/**
+ * The service's series conclusions of one study (GET /studies/{uid}), asked once all the files are answered (and
+ * again after each later upload): the page shows them and computes nothing clinical itself.
+ */
+async function refreshStudy (api: KidneyStoneClient, studyInstanceUid: string): Promise<void> {
+  const slots = [...groups].flatMap(([seriesUid, group]) =>
+    group.conclusion !== undefined && entries.some((e) => e.prediction?.dicom?.seriesInstanceUid === seriesUid && e.prediction.dicom.studyInstanceUid === studyInstanceUid)
+      ? [{ seriesUid, slot: group.conclusion }]
+      : [])
+  try {
+    const { data, error, response } = await studyResult(api, studyInstanceUid)
+    for (const { seriesUid, slot } of slots) {
+      const series = data?.series.find((s) => s.seriesInstanceUid === seriesUid)
+      showSeriesConclusion(slot, series ?? { error: data === undefined
+        ? `${error?.message ?? response.statusText} (${error?.code ?? `HTTP ${response.status}`})`
+        : 'the service holds no classified instance of this series for you' })
+    }
+  } catch (error) {
+    for (const { slot } of slots) showSeriesConclusion(slot, { error: errorOf(error).message })
+  }
 }
 
 async function readAsDataUrl (blob: Blob): Promise<string> {
@@ -79,9 +100,14 @@ async function classify (entry: Entry): Promise<void> {
     : resultCard(entry.path, entry.prediction)
   entry.card.remove()
   entry.card = placed.card
-  if (entry.prediction !== undefined) groupFor(entry).append(placed.card)
+  if (entry.prediction !== undefined) groupFor(entry).cards.append(placed.card)
   else byId('results').prepend(placed.card)
   updateProgress()
+  // once every file is answered, the service's conclusions of the studies seen (one request per study, not per slice)
+  if (entries.every((e) => e.prediction !== undefined || e.error !== undefined)) {
+    const studies = new Set(entries.flatMap((e) => e.prediction?.dicom?.studyInstanceUid ?? []))
+    await Promise.all([...studies].map(async (study) => await refreshStudy(api, study)))
+  }
   if (entry.prediction === undefined || placed.overlay === undefined) return
   whenVisible(placed.overlay, () => { if (entry.prediction !== undefined) void loadOverlay(api, entry.prediction, placed.overlay as HTMLElement, true) })
 }

@@ -1,4 +1,4 @@
-import type { Finding, Prediction } from '../../client/index.js'
+import type { Finding, Prediction, StudyResult } from '../../client/index.js'
 import type { Entry } from './entry.js'
 
 /** An element with text and classes; server text only ever goes in as textContent. */
@@ -93,15 +93,49 @@ export function groupKey (prediction: Prediction | undefined): string {
   return prediction?.dicom?.seriesInstanceUid ?? ''
 }
 
-export function groupSection (key: string, studyInstanceUid?: string): { section: HTMLElement, cards: HTMLElement } {
+export interface Group {
+  section: HTMLElement
+  cards: HTMLElement
+  /** Where the server's series conclusion goes (DICOM series only). */
+  conclusion?: HTMLElement
+}
+
+export function groupSection (key: string, studyInstanceUid?: string): Group {
   const section = element('section', undefined, 'group')
   const title = key === '' ? 'Images and files without a DICOM series' : `DICOM series ${key}`
   section.append(element('h3', title))
+  let conclusion: HTMLElement | undefined
   if (key !== '') {
     if (studyInstanceUid !== undefined) section.append(element('p', `Study ${studyInstanceUid}`, 'hint'))
-    section.append(element('p', 'Series conclusion: not available (this server does not give series conclusions yet; each slice\'s own result is below).', 'series-conclusion'))
+    conclusion = element('div', undefined, 'series-conclusion')
+    conclusion.setAttribute('aria-live', 'polite')
+    conclusion.append(element('p', studyInstanceUid === undefined
+      ? 'Series conclusion: not available (the file names no study).'
+      : 'Series conclusion: asked of the service once every file is classified.'))
+    section.append(conclusion)
   }
   const cards = element('div', undefined, 'cards')
   section.append(cards)
-  return { section, cards }
+  return { section, cards, ...(conclusion === undefined ? {} : { conclusion }) }
+}
+
+type SeriesResult = StudyResult['series'][number]
+
+/** The service's conclusion for one series, in words (computed by the service: GET /studies/{uid}), or why there is none. */
+export function showSeriesConclusion (slot: HTMLElement, series: SeriesResult | { error: string }): void {
+  slot.replaceChildren()
+  if ('error' in series) { slot.append(element('p', `Series conclusion: not available: ${series.error}`)); return }
+  const words = { Stone: 'Stone suspected', Normal: 'no stone detected (Normal)', Undetermined: 'undetermined (no slice classified)' }
+  slot.append(element('p', `Series conclusion: ${words[series.conclusion]}${series.final ? '' : ' (not final: more slices may still arrive)'}.`))
+  const { received, classified, failed } = series.instances
+  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${series.rule.threshold.toFixed(3)}`
+  slot.append(element('p', `The service holds ${received} instance(s) of this series: ${classified} classified, ${failed} refused. ${rule}.`, 'hint'))
+  if (series.positiveRanges.length > 0) {
+    const list = element('ul')
+    for (const range of series.positiveRanges) {
+      const numbers = range.fromInstanceNumber === undefined ? '' : `, InstanceNumber ${range.fromInstanceNumber}–${range.toInstanceNumber ?? range.fromInstanceNumber}`
+      list.append(element('li', `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${range.maxProbability.toFixed(3)}`))
+    }
+    slot.append(list)
+  }
 }
