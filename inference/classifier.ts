@@ -4,7 +4,9 @@ import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
+import type { WindowSource } from './dicom/decode-dicom.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
+import { ABDOMEN_WINDOW } from './dicom/voi.js'
 import type { ModelFailedError } from './errors.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
@@ -14,8 +16,12 @@ import { sniffFormat } from './sniff.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
   maxPixels: number
-  /** DICOM only: window (HU) used when a file carries none; default abdomen 40/400 (inference/dicom/voi.ts). */
+  /** DICOM only: overrides the model's input window (sidecar `input.window`, else abdomen 40/400, inference/dicom/voi.ts). */
   dicomWindow?: DicomWindow
+  /** DICOM only: `model` (default) windows HU with the model's window whatever the file carries; `file` prefers the file's. */
+  dicomWindowSource?: WindowSource
+  /** DICOM only: Modality values classified (default CT; inference/dicom/image-kind.ts). */
+  dicomModalities?: readonly string[]
   /** Images decoded and resized at the same time (each one also uses libvips' own threads). */
   sharpConcurrency?: number
   /** The worker threads that decode DICOM (inference/dicom/decoder-pool.ts). */
@@ -139,10 +145,15 @@ export class Classifier {
     return (await this.prepare(bytes, {})).pixels
   }
 
+  /** The window (HU) that turns a DICOM file's HU into the model's grey levels. */
+  get dicomWindow (): DicomWindow {
+    return this.options.dicomWindow ?? this.spec.input.window ?? ABDOMEN_WINDOW
+  }
+
   private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
-    const { maxPixels, dicomWindow } = this.options
+    const { maxPixels, dicomWindowSource, dicomModalities } = this.options
     return await prepareModelInput(bytes, this.spec, {
-      channels: this.spec.input.channels, maxPixels, dicomWindow, dicomDecoder: this.dicomDecoders.decode, reserve
+      channels: this.spec.input.channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomDecoder: this.dicomDecoders.decode, reserve
     })
   }
 

@@ -1,5 +1,5 @@
 import sharp, { type Sharp } from 'sharp'
-import { decodeDicomSlice, type DicomSlice, type DicomSliceDecoder } from './dicom/decode-dicom.js'
+import { decodeDicomSlice, type DicomSlice, type DicomSliceDecoder, type WindowSource } from './dicom/decode-dicom.js'
 import type { DicomWindow } from './dicom/dataset.js'
 import { CorruptImageError, UnsupportedMediaTypeError } from './errors.js'
 import type { DecodedImage, DecodeTarget } from './image.js'
@@ -9,8 +9,12 @@ import { sniffFormat } from './sniff.js'
 export type { DecodedImage } from './image.js'
 
 export interface DecodeOptions extends DecodeTarget {
-  /** DICOM only: the window applied when the file has none (default: abdomen, centre 40 HU, width 400 HU). */
+  /** DICOM only: the model's input window in HU (default: abdomen, centre 40 HU, width 400 HU). */
   dicomWindow?: DicomWindow
+  /** DICOM only: `model` (default) applies `dicomWindow` whatever the file carries; `file` prefers the file's window. */
+  dicomWindowSource?: WindowSource
+  /** DICOM only: Modality values classified (default CT; inference/dicom/image-kind.ts). */
+  dicomModalities?: readonly string[]
   /** Where DICOM is decoded: the service passes its worker pool (inference/dicom/decoder-pool.ts); else this thread. */
   dicomDecoder?: DicomSliceDecoder
   /**
@@ -44,7 +48,10 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
 /** A DICOM upload through its decoder, which checks every budget before it decodes (inference/dicom/). */
 export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions): Promise<DicomSlice> {
   const decode = options.dicomDecoder ?? decodeDicomSlice
-  const slice = await decode(bytes, { channels: options.channels, maxPixels: options.maxPixels, defaultWindow: options.dicomWindow })
+  const slice = await decode(bytes, {
+    channels: options.channels, maxPixels: options.maxPixels, window: options.dicomWindow, windowSource: options.dicomWindowSource,
+    modalities: options.dicomModalities
+  })
   options.reserve?.(slice.image.pixels.length)
   return slice
 }
