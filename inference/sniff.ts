@@ -1,6 +1,8 @@
+import { isPart10, rawDataSet } from './dicom/raw-dataset.js'
+
 /**
  * First step of an upload's path: what the bytes are. Decided by magic bytes only: a client's file name or
- * Content-Type is never trusted.
+ * Content-Type is never trusted. DICOM: a Part 10 file, or a data set written without its preamble (raw-dataset.ts).
  */
 export type ImageFormat = 'jpeg' | 'png' | 'dicom'
 
@@ -11,6 +13,6 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg'
   if (bytes.length >= 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png'
-  if (bytes.length >= 132 && bytes.toString('latin1', 128, 132) === 'DICM') return 'dicom'
+  if (isPart10(bytes) || rawDataSet(bytes) !== undefined) return 'dicom'
   return undefined
 }
