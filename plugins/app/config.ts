@@ -36,6 +36,8 @@ const EnvSchema = Type.Object({
   DICOM_WINDOW_CENTER: Type.Optional(Type.Number()),
   DICOM_WINDOW_WIDTH: Type.Optional(Type.Number({ minimum: 1 })),
   // Modalities classified (Modality (0008,0060)); OT/SC 8-bit display images are read as display images too.
+  // Frames of one multi-frame DICOM object (enhanced CT): each is classified; the header is refused above this.
+  DICOM_MAX_FRAMES: Type.Integer({ minimum: 1, maximum: 1000, default: 300 }),
   DICOM_MODALITIES: Type.String({ pattern: '^[A-Z0-9]{1,16}( *, *[A-Z0-9]{1,16})*$', default: 'CT' }),
   BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
   // Measured on the 2-core machine (bench/, README): one onnxruntime thread leaves the other core to
@@ -133,6 +135,8 @@ export interface AppConfig {
   dicomWindowSource: WindowSource
   /** Modality (0008,0060) values classified; anything else is 422 UNSUPPORTED_MODALITY. */
   dicomModalities: string[]
+  /** Frames of one DICOM object classified at most (TOO_MANY_FRAMES above). */
+  dicomMaxFrames: number
   /** Files one POST /predict/batch request may carry. */
   batchMaxFiles: number
   intraOpThreads: number
@@ -233,6 +237,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     ...(e.DICOM_WINDOW_CENTER === undefined || e.DICOM_WINDOW_WIDTH === undefined ? {} : { dicomWindow: { center: e.DICOM_WINDOW_CENTER, width: e.DICOM_WINDOW_WIDTH } }),
     dicomWindowSource: e.DICOM_WINDOW_SOURCE,
     dicomModalities: e.DICOM_MODALITIES.split(',').map((name) => name.trim()),
+    dicomMaxFrames: e.DICOM_MAX_FRAMES,
     batchMaxFiles: e.BATCH_MAX_FILES,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,

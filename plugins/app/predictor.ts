@@ -17,6 +17,8 @@ export interface PredictOptions extends ClassifyOptions {
 export interface PredictionOutcome {
   prediction: Prediction
   timings: StageTimings
+  /** A DICOM upload's acquisition time (FHIR dateTime), for reports; not part of the JSON answer. */
+  acquired?: string
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
@@ -93,6 +95,7 @@ export default fp(async (app) => {
       await app.uploads.discard(id, format)
       throw error
     }
-    return { timings: classification.timings, prediction: answer }
+    const acquired = classification.dicom?.acquired
+    return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
   })
 }, { name: 'predictor', dependencies: ['model', 'uploads', 'records'] })
