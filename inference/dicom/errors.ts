@@ -7,7 +7,7 @@ export class UnsupportedTransferSyntaxError extends ServiceError {
   constructor (transferSyntaxUid: string, name?: string) {
     super('UNSUPPORTED_TRANSFER_SYNTAX', 415,
       `DICOM transfer syntax ${transferSyntaxUid}${name === undefined ? '' : ` (${name})`} is not supported: ` +
-      'send it uncompressed, deflated, or as JPEG baseline, JPEG-LS, JPEG 2000 or RLE.')
+      'send it uncompressed, deflated, or as JPEG baseline, JPEG Lossless, JPEG-LS, JPEG 2000 or RLE.')
     this.transferSyntaxUid = transferSyntaxUid
   }
 }
