@@ -203,7 +203,7 @@ export interface paths {
                     "multipart/form-data": {
                         /**
                          * Format: binary
-                         * @description One kidney CT slice: a JPEG or PNG image, or a single-frame DICOM file.
+                         * @description One kidney CT slice: a JPEG or PNG image, or a DICOM file (a multi-frame one is classified frame by frame).
                          */
                         file?: string;
                     };
@@ -637,7 +637,27 @@ export interface components {
             /** @description SOPInstanceUID (0008,0018) */
             sopInstanceUid?: string;
         };
-        /** Prediction */
+        /**
+         * FramePrediction
+         * @description One frame of a multi-frame DICOM object, classified like a slice.
+         */
+        FramePrediction: {
+            /** @description 1-based frame number in the DICOM object. */
+            frame: number;
+            /** @description Position of the frame along the slice normal, mm (Plane Position (Patient) of its functional groups). */
+            slicePosition?: number;
+            prediction: "Normal" | "Stone";
+            classIndex: 0 | 1;
+            confidence: number;
+            probabilities: {
+                Normal: number;
+                Stone: number;
+            };
+        };
+        /**
+         * Prediction
+         * @description A single-frame file never has `frames`.
+         */
         Prediction: {
             /**
              * Format: uuid
@@ -660,6 +680,8 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
         };
         /**
          * FhirDiagnosticReport
@@ -744,6 +766,8 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
             /**
              * Format: date-time
              * @description When the answer was given (UTC).

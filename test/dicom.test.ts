@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { decodeImage } from '../inference/decode.js'
-import { decodeDicom, decodeDicomSlice, readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { decodeDicom, decodeDicomInstance, readModalityFrames } from '../inference/dicom/decode-dicom.js'
 import { windowValue } from '../inference/dicom/voi.js'
 import sharp from 'sharp'
 import { encodeJ2KLossless, encodeRle } from './helpers/dicom-encoders.js'
@@ -175,7 +175,7 @@ t.test('decodeImage dispatches DICOM by its preamble; multi-frame objects are re
   t.ok(viaDispatch.pixels.equals(direct.frames[0].pixels))
   const abdomen = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS })
   t.notOk(abdomen.pixels.equals(viaDispatch.pixels), 'the configured default window changes the pixels')
-  t.same((await decodeDicomSlice(bytes, { channels: 1, maxPixels: MAX_PIXELS })).identifiers.studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
+  t.same((await decodeDicomInstance(bytes, { channels: 1, maxPixels: MAX_PIXELS })).identifiers.studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
   const multiFrame = writeDicom({ rows: 1, columns: 1, frames: 2, bitsAllocated: 8, signed: false, values: [1, 2] })
   await t.rejects(decodeImage(multiFrame, { channels: 1, maxPixels: MAX_PIXELS }), { code: 'MULTI_FRAME_DICOM', statusCode: 422 })
 })

@@ -35,13 +35,25 @@ export interface DecodedDicom {
   window: AppliedWindow
 }
 
-/** The one image of a single-frame object with its identifiers and place in the series, all from the same parse. */
-export interface DicomSlice extends DicomInstance {
+/** One frame's image and its place along the slice normal (an enhanced CT's frames are its slices). */
+export interface DicomFrame {
   image: DecodedImage
+  slicePosition?: number
 }
 
-/** `decodeDicomSlice` here, or in a worker thread of the service's pool (decoder-pool.ts): the same function. */
-export type DicomSliceDecoder = (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>) => Promise<DicomSlice>
+/**
+ * The images of one object (one for a single-frame slice, one per frame of a multi-frame object, in frame order)
+ * with its identifiers and place in the series (the first frame's), all from the same parse.
+ */
+export interface DecodedInstance extends DicomInstance {
+  frames: DicomFrame[]
+}
+
+/**
+ * `decodeDicomInstance` here, or in a worker thread of the service's pool (decoder-pool.ts): the same function.
+ * `maxFrames` defaults to 1: a multi-frame object is then refused from its header (MULTI_FRAME_DICOM).
+ */
+export type DicomInstanceDecoder = (bytes: Buffer, options: DicomDecodeOptions) => Promise<DecodedInstance>
 
 export interface ModalityFrames {
   width: number
@@ -86,14 +98,18 @@ export async function decodeDicom (bytes: Buffer, options: DicomDecodeOptions): 
 }
 
 /**
- * The one image of a single-frame object (what /predict classifies) with its identifiers; multi-frame objects are
- * refused from the header, before any pixel is inflated or decoded.
+ * What /predict classifies: every frame of an object, at most `maxFrames` (default 1), each with its slice position;
+ * an object with more frames is refused from the header, before any pixel is inflated or decoded.
  */
-export async function decodeDicomSlice (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>): Promise<DicomSlice> {
-  const parsed = parseDicomImage(bytes, limitsOf({ ...options, maxFrames: 1 }))
+export async function decodeDicomInstance (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedInstance> {
+  const parsed = parseDicomImage(bytes, limitsOf({ ...options, maxFrames: options.maxFrames ?? 1 }))
   const decoded = await decodeFrames(parsed, options)
-  const { placement, acquired } = parsed.header
-  return { image: decoded.frames[0], identifiers: decoded.identifiers, ...placement, ...(acquired === undefined ? {} : { acquired }) }
+  const { placement, acquired, frameAttributes } = parsed.header
+  const frames = decoded.frames.map((image, frame) => {
+    const { slicePosition } = frameAttributes[frame]
+    return { image, ...(slicePosition === undefined ? {} : { slicePosition }) }
+  })
+  return { frames, identifiers: decoded.identifiers, ...placement, ...(acquired === undefined ? {} : { acquired }) }
 }
 
 /** The grey table of one frame: its display values, or its rescale through the model's (or the file's) window. */

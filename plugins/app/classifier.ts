@@ -19,6 +19,7 @@ export const loadClassifier: ClassifierLoader = async (config) => {
     dicomWindow: config.dicomWindow,
     dicomWindowSource: config.dicomWindowSource,
     dicomModalities: config.dicomModalities,
+    dicomMaxFrames: config.dicomMaxFrames,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
     graphOptimization: config.graphOptimization,

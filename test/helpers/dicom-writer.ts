@@ -55,7 +55,18 @@ export function element (group: number, elem: number, vr: string, value: Buffer)
   return Buffer.concat([head, padded])
 }
 
-const text = (value: string | number): Buffer => Buffer.from(String(value), 'latin1')
+/** A sequence of defined length whose items (defined length too) hold the given encoded elements. */
+export function sequence (group: number, elem: number, items: Buffer[][]): Buffer {
+  const encodedItems = items.map((elements) => {
+    const body = Buffer.concat(elements)
+    const head = Buffer.alloc(8)
+    head.writeUInt16LE(0xfffe, 0); head.writeUInt16LE(0xe000, 2); head.writeUInt32LE(body.length, 4)
+    return Buffer.concat([head, body])
+  })
+  return element(group, elem, 'SQ', Buffer.concat(encodedItems))
+}
+
+export const text = (value: string | number): Buffer => Buffer.from(String(value), 'latin1')
 const us = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
 
 export function pixelData (spec: SyntheticDicom): Buffer {
