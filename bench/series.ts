@@ -3,7 +3,7 @@
  * time, as a hospital script does) against this service started by bin/serve with a given rate limit.
  *   npx tsx bench/series.ts [--slices 300] [--series 1] [--rate-limit 3000] [--dicom]
  * Prints requests per second and per minute, and how many times the CLI waited for a 429's Retry-After:
- * the figures behind the RATE_LIMIT_MAX default (README, Limits).
+ * the figures behind the RATE_LIMIT_MAX default (docs/operations.md, "Rate limit").
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'

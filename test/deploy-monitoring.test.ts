@@ -54,7 +54,10 @@ async function errorCodes (): Promise<Set<string>> {
       const path = join(dir, entry.name)
       if (entry.isDirectory()) await walk(path)
       else if (entry.name.endsWith('.ts')) {
-        for (const m of (await readFile(path, 'utf8')).matchAll(/'([A-Z][A-Z_]+)', [45]\d\d\b/g)) codes.add(m[1])
+        const source = await readFile(path, 'utf8')
+        // ServiceError(code, status, ...) and RetryLaterError(code, message, retryAfter) (always 503) and their subclasses
+        for (const m of source.matchAll(/'([A-Z][A-Z_]+)', [45]\d\d\b/g)) codes.add(m[1])
+        for (const m of source.matchAll(/(?:super|new RetryLaterError)\('([A-Z][A-Z_]+)', /g)) codes.add(m[1])
       }
     }
   }

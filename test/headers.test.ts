@@ -12,7 +12,7 @@ const KEY = 'radiology-0123456789abcdef'
 const METRICS_ONLY = 'grafana-0123456789abcdef'
 const ORIGIN = 'https://viewer.hospital.example'
 
-/** Helmet's headers every answer must carry (README "CORS" promises them on every answer, errors included). */
+/** Helmet's headers every answer must carry (docs/operations.md "CORS and security headers" promises them on every answer, errors included). */
 function missingHelmetHeaders (res: LightMyRequestResponse): string[] {
   const expected: Record<string, RegExp> = {
     'x-content-type-options': /^nosniff$/,

@@ -12,9 +12,9 @@ const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
 /**
  * Every environment variable the service reads, with its default. Validated once at start-up: a bad value
- * stops the process with a message naming the variable. The README's configuration table mirrors this.
+ * stops the process with a message naming the variable. docs/operations.md documents each (test/docs.test.ts).
  */
-const EnvSchema = Type.Object({
+export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
@@ -40,7 +40,7 @@ const EnvSchema = Type.Object({
   DICOM_MAX_FRAMES: Type.Integer({ minimum: 1, maximum: 1000, default: 300 }),
   DICOM_MODALITIES: Type.String({ pattern: '^[A-Z0-9]{1,16}( *, *[A-Z0-9]{1,16})*$', default: 'CT' }),
   BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
-  // Measured on the 2-core machine (bench/, README): one onnxruntime thread leaves the other core to
+  // Measured on the 2-core machine (bench/, docs/performance.md): one onnxruntime thread leaves the other core to
   // decode and resize the next images, which beats two threads competing with sharp.
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
   ORT_INTER_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
@@ -69,7 +69,7 @@ const EnvSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
 
   // Overload: 0 switches a check off. Ten 300-slice series a minute per client, one slice per request as the CLI
-  // sends them; above the CLI's measured sequential rate (bench/series.ts, README "Limits").
+  // sends them; above the CLI's measured sequential rate (bench/series.ts, docs/operations.md "Rate limit").
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 3000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1, default: 60_000 }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
