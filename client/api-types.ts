@@ -627,7 +627,7 @@ export interface components {
         };
         /**
          * DicomIdentifiers
-         * @description Present only for DICOM uploads.
+         * @description Present only for DICOM uploads: where the instance sits in PACS and in its series.
          */
         DicomIdentifiers: {
             /** @description StudyInstanceUID (0020,000D) */
@@ -636,6 +636,10 @@ export interface components {
             seriesInstanceUid?: string;
             /** @description SOPInstanceUID (0008,0018) */
             sopInstanceUid?: string;
+            /** @description InstanceNumber (0020,0013). */
+            instanceNumber?: number;
+            /** @description Position of the slice along its normal, mm: ImagePositionPatient projected on the normal of ImageOrientationPatient (SliceLocation when those are absent). Orders a series' results by slice. */
+            slicePosition?: number;
         };
         /**
          * FramePrediction

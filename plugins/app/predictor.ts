@@ -86,7 +86,7 @@ export default fp(async (app) => {
     // Answered meanwhile (408 at HANDLER_TIMEOUT_MS): the caller never learns the id, so nothing is kept.
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = await app.uploads.save(bytes, format)
-    const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
+    const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
     const { spec, modelSha256 } = classifier
     const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
     try {
