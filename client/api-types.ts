@@ -642,6 +642,14 @@ export interface components {
             slicePosition?: number;
         };
         /**
+         * Probabilities
+         * @description Calibrated class probabilities; they sum to 1.
+         */
+        Probabilities: {
+            Normal: number;
+            Stone: number;
+        };
+        /**
          * FramePrediction
          * @description One frame of a multi-frame DICOM object, classified like a slice.
          */
@@ -650,13 +658,9 @@ export interface components {
             frame: number;
             /** @description Position of the frame along the slice normal, mm (Plane Position (Patient) of its functional groups). */
             slicePosition?: number;
+            /** @description Stone when P(Stone) >= the model threshold. */
             prediction: "Normal" | "Stone";
-            classIndex: 0 | 1;
-            confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
         };
         /**
          * Prediction
@@ -673,10 +677,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;
@@ -759,10 +760,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;

@@ -40,8 +40,6 @@ function frameFields ({ frame, slicePosition, ...decision }: FrameDecision): Non
     frame,
     ...(slicePosition === undefined ? {} : { slicePosition }),
     prediction: decision.prediction as Prediction['prediction'],
-    classIndex: decision.classIndex as Prediction['classIndex'],
-    confidence: decision.confidence,
     probabilities: { Normal: decision.probabilities.Normal, Stone: decision.probabilities.Stone }
   }
 }

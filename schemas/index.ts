@@ -3,9 +3,9 @@ import { BatchEntrySchema, BatchResponseSchema } from './batch.js'
 import { ErrorSchema } from './error.js'
 import { FhirDiagnosticReportSchema } from './fhir.js'
 import { HealthSchema, ModelInfoSchema, ModelRefSchema, StatusSchema } from './model.js'
-import { FramePredictionSchema, PredictionSchema } from './prediction.js'
+import { FramePredictionSchema, PredictionSchema, ProbabilitiesSchema } from './prediction.js'
 import { PredictionPageSchema, StoredPredictionSchema } from './records.js'
 
 /** Registered once with addSchema: routes reference them and the OpenAPI document names them. */
-export const sharedSchemas = [ErrorSchema, ModelRefSchema, ModelInfoSchema, StatusSchema, HealthSchema, DicomIdentifiersSchema, FramePredictionSchema, PredictionSchema,
+export const sharedSchemas = [ErrorSchema, ModelRefSchema, ModelInfoSchema, StatusSchema, HealthSchema, DicomIdentifiersSchema, ProbabilitiesSchema, FramePredictionSchema, PredictionSchema,
   FhirDiagnosticReportSchema, BatchEntrySchema, BatchResponseSchema, StoredPredictionSchema, PredictionPageSchema]

@@ -3,18 +3,16 @@ import { DicomIdentifiersSchema } from './dicom.js'
 import { ModelRefSchema } from './model.js'
 import { refTo } from './ref.js'
 
-const ProbabilitiesSchema = () => Type.Object({
+export const ProbabilitiesSchema = Type.Object({
   Normal: Type.Number({ minimum: 0, maximum: 1 }),
   Stone: Type.Number({ minimum: 0, maximum: 1 })
-})
+}, { $id: 'Probabilities', title: 'Probabilities', description: 'Calibrated class probabilities; they sum to 1.' })
 
 export const FramePredictionSchema = Type.Object({
   frame: Type.Integer({ minimum: 1, description: '1-based frame number in the DICOM object.' }),
   slicePosition: Type.Optional(Type.Number({ description: 'Position of the frame along the slice normal, mm (Plane Position (Patient) of its functional groups).' })),
-  prediction: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')]),
-  classIndex: Type.Union([Type.Literal(0), Type.Literal(1)]),
-  confidence: Type.Number({ minimum: 0, maximum: 1 }),
-  probabilities: ProbabilitiesSchema()
+  prediction: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], { description: 'Stone when P(Stone) >= the model threshold.' }),
+  probabilities: refTo(ProbabilitiesSchema)
 }, { $id: 'FramePrediction', title: 'FramePrediction', description: 'One frame of a multi-frame DICOM object, classified like a slice.' })
 
 export const PredictionSchema = Type.Object({
@@ -22,7 +20,7 @@ export const PredictionSchema = Type.Object({
   prediction: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')]),
   classIndex: Type.Union([Type.Literal(0), Type.Literal(1)], { description: 'Normal = 0, Stone = 1.' }),
   confidence: Type.Number({ minimum: 0, maximum: 1, description: 'Probability of the predicted class.' }),
-  probabilities: ProbabilitiesSchema(),
+  probabilities: refTo(ProbabilitiesSchema),
   confidenceBand: Type.Union([Type.Literal('high'), Type.Literal('moderate'), Type.Literal('low')]),
   threshold: Type.Number({ description: 'The model threshold the decision used.' }),
   recommendations: Type.Array(Type.String()),
