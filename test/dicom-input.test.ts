@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import sharp from 'sharp'
 import t from 'tap'
 import { build, ctKidneyImage, fileUpload, SHARED } from './helper.js'
 import { writeDicom } from './helpers/dicom-writer.js'
-import { pydicomFile } from './helpers/pydicom-files.js'
+import { PYDICOM_FILES, pydicomFile } from './helpers/pydicom-files.js'
 import type { FastifyInstance } from 'fastify'
 
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7'
@@ -93,4 +93,23 @@ t.test('a data set without the Part 10 preamble is read as DICOM', async (t) => 
   t.match(noMeta, { statusCode: 422, body: { code: 'DICOM_NO_PIXEL_DATA' } })
   const text = await predict(app, Buffer.from('\x08\x00 not DICOM at all, just bytes'))
   t.equal(text.body.code === 'UNSUPPORTED_MEDIA_TYPE' || text.body.code === 'CORRUPT_DICOM', true, `random bytes: ${text.body.code}`)
+})
+
+t.test('every file of pydicom\'s corpus: 200 or a typed 4xx in our words, never a 500 or a parser\'s text', async (t) => {
+  const app = await build(t)
+  const names = (await readdir(PYDICOM_FILES)).filter((name) => name.endsWith('.dcm')).sort()
+  t.ok(names.length >= 60, `${names.length} files`)
+  const outcomes = new Map<string, number>()
+  for (const name of names) {
+    const answer = await predict(app, await pydicomFile(name))
+    const outcome = answer.statusCode === 200 ? '200' : `${answer.statusCode} ${answer.body.code}`
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+    if (answer.statusCode === 200) {
+      t.ok(answer.body.dicom !== undefined, `${name}: classified, with its DICOM block`)
+      continue
+    }
+    t.ok([400, 415, 422].includes(answer.statusCode), `${name}: ${answer.statusCode} ${answer.body.code}`)
+    t.ok(ourWords(answer.body.message), `${name}: ${answer.body.message}`)
+  }
+  t.comment([...outcomes].sort().map(([outcome, count]) => `${count} x ${outcome}`).join(', '))
 })
