@@ -4,7 +4,7 @@ import { acquisitionDateTime } from './acquisition-time.js'
 import { CorruptDicomError, DicomTooLargeError, MultiFrameDicomError, NoPixelDataError, TooManyFramesError, UnsupportedDicomImageError } from './errors.js'
 import { readFrameAttributes, type FrameAttributes, type SlicePlacement } from './frame-attributes.js'
 import { inflateWithinBudget } from './inflate.js'
-import { rawDataSet } from './raw-dataset.js'
+import { rawDataSet } from '../sniff.js'
 
 export type { DicomWindow, FrameAttributes, SlicePlacement } from './frame-attributes.js'
 
