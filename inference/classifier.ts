@@ -159,8 +159,11 @@ export class Classifier {
 
   private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
     const { maxPixels, dicomWindowSource, dicomModalities, dicomMaxFrames } = this.options
+    const { channels } = this.spec.input
+    // A multi-frame object's decoded frames (one byte per pixel and channel) may take half of a decoder thread's memory.
+    const dicomMaxTotalPixels = Math.floor(this.dicomDecoders.options.maxWorkerMemoryBytes / 2 / channels)
     return await prepareModelInput(bytes, this.spec, {
-      channels: this.spec.input.channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomMaxFrames, dicomDecoder: this.dicomDecoders.decode, reserve
+      channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomMaxFrames, dicomMaxTotalPixels, dicomDecoder: this.dicomDecoders.decode, reserve
     })
   }
 

@@ -19,6 +19,8 @@ export interface DecodeOptions extends DecodeTarget {
   dicomDecoder?: DicomInstanceDecoder
   /** DICOM only: frames of one object decoded at most (default 1: a multi-frame object is refused as MULTI_FRAME_DICOM). */
   dicomMaxFrames?: number
+  /** DICOM only: Rows x Columns x frames of a multi-frame object at most. */
+  dicomMaxTotalPixels?: number
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
    * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
@@ -53,7 +55,7 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
   const decode = options.dicomDecoder ?? decodeDicomInstance
   const instance = await decode(bytes, {
     channels: options.channels, maxPixels: options.maxPixels, window: options.dicomWindow, windowSource: options.dicomWindowSource,
-    modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames
+    modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels
   })
   options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
   return instance

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { decodeDicomInstance, readModalityFrames } from '../inference/dicom/decode-dicom.js'
 import { build, fileUpload, SHARED } from './helper.js'
 import { element, sequence, text, writeDicom } from './helpers/dicom-writer.js'
 import type { FastifyInstance } from 'fastify'
@@ -75,4 +75,12 @@ t.test('a multi-frame Enhanced CT: every frame classified, per-frame rescale and
   t.match(await predict(one, bytes), { statusCode: 422, body: { code: 'MULTI_FRAME_DICOM' } }, 'DICOM_MAX_FRAMES=1 refuses multi-frame objects')
   const two = await build(t, { config: { dicomMaxFrames: 2 } })
   t.match(await predict(two, bytes), { statusCode: 422, body: { code: 'TOO_MANY_FRAMES', message: /3 frames, more than the limit of 2/ } }, 'refused from the header')
+})
+
+t.test('a multi-frame object whose frames would not fit where they are decoded is refused from its header', async (t) => {
+  const bytes = writeDicom({ rows: 4, columns: 4, frames: 3, bitsAllocated: 16, signed: true, rescaleIntercept: -1024, values: new Array(48).fill(1064) })
+  const decoded = await decodeDicomInstance(bytes, { channels: 1, maxPixels: 16, maxFrames: 3, maxTotalPixels: 48 })
+  t.equal(decoded.frames.length, 3, '3 x 16 pixels fit in 48')
+  await t.rejects(decodeDicomInstance(bytes, { channels: 1, maxPixels: 16, maxFrames: 3, maxTotalPixels: 47 }),
+    { code: 'DICOM_TOO_LARGE', message: /3 frames of 4x4 would decode to more than the 47 pixels/ })
 })

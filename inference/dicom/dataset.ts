@@ -84,6 +84,8 @@ export interface DicomLimits {
   maxPixels: number
   /** Frames of one object; 1 refuses multi-frame objects as MULTI_FRAME_DICOM. */
   maxFrames: number
+  /** Rows x Columns x frames of a multi-frame object: its decoded frames must fit where they are decoded. */
+  maxTotalPixels?: number
 }
 
 /** What a deflated data set may inflate to before its Pixel Data: real CT headers take a few to a few hundred kB. */
@@ -189,6 +191,9 @@ function checkLimits ({ rows, columns, frames, bitsAllocated }: ImageGeometry, l
   }
   if (columns * rows > limits.maxPixels) throw new ImageTooLargeError(columns, rows, limits.maxPixels)
   if (frames > limits.maxFrames) throw limits.maxFrames === 1 ? new MultiFrameDicomError(frames) : new TooManyFramesError(frames, limits.maxFrames)
+  if (frames > 1 && limits.maxTotalPixels !== undefined && columns * rows * frames > limits.maxTotalPixels) {
+    throw new DicomTooLargeError(`its ${frames} frames of ${columns}x${rows} would decode to more than the ${limits.maxTotalPixels} pixels a decoder may hold`)
+  }
 }
 
 /** Parses a Part 10 file once and reads the attributes of its image; throws typed errors for anything unusable. */

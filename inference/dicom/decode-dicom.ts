@@ -15,6 +15,8 @@ export type WindowSource = 'model' | 'file'
 
 export interface DicomDecodeOptions extends DecodeTarget {
   maxFrames?: number
+  /** Rows x Columns x frames of a multi-frame object at most (checked from the header): `DicomTooLargeError` above. */
+  maxTotalPixels?: number
   /** Modality (0008,0060) values classified (default CT, image-kind.ts); others are refused as UNSUPPORTED_MODALITY. */
   modalities?: readonly string[]
   /** The model's input window in HU (its sidecar's `input.window`); defaults to ABDOMEN_WINDOW. */
@@ -62,8 +64,8 @@ export interface ModalityFrames {
   frames: Float64Array[]
 }
 
-function limitsOf (options: { maxPixels: number, maxFrames?: number }): DicomLimits {
-  return { maxPixels: options.maxPixels, maxFrames: options.maxFrames ?? DEFAULT_MAX_FRAMES }
+function limitsOf (options: { maxPixels: number, maxFrames?: number, maxTotalPixels?: number }): DicomLimits {
+  return { maxPixels: options.maxPixels, maxFrames: options.maxFrames ?? DEFAULT_MAX_FRAMES, maxTotalPixels: options.maxTotalPixels }
 }
 
 /** Modality values (HU) of every frame, before any window: what the HU tests compare with an independent reader. */
