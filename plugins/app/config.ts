@@ -5,7 +5,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
-import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, secretFrom, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -104,7 +104,21 @@ export const EnvSchema = Type.Object({
   RECORD_RETENTION: Type.String({ pattern: '^(forever|[0-9]+[smhd])$', default: '365d' }),
   RECORDS_REQUIRED: Type.Boolean({ default: true }),
   RECORDS_API: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
-  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' })
+  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' }),
+
+  // Series and study results (GET /studies/{uid}, inference/series-conclusion.ts).
+  SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+  SERIES_MIN_ADJACENT_SLICES: Type.Integer({ minimum: 1, default: 2 }),
+  // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
+  DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  DICOM_AE_TITLE: Type.String({ pattern: '^[ -~]{1,16}$', default: 'KIDNEYSTONE' }),
+  DICOM_ALLOWED_AES: Type.String({ default: '' }),
+  DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
+  DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
+  DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
+  // FHIR push of final studies (plugins/app/fhir-push.ts): off unless FHIR_SERVER_URL is set.
+  FHIR_SERVER_URL: Type.Optional(Type.String({ pattern: '^https?://\\S+$' })),
+  FHIR_PUSH_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -175,6 +189,22 @@ export interface AppConfig {
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
   records: RecordsConfig
+  /** Study results: a series is final after idleSeconds without a new instance; k of the series conclusion rule. */
+  series: { idleSeconds: number, minAdjacentSlices: number }
+  dicomNode: DicomNodeSettings
+  /** Where final studies' DiagnosticReports are POSTed (undefined: no push), how often a push is tried, the bearer token. */
+  fhirPush: { url?: string, maxAttempts: number, token?: string }
+}
+
+export interface DicomNodeSettings {
+  /** undefined: the DICOM node is off. 0: any free port (tests). */
+  port?: number
+  aeTitle: string
+  /** Calling AE titles allowed to associate; empty: any. */
+  allowedAes: string[]
+  maxAssociations: number
+  maxPduBytes: number
+  idleTimeoutMs: number
 }
 
 
@@ -274,7 +304,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: e.TRUST_PROXY,
     auth,
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
-    records: recordsConfigFrom(env, e, auth.mode !== 'none')
+    records: recordsConfigFrom(env, e, auth.mode !== 'none'),
+    series: { idleSeconds: e.SERIES_IDLE_SECONDS, minAdjacentSlices: e.SERIES_MIN_ADJACENT_SLICES },
+    dicomNode: {
+      port: e.DICOM_PORT,
+      aeTitle: e.DICOM_AE_TITLE.trim(),
+      allowedAes: e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== ''),
+      maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
+      maxPduBytes: e.DICOM_MAX_PDU_BYTES,
+      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
+    },
+    fhirPush: { url: e.FHIR_SERVER_URL?.replace(/\/+$/, ''), maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, token: fhirTokenFrom(env) }
   }
 }
 
@@ -292,6 +332,15 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
     })
   } catch (error) {
     if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)
+    throw error
+  }
+}
+
+function fhirTokenFrom (env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return secretFrom(env, SECRET_VARIABLES.fhirServerToken)
+  } catch (error) {
+    if (error instanceof AuthConfigError) throw new ConfigError(`Invalid FHIR push settings: ${error.message}`)
     throw error
   }
 }
