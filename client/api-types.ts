@@ -189,7 +189,7 @@ export interface paths {
         put?: never;
         /**
          * Classify one kidney CT slice (JPEG, PNG or DICOM)
-         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead. Every answer is recorded before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.
+         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead (effectiveDateTime: the image acquisition time of a DICOM upload, issued: the processing time); any other Accept is 406 NOT_ACCEPTABLE. Every answer is recorded before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.
          */
         post: {
             parameters: {
@@ -203,7 +203,7 @@ export interface paths {
                     "multipart/form-data": {
                         /**
                          * Format: binary
-                         * @description One kidney CT slice: a JPEG or PNG image, or a single-frame DICOM file.
+                         * @description One kidney CT slice: a JPEG or PNG image, or a DICOM file (a multi-frame one is classified frame by frame).
                          */
                         file?: string;
                     };
@@ -222,6 +222,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -845,7 +854,7 @@ export interface components {
         Error: {
             /** @description HTTP status, repeated in the body. */
             statusCode: number;
-            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); studies: STUDY_NOT_FOUND (404); overlay: UPLOAD_NOT_KEPT (404). */
+            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); DICOM: UNSUPPORTED_MODALITY, DICOM_NO_PIXEL_DATA, CORRUPT_DICOM, TOO_MANY_FRAMES, DICOM_TOO_LARGE, DECODE_TIMEOUT (422), UNSUPPORTED_TRANSFER_SYNTAX, UNSUPPORTED_DICOM_IMAGE (415), DECODER_BUSY (503); NOT_ACCEPTABLE (406); studies: STUDY_NOT_FOUND (404); overlay: UPLOAD_NOT_KEPT (404). */
             code: string;
             /** @description HTTP reason phrase. */
             error: string;
@@ -883,6 +892,28 @@ export interface components {
                 std: number[];
                 formula: string;
             };
+            dicom: {
+                /** @description The window (HU) that turns a CT image's Hounsfield units into the model's grey levels: the model's own (its sidecar's input.window, else abdomen 40/400), unless DICOM_WINDOW_CENTER/WIDTH override it. */
+                window: {
+                    center: number;
+                    width: number;
+                };
+                /** @description model: that window whatever VOI a file carries (the same HU always give the same answer); file: a file's own first window when it has one. */
+                windowSource: "model" | "file";
+                /** @description DICOM Modality values classified (8-bit OT/SC secondary captures are read as display images). */
+                modalities: string[];
+            };
+            /** @description What one request may carry; beyond it the answer is a typed 4xx naming the limit. */
+            limits: {
+                /** @description Largest file (MAX_FILE_BYTES). */
+                maxFileBytes: number;
+                /** @description Largest width x height of an image or of one DICOM frame (MAX_PIXELS). */
+                maxPixels: number;
+                /** @description Files one POST /predict/batch may carry (BATCH_MAX_FILES). */
+                maxBatchFiles: number;
+                /** @description Frames of one multi-frame DICOM object (DICOM_MAX_FRAMES). */
+                maxFrames: number;
+            };
             /** @description Stone probability at or above which the answer is Stone. */
             threshold: number;
             temperature: number;
@@ -904,7 +935,7 @@ export interface components {
         };
         /**
          * DicomIdentifiers
-         * @description Present only for DICOM uploads.
+         * @description Present only for DICOM uploads: where the instance sits in PACS and in its series.
          */
         DicomIdentifiers: {
             /** @description StudyInstanceUID (0020,000D) */
@@ -913,6 +944,10 @@ export interface components {
             seriesInstanceUid?: string;
             /** @description SOPInstanceUID (0008,0018) */
             sopInstanceUid?: string;
+            /** @description InstanceNumber (0020,0013). */
+            instanceNumber?: number;
+            /** @description Position of the slice along its normal, mm: ImagePositionPatient projected on the normal of ImageOrientationPatient (SliceLocation when those are absent). Orders a series' results by slice. */
+            slicePosition?: number;
         };
         /**
          * Finding
@@ -933,7 +968,31 @@ export interface components {
             /** @description sigmoid(peak / temperature) of the region's strongest activation-map cell: the P(Stone) the model would give if this region were its only evidence. The top finding holds the map's peak. */
             score: number;
         };
-        /** Prediction */
+        /**
+         * Probabilities
+         * @description Calibrated class probabilities; they sum to 1.
+         */
+        Probabilities: {
+            Normal: number;
+            Stone: number;
+        };
+        /**
+         * FramePrediction
+         * @description One frame of a multi-frame DICOM object, classified like a slice.
+         */
+        FramePrediction: {
+            /** @description 1-based frame number in the DICOM object. */
+            frame: number;
+            /** @description Position of the frame along the slice normal, mm (Plane Position (Patient) of its functional groups). */
+            slicePosition?: number;
+            /** @description Stone when P(Stone) >= the model threshold. */
+            prediction: "Normal" | "Stone";
+            probabilities: components["schemas"]["Probabilities"];
+        };
+        /**
+         * Prediction
+         * @description A single-frame file never has `frames`.
+         */
         Prediction: {
             /**
              * Format: uuid
@@ -945,10 +1004,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;
@@ -958,6 +1014,8 @@ export interface components {
             /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
             findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
         };
         /**
          * FhirDiagnosticReport
@@ -1031,10 +1089,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;
@@ -1044,6 +1099,8 @@ export interface components {
             /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
             findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
             /**
              * Format: date-time
              * @description When the answer was given (UTC).

@@ -14,7 +14,10 @@ export interface FhirReportInput {
   findings?: Finding[]
   /** Report id, e.g. the request id, so the report can be traced to the service log. */
   id?: string
+  /** When the result was made (default: now). */
   issued?: Date
+  /** When the image was acquired (FHIR dateTime; a DICOM's AcquisitionDateTime etc.); default: `issued`. */
+  effective?: string
 }
 
 const SNOMED = 'http://snomed.info/sct'
@@ -86,6 +89,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
   const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = input.identifiers ?? {}
   const issued = (input.issued ?? new Date()).toISOString()
   const findings = input.findings ?? []
+  const effective = input.effective ?? issued
   const study: Reference | undefined = studyInstanceUid === undefined
     ? undefined
     : { type: 'ImagingStudy', identifier: dicomUid(studyInstanceUid), display: `Study Instance UID ${studyInstanceUid}` }
@@ -97,7 +101,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     status: 'preliminary',
     category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'imaging', display: 'Imaging' }] }],
     code: { ...KIDNEY_STONE, text: 'Kidney stone probability (model output)' },
-    effectiveDateTime: issued,
+    effectiveDateTime: effective,
     valueQuantity: unitless(probability),
     interpretation: [{
       coding: [{
@@ -121,7 +125,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     status: 'preliminary',
     category: [IMAGING_CATEGORY],
     code: REPORT_CODE,
-    effectiveDateTime: issued,
+    effectiveDateTime: effective,
     issued,
     result: [{ reference: '#stone-probability' }],
     conclusion,

@@ -15,6 +15,14 @@ export interface ModelInput {
   size: { width: number, height: number }
   /** A DICOM upload's Study/Series/SOP Instance UIDs and its place in the series. */
   dicom?: DicomInstance
+  /** A multi-frame DICOM object: every frame's model input (`pixels` is the first's), in frame order. */
+  frames?: FrameInput[]
+}
+
+export interface FrameInput {
+  pixels: Buffer
+  /** The frame's position along the slice normal, mm (functional groups' Plane Position). */
+  slicePosition?: number
 }
 
 /**
@@ -39,8 +47,12 @@ export async function prepareModelInput (bytes: Buffer, spec: ModelSpec, options
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
   if (format === 'dicom') {
-    const { image, ...instance } = await decodeDicomUpload(bytes, options)
-    return { format, pixels: await resizeForModel(image, spec), size: sizeOf(image), dicom: instance }
+    const { frames, ...instance } = await decodeDicomUpload(bytes, options)
+    const inputs: FrameInput[] = []
+    for (const { image, slicePosition } of frames) {
+      inputs.push({ pixels: await resizeForModel(image, spec), ...(slicePosition === undefined ? {} : { slicePosition }) })
+    }
+    return { format, pixels: inputs[0].pixels, size: sizeOf(frames[0].image), dicom: instance, ...(inputs.length > 1 ? { frames: inputs } : {}) }
   }
   const { eightBitGreyOrSrgb, reoriented, width, height } = await checkImageHeader(bytes, format, options)
   // In one pipeline, 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey, and
