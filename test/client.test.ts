@@ -9,6 +9,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
 import sharp from 'sharp'
+import type { components } from '../client/api-types.js'
 import { createKidneyStoneClient, multipartBody, predictionOverlay, predictSlice, predictSliceAsFhir, storedPredictionAsFhir } from '../client/index.js'
 import { build, ctKidneyImage, RECORDS_OFF, SHARED } from './helper.js'
 import { hs256Token } from './helpers/jwt.js'
@@ -95,6 +96,23 @@ t.test('the generated client calls every documented route of the real server ove
   t.equal(storedReport.data?.id, stoneId)
   const missing = await client.GET('/predictions/{id}', { params: { path: { id: '00000000-0000-4000-8000-000000000000' } } })
   t.equal(missing.error?.code, 'PREDICTION_NOT_FOUND')
+
+  // STOW-RS takes a multipart/related body, which openapi-fetch sends as given
+  const boundary = 'kidney-client-test-boundary'
+  const stowBody = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), dicom, Buffer.from(`\r\n--${boundary}--\r\n`)])
+  const stow = seen('POST /studies', await client.POST('/studies', {
+    bodySerializer: () => stowBody,
+    body: {} as never,
+    headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` }
+  }))
+  t.equal(stow.response.status, 200, 'STOW-RS stored the instance')
+  const studyInstanceUid = predicted.data?.dicom?.studyInstanceUid ?? ''
+  const study = seen('GET /studies/{studyInstanceUid}', await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid } } }))
+  t.equal(study.response.status, 200)
+  // the route answers JSON or FHIR by Accept, so its typed data is the union of both
+  const result = study.data as components['schemas']['StudyResult'] | undefined
+  t.equal(result?.series.length, 1, 'the one series of the uploaded instance')
+  t.equal(result?.series[0].instances.classified, 1, 'the instance, sent by /predict, batch and STOW-RS, counts once')
 
   t.same(called.sort(), await documentedOperations(), 'every operation in openapi.yaml was called')
 })
