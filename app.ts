@@ -32,10 +32,12 @@ import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
+import overlayRoutes from './routes/overlay.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
 import studiesRoutes from './routes/studies.js'
 import stowRoutes from './routes/stow.js'
+import webAppRoutes from './routes/web-app.js'
 import { sharedSchemas } from './schemas/index.js'
 
 export interface AppOptions {
@@ -107,6 +109,8 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
+  await app.register(overlayRoutes)
+  await app.register(webAppRoutes)
   await app.register(studiesRoutes)
   await app.register(stowRoutes)
   return app

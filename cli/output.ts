@@ -14,10 +14,17 @@ export function failed (result: FileResult): result is { file: string, error: Fi
   return 'error' in result
 }
 
+const MAX_FINDINGS = 3
+/** finding1_x ... finding3_score: the boxes of a Stone answer (uploaded-image pixels), strongest first; empty cells beyond. */
+const FINDING_COLUMNS = Array.from({ length: MAX_FINDINGS }, (_, i) => ['x', 'y', 'width', 'height', 'score'].map((key) => `finding${i + 1}_${key}`)).flat()
+
+// The finding columns come last, so that columns of earlier versions keep their positions.
 const CSV_COLUMNS = [
   'file', 'prediction', 'confidence', 'probability_stone', 'probability_normal', 'threshold', 'confidence_band',
-  'model', 'model_version', 'study_instance_uid', 'series_instance_uid', 'sop_instance_uid', 'error_code', 'error_message'
-] as const
+  'model', 'model_version', 'study_instance_uid', 'series_instance_uid', 'sop_instance_uid', 'error_code', 'error_message',
+  ...FINDING_COLUMNS
+]
+const ERROR_COLUMNS = 2
 
 function csvCell (value: string | number | undefined): string {
   const text = value === undefined ? '' : String(value)
@@ -25,11 +32,16 @@ function csvCell (value: string | number | undefined): string {
 }
 
 function csvRow (result: FileResult): Array<string | number | undefined> {
-  if (failed(result)) return [result.file, ...Array(CSV_COLUMNS.length - 3).fill(undefined), result.error.code, result.error.message]
+  const noFindings: undefined[] = Array(FINDING_COLUMNS.length).fill(undefined)
+  if (failed(result)) {
+    return [result.file, ...Array(CSV_COLUMNS.length - 1 - ERROR_COLUMNS - FINDING_COLUMNS.length).fill(undefined), result.error.code, result.error.message, ...noFindings]
+  }
+  const findings = (result.findings ?? []).slice(0, MAX_FINDINGS).flatMap(({ box, score }) => [box.x, box.y, box.width, box.height, score])
   return [
     result.file, result.prediction, result.confidence, result.probabilities.Stone, result.probabilities.Normal, result.threshold,
     result.confidenceBand, result.model.name, result.model.version,
-    result.dicom?.studyInstanceUid, result.dicom?.seriesInstanceUid, result.dicom?.sopInstanceUid, undefined, undefined
+    result.dicom?.studyInstanceUid, result.dicom?.seriesInstanceUid, result.dicom?.sopInstanceUid, undefined, undefined,
+    ...findings, ...noFindings.slice(findings.length)
   ]
 }
 

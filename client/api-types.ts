@@ -373,7 +373,7 @@ export interface paths {
         };
         /**
          * One recorded answer, exactly as /predict returned it, with its time and caller
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address).
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). With `Accept: application/fhir+json` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.
          */
         get: {
             parameters: {
@@ -387,13 +387,14 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A recorded answer: the /predict answer exactly as it was sent, plus when and for whom. */
+                /** @description The recorded answer, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header). */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["StoredPrediction"];
+                        "application/fhir+json": components["schemas"]["FhirDiagnosticReport"];
                     };
                 };
                 /** @description Default Response */
@@ -512,6 +513,114 @@ export interface paths {
                 };
                 /** @description Default Response */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predictions/{id}/overlay.png": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The slice with where the model looked: heatmap and findings' boxes, as a PNG of the uploaded size
+         * @description Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this image's own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the top finding's box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. Who may read it: as GET /predictions/{id}.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `false`: the boxes only, on the slice as it is. */
+                    heatmap?: boolean;
+                };
+                header?: never;
+                path: {
+                    /** @description The `id` of a /predict answer (or of one batch result). */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description PNG, the size of the uploaded image (DICOM: Columns x Rows). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/png": string;
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -745,7 +854,7 @@ export interface components {
         Error: {
             /** @description HTTP status, repeated in the body. */
             statusCode: number;
-            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); DICOM: UNSUPPORTED_MODALITY, DICOM_NO_PIXEL_DATA, CORRUPT_DICOM, TOO_MANY_FRAMES, DICOM_TOO_LARGE, DECODE_TIMEOUT (422), UNSUPPORTED_TRANSFER_SYNTAX, UNSUPPORTED_DICOM_IMAGE (415), DECODER_BUSY (503); NOT_ACCEPTABLE (406); studies: STUDY_NOT_FOUND (404). */
+            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); DICOM: UNSUPPORTED_MODALITY, DICOM_NO_PIXEL_DATA, CORRUPT_DICOM, TOO_MANY_FRAMES, DICOM_TOO_LARGE, DECODE_TIMEOUT (422), UNSUPPORTED_TRANSFER_SYNTAX, UNSUPPORTED_DICOM_IMAGE (415), DECODER_BUSY (503); NOT_ACCEPTABLE (406); studies: STUDY_NOT_FOUND (404); overlay: UPLOAD_NOT_KEPT (404). */
             code: string;
             /** @description HTTP reason phrase. */
             error: string;
@@ -841,6 +950,25 @@ export interface components {
             slicePosition?: number;
         };
         /**
+         * Finding
+         * @description A region of the image where the model found the evidence for its Stone answer: where it looked, not the outline of a stone (docs/findings.md).
+         */
+        Finding: {
+            /** @description In pixels of the uploaded image as it is displayed (after EXIF orientation; DICOM: Columns x Rows), origin top-left. */
+            box: {
+                /** @description Left edge: column of the box's first pixel. */
+                x: number;
+                /** @description Top edge: row of the box's first pixel. */
+                y: number;
+                /** @description Columns the box covers. */
+                width: number;
+                /** @description Rows the box covers. */
+                height: number;
+            };
+            /** @description sigmoid(peak / temperature) of the region's strongest activation-map cell: the P(Stone) the model would give if this region were its only evidence. The top finding holds the map's peak. */
+            score: number;
+        };
+        /**
          * Probabilities
          * @description Calibrated class probabilities; they sum to 1.
          */
@@ -883,6 +1011,8 @@ export interface components {
             recommendations: string[];
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
+            /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
+            findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
             /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
             frames?: components["schemas"]["FramePrediction"][];
@@ -966,6 +1096,8 @@ export interface components {
             recommendations: string[];
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
+            /** @description Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped model does; a converted Keras model may not). */
+            findings?: components["schemas"]["Finding"][];
             dicom?: components["schemas"]["DicomIdentifiers"];
             /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
             frames?: components["schemas"]["FramePrediction"][];

@@ -12,6 +12,8 @@ export { DEFAULT_RETRY, retryAfterMs, type RetryEvent, type RetryPolicy } from '
 export type KidneyStoneClient = Client<paths>
 export type Prediction = components['schemas']['Prediction']
 export type ErrorReply = components['schemas']['Error']
+/** Where a Stone answer's evidence lies: a box in the uploaded image's pixels and its score. */
+export type Finding = components['schemas']['Finding']
 /** A recorded answer (GET /predictions/{id}): the Prediction as it was sent, plus createdAt and caller. */
 export type StoredPrediction = components['schemas']['StoredPrediction']
 export type PredictionPage = components['schemas']['PredictionPage']
@@ -93,4 +95,25 @@ export async function predictSlice (client: KidneyStoneClient, file: UploadFile)
 export async function predictSliceAsFhir (client: KidneyStoneClient, file: UploadFile): Promise<Answer<FhirDiagnosticReport>> {
   const { data, error, response } = await client.POST('/predict', { ...multipartBody('file', [file]), headers: { accept: 'application/fhir+json' } })
   return { data: data as FhirDiagnosticReport | undefined, error, response }
+}
+
+/** GET /predictions/{id} as the FHIR R4 DiagnosticReport of the recorded answer. */
+export async function storedPredictionAsFhir (client: KidneyStoneClient, id: string): Promise<Answer<FhirDiagnosticReport>> {
+  const { data, error, response } = await client.GET('/predictions/{id}', { params: { path: { id } }, headers: { accept: 'application/fhir+json' } })
+  return { data: data as FhirDiagnosticReport | undefined, error, response }
+}
+
+/** GET /predictions/{id}/overlay.png: the slice with the heatmap (unless `heatmap` is false) and the findings' boxes. */
+export async function predictionOverlay (client: KidneyStoneClient, id: string, heatmap = true): Promise<Answer<Blob>> {
+  const { data, error, response } = await client.GET('/predictions/{id}/overlay.png', { params: { path: { id }, query: { heatmap } }, parseAs: 'blob' })
+  return { data: data as Blob | undefined, error, response }
+}
+
+/** The results of one study (GET /studies/{uid}): each series with its slices and the server's series conclusion. */
+export type StudyResult = components['schemas']['StudyResult']
+
+/** GET /studies/{studyInstanceUid} as JSON (the operation also answers FHIR; the Accept header sent here decides). */
+export async function studyResult (client: KidneyStoneClient, studyInstanceUid: string): Promise<Answer<StudyResult>> {
+  const { data, error, response } = await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid } }, headers: { accept: 'application/json' } })
+  return { data: data as StudyResult | undefined, error, response }
 }

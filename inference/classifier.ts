@@ -3,11 +3,14 @@ import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
+import { decodeImage, type DecodeOptions } from './decode.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
 import type { WindowSource } from './dicom/decode-dicom.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
 import { ABDOMEN_WINDOW } from './dicom/voi.js'
 import type { ModelFailedError } from './errors.js'
+import { evidenceMap, findingsOf, type Finding } from './findings.js'
+import type { DecodedImage } from './image.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision, type FrameDecision } from './postprocess.js'
 import { prepareModelInput, type ModelInput } from './preprocess.js'
@@ -70,6 +73,13 @@ export interface Classification extends Decision {
   timings: StageTimings
   /** Absent when the model has no `cam` output. */
   cam?: ActivationMaps
+  /**
+   * Where the evidence for a Stone answer lies (inference/findings.ts), in the uploaded image's pixels; empty for
+   * Normal. Absent, like `cam`, when the model has no `cam` output.
+   */
+  findings?: Finding[]
+  /** The uploaded image's size after EXIF orientation (DICOM: Columns x Rows). */
+  size: { width: number, height: number }
   /** A DICOM upload's Study/Series/SOP Instance UIDs and place in its series, from the parse that decoded it. */
   dicom?: DicomInstance
   /**
@@ -157,14 +167,25 @@ export class Classifier {
     return this.options.dicomWindow ?? this.spec.input.window ?? ABDOMEN_WINDOW
   }
 
-  private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
+  /**
+   * Upload bytes -> the full-size 8-bit image the model's input is resized from (what an overlay is drawn on),
+   * decoded with the options `classify` uses; a multi-frame DICOM object is refused (MULTI_FRAME_DICOM).
+   */
+  async decodeFullSize (bytes: Buffer, { reserve }: ClassifyOptions = {}): Promise<DecodedImage> {
+    return await decodeImage(bytes, { ...this.decodeOptions(), reserve })
+  }
+
+  /** How `classify` and `decodeFullSize` decode: the same budgets, window and decoder threads. */
+  private decodeOptions (): DecodeOptions {
     const { maxPixels, dicomWindowSource, dicomModalities, dicomMaxFrames } = this.options
     const { channels } = this.spec.input
     // A multi-frame object's decoded frames (one byte per pixel and channel) may take half of a decoder thread's memory.
     const dicomMaxTotalPixels = Math.floor(this.dicomDecoders.options.maxWorkerMemoryBytes / 2 / channels)
-    return await prepareModelInput(bytes, this.spec, {
-      channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomMaxFrames, dicomMaxTotalPixels, dicomDecoder: this.dicomDecoders.decode, reserve
-    })
+    return { channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomMaxFrames, dicomMaxTotalPixels, dicomDecoder: this.dicomDecoders.decode }
+  }
+
+  private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
+    return await prepareModelInput(bytes, this.spec, { ...this.decodeOptions(), reserve })
   }
 
   /** One decoded image (`decode`'s model-size pixels) through the micro-batcher: its probabilities and how it got them. */
@@ -210,15 +231,25 @@ export class Classifier {
     const preprocess = sum((run) => run.result.preprocessMs)
     const timings = { imageWait, decode: decodeMs, batchWait: sum((run) => run.waitMs), preprocess, inference: sum((run) => run.runMs) - preprocess }
     for (const observer of this.observers) observer.classified?.(timings)
+    const decision = decisions[chosen]
     return {
-      ...decisions[chosen],
+      ...decision,
       timings,
-      ...(result.cam === undefined ? {} : { cam: result.cam }),
+      size: input.size,
+      ...(result.cam === undefined ? {} : { cam: result.cam, findings: this.findings(result.cam, decision, input.size) }),
       ...(input.dicom === undefined ? {} : { dicom: input.dicom }),
       ...(input.frames === undefined
         ? {}
-        : { frames: decisions.map((decision, i) => ({ frame: i + 1, ...decision, ...(frames[i].slicePosition === undefined ? {} : { slicePosition: frames[i].slicePosition }) })) })
+        : { frames: decisions.map((frameDecision, i) => ({ frame: i + 1, ...frameDecision, ...(frames[i].slicePosition === undefined ? {} : { slicePosition: frames[i].slicePosition }) })) })
     }
+  }
+
+  /** The findings of one image's activation maps; a map that is not [2, h, w] has none to give. */
+  private findings (cam: ActivationMaps, decision: Decision, size: { width: number, height: number }): Finding[] | undefined {
+    if (cam.dims[0] !== 2) return undefined
+    const { spec } = this
+    const map = evidenceMap(cam.values, [1, ...cam.dims], 0, spec.classes.indexOf(spec.positiveClass))
+    return findingsOf(map, { isStone: decision.prediction === spec.positiveClass, original: size, input: spec.input, temperature: spec.temperature })
   }
 
   /** Images through the micro-batcher, a batch's worth at a time: a multi-frame object never floods its queue. */

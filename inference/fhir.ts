@@ -1,5 +1,6 @@
-import type { CodeableConcept, DiagnosticReport, Device, Observation, Quantity, Reference } from 'fhir/r4.js'
+import type { CodeableConcept, DiagnosticReport, Device, Observation, ObservationComponent, Quantity, Reference } from 'fhir/r4.js'
 import type { DicomIdentifiers } from './dicom/dataset.js'
+import type { Finding } from './findings.js'
 import { DISCLAIMER } from './recommend.js'
 
 export interface FhirReportInput {
@@ -9,6 +10,8 @@ export interface FhirReportInput {
   threshold: number
   model: { name: string, version: string, sha256?: string }
   identifiers?: DicomIdentifiers
+  /** Where the evidence for a Stone answer lies (inference/findings.ts); each becomes two Observation components. */
+  findings?: Finding[]
   /** Report id, e.g. the request id, so the report can be traced to the service log. */
   id?: string
   /** When the result was made (default: now). */
@@ -43,6 +46,17 @@ export function escapeXhtml (text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
+const FINDINGS_NOTE = 'Findings: boxes where the model found its evidence, in pixels of the classified image (DICOM: ' +
+  'Columns x Rows), origin top-left, strongest first; they show where the model looked, not the outline of a stone.'
+
+/** Finding n as two components: its box as "x=.. y=.. width=.. height=.." (image pixels) and its score. */
+function findingComponents (findings: Finding[]): ObservationComponent[] {
+  return findings.flatMap(({ box, score }, i) => [
+    { code: { text: `Finding ${i + 1}: box (image pixels)` }, valueString: `x=${box.x} y=${box.y} width=${box.width} height=${box.height}` },
+    { code: { text: `Finding ${i + 1}: score` }, valueQuantity: unitless(score) }
+  ])
+}
+
 function conclusionText (stone: boolean, probability: number, threshold: number): string {
   const finding = stone ? 'Kidney stone suspected on this CT slice' : 'No kidney stone detected on this CT slice'
   const comparison = stone ? '>=' : '<'
@@ -74,6 +88,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
   const probability = input.probabilities[input.positiveClass]
   const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = input.identifiers ?? {}
   const issued = (input.issued ?? new Date()).toISOString()
+  const findings = input.findings ?? []
   const effective = input.effective ?? issued
   const study: Reference | undefined = studyInstanceUid === undefined
     ? undefined
@@ -98,7 +113,8 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     method: { text: 'Convolutional neural network on a single 2D CT slice; positive at or above the decision threshold' },
     device: { reference: '#model' },
     ...(study === undefined ? {} : { derivedFrom: [study] }),
-    component: [{ code: { text: 'Decision threshold' }, valueQuantity: unitless(input.threshold) }]
+    component: [{ code: { text: 'Decision threshold' }, valueQuantity: unitless(input.threshold) }, ...findingComponents(findings)],
+    ...(findings.length === 0 ? {} : { note: [{ text: FINDINGS_NOTE }] })
   }
   const conclusion = conclusionText(stone, probability, input.threshold)
   const report: DiagnosticReport = {
@@ -127,4 +143,13 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     }]
   }
   return report
+}
+
+/** The report of a /predict answer (as sent or as recorded), its model named by the ONNX file's SHA-256. */
+export function diagnosticReportOf (
+  answer: Pick<FhirReportInput, 'prediction' | 'probabilities' | 'threshold' | 'findings'> & { id: string, model: { name: string, version: string }, dicom?: DicomIdentifiers },
+  { positiveClass, sha256, issued }: { positiveClass: string, sha256?: string, issued?: Date }
+): DiagnosticReport {
+  const { id, prediction, probabilities, threshold, findings, model, dicom } = answer
+  return toDiagnosticReport({ id, prediction, probabilities, threshold, findings, positiveClass, identifiers: dicom, model: { ...model, sha256 }, issued })
 }

@@ -1,5 +1,6 @@
 import type { Prediction } from '../schemas/prediction.js'
 import type { DicomInstance } from './dicom/dataset.js'
+import type { Finding } from './findings.js'
 import type { ModelSpec } from './model-spec.js'
 import type { Decision, FrameDecision } from './postprocess.js'
 import { DISCLAIMER, confidenceBand, recommendations } from './recommend.js'
@@ -10,7 +11,7 @@ export type PredictionFields = Omit<Prediction, 'id'>
  * A decision in the /predict contract's words, without the upload id. The service, the batch endpoint and
  * the CLI's in-process mode all answer with this, so a result reads the same whichever way it was made.
  */
-export function describeDecision (decision: Decision & { frames?: FrameDecision[] }, spec: ModelSpec, dicom?: DicomInstance): PredictionFields {
+export function describeDecision (decision: Decision & { frames?: FrameDecision[], findings?: Finding[] }, spec: ModelSpec, dicom?: DicomInstance): PredictionFields {
   return {
     prediction: decision.prediction as Prediction['prediction'],
     classIndex: decision.classIndex as Prediction['classIndex'],
@@ -21,6 +22,7 @@ export function describeDecision (decision: Decision & { frames?: FrameDecision[
     recommendations: recommendations(decision.prediction, decision.confidence),
     model: { name: spec.name, version: spec.version },
     disclaimer: DISCLAIMER,
+    ...(decision.findings === undefined ? {} : { findings: decision.findings }),
     ...(dicom === undefined ? {} : { dicom: dicomEcho(dicom) }),
     ...(decision.frames === undefined ? {} : { frames: decision.frames.map(frameFields) })
   }

@@ -11,6 +11,8 @@ export interface ModelInput {
   format: ImageFormat
   /** uint8, the model's input size and channels (inference/tensor.ts turns them into the tensor). */
   pixels: Buffer
+  /** The uploaded image's size after EXIF orientation (DICOM: Columns x Rows): what findings' boxes are given in. */
+  size: { width: number, height: number }
   /** A DICOM upload's Study/Series/SOP Instance UIDs and its place in the series. */
   dicom?: DicomInstance
   /** A multi-frame DICOM object: every frame's model input (`pixels` is the first's), in frame order. */
@@ -50,14 +52,22 @@ export async function prepareModelInput (bytes: Buffer, spec: ModelSpec, options
     for (const { image, slicePosition } of frames) {
       inputs.push({ pixels: await resizeForModel(image, spec), ...(slicePosition === undefined ? {} : { slicePosition }) })
     }
-    return { format, pixels: inputs[0].pixels, dicom: instance, ...(inputs.length > 1 ? { frames: inputs } : {}) }
+    return { format, pixels: inputs[0].pixels, size: sizeOf(frames[0].image), dicom: instance, ...(inputs.length > 1 ? { frames: inputs } : {}) }
   }
-  const { eightBitGreyOrSrgb, reoriented } = await checkImageHeader(bytes, format, options)
+  const { eightBitGreyOrSrgb, reoriented, width, height } = await checkImageHeader(bytes, format, options)
   // In one pipeline, 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey, and
   // EXIF-oriented ones rotated after the resize: both would round differently, so they take the two steps.
-  if (!eightBitGreyOrSrgb || reoriented) return { format, pixels: await resizeForModel(await decodeCheckedImage(bytes, options), spec) }
+  if (!eightBitGreyOrSrgb || reoriented) {
+    const image = await decodeCheckedImage(bytes, options)
+    return { format, pixels: await resizeForModel(image, spec), size: sizeOf(image) }
+  }
   const pipeline = toModelSize(decodingPipeline(bytes, options), spec)
-  return { format, pixels: checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec) }
+  const pixels = checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec)
+  return { format, pixels, size: { width, height } }
+}
+
+function sizeOf (image: DecodedImage): { width: number, height: number } {
+  return { width: image.width, height: image.height }
 }
 
 /** `prepareModelInput`'s pixels: what training export, evaluation and the tests call. */

@@ -57,6 +57,12 @@ export class InvalidCursorError extends ServiceError {
   }
 }
 
+export class UploadNotKeptError extends ServiceError {
+  constructor (id: string) {
+    super('UPLOAD_NOT_KEPT', 404, `The upload of prediction ${id} is no longer kept (past UPLOAD_RETENTION, or uploads are not kept): its overlay cannot be drawn.`)
+  }
+}
+
 export class StudyNotFoundError extends ServiceError {
   constructor (uid: string) {
     super('STUDY_NOT_FOUND', 404, `No instance of study ${uid} is recorded for this caller (none was received, or they are past their retention).`)

@@ -1,6 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { diagnosticReportOf } from '../inference/fhir.js'
 import { PredictionNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
+import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
+import type { Prediction } from '../schemas/prediction.js'
 import { PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, StoredPredictionSchema } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
 
@@ -15,12 +18,21 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['records'],
       summary: 'One recorded answer, exactly as /predict returned it, with its time and caller',
-      description: ACCESS,
+      description: `${ACCESS} With \`Accept: application/fhir+json\` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.`,
       params: PredictionIdParamsSchema,
-      response: { 200: refTo(StoredPredictionSchema), ...errorResponses(400, 401, 403, 404, 503) }
+      response: {
+        200: jsonOrFhirResponse(refTo(StoredPredictionSchema), 'The recorded answer, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
+        ...errorResponses(400, 401, 403, 404, 503)
+      }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const caller = app.records.readerScope(request, authOn)
+    if (wantsFhir(request.headers.accept)) {
+      const record = await app.records.getPredictionRecord(request.params.id, caller)
+      if (record === undefined) throw new PredictionNotFoundError(request.params.id)
+      const report = diagnosticReportOf(record.answer as Prediction, { positiveClass: app.model.get().spec.positiveClass, sha256: record.model.sha256, issued: record.createdAt })
+      return await reply.type('application/fhir+json; charset=utf-8').send(report)
+    }
     const stored = await app.records.getPrediction(request.params.id, caller)
     if (stored === undefined) throw new PredictionNotFoundError(request.params.id)
     return { ...stored.answer, createdAt: stored.createdAt, caller: stored.caller }

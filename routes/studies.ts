@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toStudyDiagnosticReport } from '../inference/study-fhir.js'
 import { StudyNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
-import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
+import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import { refTo } from '../schemas/ref.js'
 import { StudyParamsSchema, StudyResultSchema } from '../schemas/study.js'
 
@@ -20,13 +20,7 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
         'carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).',
       params: StudyParamsSchema,
       response: {
-        200: {
-          description: 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).',
-          content: {
-            'application/json': { schema: refTo(StudyResultSchema) },
-            'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
-          }
-        },
+        200: jsonOrFhirResponse(refTo(StudyResultSchema), 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
         ...errorResponses(400, 401, 403, 404, 503)
       }
     }
@@ -35,7 +29,7 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
     const { studyInstanceUid } = request.params
     const study = await app.studyResult(studyInstanceUid, caller)
     if (study === undefined) throw new StudyNotFoundError(studyInstanceUid)
-    if (request.headers.accept?.includes('application/fhir+json') === true) {
+    if (wantsFhir(request.headers.accept)) {
       return await reply.type('application/fhir+json; charset=utf-8').send(toStudyDiagnosticReport(study))
     }
     return study

@@ -11,7 +11,7 @@ export const ErrorSchema = Type.Object({
       'records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); ' +
       'DICOM: UNSUPPORTED_MODALITY, DICOM_NO_PIXEL_DATA, CORRUPT_DICOM, TOO_MANY_FRAMES, DICOM_TOO_LARGE, DECODE_TIMEOUT (422), ' +
       'UNSUPPORTED_TRANSFER_SYNTAX, UNSUPPORTED_DICOM_IMAGE (415), DECODER_BUSY (503); NOT_ACCEPTABLE (406); ' +
-      'studies: STUDY_NOT_FOUND (404).'
+      'studies: STUDY_NOT_FOUND (404); overlay: UPLOAD_NOT_KEPT (404).'
   }),
   error: Type.String({ description: 'HTTP reason phrase.' }),
   message: Type.String({ description: 'What went wrong, written for the caller.' })

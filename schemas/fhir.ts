@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { refTo } from './ref.js'
 
 /**
  * The FHIR answer of /predict (Accept: application/fhir+json). Only the top-level facts are listed here;
@@ -17,3 +18,19 @@ export const FhirDiagnosticReportSchema = Type.Object({
   additionalProperties: true,
   description: 'FHIR R4 DiagnosticReport: https://hl7.org/fhir/R4/diagnosticreport.html'
 })
+
+/** A 200 answer that is JSON, or the FHIR report when the request's Accept header asks for application/fhir+json. */
+export function jsonOrFhirResponse<T extends TSchema> (json: T, description: string) {
+  return {
+    description,
+    content: {
+      'application/json': { schema: json },
+      'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
+    }
+  }
+}
+
+/** Whether a request asks for the FHIR report (`Accept: application/fhir+json`). */
+export function wantsFhir (accept: string | undefined): boolean {
+  return accept?.includes('application/fhir+json') === true
+}

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DicomIdentifiersSchema } from './dicom.js'
+import { FindingSchema } from './finding.js'
 import { ModelRefSchema } from './model.js'
 import { refTo } from './ref.js'
 
@@ -26,6 +27,12 @@ export const PredictionSchema = Type.Object({
   recommendations: Type.Array(Type.String()),
   model: refTo(ModelRefSchema),
   disclaimer: Type.String(),
+  findings: Type.Optional(Type.Array(refTo(FindingSchema), {
+    maxItems: 3,
+    description: 'Stone: up to 3 regions where the model found its evidence, strongest first (none when no region stands ' +
+      'out of the activation map); Normal: empty. Absent only when the model computes no activation map (the shipped ' +
+      'model does; a converted Keras model may not).'
+  })),
   dicom: Type.Optional(refTo(DicomIdentifiersSchema)),
   frames: Type.Optional(Type.Array(refTo(FramePredictionSchema), {
     description: 'Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in ' +

@@ -8,8 +8,9 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
+import sharp from 'sharp'
 import type { components } from '../client/api-types.js'
-import { createKidneyStoneClient, multipartBody, predictSlice, predictSliceAsFhir } from '../client/index.js'
+import { createKidneyStoneClient, multipartBody, predictionOverlay, predictSlice, predictSliceAsFhir, storedPredictionAsFhir } from '../client/index.js'
 import { build, ctKidneyImage, RECORDS_OFF, SHARED } from './helper.js'
 import { hs256Token } from './helpers/jwt.js'
 
@@ -83,6 +84,16 @@ t.test('the generated client calls every documented route of the real server ove
   t.ok(page.data?.next !== undefined, 'and a cursor to the older ones')
   const older = await client.GET('/predictions', { params: { query: { limit: 2, cursor: page.data?.next } } })
   t.same(older.data?.items.map((item) => item.id).includes(id), true, 'the first /predict answer is on the next page')
+  const stoneId = batch.data?.results[1].result?.id ?? ''
+  t.ok((batch.data?.results[1].result?.findings?.length ?? 0) >= 1, 'the stone slice has findings')
+  const overlay = seen('GET /predictions/{id}/overlay.png', await predictionOverlay(client, stoneId))
+  t.equal(overlay.response.headers.get('content-type'), 'image/png')
+  const overlaySize = await sharp(Buffer.from(await (overlay.data as Blob).arrayBuffer())).metadata()
+  const imageSize = await sharp(image).metadata()
+  t.same([overlaySize.width, overlaySize.height], [imageSize.width, imageSize.height], 'the overlay has the uploaded size')
+  const storedReport = await storedPredictionAsFhir(client, stoneId)
+  t.equal(storedReport.data?.resourceType, 'DiagnosticReport')
+  t.equal(storedReport.data?.id, stoneId)
   const missing = await client.GET('/predictions/{id}', { params: { path: { id: '00000000-0000-4000-8000-000000000000' } } })
   t.equal(missing.error?.code, 'PREDICTION_NOT_FOUND')
 

@@ -47,6 +47,23 @@ t.test('a Normal prediction without DICOM is valid and says no finding', async (
   t.match(report.conclusion, /No kidney stone detected .*0\.100 < threshold 0\.350/)
 })
 
+t.test('findings travel as Observation components (box, score) with a note saying what they are', async (t) => {
+  const findings = [{ box: { x: 245, y: 219, width: 30, height: 28 }, score: 0.97 }, { box: { x: 100, y: 210, width: 16, height: 20 }, score: 0.41 }]
+  const report = toDiagnosticReport({ ...stone, findings })
+  t.ok(validate(report), JSON.stringify(validate.errors))
+  const observation = report.contained?.find((r) => r.resourceType === 'Observation')
+  if (observation?.resourceType !== 'Observation') return t.fail('no Observation')
+  t.same(observation.component?.slice(1).map((c) => [c.code.text, c.valueString ?? c.valueQuantity?.value]), [
+    ['Finding 1: box (image pixels)', 'x=245 y=219 width=30 height=28'], ['Finding 1: score', 0.97],
+    ['Finding 2: box (image pixels)', 'x=100 y=210 width=16 height=20'], ['Finding 2: score', 0.41]
+  ])
+  t.match(observation.note?.[0].text, /not the outline of a stone/)
+  const normal = toDiagnosticReport({ ...stone, prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, findings: [] })
+  const plain = normal.contained?.find((r) => r.resourceType === 'Observation')
+  t.equal(plain?.resourceType === 'Observation' ? plain.component?.length : -1, 1, 'no findings: the threshold component only')
+  t.equal(plain?.resourceType === 'Observation' ? plain.note : 'x', undefined)
+})
+
 t.test('the schema check is not vacuous: a wrong status or an unknown field fails', async (t) => {
   const report = toDiagnosticReport(stone)
   t.notOk(validate({ ...report, status: 'draft' }))

@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import sharp from 'sharp'
 import { Value } from '@sinclair/typebox/value'
 import { ErrorSchema } from '../schemas/error.js'
+import { FindingSchema } from '../schemas/finding.js'
 import { ModelRefSchema } from '../schemas/model.js'
 import { PredictionSchema, ProbabilitiesSchema } from '../schemas/prediction.js'
 import { build, ctKidneyFiles, ctKidneyImage, fileUpload, multipart } from './helper.js'
@@ -28,7 +29,7 @@ function pngClaiming (width: number, height: number): Buffer {
 }
 
 function checkPrediction (t: Test, body: any): void {
-  t.ok(Value.Check(PredictionSchema, [ModelRefSchema, ProbabilitiesSchema], body), 'matches the Prediction schema')
+  t.ok(Value.Check(PredictionSchema, [ModelRefSchema, ProbabilitiesSchema, FindingSchema], body), 'matches the Prediction schema')
   t.equal(body.classIndex, body.prediction === 'Stone' ? 1 : 0, 'Normal = 0, Stone = 1')
   t.ok(Math.abs(body.probabilities.Normal + body.probabilities.Stone - 1) < 1e-6, 'probabilities sum to 1')
   t.equal(body.confidence, body.probabilities[body.prediction], 'confidence is the predicted class probability')

@@ -19,12 +19,13 @@ declare module 'fastify' {
 }
 
 /**
- * Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected, the metrics with
+ * Routes reachable without credentials: probes and the web page's static files (no data in them; the page sends the
+ * credentials typed into it with every API call) always, the docs unless AUTH_DOCS=protected, the metrics with
  * AUTH_METRICS=public (for scrapers that cannot send an API key header, on a network only they reach).
  */
 export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean, metricsPublic = false): boolean {
   if (routeUrl === undefined) return false
-  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/'))) ||
+  return routeUrl.startsWith('/health/') || routeUrl === '/app' || routeUrl.startsWith('/app/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/'))) ||
     (metricsPublic && routeUrl === '/metrics')
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { writeFile as writeFileWithCallback } from 'node:fs'
-import { lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises'
+import { lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import fp from 'fastify-plugin'
@@ -95,6 +95,17 @@ export class UploadStore {
       if (this.stored.length > this.policy.maxFiles) await this.remove(this.stored.length - this.policy.maxFiles)
     }
     return id
+  }
+
+  /** A kept upload's bytes by the name `fileName` gave it; undefined once retention has removed it (or for a name not ours). */
+  async read (name: string): Promise<Buffer | undefined> {
+    if (!STORED_NAME.test(name)) return undefined
+    try {
+      return await readFile(join(this.dir, name))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw error
+    }
   }
 
   /** Removes a just-saved upload whose answer is not given after all (its record could not be written). */

@@ -1,0 +1,49 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { Finding } from '../inference/findings.js'
+import { renderOverlay } from '../inference/overlay.js'
+import { PredictionNotFoundError, UploadNotKeptError } from '../records/errors.js'
+import { errorResponses } from '../schemas/error.js'
+import { PredictionIdParamsSchema } from '../schemas/records.js'
+
+const OverlayQuerySchema = Type.Object({
+  heatmap: Type.Optional(Type.Boolean({ default: true, description: '`false`: the boxes only, on the slice as it is.' }))
+})
+
+/** Bytes an overlay holds while it is drawn: the decoded slice, its RGB copy and the PNG (at most about as big). */
+const OVERLAY_BYTES_PER_PIXEL = 1 + 3 + 3
+
+const overlay: FastifyPluginAsyncTypebox = async (app) => {
+  const authOn = app.config.auth.mode !== 'none'
+
+  app.get('/predictions/:id/overlay.png', {
+    schema: {
+      tags: ['records'],
+      summary: 'The slice with where the model looked: heatmap and findings\' boxes, as a PNG of the uploaded size',
+      description: 'Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the ' +
+        'activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this ' +
+        'image\'s own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the ' +
+        'top finding\'s box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. ' +
+        'Who may read it: as GET /predictions/{id}.',
+      params: PredictionIdParamsSchema,
+      querystring: OverlayQuerySchema,
+      response: {
+        200: { description: 'PNG, the size of the uploaded image (DICOM: Columns x Rows).', content: { 'image/png': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
+        ...errorResponses(400, 401, 403, 404, 413, 422, 503)
+      }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    const record = await app.records.getPredictionRecord(id, app.records.readerScope(request, authOn))
+    if (record === undefined) throw new PredictionNotFoundError(id)
+    const bytes = record.input.uploadFile === undefined ? undefined : await app.uploads.read(record.input.uploadFile)
+    if (bytes === undefined) throw new UploadNotKeptError(id)
+    const classifier = app.model.get()
+    const image = await classifier.decodeFullSize(bytes, { reserve: (size) => request.inflight.charge(size * OVERLAY_BYTES_PER_PIXEL) })
+    const findings = (record.answer as { findings?: Finding[] }).findings ?? []
+    const png = await renderOverlay({ image, cam: record.cam, findings, spec: classifier.spec, heatmap: request.query.heatmap ?? true })
+    return await reply.type('image/png').header('cache-control', 'private, no-store').send(png)
+  })
+}
+
+export default overlay

@@ -1,0 +1,80 @@
+import t from 'tap'
+import sharp from 'sharp'
+import { fhirR4Validator } from './helpers/fhir-schema.js'
+import { writeDicom } from './helpers/dicom-writer.js'
+import { build, ctKidneyImage, fileUpload, multipart } from './helper.js'
+
+// Findings are given in the pixels of the uploaded image: the same slice uploaded larger, or inside a DICOM file of
+// another shape, must give its boxes at the same place on the slice.
+
+interface Box { x: number, y: number, width: number, height: number }
+const centre = (box: Box): [number, number] => [box.x + box.width / 2, box.y + box.height / 2]
+const inside = (box: Box, width: number, height: number): boolean =>
+  box.x >= 0 && box.y >= 0 && box.width > 0 && box.height > 0 && box.x + box.width <= width && box.y + box.height <= height
+
+t.test('Stone answers carry up to 3 boxes on the uploaded image, Normal answers none', async (t) => {
+  const app = await build(t)
+  for (const [folder, index] of [['test/stone', 0], ['test/stone', 40], ['originals/stone', 0], ['test/normal', 0], ['originals/normal', 0]] as const) {
+    const bytes = await ctKidneyImage(folder, index)
+    const { width, height } = await sharp(bytes).metadata()
+    const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes) })).json()
+    t.ok(Array.isArray(answer.findings), `${folder} ${index}: findings present`)
+    if (answer.prediction === 'Normal') { t.same(answer.findings, [], `${folder} ${index}: Normal, no findings`); continue }
+    t.ok(answer.findings.length >= 1 && answer.findings.length <= 3, `${folder} ${index}: ${answer.findings.length} finding(s)`)
+    for (const { box, score } of answer.findings) {
+      t.ok(inside(box, width as number, height as number), `${JSON.stringify(box)} inside ${width}x${height}`)
+      t.ok(score > 0 && score <= 1)
+    }
+    const scores = answer.findings.map((f: { score: number }) => f.score)
+    t.same(scores, [...scores].sort((a, b) => b - a), 'strongest first')
+  }
+})
+
+t.test('the same slice at twice the size gives the box at twice the coordinates', async (t) => {
+  const app = await build(t)
+  const bytes = await ctKidneyImage('test/stone', 0)
+  const { width } = await sharp(bytes).metadata()
+  const double = await sharp(bytes).resize((width as number) * 2).png().toBuffer()
+  const [small, large] = await Promise.all([bytes, double].map(async (upload) =>
+    (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(upload) })).json()))
+  t.equal(small.prediction, 'Stone')
+  t.equal(large.prediction, 'Stone')
+  const [sx, sy] = centre(small.findings[0].box)
+  const [lx, ly] = centre(large.findings[0].box)
+  // one activation-map cell is 16 model pixels: 16 * 384 / 224 = 27 px of the small upload
+  t.ok(Math.abs(lx - 2 * sx) <= 27 && Math.abs(ly - 2 * sy) <= 27, `top box centre (${sx}, ${sy}) x 2 ~ (${lx}, ${ly})`)
+})
+
+t.test('DICOM: boxes in Columns x Rows, through a letterbox of another shape; batch and FHIR carry them too', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  // the slice with 128 black rows below it: 384 Columns x 512 Rows
+  const grey = await sharp(jpeg).greyscale().extend({ bottom: 128, background: '#000' }).raw().toBuffer({ resolveWithObject: true })
+  const dicom = writeDicom({
+    rows: grey.info.height, columns: grey.info.width, bitsAllocated: 16, signed: false, window: { center: 127.5, width: 256 }, values: Array.from(grey.data)
+  })
+  const png = await sharp(grey.data, { raw: { width: grey.info.width, height: grey.info.height, channels: 1 } }).png().toBuffer()
+  const fromJpeg = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+  const fromPng = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(png, 'slice.png', 'image/png') })).json()
+  const fromDicom = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'slice.dcm', 'application/dicom') })).json()
+  t.equal(fromDicom.prediction, 'Stone', `DICOM answer: ${fromDicom.prediction}`)
+  for (const { box } of fromDicom.findings) t.ok(inside(box, 384, 512), `${JSON.stringify(box)} inside 384 x 512`)
+  // the same pixels as a PNG: the model sees the same input (up to DICOM windowing's rounding), so the same boxes
+  const [px, py] = centre(fromPng.findings[0].box)
+  const [dx, dy] = centre(fromDicom.findings[0].box)
+  // one cell of the 512-row letterbox is 16 * 512 / 224 = 37 px
+  t.ok(Math.abs(dx - px) <= 37 && Math.abs(dy - py) <= 37, `top box centre in the PNG (${px}, ${py}) ~ in the DICOM (${dx}, ${dy})`)
+  t.ok(fromDicom.findings[0].box.y + fromDicom.findings[0].box.height <= 384, 'the box lies on the slice, not on the black rows below it')
+
+  const batch = (await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([
+    { name: 'files', filename: 'a.jpg', contentType: 'image/jpeg', data: jpeg },
+    { name: 'files', filename: 'b.dcm', contentType: 'application/dicom', data: dicom }
+  ]) })).json()
+  t.same(batch.results.map((r: { result: { findings: unknown } }) => r.result.findings), [fromJpeg.findings, fromDicom.findings], 'batch results: the same findings')
+
+  const fhir = await app.inject({ method: 'POST', url: '/predict', headers: { ...fileUpload(jpeg).headers, accept: 'application/fhir+json' }, payload: fileUpload(jpeg).payload })
+  const report = fhir.json()
+  t.ok(fhirR4Validator('DiagnosticReport')(report), 'a valid R4 DiagnosticReport')
+  const { box } = fromJpeg.findings[0]
+  t.ok(JSON.stringify(report).includes(`x=${box.x} y=${box.y} width=${box.width} height=${box.height}`), 'the top box is in the report')
+})

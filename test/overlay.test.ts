@@ -1,0 +1,135 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import sharp from 'sharp'
+import { luminance, VIRIDIS } from '../inference/colour-map.js'
+import { evidenceMap, findingsOf } from '../inference/findings.js'
+import type { ModelSpec } from '../inference/model-spec.js'
+import { renderOverlay } from '../inference/overlay.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { fhirR4Validator } from './helpers/fhir-schema.js'
+import { build, ctKidneyImage, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
+
+// GET /predictions/{id}/overlay.png and the recorded answer's FHIR report, on the embedded records store.
+
+const dataDir = await mkdtemp(join(tmpdir(), 'kidney-overlay-records-'))
+t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+const RECORDS = { ...RECORDS_OFF, store: 'pglite', dataDir } as const
+
+async function pixels (png: Buffer): Promise<{ data: Buffer, width: number, height: number }> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true })
+  return { data, width: info.width, height: info.height }
+}
+
+t.test('viridis never gets darker as the evidence grows, so the heatmap reads in greyscale print', async (t) => {
+  const steps = VIRIDIS.map(luminance)
+  t.ok(steps.every((value, i) => i === 0 || value >= steps[i - 1]), 'luminance never falls over the 256 entries')
+  t.ok(steps.filter((value, i) => i > 0 && value > steps[i - 1]).length >= 250, 'and rises at nearly every step (8-bit rounding repeats a few)')
+  t.ok(steps[255] - steps[0] > 150, `from ${steps[0].toFixed(0)} to ${steps[255].toFixed(0)}`)
+})
+
+t.test('a Stone slice: overlay at the uploaded size, boxes where the answer says, heatmap only where asked', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const bytes = await ctKidneyImage('originals/stone', 0)
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes) })).json()
+  t.equal(answer.prediction, 'Stone')
+  const stored = (await app.inject({ method: 'GET', url: `/predictions/${answer.id}` })).json()
+  t.same(stored.findings, answer.findings, 'the recorded answer keeps its findings')
+
+  const full = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png` })
+  t.equal(full.statusCode, 200)
+  t.equal(full.headers['content-type'], 'image/png')
+  const boxesOnly = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png?heatmap=false` })
+  t.equal(boxesOnly.statusCode, 200)
+  const [withHeatmap, plain] = await Promise.all([pixels(full.rawPayload), pixels(boxesOnly.rawPayload)])
+  const { width, height } = await sharp(bytes).metadata()
+  t.same([plain.width, plain.height], [width, height], 'the uploaded size')
+  const slice = await sharp(bytes).greyscale().raw().toBuffer()
+  const { box } = answer.findings[0]
+  const at = (image: { data: Buffer, width: number }, x: number, y: number): number[] => Array.from(image.data.subarray((y * image.width + x) * 3, (y * image.width + x) * 3 + 3))
+  t.same(at(plain, box.x, box.y + 1), [255, 255, 255], 'the box edge is white')
+  t.same(at(plain, box.x - 1, box.y + 1), [0, 0, 0], 'with black just outside it')
+  // far from the box, the boxes-only overlay is the slice itself
+  const [fx, fy] = [box.x > (width as number) / 2 ? 5 : (width as number) - 5, box.y > (height as number) / 2 ? 5 : (height as number) - 5]
+  t.same(at(plain, fx, fy), [slice[fy * (width as number) + fx], slice[fy * (width as number) + fx], slice[fy * (width as number) + fx]], 'elsewhere: the grey slice')
+  const centre = [box.x + Math.floor(box.width / 2), box.y + Math.floor(box.height / 2)] as const
+  const [r, g, b] = at(withHeatmap, ...centre)
+  t.ok(!(r === g && g === b), `the heatmap colours the top finding's centre (${r}, ${g}, ${b})`)
+  t.same(at(plain, ...centre).slice(0, 1), [slice[centre[1] * (width as number) + centre[0]]], 'without heatmap the centre is grey as on the slice')
+
+  const fhir = await app.inject({ method: 'GET', url: `/predictions/${answer.id}`, headers: { accept: 'application/fhir+json' } })
+  t.equal(fhir.statusCode, 200)
+  t.match(fhir.headers['content-type'], /^application\/fhir\+json/)
+  const report = fhir.json()
+  t.ok(fhirR4Validator('DiagnosticReport')(report), 'a valid R4 DiagnosticReport')
+  t.equal(report.id, answer.id)
+  t.equal(report.issued, stored.createdAt, 'issued when the answer was given')
+  t.ok(JSON.stringify(report).includes(`x=${box.x} y=${box.y} width=${box.width} height=${box.height}`), 'with the top finding')
+
+  t.equal((await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png?heatmap=maybe` })).json().code, 'VALIDATION_ERROR')
+  const unknown = await app.inject({ method: 'GET', url: '/predictions/00000000-0000-4000-8000-000000000000/overlay.png' })
+  t.same([unknown.statusCode, unknown.json().code], [404, 'PREDICTION_NOT_FOUND'])
+  // retention removes the upload (here: a sweep two days on); the record stays, the overlay cannot be drawn
+  t.ok(await app.uploads.sweep(Date.now() + 2 * 86_400_000) >= 1)
+  const gone = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png` })
+  t.same([gone.statusCode, gone.json().code], [404, 'UPLOAD_NOT_KEPT'])
+  t.match(gone.json().message, /no longer kept/)
+  await app.close()
+})
+
+t.test('DICOM: the overlay is Columns x Rows; a Normal answer has no boxes', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const dicom = await readFile(join(SHARED, 'data/dicom/ct-small-pydicom.dcm'))
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'ct.dcm', 'application/dicom') })).json()
+  const res = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png` })
+  t.equal(res.statusCode, 200)
+  const { width, height } = await pixels(res.rawPayload)
+  t.same([width, height], [128, 128], 'CT_small.dcm is 128 x 128')
+  const normal = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/normal', 0)) })).json()
+  t.same([normal.prediction, normal.findings], ['Normal', []])
+  t.equal((await app.inject({ method: 'GET', url: `/predictions/${normal.id}/overlay.png` })).statusCode, 200)
+  await app.close()
+})
+
+t.test('with authentication: the overlay follows GET /predictions/{id}\'s rules; not kept uploads are a typed 404', async (t) => {
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'alice:alice-key-0123456789abcdef:predict,bob:bob-key-0123456789abcdefgh:predict' }).auth
+  const app = await build(t, { config: { records: RECORDS, auth, uploadMaxAgeMs: 0 } })
+  const upload = fileUpload(await ctKidneyImage('test/stone', 0))
+  const answer = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': 'alice-key-0123456789abcdef' } })).json()
+  const as = async (headers: Record<string, string>): Promise<[number, string]> => {
+    const res = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png`, headers })
+    return [res.statusCode, res.json().code]
+  }
+  t.same(await as({}), [401, 'UNAUTHORIZED'])
+  t.same(await as({ 'x-api-key': 'bob-key-0123456789abcdefgh' }), [404, 'PREDICTION_NOT_FOUND'], 'someone else\'s prediction does not exist for bob')
+  t.same(await as({ 'x-api-key': 'alice-key-0123456789abcdef' }), [404, 'UPLOAD_NOT_KEPT'], 'uploads are not kept (UPLOAD_RETENTION=none)')
+  await app.close()
+})
+
+t.test('renderOverlay: on a letterboxed (wide) image the heatmap\'s peak lies in the box findingsOf gives', async (t) => {
+  const input: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
+  const spec = { input, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
+  // 14x14 maps [Normal, Stone]: Stone-minus-Normal is -2 everywhere but cell (10, 7), which lies on the image content
+  const values = new Float32Array(2 * 196)
+  for (let k = 0; k < 196; k++) values[196 + k] = -2
+  values[196 + 7 * 14 + 10] = 6
+  const cam = { values, dims: [2, 14, 14] as [number, number, number] }
+  const image = { pixels: Buffer.alloc(448 * 224, 40), width: 448, height: 224, channels: 1 as const }
+  const findings = findingsOf(evidenceMap(values, [1, 2, 14, 14], 0, 1), { isStone: true, original: image, input: spec.input, temperature: 1 })
+  t.equal(findings.length, 1)
+  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec, heatmap: true }))
+  let brightest = { x: -1, y: -1, value: -1 }
+  for (let y = 0; y < heat.height; y++) {
+    for (let x = 0; x < heat.width; x++) {
+      const j = (y * heat.width + x) * 3
+      const value = heat.data[j] + heat.data[j + 1] + heat.data[j + 2]
+      if (value > brightest.value) brightest = { x, y, value }
+    }
+  }
+  const { box } = findings[0]
+  t.ok(brightest.x >= box.x && brightest.x < box.x + box.width && brightest.y >= box.y && brightest.y < box.y + box.height,
+    `heatmap peak (${brightest.x}, ${brightest.y}) in the finding's box ${JSON.stringify(box)}`)
+  // cell (10, 7) covers model columns 160-175, rows 112-127; the 448x224 image fills model rows 56-167 at scale 1/2
+  t.ok(Math.abs(brightest.x - 167.5 * 2) <= 2 && Math.abs(brightest.y - (119.5 - 56) * 2) <= 2, 'at the cell centre mapped back through the letterbox')
+})
