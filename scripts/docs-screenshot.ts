@@ -9,7 +9,7 @@ import { buildApp } from '../app.js'
 import { loadConfig } from '../plugins/app/config.js'
 
 /**
- * Renders /docs in Debian's headless Chromium (scripts/install-chromium.sh) with the service's real
+ * Renders /docs in Debian's headless Chromium (`scripts/apt-install.sh chromium`) with the service's real
  * headers, helmet's CSP included, checks that the /predict and /predict/batch operations were rendered
  * by Swagger UI's scripts and that no CSP violation was reported, and saves docs/swagger-ui.png.
  * Usage: npx tsx scripts/docs-screenshot.ts [out.png]
