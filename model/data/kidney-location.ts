@@ -25,6 +25,8 @@ export interface KidneyLocation {
   vertebralWidth: number
   /** Centre of the vertebral body. */
   spineCentre: { x: number, y: number }
+  /** Grey level from which a pixel counts as bone on this slice. */
+  boneLevel: number
   /** Estimated centres of the renal sinus (medial kidney), left and right in image coordinates. */
   kidneys: Array<{ x: number, y: number }>
 }
@@ -59,6 +61,7 @@ export function locateKidneys (image: GreyImage): KidneyLocation | undefined {
     vertebra,
     vertebralWidth,
     spineCentre,
+    boneLevel,
     kidneys: [{ x: spineCentre.x - offset, y: spineCentre.y }, { x: spineCentre.x + offset, y: spineCentre.y }]
   }
 }

@@ -97,7 +97,7 @@ export interface StoneAddedTwins {
 /**
  * Blends a patch pair into a kidney of `target` (a stone-free axial model input). The site is drawn near one
  * of the kidney centres `locateKidneys` estimates, on tissue at least as bright as the body's median grey (kidney
- * parenchyma, not fat or gas) and not on bone; the patch is rescaled by 0.55-1.0 (yildirim crops are magnified
+ * parenchyma, not fat or gas) and with no bone-bright pixel around it; the patch is rescaled by 0.55-1.0 (yildirim crops are magnified
  * about 1.3x against a full axial field of view) and its peak raised to 60-100 % of the way from the site's grey
  * to white (stones on these exports are near-white). Returns undefined when no kidney or no site is found.
  */
@@ -136,7 +136,7 @@ function chooseSite (image: GreyImage, location: KidneyLocation, random: () => n
     const x = Math.round(spineCentre.x + side * (1.5 + random()) * unit)
     const y = Math.round(spineCentre.y + (-0.6 + 0.7 * random()) * unit)
     if (x < 4 || y < 4 || x >= image.width - 4 || y >= image.height - 4) continue
-    if (meanAround(image, x, y, 2) >= bodyGrey && maxAround(image, x, y, 3) < 250) return { x, y }
+    if (meanAround(image, x, y, 2) >= bodyGrey && maxAround(image, x, y, 3) < location.boneLevel) return { x, y }
   }
   return undefined
 }
