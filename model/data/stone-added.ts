@@ -98,8 +98,8 @@ export interface StoneAddedTwins {
  * Blends a patch pair into a kidney of `target` (a stone-free axial model input). The site is drawn near one
  * of the kidney centres `locateKidneys` estimates, on tissue at least as bright as the body's median grey (kidney
  * parenchyma, not fat or gas) and with no bone-bright pixel around it; the patch is rescaled by 0.55-1.0 (yildirim crops are magnified
- * about 1.3x against a full axial field of view) and its peak raised to 60-100 % of the way from the site's grey
- * to white (stones on these exports are near-white). Returns undefined when no kidney or no site is found.
+ * about 1.3x against a full axial field of view) and its peak raised to 85-100 % of the way from the site's grey
+ * to white (stones are far denser than enhanced parenchyma and saturate a soft-tissue window). Returns undefined when no kidney or no site is found.
  */
 export function addStoneTwins (target: GreyImage, pair: PatchPair, random: () => number): StoneAddedTwins | undefined {
   const location = locateKidneys(target)
@@ -116,7 +116,7 @@ export function addStoneTwins (target: GreyImage, pair: PatchPair, random: () =>
     height: stone.height
   }
   const local = meanAround(target, site.x, site.y, 2)
-  const peak = local + (255 - local) * (0.6 + 0.4 * random())
+  const peak = local + (255 - local) * (0.85 + 0.15 * random())
   const gain = (peak - local) / Math.max(MIN_STONE_BUMP, ...stone.values)
   return { stoneAdded: addPatch(target, stone, box, gain), decoy: addPatch(target, decoy, box, gain), box }
 }

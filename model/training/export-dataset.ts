@@ -24,12 +24,13 @@ const SIZE = TRAINING_INPUT.width * TRAINING_INPUT.height
 const DECODE_OPTIONS = { channels: 1, maxPixels: 50_000_000 } as const
 
 /**
- * Stone-added twin pairs made per stone-free axial slice: cyst slices are the scarce non-contrast negatives, so
- * they get the most; every pair draws its own stone, place, size and brightness.
+ * Stone-added twin pairs made per stone-free axial slice (a fraction: that chance of one pair): cyst slices are
+ * the scarce non-contrast negatives, so they get the most; every pair draws its own stone, place, size and
+ * brightness. A third of the ct-kidney Normal val slices is enough for selection and keeps validation quick.
  */
 const STONE_ADDED_PER_SLICE: Record<Split, Record<string, number>> = {
   train: { cyst: 3, tumor: 2, normal: 1 },
-  val: { cyst: 1, tumor: 1, normal: 1 },
+  val: { cyst: 1, tumor: 1, normal: 1 / 3 },
   test: {}
 }
 
@@ -147,7 +148,9 @@ function exportStoneAdded (stoneFree: Array<{ slice: SliceEntry, pixels: Buffer 
   for (const [k, { slice, pixels }] of stoneFree.entries()) {
     const library = pairs.get(slice.split) ?? []
     const random = seededRandom(k + 1)
-    for (let copy = 0; copy < (STONE_ADDED_PER_SLICE[slice.split][slice.finding] ?? 0); copy++) {
+    const perSlice = STONE_ADDED_PER_SLICE[slice.split][slice.finding] ?? 0
+    const copies = Math.floor(perSlice) + (random() < perSlice % 1 ? 1 : 0)
+    for (let copy = 0; copy < copies; copy++) {
       const twins = addStoneTwins({ pixels, width, height }, library[Math.floor(random() * library.length)], random)
       if (twins === undefined) continue
       const row = {
