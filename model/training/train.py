@@ -110,10 +110,11 @@ def val_report(data, rows, logits, args, temperature=1.0):
 
 
 def selection_score(report):
-    """Ranking (ct-kidney, non-contrast, yildirim pairs, stone-added pairs AUC) and the operating point
-    (specificity on ct-kidney, cysts, tumours and stone-removed twins at the threshold rule) count half each."""
+    """Ranking (ct-kidney, non-contrast, yildirim pairs, stone-added pairs AUC) and the operating point (the six
+    rates the threshold rule balances, at that threshold) count half each."""
     ranking = np.mean([report[k] for k in ('val_ct_auc', 'val_noncontrast_auc', 'val_pairs_auc', 'val_stone_added_auc')])
-    operating = np.mean([report[k] for k in ('val_ct_specificity', 'val_cyst_specificity', 'val_tumor_specificity',
+    operating = np.mean([report[k] for k in ('val_ct_sensitivity', 'val_yildirim_sensitivity', 'val_ct_specificity',
+                                             'val_cyst_specificity', 'val_tumor_specificity',
                                              'val_yildirim_removed_specificity')])
     return round(float(0.5 * ranking + 0.5 * operating), 4)
 
