@@ -9,7 +9,7 @@ import { errorExamples, type ErrorKind } from './error-examples.js'
 import { headlineFigures, type HeadlineFigure } from './headline.js'
 import { EvaluationModel, type SlicePrediction } from './model-runner.js'
 import { nonContrastMetrics, type NonContrastMetrics } from './noncontrast-metrics.js'
-import { pointingGame, type PointingGameMetrics } from './pointing-game.js'
+import { pointingGame, type PointedSlice, type PointingGameMetrics } from './pointing-game.js'
 import { fitProbes, isNonContrastPair, meanGrey } from './probes.js'
 import { stoneAddedMetrics, type StoneAddedMetrics } from './stone-added-metrics.js'
 import { stoneAddedTwins, type EvaluatedTwin } from './stone-added-twins.js'
@@ -67,6 +67,11 @@ export interface EvaluatedTriplet {
   scores: ScoredTriplet
   /** What the service would answer as findings for the original slice (empty when called Normal). */
   findings: Finding[]
+}
+
+/** A held-out yildirim original as the pointing game sees it: its stone boxes and the service's findings. */
+export function pointedSlice (t: EvaluatedTriplet): PointedSlice {
+  return { group: t.triplet.group, stones: t.triplet.stones, findings: t.findings, image: { width: t.triplet.original.width, height: t.triplet.original.height } }
 }
 
 /** Everything the figures need besides the numbers: per-slice predictions with their model inputs and maps. */
@@ -178,7 +183,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
     const stoneEvidence = stoneEvidenceMetrics(triplets.map((t) => t.scores), threshold, options.bootstrap)
     const stoneAdded = stoneAddedMetrics(twins.map((twin) => twin.scores), threshold, options.bootstrap)
     const pointing = pointingGame(triplets.filter((t) => t.scores.original >= threshold)
-      .map((t) => ({ group: t.triplet.group, stones: t.triplet.stones, findings: t.findings })), options.bootstrap)
+      .map(pointedSlice), options.bootstrap)
     const probeCtKidney = classificationFigures(
       ctKidneySlices.map((slice) => ({ ...slice, probability: slice.probeProbability })), 0.5, options.bootstrap)
     const metrics: ModelMetrics = {

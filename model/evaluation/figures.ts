@@ -4,9 +4,9 @@ import type { ModelSpec } from '../../inference/model-spec.js'
 import { activationGrid, type ActivationCase, type ActivationRow, type CaseBoxes } from './activation-maps.js'
 import { COLOURS, reliabilityChart, rocChart, writeSvgAsPng, type RocSeries } from './charts.js'
 import { mostExtremeAcrossGroups } from './error-examples.js'
-import type { EvaluatedSlice, EvaluatedTriplet, EvaluationRun } from './evaluate-model.js'
+import { pointedSlice, type EvaluatedSlice, type EvaluatedTriplet, type EvaluationRun } from './evaluate-model.js'
 import { rocCurve, type Scored } from './metrics.js'
-import { topHit, type PointedSlice } from './pointing-game.js'
+import { topHit } from './pointing-game.js'
 import type { EvaluatedTwin } from './stone-added-twins.js'
 
 export const FIGURE_FILES = {
@@ -86,16 +86,15 @@ function stoneFreeRows (slices: EvaluatedSlice[], twins: EvaluatedTwin[], thresh
 /** yildirim held-out slices called Stone with their findings (cyan, thick: the top one) and stone boxes (green). */
 function pointingRows (triplets: EvaluatedTriplet[], threshold: number): ActivationRow[] {
   const called = triplets.filter((t) => t.scores.original >= threshold)
-  const pointed = (t: EvaluatedTriplet): PointedSlice => ({ group: t.triplet.group, stones: t.triplet.stones, findings: t.findings })
   const row = (title: string, filter: (t: EvaluatedTriplet) => boolean, highestFirst: boolean): ActivationRow => ({
     title,
     cases: mostExtremeAcrossGroups(called.filter(filter), (t) => t.triplet.group, (t) => t.scores.original, highestFirst, 4)
       .map((t) => ({ ...tripletCase(t, 'original'), boxes: { ...tripletCase(t, 'original').boxes as CaseBoxes, findings: t.findings.map((f) => f.box) } }))
   })
   return [
-    row('pointing game · top finding on a stone (most confident)', (t) => topHit(pointed(t)), true),
-    row('pointing game · top finding on a stone (least confident)', (t) => topHit(pointed(t)), false),
-    row('pointing game · top finding off the stones', (t) => !topHit(pointed(t)), true)
+    row('pointing game · top finding on a stone (most confident)', (t) => topHit(pointedSlice(t)), true),
+    row('pointing game · top finding on a stone (least confident)', (t) => topHit(pointedSlice(t)), false),
+    row('pointing game · top finding off the stones', (t) => !topHit(pointedSlice(t)), true)
   ]
 }
 

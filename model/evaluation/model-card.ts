@@ -126,7 +126,9 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
   pointing: ({ pointingGame: g }) => table(['pointing game, held-out yildirim slices called Stone', 'value [95 % CI]'], [
     ['slices called Stone (groups)', `${g.slicesCalledStone} (${g.groups})`],
     [`top finding touches a true stone box (${g.topHits} slices)`, withInterval(g.topHit, percent)],
-    [`any of the up to 3 findings touches one (${g.anyHits} slices)`, withInterval(g.anyHit, percent)]
+    [`any of the up to 3 findings touches one (${g.anyHits} slices)`, withInterval(g.anyHit, percent)],
+    [`control: the top box mirrored left-right touches one (${g.mirroredTopHits} slices)`, withInterval(g.mirroredTopHit, percent)],
+    ['median area of the top box, share of the image', percent(g.medianTopBoxShare)]
   ]),
 
   probe: ({ thumbnailProbe: probe, ctKidneyTest, stoneEvidence, nonContrast }) => table(['ROC AUC [95 % CI]', 'model', '8x8 thumbnail probe'], [
