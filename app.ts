@@ -6,10 +6,15 @@ import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.j
 import authPlugin from './plugins/app/auth.js'
 import deadlinePlugin from './plugins/app/deadline.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
+import inflightPlugin from './plugins/app/inflight.js'
+import livenessPlugin from './plugins/app/liveness.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
 import metricsPlugin from './plugins/app/metrics.js'
+import recordsPlugin from './plugins/app/records.js'
+import auditPlugin from './plugins/app/audit.js'
 import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
+import readinessPlugin from './plugins/app/readiness.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
@@ -23,6 +28,7 @@ import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
 import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
+import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
 import { sharedSchemas } from './schemas/index.js'
 
@@ -61,6 +67,10 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  // Security headers first, so that every answer carries them, refusals of the hooks below included.
+  await app.register(helmetPlugin)
+  await app.register(inflightPlugin)
+  await app.register(livenessPlugin)
   // Cheapest refusals first, all before any body is read: closing, overload, rate, CORS preflight, identity.
   await app.register(shutdownPlugin)
   await app.register(deadlinePlugin)
@@ -68,15 +78,17 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(rateLimitPlugin)
   await app.register(corsPlugin)
   await app.register(authPlugin)
-  await app.register(helmetPlugin)
   await app.register(multipartPlugin)
   await app.register(swaggerPlugin)
 
   await app.register(uploadsPlugin)
   await app.register(modelPlugin, { load: options.loadClassifier })
   await app.register(metricsPlugin)
+  await app.register(recordsPlugin)
+  await app.register(auditPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
+  await app.register(readinessPlugin)
 
   await app.register(rootRoutes)
   await app.register(healthRoutes)
@@ -84,5 +96,6 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(metricsRoutes)
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
+  await app.register(predictionsRoutes)
   return app
 }

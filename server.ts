@@ -2,16 +2,20 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './plugins/app/config.js'
 
-async function main (): Promise<void> {
-  let config
+/** A bad setting (a variable, the upload directory) stops the process with one line naming it. */
+async function configured<T> (step: () => T | Promise<T>): Promise<T> {
   try {
-    config = loadConfig()
+    return await step()
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     process.stderr.write(`${error.message}\n`)
     process.exit(1)
   }
-  const app = await buildApp({ config })
+}
+
+async function main (): Promise<void> {
+  const config = await configured(() => loadConfig())
+  const app = await configured(async () => await buildApp({ config }))
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the model session, exit 0; exit 1 if
   // that takes longer than the grace period, on a second signal, or after an uncaught error.
   closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async ({ signal, err }) => {
@@ -25,6 +29,15 @@ async function main (): Promise<void> {
     app.log.info({ model: classifier.spec.name, version: classifier.spec.version }, 'model ready')
   } catch (err) {
     app.log.fatal({ err }, `model could not be loaded from ${config.modelPath}`)
+    await app.close()
+    process.exit(1)
+  }
+  try {
+    // a PostgreSQL server that is not there yet is retried in the background (readiness says so); only an
+    // embedded database that cannot be opened stops the service
+    await app.records.opened
+  } catch (err) {
+    app.log.fatal({ err }, `the records database in ${config.records.dataDir} could not be opened`)
     await app.close()
     process.exit(1)
   }

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { get } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -11,6 +13,7 @@ const CLOCK_TICKS_PER_SECOND = 100
 
 /** A server under test, started as its users start it, on a free loopback port. */
 export interface RunningServer {
+  /** 'baseline', 'service', or a named service variant (bench/records.ts). */
   name: string
   url: string
   pid: number
@@ -79,12 +82,13 @@ async function start (name: string, command: string, args: string[], env: NodeJS
 }
 
 /**
- * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables).
- * The per-client rate limit is switched off: a load generator is one client sending far more than a person.
+ * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables), on
+ * `port` or a free one. The per-client rate limit is switched off: a load generator is one client sending far
+ * more than a person.
  */
-export async function startService (env: NodeJS.ProcessEnv, logPath: string): Promise<RunningServer> {
-  const port = await freePort()
-  return await start('service', join(REPO, 'bin/serve'), [],
+export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service', port?: number): Promise<RunningServer> {
+  port ??= await freePort()
+  return await start(name, join(REPO, 'bin/serve'), [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
 }
 
@@ -99,4 +103,22 @@ export async function startBaseline (options: { model: string, checkpoint?: stri
 /** One unlabelled sample from a Prometheus text exposition (NaN when absent). */
 export function metric (text: string, name: string): number {
   return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
+}
+
+/**
+ * One liveness probe as an orchestrator sends it: GET /health/live on a new connection (a kept-alive one can be
+ * closed by the server just as it is reused, which would be the client's failure, not the service's). `outcome` is
+ * the status code, or the error code when no answer came within `timeoutMs`.
+ */
+export async function probeLive (url: string, timeoutMs = 30_000): Promise<{ outcome: string, ms: number }> {
+  const started = performance.now()
+  const outcome = await new Promise<string>((resolve) => {
+    const request = get(`${url}/health/live`, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(String(res.statusCode)))
+    })
+    request.on('timeout', () => request.destroy(Object.assign(new Error('probe timed out'), { code: 'TIMEOUT' })))
+    request.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.name))
+  })
+  return { outcome, ms: performance.now() - started }
 }

@@ -105,7 +105,7 @@ export function medianTable (imageSets: string[], connectionLevels: number[], li
   const rows = [['images', 'contender', 'conns', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'CPU ms/image', 'mean batch', 'load generator cores']]
   for (const set of imageSets) {
     const runs = limit.filter((r) => r.imageSet === set)
-    rows.push([set, `in-process limit (batch ${runs[0]?.batchSize ?? '-'})`, '-', fmt(median(runs.map((r) => r.imagesPerSecond))), '-', '-', '-', '0',
+    if (runs.length > 0) rows.push([set, `in-process limit (batch ${runs[0]?.batchSize ?? '-'})`, '-', fmt(median(runs.map((r) => r.imagesPerSecond))), '-', '-', '-', '0',
       fmt(median(runs.map((r) => r.cpuMsPerImage)), 2), String(runs[0]?.batchSize ?? '-'), '0'])
     for (const [name, all] of contenders) {
       for (const connections of connectionLevels) {

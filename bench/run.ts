@@ -10,6 +10,7 @@ import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
 import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
+import { NO_RECORDS, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
 import { ceilingFor, ceilingLines, median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
 const program = new Command('bench')
@@ -23,8 +24,12 @@ const program = new Command('bench')
   .option('--model <path>', 'ONNX model (sidecar .json and PyTorch state dict .pt next to it)', loadConfig().modelPath)
   .option('--checkpoint <path>', 'PyTorch state dict for the baseline (default: the model path with .pt)')
   .option('--out <dir>', 'where results are written', join(REPO, 'bench/results'))
+  .option('--records-only', 'only the records comparison: /predict at 8 connections with records off, on PGlite and on PostgreSQL')
   .parse()
-const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string }>()
+const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean }>()
+const recordsOnly = opts.recordsOnly === true
+/** The records comparison runs at this connection count only (the issue's target). */
+const RECORDS_CONNECTIONS = 8
 const list = (value: string): number[] => value.split(',').map(Number)
 const rounds = Number(opts.rounds)
 const seconds = Number(opts.duration)
@@ -43,7 +48,7 @@ async function sourceVersion (): Promise<{ commit: string, uncommittedChanges: b
 const load1m = (): number => Number(loadavg()[0].toFixed(2))
 
 async function driveOnce (server: RunningServer, round: number, set: ImageSet, connections: number): Promise<ServerRun> {
-  const scrape = async (): Promise<string | undefined> => server.name === 'service'
+  const scrape = async (): Promise<string | undefined> => server.name !== 'baseline'
     ? await fetch(`${server.url}/metrics`).then(async (res) => await res.text())
     : undefined
   const before = await scrape()
@@ -74,7 +79,7 @@ await mkdir(opts.out, { recursive: true })
 // so the reported limit is not the best of several noisy samples.
 const scan: Record<string, LimitResult[]> = {}
 const bestBatch: Record<string, number> = {}
-for (const set of sets) {
+for (const set of recordsOnly ? [] : sets) {
   scan[set.name] = []
   for (const batchSize of list(opts.batchSizes)) {
     const result = await measureLimit(config, set.bytes, batchSize, Number(opts.scanSeconds))
@@ -86,17 +91,28 @@ for (const set of sets) {
 
 // 2. Both servers stay up for the whole run; in each round every contender is measured on each image set, so a
 // slow or fast stretch of this VM falls on all three. The order of the two servers alternates between rounds.
-const service = await startService({ MODEL_PATH: opts.model, UPLOAD_DIR: join(work, 'service-uploads') }, join(work, 'service.log'))
-const baseline = await startBaseline({
-  model: opts.model, checkpoint: opts.checkpoint, threads: THREADS, uploadDir: join(work, 'baseline-uploads')
-}, join(work, 'baseline.log')).catch(async (error: unknown) => { await service.stop(); throw error })
+// The service as users start it: records on the embedded PGlite store (its own DATA_DIR here).
+const service = await startService({ MODEL_PATH: opts.model, UPLOAD_DIR: join(work, 'service-uploads'), DATA_DIR: join(work, 'service-data') }, join(work, 'service.log'))
+const records = await startRecordsContenders({ MODEL_PATH: opts.model }, work).catch(async (error: unknown) => { await service.stop(); throw error })
+const baseline = recordsOnly
+  ? undefined
+  : await startBaseline({
+    model: opts.model, checkpoint: opts.checkpoint, threads: THREADS, uploadDir: join(work, 'baseline-uploads')
+  }, join(work, 'baseline.log')).catch(async (error: unknown) => { await Promise.all([service.stop(), records.stop()]); throw error })
 const limitRuns: LimitRun[] = []
 const serviceRuns: ServerRun[] = []
 const baselineRuns: ServerRun[] = []
+const recordsRuns: Record<string, ServerRun[]> = { [NO_RECORDS]: [], [RECORDS_PGLITE]: [], [RECORDS_POSTGRES]: [] }
+const recordsVariants: Array<[string, RunningServer]> = [[NO_RECORDS, records.off], [RECORDS_PGLITE, service], [RECORDS_POSTGRES, records.postgres]]
 try {
-  for (const server of [service, baseline]) await drive(server.url, sets[0].bytes, 8, 3)
+  for (const server of [service, records.off, records.postgres, ...(baseline === undefined ? [] : [baseline])]) await drive(server.url, sets[0].bytes, 8, 3)
   for (let round = 0; round < rounds; round++) {
     for (const set of sets) {
+      // records off, on PGlite and on PostgreSQL, back to back: their ratios come from minutes of the same VM
+      for (const [variant, server] of recordsOrder(recordsVariants, round)) {
+        recordsRuns[variant].push(await driveOnce(server, round, set, RECORDS_CONNECTIONS))
+      }
+      if (baseline === undefined) continue
       const limit = await measureLimit(config, set.bytes, bestBatch[set.name], Number(opts.limitSeconds))
       const loadAverage1m = load1m()
       limitRuns.push({ round, imageSet: set.name, ...limit, loadAverage1m })
@@ -110,9 +126,15 @@ try {
     }
   }
 } finally {
-  await Promise.all([service.stop(), baseline.stop()])
+  await Promise.all([service.stop(), records.stop(), baseline?.stop()])
 }
 await rm(work, { recursive: true, force: true })
+const recordsCost = Object.fromEntries(sets.map((set) => [set.name, recordsCostFor(rounds, set.name, recordsRuns)]))
+const recordsTable = medianTable(sets.map((s) => s.name), [RECORDS_CONNECTIONS], [],
+  Object.entries(recordsRuns).map(([variant, runs]) => [`service, ${variant}`, runs]))
+const recordsLines = `Records at ${RECORDS_CONNECTIONS} connections (medians of ${rounds} rounds; the three measured back to back in each):\n\n` +
+  `${recordsTable}\n\nRecording cost (throughput with records / without, within each round, median over rounds):\n` +
+  `${targetLines(recordsCost).map((l) => `- ${l}`).join('\n')}\n`
 
 const targets = Object.fromEntries(sets.map((set) => [set.name, targetsFor(rounds, set.name, serviceRuns, baselineRuns, limitRuns)]))
 const ceilings = Object.fromEntries(sets.map((set) => [set.name, ceilingFor(rounds, set.name, baselineRuns, limitRuns)]))
@@ -145,13 +167,22 @@ const settings = {
   limitBatchSize: bestBatch
 }
 
-const contenders: Array<[string, ServerRun[]]> = [['service', serviceRuns], ['baseline Flask+PyTorch', baselineRuns]]
+const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
+if (recordsOnly) {
+  const file = join(opts.out, `records-${stamp}.json`)
+  await writeFile(file, JSON.stringify({ date: started.toISOString(), command, code: codeVersion, machine, settings, records: recordsRuns, recordsCost }, null, 2) + '\n')
+  process.stdout.write(`\n${recordsLines}\nMachine: ${machine.cpus} x ${machine.cpuModel}; load average ${machine.loadAverageAtStart.join('/')} at start, ` +
+    `${machine.loadAverageAtEnd.join('/')} at end.\nWritten: ${file}\n`)
+  process.exit(0)
+}
+
+const contenders: Array<[string, ServerRun[]]> = [['service (records on PGlite, the default)', serviceRuns], ['baseline Flask+PyTorch', baselineRuns]]
 const table = medianTable(sets.map((s) => s.name), connectionLevels, limitRuns, contenders)
 
-const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
 const results = {
   date: started.toISOString(),
-  command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  command,
   code: codeVersion,
   machine,
   settings,
@@ -161,7 +192,9 @@ const results = {
   service: serviceRuns,
   baseline: baselineRuns,
   targets,
-  ceilings
+  ceilings,
+  records: recordsRuns,
+  recordsCost
 }
 await writeFile(join(opts.out, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n')
 
@@ -197,7 +230,7 @@ await writeFile(join(opts.out, `${stamp}.png`), png)
 process.stdout.write(`\nMedians of ${rounds} interleaved rounds:\n\n${table}\n\nTargets at 8 connections (ratios within each round, median over rounds):\n` +
   `${targetLines(targets).map((l) => `- ${l}`).join('\n')}\n\n` +
   `Ceiling of the first target (in-process limit / baseline at 8 connections, within each round):\n` +
-  `${ceilingLines(ceilings).map((l) => `- ${l}`).join('\n')}\n\n` +
+  `${ceilingLines(ceilings).map((l) => `- ${l}`).join('\n')}\n\n${recordsLines}\n` +
   `Machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; ` +
   `load average ${machine.loadAverageAtStart.join('/')} at start, ${machine.loadAverageAtEnd.join('/')} at end.\n` +
   `Written: ${join(opts.out, stamp)}.json, .svg, .png\n`)

@@ -6,7 +6,7 @@ import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { fileUpload } from '../test/helper.js'
 import { benchImageSets } from './images.js'
-import { REPO, metric, startService } from './processes.js'
+import { REPO, metric, probeLive, startService } from './processes.js'
 
 const program = new Command('soak')
   .description('Drives the service with mixed real uploads over loopback and reports its RSS every 10 s')
@@ -15,14 +15,14 @@ const program = new Command('soak')
   // heap does not change), so the reference is taken after that.
   .option('--warmup <s>', 'seconds after which the reference RSS is taken', '120')
   .option('--connections <n>', 'concurrent connections (the load is bounded by this)', '4')
-  .option('--hostile <fraction>', 'fraction of requests taken from the hostile-input corpus (test/hostile/corpus.ts)', '0')
+  .option('--hostile [fraction]', 'fraction of requests taken from the hostile-input corpus (test/hostile/corpus.ts, DICOM payload families included); 0.1 when given without a value')
   .option('--model <path>', 'ONNX model', loadConfig().modelPath)
   .option('--out <dir>', 'where the result is written', join(REPO, 'bench/results'))
   .parse()
-const opts = program.opts<{ duration: string, warmup: string, connections: string, hostile: string, model: string, out: string }>()
+const opts = program.opts<{ duration: string, warmup: string, connections: string, hostile?: string | true, model: string, out: string }>()
 const duration = Number(opts.duration)
 const warmup = Math.min(Number(opts.warmup), duration / 2)
-const hostileFraction = Number(opts.hostile)
+const hostileFraction = opts.hostile === true ? 0.1 : Number(opts.hostile ?? 0)
 if (!(hostileFraction >= 0 && hostileFraction < 1)) throw new Error('--hostile must be a fraction in [0, 1)')
 
 interface Req { method: 'POST', path: string, headers: Record<string, string>, body: Buffer }
@@ -86,6 +86,23 @@ const sample = async (): Promise<void> => {
     `external ${externalMiB.toFixed(1).padStart(6)} MiB  ${String(responses).padStart(7)} responses  ${row.requestsPerSecond.toFixed(1)} req/s\n`)
 }
 
+/** /health/live, probed every half second for the whole run, each probe on a new connection: what an orchestrator sees. */
+const live = { probes: 0, failures: 0, worstMs: 0, latenciesMs: [] as number[], failureReasons: {} as Record<string, number> }
+let probing = true
+const probeLoop = (async () => {
+  while (probing) {
+    const { outcome, ms } = await probeLive(server.url)
+    live.probes++
+    if (outcome !== '200') {
+      live.failures++
+      live.failureReasons[outcome] = (live.failureReasons[outcome] ?? 0) + 1
+    }
+    live.worstMs = Math.max(live.worstMs, ms)
+    live.latenciesMs.push(ms)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+})()
+
 process.stdout.write(`soak: ${duration} s, ${opts.connections} connections, ${requests.length} requests in rotation ` +
   `(${hostileCount} hostile), service pid ${server.pid} at ${server.url}\n`)
 await sample()
@@ -104,10 +121,15 @@ try {
   await sample()
 } finally {
   clearInterval(timer)
+  probing = false
+  await probeLoop
   await server.stop()
   await rm(work, { recursive: true, force: true })
 }
 
+const serverErrors = Object.entries(statuses).filter(([status]) => Number(status) >= 500).reduce((sum, [, count]) => sum + count, 0)
+const sortedLive = [...live.latenciesMs].sort((a, b) => a - b)
+const liveP99Ms = sortedLive[Math.min(sortedLive.length - 1, Math.floor(sortedLive.length * 0.99))] ?? NaN
 const reference = samples.find((s) => s.seconds >= warmup) ?? samples[0]
 const end = samples.at(-1) as Sample
 const growth = end.rssMiB / reference.rssMiB - 1
@@ -121,6 +143,12 @@ const summary = {
   hostileInRotation: hostileCount,
   responses,
   statuses,
+  serverErrors,
+  liveProbes: live.probes,
+  liveFailures: live.failures,
+  liveFailureReasons: live.failureReasons,
+  liveWorstMs: Number(live.worstMs.toFixed(1)),
+  liveP99Ms: Number(liveP99Ms.toFixed(1)),
   connectionErrors: result.errors,
   timeouts: result.timeouts,
   warmupSeconds: warmup,
@@ -134,6 +162,8 @@ const summary = {
 await mkdir(opts.out, { recursive: true })
 const file = join(opts.out, `soak-${summary.date.replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')}.json`)
 await writeFile(file, JSON.stringify(summary, null, 2) + '\n')
-process.stdout.write(`\nstatuses ${JSON.stringify(statuses)}, connection errors ${result.errors}, timeouts ${result.timeouts}\n` +
+process.stdout.write(`\nstatuses ${JSON.stringify(statuses)}, ${serverErrors} x 5xx, connection errors ${result.errors}, timeouts ${result.timeouts}\n` +
+  `/health/live: ${live.probes - live.failures}/${live.probes} answered 200${live.failures > 0 ? ` (others: ${JSON.stringify(live.failureReasons)})` : ''}, ` +
+  `worst ${live.worstMs.toFixed(1)} ms, p99 ${liveP99Ms.toFixed(1)} ms\n` +
   `RSS after warm-up (${reference.seconds} s): ${reference.rssMiB.toFixed(1)} MiB; at end (${end.seconds} s): ${end.rssMiB.toFixed(1)} MiB; ` +
   `change ${(growth * 100).toFixed(1)} % (target within 10 %: ${summary.withinTenPercent ? 'MET' : 'NOT MET'})\nWritten: ${file}\n`)

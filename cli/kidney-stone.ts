@@ -2,8 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
+import { DEFAULT_RETRY } from '../client/index.js'
 import { collectFiles } from './collect-files.js'
-import { failed, formatResults, type FileResult } from './output.js'
+import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
 import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../model/kidney-stone-cnn.onnx', import.meta.url))
@@ -13,6 +14,8 @@ interface PredictOptions {
   apiKey?: string
   apiKeyHeader: string
   token?: string
+  maxTries: number
+  maxWait: number
   model: string
   threads: number
   maxPixels: number
@@ -39,7 +42,14 @@ function number (value: string): number {
 
 function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePredictor {
   if (options.url !== undefined) {
-    return remotePredictor(options.url, { apiKey: options.apiKey, apiKeyHeader: options.apiKeyHeader, token: options.token })
+    const auth = { apiKey: options.apiKey, apiKeyHeader: options.apiKeyHeader, token: options.token }
+    return remotePredictor(options.url, auth, {
+      maxTries: options.maxTries,
+      maxWaitMs: options.maxWait * 1_000,
+      onRetry: ({ status, waitMs, nextTry, maxTries }) => {
+        process.stderr.write(`kidney-stone: the service answered ${status}; waiting ${waitMs / 1_000} s for try ${nextTry} of ${maxTries}\n`)
+      }
+    })
   }
   const hasWindow = options.windowCenter !== undefined || options.windowWidth !== undefined
   return inProcessPredictor({
@@ -51,8 +61,11 @@ function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePr
 }
 
 async function predictCommand (paths: string[], options: PredictOptions): Promise<void> {
-  const files = await collectFiles(paths)
-  if (files.length === 0) throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}`)
+  const { files, skipped } = await collectFiles(paths)
+  if (files.length === 0) {
+    const skips = skippedSummary(skipped)
+    throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}${skips === '' ? '' : `; ${skips}`}`)
+  }
   const predictor = await predictorFor(options)
   // The bar goes to stderr and only when stdout is a terminal: piped or redirected output stays clean.
   const bar = options.progress && process.stdout.isTTY === true
@@ -75,11 +88,8 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const text = formatResults(results, options.format)
   if (options.out !== undefined) await writeFile(options.out, text)
   else process.stdout.write(text)
-  const failures = results.filter(failed).length
-  if (failures > 0) {
-    process.stderr.write(`${failures} of ${results.length} file(s) failed\n`)
-    process.exitCode = 1
-  }
+  process.stderr.write(summaryLine(results, skipped) + '\n')
+  if (results.some(failed)) process.exitCode = 1
 }
 
 export function buildProgram (): Command {
@@ -93,6 +103,8 @@ export function buildProgram (): Command {
     .addOption(new Option('--api-key <key>', 'API key for --url (service AUTH_MODE api-key or any)').env('KIDNEY_STONE_API_KEY'))
     .option('--api-key-header <name>', 'header carrying the API key', 'x-api-key')
     .addOption(new Option('--token <jwt>', 'bearer token for --url (service AUTH_MODE jwt or any)').env('KIDNEY_STONE_TOKEN'))
+    .option('--max-tries <n>', 'with --url: tries per file when the service answers 429 or 503 with Retry-After (1: never retry)', integer(1), DEFAULT_RETRY.maxTries)
+    .option('--max-wait <seconds>', 'with --url: longest Retry-After waited for; a longer one fails the file at once', integer(0), DEFAULT_RETRY.maxWaitMs / 1_000)
     .addOption(new Option('--model <path>', 'ONNX model for in-process mode (its .json sidecar must sit next to it)').env('MODEL_PATH').default(DEFAULT_MODEL))
     .option('--threads <n>', 'onnxruntime threads in in-process mode', integer(1), 2)
     .option('--max-pixels <n>', 'largest width x height accepted in in-process mode', integer(1), 40_000_000)
@@ -105,6 +117,11 @@ export function buildProgram (): Command {
 Output: JSON is an array with one object per file: "file" and either the /predict fields (prediction,
 confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "error": { code, message }.
 CSV has one row per file with the same facts, error_code/error_message filled for failures.
+
+Folders: files are taken by content (JPEG, PNG, DICOM with or without preamble) or by name (.jpg .jpeg .png
+.dcm .dicom .ima, any case); such a file that cannot be classified is a failed row, never left out. Skipped:
+DICOMDIR, hidden files (.DS_Store, ._*), anything else (.txt, .json, ...); stderr's closing line counts
+classified, failed and skipped files, the skipped ones by reason.
 
 Examples:
   kidney-stone predict scans/ --format csv --out results.csv

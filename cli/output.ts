@@ -1,4 +1,5 @@
 import type { PredictionFields } from '../inference/prediction.js'
+import type { SkipReason } from './collect-files.js'
 
 export interface FileError {
   code: string
@@ -35,4 +36,21 @@ function csvRow (result: FileResult): Array<string | number | undefined> {
 export function formatResults (results: FileResult[], format: 'json' | 'csv'): string {
   if (format === 'json') return JSON.stringify(results, null, 2) + '\n'
   return [CSV_COLUMNS, ...results.map(csvRow)].map((row) => row.map(csvCell).join(',')).join('\n') + '\n'
+}
+
+/** "3 skipped (2 hidden, 1 DICOMDIR)", most frequent reason first, then by name; empty when nothing was skipped. */
+export function skippedSummary (skipped: Map<SkipReason, number>): string {
+  const total = [...skipped.values()].reduce((sum, count) => sum + count, 0)
+  if (total === 0) return ''
+  const reasons = [...skipped].sort(([a, countA], [b, countB]) => countB - countA || a.localeCompare(b))
+    .map(([reason, count]) => `${count} ${reason}`)
+  return `${total} skipped (${reasons.join(', ')})`
+}
+
+/** The closing line on stderr: "10 file(s): 4 classified, 6 failed; 3 skipped (2 hidden, 1 DICOMDIR)". */
+export function summaryLine (results: FileResult[], skipped: Map<SkipReason, number>): string {
+  const failures = results.filter(failed).length
+  const counts = `${results.length} file(s): ${results.length - failures} classified, ${failures} failed`
+  const skips = skippedSummary(skipped)
+  return skips === '' ? counts : `${counts}; ${skips}`
 }

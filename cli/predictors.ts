@@ -1,11 +1,9 @@
 import { basename } from 'node:path'
 import { Classifier } from '../inference/classifier.js'
-import { sniffFormat } from '../inference/decode.js'
 import type { DicomWindow } from '../inference/dicom/dataset.js'
-import { readDicomIdentifiers } from '../inference/dicom/decode-dicom.js'
 import { ServiceError } from '../inference/errors.js'
 import { describeDecision } from '../inference/prediction.js'
-import { createKidneyStoneClient, predictSlice, type ClientAuth, type KidneyStoneClient } from '../client/index.js'
+import { createKidneyStoneClient, predictSlice, type ClientAuth, type KidneyStoneClient, type RetryPolicy } from '../client/index.js'
 import type { FileError, FileResult } from './output.js'
 
 /** Classifies one file's bytes; never throws for a bad file, it answers with the file's typed error. */
@@ -38,9 +36,8 @@ export async function inProcessPredictor (options: InProcessOptions): Promise<Fi
   return {
     async predict (file, bytes) {
       try {
-        const decision = await classifier.classify(bytes)
-        const dicom = sniffFormat(bytes) === 'dicom' ? readDicomIdentifiers(bytes) : undefined
-        return { file, ...describeDecision(decision, classifier.spec, dicom) }
+        const classification = await classifier.classify(bytes)
+        return { file, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
       } catch (error) {
         return { file, error: toFileError(error) }
       }
@@ -49,9 +46,9 @@ export async function inProcessPredictor (options: InProcessOptions): Promise<Fi
   }
 }
 
-/** Sends each file to a running service's POST /predict through the generated client. */
-export function remotePredictor (baseUrl: string, auth: ClientAuth): FilePredictor {
-  const client: KidneyStoneClient = createKidneyStoneClient(baseUrl, auth)
+/** Sends each file to a running service's POST /predict through the generated client (which waits out 429/503). */
+export function remotePredictor (baseUrl: string, auth: ClientAuth, retry: RetryPolicy): FilePredictor {
+  const client: KidneyStoneClient = createKidneyStoneClient(baseUrl, auth, { retry })
   return {
     async predict (file, bytes) {
       try {

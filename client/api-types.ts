@@ -47,7 +47,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process is up */
+        /** Liveness: the process is up and can recover; 503 NOT_LIVE when it should be restarted */
         get: {
             parameters: {
                 query?: never;
@@ -64,6 +64,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Health"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -83,7 +92,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the model is loaded and has run one warm-up inference */
+        /**
+         * Readiness: the model is loaded and warmed up, answers can be recorded, and the instance is not overloaded
+         * @description 503 with the reason when the model is not ready or failed, when the records store cannot be written (RECORDS_UNAVAILABLE; not with RECORDS_REQUIRED=false), or when the in-flight upload budget is full.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -177,7 +189,7 @@ export interface paths {
         put?: never;
         /**
          * Classify one kidney CT slice (JPEG, PNG or DICOM)
-         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead.
+         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead. Every answer is recorded before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.
          */
         post: {
             parameters: {
@@ -343,6 +355,180 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/predictions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One recorded answer, exactly as /predict returned it, with its time and caller
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The `id` of a /predict answer (or of one batch result). */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A recorded answer: the /predict answer exactly as it was sent, plus when and for whom. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StoredPrediction"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recorded answers, newest first, filtered and paged by cursor
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). Follow `next` until it is absent.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
+                    since?: string;
+                    /** @description Only answers given before this time. */
+                    until?: string;
+                    prediction?: "Normal" | "Stone";
+                    /** @description Only the instances of this DICOM study. */
+                    studyInstanceUid?: string;
+                    /** @description Page size. */
+                    limit: number;
+                    /** @description The `next` of the previous page. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PredictionPage"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -351,7 +537,7 @@ export interface components {
         Error: {
             /** @description HTTP status, repeated in the body. */
             statusCode: number;
-            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503). */
+            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400). */
             code: string;
             /** @description HTTP reason phrase. */
             error: string;
@@ -500,6 +686,47 @@ export interface components {
                     }[];
                 }[];
             };
+        };
+        /**
+         * StoredPrediction
+         * @description A recorded answer: the /predict answer exactly as it was sent, plus when and for whom.
+         */
+        StoredPrediction: {
+            /**
+             * Format: uuid
+             * @description Names the stored upload.
+             */
+            id: string;
+            prediction: "Normal" | "Stone";
+            /** @description Normal = 0, Stone = 1. */
+            classIndex: 0 | 1;
+            /** @description Probability of the predicted class. */
+            confidence: number;
+            probabilities: {
+                Normal: number;
+                Stone: number;
+            };
+            confidenceBand: "high" | "moderate" | "low";
+            /** @description The model threshold the decision used. */
+            threshold: number;
+            recommendations: string[];
+            model: components["schemas"]["ModelRef"];
+            disclaimer: string;
+            dicom?: components["schemas"]["DicomIdentifiers"];
+            /**
+             * Format: date-time
+             * @description When the answer was given (UTC).
+             */
+            createdAt: string;
+            /** @description Who asked: `anonymous` (no authentication), `api-key:<name>` or `jwt:<sub>`. */
+            caller: string;
+        };
+        /** PredictionPage */
+        PredictionPage: {
+            /** @description Newest first; records with the same time in a stable order. */
+            items: components["schemas"]["StoredPrediction"][];
+            /** @description Present when there may be more: send it back as `cursor` for the next page. */
+            next?: string;
         };
     };
     responses: never;

@@ -1,5 +1,8 @@
 import createClient, { type Client, type Middleware } from 'openapi-fetch'
 import type { components, paths } from './api-types.js'
+import { retryingFetch, retryPolicy, type RetryPolicy } from './retry.js'
+
+export { DEFAULT_RETRY, retryAfterMs, type RetryEvent, type RetryPolicy } from './retry.js'
 
 /**
  * The typed HTTP client: `api-types.ts` is generated from openapi.yaml by openapi-typescript
@@ -9,6 +12,9 @@ import type { components, paths } from './api-types.js'
 export type KidneyStoneClient = Client<paths>
 export type Prediction = components['schemas']['Prediction']
 export type ErrorReply = components['schemas']['Error']
+/** A recorded answer (GET /predictions/{id}): the Prediction as it was sent, plus createdAt and caller. */
+export type StoredPrediction = components['schemas']['StoredPrediction']
+export type PredictionPage = components['schemas']['PredictionPage']
 
 export interface ClientAuth {
   /** Sent in `apiKeyHeader` (default x-api-key) when the service runs with AUTH_MODE=api-key or any. */
@@ -18,8 +24,22 @@ export interface ClientAuth {
   token?: string
 }
 
-export function createKidneyStoneClient (baseUrl: string, auth: ClientAuth = {}, fetchImpl?: typeof fetch): KidneyStoneClient {
-  const client = createClient<paths>({ baseUrl: baseUrl.replace(/\/+$/, ''), fetch: fetchImpl })
+export interface ClientOptions {
+  /** The fetch to send requests with (default: the global one). */
+  fetch?: (request: Request) => Promise<Response>
+  /**
+   * 429 and 503 with Retry-After are waited for and sent again (client/retry.ts); default DEFAULT_RETRY
+   * (5 tries, at most 60 s per wait); `false` returns them at once.
+   */
+  retry?: Partial<RetryPolicy> | false
+}
+
+export function createKidneyStoneClient (baseUrl: string, auth: ClientAuth = {}, options: ClientOptions = {}): KidneyStoneClient {
+  const send = options.fetch ?? (async (request: Request) => await fetch(request))
+  const client = createClient<paths>({
+    baseUrl: baseUrl.replace(/\/+$/, ''),
+    fetch: options.retry === false ? send : retryingFetch(send, retryPolicy(options.retry))
+  })
   const credentials: Middleware = {
     onRequest ({ request }) {
       if (auth.apiKey !== undefined) request.headers.set(auth.apiKeyHeader ?? 'x-api-key', auth.apiKey)

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { ServiceError } from './errors.js'
+import { RetryLaterError } from './errors.js'
 
 export interface BatchingOptions {
   /** Largest number of items run in one call. */
@@ -23,13 +23,10 @@ export interface Batched<O> {
   batchSize: number
 }
 
-export class QueueFullError extends ServiceError {
-  /** Seconds after which a retry has a fair chance; the error handler sends it as `Retry-After`. */
-  readonly retryAfterSeconds: number
-
+/** `retryAfterSeconds`: when a retry has a fair chance; the error handler sends it as `Retry-After`. */
+export class QueueFullError extends RetryLaterError {
   constructor (maxQueue: number, retryAfterSeconds: number) {
-    super('QUEUE_FULL', 503, `The inference queue is full (${maxQueue} waiting); retry after ${retryAfterSeconds} s.`)
-    this.retryAfterSeconds = retryAfterSeconds
+    super('QUEUE_FULL', `The inference queue is full (${maxQueue} waiting); retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
   }
 }
 

@@ -3,12 +3,14 @@ import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
-import type { DicomWindow } from './dicom/dataset.js'
+import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
+import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
 import type { ModelFailedError } from './errors.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
 import { decide, toProbabilities, type Decision } from './postprocess.js'
-import { decodeForModel } from './preprocess.js'
+import { prepareModelInput, type ModelInput } from './preprocess.js'
 import { ModelSession, type SessionOptions } from './session.js'
+import { sniffFormat } from './sniff.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
   maxPixels: number
@@ -16,12 +18,17 @@ export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptio
   dicomWindow?: DicomWindow
   /** Images decoded and resized at the same time (each one also uses libvips' own threads). */
   sharpConcurrency?: number
+  /** The worker threads that decode DICOM (inference/dicom/decoder-pool.ts). */
+  dicomDecoders?: DecoderPoolOptions
 }
 
 /** Defaults for the options the service's configuration sets explicitly (CLI and evaluation may omit them). */
 export const DEFAULT_BATCHING: BatchingOptions & { sharpConcurrency: number } = {
   maxBatchSize: 8, maxDelayUs: 0, maxQueue: 64, sharpConcurrency: 2
 }
+
+/** Defaults of the DICOM decoder pool, as the service's configuration sets them (plugins/app/config.ts). */
+export const DEFAULT_DICOM_DECODERS: DecoderPoolOptions = { workers: 2, maxQueue: 32, timeoutMs: 15_000, maxWorkerMemoryBytes: 256 * 1024 * 1024 }
 
 /** Milliseconds per stage of one classification; the waits are time spent queued for a shared resource. */
 export interface StageTimings {
@@ -35,14 +42,33 @@ export interface StageTimings {
   inference: number
 }
 
-/** One image's class probabilities, and the normalisation time of the batch that carried it. */
+/**
+ * One image's class activation maps as the model returned them: `values` holds `dims` = [classes, height, width]
+ * float32 values, row-major, classes in the sidecar's order. A view into the batch's output, not a copy.
+ */
+export interface ActivationMaps {
+  values: Float32Array
+  dims: [number, number, number]
+}
+
+/** One image's class probabilities and activation maps, and the normalisation time of the batch that carried it. */
 interface BatchRow {
   probabilities: number[]
+  cam?: ActivationMaps
   preprocessMs: number
 }
 
 export interface Classification extends Decision {
   timings: StageTimings
+  /** Absent when the model has no `cam` output. */
+  cam?: ActivationMaps
+  /** A DICOM upload's Study/Series/SOP Instance UIDs and place in its series, from the parse that decoded it. */
+  dicom?: DicomInstance
+}
+
+export interface ClassifyOptions {
+  /** Told the bytes the decoded image will hold before they are held; throws to refuse (the in-flight budget). */
+  reserve?: (bytes: number) => void
 }
 
 /** Told about every batch run and every finished classification (the service turns them into metrics). */
@@ -59,6 +85,7 @@ export class Classifier {
   private readonly batcher: MicroBatcher<Buffer, BatchRow>
   private readonly imageSlots: LimitFunction
   private readonly observers = new Set<InferenceObserver>()
+  readonly dicomDecoders: DicomDecoderPool
 
   private constructor (
     readonly spec: ModelSpec,
@@ -73,6 +100,7 @@ export class Classifier {
       maxQueue: options.maxQueue ?? defaults.maxQueue
     })
     this.imageSlots = pLimit(options.sharpConcurrency ?? defaults.sharpConcurrency)
+    this.dicomDecoders = new DicomDecoderPool(options.dicomDecoders ?? DEFAULT_DICOM_DECODERS)
   }
 
   static async load (modelPath: string, options: ClassifierOptions): Promise<Classifier> {
@@ -95,9 +123,9 @@ export class Classifier {
     return this.session.failure
   }
 
-  /** Images waiting for a decode slot or for a batch. */
+  /** Images waiting for a decode slot, a DICOM decoder thread or a batch. */
   get queued (): number {
-    return this.imageSlots.pendingCount + this.batcher.queued
+    return this.imageSlots.pendingCount + this.dicomDecoders.queued + this.batcher.queued
   }
 
   /** Registers an observer; returns the function that removes it. */
@@ -108,8 +136,14 @@ export class Classifier {
 
   /** Upload bytes -> the model's input pixels (uint8, model size), exactly as `classify` computes them. */
   async decode (bytes: Buffer): Promise<Buffer> {
+    return (await this.prepare(bytes, {})).pixels
+  }
+
+  private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
     const { maxPixels, dicomWindow } = this.options
-    return await decodeForModel(bytes, this.spec, { channels: this.spec.input.channels, maxPixels, dicomWindow })
+    return await prepareModelInput(bytes, this.spec, {
+      channels: this.spec.input.channels, maxPixels, dicomWindow, dicomDecoder: this.dicomDecoders.decode, reserve
+    })
   }
 
   /** One decoded image (`decode`'s model-size pixels) through the micro-batcher: its probabilities and how it got them. */
@@ -128,30 +162,42 @@ export class Classifier {
   async close (): Promise<void> {
     await this.batcher.drain()
     await this.session.close()
+    await this.dicomDecoders.close()
   }
 
-  async classify (bytes: Buffer): Promise<Classification> {
+  async classify (bytes: Buffer, options: ClassifyOptions = {}): Promise<Classification> {
+    // DICOM waits for its own decoder threads (a bounded queue), not for one of sharp's slots.
+    const dicom = sniffFormat(bytes) === 'dicom'
     // Waiting uploads hold their bytes in memory, so this wait is bounded like the batch queue.
-    if (this.imageSlots.pendingCount >= this.batcher.options.maxQueue) {
+    if (!dicom && this.imageSlots.pendingCount >= this.batcher.options.maxQueue) {
       throw new QueueFullError(this.batcher.options.maxQueue, 1)
     }
     const submitted = performance.now()
-    const { pixels, imageWait, decodeMs } = await this.imageSlots(async () => {
+    const decode = async (): Promise<{ input: ModelInput, imageWait: number, decodeMs: number }> => {
       const started = performance.now()
-      const pixels = await this.decode(bytes)
-      return { pixels, imageWait: started - submitted, decodeMs: performance.now() - started }
-    })
-    const { result, waitMs, runMs } = await this.infer(pixels)
+      const input = await this.prepare(bytes, options)
+      return { input, imageWait: started - submitted, decodeMs: performance.now() - started }
+    }
+    const { input, imageWait, decodeMs } = dicom ? await decode() : await this.imageSlots(decode)
+    const { result, waitMs, runMs } = await this.infer(input.pixels)
     const timings = { imageWait, decode: decodeMs, batchWait: waitMs, preprocess: result.preprocessMs, inference: runMs - result.preprocessMs }
     for (const observer of this.observers) observer.classified?.(timings)
-    return { ...decide(result.probabilities, this.spec), timings }
+    return {
+      ...decide(result.probabilities, this.spec),
+      timings,
+      ...(result.cam === undefined ? {} : { cam: result.cam }),
+      ...(input.dicom === undefined ? {} : { dicom: input.dicom })
+    }
   }
 
   private async runBatch (images: Buffer[]): Promise<BatchRow[]> {
     const started = performance.now()
-    const { outputs: { values, width }, preprocessMs } = await this.session.run(images)
-    const rows = images.map((_, i) => ({
+    const { outputs: { values, width, cam }, preprocessMs } = await this.session.run(images)
+    const [, classes, height, mapWidth] = cam?.dims ?? []
+    const camSize = classes * height * mapWidth
+    const rows = images.map((_, i): BatchRow => ({
       probabilities: toProbabilities(values.subarray(i * width, (i + 1) * width), this.spec),
+      ...(cam === undefined ? {} : { cam: { values: cam.values.subarray(i * camSize, (i + 1) * camSize), dims: [classes, height, mapWidth] } }),
       preprocessMs
     }))
     const ms = performance.now() - started

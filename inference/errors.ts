@@ -15,6 +15,33 @@ export class ServiceError extends Error {
   }
 }
 
+/** A refusal for now, not for this input: the answer carries `Retry-After` (plugins/app/errors.ts sends it). */
+export class RetryLaterError extends ServiceError {
+  readonly retryAfterSeconds: number
+
+  constructor (code: string, message: string, retryAfterSeconds: number) {
+    super(code, 503, message)
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/**
+ * The service's in-flight byte budget (request bodies and decoded images, MAX_INFLIGHT_BYTES) is spent by other
+ * requests: this one is refused as its bytes arrive, before it adds to the memory the process holds.
+ */
+export class InflightBudgetError extends RetryLaterError {
+  constructor (retryAfterSeconds: number) {
+    super('INFLIGHT_BUDGET_FULL', 'The service holds as many uploads in memory as it may; retry after the delay given in Retry-After.', retryAfterSeconds)
+  }
+}
+
+/** One request needs more bytes in memory than the whole in-flight budget: it can never be served as it is. */
+export class RequestTooLargeError extends ServiceError {
+  constructor (budgetBytes: number) {
+    super('REQUEST_TOO_LARGE', 413, `The request needs more than the ${budgetBytes} bytes the service may hold in memory for uploads; send fewer or smaller files.`)
+  }
+}
+
 export class NoFileError extends ServiceError {
   constructor (message = 'The request has no file: send one image in the multipart field "file".') {
     super('NO_FILE', 400, message)
@@ -52,9 +79,13 @@ export class ModelNotReadyError extends ServiceError {
   }
 }
 
-/** The model runtime (the onnxruntime worker thread) has stopped: this instance cannot classify until restarted. */
+/**
+ * The model runtime (the onnxruntime worker thread) has stopped: this instance cannot classify until restarted.
+ * `reason` is ours; the runtime's own error, if any, is kept as `cause` for the log, never sent to a client.
+ */
 export class ModelFailedError extends ServiceError {
-  constructor (reason: string) {
+  constructor (reason: string, cause?: Error) {
     super('MODEL_FAILED', 503, `The model runtime stopped (${reason}); this service instance needs a restart.`)
+    if (cause !== undefined) this.cause = cause
   }
 }

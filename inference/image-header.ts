@@ -1,3 +1,50 @@
+import sharp, { type Metadata } from 'sharp'
+import { CorruptImageError, ImageTooLargeError } from './errors.js'
+
+/**
+ * Second step of a JPEG or PNG upload's path: its size, read from the header before any pixel is decoded and
+ * checked against the pixel budget, so that a 100000x100000 PNG of a few hundred bytes is refused before libvips
+ * allocates it.
+ */
+export interface CheckedHeader {
+  /** Size after auto-orientation. */
+  width: number
+  height: number
+  /** 8-bit grey or sRGB samples: decoding and resizing can run in one libvips pipeline (inference/preprocess.ts). */
+  eightBitGreyOrSrgb: boolean
+  /** An EXIF orientation other than "as stored": the picture is rotated or mirrored when decoded. */
+  reoriented: boolean
+}
+
+/** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
+export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<CheckedHeader> {
+  const plain = readPlainImageSize(bytes, format)
+  if (plain !== undefined) {
+    checkPixelCount(plain.width, plain.height, maxPixels)
+    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false }
+  }
+  let header: Metadata
+  try {
+    header = await sharp(bytes, { limitInputPixels: false }).metadata()
+  } catch {
+    throw new CorruptImageError()
+  }
+  if (header.format !== format || header.width === undefined || header.height === undefined) {
+    throw new CorruptImageError()
+  }
+  checkPixelCount(header.width, header.height, maxPixels)
+  return {
+    ...header.autoOrient,
+    eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? ''),
+    reoriented: (header.orientation ?? 1) !== 1
+  }
+}
+
+/** Refuses a header declaring more than `maxPixels` (EXIF orientations 5-8 swap the axes, not the count). */
+function checkPixelCount (width: number, height: number, maxPixels: number): void {
+  if (width * height > maxPixels) throw new ImageTooLargeError(width, height, maxPixels)
+}
+
 /**
  * The size of a JPEG or PNG read from its header in JavaScript, for the images `decodeForModel` can decode and
  * resize in one libvips pipeline: 8-bit samples, grey or RGB (with or without alpha), no EXIF orientation.

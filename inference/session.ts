@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { ModelFailedError } from './errors.js'
 import type { ModelSpec } from './model-spec.js'
-import { toTensorData } from './preprocess.js'
+import { toTensorData } from './tensor.js'
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all'
 
@@ -21,6 +21,16 @@ export interface SessionOutput {
 export interface SessionRun<T> {
   outputs: T
   preprocessMs: number
+}
+
+/** The output a model may declare next to its logits: per-class activation maps, [batch, classes, h, w]. */
+export const CAM_OUTPUT = 'cam'
+
+/** The first output, one row per image, and the activation maps when the model has them. */
+export interface BatchOutputs {
+  values: Float32Array
+  width: number
+  cam?: SessionOutput
 }
 
 /** Batch buffers kept for reuse: one is in the worker while the next batch is filled. */
@@ -72,10 +82,10 @@ export class ModelSession {
       if (message.type === 'result') run?.resolve(message.outputs)
       else run?.reject(new Error(message.message))
     })
-    worker.on('error', (error) => this.stop(new ModelFailedError(`onnxruntime worker failed: ${error.message}`)))
+    worker.on('error', (error) => this.stop(new ModelFailedError('its worker thread failed', error)))
     worker.on('exit', (code) => this.stop(this.closing !== undefined
       ? new Error('the model session is closed')
-      : new ModelFailedError(`onnxruntime worker exited with code ${code}`)))
+      : new ModelFailedError(`its worker thread exited with code ${code}`)))
     // Idle, the worker must not keep the process alive; while a run is pending it must (see runOutputs).
     worker.unref()
   }
@@ -117,11 +127,21 @@ export class ModelSession {
     return this.outputNames[0]
   }
 
-  /** Runs model-size pixels (one uint8 image each) as one batch; returns the first output, one row per image. */
-  async run (images: readonly Uint8Array[]): Promise<SessionRun<{ values: Float32Array, width: number }>> {
-    const { outputs, preprocessMs } = await this.runOutputs(images, [this.outputName])
+  /** Whether the model declares a `cam` output (read with the logits by `run`, from the same inference). */
+  get hasCam (): boolean {
+    return this.outputName !== CAM_OUTPUT && this.outputNames.includes(CAM_OUTPUT)
+  }
+
+  /**
+   * Runs model-size pixels (one uint8 image each) as one batch; returns the first output, one row per image, and
+   * the `cam` output when the model has one: the network computes it on the way to its logits anyway, so asking
+   * for it costs only its transfer (2 x 14 x 14 floats per image for the shipped model).
+   */
+  async run (images: readonly Uint8Array[]): Promise<SessionRun<BatchOutputs>> {
+    const names = this.hasCam ? [this.outputName, CAM_OUTPUT] : [this.outputName]
+    const { outputs, preprocessMs } = await this.runOutputs(images, names)
     const { values } = outputs[this.outputName]
-    return { outputs: { values, width: values.length / images.length }, preprocessMs }
+    return { outputs: { values, width: values.length / images.length, cam: outputs[CAM_OUTPUT] }, preprocessMs }
   }
 
   /**

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 const metrics: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/metrics', {
     schema: {
-      // Operational scrape endpoint for Prometheus, documented in the README rather than in the API contract.
+      // Operational scrape endpoint for Prometheus, documented in docs/operations.md rather than in the API contract.
       hide: true,
       tags: ['service'],
       summary: 'Prometheus metrics: requests, batch sizes, queue waits, stage timings, process',

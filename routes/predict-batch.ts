@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
+import { recordOrigin } from '../plugins/app/records.js'
 import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
@@ -18,8 +19,9 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       body: batchBodySchema(maxFiles),
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
     }
-  }, async (request) => {
-    return await app.predictBatch(await uploadedBatchFiles(request.body.files))
+  }, async (request, reply) => {
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    return await app.predictBatch(uploadedBatchFiles(request.body.files), recordOrigin(request), options)
   })
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
+import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
@@ -12,7 +13,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['prediction'],
       summary: 'Classify one kidney CT slice (JPEG, PNG or DICOM)',
       description: 'The file type is detected from its content. Stage timings are in the Server-Timing header. ' +
-        'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead.',
+        'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead. Every answer is recorded ' +
+        'before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.',
       consumes: ['multipart/form-data'],
       body: predictBodySchema(),
       response: {
@@ -27,8 +29,9 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => {
-    const bytes = await uploadedFileBytes(request.body.file)
-    const { prediction, timings } = await app.predict(bytes)
+    const bytes = uploadedFileBytes(request.body.file)
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    const { prediction, timings } = await app.predict(bytes, recordOrigin(request), options)
     reply.header('Server-Timing', serverTiming(timings))
     if (request.headers.accept?.includes('application/fhir+json') === true) {
       const { spec, modelSha256 } = app.model.get()

@@ -7,7 +7,8 @@ export const ErrorSchema = Type.Object({
     description: 'Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ' +
       'CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; ' +
       'hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), ' +
-      'HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503).'
+      'HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); ' +
+      'records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400).'
   }),
   error: Type.String({ description: 'HTTP reason phrase.' }),
   message: Type.String({ description: 'What went wrong, written for the caller.' })

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { buildApp } from '../app.js'
+import { loadConfig } from '../plugins/app/config.js'
 
 /**
  * Renders /docs in Debian's headless Chromium (scripts/install-chromium.sh) with the service's real
@@ -24,7 +25,8 @@ async function chromium (profile: string, ...args: string[]): Promise<{ stdout: 
   return await run('chromium', [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, ...args], { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 })
 }
 
-const app = await buildApp({ logger: false, config: { uploadMaxAgeMs: 0 } })
+// nothing kept: no uploads, no records (the screenshot shows the docs, and must not lock a running service's DATA_DIR)
+const app = await buildApp({ logger: false, config: { uploadMaxAgeMs: 0, records: { ...loadConfig().records, store: 'off' } } })
 const profile = await mkdtemp(join(tmpdir(), 'kidney-chromium-'))
 try {
   await app.listen({ host: '127.0.0.1', port: 0 })

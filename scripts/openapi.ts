@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import { stringify } from 'yaml'
 import { buildApp } from '../app.js'
+import { loadConfig } from '../plugins/app/config.js'
 
 export const OPENAPI_PATH = new URL('../openapi.yaml', import.meta.url)
 
@@ -9,7 +10,8 @@ export const OPENAPI_PATH = new URL('../openapi.yaml', import.meta.url)
 export async function generateOpenApiYaml (): Promise<string> {
   const app = await buildApp({
     logger: false,
-    config: { uploadMaxAgeMs: 0 },
+    // no uploads kept and no records store opened: describing the routes needs neither
+    config: { uploadMaxAgeMs: 0, records: { ...loadConfig().records, store: 'off' } },
     loadClassifier: async () => { throw new Error('no model is loaded to generate the OpenAPI document') }
   })
   try {

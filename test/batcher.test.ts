@@ -5,7 +5,7 @@ import { buildApp } from '../app.js'
 import { MicroBatcher, QueueFullError } from '../inference/batcher.js'
 import { Classifier, type Classification, type ClassifierOptions } from '../inference/classifier.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { CT_KIDNEY, build, fileUpload } from './helper.js'
+import { CT_KIDNEY, build, fileUpload, RECORDS_OFF } from './helper.js'
 
 /** A batcher whose runs are recorded and held until released, so tests decide when a batch finishes. */
 function heldBatcher (options: { maxBatchSize: number, maxDelayUs: number, maxQueue: number }) {
@@ -122,7 +122,7 @@ t.test('on real CT images, each batched result is exactly the result of the imag
 })
 
 t.test('QUEUE_FULL is answered as a typed 503 with a Retry-After header', async (t) => {
-  const app = await buildApp({ logger: false, config: { uploadMaxAgeMs: 0 }, loadClassifier: async () => { throw new Error('no model needed') } })
+  const app = await buildApp({ logger: false, config: { uploadMaxAgeMs: 0, records: RECORDS_OFF }, loadClassifier: async () => { throw new Error('no model needed') } })
   app.get('/queue-full', async () => { throw new QueueFullError(64, 3) })
   t.teardown(async () => await app.close())
   const res = await app.inject({ method: 'GET', url: '/queue-full' })

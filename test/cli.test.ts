@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
-import { ctKidneyFiles, SHARED } from './helper.js'
+import t, { type Test } from 'tap'
+import { build, ctKidneyFiles, SHARED } from './helper.js'
 
 const BIN = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
 const DICOM_DIR = join(SHARED, 'data/dicom')
@@ -26,7 +27,7 @@ async function cli (...args: string[]): Promise<Run> {
 t.test('--help explains every flag', async (t) => {
   const { code, stdout } = await cli('predict', '--help')
   t.equal(code, 0)
-  for (const flag of ['--url', '--api-key', '--api-key-header', '--token', '--model', '--threads', '--max-pixels',
+  for (const flag of ['--url', '--api-key', '--api-key-header', '--token', '--max-tries', '--max-wait', '--model', '--threads', '--max-pixels',
     '--window-center', '--window-width', '--format', '--out', '--no-progress']) {
     t.match(stdout, new RegExp(`${flag} .*\\S`), flag)
   }
@@ -36,7 +37,7 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   const [jpeg] = await ctKidneyFiles('test/stone', 1)
   const { code, stdout, stderr } = await cli('predict', DICOM_DIR, jpeg, '/no/such/slice.png')
   t.equal(code, 1, 'one file failed, so the exit code is 1')
-  t.match(stderr, /1 of 7 file\(s\) failed/)
+  t.equal(stderr, '7 file(s): 6 classified, 1 failed; 1 skipped (1 not JPEG, PNG or DICOM)\n', 'the summary line (the folder\'s README.md is skipped)')
   t.notMatch(stdout, /█|░/, 'no progress bar when stdout is not a terminal')
   const results = JSON.parse(stdout) as Array<Record<string, any>>
   t.same(results.map((r) => r.file.split('/').at(-1)), [
@@ -72,4 +73,79 @@ t.test('an unknown --format is a usage error', async (t) => {
   const { code, stderr } = await cli('predict', DICOM_DIR, '--format', 'xml')
   t.equal(code, 1)
   t.match(stderr, /xml/)
+})
+
+/**
+ * A DICOM/image export as users have them: good slices, broken ones named like images, files without an
+ * extension, and the things around them (DICOMDIR, notes, macOS dotfiles, links).
+ */
+async function mixedFolder (t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-mixed-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const [jpegPath] = await ctKidneyFiles('test/stone', 1)
+  const jpeg = await readFile(jpegPath)
+  const dicom = await readFile(join(DICOM_DIR, 'ct1-unc-explicit-little-endian.dcm'))
+  await mkdir(join(dir, 'sub'))
+  await copyFile(jpegPath, join(dir, 'good.jpg'))
+  await copyFile(jpegPath, join(dir, 'sub/nested.jpg'))
+  await symlink('good.jpg', join(dir, 'linked.jpg'))
+  await symlink('sub', join(dir, 'linked-folder'))
+  await writeFile(join(dir, 'IM0001'), dicom) // DICOM without an extension
+  await writeFile(join(dir, 'broken.jpg'), 'an error page saved under an image name\n')
+  await writeFile(join(dir, 'cut.JPEG'), jpeg.subarray(0, 3000))
+  await writeFile(join(dir, 'empty.dcm'), '')
+  await writeFile(join(dir, 'IM0002'), dicom.subarray(0, 2000)) // preamble, truncated
+  await writeFile(join(dir, 'IM0003'), dicom.subarray(132)) // a data set without the preamble
+  await writeFile(join(dir, 'scan.dicom'), 'not DICOM at all')
+  await writeFile(join(dir, 'notes.txt'), 'patient list\n')
+  await writeFile(join(dir, 'series.json'), '{}\n')
+  await writeFile(join(dir, 'DICOMDIR'), dicom.subarray(0, 400))
+  await writeFile(join(dir, '.DS_Store'), Buffer.from('000000014275643100', 'hex'))
+  await writeFile(join(dir, '._good.jpg'), Buffer.from('0005160700020000', 'hex')) // AppleDouble companion
+  return dir
+}
+
+const MIXED_CLASSIFIED = ['IM0001', 'good.jpg', 'linked.jpg', 'sub/nested.jpg']
+const MIXED_FAILED = ['IM0002', 'IM0003', 'broken.jpg', 'cut.JPEG', 'empty.dcm', 'scan.dicom']
+const MIXED_SUMMARY = /^10 file\(s\): 4 classified, 6 failed; 6 skipped \(2 hidden, 2 not JPEG, PNG or DICOM, 1 DICOMDIR, 1 not a file\)\n$/
+
+function checkMixedRun (t: Test, dir: string, { code, stdout, stderr }: Run): void {
+  t.equal(code, 1, 'failed files make the exit code 1')
+  t.match(stderr, MIXED_SUMMARY, 'the summary counts the skipped files by reason')
+  const results = JSON.parse(stdout) as Array<{ file: string, prediction?: string, error?: { code: string, message: string } }>
+  const named = new Map(results.map((r) => [r.file.slice(dir.length + 1), r]))
+  t.same([...named.keys()].sort(), [...MIXED_CLASSIFIED, ...MIXED_FAILED].sort(), 'every image or DICOM file by name or content has a row')
+  for (const file of MIXED_CLASSIFIED) t.ok(['Normal', 'Stone'].includes(named.get(file)?.prediction ?? ''), `${file} classified`)
+  for (const file of MIXED_FAILED) {
+    const error = named.get(file)?.error
+    t.match(error, { code: /^[A-Z_]+$/, message: /\S/ }, `${file} reported with its typed error`)
+  }
+  t.equal(named.get('broken.jpg')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE')
+  t.equal(named.get('scan.dicom')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE')
+  t.equal(named.get('IM0003')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE', 'no preamble: refused, not skipped')
+  t.equal(named.get('cut.JPEG')?.error?.code, 'CORRUPT_IMAGE')
+  t.equal(named.get('IM0002')?.error?.code, 'CORRUPT_DICOM')
+}
+
+t.test('a folder: files named or made like images that fail are reported; only other files are skipped, counted by reason', async (t) => {
+  const dir = await mixedFolder(t)
+  checkMixedRun(t, dir, await cli('predict', dir))
+})
+
+t.test('the same folder against a running service (--url): the same rows, failures and summary', async (t) => {
+  const dir = await mixedFolder(t)
+  const app = await build(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  checkMixedRun(t, dir, await cli('predict', dir, '--url', `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`))
+})
+
+t.test('a folder with nothing to classify is an error that says what was skipped', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-empty-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  await writeFile(join(dir, 'notes.txt'), 'x')
+  await writeFile(join(dir, '.DS_Store'), 'x')
+  const { code, stdout, stderr } = await cli('predict', dir)
+  t.equal(code, 1)
+  t.equal(stdout, '')
+  t.match(stderr, /no JPEG, PNG or DICOM file found in .*; 2 skipped \(1 hidden, 1 not JPEG, PNG or DICOM\)\n$/)
 })

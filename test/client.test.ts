@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { createHmac } from 'node:crypto'
 import { parse } from 'yaml'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
 import { createKidneyStoneClient, multipartBody, predictSlice, predictSliceAsFhir } from '../client/index.js'
-import { build, ctKidneyImage, SHARED } from './helper.js'
+import { build, ctKidneyImage, RECORDS_OFF, SHARED } from './helper.js'
+import { hs256Token } from './helpers/jwt.js'
 
 const DICOM = join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm')
 
@@ -30,7 +30,10 @@ t.test('client/api-types.ts is what openapi-typescript generates from openapi.ya
 })
 
 t.test('the generated client calls every documented route of the real server over HTTP', async (t) => {
-  const app = await build(t)
+  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-client-records-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  // records on, in the default embedded store: the records routes are part of the contract
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir } } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
   const client = createKidneyStoneClient(`http://127.0.0.1:${port}`)
@@ -68,6 +71,20 @@ t.test('the generated client calls every documented route of the real server ove
   t.same(batch.data?.results.map((entry) => entry.index), [0, 1])
   t.equal(batch.data?.summary.succeeded, 2)
 
+  const id = predicted.data?.id ?? ''
+  const stored = seen('GET /predictions/{id}', await client.GET('/predictions/{id}', { params: { path: { id } } }))
+  t.equal(stored.response.status, 200)
+  t.same({ ...stored.data, createdAt: undefined, caller: undefined }, { ...predicted.data, createdAt: undefined, caller: undefined },
+    'the recorded answer is the answer /predict gave')
+  t.equal(stored.data?.caller, 'anonymous')
+  const page = seen('GET /predictions', await client.GET('/predictions', { params: { query: { limit: 2 } } }))
+  t.equal(page.data?.items.length, 2, 'newest first: the two batch results')
+  t.ok(page.data?.next !== undefined, 'and a cursor to the older ones')
+  const older = await client.GET('/predictions', { params: { query: { limit: 2, cursor: page.data?.next } } })
+  t.same(older.data?.items.map((item) => item.id).includes(id), true, 'the first /predict answer is on the next page')
+  const missing = await client.GET('/predictions/{id}', { params: { path: { id: '00000000-0000-4000-8000-000000000000' } } })
+  t.equal(missing.error?.code, 'PREDICTION_NOT_FOUND')
+
   t.same(called.sort(), await documentedOperations(), 'every operation in openapi.yaml was called')
 })
 
@@ -78,18 +95,11 @@ t.test('the CLI against the running server (--url) answers like the server', asy
   const bin = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
   const { stdout } = await promisify(execFile)(process.execPath, [bin, 'predict', DICOM, '--url', `http://127.0.0.1:${port}`])
   const [result] = JSON.parse(stdout)
-  const inProcess = await app.predict(await readFile(DICOM))
+  const inProcess = await app.predict(await readFile(DICOM), { caller: 'anonymous', route: 'test' })
   t.same(result.probabilities, inProcess.prediction.probabilities)
   t.match(result.id, /^[0-9a-f-]{36}$/, 'the server stored the upload and named it')
   t.equal(result.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
 })
-
-/** An HS256 JWT signed here, so the token path is exercised without a key server. */
-function signedToken (secret: string, claims: Record<string, unknown>): string {
-  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`
-}
 
 t.test('the client and the CLI send an API key or a bearer token when the service requires one', async (t) => {
   const secret = 'test-secret-of-at-least-32-characters!!'
@@ -100,7 +110,8 @@ t.test('the client and the CLI send an API key or a bearer token when the servic
         apiKeyHeader: 'x-api-key',
         apiKeys: parseApiKeys('frontend:key-0123456789abcdef', 'test'),
         jwt: { algorithm: 'HS256', key: secret, issuer: 'https://issuer.test', audience: 'kidney-stone', clockToleranceS: 0 },
-        docsPublic: true
+        docsPublic: true,
+        metricsPublic: false
       }
     }
   })
@@ -113,7 +124,7 @@ t.test('the client and the CLI send an API key or a bearer token when the servic
   t.equal(anonymous.error?.code, 'UNAUTHORIZED')
   const withKey = await predictSlice(createKidneyStoneClient(base, { apiKey: 'key-0123456789abcdef' }), file)
   t.equal(withKey.response.status, 200)
-  const token = signedToken(secret, { sub: 'ris', scope: 'predict', iss: 'https://issuer.test', aud: 'kidney-stone', exp: Math.floor(Date.now() / 1000) + 600 })
+  const token = hs256Token(secret, { sub: 'ris', scope: 'predict', iss: 'https://issuer.test', aud: 'kidney-stone', exp: Math.floor(Date.now() / 1000) + 600 })
   const withToken = await predictSlice(createKidneyStoneClient(base, { token }), file)
   t.equal(withToken.response.status, 200)
   t.same(withToken.data?.probabilities, withKey.data?.probabilities)

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { decodeImage } from '../inference/decode.js'
-import { decodeDicom, readDicomIdentifiers, readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { decodeDicom, decodeDicomSlice, readModalityFrames } from '../inference/dicom/decode-dicom.js'
 import { windowValue } from '../inference/dicom/voi.js'
 import sharp from 'sharp'
 import { encodeJ2KLossless, encodeRle } from './helpers/dicom-encoders.js'
@@ -66,8 +66,12 @@ t.test('JPEG 2000 and RLE re-encodings of the real slice decode to the same HU',
     const decoded = await readModalityFrames(bytes, MAX_PIXELS)
     checkAgainstReference(t, decoded.frames[0], decoded.width, explicit)
   }
-  const truncated = writeDicom({ ...image, transferSyntaxUid: '1.2.840.10008.1.2.5', encapsulatedFragment: encodings['1.2.840.10008.1.2.5'].subarray(0, 5000) })
-  await t.rejects(readModalityFrames(truncated, MAX_PIXELS), { code: 'CORRUPT_DICOM', message: /RLE segment 1 ends after/ })
+  const rle = encodings['1.2.840.10008.1.2.5']
+  const cutBeforeSegment2 = writeDicom({ ...image, transferSyntaxUid: '1.2.840.10008.1.2.5', encapsulatedFragment: rle.subarray(0, 5000) })
+  await t.rejects(readModalityFrames(cutBeforeSegment2, MAX_PIXELS), { code: 'CORRUPT_DICOM', message: /RLE segment 2 starts at \d+, outside the frame/ },
+    'the RLE header is checked before decoding')
+  const cutInSegment2 = writeDicom({ ...image, transferSyntaxUid: '1.2.840.10008.1.2.5', encapsulatedFragment: rle.subarray(0, rle.length - 1000) })
+  await t.rejects(readModalityFrames(cutInSegment2, MAX_PIXELS), { code: 'CORRUPT_DICOM', message: /RLE segment 2 ends after/ })
 })
 
 t.test('JPEG baseline: a real greyscale CT JPEG wrapped in DICOM decodes like sharp decodes the JPEG', async (t) => {
@@ -103,6 +107,18 @@ t.test('the three uncompressed syntaxes and JPEG-LS give identical 8-bit pixels 
   t.ok(air.length > 0 && dense.length > 0, 'the slice has sampled pixels below and above the window')
   t.same(air.map((s) => grey[s.y * 512 + s.x]).filter((v) => v !== 0), [])
   t.same(dense.map((s) => grey[s.y * 512 + s.x]).filter((v) => v !== 255), [])
+})
+
+t.test('the window table gives every pixel the grey of its HU through the VOI function, as computed per pixel', async (t) => {
+  for (const name of ['ct1-unc-explicit-little-endian.dcm', 'ct1-unc-jpeg-ls.dcm', 'ct-small-pydicom.dcm']) {
+    const bytes = await dicom(name)
+    const { frames: [hu] } = await readModalityFrames(bytes, MAX_PIXELS)
+    for (const window of [{ center: 40, width: 400 }, { center: 300, width: 1500 }, { center: -600, width: 1 }]) {
+      const { frames: [image] } = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, defaultWindow: window })
+      const differing = hu.filter((value, i) => image.pixels[i] !== Math.round(windowValue(value, window))).length
+      t.equal(differing, 0, `${name}, window ${window.center}/${window.width}: ${hu.length} pixels equal`)
+    }
+  }
 })
 
 t.test('the linear VOI function follows PS3.3 C.11.2.1.2.1 (hand-computed values)', async (t) => {
@@ -159,7 +175,7 @@ t.test('decodeImage dispatches DICOM by its preamble; multi-frame objects are re
   t.ok(viaDispatch.pixels.equals(direct.frames[0].pixels))
   const abdomen = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS })
   t.notOk(abdomen.pixels.equals(viaDispatch.pixels), 'the configured default window changes the pixels')
-  t.same(readDicomIdentifiers(bytes).studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
+  t.same((await decodeDicomSlice(bytes, { channels: 1, maxPixels: MAX_PIXELS })).identifiers.studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
   const multiFrame = writeDicom({ rows: 1, columns: 1, frames: 2, bitsAllocated: 8, signed: false, values: [1, 2] })
   await t.rejects(decodeImage(multiFrame, { channels: 1, maxPixels: MAX_PIXELS }), { code: 'MULTI_FRAME_DICOM', statusCode: 422 })
 })

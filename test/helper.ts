@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { FormatRegistry } from '@sinclair/typebox'
 import { buildApp, type AppOptions } from '../app.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
 import type { FormPart } from './hostile/types.js'
 
@@ -16,16 +17,22 @@ type Teardown = { teardown: (fn: () => unknown) => void }
 export const SHARED = new URL('../../shared/', import.meta.url).pathname
 export const CT_KIDNEY = join(SHARED, 'data/ct-kidney')
 
-/** A fresh app on the default model, its own upload directory, ready for `app.inject`; closed on teardown. */
+/** Records off: the tests of records (test/records/) pass a store of their own, on PGlite and on PostgreSQL. */
+export const RECORDS_OFF = { ...loadConfig().records, store: 'off' } as const
+
+/**
+ * A fresh app on the default model, its own upload directory, ready for `app.inject`; closed on teardown. Nothing
+ * is recorded unless `options.config.records` says so (opening an embedded database costs seconds per app).
+ */
 export async function build (t: Teardown, options: AppOptions = {}, { waitForModel = true } = {}): Promise<FastifyInstance> {
   const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-uploads-'))
-  const app = await buildApp({ logger: false, ...options, config: { uploadDir, ...options.config } })
+  const app = await buildApp({ logger: false, ...options, config: { uploadDir, records: RECORDS_OFF, ...options.config } })
   t.teardown(async () => {
     await app.close()
     await rm(uploadDir, { recursive: true, force: true })
   })
   await app.ready()
-  if (waitForModel) await app.model.loaded
+  if (waitForModel) await Promise.all([app.model.loaded, app.records.opened])
   return app
 }
 

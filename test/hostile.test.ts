@@ -1,12 +1,14 @@
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyInstance } from 'fastify'
+import { loadConfig } from '../plugins/app/config.js'
 import { ErrorSchema } from '../schemas/error.js'
 import { buildHostileCorpus, isExpected, mayBeAccepted, type Category } from './hostile/corpus.js'
+import { DICOM_CATEGORIES } from './hostile/dicom-cases.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
 import { build, ctKidneyImage, fileUpload } from './helper.js'
 
@@ -14,12 +16,12 @@ import { build, ctKidneyImage, fileUpload } from './helper.js'
 setFlagsFromString('--expose-gc')
 const collectGarbage = runInNewContext('gc') as () => void
 
-const STORED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(jpg|png)$/
+const STORED_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(jpg|png|dcm)$/
 const MB = 1024 * 1024
 
 const ALL_CATEGORIES: Category[] = ['truncated', 'bit-flip', 'wrong-magic', 'polyglot', 'other-format', 'bomb',
   'valid-variant', 'tiny-file', 'file-too-large', 'name-and-type', 'filename', 'multiple-files', 'missing-file',
-  'extra-fields', 'malformed-multipart', 'non-multipart']
+  'extra-fields', 'malformed-multipart', 'non-multipart', ...DICOM_CATEGORIES]
 
 function memory (): { heapUsed: number, rss: number } {
   collectGarbage()
@@ -32,10 +34,21 @@ async function storedNames (app: FastifyInstance): Promise<string[]> {
   return await readdir(app.config.uploadDir)
 }
 
-/** The app of these tests keeps uploads (so that storage can be checked) and has no rate limit. */
+/**
+ * The app of these tests keeps uploads (so that storage can be checked) and has no rate limit. Its DICOM decoder
+ * threads give their memory back after any file that grew them past 128 MiB.
+ */
 async function hostileApp (test: Parameters<typeof build>[0], config = {}): Promise<FastifyInstance> {
   return await build(test, {
-    config: { uploadMaxAgeMs: 3_600_000, rateLimit: { max: 0, windowMs: 60_000 }, handlerTimeoutMs: 5_000, ...config }
+    config: {
+      uploadMaxAgeMs: 3_600_000,
+      rateLimit: { max: 0, windowMs: 60_000 },
+      // The deadline answers the one case whose body busboy never finishes; DICOM files at the pixel budget
+      // take seconds on a loaded 2-core machine and must not be cut off by it.
+      handlerTimeoutMs: 20_000,
+      dicomDecoders: { ...loadConfig().dicomDecoders, maxWorkerMemoryBytes: 128 * MB },
+      ...config
+    }
   })
 }
 
@@ -45,9 +58,14 @@ t.test('every hostile case gets its typed answer, rejected input leaves nothing 
   t.ok(cases.length >= 200, `the corpus has ${cases.length} cases`)
   t.same(ALL_CATEGORIES.filter((category) => !cases.some((c) => c.category === category)), [], 'every category is covered')
 
-  // Warm-up: the first decodes and inferences allocate caches that belong in the baseline.
+  // Warm-up: the first decodes and inferences allocate caches (and start the DICOM decoder threads) that belong in
+  // the baseline.
   const slice = await ctKidneyImage('test/stone')
-  for (let i = 0; i < 3; i++) await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice) })
+  const dicom = await readFile(new URL('../../shared/data/dicom/ct1-unc-jpeg-ls.dcm', import.meta.url))
+  for (let i = 0; i < 3; i++) {
+    await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice) })
+    await Promise.all([0, 1].map(async () => await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'slice.dcm') })))
+  }
   const baseline = memory()
 
   const wrongAnswers: string[] = []

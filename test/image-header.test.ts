@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import sharp from 'sharp'
 import t from 'tap'
-import { sniffFormat } from '../inference/decode.js'
+import { sniffFormat } from '../inference/sniff.js'
 import { readPlainImageSize } from '../inference/image-header.js'
 import { readModelSpec, sidecarPathFor } from '../inference/model-spec.js'
 import { decodeForModel } from '../inference/preprocess.js'

@@ -8,7 +8,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../app.js'
 import { ConfigError, loadConfig, type PressureLimits } from '../plugins/app/config.js'
 import { ErrorSchema } from '../schemas/error.js'
-import { build } from './helper.js'
+import { build, RECORDS_OFF } from './helper.js'
 
 const NO_PRESSURE: PressureLimits = { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterS: 7 }
 
@@ -33,6 +33,20 @@ t.test('rate limit: 429 RATE_LIMITED with Retry-After once a client spends its b
   t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'liveness not limited')
   const other = await app.inject({ method: 'GET', url: '/model', remoteAddress: '10.0.0.2' })
   t.equal(other.statusCode, 200, 'another client has its own budget')
+})
+
+t.test('the default rate limit admits ten 300-slice series a minute from one client, one slice per request', async (t) => {
+  const defaults = loadConfig({}).rateLimit
+  t.equal(defaults.windowMs, 60_000, 'a one-minute window')
+  // The same budget over an hour, so that however slow this machine, the requests below fall in one window.
+  const app = await build(t, { config: { rateLimit: { max: defaults.max, windowMs: 3_600_000 } } })
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 10 * 300; i++) {
+    const { statusCode } = await app.inject({ method: 'GET', url: '/model' })
+    statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1)
+  }
+  t.same(Object.fromEntries(statuses), { 200: 3000 }, 'no request of the ten series refused')
+  t.equal((await app.inject({ method: 'GET', url: '/model' })).statusCode, 429, 'the next one in the same window is')
 })
 
 t.test('memory pressure: 503 OVERLOADED with Retry-After, liveness still answers', async (t) => {
@@ -97,7 +111,7 @@ t.test('helmet security headers on answers and on typed errors', async (t) => {
 
 t.test('an unexpected exception in one request answers 500 INTERNAL_ERROR and the process keeps serving', async (t) => {
   const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-uploads-'))
-  const app = await buildApp({ logger: false, config: { uploadDir } })
+  const app = await buildApp({ logger: false, config: { uploadDir, records: RECORDS_OFF } })
   t.teardown(async () => { await app.close(); await rm(uploadDir, { recursive: true, force: true }) })
   // Test-only routes, registered here: the service has no route that fails on purpose.
   app.get('/test/throws', async () => { throw new TypeError('cannot read /srv/secret/path of undefined') })

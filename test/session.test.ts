@@ -6,7 +6,8 @@ import type { Worker } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import t from 'tap'
 import { readModelSpec, sidecarPathFor } from '../inference/model-spec.js'
-import { decodeForModel, toTensorData } from '../inference/preprocess.js'
+import { decodeForModel } from '../inference/preprocess.js'
+import { toTensorData } from '../inference/tensor.js'
 import { ModelSession, type SessionOptions } from '../inference/session.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { ctKidneyFiles } from './helper.js'
@@ -43,9 +44,12 @@ t.test('the worker gives exactly what an in-thread onnxruntime session gives, fo
     t.same(Array.from(actual[name].values), Array.from(expected[name].data as Float32Array), `${name}: same values`)
     t.same(actual[name].dims, expected[name].dims, `${name}: same shape`)
   }
-  const { values, width } = (await session.run(pixels)).outputs
+  const { values, width, cam } = (await session.run(pixels)).outputs
   t.equal(width, 2)
   t.same(Array.from(values), Array.from(expected[direct.outputNames[0]].data as Float32Array), 'run returns the first output')
+  t.ok(session.hasCam, 'the shipped model declares a cam output')
+  t.same(cam?.dims, [pixels.length, 2, 14, 14])
+  t.same(Array.from(cam?.values ?? []), Array.from(expected.cam.data as Float32Array), 'and run returns cam from the same inference')
 })
 
 t.test('batch buffers come back from the worker and are reused without leaking rows between batches', async (t) => {

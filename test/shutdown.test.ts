@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
+import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, UUID } from './helper.js'
+import { splitUpload } from './helpers/split-upload.js'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 
@@ -20,7 +23,8 @@ async function freePort (): Promise<number> {
 }
 
 async function waitUntilReady (base: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  // a first start creates the embedded records database: tens of seconds on a loaded 2-core machine
+  for (let i = 0; i < 1800; i++) {
     const status = await fetch(`${base}/health/ready`).then((res) => res.status, () => 0)
     if (status === 200) return
     await sleep(100)
@@ -28,46 +32,54 @@ async function waitUntilReady (base: string): Promise<void> {
   throw new Error('the server did not become ready')
 }
 
-interface SplitUpload {
-  /** Resolves once the server has parsed the headers (its `100 Continue`): the request is accepted. */
-  accepted: Promise<void>
-  finish: () => void
-  answer: Promise<{ status: number, body: string }>
+/** Every process below `pid` (children, grandchildren, ...), read from Linux's /proc. */
+async function descendants (pid: number): Promise<Array<{ pid: number, command: string }>> {
+  const parents = new Map<number, number>()
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue
+    // /proc/<pid>/stat: "pid (comm) state ppid ...", where comm may itself contain spaces and parentheses
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (stat !== '') parents.set(Number(name), ppid)
+  }
+  const below: number[] = []
+  for (let frontier = [pid]; frontier.length > 0;) {
+    frontier = [...parents].filter(([, parent]) => frontier.includes(parent)).map(([child]) => child)
+    below.push(...frontier)
+  }
+  return await Promise.all(below.map(async (child) => ({
+    pid: child,
+    command: (await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ').trim()
+  })))
 }
 
-/** An upload whose body is sent in two halves: the first once accepted, the second when `finish` is called. */
-function splitUpload (port: number, image: Buffer): SplitUpload {
-  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: image }])
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function connectionRefused (port: number): Promise<boolean> {
   const socket = connect(port, '127.0.0.1')
-  const chunks: Buffer[] = []
-  const half = Math.floor(body.length / 2)
-  const accepted = new Promise<void>((resolve) => {
-    socket.on('data', (chunk) => {
-      chunks.push(chunk)
-      if (Buffer.concat(chunks).toString('latin1').startsWith('HTTP/1.1 100 Continue\r\n\r\n')) resolve()
-    })
+  const outcome = await new Promise<string>((resolve) => {
+    socket.on('connect', () => { socket.destroy(); resolve('connected') })
+    socket.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message))
   })
-  socket.write(`POST /predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nExpect: 100-continue\r\n` +
-    `Content-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`)
-  void accepted.then(() => socket.write(body.subarray(0, half)))
-  const answer = new Promise<{ status: number, body: string }>((resolve) => {
-    socket.on('error', () => {})
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8').replace('HTTP/1.1 100 Continue\r\n\r\n', '')
-      const [head, ...rest] = text.split('\r\n\r\n')
-      resolve({ status: Number(head.split(' ')[1]), body: rest.join('\r\n\r\n') })
-    })
-  })
-  return { accepted, finish: () => socket.write(body.subarray(half)), answer }
+  return outcome === 'ECONNREFUSED'
 }
 
-t.test('SIGTERM: accepted requests get complete answers, new connections are refused, exit code 0', async (t) => {
+t.test('SIGTERM: accepted requests get complete answers and their records, new connections are refused, exit code 0', async (t) => {
   const port = await freePort()
+  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-shutdown-records-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   const base = `http://127.0.0.1:${port}`
   // bin/serve is what npm start and the container run; its exec makes the signal reach node itself
   const child = spawn(join(REPO, 'bin/serve'), [], {
     cwd: REPO,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RATE_LIMIT_MAX: '0', DATA_DIR: dataDir },
     stdio: ['ignore', 'ignore', 'pipe']
   })
   let stderr = ''
@@ -99,17 +111,14 @@ t.test('SIGTERM: accepted requests get complete answers, new connections are ref
   await sleep(500)
   for (const upload of slow) upload.finish()
 
-  const fresh = connect(port, '127.0.0.1')
-  const refused = await new Promise<string>((resolve) => {
-    fresh.on('connect', () => { fresh.destroy(); resolve('connected') })
-    fresh.on('error', (error: Error & { code?: string }) => resolve(error.code ?? error.message))
-  })
-  t.equal(refused, 'ECONNREFUSED', 'no new connections once shutting down')
+  t.ok(await connectionRefused(port), 'no new connections once shutting down')
 
+  const answered: string[] = []
   const checkComplete = (answer: { status?: number, body?: string }, label: string): void => {
     t.equal(answer.status, 200, `${label}: 200`)
     const body = JSON.parse(answer.body ?? '{}') as { id?: string, prediction?: string }
     t.match(body.id, UUID, `${label}: a complete prediction body`)
+    answered.push(body.id ?? '')
     t.ok(['Normal', 'Stone'].includes(body.prediction ?? ''))
   }
   for (const [i, upload] of slow.entries()) checkComplete(await upload.answer, `upload ${i}, body still arriving at SIGTERM`)
@@ -124,4 +133,37 @@ t.test('SIGTERM: accepted requests get complete answers, new connections are ref
   t.equal(signal, null, 'not killed by a signal')
   t.equal(code, 0, 'exit code 0 after a graceful close')
   t.notMatch(stderr, /killed by timeout|uncaught/, 'within the grace period, no uncaught error')
+
+  const { store } = await RecordStore.open({ engine: 'pglite', dataDir })
+  const recorded = await Promise.all(answered.map(async (id) => (await store.getPredictionRecord(id))?.id))
+  await store.close()
+  t.same(recorded, answered, `each of the ${answered.length} answers given during shutdown was recorded before the process exited`)
+})
+
+t.test('npm start: SIGTERM to the npm process reaches the server, which stops cleanly (exit 0, no orphan, port closed)', async (t) => {
+  const port = await freePort()
+  // What a process manager does with `npm start`: it knows only npm's pid, and signals that.
+  const npm = spawn('npm', ['start'], {
+    cwd: REPO,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', UPLOAD_RETENTION: 'none', RECORDS_STORE: 'off' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  npm.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = once(npm, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  let started: Array<{ pid: number, command: string }> = []
+  t.teardown(() => {
+    for (const { pid } of started) if (isRunning(pid)) process.kill(pid, 'SIGKILL')
+    if (npm.exitCode === null) npm.kill('SIGKILL')
+  })
+  await waitUntilReady(`http://127.0.0.1:${port}`)
+  started = await descendants(npm.pid ?? 0)
+  t.equal(started.filter(({ command }) => command.includes('server.ts')).length, 1, 'the node server runs below npm')
+
+  npm.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.equal(signal, null, 'npm was not killed by the signal: it waited for the server')
+  t.equal(code, 0, 'npm start exits 0 after the server\'s graceful close', { stderr })
+  t.same(started.filter(({ pid }) => isRunning(pid)), [], 'no process started by npm start is left running')
+  t.ok(await connectionRefused(port), 'the port is closed')
 })

@@ -1,8 +1,12 @@
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import sharp from 'sharp'
+import { buildApp } from '../app.js'
+import { ConfigError } from '../plugins/app/config.js'
 import { UploadStore } from '../plugins/app/uploads.js'
 import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
 
@@ -59,4 +63,52 @@ t.test('saving beyond the maximum count removes the oldest upload at once, witho
   for (let i = 0; i < 5; i++) ids.push(await store.save(Buffer.from([i]), 'png'))
   t.same((await readdir(dir)).sort(), ids.slice(2).map((id) => `${id}.png`).sort(), 'the three newest remain')
   t.equal(store.count, 3)
+})
+
+t.test('UPLOAD_DIR must be a real directory of the service with mode 0700, else start-up fails naming it', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'kidney-upload-dir-'))
+  t.teardown(async () => await rm(base, { recursive: true, force: true }))
+  const refusal = async (uploadDir: string): Promise<string> => {
+    const app = await buildApp({ logger: false, config: { uploadDir, uploadMaxAgeMs: 60_000 } }).catch((error: unknown) => {
+      if (error instanceof ConfigError) return error
+      throw error
+    })
+    if (app instanceof ConfigError) return app.message
+    await app.close()
+    return 'started'
+  }
+
+  const created = join(base, 'new/uploads')
+  t.equal(await refusal(created), 'started', 'a missing directory is created')
+  t.equal((await stat(created)).mode & 0o777, 0o700, 'with mode 0700')
+
+  const open = join(base, 'open')
+  await mkdir(open)
+  await chmod(open, 0o777)
+  t.equal(await refusal(open), `UPLOAD_DIR ${open} has mode 0777; it must be 0700 (chmod 700 ${open})`)
+
+  const link = join(base, 'link')
+  await symlink(created, link)
+  t.equal(await refusal(link), `UPLOAD_DIR ${link} is a symbolic link: point UPLOAD_DIR at the real directory`)
+
+  const file = join(base, 'file')
+  await writeFile(file, 'x')
+  t.match(await refusal(file), new RegExp(`^UPLOAD_DIR ${file} (cannot be created|is not a directory)`))
+
+  // Root (CI) hands a directory to another user; anyone else finds one: the file system's root is root's.
+  const foreign = process.getuid?.() === 0 ? join(base, 'foreign') : '/'
+  if (foreign !== '/') {
+    await mkdir(foreign, { mode: 0o700 })
+    await chown(foreign, 65534, 65534)
+  }
+  t.match(await refusal(foreign), new RegExp(`^UPLOAD_DIR ${foreign} is owned by uid \\d+, not by the service's uid ${process.getuid?.()}`))
+
+  // As the service is started: one line on stderr, exit code 1, before the model is loaded.
+  const serve = fileURLToPath(new URL('../bin/serve', import.meta.url))
+  const result = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
+    execFile(serve, [], { env: { ...process.env, UPLOAD_DIR: link, PORT: '0' }, timeout: 120_000 }, (error, _stdout, stderr) =>
+      resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? null, stderr }))
+  })
+  t.equal(result.code, 1, 'bin/serve exits 1')
+  t.equal(result.stderr.trim(), `UPLOAD_DIR ${link} is a symbolic link: point UPLOAD_DIR at the real directory`)
 })

@@ -1,15 +1,8 @@
 import { createRequire } from 'node:module'
+import { ImageTooLargeError } from '../errors.js'
+import { JPEG_LS_SOF, JPEG_SOF, readJ2kFrameHeader, readRleFrameHeader, readSofFrameHeader, type DecodedFrame, type FrameGeometry, type FrameHeader } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
 import { decodeRle } from './rle.js'
-
-/** One decoded frame: samples of up to 8 bits take one byte each, wider ones two bytes little endian. */
-export interface DecodedFrame {
-  bytes: Uint8Array
-  width: number
-  height: number
-  bitsPerSample: number
-  components: number
-}
 
 /** The shape shared by the Cornerstone WebAssembly decoders (CharLS, OpenJPEG, libjpeg-turbo). */
 interface WasmDecoder {
@@ -22,28 +15,42 @@ interface WasmDecoder {
 
 type WasmFactory = (overrides: { print: () => void, printErr: () => void }) => Promise<Record<string, new () => WasmDecoder>>
 
-interface WasmCodec {
+/**
+ * One compressed transfer syntax: how to read the codestream's own frame header (before decoding) and how to
+ * decode it. Adding a codec is one entry in CODECS below.
+ */
+interface Codec {
   name: string
-  module: string
-  decoder: string
+  readFrameHeader: (encoded: Uint8Array, geometry: FrameGeometry) => FrameHeader
+  decode: (encoded: Uint8Array, geometry: FrameGeometry) => Promise<DecodedFrame>
 }
 
 const CHARLS = '@cornerstonejs/codec-charls/decodewasmjs'
 const OPENJPEG = '@cornerstonejs/codec-openjpeg/decodewasmjs'
 const LIBJPEG_TURBO = '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs'
 
-/** Compressed transfer syntaxes decoded by a maintained codec package (WebAssembly shipped in the npm package). */
-const WASM_CODECS: Record<string, WasmCodec> = {
-  '1.2.840.10008.1.2.4.50': { name: 'JPEG Baseline', module: LIBJPEG_TURBO, decoder: 'JPEGDecoder' },
-  '1.2.840.10008.1.2.4.80': { name: 'JPEG-LS Lossless', module: CHARLS, decoder: 'JpegLSDecoder' },
-  '1.2.840.10008.1.2.4.81': { name: 'JPEG-LS Near-Lossless', module: CHARLS, decoder: 'JpegLSDecoder' },
-  '1.2.840.10008.1.2.4.90': { name: 'JPEG 2000 Lossless', module: OPENJPEG, decoder: 'J2KDecoder' },
-  '1.2.840.10008.1.2.4.91': { name: 'JPEG 2000', module: OPENJPEG, decoder: 'J2KDecoder' }
+/** A codec whose decoder is a maintained package's WebAssembly build (shipped in the npm package). */
+function wasmCodec (name: string, module: string, decoder: string, sofMarkers?: ReadonlySet<number>): Codec {
+  return {
+    name,
+    readFrameHeader: sofMarkers === undefined
+      ? (encoded, geometry) => readJ2kFrameHeader(encoded, geometry, name)
+      : (encoded) => readSofFrameHeader(encoded, sofMarkers, name),
+    decode: async (encoded) => await decodeWasm(name, module, decoder, encoded)
+  }
 }
-export const RLE_LOSSLESS = '1.2.840.10008.1.2.5'
+
+const CODECS: Record<string, Codec> = {
+  '1.2.840.10008.1.2.4.50': wasmCodec('JPEG Baseline', LIBJPEG_TURBO, 'JPEGDecoder', JPEG_SOF),
+  '1.2.840.10008.1.2.4.80': wasmCodec('JPEG-LS Lossless', CHARLS, 'JpegLSDecoder', JPEG_LS_SOF),
+  '1.2.840.10008.1.2.4.81': wasmCodec('JPEG-LS Near-Lossless', CHARLS, 'JpegLSDecoder', JPEG_LS_SOF),
+  '1.2.840.10008.1.2.4.90': wasmCodec('JPEG 2000 Lossless', OPENJPEG, 'J2KDecoder'),
+  '1.2.840.10008.1.2.4.91': wasmCodec('JPEG 2000', OPENJPEG, 'J2KDecoder'),
+  '1.2.840.10008.1.2.5': { name: 'RLE Lossless', readFrameHeader: readRleFrameHeader, decode: async (encoded, geometry) => decodeRle(encoded, geometry) }
+}
 
 export function isEncapsulatedSyntax (uid: string): boolean {
-  return uid in WASM_CODECS || uid === RLE_LOSSLESS
+  return uid in CODECS
 }
 
 // Emscripten factories are CommonJS; each WebAssembly module is compiled once, on first use, with its
@@ -60,8 +67,8 @@ function loadModule (name: string): ReturnType<WasmFactory> {
   return loaded
 }
 
-async function decodeWasm (codec: WasmCodec, encoded: Uint8Array): Promise<DecodedFrame> {
-  const Decoder = (await loadModule(codec.module))[codec.decoder]
+async function decodeWasm (name: string, module: string, decoderName: string, encoded: Uint8Array): Promise<DecodedFrame> {
+  const Decoder = (await loadModule(module))[decoderName]
   const decoder = new Decoder()
   try {
     decoder.getEncodedBuffer(encoded.length).set(encoded)
@@ -70,21 +77,25 @@ async function decodeWasm (codec: WasmCodec, encoded: Uint8Array): Promise<Decod
     // The decoded buffer lives in WebAssembly memory that delete() frees: copy it out first.
     const bytes = Uint8Array.from(decoder.getDecodedBuffer())
     return { bytes, width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, components: info.componentCount }
-  } catch (error) {
-    // Emscripten raises numbers or plain objects for C++ exceptions; the caller only needs to know it failed.
-    throw new CorruptDicomError(`the ${codec.name} pixel data could not be decoded (${error instanceof Error ? error.message : 'codec error'})`)
+  } catch {
+    // Emscripten raises numbers or plain objects for C++ exceptions, in the library's words: the caller gets ours.
+    throw new CorruptDicomError(`the ${name} pixel data could not be decoded`)
   } finally {
     decoder.delete()
   }
 }
 
 /**
- * Decodes one encapsulated frame. `bitsAllocated` and the image size come from the header: RLE segments
- * carry no dimensions of their own.
+ * Decodes one encapsulated frame after reading its codestream's own frame header: a frame larger than the pixel
+ * budget, or one that disagrees with Rows/Columns/BitsAllocated, is refused before the decoder allocates anything.
  */
-export async function decodeEncapsulatedFrame (
-  uid: string, encoded: Uint8Array, image: { rows: number, columns: number, bitsAllocated: number }
-): Promise<DecodedFrame> {
-  if (uid === RLE_LOSSLESS) return decodeRle(encoded, image)
-  return await decodeWasm(WASM_CODECS[uid], encoded)
+export async function decodeEncapsulatedFrame (uid: string, encoded: Uint8Array, geometry: FrameGeometry, maxPixels: number): Promise<DecodedFrame> {
+  const codec = CODECS[uid]
+  const frame = codec.readFrameHeader(encoded, geometry)
+  if (frame.width * frame.height > maxPixels) throw new ImageTooLargeError(frame.width, frame.height, maxPixels)
+  if (frame.width !== geometry.columns || frame.height !== geometry.rows || frame.components !== 1 || frame.bitsPerSample > geometry.bitsAllocated) {
+    throw new CorruptDicomError(`the ${codec.name} codestream declares ${frame.width}x${frame.height}x${frame.components} at ${frame.bitsPerSample} bits, ` +
+      `the header ${geometry.columns}x${geometry.rows}x1 at ${geometry.bitsAllocated}`)
+  }
+  return await codec.decode(encoded, geometry)
 }

@@ -1,14 +1,12 @@
-import type { DecodedImage, DecodeOptions } from '../decode.js'
-import { ImageTooLargeError } from '../errors.js'
-import { MultiFrameDicomError, TooManyFramesError } from './errors.js'
-import { parseDicomImage, type DicomIdentifiers, type DicomWindow, type ParsedDicom } from './dataset.js'
-import { assertSupportedTransferSyntax, readStoredValues } from './pixel-data.js'
-import { ABDOMEN_WINDOW, applyWindow, toModalityValues, type VoiFunction } from './voi.js'
+import type { DecodedImage, DecodeTarget } from '../image.js'
+import { parseDicomImage, type DicomIdentifiers, type DicomInstance, type DicomLimits, type DicomWindow, type ParsedDicom } from './dataset.js'
+import { lookUpSamples, readFrameSamples, toStoredValues } from './pixel-data.js'
+import { ABDOMEN_WINDOW, toModalityValues, windowTable, type VoiFunction } from './voi.js'
 
 /** Frames decoded from one object at most: a few kilobytes of JPEG-LS can otherwise expand to gigabytes. */
 export const DEFAULT_MAX_FRAMES = 1000
 
-export interface DicomDecodeOptions extends DecodeOptions {
+export interface DicomDecodeOptions extends DecodeTarget {
   maxFrames?: number
   /** Used when the file has no usable WindowCenter/WindowWidth; defaults to ABDOMEN_WINDOW. */
   defaultWindow?: DicomWindow
@@ -26,6 +24,14 @@ export interface DecodedDicom {
   window: AppliedWindow
 }
 
+/** The one image of a single-frame object with its identifiers and place in the series, all from the same parse. */
+export interface DicomSlice extends DicomInstance {
+  image: DecodedImage
+}
+
+/** `decodeDicomSlice` here, or in a worker thread of the service's pool (decoder-pool.ts): the same function. */
+export type DicomSliceDecoder = (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>) => Promise<DicomSlice>
+
 export interface ModalityFrames {
   width: number
   height: number
@@ -33,26 +39,19 @@ export interface ModalityFrames {
   frames: Float64Array[]
 }
 
-function parseChecked (bytes: Buffer, maxPixels: number, maxFrames = DEFAULT_MAX_FRAMES): ParsedDicom {
-  const parsed = parseDicomImage(bytes)
-  const { columns, rows, frames, transferSyntaxUid } = parsed.header
-  assertSupportedTransferSyntax(transferSyntaxUid)
-  if (columns * rows > maxPixels) throw new ImageTooLargeError(columns, rows, maxPixels)
-  if (frames > maxFrames) throw new TooManyFramesError(frames, maxFrames)
-  return parsed
-}
-
-async function readModalityFrame (parsed: ParsedDicom, frame: number): Promise<Float64Array> {
-  const { rescaleSlope, rescaleIntercept } = parsed.header
-  return toModalityValues(await readStoredValues(parsed, frame), rescaleSlope, rescaleIntercept)
+function limitsOf (options: { maxPixels: number, maxFrames?: number }): DicomLimits {
+  return { maxPixels: options.maxPixels, maxFrames: options.maxFrames ?? DEFAULT_MAX_FRAMES }
 }
 
 /** Modality values (HU) of every frame, before any window: what the HU tests compare with an independent reader. */
 export async function readModalityFrames (bytes: Buffer, maxPixels: number): Promise<ModalityFrames> {
-  const parsed = parseChecked(bytes, maxPixels)
+  const { header, ...parsed } = parseDicomImage(bytes, limitsOf({ maxPixels }))
   const frames: Float64Array[] = []
-  for (let frame = 0; frame < parsed.header.frames; frame++) frames.push(await readModalityFrame(parsed, frame))
-  return { width: parsed.header.columns, height: parsed.header.rows, frames }
+  for (let frame = 0; frame < header.frames; frame++) {
+    const stored = toStoredValues(await readFrameSamples({ header, ...parsed }, frame, maxPixels), header)
+    frames.push(toModalityValues(stored, header.rescaleSlope, header.rescaleIntercept))
+  }
+  return { width: header.columns, height: header.rows, frames }
 }
 
 function voiFunction (name: string): VoiFunction {
@@ -71,19 +70,17 @@ function greyToChannels (grey: Buffer, channels: 1 | 3): Buffer {
  * LUT (HU) -> window (the file's, else `defaultWindow`) -> grey, replicated to 3 channels when asked.
  */
 export async function decodeDicom (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedDicom> {
-  return await decodeFrames(parseChecked(bytes, options.maxPixels, options.maxFrames), options)
+  return await decodeFrames(parseDicomImage(bytes, limitsOf(options)), options)
 }
 
-/** The one image of a single-frame object (what /predict classifies); multi-frame objects are refused before decoding. */
-export async function decodeDicomSlice (bytes: Buffer, options: DicomDecodeOptions): Promise<DecodedImage> {
-  const parsed = parseChecked(bytes, options.maxPixels, options.maxFrames)
-  if (parsed.header.frames > 1) throw new MultiFrameDicomError(parsed.header.frames)
-  return (await decodeFrames(parsed, options)).frames[0]
-}
-
-/** StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID, read from the header only. */
-export function readDicomIdentifiers (bytes: Buffer): DicomIdentifiers {
-  return parseDicomImage(bytes).header.identifiers
+/**
+ * The one image of a single-frame object (what /predict classifies) with its identifiers; multi-frame objects are
+ * refused from the header, before any pixel is inflated or decoded.
+ */
+export async function decodeDicomSlice (bytes: Buffer, options: Omit<DicomDecodeOptions, 'maxFrames'>): Promise<DicomSlice> {
+  const parsed = parseDicomImage(bytes, limitsOf({ ...options, maxFrames: 1 }))
+  const decoded = await decodeFrames(parsed, options)
+  return { image: decoded.frames[0], identifiers: decoded.identifiers, ...parsed.header.placement }
 }
 
 async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): Promise<DecodedDicom> {
@@ -92,12 +89,12 @@ async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): 
   const window: AppliedWindow = header.window !== undefined
     ? { ...header.window, source: 'file' }
     : { ...(options.defaultWindow ?? ABDOMEN_WINDOW), source: 'default' }
-  const fn = window.source === 'file' ? voiFunction(header.voiLutFunction) : 'LINEAR'
-  const invert = header.photometricInterpretation === 'MONOCHROME1'
-
+  const table = windowTable({
+    ...header, window, fn: window.source === 'file' ? voiFunction(header.voiLutFunction) : 'LINEAR', invert: header.photometricInterpretation === 'MONOCHROME1'
+  })
   const frames: DecodedImage[] = []
   for (let frame = 0; frame < header.frames; frame++) {
-    const grey = applyWindow(await readModalityFrame(parsed, frame), window, fn, invert)
+    const grey = lookUpSamples(await readFrameSamples(parsed, frame, options.maxPixels), header, table)
     frames.push({ pixels: greyToChannels(grey, options.channels), width: header.columns, height: header.rows, channels: options.channels })
   }
   return { frames, identifiers: header.identifiers, transferSyntaxUid: header.transferSyntaxUid, window }

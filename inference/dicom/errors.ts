@@ -1,4 +1,4 @@
-import { ServiceError } from '../errors.js'
+import { RetryLaterError, ServiceError } from '../errors.js'
 
 /** A DICOM object whose pixel encoding this service cannot decode; the message names the transfer syntax UID. */
 export class UnsupportedTransferSyntaxError extends ServiceError {
@@ -39,5 +39,26 @@ export class MultiFrameDicomError extends ServiceError {
 export class TooManyFramesError extends ServiceError {
   constructor (frames: number, maxFrames: number) {
     super('TOO_MANY_FRAMES', 422, `The DICOM object has ${frames} frames, more than the limit of ${maxFrames}.`)
+  }
+}
+
+/** A DICOM object that would need more memory than its budget allows: refused while inflating, before decoding. */
+export class DicomTooLargeError extends ServiceError {
+  constructor (detail: string) {
+    super('DICOM_TOO_LARGE', 422, `The DICOM file is larger than its header accounts for or than the service accepts: ${detail}.`)
+  }
+}
+
+/** Every DICOM decoder thread is busy and the queue in front of them is full. */
+export class DecoderBusyError extends RetryLaterError {
+  constructor (maxQueue: number, retryAfterSeconds: number) {
+    super('DECODER_BUSY', `All DICOM decoders are busy and ${maxQueue} files are waiting for one; retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
+  }
+}
+
+/** The file took longer than DECODE_TIMEOUT_MS to decode: its decoder thread was stopped and replaced. */
+export class DecodeTimeoutError extends ServiceError {
+  constructor (timeoutMs: number) {
+    super('DECODE_TIMEOUT', 422, `The DICOM file was not decoded within ${timeoutMs} ms and was abandoned.`)
   }
 }

@@ -1,15 +1,14 @@
-import type { DecodedFrame } from './codecs.js'
+import type { DecodedFrame, FrameGeometry } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
 
 /**
  * DICOM RLE Lossless (PS3.5 Annex G): a 64-byte header of 16 little-endian uint32 (segment count, then
- * segment offsets), one PackBits segment per byte plane, most significant byte first. No maintained RLE
- * decoder runs on Node 20 (dcmjs needs Node 22), and the format is this small.
+ * segment offsets, checked by `readRleFrameHeader` before this runs), one PackBits segment per byte plane, most
+ * significant byte first. No maintained RLE decoder runs on Node 20 (dcmjs needs Node 22), and the format is this small.
  */
-export function decodeRle (encoded: Uint8Array, image: { rows: number, columns: number, bitsAllocated: number }): DecodedFrame {
+export function decodeRle (encoded: Uint8Array, image: FrameGeometry): DecodedFrame {
   const pixels = image.rows * image.columns
   const bytesPerSample = image.bitsAllocated / 8
-  if (encoded.length < 64) throw new CorruptDicomError('the RLE header is truncated')
   const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength)
   const segments = view.getUint32(0, true)
   if (segments !== bytesPerSample) throw new CorruptDicomError(`RLE has ${segments} segments, ${bytesPerSample} expected for one greyscale sample`)

@@ -1,6 +1,6 @@
 import type { WeightTensor } from './keras-file.js'
 import type { KerasLayer } from './model-config.js'
-import { KerasFileError, UnsupportedKerasLayerError } from './errors.js'
+import { KerasDamagedFileError, KerasFileError, UnsupportedKerasLayerError } from './errors.js'
 import type { OnnxGraph } from './onnx-graph.js'
 
 /**
@@ -18,6 +18,12 @@ export interface Value {
 }
 
 export type LayerWeights = Map<string, WeightTensor>
+
+/** A weight's shape as a layer's config implies it; undefined where the config does not say (e.g. input channels). */
+export type ExpectedShape = Array<number | undefined>
+
+/** Turns one Keras layer call into ONNX nodes (inference/keras/layers.ts maps each layer class to one). */
+export type Converter = (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]) => Value
 
 export class ConversionContext {
   private readonly transposed = new Map<string, Value>()
@@ -48,14 +54,22 @@ export class ConversionContext {
     return result
   }
 
-  /** The layer's weights by short name; `required` ones must exist with the given rank. */
-  weights (layer: KerasLayer, variableOrder: string[], required: Record<string, number>): LayerWeights {
+  /**
+   * The layer's weights by short name. `required` ones must exist; each weight named in `required` or `shapes` must
+   * have the shape its layer's config implies (undefined: any size on that axis): a stored shape that disagrees
+   * with the config is damage, not a model to guess about.
+   */
+  weights (layer: KerasLayer, variableOrder: string[], required: Record<string, ExpectedShape>, shapes: Record<string, ExpectedShape> = {}): LayerWeights {
     const weights = this.readWeights(layer, variableOrder)
-    for (const [name, rank] of Object.entries(required)) {
+    for (const name of Object.keys(required)) {
+      if (!weights.has(name)) throw new KerasFileError(`layer "${layer.name}" (${layer.className}): weight "${name}" is missing`)
+    }
+    for (const [name, expected] of Object.entries({ ...shapes, ...required })) {
       const weight = weights.get(name)
-      if (weight === undefined) throw new KerasFileError(`layer "${layer.name}" (${layer.className}): weight "${name}" is missing`)
-      if (weight.dims.length !== rank) {
-        throw new KerasFileError(`layer "${layer.name}" (${layer.className}): weight "${name}" has shape ${weight.dims.join('x')}, expected rank ${rank}`)
+      if (weight === undefined) continue
+      if (weight.dims.length !== expected.length || expected.some((size, axis) => size !== undefined && size !== weight.dims[axis])) {
+        throw new KerasDamagedFileError(`layer "${layer.name}" (${layer.className}): weight "${name}" has shape ${weight.dims.join('x')}, ` +
+          `its config implies ${expected.map((size) => size ?? '?').join('x')}`)
       }
     }
     return weights

@@ -27,3 +27,14 @@ export class KerasModelSpecError extends ServiceError {
     super('KERAS_MODEL_SPEC_INVALID', 422, message)
   }
 }
+
+/**
+ * A Keras file whose weights are damaged: an HDF5 checksum failed, a weight's shape disagrees with the layer's
+ * config, or its values cannot come from training (not finite, astronomically large, or a stretch of kilobytes of
+ * one repeated value inside a tensor that otherwise varies: a block overwritten on disk or in transfer).
+ */
+export class KerasDamagedFileError extends ServiceError {
+  constructor (message: string) {
+    super('KERAS_DAMAGED_FILE', 422, `The Keras file is damaged: ${message}.`)
+  }
+}

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { strFromU8, unzipSync } from 'fflate'
-import { KerasFileError } from './errors.js'
+import { KerasDamagedFileError, KerasFileError } from './errors.js'
 
 /** A stored weight: row-major float32 values and their Keras shape (e.g. a Conv2D kernel is kh, kw, in, out). */
 export interface WeightTensor {
@@ -37,6 +37,8 @@ type H5Module = typeof import('h5wasm/node').default
 // Loaded with the first Keras file opened, not at import: h5wasm's WebAssembly build puts about 70 MB on the JS
 // heap, which a service on an ONNX model would otherwise carry for its whole life.
 let h5wasm: H5Module
+/** The WebAssembly module behind it, for its error-handler switch. */
+let hdf5: Awaited<H5Module['ready']>
 
 type H5File = InstanceType<typeof h5wasm.File>
 type H5Group = InstanceType<typeof h5wasm.Group>
@@ -57,7 +59,7 @@ export async function openKerasFile (path: string): Promise<KerasModelFile> {
 
 async function openH5 (path: string, what: string): Promise<H5File> {
   h5wasm ??= (await import('h5wasm/node')).default
-  await h5wasm.ready
+  hdf5 = await h5wasm.ready
   let file: H5File
   try {
     file = new h5wasm.File(path, 'r')
@@ -77,14 +79,55 @@ function parseJson (text: string, what: string): Record<string, unknown> {
   throw new KerasFileError(`${what} is not a JSON object`)
 }
 
+/** Larger than any trained weight (the largest in the project's and the three shared models: 26). */
+const IMPLAUSIBLE_MAGNITUDE = 1e6
+/** A stretch of one repeated value this long (4 KiB of float32) inside a tensor that otherwise varies. */
+const SUSPICIOUS_RUN = 1024
+
+/**
+ * Keras HDF5 files carry no checksums of their own (superblock version 0, no Fletcher-32 filter): where a file has
+ * them, HDF5 verifies them as the weight is read (a failure is reported below). Otherwise the values must be
+ * possible for a trained network: finite, not astronomically large, and without kilobytes of one repeated value
+ * in the middle of a tensor that otherwise varies (a block zeroed or overwritten on disk or in transfer). A tensor
+ * that holds one value throughout (an untrained zero bias) is possible.
+ */
+function checkWeightValues (data: Float32Array, dims: number[], what: string): void {
+  const expected = dims.reduce((a, b) => a * b, 1)
+  if (data.length !== expected) throw new KerasDamagedFileError(`weight ${what} holds ${data.length} values for its shape ${dims.join('x')}`)
+  const words = new Uint32Array(data.buffer, data.byteOffset, data.length)
+  let run = 1
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]) || Math.abs(data[i]) > IMPLAUSIBLE_MAGNITUDE) {
+      throw new KerasDamagedFileError(`weight ${what} holds ${data[i]} at index ${i}, which no trained network does`)
+    }
+    run = i > 0 && words[i] === words[i - 1] ? run + 1 : 1
+    if (run === SUSPICIOUS_RUN && run < data.length && words.some((word) => word !== words[i])) {
+      throw new KerasDamagedFileError(`weight ${what} repeats the value ${data[i]} ${SUSPICIOUS_RUN} times in a row (4 KiB) ending at index ${i}, inside values that vary`)
+    }
+  }
+}
+
 function readWeight (file: H5File, path: string, what: string): WeightTensor {
   const entity = file.get(path)
   if (!(entity instanceof h5wasm.Dataset)) throw new KerasFileError(`weight ${what} is missing (${path})`)
-  const value = entity.value
+  let value: unknown
+  // HDF5 reports a failed read (a Fletcher-32 checksum that does not match, among others) on stderr and leaves the
+  // buffer as it was; with its throwing handler the failure becomes an exception, turned into our typed error.
+  hdf5.activate_throwing_error_handler()
+  try {
+    value = entity.value
+  } catch {
+    throw new KerasDamagedFileError(`weight ${what} cannot be read: HDF5 found its data or its checksum damaged`)
+  } finally {
+    hdf5.deactivate_throwing_error_handler()
+  }
   const dims = entity.shape ?? []
-  if (value instanceof Float32Array) return { dims, data: value }
-  if (value instanceof Float64Array) return { dims, data: Float32Array.from(value) }
-  throw new KerasFileError(`weight ${what} has unsupported dtype ${String(entity.dtype)}`)
+  let data: Float32Array
+  if (value instanceof Float32Array) data = value
+  else if (value instanceof Float64Array) data = Float32Array.from(value)
+  else throw new KerasFileError(`weight ${what} has unsupported dtype ${String(entity.dtype)}`)
+  checkWeightValues(data, dims, what)
+  return { dims, data }
 }
 
 /** Keras `model.save('x.h5')` (Keras 2 and 3): config in root attributes, weights under `model_weights/<layer>`. */

@@ -1,10 +1,8 @@
-import { applyActivation, permute, type ConversionContext, type LayerWeights, type Value } from './context.js'
+import { applyActivation, permute, type ConversionContext, type Converter, type LayerWeights, type Value } from './context.js'
 import { UnsupportedKerasLayerError } from './errors.js'
 import { concatenate, elementwise } from './merge-layers.js'
 import type { KerasLayer } from './model-config.js'
 import { permuteLayer } from './permute.js'
-
-export type Converter = (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]) => Value
 
 function pair (value: unknown, fallback: number): [number, number] {
   if (typeof value === 'number') return [value, value]
@@ -62,12 +60,24 @@ function convOptions (layer: KerasLayer, kernel: [number, number]): SpatialOptio
   return { kernel, strides: pair(layer.config.strides, 1), dilations: pair(layer.config.dilation_rate, 1) }
 }
 
+/** A config entry that should be a positive integer, or undefined when it is not one (the check then skips it). */
+function configSize (value: unknown): number | undefined {
+  const size = Number(value)
+  return Number.isInteger(size) && size > 0 ? size : undefined
+}
+
+function kernelSize (layer: KerasLayer): [number | undefined, number | undefined] {
+  const size = layer.config.kernel_size
+  return Array.isArray(size) ? [configSize(size[0]), configSize(size[1])] : [configSize(size), configSize(size)]
+}
+
 function conv2d (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]): Value {
   requireChannelsLast(layer)
   const x = single(layer, inputs, 3)
-  const weights = ctx.weights(layer, variables(layer, 'kernel'), { kernel: 4 })
+  const filters = configSize(layer.config.filters)
+  const weights = ctx.weights(layer, variables(layer, 'kernel'), { kernel: [...kernelSize(layer), undefined, filters] }, { bias: [filters] })
   const kernel = weights.get('kernel')!
-  const [kh, kw, inPerGroup, filters] = kernel.dims
+  const [kh, kw, inPerGroup, outputs] = kernel.dims
   const groups = Number(layer.config.groups ?? 1)
   if (inPerGroup * groups !== x.shape[2]) {
     throw new UnsupportedKerasLayerError(layer.name, layer.className, `kernel expects ${inPerGroup * groups} input channels, input has ${x.shape[2]}`)
@@ -79,7 +89,7 @@ function conv2d (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]): Va
   const bias = weights.get('bias')
   if (bias !== undefined) convInputs.push(ctx.floatConstant(`${layer.name}_bias`, bias.dims, bias.data))
   const name = ctx.graph.node('Conv', convInputs, layer.name, { ...attributes, dilations: options.dilations, group: groups })
-  return applyActivation(ctx, { name, shape: [...outHW, filters], layout: 'nchw' }, layer.config.activation, layer)
+  return applyActivation(ctx, { name, shape: [...outHW, outputs], layout: 'nchw' }, layer.config.activation, layer)
 }
 
 /** Depthwise step shared by DepthwiseConv2D and SeparableConv2D: output channel c * multiplier + m. */
@@ -102,14 +112,17 @@ function depthwise (ctx: ConversionContext, layer: KerasLayer, x: Value, weights
 function depthwiseConv2d (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]): Value {
   requireChannelsLast(layer)
   const x = single(layer, inputs, 3)
-  const weights = ctx.weights(layer, variables(layer, 'depthwise_kernel'), { depthwise_kernel: 4 })
+  const weights = ctx.weights(layer, variables(layer, 'depthwise_kernel'), { depthwise_kernel: [...kernelSize(layer), undefined, configSize(layer.config.depth_multiplier ?? 1)] })
   return applyActivation(ctx, depthwise(ctx, layer, x, weights, true), layer.config.activation, layer)
 }
 
 function separableConv2d (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]): Value {
   requireChannelsLast(layer)
   const x = single(layer, inputs, 3)
-  const weights = ctx.weights(layer, variables(layer, 'depthwise_kernel', 'pointwise_kernel'), { depthwise_kernel: 4, pointwise_kernel: 4 })
+  const weights = ctx.weights(layer, variables(layer, 'depthwise_kernel', 'pointwise_kernel'), {
+    depthwise_kernel: [...kernelSize(layer), undefined, configSize(layer.config.depth_multiplier ?? 1)],
+    pointwise_kernel: [1, 1, undefined, configSize(layer.config.filters)]
+  }, { bias: [configSize(layer.config.filters)] })
   const mid = depthwise(ctx, layer, x, weights, false)
   const pointwise = permute(weights.get('pointwise_kernel')!, [3, 2, 0, 1])
   const convInputs = [mid.name, ctx.floatConstant(`${layer.name}_pointwise_kernel`, pointwise.dims, pointwise.data)]
@@ -150,8 +163,8 @@ function batchNormalization (ctx: ConversionContext, layer: KerasLayer, inputs: 
     throw new UnsupportedKerasLayerError(layer.name, layer.className, `only the channel axis of a rank-2 or rank-4 tensor is supported (axis ${axis}, rank ${rank})`)
   }
   const order = [...(layer.config.scale === false ? [] : ['gamma']), ...(layer.config.center === false ? [] : ['beta']), 'moving_mean', 'moving_variance']
-  const weights = ctx.weights(layer, order, { moving_mean: 1, moving_variance: 1 })
   const channels = x.shape.at(-1)!
+  const weights = ctx.weights(layer, order, { moving_mean: [channels], moving_variance: [channels] }, { gamma: [channels], beta: [channels] })
   const vector = (name: string, fallback: number): string => {
     const weight = weights.get(name)
     return ctx.floatConstant(`${layer.name}_${name}`, [channels], weight?.data ?? new Array<number>(channels).fill(fallback))
@@ -164,7 +177,8 @@ function batchNormalization (ctx: ConversionContext, layer: KerasLayer, inputs: 
 
 function dense (ctx: ConversionContext, layer: KerasLayer, inputs: Value[]): Value {
   const x = ctx.toKeras(single(layer, inputs))
-  const weights = ctx.weights(layer, variables(layer, 'kernel'), { kernel: 2 })
+  const units = configSize(layer.config.units)
+  const weights = ctx.weights(layer, variables(layer, 'kernel'), { kernel: [undefined, units] }, { bias: [units] })
   const kernel = weights.get('kernel')!
   if (kernel.dims[0] !== x.shape.at(-1)) {
     throw new UnsupportedKerasLayerError(layer.name, layer.className, `kernel expects ${kernel.dims[0]} features, input has ${x.shape.at(-1)}`)

@@ -1,6 +1,5 @@
-import type { ConversionContext, Value } from './context.js'
+import type { ConversionContext, Converter, Value } from './context.js'
 import { UnsupportedKerasLayerError } from './errors.js'
-import type { Converter } from './layers.js'
 import type { KerasLayer } from './model-config.js'
 
 /** Elementwise merges keep NCHW when every branch already is, instead of transposing back and forth. */

@@ -23,6 +23,8 @@ export interface JwtVerification {
   issuer: string
   audience: string
   clockToleranceS: number
+  /** Claim name or dotted path holding the token's scopes; undefined: `scope`, then `scp`. */
+  scopeClaim?: string
 }
 
 export interface AuthConfig {
@@ -32,9 +34,11 @@ export interface AuthConfig {
   jwt?: JwtVerification
   /** Whether /docs (Swagger UI and the OpenAPI document) stays reachable without credentials. */
   docsPublic: boolean
+  /** Whether /metrics stays reachable without credentials. */
+  metricsPublic: boolean
 }
 
-export const AUTH_OFF: AuthConfig = { mode: 'none', apiKeyHeader: 'x-api-key', apiKeys: [], docsPublic: true }
+export const AUTH_OFF: AuthConfig = { mode: 'none', apiKeyHeader: 'x-api-key', apiKeys: [], docsPublic: true, metricsPublic: true }
 
 export class AuthConfigError extends Error {}
 
@@ -47,13 +51,15 @@ export function sha256 (text: string): Buffer {
 
 /**
  * API keys, one per line or comma-separated: `name:key` or `name:key:scope scope...` (default scope: predict).
- * Names, keys and scopes therefore cannot contain ':' or ','.
+ * Names and keys therefore cannot contain ':' or ','; scopes cannot contain ',' (they may contain ':', as in
+ * `records:read-all`: everything after the second ':' is the scope list).
  */
 export function parseApiKeys (text: string, source: string): ApiKey[] {
   const entries = text.split(/[\n,]/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
   const keys = entries.map((entry, index) => {
-    const [name, key, scopes, ...rest] = entry.split(':')
-    if (name === undefined || name === '' || key === undefined || rest.length > 0) {
+    const [name, key, ...scopeParts] = entry.split(':')
+    const scopes = scopeParts.length === 0 ? undefined : scopeParts.join(':')
+    if (name === undefined || name === '' || key === undefined) {
       throw new AuthConfigError(`${source}: entry ${index + 1} must be "name:key" or "name:key:scope scope"`)
     }
     if (key.length < MIN_API_KEY_LENGTH) {
@@ -66,6 +72,11 @@ export function parseApiKeys (text: string, source: string): ApiKey[] {
   if (names.size !== keys.length) throw new AuthConfigError(`${source}: API key names must be unique`)
   return keys
 }
+
+/** The secrets read by `secretFrom`, each also as a `_FILE` twin. */
+export const SECRET_VARIABLES = {
+  apiKeys: 'AUTH_API_KEYS', jwtSecret: 'AUTH_JWT_SECRET', jwtPublicKey: 'AUTH_JWT_PUBLIC_KEY', databaseUrl: 'DATABASE_URL'
+} as const
 
 /** A secret given inline (`VAR`) or as a file (`VAR_FILE`, e.g. a mounted Kubernetes/Docker secret). */
 export function secretFrom (env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -107,24 +118,26 @@ export interface AuthEnv {
   issuer?: string
   audience?: string
   clockToleranceS: number
+  scopeClaim?: string
   docsPublic: boolean
+  metricsPublic: boolean
 }
 
 /** Resolves keys and secrets for the chosen mode and checks that the mode has what it needs. */
 export function loadAuthConfig (env: NodeJS.ProcessEnv, settings: AuthEnv): AuthConfig {
-  const config: AuthConfig = { ...AUTH_OFF, mode: settings.mode, apiKeyHeader: settings.apiKeyHeader.toLowerCase(), docsPublic: settings.docsPublic }
+  const config: AuthConfig = { ...AUTH_OFF, mode: settings.mode, apiKeyHeader: settings.apiKeyHeader.toLowerCase(), docsPublic: settings.docsPublic, metricsPublic: settings.metricsPublic }
   if (settings.mode === 'none') return config
 
   if (settings.mode === 'api-key' || settings.mode === 'any') {
-    const text = secretFrom(env, 'AUTH_API_KEYS')
+    const text = secretFrom(env, SECRET_VARIABLES.apiKeys)
     config.apiKeys = text === undefined ? [] : parseApiKeys(text, 'AUTH_API_KEYS')
     if (config.apiKeys.length === 0 && settings.mode === 'api-key') {
       throw new AuthConfigError('AUTH_MODE=api-key needs AUTH_API_KEYS or AUTH_API_KEYS_FILE')
     }
   }
   if (settings.mode === 'jwt' || settings.mode === 'any') {
-    const secret = secretFrom(env, 'AUTH_JWT_SECRET')
-    const publicKey = secretFrom(env, 'AUTH_JWT_PUBLIC_KEY')
+    const secret = secretFrom(env, SECRET_VARIABLES.jwtSecret)
+    const publicKey = secretFrom(env, SECRET_VARIABLES.jwtPublicKey)
     if (secret !== undefined && publicKey !== undefined) {
       throw new AuthConfigError('Set only one of AUTH_JWT_SECRET(_FILE) and AUTH_JWT_PUBLIC_KEY(_FILE)')
     }
@@ -143,7 +156,8 @@ export function loadAuthConfig (env: NodeJS.ProcessEnv, settings: AuthEnv): Auth
         key,
         issuer: settings.issuer,
         audience: settings.audience,
-        clockToleranceS: settings.clockToleranceS
+        clockToleranceS: settings.clockToleranceS,
+        scopeClaim: settings.scopeClaim
       }
     }
   }

@@ -18,10 +18,14 @@ declare module 'fastify' {
   }
 }
 
-/** Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected. */
-export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean): boolean {
+/**
+ * Routes reachable without credentials: probes always, the docs unless AUTH_DOCS=protected, the metrics with
+ * AUTH_METRICS=public (for scrapers that cannot send an API key header, on a network only they reach).
+ */
+export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean, metricsPublic = false): boolean {
   if (routeUrl === undefined) return false
-  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/')))
+  return routeUrl.startsWith('/health/') || (docsPublic && (routeUrl === '/docs' || routeUrl.startsWith('/docs/'))) ||
+    (metricsPublic && routeUrl === '/metrics')
 }
 
 export function needsPredictScope (routeUrl: string | undefined): boolean {
@@ -38,8 +42,15 @@ export function matchApiKey (keys: ApiKey[], presented: string): ApiKey | undefi
   return match
 }
 
-function scopesOf (payload: Record<string, unknown>): string[] {
-  const claim = payload.scope ?? payload.scp
+/** The token's scopes, from `claim` (a name or dotted path, e.g. realm_access.roles) or else `scope`, then `scp`. */
+export function scopesOf (payload: Record<string, unknown>, claim?: string): string[] {
+  const value = claim === undefined
+    ? payload.scope ?? payload.scp
+    : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
+  return scopeList(value)
+}
+
+function scopeList (claim: unknown): string[] {
   if (typeof claim === 'string') return claim.split(' ').filter((scope) => scope !== '')
   if (Array.isArray(claim)) return claim.filter((scope): scope is string => typeof scope === 'string')
   return []
@@ -50,10 +61,10 @@ const JWT_MESSAGES: Record<string, string> = {
   FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'The bearer token was not issued for this service.'
 }
 
-async function verifyBearer (request: FastifyRequest): Promise<Principal> {
+async function verifyBearer (request: FastifyRequest, scopeClaim: string | undefined): Promise<Principal> {
   try {
     const payload = await request.jwtVerify<Record<string, unknown>>()
-    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload) }
+    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload, scopeClaim) }
   } catch (error) {
     const code = (error as { code?: string }).code ?? ''
     throw new AuthenticationError(JWT_MESSAGES[code] ?? 'The bearer token is invalid.')
@@ -68,7 +79,7 @@ async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise
     return { kind: 'api-key', name: key.name, scopes: key.scopes }
   }
   if (auth.jwt !== undefined && request.headers.authorization?.toLowerCase().startsWith('bearer ') === true) {
-    return await verifyBearer(request)
+    return await verifyBearer(request, auth.jwt.scopeClaim)
   }
   throw new AuthenticationError()
 }
@@ -97,7 +108,7 @@ export default fp(async (app) => {
   app.decorateRequest('principal', undefined)
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url
-    if (request.method === 'OPTIONS' || isPublicRoute(route, auth.docsPublic)) return
+    if (request.method === 'OPTIONS' || isPublicRoute(route, auth.docsPublic, auth.metricsPublic)) return
     try {
       request.principal = await authenticate(request, auth)
     } catch (error) {

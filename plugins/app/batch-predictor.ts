@@ -3,38 +3,48 @@ import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
 import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoFileError, ServiceError } from '../../inference/errors.js'
+import type { RecordOrigin } from '../../records/record.js'
 import type { BatchResponse } from '../../schemas/batch.js'
+import { uploadedBytes } from '../external/multipart.js'
 import { errorBody, InternalError } from './errors.js'
+import type { PredictOptions } from './predictor.js'
 
 /** The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). */
-export async function uploadedBatchFiles (field: unknown): Promise<Buffer[]> {
+export function uploadedBatchFiles (field: unknown): Buffer[] {
   const parts = (Array.isArray(field) ? field : field === undefined ? [] : [field]) as Array<Partial<MultipartFile>>
-  const files = parts.filter((part) => part.type === 'file' && part.toBuffer !== undefined)
+  const files = parts.filter((part) => part.type === 'file')
   if (files.length === 0) throw new NoFileError('The request has no file: send one or more files in the repeated multipart field "files".')
-  return await Promise.all(files.map(async (part) => await part.toBuffer!()))
+  return files.map((part) => uploadedBytes(part as MultipartFile))
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Every file through `app.predict` (the single-file path and its micro-batched inference); one bad file never fails the batch. */
-    predictBatch: (files: Buffer[]) => Promise<BatchResponse>
+    /**
+     * Every file through `app.predict` (the single-file path, its micro-batched inference and its record); one bad file
+     * never fails the batch, and each refused file gets its own audit event (with its index, never its name).
+     */
+    predictBatch: (files: Buffer[], origin: RecordOrigin, options?: PredictOptions) => Promise<BatchResponse>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predictBatch', async (files: Buffer[]): Promise<BatchResponse> => {
+  app.decorate('predictBatch', async (files: Buffer[], origin: RecordOrigin, options: PredictOptions = {}): Promise<BatchResponse> => {
     // Enough files in flight to fill one inference batch, without flooding the shared inference queue.
     const slots = pLimit(app.model.get().batching.maxBatchSize)
+    const refused = (index: number, error: ServiceError): { index: number, error: ReturnType<typeof errorBody> } => {
+      app.records.audit({ ...origin, createdAt: new Date(), method: 'POST', status: error.statusCode, code: error.code, fileIndex: index })
+      return { index, error: errorBody(error) }
+    }
     const results = await Promise.all(files.map(async (bytes, index) => await slots(async () => {
-      if (bytes.length === 0) return { index, error: errorBody(new NoFileError('The uploaded file is empty.')) }
+      if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
       try {
-        return { index, result: (await app.predict(bytes)).prediction }
+        return { index, result: (await app.predict(bytes, origin, options)).prediction }
       } catch (error) {
-        if (error instanceof ServiceError) return { index, error: errorBody(error) }
+        if (error instanceof ServiceError) return refused(index, error)
         app.log.error({ err: error, index }, 'unexpected error in a batch file')
-        return { index, error: errorBody(new InternalError()) }
+        return refused(index, new InternalError())
       }
     })))
     return { results, summary: summarizeBatch(results) }
   })
-}, { name: 'batch-predictor', dependencies: ['predictor', 'model'] })
+}, { name: 'batch-predictor', dependencies: ['predictor', 'model', 'records'] })

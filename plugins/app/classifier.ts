@@ -23,7 +23,8 @@ export const loadClassifier: ClassifierLoader = async (config) => {
     maxBatchSize: config.batchMaxSize,
     maxDelayUs: config.batchMaxDelayUs,
     maxQueue: config.batchMaxQueue,
-    sharpConcurrency: config.sharpConcurrency
+    sharpConcurrency: config.sharpConcurrency,
+    dicomDecoders: config.dicomDecoders
   })
   await classifier.warmUp()
   return classifier

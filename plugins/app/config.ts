@@ -3,15 +3,17 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
+import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
+import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
 /**
  * Every environment variable the service reads, with its default. Validated once at start-up: a bad value
- * stops the process with a message naming the variable. The README's configuration table mirrors this.
+ * stops the process with a message naming the variable. docs/operations.md documents each (test/docs.test.ts).
  */
-const EnvSchema = Type.Object({
+export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
@@ -31,7 +33,7 @@ const EnvSchema = Type.Object({
   DICOM_WINDOW_CENTER: Type.Number({ default: 40 }),
   DICOM_WINDOW_WIDTH: Type.Number({ minimum: 1, default: 400 }),
   BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
-  // Measured on the 2-core machine (bench/, README): one onnxruntime thread leaves the other core to
+  // Measured on the 2-core machine (bench/, docs/performance.md): one onnxruntime thread leaves the other core to
   // decode and resize the next images, which beats two threads competing with sharp.
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
   ORT_INTER_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
@@ -42,6 +44,11 @@ const EnvSchema = Type.Object({
   BATCH_MAX_DELAY_US: Type.Integer({ minimum: 0, default: 0 }),
   BATCH_MAX_QUEUE: Type.Integer({ minimum: 1, default: 64 }),
   SHARP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 }),
+  // DICOM decoder threads (inference/dicom/decoder-pool.ts): never on the event loop, each file bounded in time and memory.
+  DECODE_WORKERS: Type.Integer({ minimum: 1, default: 2 }),
+  DECODE_QUEUE: Type.Integer({ minimum: 0, default: 32 }),
+  DECODE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000 }),
+  DECODE_WORKER_MAX_MEMORY_BYTES: Type.Integer({ minimum: 32 * 1024 * 1024, default: 256 * 1024 * 1024 }),
 
   // Request limits: what one request may carry and how long it may take to arrive.
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 }),
@@ -54,14 +61,19 @@ const EnvSchema = Type.Object({
   HANDLER_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 120_000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
 
-  // Overload: 0 switches a check off.
-  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 600 }),
+  // Overload: 0 switches a check off. Ten 300-slice series a minute per client, one slice per request as the CLI
+  // sends them; above the CLI's measured sequential rate (bench/series.ts, docs/operations.md "Rate limit").
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 3000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1, default: 60_000 }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
   PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   PRESSURE_MAX_HEAP_BYTES: Type.Integer({ minimum: 0, default: 1024 ** 3 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 3 * 1024 ** 3 }),
   PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
+  // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
+  MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
+  // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
+  LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
   TRUST_PROXY: Type.Boolean({ default: false }),
 
   // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
@@ -72,10 +84,27 @@ const EnvSchema = Type.Object({
   AUTH_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
   AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
-  CORS_ORIGINS: Type.String({ default: '' })
+  AUTH_METRICS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'protected' }),
+  // Where a JWT carries its scopes: a claim name or dotted path (e.g. realm_access.roles); unset: `scope`, then `scp`.
+  AUTH_JWT_SCOPE_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:-]+(\\.[A-Za-z0-9_:-]+)*$' })),
+  CORS_ORIGINS: Type.String({ default: '' }),
+
+  // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.
+  DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
+  DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000 }),
+  RECORDS_STORE: Type.Optional(Type.Union([Type.Literal('pglite'), Type.Literal('postgres'), Type.Literal('off')])),
+  RECORD_RETENTION: Type.String({ pattern: '^(forever|[0-9]+[smhd])$', default: '365d' }),
+  RECORDS_REQUIRED: Type.Boolean({ default: true }),
+  RECORDS_API: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' })
 })
 
 type Env = Static<typeof EnvSchema>
+
+/** Every environment variable the service reads (deployment manifests are checked against this list). */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(EnvSchema.properties),
+  ...Object.values(SECRET_VARIABLES).flatMap((name) => [name, `${name}_FILE`])]
 
 export interface AppConfig {
   port: number
@@ -107,6 +136,8 @@ export interface AppConfig {
   batchMaxQueue: number
   /** Images decoded and resized at the same time. */
   sharpConcurrency: number
+  /** DICOM decoder threads: how many, files waiting for one, time per file, memory a thread may keep. */
+  dicomDecoders: DecoderPoolOptions
   /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
   bodyLimitBytes: number
   maxFiles: number
@@ -122,11 +153,17 @@ export interface AppConfig {
   shutdownGraceMs: number
   rateLimit: { max: number, windowMs: number }
   pressure: PressureLimits
+  /** Request bodies and decoded images held at once; a request that would exceed it is refused (503, or 413 alone). */
+  maxInflightBytes: number
+  /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
+  livenessMemoryGraceS: number
   trustProxy: boolean
   auth: AuthConfig
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
+  records: RecordsConfig
 }
+
 
 export interface PressureLimits {
   maxEventLoopDelayMs: number
@@ -161,8 +198,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     .filter((name) => env[name] !== undefined && env[name] !== '')
     .map((name) => [name, env[name]]))
   const e = validated(EnvSchema, raw)
+  const auth = authConfigFrom(env, e)
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
+  }
+  if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
+    throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }
   return {
     port: e.PORT,
@@ -186,6 +227,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     batchMaxDelayUs: e.BATCH_MAX_DELAY_US,
     batchMaxQueue: e.BATCH_MAX_QUEUE,
     sharpConcurrency: e.SHARP_CONCURRENCY,
+    dicomDecoders: {
+      workers: e.DECODE_WORKERS,
+      maxQueue: e.DECODE_QUEUE,
+      timeoutMs: e.DECODE_TIMEOUT_MS,
+      maxWorkerMemoryBytes: e.DECODE_WORKER_MAX_MEMORY_BYTES
+    },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     maxFiles: e.MAX_FILES,
     maxFields: e.MAX_FIELDS,
@@ -203,9 +250,30 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxRssBytes: e.PRESSURE_MAX_RSS_BYTES,
       retryAfterS: e.PRESSURE_RETRY_AFTER_S
     },
+    maxInflightBytes: e.MAX_INFLIGHT_BYTES,
+    livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: e.TRUST_PROXY,
-    auth: authConfigFrom(env, e),
-    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+    auth,
+    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
+    records: recordsConfigFrom(env, e, auth.mode !== 'none')
+  }
+}
+
+function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): RecordsConfig {
+  try {
+    return loadRecordsConfig(env, {
+      store: e.RECORDS_STORE,
+      dataDir: resolve(e.DATA_DIR),
+      poolSize: e.DATABASE_POOL_SIZE,
+      timeoutMs: e.DATABASE_TIMEOUT_MS,
+      retentionMs: e.RECORD_RETENTION === 'forever' ? 0 : durationMs(e.RECORD_RETENTION),
+      required: e.RECORDS_REQUIRED,
+      api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
+      readAllScope: e.RECORDS_READ_ALL_SCOPE
+    })
+  } catch (error) {
+    if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)
+    throw error
   }
 }
 
@@ -217,7 +285,9 @@ function authConfigFrom (env: NodeJS.ProcessEnv, e: Env): AuthConfig {
       issuer: e.AUTH_JWT_ISSUER,
       audience: e.AUTH_JWT_AUDIENCE,
       clockToleranceS: e.AUTH_JWT_CLOCK_TOLERANCE_S,
-      docsPublic: e.AUTH_DOCS === 'public'
+      scopeClaim: e.AUTH_JWT_SCOPE_CLAIM,
+      docsPublic: e.AUTH_DOCS === 'public',
+      metricsPublic: e.AUTH_METRICS === 'public'
     })
   } catch (error) {
     if (error instanceof AuthConfigError) throw new ConfigError(`Invalid authentication settings: ${error.message}`)

@@ -2,8 +2,8 @@ import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { QueueFullError } from '../../inference/batcher.js'
-import { FileTooLargeError, NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
+import type { AppConfig } from './config.js'
+import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
   statusCode: number
@@ -30,10 +30,10 @@ export class RateLimitedError extends ServiceError {
   }
 }
 
-/** Raised by @fastify/under-pressure (which sets Retry-After before it throws). */
-export class OverloadedError extends ServiceError {
-  constructor () {
-    super('OVERLOADED', 503, 'The service is overloaded; retry after the delay given in Retry-After.')
+/** Memory or event-loop pressure (@fastify/under-pressure), or a full in-flight budget on /health/ready. */
+export class OverloadedError extends RetryLaterError {
+  constructor (retryAfterSeconds: number) {
+    super('OVERLOADED', 'The service is overloaded; retry after the delay given in Retry-After.', retryAfterSeconds)
   }
 }
 
@@ -60,18 +60,18 @@ export class ShuttingDownError extends ServiceError {
 const MALFORMED_MULTIPART = /^(Multipart: Boundary not found|Unexpected end of multipart data|Unsupported Content-Type\.|.* terminated early due to unexpected end of multipart data)$/
 
 /** Errors raised by Fastify and its plugins, given the service's stable codes and our own wording. */
-function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFileBytes: number): ServiceError | undefined {
+function fromFrameworkError (error: FastifyError, request: FastifyRequest, config: AppConfig): ServiceError | undefined {
   switch (error.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new FileTooLargeError(maxFileBytes)
+      return new FileTooLargeError(config.maxFileBytes)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
       return new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     case 'FST_FILES_LIMIT':
       return new ServiceError('TOO_MANY_FILES', 400, 'Too many files in one request.')
     case 'FST_UNDER_PRESSURE':
-      return new OverloadedError()
+      return new OverloadedError(config.pressure.retryAfterS)
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':
       return new ServiceError('TOO_MANY_PARTS', 400, 'Too many form fields in one request.')
@@ -84,7 +84,10 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, maxFi
   if (error.validation !== undefined) {
     // A POST without any body fails the multipart body schema; what the caller missed is the file.
     if (error.validationContext === 'body' && request.body == null) return new NoFileError()
-    return new ServiceError('VALIDATION_ERROR', 400, error.message)
+    // Ajv's wording is the library's: the caller gets where the request differs from the API schema, in ours.
+    const where = error.validation[0]?.instancePath ?? ''
+    return new ServiceError('VALIDATION_ERROR', 400,
+      `The request ${error.validationContext ?? 'body'}${where === '' ? '' : ` at ${where}`} does not match the API schema (see /docs).`)
   }
   return undefined
 }
@@ -98,10 +101,31 @@ export function errorBody (error: ServiceError): ErrorBody {
   }
 }
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The code of the error this reply carries, for the audit trail (plugins/app/audit.ts) and the metrics. */
+    errorCode?: string
+  }
+}
+
+/**
+ * Unread request body Node may still read and discard after a refusal, so that the client, still sending, gets to
+ * read the answer on a connection that stays usable (a 401 to an upload of a few hundred kB). Beyond it the
+ * connection is closed instead: a refused 19 MiB upload is not read to its end.
+ */
+const DRAINED_BODY_BYTES = 1024 * 1024
+
+/** Sends the typed error body; refusals for now (QUEUE_FULL, OVERLOADED, RECORDS_UNAVAILABLE, ...) get Retry-After. */
 export function sendError (reply: FastifyReply, error: ServiceError): FastifyReply {
-  if (error instanceof QueueFullError) reply.header('retry-after', String(error.retryAfterSeconds))
+  if (error instanceof RetryLaterError) reply.header('retry-after', String(error.retryAfterSeconds))
+  reply.errorCode = error.code
+  const declared = Number(reply.request.headers['content-length'])
+  if (reply.request.raw.complete === false && !(declared <= DRAINED_BODY_BYTES)) reply.header('connection', 'close')
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
 }
+
+/** Connections Node cut off at REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS (answered 408 below). */
+const timedOutSockets = new WeakSet<Socket>()
 
 const CLIENT_ERRORS: Record<string, ServiceError> = {
   ERR_HTTP_REQUEST_TIMEOUT: new RequestTimeoutError(),
@@ -119,6 +143,7 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
     socket.destroy()
     return
   }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') timedOutSockets.add(socket)
   const known = CLIENT_ERRORS[error.code ?? ''] ?? new ServiceError('BAD_REQUEST', 400, 'The request is not valid HTTP.')
   const body = JSON.stringify(errorBody(known))
   socket.end(`HTTP/1.1 ${known.statusCode} ${STATUS_CODES[known.statusCode]}\r\nConnection: close\r\n` +
@@ -130,22 +155,32 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
  * never a stack trace or an internal path. Unexpected errors are logged in full and answered generically.
  */
 export default fp(async (app) => {
+  app.decorateReply('errorCode', undefined)
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const known = error instanceof ServiceError ? error : fromFrameworkError(error, request, app.config.maxFileBytes)
+    // The client went away (closed the connection, or its request timed out): nobody reads an answer, and it is
+    // the client's doing, not a fault of the service. Logged without a stack, never as an error.
+    if (request.raw.socket?.destroyed === true) {
+      if (timedOutSockets.has(request.raw.socket)) request.log.warn({ code: 'REQUEST_TIMEOUT' }, 'request timed out before its body arrived')
+      else request.log.info({ code: error.code ?? error.name }, 'client aborted the request')
+      return reply.hijack()
+    }
+    const known = error instanceof ServiceError ? error : fromFrameworkError(error, request, app.config)
     if (known !== undefined) {
       request.log.info({ code: known.code, statusCode: known.statusCode }, 'request rejected')
       return sendError(reply, known)
     }
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
+      // Fastify's and its plugins' own 4xx texts are theirs: the caller gets the status in our words.
       const code = (STATUS_CODES[status] ?? 'Bad Request').toUpperCase().replace(/[^A-Z]+/g, '_')
-      return sendError(reply, new ServiceError(code, status, error.message))
+      return sendError(reply, new ServiceError(code, status, `The request was refused: ${STATUS_CODES[status] ?? 'bad request'}.`))
     }
     request.log.error({ err: error }, 'unexpected error')
     return sendError(reply, new InternalError())
   })
 
+  // The path is the caller's text: it is not echoed back.
   app.setNotFoundHandler((request, reply) => {
-    return sendError(reply, new ServiceError('NOT_FOUND', 404, `Route ${request.method} ${request.url.split('?')[0]} not found.`))
+    return sendError(reply, new ServiceError('NOT_FOUND', 404, `No route answers ${request.method} on this path; see /docs for the API.`))
   })
 }, { name: 'errors', dependencies: ['config'] })

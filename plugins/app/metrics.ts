@@ -1,7 +1,10 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
+import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
+import type { ModelState } from './classifier.js'
 
+const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -15,6 +18,13 @@ export class ServiceMetrics {
     name: 'kidney_http_requests_total',
     help: 'HTTP requests answered, by method, route and status code.',
     labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [this.registry]
+  })
+
+  readonly errors = new Counter({
+    name: 'kidney_http_errors_total',
+    help: 'Typed error answers, by route, status code and the body\'s code (QUEUE_FULL, OVERLOADED, INTERNAL_ERROR, ...).',
+    labelNames: ['route', 'status_code', 'code'] as const,
     registers: [this.registry]
   })
 
@@ -49,6 +59,33 @@ export class ServiceMetrics {
     registers: [this.registry]
   })
 
+  readonly recordsWritten = this.counterByKind('kidney_records_written_total',
+    'Records committed to the records store, by kind (prediction, audit).')
+
+  readonly recordsWriteFailures = this.counterByKind('kidney_records_write_failures_total',
+    'Records that could not be written, by kind; a prediction among them was answered 503 RECORDS_UNAVAILABLE unless RECORDS_REQUIRED=false.')
+
+  readonly recordsLost = this.counterByKind('kidney_records_lost_total',
+    'Answers given without a record (RECORDS_REQUIRED=false) and refusals whose audit event could not be written, by kind.')
+
+  readonly recordsWriteDuration = new Histogram({
+    name: 'kidney_records_write_duration_seconds',
+    help: 'Duration of one group write (one INSERT carrying every record queued meanwhile), by kind.',
+    labelNames: ['kind'] as const,
+    buckets: SECONDS_BUCKETS,
+    registers: [this.registry]
+  })
+
+  readonly recordsWriteRows = new Histogram({
+    name: 'kidney_records_write_rows',
+    help: 'Records per group write, by kind.',
+    labelNames: ['kind'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry]
+  })
+
+  readonly recordsSwept = this.counterByKind('kidney_records_swept_total', 'Records deleted by the retention sweep (RECORD_RETENTION), by kind.')
+
   /** Set once the classifier is loaded. */
   queuedSource: () => number = () => 0
   readonly queued = new Gauge({
@@ -58,8 +95,59 @@ export class ServiceMetrics {
     collect: () => { this.queued.set(this.queuedSource()) }
   })
 
+  /** Set by the readiness plugin: what GET /health/ready would answer. */
+  readySource: () => Promise<boolean> = async () => false
+  readonly ready = new Gauge({
+    name: 'kidney_ready',
+    help: '1 when GET /health/ready answers 200 (the service takes predictions), else 0.',
+    registers: [this.registry],
+    collect: async () => { this.ready.set(await this.readySource() ? 1 : 0) }
+  })
+
+  modelStateSource: () => ModelState = () => 'loading'
+  readonly modelState = new Gauge({
+    name: 'kidney_model_state',
+    help: '1 for the model\'s current state (loading, ready, failed: not loaded, or its runtime stopped), 0 for the others.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const current = this.modelStateSource()
+      for (const state of MODEL_STATES) this.modelState.set({ state }, state === current ? 1 : 0)
+    }
+  })
+
+  /** Set by the plugin: the in-flight byte budget in use, and the DICOM decoder pool's counters once loaded. */
+  inflightSource: () => number = () => 0
+  decoderSource: () => DecoderPoolStats | undefined = () => undefined
+  readonly inflight = new Gauge({
+    name: 'kidney_inflight_bytes',
+    help: 'Bytes of request bodies and decoded images held at scrape time (the MAX_INFLIGHT_BYTES budget in use).',
+    registers: [this.registry],
+    collect: () => { this.inflight.set(this.inflightSource()) }
+  })
+
+  readonly decoderEvents = new Gauge({
+    name: 'kidney_dicom_decoder_files',
+    help: 'DICOM files since start by what their decoder thread did: decoded, timed_out (thread replaced), ' +
+      'recycled (thread replaced after the file for the memory it kept), crashed (thread stopped on the file).',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const stats = this.decoderSource()
+      if (stats === undefined) return
+      for (const [event, count] of [['decoded', stats.decoded], ['timed_out', stats.timedOut], ['recycled', stats.recycled], ['crashed', stats.crashed]] as const) {
+        this.decoderEvents.set({ event }, count)
+      }
+    }
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  /** A counter of records by `kind` (prediction, audit). */
+  private counterByKind (name: string, help: string): Counter<'kind'> {
+    return new Counter({ name, help, labelNames: ['kind'] as const, registers: [this.registry] })
   }
 
   observeStages (timings: StageTimings): void {
@@ -75,6 +163,8 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const metrics = new ServiceMetrics()
+  metrics.modelStateSource = () => app.model.state
+  metrics.inflightSource = () => app.inflight.used
   app.decorate('metrics', metrics)
 
   app.addHook('onResponse', async (request, reply) => {
@@ -84,12 +174,14 @@ export default fp(async (app) => {
       status_code: String(reply.statusCode)
     }
     metrics.requests.inc(labels)
+    if (reply.errorCode !== undefined) metrics.errors.inc({ route: labels.route, status_code: labels.status_code, code: reply.errorCode })
     metrics.requestDuration.observe(labels, reply.elapsedTime / 1000)
   })
 
   let unsubscribe: (() => void) | undefined
   app.model.loaded.then((classifier) => {
     metrics.queuedSource = () => classifier.queued
+    metrics.decoderSource = () => classifier.dicomDecoders.stats
     unsubscribe = classifier.observe({
       batch: (size, ms) => {
         metrics.batchSize.observe(size)
@@ -99,4 +191,4 @@ export default fp(async (app) => {
     })
   }, () => {})
   app.addHook('onClose', async () => unsubscribe?.())
-}, { name: 'metrics', dependencies: ['model'] })
+}, { name: 'metrics', dependencies: ['model', 'inflight'] })

@@ -1,11 +1,18 @@
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
-import type { StageTimings } from '../../inference/classifier.js'
-import { sniffFormat } from '../../inference/decode.js'
+import type { Classification, ClassifyOptions, StageTimings } from '../../inference/classifier.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
-import { readDicomIdentifiers } from '../../inference/dicom/decode-dicom.js'
 import { describeDecision } from '../../inference/prediction.js'
+import { sniffFormat, type ImageFormat } from '../../inference/sniff.js'
+import { sha256Hex, type PredictionRecord, type RecordOrigin } from '../../records/record.js'
+import { uploadedBytes } from '../external/multipart.js'
+import { RequestTimeoutError } from './errors.js'
 import type { Prediction } from '../../schemas/prediction.js'
+
+export interface PredictOptions extends ClassifyOptions {
+  /** Whether the request has been answered already (its deadline passed): then the upload is not stored. */
+  answered?: () => boolean
+}
 
 export interface PredictionOutcome {
   prediction: Prediction
@@ -13,11 +20,11 @@ export interface PredictionOutcome {
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
-export async function uploadedFileBytes (field: unknown): Promise<Buffer> {
+export function uploadedFileBytes (field: unknown): Buffer {
   if (Array.isArray(field)) throw new ServiceError('TOO_MANY_FILES', 400, 'Send exactly one file in the field "file".')
   const part = field as Partial<MultipartFile> | undefined
-  if (part?.type !== 'file' || part.toBuffer === undefined) throw new NoFileError()
-  const bytes = await part.toBuffer()
+  if (part?.type !== 'file') throw new NoFileError()
+  const bytes = uploadedBytes(part as MultipartFile)
   if (bytes.length === 0) throw new NoFileError('The uploaded file is empty.')
   return bytes
 }
@@ -27,22 +34,65 @@ export function serverTiming (timings: StageTimings): string {
   return Object.entries(timings).map(([stage, ms]) => `${stage};dur=${ms.toFixed(2)}`).join(', ')
 }
 
+interface Classified {
+  answer: Prediction
+  classification: Classification
+  bytes: Buffer
+  format: ImageFormat
+  uploadFile?: string
+  model: PredictionRecord['model']
+}
+
+/** The record of one answer: the answer itself, verbatim, and what it was made from (records/record.ts). */
+function predictionRecord ({ answer, classification, bytes, format, uploadFile, model }: Classified, origin: RecordOrigin): PredictionRecord {
+  const { dicom } = classification
+  return {
+    ...origin,
+    id: answer.id,
+    createdAt: new Date(),
+    input: { sha256: sha256Hex(bytes), bytes: bytes.length, format, ...(uploadFile === undefined ? {} : { uploadFile }) },
+    ...(dicom === undefined ? {} : { dicom: { ...dicom.identifiers, instanceNumber: dicom.instanceNumber, slicePosition: dicom.slicePosition } }),
+    model,
+    prediction: answer.prediction,
+    probabilities: answer.probabilities,
+    confidenceBand: answer.confidenceBand,
+    timings: { ...classification.timings },
+    ...(classification.cam === undefined ? {} : { cam: classification.cam }),
+    answer
+  }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Sniff, classify, store: one upload to one contract answer. Rejected bytes are never stored. */
-    predict: (bytes: Buffer) => Promise<PredictionOutcome>
+    /**
+     * Sniff, classify, keep the upload, record: one upload to one contract answer. Rejected bytes are never kept, and
+     * an answer whose record cannot be written is not given (503 RECORDS_UNAVAILABLE, unless RECORDS_REQUIRED=false).
+     * `reserve` charges the decoded image to the request's share of the in-flight byte budget (plugins/app/inflight.ts).
+     */
+    predict: (bytes: Buffer, origin: RecordOrigin, options?: PredictOptions) => Promise<PredictionOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('predict', async (bytes: Buffer): Promise<PredictionOutcome> => {
+  app.decorate('predict', async (bytes: Buffer, origin: RecordOrigin, options: PredictOptions = {}): Promise<PredictionOutcome> => {
     const format = sniffFormat(bytes)
     if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
-    const { timings, ...decision } = await classifier.classify(bytes)
-    // UIDs only: patient name, ID and birth date are never read, so they cannot reach the answer or the logs.
-    const dicom = format === 'dicom' ? readDicomIdentifiers(bytes) : undefined
+    // DICOM: UIDs and slice position only, from the parse that decoded the file; patient name, ID and birth date are
+    // never read, so they cannot reach the answer, the record or the logs.
+    const classification = await classifier.classify(bytes, options)
+    // Answered meanwhile (408 at HANDLER_TIMEOUT_MS): the caller never learns the id, so nothing is kept.
+    if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = await app.uploads.save(bytes, format)
-    return { timings, prediction: { id, ...describeDecision(decision, classifier.spec, dicom) } }
+    const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
+    const { spec, modelSha256 } = classifier
+    const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
+    try {
+      await app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
+    } catch (error) {
+      await app.uploads.discard(id, format)
+      throw error
+    }
+    return { timings: classification.timings, prediction: answer }
   })
-}, { name: 'predictor', dependencies: ['model', 'uploads'] })
+}, { name: 'predictor', dependencies: ['model', 'uploads', 'records'] })

@@ -1,14 +1,53 @@
 import fp from 'fastify-plugin'
-import multipart from '@fastify/multipart'
-import { UnsupportedMediaTypeError } from '../../inference/errors.js'
+import multipart, { type MultipartFile } from '@fastify/multipart'
+import type { FastifyRequest } from 'fastify'
+import { FileTooLargeError, UnsupportedMediaTypeError } from '../../inference/errors.js'
+
+const UPLOADED_BYTES = Symbol('uploaded bytes')
+
+type UploadedPart = MultipartFile & { [UPLOADED_BYTES]?: Buffer }
+
+/** The bytes of a file part, as `onFile` below collected them. */
+export function uploadedBytes (part: MultipartFile): Buffer {
+  const bytes = (part as UploadedPart)[UPLOADED_BYTES]
+  if (bytes === undefined) throw new Error('multipart file part read without the service\'s onFile')
+  return bytes
+}
 
 /**
- * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES): the bytes
- * are needed whole for format sniffing and decoding, and nothing touches disk before the image is valid.
+ * Reads one file part into memory as its chunks arrive, each chunk charged to the request's share of the
+ * in-flight byte budget (plugins/app/inflight.ts) before it is kept: a request is refused while it uploads, not
+ * after. Each chunk is copied at once into one SharedArrayBuffer (sized from Content-Length, grown only for a
+ * body without one), so the file is held once, not as chunks and again as a whole, and a DICOM decoder thread
+ * reads it without a copy. Untouched capacity is never written, so it does not become resident memory.
+ */
+async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<void> {
+  const maxFileBytes = this.server.config.maxFileBytes
+  const declared = Number(this.headers['content-length'])
+  let bytes = Buffer.from(new SharedArrayBuffer(Number.isInteger(declared) && declared > 0 ? Math.min(declared, maxFileBytes) : 64 * 1024))
+  let length = 0
+  for await (const chunk of part.file as AsyncIterable<Buffer>) {
+    this.inflight.charge(chunk.length)
+    if (length + chunk.length > bytes.length) {
+      const grown = Buffer.from(new SharedArrayBuffer(Math.min(maxFileBytes, Math.max(2 * bytes.length, length + chunk.length))))
+      bytes.copy(grown, 0, 0, length)
+      bytes = grown
+    }
+    length += chunk.copy(bytes, length)
+  }
+  if (part.file.truncated) throw new FileTooLargeError(maxFileBytes)
+  ;(part as UploadedPart)[UPLOADED_BYTES] = bytes.subarray(0, length)
+}
+
+/**
+ * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
+ * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
+ * nothing touches disk before the image is valid.
  */
 export default fp(async (app) => {
   await app.register(multipart, {
     attachFieldsToBody: true,
+    onFile: collectFile,
     throwFileSizeLimit: true,
     limits: {
       fileSize: app.config.maxFileBytes,
@@ -28,4 +67,4 @@ export default fp(async (app) => {
       throw new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     }
   })
-}, { name: 'multipart', dependencies: ['config'] })
+}, { name: 'multipart', dependencies: ['config', 'inflight'] })

@@ -14,11 +14,10 @@ export default fp(async (app) => {
     maxEventLoopUtilization: limits.maxEventLoopUtilization,
     maxHeapUsedBytes: limits.maxHeapUsedBytes,
     maxRssBytes: limits.maxRssBytes,
-    pressureHandler: async (request, reply, type, value) => {
+    pressureHandler: async (request, _reply, type, value) => {
       if (request.routeOptions.url === '/health/live') return
       request.log.warn({ pressure: type, value }, 'request shed under pressure')
-      reply.header('Retry-After', limits.retryAfterS)
-      throw new OverloadedError()
+      throw new OverloadedError(limits.retryAfterS)
     }
   })
 }, { name: 'under-pressure', dependencies: ['config', 'errors'] })

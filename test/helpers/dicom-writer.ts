@@ -1,6 +1,6 @@
 import { deflateRawSync } from 'node:zlib'
 
-const DEFLATED_EXPLICIT_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99'
+export const DEFLATED_EXPLICIT_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99'
 
 /**
  * Writes small explicit VR little endian Part 10 files for the cases the shared real files do not cover
@@ -26,6 +26,8 @@ export interface SyntheticDicom {
   values?: number[]
   /** Raw Pixel Data bytes, wrapped as one encapsulated fragment (for compressed transfer syntaxes). */
   encapsulatedFragment?: Buffer
+  /** Encoded elements (explicit VR little endian, see `element`) written after the image attributes, before Pixel Data. */
+  extraElements?: Buffer[]
 }
 
 export const SYNTHETIC_PATIENT = { name: 'DOE^JANE', id: 'PAT-0042', birthDate: '19700101' }
@@ -37,7 +39,7 @@ export const SYNTHETIC_UIDS = {
 
 const LONG_VRS = new Set(['OB', 'OW', 'SQ', 'UN', 'UT'])
 
-function element (group: number, elem: number, vr: string, value: Buffer): Buffer {
+export function element (group: number, elem: number, vr: string, value: Buffer): Buffer {
   const padded = value.length % 2 === 0 ? value : Buffer.concat([value, Buffer.from([vr === 'UI' || vr === 'OB' ? 0 : 0x20])])
   const long = LONG_VRS.has(vr)
   const head = Buffer.alloc(long ? 12 : 8)
@@ -52,7 +54,7 @@ function element (group: number, elem: number, vr: string, value: Buffer): Buffe
 const text = (value: string | number): Buffer => Buffer.from(String(value), 'latin1')
 const us = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
 
-function pixelData (spec: SyntheticDicom): Buffer {
+export function pixelData (spec: SyntheticDicom): Buffer {
   if (spec.encapsulatedFragment !== undefined) {
     const item = (payload: Buffer): Buffer => {
       const head = Buffer.alloc(8)
@@ -75,8 +77,8 @@ function pixelData (spec: SyntheticDicom): Buffer {
   return element(0x7fe0, 0x0010, spec.bitsAllocated === 8 ? 'OB' : 'OW', bytes)
 }
 
-export function writeDicom (spec: SyntheticDicom): Buffer {
-  const transferSyntax = spec.transferSyntaxUid ?? '1.2.840.10008.1.2.1'
+/** The preamble, DICM and the File Meta Information group (always explicit VR little endian, never deflated). */
+export function part10Header (transferSyntax: string): Buffer {
   const metaBody = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
     element(0x0002, 0x0002, 'UI', text('1.2.840.10008.5.1.4.1.1.2')),
@@ -85,6 +87,11 @@ export function writeDicom (spec: SyntheticDicom): Buffer {
   ])
   const groupLength = Buffer.alloc(4)
   groupLength.writeUInt32LE(metaBody.length)
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), metaBody])
+}
+
+/** The data set (explicit VR little endian) before its Pixel Data element: the image attributes and identifiers. */
+export function imageAttributes (spec: SyntheticDicom): Buffer {
   const bitsStored = spec.bitsStored ?? spec.bitsAllocated
   const optional: Buffer[] = []
   if (spec.window !== undefined) {
@@ -93,7 +100,7 @@ export function writeDicom (spec: SyntheticDicom): Buffer {
   if (spec.rescaleIntercept !== undefined) optional.push(element(0x0028, 0x1052, 'DS', text(spec.rescaleIntercept)))
   if (spec.rescaleSlope !== undefined) optional.push(element(0x0028, 0x1053, 'DS', text(spec.rescaleSlope)))
   if (spec.voiLutFunction !== undefined) optional.push(element(0x0028, 0x1056, 'CS', text(spec.voiLutFunction)))
-  const dataSet = Buffer.concat([
+  return Buffer.concat([
     element(0x0008, 0x0018, 'UI', text(SYNTHETIC_UIDS.sopInstanceUid)),
     element(0x0010, 0x0010, 'PN', text(SYNTHETIC_PATIENT.name)),
     element(0x0010, 0x0020, 'LO', text(SYNTHETIC_PATIENT.id)),
@@ -110,11 +117,12 @@ export function writeDicom (spec: SyntheticDicom): Buffer {
     element(0x0028, 0x0102, 'US', us(spec.highBit ?? bitsStored - 1)),
     element(0x0028, 0x0103, 'US', us(spec.signed ? 1 : 0)),
     ...optional,
-    pixelData(spec)
+    ...(spec.extraElements ?? [])
   ])
-  return Buffer.concat([
-    Buffer.alloc(128), Buffer.from('DICM', 'latin1'),
-    element(0x0002, 0x0000, 'UL', groupLength), metaBody,
-    transferSyntax === DEFLATED_EXPLICIT_LITTLE_ENDIAN ? deflateRawSync(dataSet) : dataSet
-  ])
+}
+
+export function writeDicom (spec: SyntheticDicom): Buffer {
+  const transferSyntax = spec.transferSyntaxUid ?? '1.2.840.10008.1.2.1'
+  const dataSet = Buffer.concat([imageAttributes(spec), pixelData(spec)])
+  return Buffer.concat([part10Header(transferSyntax), transferSyntax === DEFLATED_EXPLICIT_LITTLE_ENDIAN ? deflateRawSync(dataSet) : dataSet])
 }

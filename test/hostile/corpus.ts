@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sharp from 'sharp'
+import { dicomFileCases } from './dicom-cases.js'
 import { fileCases } from './image-cases.js'
 import { encodeMultipart, multipartRequest, requestCases, type RequestLimits } from './request-cases.js'
 import type { FileCase, HostileCase, Outcome, Sources } from './types.js'
@@ -43,7 +44,7 @@ export async function buildHostileCorpus (limits: CorpusLimits, dataDir = CT_KID
   const [jpeg] = sources.slices
   const png = await sharp(jpeg).png().toBuffer()
   const { files, requests } = requestCases(jpeg, png, limits)
-  const cases = [...(await fileCases(sources, limits.maxPixels)), ...files].map(asRequest)
+  const cases = [...(await fileCases(sources, limits.maxPixels)), ...(await dicomFileCases(limits.maxPixels)), ...files].map(asRequest)
   cases.push(...requests)
   const duplicates = cases.map((c) => c.name).filter((name, i, all) => all.indexOf(name) !== i)
   if (duplicates.length > 0) throw new Error(`hostile corpus: duplicate case names: ${duplicates.join(', ')}`)

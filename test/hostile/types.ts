@@ -16,12 +16,15 @@ export const UNSUPPORTED: Outcome[] = [{ status: 415, code: 'UNSUPPORTED_MEDIA_T
 export const DEADLINE: Outcome[] = [{ status: 408, code: 'REQUEST_TIMEOUT' }]
 export const CORRUPT: Outcome[] = [{ status: 422, code: 'CORRUPT_IMAGE' }]
 export const TOO_LARGE: Outcome[] = [{ status: 422, code: 'IMAGE_TOO_LARGE' }]
+export const CORRUPT_DICOM: Outcome[] = [{ status: 422, code: 'CORRUPT_DICOM' }]
+export const DICOM_TOO_LARGE: Outcome[] = [{ status: 422, code: 'DICOM_TOO_LARGE' }]
+export const DECODE_TIMEOUT: Outcome[] = [{ status: 422, code: 'DECODE_TIMEOUT' }]
 /** Damage a decoder may or may not notice (a flipped bit in entropy data still yields pixels). */
 export const DECODED_OR_CORRUPT: Outcome[] = [...ACCEPTED, ...CORRUPT, ...TOO_LARGE]
 
 export type Category = 'truncated' | 'bit-flip' | 'wrong-magic' | 'polyglot' | 'other-format' | 'bomb' | 'valid-variant' |
 'tiny-file' | 'file-too-large' | 'name-and-type' | 'filename' | 'multiple-files' | 'missing-file' | 'extra-fields' |
-'malformed-multipart' | 'non-multipart'
+'malformed-multipart' | 'non-multipart' | 'deflate-bomb' | 'codestream-size' | 'rle-budget' | 'deep-nesting' | 'element-flood'
 
 /** One file sent alone in the `file` field. */
 export interface FileCase {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { ModelSpec } from '../../inference/model-spec.js'
-import { decodeForModel, toTensorData } from '../../inference/preprocess.js'
+import { decodeForModel } from '../../inference/preprocess.js'
+import { toTensorData } from '../../inference/tensor.js'
 
 export const SHARED_DIR = new URL('../../../shared/', import.meta.url).pathname
 export const REFERENCE_SCRIPT = new URL('./reference.py', import.meta.url).pathname

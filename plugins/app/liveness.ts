@@ -1,0 +1,59 @@
+import fp from 'fastify-plugin'
+import { ServiceError } from '../../inference/errors.js'
+
+/** /health/live's refusal: the orchestrator should restart this process. */
+export class NotLiveError extends ServiceError {
+  constructor (reason: string) {
+    super('NOT_LIVE', 503, `This instance cannot recover on its own (${reason}); restart it.`)
+  }
+}
+
+const SAMPLE_EVERY_MS = 1_000
+
+/**
+ * Whether the process can still recover. Memory above the pressure limits sheds every request (503 OVERLOADED,
+ * plugins/external/under-pressure.ts); if it stays there for LIVENESS_MEMORY_GRACE_S the instance is out of service
+ * for good (memory a native library will not give back), and liveness fails so that an orchestrator restarts it.
+ * Sampled on a timer, not per request, so an idle instance notices too.
+ */
+export class LivenessWatch {
+  private overSinceMs: number | undefined
+  private readonly timer: NodeJS.Timeout
+
+  constructor (
+    private readonly limits: { maxRssBytes: number, maxHeapUsedBytes: number },
+    private readonly graceMs: number,
+    private readonly memory: () => { rss: number, heapUsed: number } = process.memoryUsage
+  ) {
+    this.timer = setInterval(() => this.sample(), SAMPLE_EVERY_MS).unref()
+  }
+
+  sample (now = Date.now()): void {
+    const { rss, heapUsed } = this.memory()
+    const over = (this.limits.maxRssBytes > 0 && rss > this.limits.maxRssBytes) ||
+      (this.limits.maxHeapUsedBytes > 0 && heapUsed > this.limits.maxHeapUsedBytes)
+    this.overSinceMs = over ? (this.overSinceMs ?? now) : undefined
+  }
+
+  /** Why the process should be restarted, if it should. */
+  failure (now = Date.now()): NotLiveError | undefined {
+    if (this.graceMs === 0 || this.overSinceMs === undefined || now - this.overSinceMs < this.graceMs) return undefined
+    return new NotLiveError(`memory above its limit for ${Math.round((now - this.overSinceMs) / 1000)} s`)
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    liveness: LivenessWatch
+  }
+}
+
+export default fp(async (app) => {
+  const watch = new LivenessWatch(app.config.pressure, app.config.livenessMemoryGraceS * 1000)
+  app.decorate('liveness', watch)
+  app.addHook('onClose', async () => watch.stop())
+}, { name: 'liveness', dependencies: ['config'] })

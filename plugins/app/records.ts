@@ -1,0 +1,238 @@
+import fp from 'fastify-plugin'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
+import type { AuditEvent, Caller, PredictionRecord, RecordOrigin } from '../../records/record.js'
+import { RecordStore, type PredictionPage, type PredictionQuery, type StoredPrediction, type StoreOptions } from '../../records/store.js'
+import type { ServiceMetrics } from './metrics.js'
+import type { RecordsConfig } from './records-config.js'
+
+export type RecordsState = 'off' | 'opening' | 'ready' | 'failed'
+
+/** Who made a request, as records name it: 'api-key:<name>', 'jwt:<sub>', or 'anonymous' without credentials. */
+export function callerOf (request: FastifyRequest): Caller {
+  return request.principal === undefined ? 'anonymous' : `${request.principal.kind}:${request.principal.name}`
+}
+
+export function recordOrigin (request: FastifyRequest): RecordOrigin {
+  return { caller: callerOf(request), route: request.routeOptions.url ?? '(no route)', requestId: request.id }
+}
+
+const RETRY_MS = { first: 1_000, max: 30_000 }
+/** Rows one retention statement deletes, and statements in one pass: a pass never holds the database for long. */
+const SWEEP_ROWS = 500
+const SWEEP_STATEMENTS_PER_PASS = 4
+
+/**
+ * The records store of this instance and the service's policy around it: opened in the background (readiness waits
+ * for it; a PostgreSQL server that is not there yet is retried), predictions written before they are answered
+ * (RECORDS_REQUIRED), refusals audited without ever delaying or failing the refusal, the retention sweep, and who may
+ * read which records.
+ */
+export class RecordsService {
+  state: RecordsState
+  /** Why the store is not usable (opening, unreachable, failed), in words safe to show. */
+  reason: string | undefined
+  /** Resolves once the store is open (or records are off); rejects only if the embedded database cannot be opened. */
+  readonly opened: Promise<void>
+  private store: RecordStore | undefined
+  private closing = false
+  /** False after a failed write until the next successful one: only the changes are logged, not every failure. */
+  private writing = true
+  private timer: NodeJS.Timeout | undefined
+  private sweeping: Promise<void> | undefined
+  /** Ends the wait between two attempts to open the store (closing does not wait out the backoff). */
+  private wake: () => void = () => {}
+
+  constructor (
+    readonly config: RecordsConfig,
+    private readonly metrics: ServiceMetrics,
+    private readonly log: FastifyBaseLogger
+  ) {
+    this.state = config.store === 'off' ? 'off' : 'opening'
+    this.reason = config.store === 'off' ? 'records are off (RECORDS_STORE=off)' : 'the records store is opening'
+    this.opened = config.store === 'off' ? Promise.resolve() : this.open()
+    this.opened.catch(() => {})
+  }
+
+  private storeOptions (): StoreOptions {
+    const { store, dataDir, databaseUrl, poolSize, timeoutMs } = this.config
+    return store === 'postgres'
+      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs }
+      : { engine: 'pglite', dataDir }
+  }
+
+  private async open (): Promise<void> {
+    for (let delay = RETRY_MS.first; !this.closing; delay = Math.min(delay * 2, RETRY_MS.max)) {
+      try {
+        const { store, applied } = await RecordStore.open(this.storeOptions(), {
+          written: (kind, rows, ms) => {
+            this.metrics.recordsWriteDuration.observe({ kind }, ms / 1000)
+            this.metrics.recordsWriteRows.observe({ kind }, rows)
+          },
+          connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed')
+        })
+        if (this.closing) { await store.close(); return }
+        this.store = store
+        this.state = 'ready'
+        this.reason = undefined
+        this.log.info({ engine: store.engine, migrationsApplied: applied }, 'records store ready')
+        this.scheduleSweep(0)
+        return
+      } catch (error) {
+        const reason = error instanceof RecordStoreError ? error.reason : 'the records store cannot be opened'
+        this.reason = reason
+        if (this.config.store === 'pglite') {
+          this.state = 'failed'
+          this.log.error({ err: error }, `records store: ${reason}`)
+          throw error
+        }
+        this.log.error({ err: error, retryInMs: delay }, `records store: ${reason}; retrying`)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay).unref()
+          this.wake = () => { clearTimeout(timer); resolve() }
+        })
+      }
+    }
+  }
+
+  /** Records a prediction before it is answered. Throws RecordsUnavailableError unless RECORDS_REQUIRED=false. */
+  async savePrediction (record: PredictionRecord): Promise<void> {
+    if (this.state === 'off') return
+    try {
+      if (this.store === undefined) throw new RecordStoreError(this.reason ?? 'the records store is not open')
+      await this.store.savePrediction(record)
+      this.written('prediction')
+    } catch (error) {
+      const reason = this.failed('prediction', error)
+      if (this.config.required) throw new RecordsUnavailableError(reason)
+      this.metrics.recordsLost.inc({ kind: 'prediction' })
+      this.log.error({ predictionId: record.id, reason }, 'prediction answered without a record (RECORDS_REQUIRED=false)')
+    }
+  }
+
+  /** Records a refusal in the background: the refusal is sent whatever happens here. */
+  audit (event: AuditEvent): void {
+    if (this.state === 'off') return
+    const store = this.store
+    const write = store === undefined ? Promise.reject(new RecordStoreError(this.reason ?? 'the records store is not open')) : store.saveAuditEvent(event)
+    write.then(() => this.written('audit'), (error: unknown) => {
+      this.failed('audit', error)
+      this.metrics.recordsLost.inc({ kind: 'audit' })
+    })
+  }
+
+  private written (kind: 'prediction' | 'audit'): void {
+    this.metrics.recordsWritten.inc({ kind })
+    if (!this.writing) this.log.info('records store: writes succeed again')
+    this.writing = true
+  }
+
+  private failed (kind: 'prediction' | 'audit', error: unknown): string {
+    this.metrics.recordsWriteFailures.inc({ kind })
+    const reason = error instanceof RecordStoreError ? error.reason : 'unexpected error'
+    if (this.writing) this.log.error({ err: error, kind }, `records store: write failed: ${reason}`)
+    this.writing = false
+    return reason
+  }
+
+  /**
+   * Whose records `request` may read: undefined for everyone's (a `records:read-all` scope, or no authentication),
+   * else the caller's own. Throws when the records API is off on this instance.
+   */
+  readerScope (request: FastifyRequest, authOn: boolean): Caller | undefined {
+    if (this.state === 'off') throw new RecordsApiDisabledError('nothing is recorded (RECORDS_STORE=off)')
+    if (!this.config.api) {
+      throw new RecordsApiDisabledError('without authentication it is served only on a loopback address; switch authentication on, or set RECORDS_API=on')
+    }
+    if (!authOn || request.principal?.scopes.includes(this.config.readAllScope) === true) return undefined
+    return callerOf(request)
+  }
+
+  async getPrediction (id: string, caller?: Caller): Promise<StoredPrediction | undefined> {
+    return await this.reading(async (store) => await store.getPrediction(id, caller))
+  }
+
+  async listPredictions (query: PredictionQuery): Promise<PredictionPage> {
+    return await this.reading(async (store) => await store.listPredictions(query))
+  }
+
+  /** Everything recorded about one prediction: what an overlay is drawn from (upload file, format, CAM), what a study view orders by. */
+  async getPredictionRecord (id: string, caller?: Caller): Promise<PredictionRecord | undefined> {
+    return await this.reading(async (store) => await store.getPredictionRecord(id, caller))
+  }
+
+  async listAuditEvents (since: Date, limit = 1000): Promise<AuditEvent[]> {
+    return await this.reading(async (store) => await store.listAuditEvents(since, limit))
+  }
+
+  private async reading<T> (read: (store: RecordStore) => Promise<T>): Promise<T> {
+    try {
+      if (this.store === undefined) throw new RecordStoreError(this.reason ?? 'the records store is not open')
+      return await read(this.store)
+    } catch (error) {
+      if (error instanceof RecordStoreError) throw new RecordsUnavailableError(error.reason)
+      throw error
+    }
+  }
+
+  /** Readiness: throws RecordsUnavailableError (naming why) when predictions cannot be recorded and must be. */
+  async checkReady (): Promise<void> {
+    if (this.state === 'off' || !this.config.required) return
+    await this.reading(async (store) => await store.ping())
+  }
+
+  private scheduleSweep (delayMs: number): void {
+    if (this.config.retentionMs === 0 || this.closing) return
+    this.timer = setTimeout(() => {
+      this.sweeping = this.sweepExpired().then(({ backlog }) => {
+        this.scheduleSweep(backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4)))
+      }, (err: unknown) => {
+        this.log.warn({ err }, 'records retention sweep failed; it runs again later')
+        this.scheduleSweep(60_000)
+      })
+    }, delayMs).unref()
+  }
+
+  /**
+   * One bounded retention pass (at most SWEEP_STATEMENTS_PER_PASS statements of SWEEP_ROWS rows per kind). `backlog`:
+   * it stopped at its bound, so the next pass comes after a second instead of a quarter of the retention (at most an hour).
+   */
+  async sweepExpired (): Promise<{ predictions: number, auditEvents: number, backlog: boolean }> {
+    const cutoff = new Date(Date.now() - this.config.retentionMs)
+    const swept = { predictions: 0, auditEvents: 0, backlog: false }
+    for (let statement = 0; statement < SWEEP_STATEMENTS_PER_PASS; statement++) {
+      const { predictions, auditEvents } = await this.reading(async (store) => await store.deleteExpired(cutoff, SWEEP_ROWS))
+      this.metrics.recordsSwept.inc({ kind: 'prediction' }, predictions)
+      this.metrics.recordsSwept.inc({ kind: 'audit' }, auditEvents)
+      swept.predictions += predictions
+      swept.auditEvents += auditEvents
+      swept.backlog = predictions === SWEEP_ROWS || auditEvents === SWEEP_ROWS
+      if (!swept.backlog) break
+    }
+    if (swept.predictions + swept.auditEvents > 0) this.log.info(swept, 'records retention sweep')
+    return swept
+  }
+
+  async close (): Promise<void> {
+    this.closing = true
+    clearTimeout(this.timer)
+    this.wake()
+    await this.opened.catch(() => {})
+    await this.sweeping
+    await this.store?.close()
+    this.store = undefined
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    records: RecordsService
+  }
+}
+
+export default fp(async (app) => {
+  const records = new RecordsService(app.config.records, app.metrics, app.log)
+  app.decorate('records', records)
+  // after the requests in flight (and their records) are done: Fastify runs onClose once the server has stopped
+  app.addHook('onClose', async () => await records.close())
+}, { name: 'records', dependencies: ['config', 'metrics'] })

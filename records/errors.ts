@@ -1,0 +1,58 @@
+import { RetryLaterError, ServiceError } from '../inference/errors.js'
+
+/** The database could not be reached or refused a statement; `reason` is ours, safe to show (no URL, no secret). */
+export class RecordStoreError extends Error {
+  constructor (readonly reason: string, options?: { cause?: unknown }) {
+    super(`records store: ${reason}`, options)
+    this.name = 'RecordStoreError'
+  }
+}
+
+/** Our words for the ways a database statement fails; the driver's own message stays in the log only. */
+export function describeDatabaseError (error: unknown): string {
+  const { code, message } = error as { code?: string, message?: string }
+  if (code === 'ECONNREFUSED') return 'the database server refused the connection'
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the database host name does not resolve'
+  if (code === 'ECONNRESET' || code === '57P01' || code === '57P02' || code === '57P03') return 'the database server closed the connection'
+  if (code === '28P01' || code === '28000') return 'the database refused the credentials'
+  if (code === '3D000') return 'the database does not exist'
+  if (code === '57014' || /timeout|timed out/i.test(message ?? '')) return 'the database did not answer in time'
+  if (/Connection terminated|not queryable|ended/i.test(message ?? '')) return 'the database connection was lost'
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `the database refused the statement (SQLSTATE ${code})`
+  return 'the database cannot be reached'
+}
+
+/** Runs one database call; any failure becomes a RecordStoreError with our reason and the original as its cause. */
+export async function guarded<T> (work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (error instanceof RecordStoreError) throw error
+    throw new RecordStoreError(describeDatabaseError(error), { cause: error })
+  }
+}
+
+/** Answered instead of a prediction that could not be recorded (an answer that is not recorded is not given). */
+export class RecordsUnavailableError extends RetryLaterError {
+  constructor (reason: string, retryAfterSeconds = 5) {
+    super('RECORDS_UNAVAILABLE', `Results cannot be recorded right now (${reason}); nothing was answered without a record, retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
+  }
+}
+
+export class PredictionNotFoundError extends ServiceError {
+  constructor (id: string) {
+    super('PREDICTION_NOT_FOUND', 404, `No prediction ${id} is recorded for this caller (it may be past its retention).`)
+  }
+}
+
+export class RecordsApiDisabledError extends ServiceError {
+  constructor (why: string) {
+    super('RECORDS_API_DISABLED', 403, `The records API is off on this instance: ${why}.`)
+  }
+}
+
+export class InvalidCursorError extends ServiceError {
+  constructor () {
+    super('INVALID_CURSOR', 400, 'The cursor is not one this service returned in `next`; start again without it.')
+  }
+}

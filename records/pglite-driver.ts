@@ -1,0 +1,147 @@
+import { existsSync } from 'node:fs'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { guarded, RecordStoreError } from './errors.js'
+import type { SqlDriver, SqlSession } from './sql-driver.js'
+
+/** The data directories this process has open: PGlite has no lock of its own, and two openers corrupt the files. */
+const openHere = new Set<string>()
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * `DATA_DIR/records.lock` holds the pid of the one process using the database; a lock left by a process that
+ * is gone is taken over. Several instances need a PostgreSQL server (DATABASE_URL), not a shared PGlite directory.
+ */
+async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
+  const lockPath = join(dataDir, 'records.lock')
+  if (openHere.has(dataDir)) throw new RecordStoreError(`${dataDir} is already open in this process`)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx', 0o600)
+      await handle.writeFile(String(process.pid))
+      await handle.close()
+      openHere.add(dataDir)
+      return async () => {
+        openHere.delete(dataDir)
+        await rm(lockPath, { force: true })
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim())
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new RecordStoreError(`${dataDir} is in use by process ${owner}; run several instances on a PostgreSQL server (DATABASE_URL) instead`)
+      }
+      await rm(lockPath, { force: true })
+    }
+  }
+  throw new RecordStoreError(`cannot lock ${dataDir}`)
+}
+
+type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'failed', message: string }
+  | { type: 'result', id: number, rows: unknown[] }
+  | { type: 'error', id: number, message: string, code?: string }
+
+/** The database error as the worker saw it: message and SQLSTATE, for describeDatabaseError. */
+class EmbeddedDatabaseError extends Error {
+  constructor (message: string, readonly code?: string) {
+    super(message)
+  }
+}
+
+/** Starts the worker that owns the database and waits until it has opened (or created) it. */
+async function startWorker (dataDir: string): Promise<Worker> {
+  const worker = new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData: { dataDir } })
+  const ready = await new Promise<WorkerMessage>((resolve, reject) => {
+    const onExit = (code: number): void => reject(new Error(`the embedded database thread exited (code ${code}) while opening`))
+    worker.once('error', reject).once('exit', onExit).once('message', (message: WorkerMessage) => {
+      worker.off('error', reject).off('exit', onExit)
+      resolve(message)
+    })
+  })
+  if (ready.type !== 'ready') {
+    await worker.terminate()
+    throw new Error(ready.type === 'failed' ? ready.message : `unexpected message from the embedded database thread: ${ready.type}`)
+  }
+  return worker
+}
+
+async function stopWorker (worker: Worker): Promise<void> {
+  await new Promise<void>((resolve) => {
+    worker.once('exit', () => resolve())
+    worker.postMessage({ type: 'close' })
+  })
+}
+
+/**
+ * PostgreSQL compiled to WebAssembly, its files under `dataDir/records`: the default store, so that `npm start` needs
+ * nothing else. It runs in a worker thread (records/pglite-worker.js): a statement costs the event loop only the
+ * message to and from it. One connection; PGlite runs one statement at a time.
+ *
+ * A new database is created by a first worker that then exits: initdb leaves PGlite's WebAssembly memory at about
+ * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
+ */
+export async function openPGlite (dataDir: string): Promise<SqlDriver> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const unlock = await lockDataDir(dataDir)
+  let worker: Worker
+  try {
+    const databaseDir = join(dataDir, 'records')
+    if (!existsSync(join(databaseDir, 'PG_VERSION'))) await stopWorker(await startWorker(databaseDir))
+    worker = await startWorker(databaseDir)
+  } catch (error) {
+    await unlock()
+    throw new RecordStoreError(`the embedded database in ${dataDir} cannot be opened`, { cause: error })
+  }
+  const pending = new Map<number, { resolve: (rows: unknown[]) => void, reject: (error: Error) => void }>()
+  let nextId = 0
+  let stopped: Error | undefined
+  let closing = false
+  worker.on('message', (message: WorkerMessage) => {
+    if (message.type !== 'result' && message.type !== 'error') return
+    const call = pending.get(message.id)
+    pending.delete(message.id)
+    if (message.type === 'result') call?.resolve(message.rows)
+    else call?.reject(new EmbeddedDatabaseError(message.message, message.code))
+  })
+  worker.on('exit', (code) => {
+    stopped = new Error(closing ? 'the embedded database is closed' : `the embedded database thread exited (code ${code})`)
+    for (const call of pending.values()) call.reject(stopped)
+    pending.clear()
+  })
+  const call = async (type: 'query' | 'exec', text: string, params: unknown[] = [], name?: string): Promise<unknown[]> => await guarded(async () => {
+    if (stopped !== undefined) throw stopped
+    const id = nextId++
+    return await new Promise<unknown[]>((resolve, reject) => {
+      pending.set(id, { resolve, reject })
+      worker.postMessage({ type, id, text, params, name })
+    })
+  })
+  const session: SqlSession = {
+    query: async <R>(text: string, params: unknown[] = [], name?: string) => await call('query', text, params, name) as R[],
+    exec: async (script: string) => { await call('exec', script) }
+  }
+  return {
+    engine: 'pglite',
+    ...session,
+    withSession: async (work) => await work(session),
+    close: async () => {
+      closing = true
+      try {
+        if (stopped === undefined) await stopWorker(worker)
+      } finally {
+        await unlock()
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import pg from 'pg'
+import { guarded } from './errors.js'
+import type { SqlDriver, SqlSession } from './sql-driver.js'
+
+export interface PostgresOptions {
+  url: string
+  poolSize: number
+  /** Connecting, and any one statement, may take this long before the write fails (and /predict answers 503). */
+  timeoutMs: number
+  onPoolError?: (error: Error) => void
+}
+
+function sessionOf (client: pg.Pool | pg.PoolClient): SqlSession {
+  return {
+    query: async <R>(text: string, params: unknown[] = [], name?: string) =>
+      await guarded(async () => (await client.query({ text, values: params, ...(name === undefined ? {} : { name }) })).rows as R[]),
+    exec: async (script: string) => { await guarded(async () => await client.query(script)) }
+  }
+}
+
+/**
+ * A PostgreSQL server through a `pg` pool: what several instances share. Sessions run in UTC; named statements are
+ * prepared once per pooled connection. A server that goes away fails the statements in flight (typed, never a
+ * crash: the pool's idle-client errors are reported to `onPoolError`), and the pool reconnects once it is back.
+ */
+export async function openPostgres (options: PostgresOptions): Promise<SqlDriver> {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    connectionTimeoutMillis: options.timeoutMs,
+    query_timeout: options.timeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: 'kidney-stone-service',
+    options: '-c TimeZone=UTC'
+  })
+  pool.on('error', (error) => options.onPoolError?.(error))
+  const session = sessionOf(pool)
+  try {
+    await session.query('SELECT 1')
+  } catch (error) {
+    await pool.end().catch(() => {})
+    throw error
+  }
+  return {
+    engine: 'postgres',
+    ...session,
+    withSession: async (work) => {
+      const client = await guarded(async () => await pool.connect())
+      let failed = false
+      try {
+        return await work(sessionOf(client))
+      } catch (error) {
+        failed = true
+        throw error
+      } finally {
+        // a connection that failed mid-work is dropped rather than handed to the next caller
+        client.release(failed)
+      }
+    },
+    close: async () => { await pool.end() }
+  }
+}

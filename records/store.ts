@@ -1,0 +1,220 @@
+import { performance } from 'node:perf_hooks'
+import { decodeCursor, encodeCursor, type PagePosition } from './cursor.js'
+import { RecordStoreError } from './errors.js'
+import { GroupWriter } from './group-writer.js'
+import { migrate, readMigrations } from './migrate.js'
+import { openPGlite } from './pglite-driver.js'
+import { openPostgres } from './postgres-driver.js'
+import { auditRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type PredictionRecord, type PredictionRow } from './record.js'
+import type { SqlDriver } from './sql-driver.js'
+
+export type StoreOptions =
+  | { engine: 'pglite', dataDir: string }
+  | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number }
+
+export interface StoreHooks {
+  /** After each group write: how many rows of which kind, and how long the statement took. */
+  written?: (kind: 'prediction' | 'audit', rows: number, ms: number) => void
+  /** An idle pooled server connection failed (the server went away); the next statement reconnects. */
+  connectionError?: (error: Error) => void
+}
+
+/** A recorded answer as GET /predictions/{id} returns it. */
+export interface StoredPrediction {
+  /** The /predict answer, exactly as it was sent. */
+  answer: Record<string, unknown>
+  /** ISO 8601, UTC, milliseconds. */
+  createdAt: string
+  caller: Caller
+}
+
+export interface PredictionQuery {
+  /** Only this caller's records; undefined: everyone's. */
+  caller?: Caller
+  /** Inclusive. */
+  since?: Date
+  /** Exclusive. */
+  until?: Date
+  prediction?: string
+  studyInstanceUid?: string
+  limit: number
+  /** The `next` of the previous page. */
+  cursor?: string
+}
+
+export interface PredictionPage {
+  items: StoredPrediction[]
+  /** Present when there may be more: pass it back as `cursor`. */
+  next?: string
+}
+
+/** Columns of `predictions` as written, with the types json_to_recordset reads them as (see record.ts). */
+const PREDICTION_COLUMNS: Array<[string, string]> = [
+  ['id', 'uuid'], ['created_at', 'timestamptz'], ['caller', 'text'], ['route', 'text'], ['request_id', 'text'],
+  ['input_sha256', 'text'], ['input_bytes', 'integer'], ['input_format', 'text'], ['upload_file', 'text'],
+  ['study_instance_uid', 'text'], ['series_instance_uid', 'text'], ['sop_instance_uid', 'text'],
+  ['instance_number', 'integer'], ['slice_position', 'double precision'], ['model_name', 'text'], ['model_version', 'text'],
+  ['model_sha256', 'text'], ['threshold', 'double precision'], ['temperature', 'double precision'], ['prediction', 'text'],
+  ['probability_normal', 'double precision'], ['probability_stone', 'double precision'], ['confidence_band', 'text'],
+  ['timings', 'json'], ['cam', 'text'], ['cam_classes', 'integer'], ['cam_height', 'integer'], ['cam_width', 'integer'],
+  ['answer', 'json']
+]
+const AUDIT_COLUMNS: Array<[string, string]> = [
+  ['created_at', 'timestamptz'], ['caller', 'text'], ['method', 'text'], ['route', 'text'], ['status', 'integer'],
+  ['code', 'text'], ['request_id', 'text'], ['file_index', 'integer']
+]
+
+/** One statement for any number of rows: the rows arrive as one JSON array parameter (prepared once per connection). */
+function insertFromJson (table: string, columns: Array<[string, string]>, convert: Record<string, string> = {}): string {
+  const names = columns.map(([name]) => name)
+  return `INSERT INTO ${table} (${names.join(', ')}) SELECT ${names.map((n) => convert[n] ?? n).join(', ')} ` +
+    `FROM json_to_recordset($1::json) AS r(${columns.map(([n, type]) => `${n} ${type}`).join(', ')})`
+}
+
+const INSERT_PREDICTIONS = insertFromJson('predictions', PREDICTION_COLUMNS, { cam: "decode(cam, 'base64')" })
+const INSERT_AUDIT_EVENTS = insertFromJson('audit_events', AUDIT_COLUMNS)
+/** Microseconds, UTC: the database's own precision, so cursors compare exactly. */
+const CREATED_AT_US = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`
+const MAX_GROUP = 64
+
+interface StoredRow { answer: Record<string, unknown> | string, caller: string, created_at: string, id: string }
+
+function storedPrediction (row: StoredRow): StoredPrediction {
+  return {
+    answer: typeof row.answer === 'string' ? JSON.parse(row.answer) : row.answer,
+    createdAt: `${row.created_at.slice(0, 23)}Z`,
+    caller: row.caller
+  }
+}
+
+/**
+ * The records store: prediction records and audit events in PostgreSQL, embedded (PGlite) or a server (pg), with
+ * the same SQL and the same migrations on both. Writes are group-committed (GroupWriter): one prepared INSERT per
+ * group, whatever its size. HTTP-free: the service's plugin, tests and benchmarks use it alike.
+ */
+export class RecordStore {
+  private readonly predictions: GroupWriter<PredictionRecord>
+  private readonly auditEvents: GroupWriter<AuditEvent>
+
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
+    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
+  }
+
+  /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */
+  static async open (options: StoreOptions, hooks: StoreHooks = {}): Promise<{ store: RecordStore, applied: number[] }> {
+    const migrations = await readMigrations()
+    const driver = options.engine === 'pglite'
+      ? await openPGlite(options.dataDir)
+      : await openPostgres({ ...options, onPoolError: hooks.connectionError })
+    try {
+      const applied = await migrate(driver, migrations)
+      return { store: new RecordStore(driver, hooks), applied }
+    } catch (error) {
+      await driver.close().catch(() => {})
+      throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  get engine (): SqlDriver['engine'] {
+    return this.driver.engine
+  }
+
+  /** Resolves once the record is committed; rejects with RecordStoreError when it could not be written. */
+  async savePrediction (record: PredictionRecord): Promise<void> {
+    await this.predictions.submit(record)
+  }
+
+  async saveAuditEvent (event: AuditEvent): Promise<void> {
+    await this.auditEvents.submit(event)
+  }
+
+  /** One recorded answer; with `caller`, only if that caller made it. */
+  async getPrediction (id: string, caller?: Caller): Promise<StoredPrediction | undefined> {
+    const rows = await this.driver.query<StoredRow>(
+      `SELECT id, answer, caller, ${CREATED_AT_US} FROM predictions WHERE id = $1 AND ($2::text IS NULL OR caller = $2)`,
+      [id, caller ?? null], 'records.get')
+    return rows.length === 0 ? undefined : storedPrediction(rows[0])
+  }
+
+  /** Newest first, ordered by (created_at, id) so that records with the same time keep a stable order across pages. */
+  async listPredictions (query: PredictionQuery): Promise<PredictionPage> {
+    const where: string[] = []
+    const params: unknown[] = []
+    const condition = (sql: (placeholder: string) => string, value: unknown): void => {
+      params.push(value)
+      where.push(sql(`$${params.length}`))
+    }
+    if (query.caller !== undefined) condition((p) => `caller = ${p}`, query.caller)
+    if (query.since !== undefined) condition((p) => `created_at >= ${p}::timestamptz`, query.since.toISOString())
+    if (query.until !== undefined) condition((p) => `created_at < ${p}::timestamptz`, query.until.toISOString())
+    if (query.prediction !== undefined) condition((p) => `prediction = ${p}`, query.prediction)
+    if (query.studyInstanceUid !== undefined) condition((p) => `study_instance_uid = ${p}`, query.studyInstanceUid)
+    if (query.cursor !== undefined) {
+      const after: PagePosition = decodeCursor(query.cursor)
+      params.push(after.createdAt, after.id)
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`)
+    }
+    params.push(query.limit + 1)
+    const rows = await this.driver.query<StoredRow>(
+      `SELECT id, answer, caller, ${CREATED_AT_US} FROM predictions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params)
+    const page = rows.slice(0, query.limit)
+    const last = page.at(-1)
+    return {
+      items: page.map(storedPrediction),
+      ...(rows.length > query.limit && last !== undefined ? { next: encodeCursor({ createdAt: last.created_at, id: last.id }) } : {})
+    }
+  }
+
+  /**
+   * Everything recorded about one prediction (the study view, the overlay and audits read this): with `caller`, only
+   * if that caller made it.
+   */
+  async getPredictionRecord (id: string, caller?: Caller): Promise<PredictionRecord | undefined> {
+    const rows = await this.driver.query<PredictionRow>(
+      `SELECT *, ${CREATED_AT_US} FROM predictions WHERE id = $1 AND ($2::text IS NULL OR caller = $2)`,
+      [id, caller ?? null], 'records.record')
+    return rows.length === 0 ? undefined : fromPredictionRow(rows[0])
+  }
+
+  /** Audit events at or after `since`, oldest first. */
+  async listAuditEvents (since: Date, limit: number): Promise<AuditEvent[]> {
+    const rows = await this.driver.query<AuditRow>(
+      `SELECT caller, method, route, status, code, request_id, file_index, ${CREATED_AT_US} FROM audit_events ` +
+      'WHERE created_at >= $1::timestamptz ORDER BY created_at, id LIMIT $2', [since.toISOString(), limit], 'records.audit')
+    return rows.map(fromAuditRow)
+  }
+
+  /**
+   * Deletes at most `limit` predictions and `limit` audit events older than `before`, oldest first; returns how many
+   * went. Rows another replica is deleting at the same moment are skipped, not waited for.
+   */
+  async deleteExpired (before: Date, limit: number): Promise<{ predictions: number, auditEvents: number }> {
+    const sweep = async (table: string): Promise<number> => {
+      const rows = await this.driver.query<{ n: number }>(
+        `WITH gone AS (DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE created_at < $1::timestamptz ` +
+        'ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*)::integer AS n FROM gone',
+        [before.toISOString(), limit], `records.sweep.${table}`)
+      return Number(rows[0]?.n ?? 0)
+    }
+    return { predictions: await sweep('predictions'), auditEvents: await sweep('audit_events') }
+  }
+
+  /** A round trip to the database (readiness). */
+  async ping (): Promise<void> {
+    await this.driver.query('SELECT 1', [], 'records.ping')
+  }
+
+  /** Writes what is queued, then closes the connection(s). */
+  async close (): Promise<void> {
+    await Promise.all([this.predictions.drain(), this.auditEvents.drain()])
+    await this.driver.close()
+  }
+
+  private async insert (kind: 'prediction' | 'audit', sql: string, rows: Array<Record<string, unknown>>): Promise<void> {
+    const started = performance.now()
+    await this.driver.query(sql, [JSON.stringify(rows)], `records.insert.${kind}`)
+    this.hooks.written?.(kind, rows.length, performance.now() - started)
+  }
+}

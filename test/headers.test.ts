@@ -1,0 +1,150 @@
+import { connect } from 'node:net'
+import { Writable } from 'node:stream'
+import t, { type Test } from 'tap'
+import { Value } from '@sinclair/typebox/value'
+import type { LightMyRequestResponse } from 'fastify'
+import { ErrorSchema } from '../schemas/error.js'
+import { sha256 } from '../plugins/app/auth-config.js'
+import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
+import { build, ctKidneyImage, fileUpload } from './helper.js'
+
+const KEY = 'radiology-0123456789abcdef'
+const METRICS_ONLY = 'grafana-0123456789abcdef'
+const ORIGIN = 'https://viewer.hospital.example'
+
+/** Helmet's headers every answer must carry (docs/operations.md "CORS and security headers" promises them on every answer, errors included). */
+function missingHelmetHeaders (res: LightMyRequestResponse): string[] {
+  const expected: Record<string, RegExp> = {
+    'x-content-type-options': /^nosniff$/,
+    'x-frame-options': /^SAMEORIGIN$/,
+    'content-security-policy': /default-src 'self'/,
+    'strict-transport-security': /max-age=\d+/,
+    'referrer-policy': /^no-referrer$/,
+    'cross-origin-opener-policy': /^same-origin$/
+  }
+  return Object.entries(expected).filter(([name, pattern]) => !pattern.test(String(res.headers[name] ?? ''))).map(([name]) => name)
+}
+
+function typed (t: Test, res: LightMyRequestResponse, status: number, code: string): void {
+  t.equal(res.statusCode, status, `${code}: HTTP ${status}`)
+  t.match(String(res.headers['content-type']), /^application\/json/, `${code}: JSON`)
+  const body: unknown = res.json()
+  t.ok(Value.Check(ErrorSchema, body), `${code}: typed body`)
+  t.equal((body as { code: string }).code, code)
+}
+
+t.test('helmet headers on every answer: 200, 401, 403, 404, 415, 429, 503 and CORS preflights', async (t) => {
+  const app = await build(t, {
+    config: {
+      rateLimit: { max: 4, windowMs: 60_000 },
+      corsOrigins: [ORIGIN],
+      auth: {
+        mode: 'api-key',
+        apiKeyHeader: 'x-api-key',
+        apiKeys: [
+          { name: 'radiology', sha256: sha256(KEY), scopes: ['predict'] },
+          { name: 'grafana', sha256: sha256(METRICS_ONLY), scopes: ['metrics'] }
+        ],
+        docsPublic: true,
+        metricsPublic: false
+      }
+    }
+  })
+  const answers: Array<[string, LightMyRequestResponse, number, string?]> = [
+    ['200', await app.inject({ method: 'GET', url: '/health/live' }), 200],
+    ['401', await app.inject({ method: 'GET', url: '/model' }), 401, 'UNAUTHORIZED'],
+    ['403', await app.inject({ method: 'POST', url: '/predict', headers: { 'x-api-key': METRICS_ONLY } }), 403, 'FORBIDDEN'],
+    ['404', await app.inject({ method: 'GET', url: '/no/such/route', headers: { 'x-api-key': KEY } }), 404, 'NOT_FOUND'],
+    ['415', await app.inject({ method: 'POST', url: '/predict', headers: { 'x-api-key': KEY, 'content-type': 'text/plain' }, payload: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['preflight 204', await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: ORIGIN, 'access-control-request-method': 'POST' } }), 204],
+    ['preflight without its headers', await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: ORIGIN } }), 400, 'INVALID_PREFLIGHT'],
+    ['preflight from another origin', await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } }), 403, 'CORS_ORIGIN_NOT_ALLOWED']
+  ]
+  let limited: LightMyRequestResponse | undefined
+  for (let i = 0; i < 10 && limited === undefined; i++) {
+    const res = await app.inject({ method: 'GET', url: '/model', headers: { 'x-api-key': KEY } })
+    if (res.statusCode === 429) limited = res
+  }
+  t.ok(limited, 'the rate limit was reached')
+  answers.push(['429', limited!, 429, 'RATE_LIMITED'])
+  for (const [name, res, status, code] of answers) {
+    t.same(missingHelmetHeaders(res), [], `${name}: every helmet header`)
+    if (code !== undefined) typed(t, res, status, code)
+    else t.equal(res.statusCode, status, `${name}: HTTP ${status}`)
+  }
+  const preflight = answers.find(([name]) => name === 'preflight 204')![1]
+  t.equal(preflight.headers['access-control-allow-origin'], ORIGIN, 'the allowed preflight still gets its CORS headers')
+})
+
+t.test('503 OVERLOADED from memory pressure carries helmet headers and Retry-After', async (t) => {
+  const app = await build(t, { config: { pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfterS: 7 } } })
+  let res = await app.inject({ method: 'GET', url: '/model' })
+  for (let i = 0; i < 50 && res.statusCode !== 503; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    res = await app.inject({ method: 'GET', url: '/model' })
+  }
+  typed(t, res, 503, 'OVERLOADED')
+  t.equal(res.headers['retry-after'], '7')
+  t.same(missingHelmetHeaders(res), [])
+})
+
+t.test('error messages are ours: no path echoed, no library wording', async (t) => {
+  const app = await build(t)
+  const path = '/%3Cscript%3Ealert(1)%3C/script%3E/../../etc/passwd'
+  const notFound = await app.inject({ method: 'GET', url: path })
+  typed(t, notFound, 404, 'NOT_FOUND')
+  t.notMatch(notFound.body, /script|passwd|etc/, 'the path is not reflected')
+
+  const wrongField = await app.inject({ method: 'POST', url: '/predict', ...encodedForm('comment', 'text only') })
+  t.equal(wrongField.statusCode, 400)
+  t.notMatch(wrongField.json().message, /must have required property|must be object|must match/, 'no Ajv wording')
+
+  const slice = await ctKidneyImage('test/normal')
+  const ok = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice) })
+  t.equal(ok.statusCode, 200, 'a valid upload still passes')
+})
+
+function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {
+  return { payload: encodeMultipart([{ name, data: value }]), headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } }
+}
+
+interface LogLine { level: number, msg: string, reqId?: string, err?: unknown, code?: string }
+
+t.test('a client abort is logged at info and a request timeout at warn, with the request id and no stack', async (t) => {
+  const lines: LogLine[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(JSON.parse(chunk.toString()) as LogLine); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { requestTimeoutMs: 1_500, headersTimeoutMs: 1_000 } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: Buffer.alloc(300_000, 1) }])
+  const head = `POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`
+
+  // The client sends part of the body and hangs up.
+  await new Promise<void>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(head)
+      socket.write(body.subarray(0, 100_000), () => setTimeout(() => { socket.destroy(); resolve() }, 300))
+    })
+  })
+  // The client sends part of the body and stops: REQUEST_TIMEOUT_MS cuts it off with a 408.
+  const answer = await new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => { socket.write(head); socket.write(body.subarray(0, 100_000)) })
+    let text = ''
+    socket.on('data', (chunk) => { text += chunk.toString('latin1') })
+    socket.on('close', () => resolve(text))
+  })
+  t.match(answer, /^HTTP\/1\.1 408 /, 'the timed-out request is answered 408')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+
+  const aborted = lines.filter((line) => line.msg === 'client aborted the request')
+  const timedOut = lines.filter((line) => line.msg === 'request timed out before its body arrived')
+  t.equal(aborted.length, 1, 'the abort is logged once')
+  t.equal(aborted[0]?.level, 30, 'at info')
+  t.equal(timedOut.length, 1, 'the timeout is logged once')
+  t.equal(timedOut[0]?.level, 40, 'at warn')
+  for (const line of [...aborted, ...timedOut]) {
+    t.match(line.reqId, /^[0-9a-f-]{36}$/, 'with the request id')
+    t.equal(line.err, undefined, 'without an error object or stack')
+  }
+  t.same(lines.filter((line) => line.level >= 50).map((line) => line.msg), [], 'nothing logged at error level')
+})

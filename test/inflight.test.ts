@@ -1,0 +1,122 @@
+import { connect, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { InflightBudgetError, RequestTooLargeError } from '../inference/errors.js'
+import { ByteBudget } from '../plugins/app/inflight.js'
+import { LivenessWatch } from '../plugins/app/liveness.js'
+import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
+import { build, ctKidneyImage, multipart } from './helper.js'
+
+const MB = 1024 * 1024
+
+t.test('the byte budget: shared by requests, 503 while others hold it, 413 for a request that alone exceeds it', async (t) => {
+  const budget = new ByteBudget(10, 4)
+  const a = budget.account()
+  const b = budget.account()
+  a.charge(6)
+  t.throws(() => b.charge(5), InflightBudgetError, 'the rest is held by another request')
+  t.equal((() => { try { b.charge(5) } catch (error) { return (error as InflightBudgetError).retryAfterSeconds } })(), 4)
+  t.throws(() => a.charge(5), RequestTooLargeError, 'one request alone over the whole budget')
+  b.charge(4)
+  t.equal(budget.available, 0)
+  a.release()
+  a.release()
+  t.equal(budget.used, 4, 'release gives back exactly what was held, once')
+  b.release()
+  t.equal(budget.used, 0)
+})
+
+/** Opens a raw upload of `total` body bytes and sends the first `sent`; the socket stays open until destroyed. */
+async function partialUpload (port: number, file: Buffer, sent: number): Promise<Socket> {
+  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: file }])
+  const head = `POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head, () => socket.write(body.subarray(0, sent), () => resolve(socket))))
+  })
+}
+
+async function until (check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await sleep(25)
+  if (!check()) throw new Error(`timed out waiting until ${what}`)
+}
+
+t.test('uploads are charged as their bytes arrive and released on success, refusal and abort', async (t) => {
+  const app: FastifyInstance = await build(t, { config: { maxFileBytes: 2 * MB, maxInflightBytes: 3 * MB, rateLimit: { max: 0, windowMs: 60_000 } } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const url = `http://127.0.0.1:${port}`
+
+  const held = await partialUpload(port, Buffer.alloc(2 * MB - 1024, 7), 1.8 * MB)
+  await until(() => app.inflight.used >= 1.7 * MB, 'the partial upload is charged')
+  t.ok(app.inflight.used >= 1.7 * MB && app.inflight.used <= 1.8 * MB, `the bytes that arrived are held: ${app.inflight.used}`)
+
+  const ready = await fetch(`${url}/health/ready`)
+  t.equal(ready.status, 503, 'readiness reports overload: the largest upload would not fit')
+  t.equal((await ready.json() as { code: string }).code, 'OVERLOADED')
+
+  const slice = await ctKidneyImage('test/stone')
+  const form = new FormData()
+  form.append('file', new Blob([new Uint8Array(Buffer.concat([slice, Buffer.alloc(1.5 * MB)]))], { type: 'image/jpeg' }), 'big.jpg')
+  const refused = await fetch(`${url}/predict`, { method: 'POST', body: form })
+  t.equal(refused.status, 503, 'a second upload is refused while its bytes arrive')
+  t.equal((await refused.json() as { code: string }).code, 'INFLIGHT_BUDGET_FULL')
+  t.ok(Number(refused.headers.get('retry-after')) >= 1, 'with Retry-After')
+  t.equal(refused.headers.get('connection'), 'close', 'and the connection is closed: the rest of its body is not read')
+
+  held.destroy()
+  await until(() => app.inflight.used === 0, 'the aborted upload is released')
+  t.equal(app.inflight.used, 0, 'an aborted upload gives its bytes back')
+
+  const ok = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', filename: 'a.jpg', contentType: 'image/jpeg', data: slice }]) })
+  t.equal(ok.statusCode, 200)
+  const bad = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', filename: 'a.jpg', contentType: 'image/jpeg', data: slice.subarray(0, 500) }]) })
+  t.equal(bad.statusCode, 422)
+  await until(() => app.inflight.used === 0, 'both are released')
+  t.equal(app.inflight.used, 0, 'success and refusal give their bytes back')
+  t.equal((await fetch(`${url}/health/ready`)).status, 200, 'ready again')
+})
+
+t.test('a batch that alone needs more than the whole budget is 413 REQUEST_TOO_LARGE', async (t) => {
+  const app = await build(t, { config: { maxFileBytes: 2 * MB, maxInflightBytes: 3 * MB } })
+  const file = Buffer.alloc(1.8 * MB, 1)
+  const res = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([
+    { name: 'files', filename: 'a.jpg', contentType: 'image/jpeg', data: file },
+    { name: 'files', filename: 'b.jpg', contentType: 'image/jpeg', data: file }
+  ]) })
+  t.equal(res.statusCode, 413)
+  t.equal(res.json().code, 'REQUEST_TOO_LARGE')
+  t.equal(app.inflight.used, 0, 'released')
+})
+
+t.test('liveness fails once memory has stayed above its limit for the grace period, and recovers below it', async (t) => {
+  let rss = 100
+  const watch = new LivenessWatch({ maxRssBytes: 1000, maxHeapUsedBytes: 0 }, 60_000, () => ({ rss, heapUsed: 0 }))
+  t.teardown(() => watch.stop())
+  watch.sample(0)
+  t.equal(watch.failure(120_000), undefined, 'below the limit: live')
+  rss = 5000
+  watch.sample(10_000)
+  watch.sample(50_000)
+  t.equal(watch.failure(69_999), undefined, 'above it for less than the grace period: live')
+  t.match(watch.failure(70_000)?.message, /memory above its limit for 60 s/, 'above it for the grace period: not live')
+  rss = 100
+  watch.sample(71_000)
+  t.equal(watch.failure(200_000), undefined, 'back below the limit: live again')
+})
+
+t.test('the issue\'s scenario: memory stuck above the limit sheds every route, and now liveness fails too', async (t) => {
+  const app = await build(t, {
+    config: {
+      pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 1, retryAfterS: 3 },
+      livenessMemoryGraceS: 1
+    }
+  })
+  let model = await app.inject({ method: 'GET', url: '/model' })
+  for (let i = 0; i < 100 && model.statusCode !== 503; i++) { await sleep(50); model = await app.inject({ method: 'GET', url: '/model' }) }
+  t.equal(model.json().code, 'OVERLOADED', 'every route is shed')
+  let live = await app.inject({ method: 'GET', url: '/health/live' })
+  for (let i = 0; i < 100 && live.statusCode === 200; i++) { await sleep(50); live = await app.inject({ method: 'GET', url: '/health/live' }) }
+  t.equal(live.statusCode, 503, '/health/live fails, so an orchestrator restarts the instance')
+  t.equal(live.json().code, 'NOT_LIVE')
+})

@@ -1,0 +1,92 @@
+import { readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { freePort } from '../bench/processes.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { GroupWriter } from '../records/group-writer.js'
+import { build, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+
+// The records policy that needs no database to be up: configuration, what is answered when the store cannot be
+// reached (a real PostgreSQL client against a loopback port where nothing listens), and the group writer.
+
+t.test('records configuration: embedded by default, a server with DATABASE_URL, API on loopback binds only without auth', async (t) => {
+  const defaults = loadConfig({}).records
+  t.match(defaults, { store: 'pglite', poolSize: 5, timeoutMs: 5_000, retentionMs: 365 * 86_400_000, required: true, api: true, readAllScope: 'records:read-all' })
+  t.match(defaults.dataDir, /\/var\/data$/)
+  t.equal(loadConfig({ HOST: '0.0.0.0' }).records.api, false, 'off on a public bind without authentication')
+  t.equal(loadConfig({ HOST: '0.0.0.0', RECORDS_API: 'on' }).records.api, true)
+  t.equal(loadConfig({ HOST: '0.0.0.0', AUTH_MODE: 'api-key', AUTH_API_KEYS: 'a:0123456789abcdefgh' }).records.api, true, 'on with authentication')
+  t.equal(loadConfig({ RECORDS_API: 'off' }).records.api, false)
+  t.equal(loadConfig({ RECORD_RETENTION: 'forever' }).records.retentionMs, 0)
+  t.equal(loadConfig({ RECORDS_REQUIRED: 'false' }).records.required, false)
+  t.match(loadConfig({ DATABASE_URL: 'postgres://svc:pw@db:5432/kidney' }).records, { store: 'postgres', databaseUrl: 'postgres://svc:pw@db:5432/kidney' })
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://db/kidney', RECORDS_STORE: 'off' }).records.store, 'off')
+  const dir = t.testdir({})
+  await writeFile(join(dir, 'url'), 'postgresql://svc:secret@db/kidney\n')
+  t.equal(loadConfig({ DATABASE_URL_FILE: join(dir, 'url') }).records.databaseUrl, 'postgresql://svc:secret@db/kidney', 'from a mounted secret')
+  t.throws(() => loadConfig({ RECORDS_STORE: 'postgres' }), /RECORDS_STORE=postgres needs DATABASE_URL/)
+  t.throws(() => loadConfig({ RECORD_RETENTION: '1y' }), /RECORD_RETENTION/)
+  let message = ''
+  try { loadConfig({ DATABASE_URL: 'mysql://root:hunter2@db/kidney' }) } catch (error) { message = (error as Error).message }
+  t.match(message, /DATABASE_URL must be a postgres/)
+  t.notMatch(message, /hunter2/, 'a bad URL is never echoed: it may carry a password')
+})
+
+async function unreachable (t: Parameters<typeof build>[0], required: boolean): Promise<Awaited<ReturnType<typeof build>>> {
+  const databaseUrl = `postgres://kidney@127.0.0.1:${await freePort()}/records`
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'postgres', databaseUrl, timeoutMs: 500, required } } }, { waitForModel: false })
+  await app.model.loaded
+  return app
+}
+
+t.test('when the store cannot be reached, /predict answers 503 RECORDS_UNAVAILABLE with Retry-After and readiness says why', async (t) => {
+  const app = await unreachable(t, true)
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'RECORDS_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '5')
+  t.match(res.json().message, /refused the connection|not open|opening/)
+  t.same(await readdir(app.uploads.dir), [], 'no upload kept for an answer that was not given')
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().code, 'RECORDS_UNAVAILABLE')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /kidney_records_write_failures_total\{kind="prediction"\} 1/)
+  t.equal(app.records.state, 'opening', 'still trying to connect in the background')
+})
+
+t.test('RECORDS_REQUIRED=false answers without a record, logs the loss and counts it', async (t) => {
+  const app = await unreachable(t, false)
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(res.statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready: answers are still given')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /kidney_records_lost_total\{kind="prediction"\} 1/)
+})
+
+t.test('with records off nothing is recorded and the records routes say so', async (t) => {
+  const app = await build(t)
+  t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })).statusCode, 200)
+  const res = await app.inject({ method: 'GET', url: '/predictions' })
+  t.equal(res.statusCode, 403)
+  t.equal(res.json().code, 'RECORDS_API_DISABLED')
+})
+
+t.test('the group writer writes what queues up during a write in one call, and fails only that call\'s items', async (t) => {
+  const calls: number[][] = []
+  let release: () => void = () => {}
+  const writer = new GroupWriter<number>(async (items) => {
+    calls.push(items)
+    if (items.includes(13)) throw new Error('refused')
+    if (calls.length === 1) await new Promise<void>((resolve) => { release = resolve })
+  }, 4)
+  const first = writer.submit(1)
+  await new Promise((resolve) => setImmediate(resolve))
+  const waiting = [2, 3, 13, 4, 5, 6].map(async (n) => await writer.submit(n).then(() => n, () => -n))
+  release()
+  await first
+  t.same(await Promise.all(waiting), [-2, -3, -13, -4, 5, 6], 'the failed call\'s items are rejected, the next call\'s resolved')
+  t.same(calls, [[1], [2, 3, 13, 4], [5, 6]], 'at most 4 per call, in order')
+  await writer.drain()
+  t.equal(writer.pending, 0)
+})

@@ -1,0 +1,106 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import t from 'tap'
+import { startService, type RunningServer } from '../bench/processes.js'
+import { RecordStore } from '../records/store.js'
+import { ctKidneyImage, fileUpload, RECORDS_OFF, UUID } from './helper.js'
+import { startPostgres } from './helpers/postgres.js'
+import { recordsApp, recordsSuite } from './records/suite.js'
+
+// The records test set on a real PostgreSQL server: a throwaway cluster (test/helpers/postgres.ts), a new database
+// per test. Debian's server binaries come from scripts/install-postgres.sh (npm test's pretest): without them, this
+// file fails, it does not skip.
+
+const server = await startPostgres()
+t.teardown(async () => await server.destroy())
+let databases = 0
+
+recordsSuite(t, {
+  engine: 'postgres',
+  records: async () => ({ ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase(`records_${++databases}`), poolSize: 4, timeoutMs: 5_000 })
+})
+
+t.test('replicas starting together apply each migration once (advisory lock)', async (t) => {
+  const url = await server.createDatabase('migrations')
+  const opened = await Promise.all(Array.from({ length: 4 }, async () => await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000 })))
+  t.teardown(async () => { for (const { store } of opened) await store.close() })
+  t.same(opened.map(({ applied }) => applied).sort((a, b) => b.length - a.length), [[1], [], [], []], 'one applies, the others find it done')
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(async () => await client.end())
+  t.same((await client.query('SELECT version FROM schema_migrations')).rows, [{ version: 1 }])
+})
+
+t.test('two service processes on one PostgreSQL: a record written through one is read through the other', async (t) => {
+  const url = await server.createDatabase('replicas')
+  const work = await mkdtemp(join(tmpdir(), 'kidney-replicas-'))
+  t.teardown(async () => await rm(work, { recursive: true, force: true }))
+  const replica = async (name: string): Promise<RunningServer> => await startService(
+    { DATABASE_URL: url, LOG_LEVEL: 'info', UPLOAD_DIR: join(work, `${name}-uploads`) }, join(work, `${name}.log`))
+  const [a, b] = await Promise.all([replica('a'), replica('b')])
+  t.teardown(async () => await Promise.all([a.stop(), b.stop()]))
+
+  const form = new FormData()
+  form.append('file', new Blob([await ctKidneyImage('test/stone') as BlobPart]), 'slice.jpg')
+  const answer = await (await fetch(`${a.url}/predict`, { method: 'POST', body: form })).json()
+  t.match(answer.id, UUID)
+  const read = await fetch(`${b.url}/predictions/${answer.id as string}`)
+  t.equal(read.status, 200)
+  const stored = await read.json()
+  t.same({ ...stored, createdAt: undefined, caller: undefined }, { ...answer, createdAt: undefined, caller: undefined })
+
+  const ready = async (log: string): Promise<string> => (await readFile(join(work, log), 'utf8')).split('\n').find((line) => line.includes('records store ready')) ?? ''
+  const migrations = await Promise.all(['a.log', 'b.log'].map(async (log) => JSON.parse(await ready(log)).migrationsApplied))
+  t.same(migrations.sort((x, y) => y.length - x.length), [[1], []], 'the migration ran in one process only')
+})
+
+t.test('PostgreSQL stopped under load: every answer is 200 or 503 RECORDS_UNAVAILABLE, nothing is answered without a record, and service resumes', async (t) => {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase('outage'), poolSize: 4, timeoutMs: 2_000 })
+  const jpeg = await ctKidneyImage('test/stone')
+  type Answer = { phase: string, status: number, code?: string, retryAfter?: string, id?: string }
+  const answers: Answer[] = []
+  let phase = 'up'
+  let stopping = false
+  const client = async (): Promise<void> => {
+    while (!stopping) {
+      const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })
+      const body = res.json()
+      answers.push({ phase, status: res.statusCode, code: body.code, retryAfter: res.headers['retry-after'] as string | undefined, id: body.id })
+    }
+  }
+  const until = async (condition: () => boolean, seconds: number): Promise<boolean> => {
+    for (const end = Date.now() + seconds * 1000; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 50))) if (condition()) return true
+    return condition()
+  }
+  const clients = Array.from({ length: 4 }, client)
+  t.ok(await until(() => answers.length >= 8, 60), 'load is running')
+
+  phase = 'down'
+  await server.stop()
+  t.ok(await until(() => answers.filter((a) => a.phase === 'down' && a.status === 503).length >= 8, 60), 'the outage is answered 503')
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().code, 'RECORDS_UNAVAILABLE')
+  t.match(ready.json().message, /database/, 'readiness says why')
+
+  phase = 'back'
+  await server.start()
+  t.ok(await until(() => answers.filter((a) => a.phase === 'back' && a.status === 200).length >= 8, 90), 'answers resume once the server is back')
+  stopping = true
+  await Promise.all(clients)
+
+  const statuses = new Set(answers.map((a) => `${a.status} ${a.status === 200 ? '' : a.code ?? ''}`.trim()))
+  t.same([...statuses].sort(), ['200', '503 RECORDS_UNAVAILABLE'], 'no 500, no other refusal')
+  t.ok(answers.filter((a) => a.status === 503).every((a) => a.retryAfter === '5'), 'every 503 says when to retry')
+  const answered = answers.filter((a) => a.status === 200)
+  const missing = []
+  for (const { id } of answered) {
+    if ((await app.inject({ method: 'GET', url: `/predictions/${id ?? ''}` })).statusCode !== 200) missing.push(id)
+  }
+  t.same(missing, [], `each of the ${answered.length} answers given has its record`)
+  t.equal((await readdir(app.uploads.dir)).length, answered.length, 'no upload is kept for an answer that was not given')
+  t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready again')
+  t.comment(`answers: ${answers.length} (${answered.length} 200, ${answers.length - answered.length} 503)`)
+})

@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { loadConfig, type AppConfig } from '../../plugins/app/config.js'
+import type { RecordsConfig } from '../../plugins/app/records-config.js'
+import { sha256Hex, type PredictionRecord } from '../../records/record.js'
+import { RecordStore } from '../../records/store.js'
+import { build, ctKidneyImage, fileUpload, multipart, SHARED, UUID } from '../helper.js'
+import { hs256Token } from '../helpers/jwt.js'
+
+/** Where one run of the records tests keeps its records: PGlite in a directory, or a real PostgreSQL server. */
+export interface RecordsBackend {
+  engine: 'pglite' | 'postgres'
+  /** Records settings for one test: every app built with them shares one store. */
+  records: () => Promise<RecordsConfig>
+}
+
+export const CT_SMALL = join(SHARED, 'data/dicom/ct-small-pydicom.dcm')
+/** pydicom's CT_small.dcm: ImagePositionPatient (-158.135803, -179.035797, -75.699997), axial orientation, InstanceNumber 1. */
+const CT_SMALL_POSITION = { instanceNumber: 1, slicePosition: -75.699997 }
+
+export async function recordsApp (t: Test, records: RecordsConfig, config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+  return await build(t, { config: { ...config, records } })
+}
+
+export async function predictJson (app: FastifyInstance, bytes: Buffer, filename = 'slice.jpg', headers: Record<string, string> = {}): Promise<{ statusCode: number, body: Record<string, any> }> {
+  const upload = fileUpload(bytes, filename)
+  const res = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, ...headers } })
+  return { statusCode: res.statusCode, body: res.json() }
+}
+
+type AuditEvents = Awaited<ReturnType<FastifyInstance['records']['listAuditEvents']>>
+
+/** Audit events are written after the answer is sent: wait (bounded) until `count` of those `wanted` have arrived. */
+async function auditEventsSince (app: FastifyInstance, since: Date, count: number, wanted: (event: AuditEvents[number]) => boolean = () => true): Promise<AuditEvents> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const events = (await app.records.listAuditEvents(since)).filter(wanted)
+    if (events.length >= count) return events
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return (await app.records.listAuditEvents(since)).filter(wanted)
+}
+
+/** A record written straight to the store (to control its time), whose answer is a real /predict answer re-labelled. */
+function syntheticRecord (template: PredictionRecord, overrides: { createdAt: Date, prediction: 'Normal' | 'Stone', study: string }): PredictionRecord {
+  const id = randomUUID()
+  return {
+    ...template,
+    id,
+    createdAt: overrides.createdAt,
+    prediction: overrides.prediction,
+    dicom: { studyInstanceUid: overrides.study },
+    answer: { ...template.answer, id, prediction: overrides.prediction, classIndex: overrides.prediction === 'Stone' ? 1 : 0 }
+  }
+}
+
+const KEYS = { alice: 'alice-0123456789abcdef', bob: 'bob-0123456789abcdefgh', auditor: 'auditor-0123456789abcdef' }
+const SECRET = 'a-test-only-hs256-secret-of-at-least-32-bytes'
+
+export function recordsSuite (t: Test, backend: RecordsBackend): void {
+  // One app on the default settings serves the tests that need nothing else (each app loads the model and opens the
+  // store: seconds on this machine); the tests keep to their own records by time, study UID or id.
+  let shared: Promise<FastifyInstance> | undefined
+  const sharedApp = async (): Promise<FastifyInstance> => await (shared ??= backend.records().then(async (records) => await recordsApp(t, records)))
+
+  t.test(`${backend.engine}: every /predict and batch answer is recorded with all its fields before it is given, and read back exactly`, async (t) => {
+    const app = await sharedApp()
+    const jpeg = await ctKidneyImage('test/stone')
+    const image = await predictJson(app, jpeg)
+    t.equal(image.statusCode, 200)
+    const read = await app.inject({ method: 'GET', url: `/predictions/${image.body.id}` })
+    t.equal(read.statusCode, 200)
+    const stored = read.json()
+    t.match(stored.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    t.equal(stored.caller, 'anonymous')
+    t.same({ ...stored, createdAt: undefined, caller: undefined }, { ...image.body, createdAt: undefined, caller: undefined }, 'the answer, exactly')
+
+    const dicomBytes = await readFile(CT_SMALL)
+    const dicom = await predictJson(app, dicomBytes, 'DOE^JANE.dcm')
+    t.equal(dicom.statusCode, 200)
+    const record = await app.records.getPredictionRecord(dicom.body.id)
+    if (record === undefined) throw new Error('no record')
+    const classifier = app.model.get()
+    t.match(record, {
+      id: dicom.body.id,
+      caller: 'anonymous',
+      route: '/predict',
+      input: { sha256: sha256Hex(dicomBytes), bytes: dicomBytes.length, format: 'dicom', uploadFile: `${dicom.body.id}.dcm` },
+      dicom: { ...dicom.body.dicom, instanceNumber: CT_SMALL_POSITION.instanceNumber },
+      model: { name: classifier.spec.name, version: classifier.spec.version, sha256: classifier.modelSha256, threshold: classifier.spec.threshold, temperature: classifier.spec.temperature },
+      prediction: dicom.body.prediction,
+      probabilities: dicom.body.probabilities,
+      confidenceBand: dicom.body.confidenceBand,
+      answer: dicom.body
+    })
+    t.ok(Math.abs((record.dicom?.slicePosition ?? NaN) - CT_SMALL_POSITION.slicePosition) < 1e-6, 'slice position along the slice normal')
+    t.match(record.requestId, UUID)
+    t.same(Object.keys(record.timings).sort(), ['batchWait', 'decode', 'imageWait', 'inference', 'preprocess'])
+    t.same(await readFile(join(app.uploads.dir, record.input.uploadFile ?? '')), dicomBytes, 'the upload an overlay is drawn from')
+    const again = await classifier.classify(dicomBytes)
+    t.same(record.cam?.dims, [2, 14, 14])
+    t.ok(record.cam !== undefined && again.cam !== undefined && record.cam.values.every((v, i) => Math.abs(v - (again.cam?.values[i] ?? NaN)) < 1e-5),
+      'the stored activation maps are the ones the model computes for this image')
+    t.notOk(JSON.stringify(record).includes('DOE'), 'no file name, no patient data')
+
+    const batch = await app.inject({
+      method: 'POST',
+      url: '/predict/batch',
+      ...multipart([
+        { name: 'files', filename: 'notes.txt', contentType: 'text/plain', data: Buffer.from('not an image') },
+        { name: 'files', filename: 'a.jpg', contentType: 'image/jpeg', data: jpeg },
+        { name: 'files', filename: 'b.dcm', contentType: 'application/dicom', data: dicomBytes }
+      ])
+    })
+    const results = batch.json().results
+    t.equal(results[0].error.code, 'UNSUPPORTED_MEDIA_TYPE')
+    const batchRecords = await Promise.all(results.slice(1).map(async (entry: { result: { id: string } }) => await app.records.getPredictionRecord(entry.result.id)))
+    t.same(batchRecords.map((r) => r?.route), ['/predict/batch', '/predict/batch'])
+    t.equal(batchRecords[0]?.requestId, batchRecords[1]?.requestId, 'one request id for the whole batch')
+    t.same(batchRecords.map((r) => r?.answer), results.slice(1).map((entry: { result: unknown }) => entry.result))
+    const [refusedFile] = await auditEventsSince(app, record.createdAt, 1, (event) => event.fileIndex === 0)
+    t.match(refusedFile, { route: '/predict/batch', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', caller: 'anonymous', requestId: batchRecords[0]?.requestId })
+  })
+
+  t.test(`${backend.engine}: refused requests leave audit events (code, status, caller, route, time), never bytes or file names`, async (t) => {
+    const app = await sharedApp()
+    const since = new Date()
+    const text = Buffer.from('Patient DOE^JANE, notes')
+    t.equal((await predictJson(app, text, 'DOE^JANE-kidney.png')).statusCode, 415)
+    t.equal((await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'note', data: Buffer.from('x') }]) })).statusCode, 400)
+    t.equal((await app.inject({ method: 'GET', url: '/predictions/DOE-JANE' })).statusCode, 400)
+    t.equal((await app.inject({ method: 'GET', url: `/predictions/${randomUUID()}` })).statusCode, 404)
+    t.equal((await app.inject({ method: 'GET', url: '/records?patient=DOE^JANE' })).statusCode, 404)
+    t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200)
+    const events = await auditEventsSince(app, since, 5)
+    t.same(events.map((e) => [e.method, e.route, e.status, e.code]), [
+      ['POST', '/predict', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      ['POST', '/predict', 400, 'NO_FILE'],
+      ['GET', '/predictions/:id', 400, 'VALIDATION_ERROR'],
+      ['GET', '/predictions/:id', 404, 'PREDICTION_NOT_FOUND'],
+      ['GET', '(no route)', 404, 'NOT_FOUND']
+    ])
+    t.ok(events.every((e) => e.caller === 'anonymous' && UUID.test(e.requestId ?? '') && e.createdAt >= new Date(since.getTime() - 1)))
+    t.notOk(JSON.stringify(events).includes('DOE'), 'no file name, no URL, no bytes')
+  })
+
+  t.test(`${backend.engine}: GET /predictions pages newest first by cursor, stable under equal times, with filters`, async (t) => {
+    const app = await sharedApp()
+    const { body } = await predictJson(app, await ctKidneyImage('test/normal'))
+    const template = await app.records.getPredictionRecord(body.id)
+    if (template === undefined) throw new Error('no record')
+    const study = `1.2.826.0.1.3680043.8.498.${Date.now()}.${Math.floor(Math.random() * 1e6)}`
+    const time = new Date(Date.now() - 60_000)
+    const older = new Date(time.getTime() - 1_000)
+    const made = [
+      ...['Stone', 'Normal', 'Stone', 'Normal', 'Stone'].map((prediction) => syntheticRecord(template, { createdAt: time, prediction: prediction as 'Stone' | 'Normal', study })),
+      ...['Normal', 'Stone'].map((prediction) => syntheticRecord(template, { createdAt: older, prediction: prediction as 'Stone' | 'Normal', study }))
+    ]
+    await Promise.all(made.map(async (record) => await app.records.savePrediction(record)))
+    const expected = [...made].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1)).map((r) => r.id)
+
+    const pages: string[][] = []
+    let cursor: string | undefined
+    do {
+      const res = await app.inject({ method: 'GET', url: '/predictions', query: { studyInstanceUid: study, limit: '2', ...(cursor === undefined ? {} : { cursor }) } })
+      t.equal(res.statusCode, 200)
+      pages.push(res.json().items.map((item: { id: string }) => item.id))
+      cursor = res.json().next
+    } while (cursor !== undefined && pages.length < 10)
+    t.same(pages.map((p) => p.length), [2, 2, 2, 1], 'four pages of two; no cursor after the last')
+    t.same(pages.flat(), expected, 'every record once, newest first, ties in id order')
+
+    const ids = async (query: Record<string, string>): Promise<string[]> =>
+      (await app.inject({ method: 'GET', url: '/predictions', query: { studyInstanceUid: study, ...query } })).json().items.map((item: { id: string }) => item.id)
+    t.same(await ids({ prediction: 'Stone' }), expected.filter((id) => made.find((r) => r.id === id)?.prediction === 'Stone'))
+    t.same(await ids({ since: time.toISOString() }), expected.slice(0, 5), 'since is inclusive')
+    t.same(await ids({ until: time.toISOString() }), expected.slice(5), 'until is exclusive')
+    const item = (await app.inject({ method: 'GET', url: '/predictions', query: { studyInstanceUid: study, limit: '1' } })).json().items[0]
+    t.same(item, { ...made.find((r) => r.id === expected[0])?.answer, createdAt: time.toISOString(), caller: 'anonymous' })
+
+    const bad = await app.inject({ method: 'GET', url: '/predictions', query: { cursor: Buffer.from('["yesterday","x"]').toString('base64url') } })
+    t.equal(bad.json().code, 'INVALID_CURSOR')
+    t.equal((await app.inject({ method: 'GET', url: '/predictions', query: { limit: '1000' } })).statusCode, 400)
+  })
+
+  t.test(`${backend.engine}: the retention sweep deletes what is older than RECORD_RETENTION, in bounded passes, and nothing newer`, async (t) => {
+    const app = await sharedApp()
+    t.equal(app.config.records.retentionMs, 365 * 86_400_000, 'RECORD_RETENTION defaults to 365 days')
+    const { body } = await predictJson(app, await ctKidneyImage('test/stone'))
+    const template = await app.records.getPredictionRecord(body.id)
+    if (template === undefined) throw new Error('no record')
+    const study = `1.2.826.0.1.3680043.8.498.${Date.now()}.2`
+    const old = new Date(Date.now() - 400 * 86_400_000)
+    const expired = Array.from({ length: 2_100 }, () => syntheticRecord(template, { createdAt: old, prediction: 'Normal', study }))
+    await Promise.all(expired.map(async (record) => await app.records.savePrediction(record)))
+    for (let i = 0; i < 3; i++) app.records.audit({ createdAt: old, caller: 'anonymous', method: 'GET', route: '/predictions/:id', status: 404, code: 'PREDICTION_NOT_FOUND' })
+    await auditEventsSince(app, old, 3, (event) => event.createdAt.getTime() === old.getTime())
+
+    t.same(await app.records.sweepExpired(), { predictions: 2_000, auditEvents: 3, backlog: true }, 'one pass stops at its bound')
+    t.same(await app.records.sweepExpired(), { predictions: 100, auditEvents: 0, backlog: false }, 'the next one finishes')
+    t.equal(await app.records.getPredictionRecord(expired[0].id), undefined)
+    t.equal((await app.inject({ method: 'GET', url: `/predictions/${body.id}` })).statusCode, 200, 'a recent record stays')
+    // the last test on the shared app: an embedded database is open in one app at a time
+    await app.close()
+  })
+
+  t.test(`${backend.engine}: with authentication a caller reads only its own records, unless it has the records:read-all scope`, async (t) => {
+    const env = {
+      AUTH_MODE: 'any',
+      AUTH_API_KEYS: `alice:${KEYS.alice}:predict,bob:${KEYS.bob}:predict,auditor:${KEYS.auditor}:records:read-all`,
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_JWT_ISSUER: 'https://idp.test',
+      AUTH_JWT_AUDIENCE: 'kidney-stone',
+      AUTH_JWT_SCOPE_CLAIM: 'realm_access.roles'
+    }
+    const app = await recordsApp(t, await backend.records(), { auth: loadConfig(env).auth, rateLimit: { max: 0, windowMs: 1000 } })
+    const since = new Date(Date.now() - 1)
+    const { statusCode, body } = await predictJson(app, await ctKidneyImage('test/stone'), 'a.jpg', { 'x-api-key': KEYS.alice })
+    t.equal(statusCode, 200)
+    const token = (claims: Record<string, unknown>): string => hs256Token(SECRET, {
+      iss: 'https://idp.test', aud: 'kidney-stone', sub: 'dr-who', exp: Math.floor(Date.now() / 1000) + 300, ...claims
+    })
+    const as = async (headers: Record<string, string>): Promise<[number, string | undefined]> => {
+      const res = await app.inject({ method: 'GET', url: `/predictions/${body.id}`, headers })
+      return [res.statusCode, res.statusCode === 200 ? res.json().caller : res.json().code]
+    }
+    t.same(await as({ 'x-api-key': KEYS.alice }), [200, 'api-key:alice'], 'its own')
+    t.same(await as({ 'x-api-key': KEYS.bob }), [404, 'PREDICTION_NOT_FOUND'], 'someone else\'s does not exist for this caller')
+    t.same(await as({ 'x-api-key': KEYS.auditor }), [200, 'api-key:alice'], 'an API key with records:read-all')
+    t.same(await as({ authorization: `Bearer ${token({ realm_access: { roles: ['records:read-all'] } })}` }), [200, 'api-key:alice'], 'a JWT with the scope at AUTH_JWT_SCOPE_CLAIM')
+    t.same(await as({ authorization: `Bearer ${token({ scope: 'records:read-all' })}` }), [404, 'PREDICTION_NOT_FOUND'], 'the scope elsewhere in the token does not count')
+    t.same(await as({}), [401, 'UNAUTHORIZED'])
+
+    const listed = async (key: string): Promise<string[]> => (await app.inject({
+      method: 'GET', url: '/predictions', query: { since: since.toISOString() }, headers: { 'x-api-key': key }
+    })).json().items.map((item: { id: string }) => item.id)
+    t.same(await listed(KEYS.bob), [], 'bob lists none of alice\'s')
+    t.same(await listed(KEYS.alice), [body.id])
+    t.ok((await listed(KEYS.auditor)).includes(body.id))
+  })
+
+  t.test(`${backend.engine}: with RECORDS_API off the records are kept but not served`, async (t) => {
+    const app = await recordsApp(t, { ...await backend.records(), api: false })
+    const { body } = await predictJson(app, await ctKidneyImage('test/stone'))
+    const res = await app.inject({ method: 'GET', url: `/predictions/${body.id}` })
+    t.equal(res.statusCode, 403)
+    t.equal(res.json().code, 'RECORDS_API_DISABLED')
+    t.match(res.json().message, /RECORDS_API=on/)
+    t.equal((await app.records.getPredictionRecord(body.id))?.id, body.id)
+  })
+
+  t.test(`${backend.engine}: records survive a restart; migrations are applied once`, async (t) => {
+    const records = await backend.records()
+    const first = await recordsApp(t, records)
+    const { body } = await predictJson(first, await ctKidneyImage('test/stone'))
+    const before = (await first.inject({ method: 'GET', url: `/predictions/${body.id}` })).json()
+    await first.close()
+
+    const { store, applied } = await RecordStore.open(records.store === 'postgres'
+      ? { engine: 'postgres', url: records.databaseUrl ?? '', poolSize: 1, timeoutMs: 5_000 }
+      : { engine: 'pglite', dataDir: records.dataDir })
+    t.same(applied, [], 'opening again applies nothing')
+    await store.close()
+
+    const second = await recordsApp(t, records)
+    const after = await second.inject({ method: 'GET', url: `/predictions/${body.id}` })
+    t.equal(after.statusCode, 200)
+    t.same(after.json(), before, 'the same answer, time and caller after the restart')
+  })
+}
