@@ -42,7 +42,9 @@ COPY --from=build /app ./
 RUN mkdir -p /data/db /data/model-cache && install -d -m 0700 /data/uploads && chown -R 10001:10001 /data
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 3000
+# 3000: HTTP. 11112: the DICOM node (C-STORE/C-ECHO), listening only when DICOM_PORT=11112 is set (with DICOM_AE_TITLE,
+# DICOM_ALLOWED_AES; docs/operations.md); off by default, like the HTTP-only image it replaces.
+EXPOSE 3000 11112
 # SIGTERM: in-flight requests finish, new ones get 503 SHUTTING_DOWN, exit 0 within SHUTDOWN_GRACE_MS (10 s).
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

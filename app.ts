@@ -5,6 +5,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin, { loadConfig, type AppConfig } from './plugins/app/config.js'
 import authPlugin from './plugins/app/auth.js'
 import deadlinePlugin from './plugins/app/deadline.js'
+import dicomIntakePlugin from './plugins/app/dicom-intake.js'
+import dicomNodePlugin from './plugins/app/dicom-node.js'
+import fhirPushPlugin from './plugins/app/fhir-push.js'
 import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
@@ -16,6 +19,7 @@ import batchPredictorPlugin from './plugins/app/batch-predictor.js'
 import predictorPlugin from './plugins/app/predictor.js'
 import readinessPlugin from './plugins/app/readiness.js'
 import shutdownPlugin from './plugins/app/shutdown.js'
+import studiesPlugin from './plugins/app/studies.js'
 import uploadsPlugin from './plugins/app/uploads.js'
 import corsPlugin from './plugins/external/cors.js'
 import helmetPlugin from './plugins/external/helmet.js'
@@ -30,6 +34,8 @@ import predictRoutes from './routes/predict.js'
 import predictBatchRoutes from './routes/predict-batch.js'
 import predictionsRoutes from './routes/predictions.js'
 import rootRoutes from './routes/root.js'
+import studiesRoutes from './routes/studies.js'
+import stowRoutes from './routes/stow.js'
 import { sharedSchemas } from './schemas/index.js'
 
 export interface AppOptions {
@@ -86,8 +92,12 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(metricsPlugin)
   await app.register(recordsPlugin)
   await app.register(auditPlugin)
+  await app.register(studiesPlugin)
+  await app.register(fhirPushPlugin)
   await app.register(predictorPlugin)
   await app.register(batchPredictorPlugin)
+  await app.register(dicomIntakePlugin)
+  await app.register(dicomNodePlugin)
   await app.register(readinessPlugin)
 
   await app.register(rootRoutes)
@@ -97,5 +107,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
+  await app.register(studiesRoutes)
+  await app.register(stowRoutes)
   return app
 }

@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { renderChart } from './chart.js'
+import { dicomSeriesLine, measureDicomSeries } from './dicom-series.js'
 import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
@@ -25,8 +26,10 @@ const program = new Command('bench')
   .option('--checkpoint <path>', 'PyTorch state dict for the baseline (default: the model path with .pt)')
   .option('--out <dir>', 'where results are written', join(REPO, 'bench/results'))
   .option('--records-only', 'only the records comparison: /predict at 8 connections with records off, on PGlite and on PostgreSQL')
+  .option('--dicom-series-only', 'only the DICOM series row: a series pushed with storescu vs the in-process limit for the same slices')
+  .option('--dicom-slices <n>', 'slices of the DICOM series row', '300')
   .parse()
-const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean }>()
+const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string }>()
 const recordsOnly = opts.recordsOnly === true
 /** The records comparison runs at this connection count only (the issue's target). */
 const RECORDS_CONNECTIONS = 8
@@ -74,6 +77,19 @@ const loadStart = loadavg()
 const sets = await benchImageSets()
 const work = await mkdtemp(join(tmpdir(), 'kidney-bench-'))
 await mkdir(opts.out, { recursive: true })
+const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
+const dicomSeriesOptions = { slices: Number(opts.dicomSlices), rounds, limitSeconds: Number(opts.limitSeconds) }
+
+if (opts.dicomSeriesOnly === true) {
+  const dicomSeries = await measureDicomSeries(config, work, dicomSeriesOptions)
+  await rm(work, { recursive: true, force: true })
+  const file = join(opts.out, `dicom-series-${stamp}.json`)
+  const load = { loadAverageAtStart: loadStart.map((v) => Number(v.toFixed(2))), loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2))) }
+  await writeFile(file, JSON.stringify({ date: started.toISOString(), command, code: codeVersion, machine: { cpus: cpus().length, node: process.version, ...load }, dicomSeries }, null, 2) + '\n')
+  process.stdout.write(`\n${dicomSeriesLine(dicomSeries)}\nLoad average ${load.loadAverageAtStart.join('/')} at start, ${load.loadAverageAtEnd.join('/')} at end.\nWritten: ${file}\n`)
+  process.exit(0)
+}
 
 // 1. The limit's batch size, chosen once per image set by a short scan; the rounds then measure only that size,
 // so the reported limit is not the best of several noisy samples.
@@ -128,6 +144,8 @@ try {
 } finally {
   await Promise.all([service.stop(), records.stop(), baseline?.stop()])
 }
+// The DICOM series row, on its own service process once the others are stopped.
+const dicomSeries = recordsOnly ? undefined : await measureDicomSeries(config, work, dicomSeriesOptions)
 await rm(work, { recursive: true, force: true })
 const recordsCost = Object.fromEntries(sets.map((set) => [set.name, recordsCostFor(rounds, set.name, recordsRuns)]))
 const recordsTable = medianTable(sets.map((s) => s.name), [RECORDS_CONNECTIONS], [],
@@ -167,8 +185,6 @@ const settings = {
   limitBatchSize: bestBatch
 }
 
-const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
-const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
 if (recordsOnly) {
   const file = join(opts.out, `records-${stamp}.json`)
   await writeFile(file, JSON.stringify({ date: started.toISOString(), command, code: codeVersion, machine, settings, records: recordsRuns, recordsCost }, null, 2) + '\n')
@@ -194,7 +210,8 @@ const results = {
   targets,
   ceilings,
   records: recordsRuns,
-  recordsCost
+  recordsCost,
+  dicomSeries
 }
 await writeFile(join(opts.out, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n')
 
@@ -231,6 +248,7 @@ process.stdout.write(`\nMedians of ${rounds} interleaved rounds:\n\n${table}\n\n
   `${targetLines(targets).map((l) => `- ${l}`).join('\n')}\n\n` +
   `Ceiling of the first target (in-process limit / baseline at 8 connections, within each round):\n` +
   `${ceilingLines(ceilings).map((l) => `- ${l}`).join('\n')}\n\n${recordsLines}\n` +
+  `${dicomSeries === undefined ? '' : `${dicomSeriesLine(dicomSeries)}\n\n`}` +
   `Machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; ` +
   `load average ${machine.loadAverageAtStart.join('/')} at start, ${machine.loadAverageAtEnd.join('/')} at end.\n` +
   `Written: ${join(opts.out, stamp)}.json, .svg, .png\n`)

@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sniffFormat } from '../inference/sniff.js'
 
-/** Enough bytes to recognise JPEG, PNG and the DICOM preamble + "DICM". */
+/** Enough bytes to recognise JPEG, PNG and DICOM (the preamble + "DICM", or a data set's first element). */
 const SNIFF_BYTES = 132
 
 /** Names that say "image or DICOM": such a file is classified, and reported when it fails, whatever it holds. */
@@ -28,19 +28,6 @@ async function readHead (path: string): Promise<Buffer> {
   }
 }
 
-/**
- * A DICOM data set written without the 128-byte preamble (older PACS exports, often without an extension): it
- * starts with a File Meta (0002,xxxx) or Identifying (0008,xxxx) element, little endian, in explicit VR (two
- * capital letters) or implicit VR (a 32-bit length). No text or image format starts like this.
- */
-function looksLikeDicomWithoutPreamble (head: Buffer): boolean {
-  if (head.length < 8) return false
-  const group = head.readUInt16LE(0)
-  if (group !== 0x0002 && group !== 0x0008) return false
-  const explicitVr = /^[A-Z]{2}$/.test(head.toString('latin1', 4, 6))
-  return explicitVr || head.readUInt32LE(4) < 0x10000
-}
-
 function extensionOf (name: string): string {
   const dot = name.lastIndexOf('.')
   return dot === -1 ? '' : name.slice(dot).toLowerCase()
@@ -58,7 +45,7 @@ async function choose (path: string, name: string): Promise<true | SkipReason> {
   // Links to folders are not followed (no cycles); sockets and FIFOs are never opened (a FIFO would block).
   if (info !== undefined && !info.isFile()) return 'not a file'
   const head = info === undefined ? undefined : await readHead(path).catch(() => undefined)
-  if (head !== undefined && (sniffFormat(head) !== undefined || looksLikeDicomWithoutPreamble(head))) return true
+  if (head !== undefined && sniffFormat(head) !== undefined) return true
   // Dotfiles: .DS_Store, and macOS's AppleDouble "._slice.dcm" companions, which are not the slice.
   if (name.startsWith('.') && !INPUT_EXTENSIONS.has(name.toLowerCase())) return 'hidden'
   // A file that could not be read at all (permissions, a broken link) is taken: it is reported as READ_ERROR.

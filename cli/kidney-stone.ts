@@ -3,9 +3,12 @@ import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { DEFAULT_RETRY } from '../client/index.js'
+import type { WindowSource } from '../inference/dicom/decode-dicom.js'
+import { DEFAULT_MIN_ADJACENT_SLICES } from '../inference/series-conclusion.js'
 import { collectFiles } from './collect-files.js'
 import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
 import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
+import { concludeSeriesOf, seriesLine } from './series.js'
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../model/kidney-stone-cnn.onnx', import.meta.url))
 
@@ -21,6 +24,10 @@ interface PredictOptions {
   maxPixels: number
   windowCenter?: number
   windowWidth?: number
+  windowSource: WindowSource
+  maxFrames: number
+  minAdjacentSlices: number
+  seriesOut?: string
   format: 'json' | 'csv'
   out?: string
   progress: boolean
@@ -51,12 +58,16 @@ function predictorFor (options: PredictOptions): Promise<FilePredictor> | FilePr
       }
     })
   }
-  const hasWindow = options.windowCenter !== undefined || options.windowWidth !== undefined
+  if ((options.windowCenter === undefined) !== (options.windowWidth === undefined)) {
+    throw new InvalidArgumentError('--window-center and --window-width go together')
+  }
   return inProcessPredictor({
     modelPath: options.model,
     maxPixels: options.maxPixels,
     threads: options.threads,
-    dicomWindow: hasWindow ? { center: options.windowCenter ?? 40, width: options.windowWidth ?? 400 } : undefined
+    dicomWindow: options.windowCenter === undefined || options.windowWidth === undefined ? undefined : { center: options.windowCenter, width: options.windowWidth },
+    dicomWindowSource: options.windowSource,
+    dicomMaxFrames: options.maxFrames
   })
 }
 
@@ -88,6 +99,9 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const text = formatResults(results, options.format)
   if (options.out !== undefined) await writeFile(options.out, text)
   else process.stdout.write(text)
+  const series = concludeSeriesOf(results, options.minAdjacentSlices)
+  for (const summary of series) process.stderr.write(seriesLine(summary) + '\n')
+  if (options.seriesOut !== undefined) await writeFile(options.seriesOut, JSON.stringify(series, null, 2) + '\n')
   process.stderr.write(summaryLine(results, skipped) + '\n')
   if (results.some(failed)) process.exitCode = 1
 }
@@ -108,8 +122,13 @@ export function buildProgram (): Command {
     .addOption(new Option('--model <path>', 'ONNX model for in-process mode (its .json sidecar must sit next to it)').env('MODEL_PATH').default(DEFAULT_MODEL))
     .option('--threads <n>', 'onnxruntime threads in in-process mode', integer(1), 2)
     .option('--max-pixels <n>', 'largest width x height accepted in in-process mode', integer(1), 40_000_000)
-    .option('--window-center <hu>', 'in-process: DICOM window centre used when a file has none (default 40)', number)
-    .option('--window-width <hu>', 'in-process: DICOM window width used when a file has none (default 400)', integer(1))
+    .option('--window-center <hu>', 'in-process: overrides the model\'s DICOM input window centre (its sidecar\'s input.window, else 40)', number)
+    .option('--window-width <hu>', 'in-process: overrides the model\'s DICOM input window width (else 400); with --window-center', integer(1))
+    .addOption(new Option('--window-source <source>', 'in-process: model = the model\'s window whatever a file carries; file = a file\'s own window when it has one')
+      .choices(['model', 'file']).default('model'))
+    .option('--max-frames <n>', 'in-process: frames of one multi-frame DICOM object classified at most', integer(1), 300)
+    .option('--min-adjacent-slices <k>', 'series conclusion: adjacent slices at or above the threshold that make a series Stone', integer(1), DEFAULT_MIN_ADJACENT_SLICES)
+    .option('--series-out <file>', 'also write the series conclusions (JSON) to this file')
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'))
     .option('--out <file>', 'write the results to this file instead of stdout')
     .option('--no-progress', 'never show the progress bar (it is shown only when stdout is a terminal)')
@@ -117,6 +136,10 @@ export function buildProgram (): Command {
 Output: JSON is an array with one object per file: "file" and either the /predict fields (prediction,
 confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "error": { code, message }.
 CSV has one row per file with the same facts, error_code/error_message filled for failures.
+
+Series: DICOM files (and the frames of a multi-frame object) are grouped by SeriesInstanceUID, ordered by slice
+position, and each series is concluded on stderr by the service's rule: Stone when at least k adjacent slices
+have P(Stone) at or above the model threshold (--min-adjacent-slices, default 2), with the slice range and max P.
 
 Folders: files are taken by content (JPEG, PNG, DICOM with or without preamble) or by name (.jpg .jpeg .png
 .dcm .dicom .ima, any case); such a file that cannot be classified is a failed row, never left out. Skipped:

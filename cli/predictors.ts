@@ -1,6 +1,7 @@
 import { basename } from 'node:path'
 import { Classifier } from '../inference/classifier.js'
 import type { DicomWindow } from '../inference/dicom/dataset.js'
+import type { WindowSource } from '../inference/dicom/decode-dicom.js'
 import { ServiceError } from '../inference/errors.js'
 import { describeDecision } from '../inference/prediction.js'
 import { createKidneyStoneClient, predictSlice, type ClientAuth, type KidneyStoneClient, type RetryPolicy } from '../client/index.js'
@@ -22,6 +23,8 @@ export interface InProcessOptions {
   maxPixels: number
   threads: number
   dicomWindow?: DicomWindow
+  dicomWindowSource?: WindowSource
+  dicomMaxFrames?: number
 }
 
 /** Runs the service's own inference code (inference/classifier.ts) in this process: no server needed. */
@@ -31,13 +34,15 @@ export async function inProcessPredictor (options: InProcessOptions): Promise<Fi
     intraOpThreads: options.threads,
     interOpThreads: 1,
     graphOptimization: 'all',
-    dicomWindow: options.dicomWindow
+    dicomWindow: options.dicomWindow,
+    dicomWindowSource: options.dicomWindowSource,
+    dicomMaxFrames: options.dicomMaxFrames
   })
   return {
     async predict (file, bytes) {
       try {
         const classification = await classifier.classify(bytes)
-        return { file, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
+        return { file, ...describeDecision(classification, classifier.spec, classification.dicom) }
       } catch (error) {
         return { file, error: toFileError(error) }
       }

@@ -189,7 +189,7 @@ export interface paths {
         put?: never;
         /**
          * Classify one kidney CT slice (JPEG, PNG or DICOM)
-         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead. Every answer is recorded before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.
+         * @description The file type is detected from its content. Stage timings are in the Server-Timing header. With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead (effectiveDateTime: the image acquisition time of a DICOM upload, issued: the processing time); any other Accept is 406 NOT_ACCEPTABLE. Every answer is recorded before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.
          */
         post: {
             parameters: {
@@ -203,7 +203,7 @@ export interface paths {
                     "multipart/form-data": {
                         /**
                          * Format: binary
-                         * @description One kidney CT slice: a JPEG or PNG image, or a single-frame DICOM file.
+                         * @description One kidney CT slice: a JPEG or PNG image, or a DICOM file (a multi-frame one is classified frame by frame).
                          */
                         file?: string;
                     };
@@ -222,6 +222,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -529,6 +538,205 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/studies/{studyInstanceUid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The results of one study: each series with its instances, slice probabilities in order and its conclusion
+         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json`: one FHIR R4 DiagnosticReport for the study. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description StudyInstanceUID (0020,000D). */
+                    studyInstanceUid: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StudyResult"];
+                        "application/fhir+json": components["schemas"]["FhirDiagnosticReport"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/studies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * STOW-RS: store (classify) the DICOM instances of one or more studies
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part. Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every instance stored. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Some instances stored, some failed (FailedSOPSequence). */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No instance stored (FailedSOPSequence says why). */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/dicom+json": components["schemas"]["StowResponse"];
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -537,7 +745,7 @@ export interface components {
         Error: {
             /** @description HTTP status, repeated in the body. */
             statusCode: number;
-            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400). */
+            /** @description Stable machine-readable code, e.g. NO_FILE, FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CORRUPT_IMAGE, IMAGE_TOO_LARGE, MODEL_NOT_READY, MODEL_FAILED, VALIDATION_ERROR, NOT_FOUND, INTERNAL_ERROR; hardening: UNAUTHORIZED (401), FORBIDDEN (403), REQUEST_TIMEOUT (408), RATE_LIMITED (429), HEADERS_TOO_LARGE (431), MALFORMED_MULTIPART, TOO_MANY_FILES, TOO_MANY_PARTS (400), OVERLOADED and SHUTTING_DOWN (503); records: RECORDS_UNAVAILABLE (503), PREDICTION_NOT_FOUND (404), RECORDS_API_DISABLED (403), INVALID_CURSOR (400); DICOM: UNSUPPORTED_MODALITY, DICOM_NO_PIXEL_DATA, CORRUPT_DICOM, TOO_MANY_FRAMES, DICOM_TOO_LARGE, DECODE_TIMEOUT (422), UNSUPPORTED_TRANSFER_SYNTAX, UNSUPPORTED_DICOM_IMAGE (415), DECODER_BUSY (503); NOT_ACCEPTABLE (406); studies: STUDY_NOT_FOUND (404). */
             code: string;
             /** @description HTTP reason phrase. */
             error: string;
@@ -575,6 +783,28 @@ export interface components {
                 std: number[];
                 formula: string;
             };
+            dicom: {
+                /** @description The window (HU) that turns a CT image's Hounsfield units into the model's grey levels: the model's own (its sidecar's input.window, else abdomen 40/400), unless DICOM_WINDOW_CENTER/WIDTH override it. */
+                window: {
+                    center: number;
+                    width: number;
+                };
+                /** @description model: that window whatever VOI a file carries (the same HU always give the same answer); file: a file's own first window when it has one. */
+                windowSource: "model" | "file";
+                /** @description DICOM Modality values classified (8-bit OT/SC secondary captures are read as display images). */
+                modalities: string[];
+            };
+            /** @description What one request may carry; beyond it the answer is a typed 4xx naming the limit. */
+            limits: {
+                /** @description Largest file (MAX_FILE_BYTES). */
+                maxFileBytes: number;
+                /** @description Largest width x height of an image or of one DICOM frame (MAX_PIXELS). */
+                maxPixels: number;
+                /** @description Files one POST /predict/batch may carry (BATCH_MAX_FILES). */
+                maxBatchFiles: number;
+                /** @description Frames of one multi-frame DICOM object (DICOM_MAX_FRAMES). */
+                maxFrames: number;
+            };
             /** @description Stone probability at or above which the answer is Stone. */
             threshold: number;
             temperature: number;
@@ -596,7 +826,7 @@ export interface components {
         };
         /**
          * DicomIdentifiers
-         * @description Present only for DICOM uploads.
+         * @description Present only for DICOM uploads: where the instance sits in PACS and in its series.
          */
         DicomIdentifiers: {
             /** @description StudyInstanceUID (0020,000D) */
@@ -605,8 +835,36 @@ export interface components {
             seriesInstanceUid?: string;
             /** @description SOPInstanceUID (0008,0018) */
             sopInstanceUid?: string;
+            /** @description InstanceNumber (0020,0013). */
+            instanceNumber?: number;
+            /** @description Position of the slice along its normal, mm: ImagePositionPatient projected on the normal of ImageOrientationPatient (SliceLocation when those are absent). Orders a series' results by slice. */
+            slicePosition?: number;
         };
-        /** Prediction */
+        /**
+         * Probabilities
+         * @description Calibrated class probabilities; they sum to 1.
+         */
+        Probabilities: {
+            Normal: number;
+            Stone: number;
+        };
+        /**
+         * FramePrediction
+         * @description One frame of a multi-frame DICOM object, classified like a slice.
+         */
+        FramePrediction: {
+            /** @description 1-based frame number in the DICOM object. */
+            frame: number;
+            /** @description Position of the frame along the slice normal, mm (Plane Position (Patient) of its functional groups). */
+            slicePosition?: number;
+            /** @description Stone when P(Stone) >= the model threshold. */
+            prediction: "Normal" | "Stone";
+            probabilities: components["schemas"]["Probabilities"];
+        };
+        /**
+         * Prediction
+         * @description A single-frame file never has `frames`.
+         */
         Prediction: {
             /**
              * Format: uuid
@@ -618,10 +876,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;
@@ -629,6 +884,8 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
         };
         /**
          * FhirDiagnosticReport
@@ -702,10 +959,7 @@ export interface components {
             classIndex: 0 | 1;
             /** @description Probability of the predicted class. */
             confidence: number;
-            probabilities: {
-                Normal: number;
-                Stone: number;
-            };
+            probabilities: components["schemas"]["Probabilities"];
             confidenceBand: "high" | "moderate" | "low";
             /** @description The model threshold the decision used. */
             threshold: number;
@@ -713,6 +967,8 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             disclaimer: string;
             dicom?: components["schemas"]["DicomIdentifiers"];
+            /** @description Only for a multi-frame DICOM object (an enhanced CT holds a series in one file): every frame classified, in frame order. The fields above are then those of its most probably Stone frame: Stone when any frame is Stone. */
+            frames?: components["schemas"]["FramePrediction"][];
             /**
              * Format: date-time
              * @description When the answer was given (UTC).
@@ -727,6 +983,164 @@ export interface components {
             items: components["schemas"]["StoredPrediction"][];
             /** @description Present when there may be more: send it back as `cursor` for the next page. */
             next?: string;
+        };
+        /**
+         * SeriesRule
+         * @description Stone when at least k adjacent slices have P(Stone) >= threshold (docs/hospital.md, "Study results").
+         */
+        SeriesRule: {
+            /** @description P(Stone) at or above which a slice is positive: the model threshold. */
+            threshold: number;
+            /** @description k: adjacent positive slices that make the series Stone (SERIES_MIN_ADJACENT_SLICES, capped at the slice count). */
+            minAdjacentSlices: number;
+            /** @description Two slices further apart than gapFactor x the median spacing are not adjacent (a slice is missing). */
+            gapFactor: number;
+        };
+        /**
+         * PositiveRange
+         * @description A run of adjacent positive slices long enough to count.
+         */
+        PositiveRange: {
+            /** @description Index of the first slice of the run in `slices` (0-based). */
+            first: number;
+            /** @description Index of the last slice of the run in `slices` (inclusive). */
+            last: number;
+            slices: number;
+            /** @description Slice position (mm) of the first slice. */
+            fromPosition?: number;
+            /** @description Slice position (mm) of the last slice. */
+            toPosition?: number;
+            fromInstanceNumber?: number;
+            toInstanceNumber?: number;
+            maxProbability: number;
+        };
+        /** StudySlice */
+        StudySlice: {
+            /**
+             * Format: uuid
+             * @description GET /predictions/{id} gives the full answer for this slice.
+             */
+            predictionId: string;
+            sopInstanceUid?: string;
+            instanceNumber?: number;
+            /** @description mm along the slice normal. */
+            slicePosition?: number;
+            /** @description P(Stone). */
+            probability: number;
+            /** @description The per-slice decision. */
+            prediction: "Normal" | "Stone";
+        };
+        /** FailedInstance */
+        FailedInstance: {
+            sopInstanceUid?: string;
+            /** @description The error code the instance was refused with (e.g. UNSUPPORTED_MODALITY). */
+            code: string;
+            /** Format: date-time */
+            receivedAt: string;
+        };
+        /** SeriesResult */
+        SeriesResult: {
+            seriesInstanceUid: string;
+            instances: {
+                /** @description Distinct SOP instances received (classified + failed). */
+                received: number;
+                classified: number;
+                failed: number;
+            };
+            /** @description No instance arrived for SERIES_IDLE_SECONDS: the conclusion will not change unless the series is sent again. */
+            final: boolean;
+            /** Format: date-time */
+            lastReceivedAt: string;
+            /**
+             * Format: date-time
+             * @description When the series is (or was) final if nothing more arrives: lastReceivedAt + SERIES_IDLE_SECONDS.
+             */
+            finalAt: string;
+            /** @description Stone, Normal, or Undetermined when no instance was classified. */
+            conclusion: "Stone" | "Normal" | "Undetermined";
+            /** @description The runs that make the series Stone, in slice order. */
+            positiveRanges: components["schemas"]["PositiveRange"][];
+            /** @description Positive slices in runs shorter than k: shown, not counted. */
+            isolatedPositiveSlices: number;
+            /** @description Highest P(Stone) of the series. */
+            maxProbability?: number;
+            /** @description Index in `slices` of the slice with the highest P(Stone). */
+            maxProbabilityIndex?: number;
+            rule: components["schemas"]["SeriesRule"];
+            model?: components["schemas"]["ModelRef"];
+            /** @description Classified instances ordered by slice position, then InstanceNumber. */
+            slices: components["schemas"]["StudySlice"][];
+            /** @description Refused instances, in the order received. */
+            failures: components["schemas"]["FailedInstance"][];
+        };
+        /**
+         * StudyResult
+         * @description Results of the CT instances received for one study (C-STORE, STOW-RS, /predict, /predict/batch).
+         */
+        StudyResult: {
+            studyInstanceUid: string;
+            /** @description Stone if any series is Stone; Normal if any series is Normal and none Stone; else Undetermined. */
+            verdict: "Stone" | "Normal" | "Undetermined";
+            /** @description Every series is final. */
+            final: boolean;
+            /** Format: date-time */
+            lastReceivedAt: string;
+            /** @description In the order their first instance arrived. */
+            series: components["schemas"]["SeriesResult"][];
+            disclaimer: string;
+        };
+        /** StowResponse */
+        StowResponse: {
+            /** @description ReferencedSOPSequence: the instances stored and classified. */
+            "00081199"?: {
+                /** @enum {string} */
+                vr: "SQ";
+                Value: {
+                    /** @description ReferencedSOPClassUID */
+                    "00081150": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description ReferencedSOPInstanceUID */
+                    "00081155": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    "00081197"?: {
+                        /** @enum {string} */
+                        vr: "US";
+                        Value: number[];
+                    };
+                }[];
+            };
+            /** @description FailedSOPSequence: the instances refused, each with its FailureReason. */
+            "00081198"?: {
+                /** @enum {string} */
+                vr: "SQ";
+                Value: {
+                    /** @description ReferencedSOPClassUID */
+                    "00081150": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description ReferencedSOPInstanceUID */
+                    "00081155": {
+                        /** @enum {string} */
+                        vr: "UI";
+                        Value: string[];
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    "00081197"?: {
+                        /** @enum {string} */
+                        vr: "US";
+                        Value: number[];
+                    };
+                }[];
+            };
         };
     };
     responses: never;

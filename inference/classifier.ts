@@ -4,18 +4,26 @@ import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
+import type { WindowSource } from './dicom/decode-dicom.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
+import { ABDOMEN_WINDOW } from './dicom/voi.js'
 import type { ModelFailedError } from './errors.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from './model-spec.js'
-import { decide, toProbabilities, type Decision } from './postprocess.js'
+import { decide, toProbabilities, type Decision, type FrameDecision } from './postprocess.js'
 import { prepareModelInput, type ModelInput } from './preprocess.js'
 import { ModelSession, type SessionOptions } from './session.js'
 import { sniffFormat } from './sniff.js'
 
 export interface ClassifierOptions extends SessionOptions, Partial<BatchingOptions> {
   maxPixels: number
-  /** DICOM only: window (HU) used when a file carries none; default abdomen 40/400 (inference/dicom/voi.ts). */
+  /** DICOM only: overrides the model's input window (sidecar `input.window`, else abdomen 40/400, inference/dicom/voi.ts). */
   dicomWindow?: DicomWindow
+  /** DICOM only: `model` (default) windows HU with the model's window whatever the file carries; `file` prefers the file's. */
+  dicomWindowSource?: WindowSource
+  /** DICOM only: Modality values classified (default CT; inference/dicom/image-kind.ts). */
+  dicomModalities?: readonly string[]
+  /** DICOM only: frames of one multi-frame object classified at most (default 1: such objects are refused). */
+  dicomMaxFrames?: number
   /** Images decoded and resized at the same time (each one also uses libvips' own threads). */
   sharpConcurrency?: number
   /** The worker threads that decode DICOM (inference/dicom/decoder-pool.ts). */
@@ -64,6 +72,11 @@ export interface Classification extends Decision {
   cam?: ActivationMaps
   /** A DICOM upload's Study/Series/SOP Instance UIDs and place in its series, from the parse that decoded it. */
   dicom?: DicomInstance
+  /**
+   * A multi-frame DICOM object: every frame's decision, in frame order. The object's own decision (and `cam`) is then
+   * its most probably positive frame's: positive when any frame is, as a series is (inference/batch-summary.ts).
+   */
+  frames?: FrameDecision[]
 }
 
 export interface ClassifyOptions {
@@ -139,10 +152,18 @@ export class Classifier {
     return (await this.prepare(bytes, {})).pixels
   }
 
+  /** The window (HU) that turns a DICOM file's HU into the model's grey levels. */
+  get dicomWindow (): DicomWindow {
+    return this.options.dicomWindow ?? this.spec.input.window ?? ABDOMEN_WINDOW
+  }
+
   private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
-    const { maxPixels, dicomWindow } = this.options
+    const { maxPixels, dicomWindowSource, dicomModalities, dicomMaxFrames } = this.options
+    const { channels } = this.spec.input
+    // A multi-frame object's decoded frames (one byte per pixel and channel) may take half of a decoder thread's memory.
+    const dicomMaxTotalPixels = Math.floor(this.dicomDecoders.options.maxWorkerMemoryBytes / 2 / channels)
     return await prepareModelInput(bytes, this.spec, {
-      channels: this.spec.input.channels, maxPixels, dicomWindow, dicomDecoder: this.dicomDecoders.decode, reserve
+      channels, maxPixels, dicomWindow: this.dicomWindow, dicomWindowSource, dicomModalities, dicomMaxFrames, dicomMaxTotalPixels, dicomDecoder: this.dicomDecoders.decode, reserve
     })
   }
 
@@ -179,15 +200,35 @@ export class Classifier {
       return { input, imageWait: started - submitted, decodeMs: performance.now() - started }
     }
     const { input, imageWait, decodeMs } = dicom ? await decode() : await this.imageSlots(decode)
-    const { result, waitMs, runMs } = await this.infer(input.pixels)
-    const timings = { imageWait, decode: decodeMs, batchWait: waitMs, preprocess: result.preprocessMs, inference: runMs - result.preprocessMs }
+    const frames = input.frames ?? [{ pixels: input.pixels }]
+    const runs = await this.inferAll(frames.map((frame) => frame.pixels))
+    const decisions = runs.map(({ result }) => decide(result.probabilities, this.spec))
+    const positive = this.spec.positiveClass
+    const chosen = decisions.reduce((best, decision, i) => decision.probabilities[positive] > decisions[best].probabilities[positive] ? i : best, 0)
+    const { result } = runs[chosen]
+    const sum = (ms: (run: Batched<BatchRow>) => number): number => runs.reduce((total, run) => total + ms(run), 0)
+    const preprocess = sum((run) => run.result.preprocessMs)
+    const timings = { imageWait, decode: decodeMs, batchWait: sum((run) => run.waitMs), preprocess, inference: sum((run) => run.runMs) - preprocess }
     for (const observer of this.observers) observer.classified?.(timings)
     return {
-      ...decide(result.probabilities, this.spec),
+      ...decisions[chosen],
       timings,
       ...(result.cam === undefined ? {} : { cam: result.cam }),
-      ...(input.dicom === undefined ? {} : { dicom: input.dicom })
+      ...(input.dicom === undefined ? {} : { dicom: input.dicom }),
+      ...(input.frames === undefined
+        ? {}
+        : { frames: decisions.map((decision, i) => ({ frame: i + 1, ...decision, ...(frames[i].slicePosition === undefined ? {} : { slicePosition: frames[i].slicePosition }) })) })
     }
+  }
+
+  /** Images through the micro-batcher, a batch's worth at a time: a multi-frame object never floods its queue. */
+  private async inferAll (images: Buffer[]): Promise<Array<Batched<BatchRow>>> {
+    const runs: Array<Batched<BatchRow>> = []
+    const size = this.batcher.options.maxBatchSize
+    for (let start = 0; start < images.length; start += size) {
+      runs.push(...await Promise.all(images.slice(start, start + size).map(async (image) => await this.infer(image))))
+    }
+    return runs
   }
 
   private async runBatch (images: Buffer[]): Promise<BatchRow[]> {

@@ -1,5 +1,5 @@
 import sharp, { type Sharp } from 'sharp'
-import { decodeDicomSlice, type DicomSlice, type DicomSliceDecoder } from './dicom/decode-dicom.js'
+import { decodeDicomInstance, type DecodedInstance, type DicomInstanceDecoder, type WindowSource } from './dicom/decode-dicom.js'
 import type { DicomWindow } from './dicom/dataset.js'
 import { CorruptImageError, UnsupportedMediaTypeError } from './errors.js'
 import type { DecodedImage, DecodeTarget } from './image.js'
@@ -9,10 +9,18 @@ import { sniffFormat } from './sniff.js'
 export type { DecodedImage } from './image.js'
 
 export interface DecodeOptions extends DecodeTarget {
-  /** DICOM only: the window applied when the file has none (default: abdomen, centre 40 HU, width 400 HU). */
+  /** DICOM only: the model's input window in HU (default: abdomen, centre 40 HU, width 400 HU). */
   dicomWindow?: DicomWindow
+  /** DICOM only: `model` (default) applies `dicomWindow` whatever the file carries; `file` prefers the file's window. */
+  dicomWindowSource?: WindowSource
+  /** DICOM only: Modality values classified (default CT; inference/dicom/image-kind.ts). */
+  dicomModalities?: readonly string[]
   /** Where DICOM is decoded: the service passes its worker pool (inference/dicom/decoder-pool.ts); else this thread. */
-  dicomDecoder?: DicomSliceDecoder
+  dicomDecoder?: DicomInstanceDecoder
+  /** DICOM only: frames of one object decoded at most (default 1: a multi-frame object is refused as MULTI_FRAME_DICOM). */
+  dicomMaxFrames?: number
+  /** DICOM only: Rows x Columns x frames of a multi-frame object at most. */
+  dicomMaxTotalPixels?: number
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
    * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
@@ -24,12 +32,13 @@ export interface DecodeOptions extends DecodeTarget {
 /**
  * Third step of an upload's path, decoding, for callers that need the full-size image (training export and
  * evaluation: in-painting, overlays): sniff -> pixel budget -> 8-bit pixels, auto-oriented, alpha flattened onto
- * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/).
+ * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/); multi-frame DICOM
+ * is refused here (MULTI_FRAME_DICOM): its callers (training export, evaluation) take slices.
  */
 export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
-  if (format === 'dicom') return (await decodeDicomUpload(bytes, options)).image
+  if (format === 'dicom') return (await decodeDicomUpload(bytes, { ...options, dicomMaxFrames: 1 })).frames[0].image
   await checkImageHeader(bytes, format, options)
   return await decodeCheckedImage(bytes, options)
 }
@@ -42,11 +51,14 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
 }
 
 /** A DICOM upload through its decoder, which checks every budget before it decodes (inference/dicom/). */
-export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions): Promise<DicomSlice> {
-  const decode = options.dicomDecoder ?? decodeDicomSlice
-  const slice = await decode(bytes, { channels: options.channels, maxPixels: options.maxPixels, defaultWindow: options.dicomWindow })
-  options.reserve?.(slice.image.pixels.length)
-  return slice
+export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions): Promise<DecodedInstance> {
+  const decode = options.dicomDecoder ?? decodeDicomInstance
+  const instance = await decode(bytes, {
+    channels: options.channels, maxPixels: options.maxPixels, window: options.dicomWindow, windowSource: options.dicomWindowSource,
+    modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels
+  })
+  options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
+  return instance
 }
 
 /** A JPEG or PNG whose header `checkImageHeader` has passed, decoded to full size. */

@@ -55,7 +55,8 @@ export class FileTooLargeError extends ServiceError {
 }
 
 export class UnsupportedMediaTypeError extends ServiceError {
-  constructor (message = 'Only JPEG, PNG and DICOM files are accepted (detected from the file content).') {
+  constructor (message = 'Only JPEG, PNG and DICOM files are accepted (detected from the file content; DICOM as a Part 10 file, ' +
+    'or as a little-endian data set without the preamble that starts with a (0002,xxxx) or (0008,xxxx) element).') {
     super('UNSUPPORTED_MEDIA_TYPE', 415, message)
   }
 }

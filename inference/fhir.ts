@@ -11,7 +11,10 @@ export interface FhirReportInput {
   identifiers?: DicomIdentifiers
   /** Report id, e.g. the request id, so the report can be traced to the service log. */
   id?: string
+  /** When the result was made (default: now). */
   issued?: Date
+  /** When the image was acquired (FHIR dateTime; a DICOM's AcquisitionDateTime etc.); default: `issued`. */
+  effective?: string
 }
 
 const SNOMED = 'http://snomed.info/sct'
@@ -21,7 +24,7 @@ const DICOM_UID = 'urn:dicom:uid'
 export const KIDNEY_STONE: CodeableConcept = { coding: [{ system: SNOMED, code: '95570007', display: 'Kidney stone (disorder)' }], text: 'Kidney stone' }
 export const NO_ABNORMALITY: CodeableConcept = { coding: [{ system: SNOMED, code: '281900007', display: 'No abnormality detected (finding)' }], text: 'No kidney stone detected' }
 
-const IMAGING_CATEGORY: CodeableConcept = {
+export const IMAGING_CATEGORY: CodeableConcept = {
   coding: [
     { system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD', display: 'Radiology' },
     { system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'CT', display: 'CAT Scan' }
@@ -33,10 +36,10 @@ const REPORT_CODE: CodeableConcept = {
   text: 'Automated kidney stone classification of a CT slice'
 }
 
-const unitless = (value: number): Quantity => ({ value, unit: '1', system: UCUM, code: '1' })
-const dicomUid = (uid: string): { system: string, value: string } => ({ system: DICOM_UID, value: `urn:oid:${uid}` })
+export const unitless = (value: number): Quantity => ({ value, unit: '1', system: UCUM, code: '1' })
+export const dicomUid = (uid: string): { system: string, value: string } => ({ system: DICOM_UID, value: `urn:oid:${uid}` })
 
-function escapeXhtml (text: string): string {
+export function escapeXhtml (text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
@@ -44,6 +47,20 @@ function conclusionText (stone: boolean, probability: number, threshold: number)
   const finding = stone ? 'Kidney stone suspected on this CT slice' : 'No kidney stone detected on this CT slice'
   const comparison = stone ? '>=' : '<'
   return `${finding} (model probability ${probability.toFixed(3)} ${comparison} threshold ${threshold.toFixed(3)}). ${DISCLAIMER}`
+}
+
+/** The model as a contained Device (id `model`): name, version and the ONNX file's SHA-256. */
+export function modelDevice (model: FhirReportInput['model']): Device {
+  return {
+    resourceType: 'Device',
+    id: 'model',
+    deviceName: [{ name: model.name, type: 'model-name' }],
+    type: { text: 'Kidney stone classification model (software)' },
+    version: [
+      { value: model.version },
+      ...(model.sha256 === undefined ? [] : [{ type: { text: 'ONNX file SHA-256' }, value: model.sha256 }])
+    ]
+  }
 }
 
 /**
@@ -57,27 +74,19 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
   const probability = input.probabilities[input.positiveClass]
   const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = input.identifiers ?? {}
   const issued = (input.issued ?? new Date()).toISOString()
+  const effective = input.effective ?? issued
   const study: Reference | undefined = studyInstanceUid === undefined
     ? undefined
     : { type: 'ImagingStudy', identifier: dicomUid(studyInstanceUid), display: `Study Instance UID ${studyInstanceUid}` }
 
-  const device: Device = {
-    resourceType: 'Device',
-    id: 'model',
-    deviceName: [{ name: input.model.name, type: 'model-name' }],
-    type: { text: 'Kidney stone classification model (software)' },
-    version: [
-      { value: input.model.version },
-      ...(input.model.sha256 === undefined ? [] : [{ type: { text: 'ONNX file SHA-256' }, value: input.model.sha256 }])
-    ]
-  }
+  const device = modelDevice(input.model)
   const observation: Observation = {
     resourceType: 'Observation',
     id: 'stone-probability',
     status: 'preliminary',
     category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'imaging', display: 'Imaging' }] }],
     code: { ...KIDNEY_STONE, text: 'Kidney stone probability (model output)' },
-    effectiveDateTime: issued,
+    effectiveDateTime: effective,
     valueQuantity: unitless(probability),
     interpretation: [{
       coding: [{
@@ -100,7 +109,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     status: 'preliminary',
     category: [IMAGING_CATEGORY],
     code: REPORT_CODE,
-    effectiveDateTime: issued,
+    effectiveDateTime: effective,
     issued,
     result: [{ reference: '#stone-probability' }],
     conclusion,

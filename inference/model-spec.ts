@@ -24,7 +24,14 @@ export const ModelSpecSchema = Type.Object({
     }),
     scale: Type.Number({ description: 'value = (pixel * scale - mean[c]) / std[c], pixel in 0..255' }),
     mean: Type.Array(Type.Number()),
-    std: Type.Array(Type.Number({ exclusiveMinimum: 0 }))
+    std: Type.Array(Type.Number({ exclusiveMinimum: 0 })),
+    window: Type.Optional(Type.Object({
+      center: Type.Number(),
+      width: Type.Number({ minimum: 1 })
+    }, {
+      description: 'The display window (HU) of the training slices: DICOM input is windowed with it, whatever VOI the file ' +
+        'carries. Absent: abdomen, centre 40, width 400 (docs/hospital.md "How DICOM pixels become model input").'
+    }))
   }),
   output: Type.Object({
     kind: Type.Union([Type.Literal('logits'), Type.Literal('probabilities')], {

@@ -7,6 +7,13 @@ export interface Decision {
   probabilities: Record<string, number>
 }
 
+/** One frame of a multi-frame DICOM object, classified like a slice. */
+export interface FrameDecision extends Decision {
+  /** 1-based frame number in the object. */
+  frame: number
+  slicePosition?: number
+}
+
 /** One image's model output row -> class probabilities in the sidecar's class order. */
 export function toProbabilities (row: ArrayLike<number>, spec: ModelSpec): number[] {
   if (spec.output.kind === 'probabilities') {

@@ -13,6 +13,14 @@ export interface ModelInput {
   pixels: Buffer
   /** A DICOM upload's Study/Series/SOP Instance UIDs and its place in the series. */
   dicom?: DicomInstance
+  /** A multi-frame DICOM object: every frame's model input (`pixels` is the first's), in frame order. */
+  frames?: FrameInput[]
+}
+
+export interface FrameInput {
+  pixels: Buffer
+  /** The frame's position along the slice normal, mm (functional groups' Plane Position). */
+  slicePosition?: number
 }
 
 /**
@@ -37,8 +45,12 @@ export async function prepareModelInput (bytes: Buffer, spec: ModelSpec, options
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
   if (format === 'dicom') {
-    const { image, ...instance } = await decodeDicomUpload(bytes, options)
-    return { format, pixels: await resizeForModel(image, spec), dicom: instance }
+    const { frames, ...instance } = await decodeDicomUpload(bytes, options)
+    const inputs: FrameInput[] = []
+    for (const { image, slicePosition } of frames) {
+      inputs.push({ pixels: await resizeForModel(image, spec), ...(slicePosition === undefined ? {} : { slicePosition }) })
+    }
+    return { format, pixels: inputs[0].pixels, dicom: instance, ...(inputs.length > 1 ? { frames: inputs } : {}) }
   }
   const { eightBitGreyOrSrgb, reoriented } = await checkImageHeader(bytes, format, options)
   // In one pipeline, 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey, and

@@ -1,6 +1,6 @@
 /**
  * First step of an upload's path: what the bytes are. Decided by magic bytes only: a client's file name or
- * Content-Type is never trusted.
+ * Content-Type is never trusted. DICOM: a Part 10 file, or a data set written without its preamble (`rawDataSet` below).
  */
 export type ImageFormat = 'jpeg' | 'png' | 'dicom'
 
@@ -11,6 +11,38 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 export function sniffFormat (bytes: Buffer): ImageFormat | undefined {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg'
   if (bytes.length >= 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png'
-  if (bytes.length >= 132 && bytes.toString('latin1', 128, 132) === 'DICM') return 'dicom'
+  if (isPart10(bytes) || rawDataSet(bytes) !== undefined) return 'dicom'
   return undefined
+}
+
+/**
+ * DICOM written without the Part 10 preamble and "DICM" (older PACS exports, files copied out of a DICOM network
+ * transfer): a data set that starts with a File Meta (0002,xxxx) or Identifying (0008,xxxx) element, little endian,
+ * in explicit VR (two capital letters after the tag) or implicit VR (a 32-bit length after it). No text or image
+ * format starts like this.
+ */
+export type RawDataSet =
+  /** File Meta group without the preamble: the meta group names the transfer syntax. */
+  | { kind: 'meta' }
+  /** A bare data set: its transfer syntax is the little-endian one its first element is written in. */
+  | { kind: 'dataset', transferSyntaxUid: string }
+
+export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2'
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1'
+
+/** A Part 10 file: 128-byte preamble, then "DICM". */
+export function isPart10 (bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d
+}
+
+export function rawDataSet (bytes: Uint8Array): RawDataSet | undefined {
+  if (bytes.length < 8 || isPart10(bytes)) return undefined
+  const group = bytes[0] | (bytes[1] << 8)
+  if (group !== 0x0002 && group !== 0x0008) return undefined
+  const explicit = bytes[4] >= 0x41 && bytes[4] <= 0x5a && bytes[5] >= 0x41 && bytes[5] <= 0x5a
+  const implicitLength = (bytes[4] | (bytes[5] << 8) | (bytes[6] << 16)) + bytes[7] * 0x1000000
+  if (!explicit && implicitLength >= 0x10000) return undefined
+  // The File Meta group is always explicit VR little endian (PS3.10 7.1).
+  if (group === 0x0002) return explicit ? { kind: 'meta' } : undefined
+  return { kind: 'dataset', transferSyntaxUid: explicit ? EXPLICIT_VR_LITTLE_ENDIAN : IMPLICIT_VR_LITTLE_ENDIAN }
 }

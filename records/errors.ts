@@ -56,3 +56,9 @@ export class InvalidCursorError extends ServiceError {
     super('INVALID_CURSOR', 400, 'The cursor is not one this service returned in `next`; start again without it.')
   }
 }
+
+export class StudyNotFoundError extends ServiceError {
+  constructor (uid: string) {
+    super('STUDY_NOT_FOUND', 404, `No instance of study ${uid} is recorded for this caller (none was received, or they are past their retention).`)
+  }
+}

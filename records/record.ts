@@ -49,6 +49,31 @@ export interface AuditEvent extends RecordOrigin {
   fileIndex?: number
 }
 
+/** A DICOM instance the service refused (C-STORE, STOW-RS): its UIDs and the error code, never its bytes. */
+export interface FailedInstanceRecord extends RecordOrigin {
+  createdAt: Date
+  studyInstanceUid: string
+  seriesInstanceUid?: string
+  sopInstanceUid?: string
+  /** The HTTP status of the error (a DIMSE refusal carries its own status besides). */
+  status: number
+  code: string
+}
+
+export function failedInstanceRow (record: FailedInstanceRecord): Record<string, unknown> {
+  return {
+    created_at: record.createdAt.toISOString(),
+    caller: record.caller,
+    route: record.route,
+    request_id: record.requestId ?? null,
+    study_instance_uid: record.studyInstanceUid,
+    series_instance_uid: record.seriesInstanceUid ?? null,
+    sop_instance_uid: record.sopInstanceUid ?? null,
+    status: record.status,
+    code: record.code
+  }
+}
+
 export function sha256Hex (bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
 }

@@ -5,7 +5,8 @@ import { GroupWriter } from './group-writer.js'
 import { migrate, readMigrations } from './migrate.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
-import { auditRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type PredictionRecord, type PredictionRow } from './record.js'
+import { PushQueue } from './push-queue.js'
+import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 
 export type StoreOptions =
@@ -14,12 +15,42 @@ export type StoreOptions =
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
-  written?: (kind: 'prediction' | 'audit', rows: number, ms: number) => void
+  written?: (kind: RecordKind, rows: number, ms: number) => void
   /** An idle pooled server connection failed (the server went away); the next statement reconnects. */
   connectionError?: (error: Error) => void
 }
 
 /** A recorded answer as GET /predictions/{id} returns it. */
+export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
+
+/** One classified instance of a study, as the study results read it. */
+export interface StudyInstanceRow {
+  id: string
+  created_at: string
+  series_instance_uid: string | null
+  sop_instance_uid: string | null
+  instance_number: number | null
+  slice_position: number | null
+  probability_stone: number
+  prediction: string
+  model_name: string
+  model_version: string
+  threshold: number
+}
+
+/** One refused instance of a study. */
+export interface StudyFailureRow {
+  created_at: string
+  series_instance_uid: string | null
+  sop_instance_uid: string | null
+  code: string
+}
+
+export interface StudyRows { instances: StudyInstanceRow[], failures: StudyFailureRow[] }
+
+/** The most instances one study read returns (a CT study has a few series of up to a few thousand slices). */
+export const MAX_STUDY_ROWS = 20_000
+
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */
   answer: Record<string, unknown>
@@ -73,6 +104,11 @@ function insertFromJson (table: string, columns: Array<[string, string]>, conver
 
 const INSERT_PREDICTIONS = insertFromJson('predictions', PREDICTION_COLUMNS, { cam: "decode(cam, 'base64')" })
 const INSERT_AUDIT_EVENTS = insertFromJson('audit_events', AUDIT_COLUMNS)
+const FAILED_INSTANCE_COLUMNS: Array<[string, string]> = [
+  ['created_at', 'timestamptz'], ['caller', 'text'], ['route', 'text'], ['request_id', 'text'], ['study_instance_uid', 'text'],
+  ['series_instance_uid', 'text'], ['sop_instance_uid', 'text'], ['status', 'integer'], ['code', 'text']
+]
+const INSERT_FAILED_INSTANCES = insertFromJson('failed_instances', FAILED_INSTANCE_COLUMNS)
 /** Microseconds, UTC: the database's own precision, so cursors compare exactly. */
 const CREATED_AT_US = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`
 const MAX_GROUP = 64
@@ -95,10 +131,15 @@ function storedPrediction (row: StoredRow): StoredPrediction {
 export class RecordStore {
   private readonly predictions: GroupWriter<PredictionRecord>
   private readonly auditEvents: GroupWriter<AuditEvent>
+  private readonly failedInstances: GroupWriter<FailedInstanceRecord>
+  /** The FHIR push queue of final studies (records/push-queue.ts). */
+  readonly pushes: PushQueue
 
   private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
     this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
+    this.pushes = new PushQueue(driver)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
   }
 
   /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */
@@ -127,6 +168,26 @@ export class RecordStore {
 
   async saveAuditEvent (event: AuditEvent): Promise<void> {
     await this.auditEvents.submit(event)
+  }
+
+  async saveFailedInstance (record: FailedInstanceRecord): Promise<void> {
+    await this.failedInstances.submit(record)
+  }
+
+  /**
+   * What was received for one study, in arrival order (at most MAX_STUDY_ROWS of each): the classified instances and
+   * the refused ones; with `caller`, only that caller's.
+   */
+  async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
+    const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
+    const instances = await this.driver.query<StudyInstanceRow>(
+      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
+      `model_version, threshold, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
+      'ORDER BY created_at, id LIMIT $3', params, 'records.study')
+    const failures = await this.driver.query<StudyFailureRow>(
+      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
+      'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at, id LIMIT $3', params, 'records.study.failed')
+    return { instances, failures }
   }
 
   /** One recorded answer; with `caller`, only if that caller made it. */
@@ -190,7 +251,7 @@ export class RecordStore {
    * Deletes at most `limit` predictions and `limit` audit events older than `before`, oldest first; returns how many
    * went. Rows another replica is deleting at the same moment are skipped, not waited for.
    */
-  async deleteExpired (before: Date, limit: number): Promise<{ predictions: number, auditEvents: number }> {
+  async deleteExpired (before: Date, limit: number): Promise<{ predictions: number, auditEvents: number, failedInstances: number }> {
     const sweep = async (table: string): Promise<number> => {
       const rows = await this.driver.query<{ n: number }>(
         `WITH gone AS (DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE created_at < $1::timestamptz ` +
@@ -198,7 +259,11 @@ export class RecordStore {
         [before.toISOString(), limit], `records.sweep.${table}`)
       return Number(rows[0]?.n ?? 0)
     }
-    return { predictions: await sweep('predictions'), auditEvents: await sweep('audit_events') }
+    const swept = { predictions: await sweep('predictions'), auditEvents: await sweep('audit_events'), failedInstances: await sweep('failed_instances') }
+    // A push row outlives its study's records only until the same cutoff (one row per study: not counted).
+    await this.driver.query('DELETE FROM study_pushes WHERE study_instance_uid IN (SELECT study_instance_uid FROM study_pushes ' +
+      'WHERE version < $1::timestamptz LIMIT $2 FOR UPDATE SKIP LOCKED)', [before.toISOString(), limit], 'records.sweep.study_pushes')
+    return swept
   }
 
   /** A round trip to the database (readiness). */
@@ -208,11 +273,11 @@ export class RecordStore {
 
   /** Writes what is queued, then closes the connection(s). */
   async close (): Promise<void> {
-    await Promise.all([this.predictions.drain(), this.auditEvents.drain()])
+    await Promise.all([this.predictions.drain(), this.auditEvents.drain(), this.failedInstances.drain()])
     await this.driver.close()
   }
 
-  private async insert (kind: 'prediction' | 'audit', sql: string, rows: Array<Record<string, unknown>>): Promise<void> {
+  private async insert (kind: RecordKind, sql: string, rows: Array<Record<string, unknown>>): Promise<void> {
     const started = performance.now()
     await this.driver.query(sql, [JSON.stringify(rows)], `records.insert.${kind}`)
     this.hooks.written?.(kind, rows.length, performance.now() - started)

@@ -12,6 +12,7 @@ const model: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async () => {
     const classifier = app.model.get()
+    const { config } = app
     const { spec } = classifier
     const { width, height, channels, layout, resize, scale, mean, std } = spec.input
     return {
@@ -34,6 +35,8 @@ const model: FastifyPluginAsyncTypebox = async (app) => {
         std,
         formula: 'value = (pixel * scale - mean[c]) / std[c], pixel in 0..255 after resizing'
       },
+      dicom: { window: classifier.dicomWindow, windowSource: config.dicomWindowSource, modalities: config.dicomModalities },
+      limits: { maxFileBytes: config.maxFileBytes, maxPixels: config.maxPixels, maxBatchFiles: config.batchMaxFiles, maxFrames: config.dicomMaxFrames },
       threshold: spec.threshold,
       temperature: spec.temperature,
       metrics: spec.metrics ?? {}

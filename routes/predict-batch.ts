@@ -10,6 +10,11 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict/batch', {
     // This route alone may carry several files; the multipart limits of every other route stay as they are.
     config: { multipartOptions: { limits: { files: maxFiles, parts: maxFiles + app.config.maxFields } } },
+    // One part of a repeated field arrives as an object, not an array of one: a batch of one file is a batch too.
+    preValidation: async (request) => {
+      const body = request.body as { files?: unknown } | undefined
+      if (body?.files !== undefined && !Array.isArray(body.files)) body.files = [body.files]
+    },
     schema: {
       tags: ['prediction'],
       summary: 'Classify several CT slices (JPEG, PNG, DICOM) in one request',

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
+import { answerType, NotAcceptableError } from '../plugins/app/accept.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
@@ -7,13 +8,21 @@ import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
 
+/** What /predict answers with, chosen by Accept before any work is done. */
+const ANSWER_TYPES = ['application/json', 'application/fhir+json'] as const
+
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict', {
+    // An Accept this route cannot answer (e.g. application/fhir+xml) is refused before the upload is classified.
+    onRequest: async (request) => {
+      if (answerType(request.headers.accept, ANSWER_TYPES) === undefined) throw new NotAcceptableError(ANSWER_TYPES)
+    },
     schema: {
       tags: ['prediction'],
       summary: 'Classify one kidney CT slice (JPEG, PNG or DICOM)',
       description: 'The file type is detected from its content. Stage timings are in the Server-Timing header. ' +
-        'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead. Every answer is recorded ' +
+        'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead (effectiveDateTime: the image ' +
+        'acquisition time of a DICOM upload, issued: the processing time); any other Accept is 406 NOT_ACCEPTABLE. Every answer is recorded ' +
         'before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.',
       consumes: ['multipart/form-data'],
       body: predictBodySchema(),
@@ -25,19 +34,20 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
             'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
           }
         },
-        ...errorResponses(400, 413, 415, 422, 503)
+        ...errorResponses(400, 406, 413, 415, 422, 503)
       }
     }
   }, async (request, reply) => {
     const bytes = uploadedFileBytes(request.body.file)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
-    const { prediction, timings } = await app.predict(bytes, recordOrigin(request), options)
+    const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), options)
+    const issued = new Date()
     reply.header('Server-Timing', serverTiming(timings))
-    if (request.headers.accept?.includes('application/fhir+json') === true) {
+    if (answerType(request.headers.accept, ANSWER_TYPES) === 'application/fhir+json') {
       const { spec, modelSha256 } = app.model.get()
       const report = toDiagnosticReport({
         ...prediction, id: prediction.id, positiveClass: spec.positiveClass, identifiers: prediction.dicom,
-        model: { ...prediction.model, sha256: modelSha256 }
+        model: { ...prediction.model, sha256: modelSha256 }, issued, ...(acquired === undefined ? {} : { effective: acquired })
       })
       return await reply.type('application/fhir+json; charset=utf-8').send(report)
     }

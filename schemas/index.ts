@@ -3,9 +3,12 @@ import { BatchEntrySchema, BatchResponseSchema } from './batch.js'
 import { ErrorSchema } from './error.js'
 import { FhirDiagnosticReportSchema } from './fhir.js'
 import { HealthSchema, ModelInfoSchema, ModelRefSchema, StatusSchema } from './model.js'
-import { PredictionSchema } from './prediction.js'
+import { FramePredictionSchema, PredictionSchema, ProbabilitiesSchema } from './prediction.js'
 import { PredictionPageSchema, StoredPredictionSchema } from './records.js'
+import { StowResponseSchema } from './stow.js'
+import { studySchemas } from './study.js'
 
 /** Registered once with addSchema: routes reference them and the OpenAPI document names them. */
-export const sharedSchemas = [ErrorSchema, ModelRefSchema, ModelInfoSchema, StatusSchema, HealthSchema, DicomIdentifiersSchema, PredictionSchema,
-  FhirDiagnosticReportSchema, BatchEntrySchema, BatchResponseSchema, StoredPredictionSchema, PredictionPageSchema]
+export const sharedSchemas = [ErrorSchema, ModelRefSchema, ModelInfoSchema, StatusSchema, HealthSchema, DicomIdentifiersSchema, ProbabilitiesSchema, FramePredictionSchema, PredictionSchema,
+  FhirDiagnosticReportSchema, BatchEntrySchema, BatchResponseSchema, StoredPredictionSchema, PredictionPageSchema,
+  ...studySchemas, StowResponseSchema]

@@ -24,11 +24,17 @@ async function cli (...args: string[]): Promise<Run> {
   }
 }
 
+/** stderr's lines: one per DICOM series concluded, then the closing summary line. */
+function stderrParts (stderr: string): { series: string[], summary: string } {
+  const lines = stderr.trimEnd().split('\n')
+  return { series: lines.filter((line) => line.startsWith('series ')), summary: `${lines.at(-1) ?? ''}\n` }
+}
+
 t.test('--help explains every flag', async (t) => {
   const { code, stdout } = await cli('predict', '--help')
   t.equal(code, 0)
   for (const flag of ['--url', '--api-key', '--api-key-header', '--token', '--max-tries', '--max-wait', '--model', '--threads', '--max-pixels',
-    '--window-center', '--window-width', '--format', '--out', '--no-progress']) {
+    '--window-center', '--window-width', '--window-source', '--max-frames', '--min-adjacent-slices', '--series-out', '--format', '--out', '--no-progress']) {
     t.match(stdout, new RegExp(`${flag} .*\\S`), flag)
   }
 })
@@ -37,7 +43,10 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   const [jpeg] = await ctKidneyFiles('test/stone', 1)
   const { code, stdout, stderr } = await cli('predict', DICOM_DIR, jpeg, '/no/such/slice.png')
   t.equal(code, 1, 'one file failed, so the exit code is 1')
-  t.equal(stderr, '7 file(s): 6 classified, 1 failed; 1 skipped (1 not JPEG, PNG or DICOM)\n', 'the summary line (the folder\'s README.md is skipped)')
+  const { series, summary } = stderrParts(stderr)
+  t.equal(summary, '7 file(s): 6 classified, 1 failed; 1 skipped (1 not JPEG, PNG or DICOM)\n', 'the summary line (the folder\'s README.md is skipped)')
+  t.equal(series.length, 2, 'one conclusion per DICOM series: CT1\'s four encodings, CT_small')
+  t.match(series.find((line) => line.includes('1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')), /: (Stone|Normal)\b.*; 4 slice\(s\), max P\(Stone\) 0\.\d{3}/)
   t.notMatch(stdout, /█|░/, 'no progress bar when stdout is not a terminal')
   const results = JSON.parse(stdout) as Array<Record<string, any>>
   t.same(results.map((r) => r.file.split('/').at(-1)), [
@@ -105,13 +114,13 @@ async function mixedFolder (t: Test): Promise<string> {
   return dir
 }
 
-const MIXED_CLASSIFIED = ['IM0001', 'good.jpg', 'linked.jpg', 'sub/nested.jpg']
-const MIXED_FAILED = ['IM0002', 'IM0003', 'broken.jpg', 'cut.JPEG', 'empty.dcm', 'scan.dicom']
-const MIXED_SUMMARY = /^10 file\(s\): 4 classified, 6 failed; 6 skipped \(2 hidden, 2 not JPEG, PNG or DICOM, 1 DICOMDIR, 1 not a file\)\n$/
+const MIXED_CLASSIFIED = ['IM0001', 'IM0003', 'good.jpg', 'linked.jpg', 'sub/nested.jpg']
+const MIXED_FAILED = ['IM0002', 'broken.jpg', 'cut.JPEG', 'empty.dcm', 'scan.dicom']
+const MIXED_SUMMARY = /^10 file\(s\): 5 classified, 5 failed; 6 skipped \(2 hidden, 2 not JPEG, PNG or DICOM, 1 DICOMDIR, 1 not a file\)\n$/
 
 function checkMixedRun (t: Test, dir: string, { code, stdout, stderr }: Run): void {
   t.equal(code, 1, 'failed files make the exit code 1')
-  t.match(stderr, MIXED_SUMMARY, 'the summary counts the skipped files by reason')
+  t.match(stderrParts(stderr).summary, MIXED_SUMMARY, 'the summary counts the skipped files by reason')
   const results = JSON.parse(stdout) as Array<{ file: string, prediction?: string, error?: { code: string, message: string } }>
   const named = new Map(results.map((r) => [r.file.slice(dir.length + 1), r]))
   t.same([...named.keys()].sort(), [...MIXED_CLASSIFIED, ...MIXED_FAILED].sort(), 'every image or DICOM file by name or content has a row')
@@ -122,7 +131,6 @@ function checkMixedRun (t: Test, dir: string, { code, stdout, stderr }: Run): vo
   }
   t.equal(named.get('broken.jpg')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE')
   t.equal(named.get('scan.dicom')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE')
-  t.equal(named.get('IM0003')?.error?.code, 'UNSUPPORTED_MEDIA_TYPE', 'no preamble: refused, not skipped')
   t.equal(named.get('cut.JPEG')?.error?.code, 'CORRUPT_IMAGE')
   t.equal(named.get('IM0002')?.error?.code, 'CORRUPT_DICOM')
 }
@@ -148,4 +156,35 @@ t.test('a folder with nothing to classify is an error that says what was skipped
   t.equal(code, 1)
   t.equal(stdout, '')
   t.match(stderr, /no JPEG, PNG or DICOM file found in .*; 2 skipped \(1 hidden, 1 not JPEG, PNG or DICOM\)\n$/)
+})
+
+t.test('a DICOM folder of two series: each concluded by the service\'s series rule, in slice order; --series-out', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-series-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const ct1 = await readFile(join(DICOM_DIR, 'ct1-unc-explicit-little-endian.dcm'))
+  // Five slices of one new series, 5 mm apart, written in reverse file-name order, by dcmtk's dcmodify.
+  for (let i = 0; i < 5; i++) {
+    const file = join(dir, `IM${String(4 - i).padStart(4, '0')}`)
+    await writeFile(file, ct1)
+    await promisify(execFile)('dcmodify', ['-q', '-nb', '-i', '(0020,000E)=1.2.826.0.1.3680043.8.498.77', '-i', `(0008,0018)=1.2.826.0.1.3680043.8.498.77.${i}`,
+      '-i', `(0020,0013)=${i + 1}`, '-i', `(0020,0032)=-250\\-250\\${-100 + 5 * i}`, '-i', '(0020,0037)=1\\0\\0\\0\\1\\0', file])
+  }
+  await copyFile(join(DICOM_DIR, 'ct-small-pydicom.dcm'), join(dir, 'other.dcm'))
+  await writeFile(join(dir, 'DICOMDIR'), ct1.subarray(0, 400))
+  const out = join(dir, 'series.json')
+  const { code, stdout, stderr } = await cli('predict', dir, '--series-out', out)
+  t.equal(code, 0, stderr)
+  const { series, summary } = stderrParts(stderr)
+  t.equal(summary, '6 file(s): 6 classified, 0 failed; 1 skipped (1 DICOMDIR)\n', 'DICOMDIR skipped')
+  const written = JSON.parse(await readFile(out, 'utf8')) as Array<{ seriesInstanceUid: string, slices: number, conclusion: any }>
+  t.same(written.map((s) => [s.seriesInstanceUid, s.slices]).sort(), [['1.2.826.0.1.3680043.8.498.77', 5], ['1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322', 1]].sort(), 'the new series and CT_small\'s')
+  const five = written.find((s) => s.slices === 5)
+  const results = JSON.parse(stdout) as Array<{ dicom: { seriesInstanceUid: string, slicePosition: number }, probabilities: { Stone: number }, threshold: number }>
+  const slices = results.filter((r) => r.dicom.seriesInstanceUid === '1.2.826.0.1.3680043.8.498.77')
+  t.same(slices.map((r) => r.dicom.slicePosition).sort((a, b) => a - b), [-100, -95, -90, -85, -80], 'slice positions in the answers')
+  const positives = slices.filter((r) => r.probabilities.Stone >= r.threshold).length
+  t.equal(five?.conclusion.conclusion, positives >= 2 ? 'Stone' : 'Normal', `${positives} positive slices of 5, rule k=2`)
+  if (positives === 5) t.match(five?.conclusion.positiveRanges, [{ slices: 5, fromPosition: -100, toPosition: -80 }], 'the range runs in slice order')
+  t.equal(series.length, 2)
+  t.match(series.join('\n'), /series 1\.2\.826\.0\.1\.3680043\.8\.498\.77: (Stone|Normal).*; 5 slice\(s\)/)
 })

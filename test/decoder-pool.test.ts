@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import { DEFAULT_DICOM_DECODERS } from '../inference/classifier.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from '../inference/dicom/decoder-pool.js'
-import { decodeDicomSlice } from '../inference/dicom/decode-dicom.js'
+import { decodeDicomInstance } from '../inference/dicom/decode-dicom.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { writeDicom } from './helpers/dicom-writer.js'
 import { build, multipart } from './helper.js'
@@ -28,13 +28,13 @@ function bigRle (): Buffer {
     encapsulatedFragment: Buffer.concat([header, segment, segment]) })
 }
 
-t.test('a thread decodes exactly what decodeDicomSlice decodes in this thread, identifiers included', async (t) => {
+t.test('a thread decodes exactly what decodeDicomInstance decodes in this thread, identifiers included', async (t) => {
   const decoders = pool(t)
   for (const name of ['ct1-unc-jpeg-ls.dcm', 'ct1-unc-explicit-big-endian.dcm', 'ct-small-pydicom.dcm']) {
     const bytes = await readFile(new URL(name, DICOM))
-    const [inThread, here] = await Promise.all([decoders.decode(bytes, OPTIONS), decodeDicomSlice(bytes, OPTIONS)])
-    t.ok(inThread.image.pixels.equals(here.image.pixels), `${name}: same pixels`)
-    t.same({ ...inThread.image, pixels: undefined }, { ...here.image, pixels: undefined }, `${name}: same size and channels`)
+    const [inThread, here] = await Promise.all([decoders.decode(bytes, OPTIONS), decodeDicomInstance(bytes, OPTIONS)])
+    t.ok(inThread.frames[0].image.pixels.equals(here.frames[0].image.pixels), `${name}: same pixels`)
+    t.same({ ...inThread.frames[0].image, pixels: undefined }, { ...here.frames[0].image, pixels: undefined }, `${name}: same size and channels`)
     t.same(inThread.identifiers, here.identifiers, `${name}: same identifiers`)
   }
   t.equal(decoders.stats.decoded, 3)
@@ -57,17 +57,17 @@ t.test('a full queue is refused at once with 503 DECODER_BUSY and a Retry-After'
   t.match(refused, { code: 'DECODER_BUSY', statusCode: 503 })
   t.ok((refused as { retryAfterSeconds: number }).retryAfterSeconds >= 1, 'with seconds to wait')
   const [first, second] = await Promise.all([running, queued])
-  t.same([first.image.width, second.image.width], [6000, 6000], 'the running and the queued file still decode')
+  t.same([first.frames[0].image.width, second.frames[0].image.width], [6000, 6000], 'the running and the queued file still decode')
 })
 
 t.test('a thread whose memory grew past the limit is replaced after its file', async (t) => {
   const decoders = pool(t, { maxWorkerMemoryBytes: 64 * MB })
   const decoded = await decoders.decode(bigRle(), OPTIONS)
-  t.equal(decoded.image.width, 6000)
+  t.equal(decoded.frames[0].image.width, 6000)
   t.equal(decoders.stats.recycled, 1, 'recycled: the 40-megapixel frame left it above 64 MiB')
   t.equal(decoders.size, 1, 'and replaced')
   const next = await decoders.decode(await readFile(new URL('ct1-unc-jpeg-ls.dcm', DICOM)), OPTIONS)
-  t.equal(next.image.width, 512, 'the new thread decodes the next file')
+  t.equal(next.frames[0].image.width, 512, 'the new thread decodes the next file')
 })
 
 t.test('over HTTP: DECODER_BUSY is a typed 503 with Retry-After', async (t) => {

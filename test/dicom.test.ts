@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { decodeImage } from '../inference/decode.js'
-import { decodeDicom, decodeDicomSlice, readModalityFrames } from '../inference/dicom/decode-dicom.js'
+import { decodeDicom, decodeDicomInstance, readModalityFrames } from '../inference/dicom/decode-dicom.js'
 import { windowValue } from '../inference/dicom/voi.js'
 import sharp from 'sharp'
 import { encodeJ2KLossless, encodeRle } from './helpers/dicom-encoders.js'
@@ -99,7 +99,7 @@ t.test('the three uncompressed syntaxes and JPEG-LS give identical 8-bit pixels 
   t.same(first.identifiers, {
     studyInstanceUid: expected.studyInstanceUid, seriesInstanceUid: expected.seriesInstanceUid, sopInstanceUid: expected.sopInstanceUid
   })
-  t.same(first.window, { center: 40, width: 400, source: 'default' }, 'no window in the file: the documented default')
+  t.same(first.window, { center: 40, width: 400, source: 'model' }, 'no window given: the documented abdomen window')
   // Spot checks through the window: air and the outside-FOV padding are black, dense bone is white.
   const grey = first.frames[0].pixels
   const air = expected.samples.filter((s) => s.hu <= -160)
@@ -114,7 +114,7 @@ t.test('the window table gives every pixel the grey of its HU through the VOI fu
     const bytes = await dicom(name)
     const { frames: [hu] } = await readModalityFrames(bytes, MAX_PIXELS)
     for (const window of [{ center: 40, width: 400 }, { center: 300, width: 1500 }, { center: -600, width: 1 }]) {
-      const { frames: [image] } = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, defaultWindow: window })
+      const { frames: [image] } = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, window: window })
       const differing = hu.filter((value, i) => image.pixels[i] !== Math.round(windowValue(value, window))).length
       t.equal(differing, 0, `${name}, window ${window.center}/${window.width}: ${hu.length} pixels equal`)
     }
@@ -132,12 +132,12 @@ t.test('the linear VOI function follows PS3.3 C.11.2.1.2.1 (hand-computed values
   t.equal(windowValue(40, window, 'SIGMOID'), 127.5)
 })
 
-t.test('MONOCHROME1, 8-bit unsigned, window from the file, 3 channels', async (t) => {
+t.test('MONOCHROME1, 8-bit unsigned with a rescale, window from the file (windowSource file), 3 channels', async (t) => {
   const bytes = writeDicom({
-    rows: 1, columns: 4, bitsAllocated: 8, signed: false, photometric: 'MONOCHROME1',
+    rows: 1, columns: 4, bitsAllocated: 8, signed: false, photometric: 'MONOCHROME1', rescaleIntercept: 0,
     window: { center: 100, width: 101 }, values: [0, 50, 100, 200]
   })
-  const decoded = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS })
+  const decoded = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS, windowSource: 'file' })
   t.same(decoded.window, { center: 100, width: 101, source: 'file' })
   // 50 -> ((50 - 99.5)/100 + 0.5) x 255 = 1.275 -> 1; 100 -> 128.775 -> 129; then inverted for MONOCHROME1.
   t.same([...decoded.frames[0].pixels], [255, 255, 255, 254, 254, 254, 126, 126, 126, 0, 0, 0])
@@ -161,8 +161,8 @@ t.test('deflated explicit VR little endian reads like the uncompressed file', as
 })
 
 t.test('multi-frame objects give one image per frame', async (t) => {
-  const bytes = writeDicom({ rows: 1, columns: 2, frames: 3, bitsAllocated: 16, signed: false, window: { center: 500, width: 1000 }, values: [0, 0, 500, 500, 1000, 1000] })
-  const decoded = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS })
+  const bytes = writeDicom({ rows: 1, columns: 2, frames: 3, bitsAllocated: 16, signed: false, values: [0, 0, 500, 500, 1000, 1000] })
+  const decoded = await decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, window: { center: 500, width: 1000 } })
   t.same(decoded.frames.map((frame) => [...frame.pixels]), [[0, 0], [128, 128], [255, 255]])
   await t.rejects(decodeDicom(bytes, { channels: 1, maxPixels: MAX_PIXELS, maxFrames: 2 }), { code: 'TOO_MANY_FRAMES', statusCode: 422 })
 })
@@ -170,12 +170,12 @@ t.test('multi-frame objects give one image per frame', async (t) => {
 t.test('decodeImage dispatches DICOM by its preamble; multi-frame objects are refused there', async (t) => {
   const bytes = await dicom('ct-small-pydicom.dcm')
   const viaDispatch = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS, dicomWindow: { center: 300, width: 1500 } })
-  const direct = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS, defaultWindow: { center: 300, width: 1500 } })
+  const direct = await decodeDicom(bytes, { channels: 3, maxPixels: MAX_PIXELS, window: { center: 300, width: 1500 } })
   t.same([viaDispatch.width, viaDispatch.height, viaDispatch.channels], [128, 128, 3])
   t.ok(viaDispatch.pixels.equals(direct.frames[0].pixels))
   const abdomen = await decodeImage(bytes, { channels: 3, maxPixels: MAX_PIXELS })
   t.notOk(abdomen.pixels.equals(viaDispatch.pixels), 'the configured default window changes the pixels')
-  t.same((await decodeDicomSlice(bytes, { channels: 1, maxPixels: MAX_PIXELS })).identifiers.studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
+  t.same((await decodeDicomInstance(bytes, { channels: 1, maxPixels: MAX_PIXELS })).identifiers.studyInstanceUid, reference['ct-small-pydicom.dcm'].studyInstanceUid)
   const multiFrame = writeDicom({ rows: 1, columns: 1, frames: 2, bitsAllocated: 8, signed: false, values: [1, 2] })
   await t.rejects(decodeImage(multiFrame, { channels: 1, maxPixels: MAX_PIXELS }), { code: 'MULTI_FRAME_DICOM', statusCode: 422 })
 })
@@ -188,12 +188,12 @@ t.test('patient name, ID and birth date never appear in the result', async (t) =
 })
 
 t.test('typed errors for what cannot be decoded', async (t) => {
-  const jpegLossless = writeDicom({
-    transferSyntaxUid: '1.2.840.10008.1.2.4.70', rows: 8, columns: 8, bitsAllocated: 16, signed: false,
+  const jpegExtended = writeDicom({
+    transferSyntaxUid: '1.2.840.10008.1.2.4.51', rows: 8, columns: 8, bitsAllocated: 16, signed: false,
     encapsulatedFragment: Buffer.from([0xff, 0xd8, 0xff, 0xd9])
   })
-  await t.rejects(decodeDicom(jpegLossless, { channels: 1, maxPixels: MAX_PIXELS }),
-    { code: 'UNSUPPORTED_TRANSFER_SYNTAX', statusCode: 415, message: /1\.2\.840\.10008\.1\.2\.4\.70 \(JPEG Lossless SV1\)/ })
+  await t.rejects(decodeDicom(jpegExtended, { channels: 1, maxPixels: MAX_PIXELS }),
+    { code: 'UNSUPPORTED_TRANSFER_SYNTAX', statusCode: 415, message: /1\.2\.840\.10008\.1\.2\.4\.51 \(JPEG Extended \(12-bit\)\)/ })
   const brokenJpeg = writeDicom({
     transferSyntaxUid: '1.2.840.10008.1.2.4.50', rows: 8, columns: 8, bitsAllocated: 8, signed: false,
     encapsulatedFragment: Buffer.from([0xff, 0xd8, 0xff, 0xd9])

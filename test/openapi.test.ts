@@ -14,5 +14,5 @@ t.test('/docs/json serves the same document', async (t) => {
   const served = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
   t.same(served, parse(await readFile(OPENAPI_PATH, 'utf8')))
   const upload = served.paths['/predict'].post.requestBody.content['multipart/form-data'].schema
-  t.same(upload.properties.file, { type: 'string', format: 'binary', description: 'One kidney CT slice: a JPEG or PNG image, or a single-frame DICOM file.' })
+  t.same(upload.properties.file, { type: 'string', format: 'binary', description: 'One kidney CT slice: a JPEG or PNG image, or a DICOM file (a multi-frame one is classified frame by frame).' })
 })

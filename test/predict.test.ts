@@ -5,7 +5,7 @@ import sharp from 'sharp'
 import { Value } from '@sinclair/typebox/value'
 import { ErrorSchema } from '../schemas/error.js'
 import { ModelRefSchema } from '../schemas/model.js'
-import { PredictionSchema } from '../schemas/prediction.js'
+import { PredictionSchema, ProbabilitiesSchema } from '../schemas/prediction.js'
 import { build, ctKidneyFiles, ctKidneyImage, fileUpload, multipart } from './helper.js'
 
 function pngChunk (type: string, data: Buffer): Buffer {
@@ -28,7 +28,7 @@ function pngClaiming (width: number, height: number): Buffer {
 }
 
 function checkPrediction (t: Test, body: any): void {
-  t.ok(Value.Check(PredictionSchema, [ModelRefSchema], body), 'matches the Prediction schema')
+  t.ok(Value.Check(PredictionSchema, [ModelRefSchema, ProbabilitiesSchema], body), 'matches the Prediction schema')
   t.equal(body.classIndex, body.prediction === 'Stone' ? 1 : 0, 'Normal = 0, Stone = 1')
   t.ok(Math.abs(body.probabilities.Normal + body.probabilities.Stone - 1) < 1e-6, 'probabilities sum to 1')
   t.equal(body.confidence, body.probabilities[body.prediction], 'confidence is the predicted class probability')

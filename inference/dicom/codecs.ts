@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { ImageTooLargeError } from '../errors.js'
 import { JPEG_LS_SOF, JPEG_SOF, readJ2kFrameHeader, readRleFrameHeader, readSofFrameHeader, type DecodedFrame, type FrameGeometry, type FrameHeader } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
+import { decodeJpegLossless, JPEG_LOSSLESS_SOF } from './jpeg-lossless.js'
 import { decodeRle } from './rle.js'
 
 /** The shape shared by the Cornerstone WebAssembly decoders (CharLS, OpenJPEG, libjpeg-turbo). */
@@ -40,8 +41,18 @@ function wasmCodec (name: string, module: string, decoder: string, sofMarkers?: 
   }
 }
 
+function jpegLosslessCodec (name: string): Codec {
+  return {
+    name,
+    readFrameHeader: (encoded) => readSofFrameHeader(encoded, JPEG_LOSSLESS_SOF, name),
+    decode: async (encoded, geometry) => decodeJpegLossless(encoded, geometry)
+  }
+}
+
 const CODECS: Record<string, Codec> = {
   '1.2.840.10008.1.2.4.50': wasmCodec('JPEG Baseline', LIBJPEG_TURBO, 'JPEGDecoder', JPEG_SOF),
+  '1.2.840.10008.1.2.4.57': jpegLosslessCodec('JPEG Lossless'),
+  '1.2.840.10008.1.2.4.70': jpegLosslessCodec('JPEG Lossless SV1'),
   '1.2.840.10008.1.2.4.80': wasmCodec('JPEG-LS Lossless', CHARLS, 'JpegLSDecoder', JPEG_LS_SOF),
   '1.2.840.10008.1.2.4.81': wasmCodec('JPEG-LS Near-Lossless', CHARLS, 'JpegLSDecoder', JPEG_LS_SOF),
   '1.2.840.10008.1.2.4.90': wasmCodec('JPEG 2000 Lossless', OPENJPEG, 'J2KDecoder'),

@@ -1,7 +1,12 @@
 import dicomParser from 'dicom-parser'
 import { ImageTooLargeError, ServiceError } from '../errors.js'
-import { CorruptDicomError, DicomTooLargeError, MultiFrameDicomError, TooManyFramesError, UnsupportedDicomImageError } from './errors.js'
+import { acquisitionDateTime } from './acquisition-time.js'
+import { CorruptDicomError, DicomTooLargeError, MultiFrameDicomError, NoPixelDataError, TooManyFramesError, UnsupportedDicomImageError } from './errors.js'
+import { readFrameAttributes, type FrameAttributes, type SlicePlacement } from './frame-attributes.js'
 import { inflateWithinBudget } from './inflate.js'
+import { rawDataSet } from '../sniff.js'
+
+export type { DicomWindow, FrameAttributes, SlicePlacement } from './frame-attributes.js'
 
 /**
  * The instance identifiers echoed to callers so results can be matched back to PACS. Patient name, ID and
@@ -13,25 +18,11 @@ export interface DicomIdentifiers {
   sopInstanceUid?: string
 }
 
-/** Where an instance sits in its series, so a series' results can be ordered by slice. */
-export interface SlicePlacement {
-  /** InstanceNumber (0020,0013). */
-  instanceNumber?: number
-  /**
-   * Position of the slice along its normal, in mm: ImagePositionPatient (0020,0032) projected on the cross product of
-   * the ImageOrientationPatient (0020,0037) row and column directions; SliceLocation (0020,1041) when those are absent.
-   */
-  slicePosition?: number
-}
-
 /** An instance's identifiers and its place in its series, from the one parse that decoded it. */
 export interface DicomInstance extends SlicePlacement {
   identifiers: DicomIdentifiers
-}
-
-export interface DicomWindow {
-  center: number
-  width: number
+  /** When it was acquired, as a FHIR dateTime (acquisition-time.ts): for reports, never echoed in the JSON answer. */
+  acquired?: string
 }
 
 /** The Image Pixel, Modality LUT and VOI LUT attributes the pixel pipeline needs (PS3.3 C.7.6.3, C.11). */
@@ -46,13 +37,17 @@ export interface DicomImageHeader {
   bitsStored: number
   highBit: number
   signed: boolean
-  rescaleSlope: number
-  rescaleIntercept: number
-  /** First WindowCenter/WindowWidth pair of the file, when both are present and the width is at least 1. */
-  window?: DicomWindow
+  /** Modality (0008,0060), upper case. */
+  modality?: string
+  /** SOPClassUID (0008,0016), else MediaStorageSOPClassUID (0002,0002). */
+  sopClassUid?: string
+  /** Rescale, window and slice position of every frame (functional groups of enhanced objects, frame-attributes.ts). */
+  frameAttributes: FrameAttributes[]
   voiLutFunction: string
   identifiers: DicomIdentifiers
+  /** The first frame's place (a single-frame object's). */
   placement: SlicePlacement
+  acquired?: string
 }
 
 export interface ParsedDicom {
@@ -62,12 +57,12 @@ export interface ParsedDicom {
 }
 
 const TAG = {
+  mediaStorageSopClassUid: 'x00020002',
   transferSyntaxUid: 'x00020010',
+  sopClassUid: 'x00080016',
+  modality: 'x00080060',
   sopInstanceUid: 'x00080018',
   instanceNumber: 'x00200013',
-  imagePosition: 'x00200032',
-  imageOrientation: 'x00200037',
-  sliceLocation: 'x00201041',
   studyInstanceUid: 'x0020000d',
   seriesInstanceUid: 'x0020000e',
   samplesPerPixel: 'x00280002',
@@ -79,10 +74,6 @@ const TAG = {
   bitsStored: 'x00280101',
   highBit: 'x00280102',
   pixelRepresentation: 'x00280103',
-  windowCenter: 'x00281050',
-  windowWidth: 'x00281051',
-  rescaleIntercept: 'x00281052',
-  rescaleSlope: 'x00281053',
   voiLutFunction: 'x00281056',
   pixelData: 'x7fe00010'
 } as const
@@ -93,6 +84,8 @@ export interface DicomLimits {
   maxPixels: number
   /** Frames of one object; 1 refuses multi-frame objects as MULTI_FRAME_DICOM. */
   maxFrames: number
+  /** Rows x Columns x frames of a multi-frame object: its decoded frames must fit where they are decoded. */
+  maxTotalPixels?: number
 }
 
 /** What a deflated data set may inflate to before its Pixel Data: real CT headers take a few to a few hundred kB. */
@@ -105,8 +98,12 @@ const MAX_TRAILER_BYTES = 1024 * 1024
  * budget (inflate.ts): at most MAX_HEADER_BYTES until the Pixel Data element, then no more than its header says.
  */
 function parse (bytes: Buffer, limits: DicomLimits): dicomParser.DataSet {
+  const raw = rawDataSet(bytes)
+  // A File Meta group without its preamble is given one (a copy); a bare data set is read in the syntax it starts in.
+  const part10 = raw?.kind === 'meta' ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), bytes]) : bytes
   try {
-    return dicomParser.parseDicom(bytes, {
+    return dicomParser.parseDicom(part10, {
+      ...(raw?.kind === 'dataset' ? { TransferSyntaxUID: raw.transferSyntaxUid } : {}),
       inflater: (part10: Uint8Array, position: number) => Buffer.concat([part10.subarray(0, position), ...inflateWithinBudget(part10.subarray(position), {
         beforePixelData: MAX_HEADER_BYTES,
         fromHeader: (prefix) => inflatedSizeFromHeader(prefix, limits)
@@ -168,37 +165,6 @@ function optionalString (dataSet: dicomParser.DataSet, tag: string): string | un
   return value === undefined || value === '' ? undefined : value
 }
 
-function fileWindow (dataSet: dicomParser.DataSet): DicomWindow | undefined {
-  const center = dataSet.floatString(TAG.windowCenter, 0)
-  const width = dataSet.floatString(TAG.windowWidth, 0)
-  if (center === undefined || width === undefined || !Number.isFinite(center) || !(width >= 1)) return undefined
-  return { center, width }
-}
-
-function finite (value: number | undefined): number | undefined {
-  return value !== undefined && Number.isFinite(value) ? value : undefined
-}
-
-function slicePlacement (dataSet: dicomParser.DataSet): SlicePlacement {
-  const values = (tag: string, count: number): number[] | undefined => {
-    const list = Array.from({ length: count }, (_, i) => dataSet.floatString(tag, i))
-    return list.every((v) => v !== undefined && Number.isFinite(v)) ? list as number[] : undefined
-  }
-  const position = values(TAG.imagePosition, 3)
-  const orientation = values(TAG.imageOrientation, 6)
-  let slicePosition = finite(dataSet.floatString(TAG.sliceLocation))
-  if (position !== undefined && orientation !== undefined) {
-    const [rx, ry, rz, cx, cy, cz] = orientation
-    const normal = [ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx]
-    slicePosition = position[0] * normal[0] + position[1] * normal[1] + position[2] * normal[2]
-  }
-  const instanceNumber = finite(dataSet.intString(TAG.instanceNumber))
-  return {
-    ...(instanceNumber === undefined ? {} : { instanceNumber }),
-    ...(slicePosition === undefined ? {} : { slicePosition })
-  }
-}
-
 interface ImageGeometry {
   rows: number
   columns: number
@@ -225,18 +191,24 @@ function checkLimits ({ rows, columns, frames, bitsAllocated }: ImageGeometry, l
   }
   if (columns * rows > limits.maxPixels) throw new ImageTooLargeError(columns, rows, limits.maxPixels)
   if (frames > limits.maxFrames) throw limits.maxFrames === 1 ? new MultiFrameDicomError(frames) : new TooManyFramesError(frames, limits.maxFrames)
+  if (frames > 1 && limits.maxTotalPixels !== undefined && columns * rows * frames > limits.maxTotalPixels) {
+    throw new DicomTooLargeError(`its ${frames} frames of ${columns}x${rows} would decode to more than the ${limits.maxTotalPixels} pixels a decoder may hold`)
+  }
 }
 
 /** Parses a Part 10 file once and reads the attributes of its image; throws typed errors for anything unusable. */
 export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDicom {
   const dataSet = parse(bytes, limits)
   const pixelData = dataSet.elements[TAG.pixelData]
-  if (pixelData === undefined) throw new UnsupportedDicomImageError('the object has no Pixel Data (7FE0,0010)')
+  if (pixelData === undefined) throw new NoPixelDataError()
 
-  const slope = dataSet.floatString(TAG.rescaleSlope)
-  const intercept = dataSet.floatString(TAG.rescaleIntercept)
   const geometry = readGeometry(dataSet)
+  checkLimits(geometry, limits)
   const bitsStored = dataSet.uint16(TAG.bitsStored) ?? geometry.bitsAllocated
+  const frameAttributes = readFrameAttributes(dataSet, geometry.frames)
+  const instanceNumber = dataSet.intString(TAG.instanceNumber)
+  const slicePosition = frameAttributes[0].slicePosition
+  const acquired = acquisitionDateTime(dataSet)
   const header: DicomImageHeader = {
     ...geometry,
     transferSyntaxUid: optionalString(dataSet, TAG.transferSyntaxUid) ?? '1.2.840.10008.1.2',
@@ -244,18 +216,21 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
     bitsStored,
     highBit: dataSet.uint16(TAG.highBit) ?? bitsStored - 1,
     signed: dataSet.uint16(TAG.pixelRepresentation) === 1,
-    rescaleSlope: slope !== undefined && Number.isFinite(slope) && slope !== 0 ? slope : 1,
-    rescaleIntercept: intercept !== undefined && Number.isFinite(intercept) ? intercept : 0,
-    window: fileWindow(dataSet),
+    modality: optionalString(dataSet, TAG.modality)?.toUpperCase(),
+    sopClassUid: optionalString(dataSet, TAG.sopClassUid) ?? optionalString(dataSet, TAG.mediaStorageSopClassUid),
+    frameAttributes,
     voiLutFunction: optionalString(dataSet, TAG.voiLutFunction) ?? 'LINEAR',
     identifiers: {
       studyInstanceUid: optionalString(dataSet, TAG.studyInstanceUid),
       seriesInstanceUid: optionalString(dataSet, TAG.seriesInstanceUid),
       sopInstanceUid: optionalString(dataSet, TAG.sopInstanceUid)
     },
-    placement: slicePlacement(dataSet)
+    placement: {
+      ...(instanceNumber === undefined || !Number.isFinite(instanceNumber) ? {} : { instanceNumber }),
+      ...(slicePosition === undefined ? {} : { slicePosition })
+    },
+    ...(acquired === undefined ? {} : { acquired })
   }
-  checkLimits(header, limits)
   checkSupportedImage(header)
   return { header, dataSet, pixelData }
 }

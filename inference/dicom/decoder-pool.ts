@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads'
 import { ServiceError } from '../errors.js'
 import type { DecodedImage } from '../image.js'
 import type { DicomInstance } from './dataset.js'
-import type { DicomDecodeOptions, DicomSlice, DicomSliceDecoder } from './decode-dicom.js'
+import type { DecodedInstance, DicomDecodeOptions, DicomInstanceDecoder } from './decode-dicom.js'
 import { CorruptDicomError, DecodeTimeoutError, DecoderBusyError, DicomTooLargeError } from './errors.js'
 
 export interface DecoderPoolOptions {
@@ -29,18 +29,16 @@ export interface DecoderPoolStats {
   crashed: number
 }
 
-type Options = Omit<DicomDecodeOptions, 'maxFrames'>
-
 interface Task {
   bytes: Buffer
-  options: Options
-  resolve: (slice: DicomSlice) => void
+  options: DicomDecodeOptions
+  resolve: (instance: DecodedInstance) => void
   reject: (error: Error) => void
 }
 
 type WorkerReply =
   | { ready: true }
-  | { id: number, slice: DicomInstance & { image: Omit<DecodedImage, 'pixels'> & { pixels: Uint8Array } }, memoryBytes: number }
+  | { id: number, instance: DicomInstance & { frames: Array<{ image: Omit<DecodedImage, 'pixels'> & { pixels: Uint8Array }, slicePosition?: number }> }, memoryBytes: number }
   | { id: number, error: { code: string, statusCode: number, message: string } | { unexpected: string }, memoryBytes: number }
 
 const MB = 1024 * 1024
@@ -90,7 +88,7 @@ class DecoderThread {
  * while its thread lives. The pool bounds all three: how many files wait (`maxQueue`), how long one may take
  * (`timeoutMs`, then its thread is terminated and replaced) and how much memory a thread may keep
  * (`maxWorkerMemoryBytes`, then it is replaced after the file, and the process gets the memory back).
- * `decode` is a `DicomSliceDecoder`: it runs exactly `decodeDicomSlice` (decode-dicom.ts), in a thread.
+ * `decode` is a `DicomInstanceDecoder`: it runs exactly `decodeDicomInstance` (decode-dicom.ts), in a thread.
  */
 export class DicomDecoderPool {
   private readonly threads = new Set<DecoderThread>()
@@ -119,7 +117,7 @@ export class DicomDecoderPool {
     return this.threads.size
   }
 
-  readonly decode: DicomSliceDecoder = async (bytes, options) => await new Promise<DicomSlice>((resolve, reject) => {
+  readonly decode: DicomInstanceDecoder = async (bytes, options) => await new Promise<DecodedInstance>((resolve, reject) => {
     if (this.closed) { reject(new Error('the DICOM decoder pool is closed')); return }
     const task: Task = { bytes, options, resolve, reject }
     const thread = this.idle.pop() ?? (this.threads.size < this.options.workers ? this.start() : undefined)
@@ -197,9 +195,11 @@ export class DicomDecoderPool {
       task.reject('unexpected' in error ? new Error(`DICOM decoder: ${error.unexpected}`) : new ServiceError(error.code, error.statusCode, error.message))
     } else {
       this.stats.decoded++
-      const { slice } = reply
-      const { pixels } = slice.image
-      task.resolve({ ...slice, image: { ...slice.image, pixels: Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength) } })
+      const { instance } = reply
+      task.resolve({
+        ...instance,
+        frames: instance.frames.map(({ image, ...frame }) => ({ ...frame, image: { ...image, pixels: Buffer.from(image.pixels.buffer, image.pixels.byteOffset, image.pixels.byteLength) } }))
+      })
     }
     if (reply.memoryBytes > this.options.maxWorkerMemoryBytes) {
       this.stats.recycled++

@@ -6,7 +6,7 @@ import { runInNewContext } from 'node:vm'
 import { parentPort, workerData } from 'node:worker_threads'
 import { tsImport } from 'tsx/esm/api'
 
-const { decodeDicomSlice } = await tsImport('./decode-dicom.ts', import.meta.url)
+const { decodeDicomInstance } = await tsImport('./decode-dicom.ts', import.meta.url)
 // A real collection before the thread's memory is judged: this isolate only, without a flag for the process.
 setFlagsFromString('--expose-gc')
 const collectGarbage = runInNewContext('gc')
@@ -45,9 +45,9 @@ function describe (error) {
 
 parentPort.on('message', async ({ id, bytes, options }) => {
   try {
-    const slice = await decodeDicomSlice(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), options)
-    const pixels = transferable(slice.image.pixels)
-    parentPort.postMessage({ id, slice: { ...slice, image: { ...slice.image, pixels } }, memoryBytes: await keptBytes() }, [pixels.buffer])
+    const instance = await decodeDicomInstance(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), options)
+    const frames = instance.frames.map(({ image, ...frame }) => ({ ...frame, image: { ...image, pixels: transferable(image.pixels) } }))
+    parentPort.postMessage({ id, instance: { ...instance, frames }, memoryBytes: await keptBytes() }, frames.map((frame) => frame.image.pixels.buffer))
   } catch (error) {
     parentPort.postMessage({ id, error: describe(error), memoryBytes: await keptBytes() })
   }

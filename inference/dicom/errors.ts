@@ -7,7 +7,7 @@ export class UnsupportedTransferSyntaxError extends ServiceError {
   constructor (transferSyntaxUid: string, name?: string) {
     super('UNSUPPORTED_TRANSFER_SYNTAX', 415,
       `DICOM transfer syntax ${transferSyntaxUid}${name === undefined ? '' : ` (${name})`} is not supported: ` +
-      'send it uncompressed, deflated, or as JPEG baseline, JPEG-LS, JPEG 2000 or RLE.')
+      'send it uncompressed, deflated, or as JPEG baseline, JPEG Lossless, JPEG-LS, JPEG 2000 or RLE.')
     this.transferSyntaxUid = transferSyntaxUid
   }
 }
@@ -16,6 +16,24 @@ export class UnsupportedTransferSyntaxError extends ServiceError {
 export class UnsupportedDicomImageError extends ServiceError {
   constructor (detail: string) {
     super('UNSUPPORTED_DICOM_IMAGE', 415, `DICOM image not supported: ${detail}.`)
+  }
+}
+
+/** A readable DICOM object that holds no image: a report, a DICOMDIR, a presentation state, a header-only export. */
+export class NoPixelDataError extends ServiceError {
+  constructor () {
+    super('DICOM_NO_PIXEL_DATA', 422, 'The DICOM file has no Pixel Data (7FE0,0010): it holds no image to classify (a report, a directory or a header only).')
+  }
+}
+
+/** The model reads CT: other modalities are refused, naming the one the file declares (DICOM_MODALITIES widens the list). */
+export class UnsupportedModalityError extends ServiceError {
+  readonly modality: string
+
+  constructor (modality: string | undefined, accepted: readonly string[]) {
+    super('UNSUPPORTED_MODALITY', 422, `${modality === undefined ? 'The DICOM file declares no Modality (0008,0060)' : `DICOM modality ${modality} is not classified`}: ` +
+      `this service reads ${accepted.join(', ')} images (and 8-bit secondary captures of them).`)
+    this.modality = modality ?? ''
   }
 }
 

@@ -13,8 +13,6 @@ const EXPLICIT_BIG_ENDIAN = '1.2.840.10008.1.2.2'
 /** Names for the 415 message, so a PACS administrator can tell which export setting to change. */
 const UNSUPPORTED_NAMES: Record<string, string> = {
   '1.2.840.10008.1.2.4.51': 'JPEG Extended (12-bit)',
-  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
-  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
   '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
   '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
   '1.2.840.10008.1.2.4.203': 'HTJ2K',

@@ -2,11 +2,10 @@ import type { DicomWindow } from './dataset.js'
 import { storedValueOf, type StoredValueBits } from './pixel-data.js'
 
 /**
- * Default window when the file carries none: the abdominal soft-tissue window (centre 40 HU, width 400 HU).
- * The training slices are PACS exports in this window (fat dark grey, kidney parenchyma mid grey), and
- * kidney stones (roughly 200 to 2,800 HU) saturate to white in it exactly as they do in those exports, so
- * DICOM input reaches the model with the grey levels it was trained on. Override it with the `defaultWindow`
- * option (the service's DICOM_WINDOW_CENTER / DICOM_WINDOW_WIDTH).
+ * The model input window when its sidecar names none (`input.window`): the abdominal soft-tissue window (centre
+ * 40 HU, width 400 HU). The training slices are PACS exports in this window (fat dark grey, kidney parenchyma mid
+ * grey; docs/hospital.md shows the measurement), and kidney stones (roughly 200 to 2,800 HU) saturate to white in it
+ * exactly as they do in those exports, so DICOM input reaches the model with the grey levels it was trained on.
  */
 export const ABDOMEN_WINDOW: DicomWindow = { center: 40, width: 400 }
 
@@ -56,6 +55,19 @@ export function windowTable ({ rescaleSlope, rescaleIntercept, window, fn, inver
   const table = new Uint8Array(1 << bits.bitsStored)
   for (let code = 0; code < table.length; code++) {
     const grey = Math.round(windowValue(storedValueOf(code, bits) * rescaleSlope + rescaleIntercept, window, fn))
+    table[code] = invert ? 255 - grey : grey
+  }
+  return table
+}
+
+/**
+ * The grey of every stored value of a display image (a secondary capture): the value itself, clamped to 0..255, and
+ * inverted for MONOCHROME1, with no Modality LUT and no window: what a PNG of the same pixels gives.
+ */
+export function displayTable ({ invert, ...bits }: StoredValueBits & { invert: boolean }): Uint8Array {
+  const table = new Uint8Array(1 << bits.bitsStored)
+  for (let code = 0; code < table.length; code++) {
+    const grey = Math.min(255, Math.max(0, storedValueOf(code, bits)))
     table[code] = invert ? 255 - grey : grey
   }
   return table

@@ -16,7 +16,7 @@ export interface KerasSpecOverrides {
   positiveClass?: string
   threshold?: number
   temperature?: number
-  input?: { resize?: 'contain' | 'fill', scale?: number, mean?: number[], std?: number[] }
+  input?: { resize?: 'contain' | 'fill', scale?: number, mean?: number[], std?: number[], window?: { center: number, width: number } }
 }
 
 /** 1/255: most Keras image models are trained on pixels scaled to 0..1. */
@@ -75,7 +75,8 @@ export function kerasModelSpec (facts: KerasModelFacts, sourceFile: string, over
       resize: overrides.input?.resize ?? 'fill',
       scale: overrides.input?.scale ?? DEFAULT_KERAS_SCALE,
       mean: overrides.input?.mean ?? new Array<number>(channels).fill(0),
-      std: overrides.input?.std ?? new Array<number>(channels).fill(1)
+      std: overrides.input?.std ?? new Array<number>(channels).fill(1),
+      ...(overrides.input?.window === undefined ? {} : { window: overrides.input.window })
     },
     output: { kind: facts.outputActivation === 'softmax' || facts.outputActivation === 'sigmoid' ? 'probabilities' : 'logits' },
     temperature: overrides.temperature ?? 1,

@@ -59,7 +59,8 @@ def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics
         'version': source['version'],
         'classes': CLASSES,
         'positiveClass': 'Stone',
-        'input': {**data.input, 'layout': layout, 'mean': [mean], 'std': [std]},
+        # the HU window the service applies to DICOM input before the model (abdomen soft tissue, as the exports)
+        'input': {**data.input, 'layout': layout, 'mean': [mean], 'std': [std], 'window': {'center': 40, 'width': 400}},
         'output': {'kind': 'logits'},
         'temperature': temperature,
         'threshold': threshold,

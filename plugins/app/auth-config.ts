@@ -75,7 +75,8 @@ export function parseApiKeys (text: string, source: string): ApiKey[] {
 
 /** The secrets read by `secretFrom`, each also as a `_FILE` twin. */
 export const SECRET_VARIABLES = {
-  apiKeys: 'AUTH_API_KEYS', jwtSecret: 'AUTH_JWT_SECRET', jwtPublicKey: 'AUTH_JWT_PUBLIC_KEY', databaseUrl: 'DATABASE_URL'
+  apiKeys: 'AUTH_API_KEYS', jwtSecret: 'AUTH_JWT_SECRET', jwtPublicKey: 'AUTH_JWT_PUBLIC_KEY', databaseUrl: 'DATABASE_URL',
+  fhirServerToken: 'FHIR_SERVER_TOKEN'
 } as const
 
 /** A secret given inline (`VAR`) or as a file (`VAR_FILE`, e.g. a mounted Kubernetes/Docker secret). */

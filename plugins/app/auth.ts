@@ -28,8 +28,9 @@ export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean
     (metricsPublic && routeUrl === '/metrics')
 }
 
+/** Routes that classify: /predict, /predict/batch and STOW-RS (POST /studies, the only route at exactly /studies). */
 export function needsPredictScope (routeUrl: string | undefined): boolean {
-  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true
+  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true || routeUrl === '/studies'
 }
 
 /** Compares the presented key's hash with every configured hash, without stopping at the first match. */

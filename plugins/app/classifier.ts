@@ -17,6 +17,9 @@ export const loadClassifier: ClassifierLoader = async (config) => {
   const classifier = await Classifier.load(onnxPath, {
     maxPixels: config.maxPixels,
     dicomWindow: config.dicomWindow,
+    dicomWindowSource: config.dicomWindowSource,
+    dicomModalities: config.dicomModalities,
+    dicomMaxFrames: config.dicomMaxFrames,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
     graphOptimization: config.graphOptimization,

@@ -3,8 +3,9 @@ import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
-import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, secretFrom, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
@@ -29,9 +30,15 @@ export const EnvSchema = Type.Object({
   UPLOAD_MAX_FILES: Type.Integer({ minimum: 1, default: 10000 }),
   MAX_FILE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
   MAX_PIXELS: Type.Integer({ minimum: 1, default: 40_000_000 }),
-  // DICOM input (inference/dicom/): the window, in HU, for files that carry none (abdomen: stones saturate white).
-  DICOM_WINDOW_CENTER: Type.Number({ default: 40 }),
-  DICOM_WINDOW_WIDTH: Type.Number({ minimum: 1, default: 400 }),
+  // DICOM input (inference/dicom/): HU are windowed with the model's input window (sidecar input.window, else
+  // abdomen 40/400) whatever the file carries; the two DICOM_WINDOW_* override it (both or neither).
+  DICOM_WINDOW_SOURCE: Type.Union([Type.Literal('model'), Type.Literal('file')], { default: 'model' }),
+  DICOM_WINDOW_CENTER: Type.Optional(Type.Number()),
+  DICOM_WINDOW_WIDTH: Type.Optional(Type.Number({ minimum: 1 })),
+  // Modalities classified (Modality (0008,0060)); OT/SC 8-bit display images are read as display images too.
+  // Frames of one multi-frame DICOM object (enhanced CT): each is classified; the header is refused above this.
+  DICOM_MAX_FRAMES: Type.Integer({ minimum: 1, maximum: 1000, default: 300 }),
+  DICOM_MODALITIES: Type.String({ pattern: '^[A-Z0-9]{1,16}( *, *[A-Z0-9]{1,16})*$', default: 'CT' }),
   BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
   // Measured on the 2-core machine (bench/, docs/performance.md): one onnxruntime thread leaves the other core to
   // decode and resize the next images, which beats two threads competing with sharp.
@@ -97,7 +104,21 @@ export const EnvSchema = Type.Object({
   RECORD_RETENTION: Type.String({ pattern: '^(forever|[0-9]+[smhd])$', default: '365d' }),
   RECORDS_REQUIRED: Type.Boolean({ default: true }),
   RECORDS_API: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
-  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' })
+  RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' }),
+
+  // Series and study results (GET /studies/{uid}, inference/series-conclusion.ts).
+  SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+  SERIES_MIN_ADJACENT_SLICES: Type.Integer({ minimum: 1, default: 2 }),
+  // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
+  DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  DICOM_AE_TITLE: Type.String({ pattern: '^[ -~]{1,16}$', default: 'KIDNEYSTONE' }),
+  DICOM_ALLOWED_AES: Type.String({ default: '' }),
+  DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
+  DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
+  DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
+  // FHIR push of final studies (plugins/app/fhir-push.ts): off unless FHIR_SERVER_URL is set.
+  FHIR_SERVER_URL: Type.Optional(Type.String({ pattern: '^https?://\\S+$' })),
+  FHIR_PUSH_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -122,8 +143,14 @@ export interface AppConfig {
   uploadMaxFiles: number
   maxFileBytes: number
   maxPixels: number
-  /** DICOM window (HU) applied when a file has no WindowCenter/WindowWidth. */
-  dicomWindow: { center: number, width: number }
+  /** Overrides the model's DICOM input window (HU); unset: the sidecar's `input.window`, else abdomen 40/400. */
+  dicomWindow?: { center: number, width: number }
+  /** `model`: the model's window whatever the file carries; `file`: the file's first window when it has one. */
+  dicomWindowSource: WindowSource
+  /** Modality (0008,0060) values classified; anything else is 422 UNSUPPORTED_MODALITY. */
+  dicomModalities: string[]
+  /** Frames of one DICOM object classified at most (TOO_MANY_FRAMES above). */
+  dicomMaxFrames: number
   /** Files one POST /predict/batch request may carry. */
   batchMaxFiles: number
   intraOpThreads: number
@@ -162,6 +189,22 @@ export interface AppConfig {
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
   records: RecordsConfig
+  /** Study results: a series is final after idleSeconds without a new instance; k of the series conclusion rule. */
+  series: { idleSeconds: number, minAdjacentSlices: number }
+  dicomNode: DicomNodeSettings
+  /** Where final studies' DiagnosticReports are POSTed (undefined: no push), how often a push is tried, the bearer token. */
+  fhirPush: { url?: string, maxAttempts: number, token?: string }
+}
+
+export interface DicomNodeSettings {
+  /** undefined: the DICOM node is off. 0: any free port (tests). */
+  port?: number
+  aeTitle: string
+  /** Calling AE titles allowed to associate; empty: any. */
+  allowedAes: string[]
+  maxAssociations: number
+  maxPduBytes: number
+  idleTimeoutMs: number
 }
 
 
@@ -202,6 +245,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
     throw new ConfigError(`Invalid environment variable HEADERS_TIMEOUT_MS=${e.HEADERS_TIMEOUT_MS}: must not exceed REQUEST_TIMEOUT_MS`)
   }
+  if ((e.DICOM_WINDOW_CENTER === undefined) !== (e.DICOM_WINDOW_WIDTH === undefined)) {
+    throw new ConfigError('Invalid environment variables DICOM_WINDOW_CENTER / DICOM_WINDOW_WIDTH: set both or neither')
+  }
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }
@@ -218,7 +264,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     uploadMaxFiles: e.UPLOAD_MAX_FILES,
     maxFileBytes: e.MAX_FILE_BYTES,
     maxPixels: e.MAX_PIXELS,
-    dicomWindow: { center: e.DICOM_WINDOW_CENTER, width: e.DICOM_WINDOW_WIDTH },
+    ...(e.DICOM_WINDOW_CENTER === undefined || e.DICOM_WINDOW_WIDTH === undefined ? {} : { dicomWindow: { center: e.DICOM_WINDOW_CENTER, width: e.DICOM_WINDOW_WIDTH } }),
+    dicomWindowSource: e.DICOM_WINDOW_SOURCE,
+    dicomModalities: e.DICOM_MODALITIES.split(',').map((name) => name.trim()),
+    dicomMaxFrames: e.DICOM_MAX_FRAMES,
     batchMaxFiles: e.BATCH_MAX_FILES,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,
@@ -255,7 +304,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: e.TRUST_PROXY,
     auth,
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
-    records: recordsConfigFrom(env, e, auth.mode !== 'none')
+    records: recordsConfigFrom(env, e, auth.mode !== 'none'),
+    series: { idleSeconds: e.SERIES_IDLE_SECONDS, minAdjacentSlices: e.SERIES_MIN_ADJACENT_SLICES },
+    dicomNode: {
+      port: e.DICOM_PORT,
+      aeTitle: e.DICOM_AE_TITLE.trim(),
+      allowedAes: e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== ''),
+      maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
+      maxPduBytes: e.DICOM_MAX_PDU_BYTES,
+      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
+    },
+    fhirPush: { url: e.FHIR_SERVER_URL?.replace(/\/+$/, ''), maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, token: fhirTokenFrom(env) }
   }
 }
 
@@ -273,6 +332,15 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
     })
   } catch (error) {
     if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)
+    throw error
+  }
+}
+
+function fhirTokenFrom (env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return secretFrom(env, SECRET_VARIABLES.fhirServerToken)
+  } catch (error) {
+    if (error instanceof AuthConfigError) throw new ConfigError(`Invalid FHIR push settings: ${error.message}`)
     throw error
   }
 }

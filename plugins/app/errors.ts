@@ -59,6 +59,16 @@ export class ShuttingDownError extends ServiceError {
 /** @fastify/busboy reports a broken multipart body with plain Errors; these are their messages. */
 const MALFORMED_MULTIPART = /^(Multipart: Boundary not found|Unexpected end of multipart data|Unsupported Content-Type\.|.* terminated early due to unexpected end of multipart data)$/
 
+/** The limit of the route that was exceeded, stated: a series client needs it to split its files. */
+function tooManyFiles (request: FastifyRequest, config: AppConfig): ServiceError {
+  if (request.routeOptions.url === '/predict/batch') {
+    return new ServiceError('TOO_MANY_FILES', 400, `POST /predict/batch takes at most ${config.batchMaxFiles} files (BATCH_MAX_FILES; ` +
+      'GET /model gives it as limits.maxBatchFiles): send a longer series in several requests.')
+  }
+  return new ServiceError('TOO_MANY_FILES', 400, `This route takes at most ${config.maxFiles} file(s) in one request; ` +
+    `send several slices with POST /predict/batch (at most ${config.batchMaxFiles} per request).`)
+}
+
 /** Errors raised by Fastify and its plugins, given the service's stable codes and our own wording. */
 function fromFrameworkError (error: FastifyError, request: FastifyRequest, config: AppConfig): ServiceError | undefined {
   switch (error.code) {
@@ -69,7 +79,7 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
       return new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     case 'FST_FILES_LIMIT':
-      return new ServiceError('TOO_MANY_FILES', 400, 'Too many files in one request.')
+      return tooManyFiles(request, config)
     case 'FST_UNDER_PRESSURE':
       return new OverloadedError(config.pressure.retryAfterS)
     case 'FST_PARTS_LIMIT':

@@ -59,8 +59,15 @@ export class ServiceMetrics {
     registers: [this.registry]
   })
 
+  readonly dicomInstances = new Counter({
+    name: 'kidney_dicom_instances_total',
+    help: 'DICOM instances received as a DICOM node, by route (DIMSE C-STORE or /studies) and outcome (stored, or the refusal\'s code).',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry]
+  })
+
   readonly recordsWritten = this.counterByKind('kidney_records_written_total',
-    'Records committed to the records store, by kind (prediction, audit).')
+    'Records committed to the records store, by kind (prediction, audit, failed-instance).')
 
   readonly recordsWriteFailures = this.counterByKind('kidney_records_write_failures_total',
     'Records that could not be written, by kind; a prediction among them was answered 503 RECORDS_UNAVAILABLE unless RECORDS_REQUIRED=false.')

@@ -17,6 +17,8 @@ export interface PredictOptions extends ClassifyOptions {
 export interface PredictionOutcome {
   prediction: Prediction
   timings: StageTimings
+  /** A DICOM upload's acquisition time (FHIR dateTime), for reports; not part of the JSON answer. */
+  acquired?: string
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
@@ -84,7 +86,7 @@ export default fp(async (app) => {
     // Answered meanwhile (408 at HANDLER_TIMEOUT_MS): the caller never learns the id, so nothing is kept.
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = await app.uploads.save(bytes, format)
-    const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom?.identifiers) }
+    const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
     const { spec, modelSha256 } = classifier
     const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
     try {
@@ -93,6 +95,7 @@ export default fp(async (app) => {
       await app.uploads.discard(id, format)
       throw error
     }
-    return { timings: classification.timings, prediction: answer }
+    const acquired = classification.dicom?.acquired
+    return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
   })
 }, { name: 'predictor', dependencies: ['model', 'uploads', 'records'] })

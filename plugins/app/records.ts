@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
-import type { AuditEvent, Caller, PredictionRecord, RecordOrigin } from '../../records/record.js'
-import { RecordStore, type PredictionPage, type PredictionQuery, type StoredPrediction, type StoreOptions } from '../../records/store.js'
+import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
+import { RecordStore, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions, type StudyRows } from '../../records/store.js'
 import type { ServiceMetrics } from './metrics.js'
 import type { RecordsConfig } from './records-config.js'
 
@@ -112,22 +112,41 @@ export class RecordsService {
 
   /** Records a refusal in the background: the refusal is sent whatever happens here. */
   audit (event: AuditEvent): void {
+    this.inBackground('audit', (store) => store.saveAuditEvent(event))
+  }
+
+  /** Records a refused DICOM instance (its UIDs and error code) in the background, so its study counts it. */
+  failedInstance (record: FailedInstanceRecord): void {
+    this.inBackground('failed-instance', (store) => store.saveFailedInstance(record))
+  }
+
+  private inBackground (kind: Exclude<RecordKind, 'prediction'>, write: (store: RecordStore) => Promise<void>): void {
     if (this.state === 'off') return
     const store = this.store
-    const write = store === undefined ? Promise.reject(new RecordStoreError(this.reason ?? 'the records store is not open')) : store.saveAuditEvent(event)
-    write.then(() => this.written('audit'), (error: unknown) => {
-      this.failed('audit', error)
-      this.metrics.recordsLost.inc({ kind: 'audit' })
+    const written = store === undefined ? Promise.reject(new RecordStoreError(this.reason ?? 'the records store is not open')) : write(store)
+    written.then(() => this.written(kind), (error: unknown) => {
+      this.failed(kind, error)
+      this.metrics.recordsLost.inc({ kind })
     })
   }
 
-  private written (kind: 'prediction' | 'audit'): void {
+  /** The FHIR push queue (plugins/app/fhir-push.ts); throws RecordsUnavailableError while the store is not open. */
+  async withPushQueue<T> (work: (queue: RecordStore['pushes']) => Promise<T>): Promise<T> {
+    return await this.reading(async (store) => await work(store.pushes))
+  }
+
+  /** What was received for one study (GET /studies/{uid}); with `caller`, only that caller's instances. */
+  async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
+    return await this.reading(async (store) => await store.readStudy(studyInstanceUid, caller))
+  }
+
+  private written (kind: RecordKind): void {
     this.metrics.recordsWritten.inc({ kind })
     if (!this.writing) this.log.info('records store: writes succeed again')
     this.writing = true
   }
 
-  private failed (kind: 'prediction' | 'audit', error: unknown): string {
+  private failed (kind: RecordKind, error: unknown): string {
     this.metrics.recordsWriteFailures.inc({ kind })
     const reason = error instanceof RecordStoreError ? error.reason : 'unexpected error'
     if (this.writing) this.log.error({ err: error, kind }, `records store: write failed: ${reason}`)
@@ -197,19 +216,21 @@ export class RecordsService {
    * One bounded retention pass (at most SWEEP_STATEMENTS_PER_PASS statements of SWEEP_ROWS rows per kind). `backlog`:
    * it stopped at its bound, so the next pass comes after a second instead of a quarter of the retention (at most an hour).
    */
-  async sweepExpired (): Promise<{ predictions: number, auditEvents: number, backlog: boolean }> {
+  async sweepExpired (): Promise<{ predictions: number, auditEvents: number, failedInstances: number, backlog: boolean }> {
     const cutoff = new Date(Date.now() - this.config.retentionMs)
-    const swept = { predictions: 0, auditEvents: 0, backlog: false }
+    const swept = { predictions: 0, auditEvents: 0, failedInstances: 0, backlog: false }
     for (let statement = 0; statement < SWEEP_STATEMENTS_PER_PASS; statement++) {
-      const { predictions, auditEvents } = await this.reading(async (store) => await store.deleteExpired(cutoff, SWEEP_ROWS))
-      this.metrics.recordsSwept.inc({ kind: 'prediction' }, predictions)
-      this.metrics.recordsSwept.inc({ kind: 'audit' }, auditEvents)
-      swept.predictions += predictions
-      swept.auditEvents += auditEvents
-      swept.backlog = predictions === SWEEP_ROWS || auditEvents === SWEEP_ROWS
+      const deleted = await this.reading(async (store) => await store.deleteExpired(cutoff, SWEEP_ROWS))
+      this.metrics.recordsSwept.inc({ kind: 'prediction' }, deleted.predictions)
+      this.metrics.recordsSwept.inc({ kind: 'audit' }, deleted.auditEvents)
+      this.metrics.recordsSwept.inc({ kind: 'failed-instance' }, deleted.failedInstances)
+      swept.predictions += deleted.predictions
+      swept.auditEvents += deleted.auditEvents
+      swept.failedInstances += deleted.failedInstances
+      swept.backlog = Object.values(deleted).some((rows) => rows === SWEEP_ROWS)
       if (!swept.backlog) break
     }
-    if (swept.predictions + swept.auditEvents > 0) this.log.info(swept, 'records retention sweep')
+    if (swept.predictions + swept.auditEvents + swept.failedInstances > 0) this.log.info(swept, 'records retention sweep')
     return swept
   }
 

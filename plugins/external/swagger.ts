@@ -17,6 +17,7 @@ export default fp(async (app) => {
       tags: [
         { name: 'prediction', description: 'Classify CT images' },
         { name: 'records', description: 'Recorded answers: read back by id, or listed with filters' },
+        { name: 'studies', description: 'DICOM studies: STOW-RS upload and series/study results' },
         { name: 'service', description: 'Status, health and model metadata' }
       ],
       // Enforced only when AUTH_MODE is not `none`; either scheme is enough. Swagger UI's Authorize uses them.

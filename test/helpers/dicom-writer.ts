@@ -9,6 +9,10 @@ export const DEFLATED_EXPLICIT_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99'
  */
 export interface SyntheticDicom {
   transferSyntaxUid?: string
+  /** Modality (0008,0060); default CT, null leaves it out. */
+  modality?: string | null
+  /** SOPClassUID (0008,0016) and MediaStorageSOPClassUID; default CT Image Storage. */
+  sopClassUid?: string
   rows: number
   columns: number
   frames?: number
@@ -51,7 +55,18 @@ export function element (group: number, elem: number, vr: string, value: Buffer)
   return Buffer.concat([head, padded])
 }
 
-const text = (value: string | number): Buffer => Buffer.from(String(value), 'latin1')
+/** A sequence of defined length whose items (defined length too) hold the given encoded elements. */
+export function sequence (group: number, elem: number, items: Buffer[][]): Buffer {
+  const encodedItems = items.map((elements) => {
+    const body = Buffer.concat(elements)
+    const head = Buffer.alloc(8)
+    head.writeUInt16LE(0xfffe, 0); head.writeUInt16LE(0xe000, 2); head.writeUInt32LE(body.length, 4)
+    return Buffer.concat([head, body])
+  })
+  return element(group, elem, 'SQ', Buffer.concat(encodedItems))
+}
+
+export const text = (value: string | number): Buffer => Buffer.from(String(value), 'latin1')
 const us = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
 
 export function pixelData (spec: SyntheticDicom): Buffer {
@@ -78,10 +93,12 @@ export function pixelData (spec: SyntheticDicom): Buffer {
 }
 
 /** The preamble, DICM and the File Meta Information group (always explicit VR little endian, never deflated). */
-export function part10Header (transferSyntax: string): Buffer {
+export const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2'
+
+export function part10Header (transferSyntax: string, sopClassUid = CT_IMAGE_STORAGE): Buffer {
   const metaBody = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
-    element(0x0002, 0x0002, 'UI', text('1.2.840.10008.5.1.4.1.1.2')),
+    element(0x0002, 0x0002, 'UI', text(sopClassUid)),
     element(0x0002, 0x0003, 'UI', text(SYNTHETIC_UIDS.sopInstanceUid)),
     element(0x0002, 0x0010, 'UI', text(transferSyntax))
   ])
@@ -100,8 +117,11 @@ export function imageAttributes (spec: SyntheticDicom): Buffer {
   if (spec.rescaleIntercept !== undefined) optional.push(element(0x0028, 0x1052, 'DS', text(spec.rescaleIntercept)))
   if (spec.rescaleSlope !== undefined) optional.push(element(0x0028, 0x1053, 'DS', text(spec.rescaleSlope)))
   if (spec.voiLutFunction !== undefined) optional.push(element(0x0028, 0x1056, 'CS', text(spec.voiLutFunction)))
+  const modality = spec.modality === undefined ? 'CT' : spec.modality
   return Buffer.concat([
+    element(0x0008, 0x0016, 'UI', text(spec.sopClassUid ?? CT_IMAGE_STORAGE)),
     element(0x0008, 0x0018, 'UI', text(SYNTHETIC_UIDS.sopInstanceUid)),
+    ...(modality === null ? [] : [element(0x0008, 0x0060, 'CS', text(modality))]),
     element(0x0010, 0x0010, 'PN', text(SYNTHETIC_PATIENT.name)),
     element(0x0010, 0x0020, 'LO', text(SYNTHETIC_PATIENT.id)),
     element(0x0010, 0x0030, 'DA', text(SYNTHETIC_PATIENT.birthDate)),
@@ -124,5 +144,5 @@ export function imageAttributes (spec: SyntheticDicom): Buffer {
 export function writeDicom (spec: SyntheticDicom): Buffer {
   const transferSyntax = spec.transferSyntaxUid ?? '1.2.840.10008.1.2.1'
   const dataSet = Buffer.concat([imageAttributes(spec), pixelData(spec)])
-  return Buffer.concat([part10Header(transferSyntax), transferSyntax === DEFLATED_EXPLICIT_LITTLE_ENDIAN ? deflateRawSync(dataSet) : dataSet])
+  return Buffer.concat([part10Header(transferSyntax, spec.sopClassUid), transferSyntax === DEFLATED_EXPLICIT_LITTLE_ENDIAN ? deflateRawSync(dataSet) : dataSet])
 }

@@ -198,8 +198,8 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     for (let i = 0; i < 3; i++) app.records.audit({ createdAt: old, caller: 'anonymous', method: 'GET', route: '/predictions/:id', status: 404, code: 'PREDICTION_NOT_FOUND' })
     await auditEventsSince(app, old, 3, (event) => event.createdAt.getTime() === old.getTime())
 
-    t.same(await app.records.sweepExpired(), { predictions: 2_000, auditEvents: 3, backlog: true }, 'one pass stops at its bound')
-    t.same(await app.records.sweepExpired(), { predictions: 100, auditEvents: 0, backlog: false }, 'the next one finishes')
+    t.same(await app.records.sweepExpired(), { predictions: 2_000, auditEvents: 3, failedInstances: 0, backlog: true }, 'one pass stops at its bound')
+    t.same(await app.records.sweepExpired(), { predictions: 100, auditEvents: 0, failedInstances: 0, backlog: false }, 'the next one finishes')
     t.equal(await app.records.getPredictionRecord(expired[0].id), undefined)
     t.equal((await app.inject({ method: 'GET', url: `/predictions/${body.id}` })).statusCode, 200, 'a recent record stays')
     // the last test on the shared app: an embedded database is open in one app at a time

@@ -1,0 +1,229 @@
+import type { Socket } from 'node:net'
+import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
+import { part10 } from './part10.js'
+import {
+  abort, associateAccept, associateReject, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
+  type AssociateRequest, type ContextAnswer
+} from './pdu.js'
+
+export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
+const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
+const IMPLICIT_LE = '1.2.840.10008.1.2'
+const EXPLICIT_LE = '1.2.840.10008.1.2.1'
+/** Largest PDU accepted before an association exists: an A-ASSOCIATE-RQ of a few hundred contexts fits easily. */
+const MAX_REQUEST_PDU = 64 * 1024
+
+export interface StoreRequest {
+  callingAe: string
+  sopClassUid: string
+  sopInstanceUid: string
+  transferSyntaxUid: string
+  /** The data set as a Part 10 file. */
+  bytes: Buffer
+}
+
+export interface StoreResult {
+  status: number
+  comment?: string
+}
+
+export interface AssociationPolicy {
+  aeTitle: string
+  allowedAes: readonly string[]
+  maxPduBytes: number
+  maxInstanceBytes: number
+  idleTimeoutMs: number
+  acceptsTransferSyntax: (uid: string) => boolean
+  store: (request: StoreRequest) => Promise<StoreResult>
+  /** Whether one more association fits (checked when its A-ASSOCIATE-RQ arrives). */
+  admit: () => boolean
+  event: (name: string, details: Record<string, unknown>) => void
+}
+
+/** Transfer syntax for one proposed context: uncompressed first (always decodable), else the first we can decode. */
+function chooseTransferSyntax (proposed: string[], accepts: (uid: string) => boolean): string | undefined {
+  return [EXPLICIT_LE, IMPLICIT_LE].find((uid) => proposed.includes(uid)) ?? proposed.find(accepts)
+}
+
+/**
+ * One TCP connection of the DICOM node, from A-ASSOCIATE-RQ to release or abort. Messages are handled one at a time:
+ * reading pauses while an instance is classified, so a peer that sends faster than we classify is held back by TCP
+ * instead of filling memory; a data set over maxInstanceBytes is drained and refused without being kept.
+ */
+export class Association {
+  state: 'awaiting-request' | 'established' | 'closed' = 'awaiting-request'
+  admitted = false
+  private request: AssociateRequest | undefined
+  private accepted = new Map<number, { abstractSyntax: string, transferSyntax: string }>()
+  private chunks: Buffer[] = []
+  private buffered = 0
+  private command: { context: number, parts: Buffer[] } | undefined
+  private pending: { context: number, command: Command, parts: Buffer[], bytes: number, tooLarge: boolean } | undefined
+  private busy: Promise<void> | undefined
+  private draining = false
+
+  constructor (private readonly socket: Socket, private readonly policy: AssociationPolicy) {
+    socket.setNoDelay(true)
+    socket.setTimeout(policy.idleTimeoutMs, () => {
+      if (this.busy !== undefined) return // classifying: the peer is waiting for us, not idle
+      policy.event('idle-timeout', { callingAe: this.request?.callingAe })
+      this.abort(2, 0)
+    })
+    socket.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk)
+      this.buffered += chunk.length
+      void this.drain()
+    })
+    socket.on('error', () => this.close())
+    socket.on('close', () => this.close())
+  }
+
+  /** Sends A-ABORT (after the message being handled is answered) and closes: used when the node stops. */
+  async shutdown (): Promise<void> {
+    await this.busy
+    this.abort(2, 0)
+  }
+
+  private close (): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.chunks = []
+    this.pending = undefined
+    this.socket.destroy()
+  }
+
+  private abort (source: 0 | 2, reason: number): void {
+    if (this.state === 'closed') return
+    this.socket.end(abort(source, reason))
+    this.state = 'closed'
+    this.socket.destroySoon()
+  }
+
+  private send (buffers: Buffer[]): void {
+    if (this.state !== 'closed') for (const buffer of buffers) this.socket.write(buffer)
+  }
+
+  /** The next whole PDU from the buffered bytes, or undefined until more arrive. */
+  private nextPdu (): { type: number, body: Buffer } | undefined {
+    if (this.buffered < 6) return undefined
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)]
+    const data = this.chunks[0]
+    const length = data.readUInt32BE(2)
+    const limit = this.state === 'established' ? this.policy.maxPduBytes : MAX_REQUEST_PDU
+    if (length > limit) throw new PduError(`PDU of ${length} bytes over the ${limit} negotiated`)
+    if (data.length < 6 + length) return undefined
+    const body = data.subarray(6, 6 + length)
+    this.chunks = data.length > 6 + length ? [data.subarray(6 + length)] : []
+    this.buffered = data.length - 6 - length
+    return { type: data[0], body }
+  }
+
+  private async drain (): Promise<void> {
+    if (this.draining) return
+    this.draining = true
+    try {
+      for (let next = this.nextPdu(); next !== undefined && this.state !== 'closed'; next = this.nextPdu()) {
+        await this.handle(next.type, next.body)
+      }
+    } catch (error) {
+      this.policy.event('protocol-error', { callingAe: this.request?.callingAe, reason: (error as Error).message })
+      this.abort(2, error instanceof PduError ? 6 : 0)
+    } finally {
+      this.draining = false
+    }
+  }
+
+  private async handle (type: number, body: Buffer): Promise<void> {
+    if (type === PDU.abort) { this.close(); return }
+    if (this.state === 'awaiting-request') {
+      if (type !== PDU.associateRq) throw new PduError(`unexpected PDU type ${type} before association`)
+      this.associate(parseAssociateRequest(body))
+      return
+    }
+    if (type === PDU.releaseRq) {
+      this.send([releaseResponse()])
+      this.socket.end()
+      this.state = 'closed'
+      return
+    }
+    if (type !== PDU.pData) throw new PduError(`unexpected PDU type ${type}`)
+    for (const pdv of parsePData(body)) await this.fragment(pdv.contextId, pdv.command, pdv.last, pdv.value)
+  }
+
+  private associate (request: AssociateRequest): void {
+    this.request = request
+    const { policy } = this
+    const refuse = (why: keyof typeof REJECT): void => {
+      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why })
+      this.send([associateReject(REJECT[why])])
+      this.socket.end()
+      this.state = 'closed'
+    }
+    if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported'); return }
+    if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized'); return }
+    if (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe)) { refuse('callingAeNotRecognized'); return }
+    if (!policy.admit()) { refuse('localLimitExceeded'); return }
+    this.admitted = true
+    const answers: ContextAnswer[] = request.contexts.map(({ id, abstractSyntax, transferSyntaxes }) => {
+      if (abstractSyntax !== VERIFICATION_SOP_CLASS && !abstractSyntax.startsWith(STORAGE_SOP_CLASS_ROOT)) return { id, result: 3 }
+      const transferSyntax = chooseTransferSyntax(transferSyntaxes, policy.acceptsTransferSyntax)
+      if (transferSyntax === undefined) return { id, result: 4 }
+      this.accepted.set(id, { abstractSyntax, transferSyntax })
+      return { id, result: 0, transferSyntax }
+    })
+    this.state = 'established'
+    policy.event('association-accepted', { callingAe: request.callingAe, contexts: this.accepted.size, proposed: request.contexts.length })
+    this.send([associateAccept(request, answers, policy.maxPduBytes)])
+  }
+
+  private async fragment (context: number, isCommand: boolean, last: boolean, value: Buffer): Promise<void> {
+    if (isCommand) {
+      this.command ??= { context, parts: [] }
+      this.command.parts.push(value)
+      if (!last) return
+      const command = parseCommand(Buffer.concat(this.command.parts))
+      this.command = undefined
+      if (!command.hasDataSet) { await this.respond(context, command); return }
+      this.pending = { context, command, parts: [], bytes: 0, tooLarge: false }
+      return
+    }
+    const pending = this.pending
+    if (pending === undefined) throw new CommandError('data set fragment without a command')
+    pending.bytes += value.length
+    if (pending.bytes > this.policy.maxInstanceBytes) { pending.tooLarge = true; pending.parts = [] } else pending.parts.push(value)
+    if (!last) return
+    this.pending = undefined
+    await this.respond(context, pending.command, pending)
+  }
+
+  private async respond (context: number, command: Command, data?: { parts: Buffer[], bytes: number, tooLarge: boolean }): Promise<void> {
+    const negotiated = this.accepted.get(context)
+    let result: StoreResult
+    if (negotiated === undefined) {
+      result = { status: STATUS.processingFailure, comment: 'presentation context not accepted' }
+    } else if (command.field === COMMAND.cEchoRq) {
+      result = { status: STATUS.success }
+    } else if (command.field !== COMMAND.cStoreRq || data === undefined) {
+      result = { status: STATUS.unrecognizedOperation, comment: 'this node performs C-ECHO and C-STORE only' }
+    } else if (data.tooLarge) {
+      result = { status: STATUS.cannotUnderstand, comment: `FILE_TOO_LARGE: instance over ${this.policy.maxInstanceBytes} bytes` }
+    } else {
+      const sopClassUid = command.affectedSopClassUid ?? negotiated.abstractSyntax
+      const sopInstanceUid = command.affectedSopInstanceUid ?? ''
+      const bytes = part10(Buffer.concat(data.parts), { sopClassUid, sopInstanceUid, transferSyntaxUid: negotiated.transferSyntax, sourceAe: this.request?.callingAe })
+      data.parts = []
+      this.socket.pause()
+      const handling = this.policy.store({ callingAe: this.request?.callingAe ?? '', sopClassUid, sopInstanceUid, transferSyntaxUid: negotiated.transferSyntax, bytes })
+      this.busy = handling.then(() => {}, () => {})
+      try {
+        result = await handling
+      } catch {
+        result = { status: STATUS.processingFailure, comment: 'INTERNAL_ERROR' }
+      } finally {
+        this.busy = undefined
+        if (this.state !== 'closed') this.socket.resume()
+      }
+    }
+    this.send(pData(context, true, responseCommand(command, result.status, result.comment), this.request?.maxPduLength ?? 0))
+  }
+}

@@ -1,0 +1,40 @@
+import dicomParser from 'dicom-parser'
+
+/** What identifies a received instance and decides whether it is classified: UIDs and SOP class, never patient data. */
+export interface InstanceKeys {
+  sopClassUid?: string
+  sopInstanceUid?: string
+  studyInstanceUid?: string
+  seriesInstanceUid?: string
+}
+
+const TAG = { sopClassUid: 'x00080016', sopInstanceUid: 'x00080018', studyInstanceUid: 'x0020000d', seriesInstanceUid: 'x0020000e' } as const
+
+/**
+ * The keys of a Part 10 file, read up to its Pixel Data (the pixels are the classifier's business, in its worker
+ * threads). `known` (from the C-STORE command, or the File Meta Information) fills what the data set does not give.
+ * Never throws: a data set too broken to read still gets a refusal, with whatever keys are known.
+ */
+export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): InstanceKeys {
+  let dataSet: dicomParser.DataSet | undefined
+  try {
+    dataSet = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' })
+  } catch (error) {
+    // dicom-parser hands back what it read before the fault; a deflated data set without an inflater reads nothing.
+    dataSet = typeof error === 'object' && error !== null && 'dataSet' in error ? (error as { dataSet?: dicomParser.DataSet }).dataSet : undefined
+  }
+  const read = (tag: string): string | undefined => {
+    try {
+      const value = dataSet?.string(tag)?.trim()
+      return value === undefined || value === '' || !/^[0-9.]{1,64}$/.test(value) ? undefined : value
+    } catch {
+      return undefined
+    }
+  }
+  return {
+    sopClassUid: read(TAG.sopClassUid) ?? read('x00020002') ?? known.sopClassUid,
+    sopInstanceUid: read(TAG.sopInstanceUid) ?? read('x00020003') ?? known.sopInstanceUid,
+    studyInstanceUid: read(TAG.studyInstanceUid) ?? known.studyInstanceUid,
+    seriesInstanceUid: read(TAG.seriesInstanceUid) ?? known.seriesInstanceUid
+  }
+}

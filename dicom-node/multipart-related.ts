@@ -1,0 +1,58 @@
+import { ServiceError } from '../inference/errors.js'
+
+/** A STOW-RS request body that is not the multipart/related; type="application/dicom" it must be. */
+export class StowMediaTypeError extends ServiceError {
+  constructor (why: string) {
+    super('UNSUPPORTED_MEDIA_TYPE', 415, `STOW-RS takes multipart/related; type="application/dicom" with one DICOM Part 10 file per part: ${why}.`)
+  }
+}
+
+export class MalformedMultipartRelatedError extends ServiceError {
+  constructor (why: string) {
+    super('MALFORMED_MULTIPART', 400, `The multipart/related body cannot be read: ${why}.`)
+  }
+}
+
+/** Content-Type parameters, lower-cased names, quotes removed. */
+function parameters (contentType: string): Map<string, string> {
+  const found = new Map<string, string>()
+  for (const match of contentType.matchAll(/;\s*([A-Za-z0-9_-]+)\s*=\s*("([^"]*)"|[^;\s]*)/g)) found.set(match[1].toLowerCase(), match[3] ?? match[2])
+  return found
+}
+
+/** The boundary of a STOW-RS request; throws StowMediaTypeError for any other media type. */
+export function stowBoundary (contentType: string | undefined): string {
+  if (contentType === undefined || !/^multipart\/related\s*(;|$)/i.test(contentType.trim())) throw new StowMediaTypeError('the Content-Type is not multipart/related')
+  const params = parameters(contentType)
+  const type = params.get('type')?.toLowerCase()
+  if (type !== undefined && type !== 'application/dicom') throw new StowMediaTypeError(`type="${type}" is not supported (metadata with bulk data is not)`)
+  const boundary = params.get('boundary')
+  if (boundary === undefined || boundary === '' || boundary.length > 70) throw new StowMediaTypeError('the boundary parameter is missing or longer than 70 characters')
+  return boundary
+}
+
+export interface RelatedPart {
+  /** Content-Type of the part, lower-cased, without parameters; undefined when the part has none. */
+  contentType?: string
+  body: Buffer
+}
+
+/** The parts of a multipart/related body (RFC 2387 / RFC 2046): each part's headers and bytes, without copies. */
+export function splitRelated (body: Buffer, boundary: string): RelatedPart[] {
+  const delimiter = Buffer.from(`--${boundary}`, 'latin1')
+  let position = body.indexOf(delimiter)
+  if (position === -1) throw new MalformedMultipartRelatedError('the boundary never occurs')
+  const parts: RelatedPart[] = []
+  for (;;) {
+    const afterDelimiter = position + delimiter.length
+    if (body.subarray(afterDelimiter, afterDelimiter + 2).toString('latin1') === '--') return parts
+    const headersEnd = body.indexOf('\r\n\r\n', afterDelimiter, 'latin1')
+    if (headersEnd === -1) throw new MalformedMultipartRelatedError('a part has no end of headers')
+    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]), headersEnd + 4)
+    if (next === -1) throw new MalformedMultipartRelatedError('the closing boundary is missing')
+    const headers = body.subarray(afterDelimiter, headersEnd).toString('latin1')
+    const contentType = /^content-type:\s*([^;\r\n]+)/im.exec(headers)?.[1].trim().toLowerCase()
+    parts.push({ ...(contentType === undefined ? {} : { contentType }), body: body.subarray(headersEnd + 4, next) })
+    position = next + 2
+  }
+}

@@ -1,0 +1,61 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { Association, type AssociationPolicy } from './association.js'
+
+export type { StoreRequest, StoreResult } from './association.js'
+
+export interface DicomNodeOptions extends Omit<AssociationPolicy, 'admit'> {
+  host: string
+  port: number
+  /** Associations served at once; the next one is rejected (transient, local limit exceeded). */
+  maxAssociations: number
+}
+
+/**
+ * A DICOM storage SCP with verification (C-STORE, C-ECHO) on one TCP port. What happens to a received instance is
+ * the caller's `store`; this class owns only the protocol and the limits: AE titles, PDU size, instance size,
+ * associations at once, idle time. Connections beyond twice the association limit are closed without a word, so a
+ * flood of idle sockets cannot hold memory.
+ */
+export class DicomNode {
+  private readonly server: Server
+  private readonly associations = new Set<Association>()
+
+  constructor (private readonly options: DicomNodeOptions) {
+    this.server = createServer((socket) => this.connection(socket))
+    this.server.on('error', (error) => options.event('server-error', { reason: error.message }))
+  }
+
+  private connection (socket: Socket): void {
+    if (this.associations.size >= 2 * this.options.maxAssociations) {
+      this.options.event('connection-dropped', { remote: socket.remoteAddress, reason: 'too many connections' })
+      socket.destroy()
+      return
+    }
+    const association: Association = new Association(socket, {
+      ...this.options,
+      admit: () => [...this.associations].filter((a) => a.admitted).length < this.options.maxAssociations
+    })
+    this.associations.add(association)
+    socket.on('close', () => this.associations.delete(association))
+  }
+
+  async listen (): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.options.port, this.options.host, () => { this.server.off('error', reject); resolve() })
+    })
+    return (this.server.address() as AddressInfo).port
+  }
+
+  /** Associations currently admitted (after A-ASSOCIATE-AC). */
+  get active (): number {
+    return [...this.associations].filter((a) => a.admitted && a.state !== 'closed').length
+  }
+
+  /** Stops accepting connections, lets the instances being classified be answered, then aborts every association. */
+  async close (): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    await Promise.all([...this.associations].map(async (association) => await association.shutdown()))
+    await closed
+  }
+}

@@ -1,0 +1,54 @@
+import fp from 'fastify-plugin'
+import { ServiceError } from '../../inference/errors.js'
+import { readInstanceKeys, type InstanceKeys } from '../../dicom-node/instance-keys.js'
+import { CLASSIFIED_SOP_CLASSES, UnsupportedSopClassError } from '../../dicom-node/sop-classes.js'
+import { errorComment, failureStatus, type Refusal } from '../../dicom-node/status.js'
+import type { RecordOrigin } from '../../records/record.js'
+import type { Prediction } from '../../schemas/prediction.js'
+import type { PredictOptions } from './predictor.js'
+
+export type IntakeOutcome =
+  | { classified: true, keys: InstanceKeys, prediction: Prediction }
+  /** `status`: the DIMSE status / STOW-RS FailureReason; `comment`: the ErrorComment. */
+  | { classified: false, keys: InstanceKeys, refusal: Refusal, status: number, comment: string }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * One DICOM instance received as a DICOM node (C-STORE, STOW-RS): classified through app.predict (so recorded like
+     * any answer), or refused with a typed error that is recorded with the instance's UIDs so its study counts it.
+     * Never throws.
+     */
+    receiveInstance: (bytes: Buffer, origin: RecordOrigin, known?: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
+  }
+}
+
+export default fp(async (app) => {
+  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, known: InstanceKeys = {}, options: PredictOptions = {}): Promise<IntakeOutcome> => {
+    const keys = readInstanceKeys(bytes, known)
+    try {
+      if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
+      const { prediction } = await app.predict(bytes, origin, options)
+      app.metrics.dicomInstances.inc({ route: origin.route, outcome: 'stored' })
+      return { classified: true, keys, prediction }
+    } catch (error) {
+      if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
+      const refusal: Refusal = error instanceof ServiceError
+        ? { code: error.code, statusCode: error.statusCode, message: error.message }
+        : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
+      app.metrics.dicomInstances.inc({ route: origin.route, outcome: refusal.code })
+      if (keys.studyInstanceUid !== undefined) {
+        app.records.failedInstance({
+          ...origin,
+          createdAt: new Date(),
+          studyInstanceUid: keys.studyInstanceUid,
+          seriesInstanceUid: keys.seriesInstanceUid,
+          sopInstanceUid: keys.sopInstanceUid,
+          status: refusal.statusCode,
+          code: refusal.code
+        })
+      }
+      return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
+    }
+  })
+}, { name: 'dicom-intake', dependencies: ['predictor', 'records', 'metrics'] })

@@ -1,0 +1,78 @@
+import fp from 'fastify-plugin'
+import { toStudyDiagnosticReport } from '../../inference/study-fhir.js'
+import type { ClaimedPush } from '../../records/push-queue.js'
+
+/** Retry delay after the n-th failed attempt: 1, 2, 4, ... seconds, at most 5 minutes (10 attempts span about 10 minutes). */
+export function backoffSeconds (attempt: number): number {
+  return Math.min(300, 2 ** Math.max(0, attempt - 1))
+}
+
+/** A claim lasts longer than one POST may take, so no other replica pushes the same study meanwhile. */
+const POST_TIMEOUT_MS = 30_000
+const LEASE_SECONDS = 60
+const CLAIMS_PER_PASS = 8
+
+/**
+ * FHIR push (FHIR_SERVER_URL): once every series of a study is final (SERIES_IDLE_SECONDS without a new instance), its
+ * DiagnosticReport is POSTed to `<FHIR_SERVER_URL>/DiagnosticReport`, with a bearer token when FHIR_SERVER_TOKEN is set.
+ * Network errors, 408, 429 and 5xx are retried with exponential backoff up to FHIR_PUSH_MAX_ATTEMPTS; other 4xx
+ * answers are not retried (the same report would be refused again). The queue lives in the records database, so
+ * replicas share it and a restart resumes it; a study that grows after its push is pushed again.
+ */
+export default fp(async (app) => {
+  const { url, maxAttempts, token } = app.config.fhirPush
+  if (url === undefined) return
+  const { idleSeconds } = app.config.series
+  const pollMs = Math.min(5_000, Math.max(500, idleSeconds * 500))
+  let timer: NodeJS.Timeout | undefined
+  let pass: Promise<void> | undefined
+  let closing = false
+
+  const post = async (push: ClaimedPush): Promise<void> => {
+    const study = await app.studyResult(push.studyInstanceUid)
+    if (study === undefined) return
+    const report = toStudyDiagnosticReport(study)
+    let failure: { error: string, retry: boolean }
+    try {
+      const response = await fetch(`${url}/DiagnosticReport`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify(report),
+        signal: AbortSignal.timeout(POST_TIMEOUT_MS)
+      })
+      await response.body?.cancel()
+      if (response.ok) {
+        await app.records.withPushQueue(async (queue) => await queue.pushed(push, response.headers.get('location') ?? undefined))
+        app.log.info({ study: push.studyInstanceUid, attempt: push.attempts, status: response.status }, 'FHIR push: DiagnosticReport accepted')
+        return
+      }
+      failure = { error: `HTTP ${response.status}`, retry: response.status === 408 || response.status === 429 || response.status >= 500 }
+    } catch (error) {
+      failure = { error: (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached', retry: true }
+    }
+    const giveUp = !failure.retry || push.attempts >= maxAttempts
+    app.log.warn({ study: push.studyInstanceUid, attempt: push.attempts, error: failure.error, giveUp }, 'FHIR push failed')
+    await app.records.withPushQueue(async (queue) => await queue.failed(push, failure.error, backoffSeconds(push.attempts), giveUp))
+  }
+
+  const runPass = async (): Promise<void> => {
+    try {
+      await app.records.withPushQueue(async (queue) => await queue.enqueueFinal(idleSeconds))
+      const due = await app.records.withPushQueue(async (queue) => await queue.claimDue(CLAIMS_PER_PASS, LEASE_SECONDS))
+      for (const push of due) await post(push)
+    } catch (err) {
+      // The store is not open yet, or went away: the next pass tries again; claims expire with their lease.
+      app.log.debug({ err }, 'FHIR push pass skipped')
+    }
+  }
+  const schedule = (): void => {
+    if (closing) return
+    timer = setTimeout(() => { pass = runPass().finally(schedule) }, pollMs).unref()
+  }
+  app.addHook('onReady', async () => { schedule() })
+  app.addHook('preClose', async () => {
+    closing = true
+    clearTimeout(timer)
+    await pass
+  })
+}, { name: 'fhir-push', dependencies: ['config', 'records', 'studies'] })

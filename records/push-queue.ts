@@ -1,0 +1,76 @@
+import type { SqlDriver } from './sql-driver.js'
+
+/** A study whose DiagnosticReport this replica has claimed to push. */
+export interface ClaimedPush {
+  studyInstanceUid: string
+  /** Newest instance time of the study when its push was decided (ISO, microseconds). */
+  version: string
+  /** This attempt's number, from 1. */
+  attempts: number
+}
+
+/** Studies with an instance this recently are looked at; older studies were pushed (or given up on) long ago. */
+const LOOKBACK_SECONDS = 7 * 24 * 3600
+
+/**
+ * The FHIR push queue in the records database (table study_pushes, migration 0002), shared by every replica: a
+ * study becomes due when its newest instance is SERIES_IDLE_SECONDS old, is claimed by one replica at a time
+ * (FOR UPDATE SKIP LOCKED, then a lease), and is due again, as a new version, when instances arrive after its push.
+ */
+export class PushQueue {
+  constructor (private readonly driver: SqlDriver) {}
+
+  /** Queues every study final for `idleSeconds` whose newest version is not queued yet; returns how many. */
+  async enqueueFinal (idleSeconds: number): Promise<number> {
+    const rows = await this.driver.query<{ n: number }>(
+      'WITH received AS (' +
+      '  SELECT study_instance_uid, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > now() - make_interval(secs => $1)' +
+      '  UNION ALL SELECT study_instance_uid, created_at FROM failed_instances WHERE created_at > now() - make_interval(secs => $1)' +
+      '), final AS (' +
+      '  SELECT study_instance_uid, max(created_at) AS version FROM received GROUP BY study_instance_uid HAVING max(created_at) <= now() - make_interval(secs => $2)' +
+      '), queued AS (' +
+      '  INSERT INTO study_pushes (study_instance_uid, version, next_attempt_at) SELECT study_instance_uid, version, now() FROM final ' +
+      '  ON CONFLICT (study_instance_uid) DO UPDATE SET version = EXCLUDED.version, attempts = 0, pushed_at = NULL, gave_up = false, ' +
+      '    last_error = NULL, location = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
+      ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds], 'pushes.enqueue')
+    return Number(rows[0]?.n ?? 0)
+  }
+
+  /** Claims up to `limit` due pushes for `leaseSeconds` (another replica takes them over only after that). */
+  async claimDue (limit: number, leaseSeconds: number): Promise<ClaimedPush[]> {
+    const rows = await this.driver.query<{ study_instance_uid: string, version: string, attempts: number }>(
+      'UPDATE study_pushes SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2) WHERE study_instance_uid IN (' +
+      '  SELECT study_instance_uid FROM study_pushes WHERE pushed_at IS NULL AND NOT gave_up AND next_attempt_at <= now() ' +
+      '  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED' +
+      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts`,
+      [limit, leaseSeconds], 'pushes.claim')
+    return rows.map((row) => ({ studyInstanceUid: row.study_instance_uid, version: row.version, attempts: Number(row.attempts) }))
+  }
+
+  /** The FHIR server accepted this version (a newer version queued meanwhile is left alone). */
+  async pushed (push: ClaimedPush, location: string | undefined): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), location = $3, last_error = NULL WHERE study_instance_uid = $1 AND version = $2::timestamptz',
+      [push.studyInstanceUid, push.version, location ?? null], 'pushes.pushed')
+  }
+
+  /** This attempt failed: retried after `retryInSeconds`, or never again when `giveUp`. */
+  async failed (push: ClaimedPush, error: string, retryInSeconds: number, giveUp: boolean): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET last_error = $3, gave_up = $4, next_attempt_at = now() + make_interval(secs => $5) ' +
+      'WHERE study_instance_uid = $1 AND version = $2::timestamptz', [push.studyInstanceUid, push.version, error.slice(0, 500), giveUp, retryInSeconds], 'pushes.failed')
+  }
+
+  /** A study's push state (tests, operations). */
+  async state (studyInstanceUid: string): Promise<{ attempts: number, pushed: boolean, gaveUp: boolean, lastError?: string, location?: string } | undefined> {
+    const rows = await this.driver.query<{ attempts: number, pushed_at: string | null, gave_up: boolean, last_error: string | null, location: string | null }>(
+      'SELECT attempts, pushed_at::text, gave_up, last_error, location FROM study_pushes WHERE study_instance_uid = $1', [studyInstanceUid], 'pushes.state')
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return {
+      attempts: Number(row.attempts),
+      pushed: row.pushed_at !== null,
+      gaveUp: row.gave_up,
+      ...(row.last_error === null ? {} : { lastError: row.last_error }),
+      ...(row.location === null ? {} : { location: row.location })
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import pLimit from 'p-limit'
+import { stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import type { IntakeOutcome } from '../plugins/app/dicom-intake.js'
+import { recordOrigin } from '../plugins/app/records.js'
+import { errorResponses } from '../schemas/error.js'
+import { refTo } from '../schemas/ref.js'
+import { StowResponseSchema } from '../schemas/stow.js'
+import { STATUS } from '../dicom-node/dimse.js'
+
+const uiAttribute = (uid: string | undefined): { vr: 'UI', Value: [string] } => ({ vr: 'UI', Value: [uid ?? ''] })
+
+/** PS3.18 10.5.3: 200 all stored, 202 some failed, 409 none stored. */
+function stowStatus (outcomes: IntakeOutcome[]): 200 | 202 | 409 {
+  const stored = outcomes.filter((o) => o.classified).length
+  return stored === outcomes.length ? 200 : stored === 0 ? 409 : 202
+}
+
+const stow: FastifyPluginAsyncTypebox = async (app) => {
+  // The body is read into memory as it arrives, each chunk charged to the request's share of the in-flight byte budget
+  // (MAX_INFLIGHT_BYTES): a study too large for it is refused while it uploads (413 alone, 503 while others hold it).
+  app.addContentTypeParser('multipart/related', async (request: FastifyRequest, payload: AsyncIterable<Buffer>) => {
+    const chunks: Buffer[] = []
+    for await (const chunk of payload) {
+      request.inflight.charge(chunk.length)
+      chunks.push(chunk)
+    }
+    return Buffer.concat(chunks)
+  })
+
+  app.post('/studies', {
+    schema: {
+      tags: ['studies'],
+      summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies',
+      description: 'DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, ' +
+        'one DICOM Part 10 file per part. Each CT instance is classified and recorded as a /predict answer is; each other ' +
+        'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. ' +
+        'Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.',
+      consumes: ['multipart/related'],
+      response: {
+        200: { description: 'Every instance stored.', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+        202: { description: 'Some instances stored, some failed (FailedSOPSequence).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+        409: { description: 'No instance stored (FailedSOPSequence says why).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+        ...errorResponses(400, 401, 403, 413, 415, 503)
+      }
+    }
+  }, async (request, reply) => {
+    const parts = splitRelated(request.body as Buffer, stowBoundary(request.headers['content-type']))
+    const origin = recordOrigin(request)
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    const slots = pLimit(app.model.get().batching.maxBatchSize)
+    const outcomes = await Promise.all(parts.map(async (part) => await slots(async (): Promise<IntakeOutcome> => {
+      if (part.contentType !== undefined && part.contentType !== 'application/dicom') {
+        const refusal = { code: 'UNSUPPORTED_MEDIA_TYPE', statusCode: 415, message: `a part of type ${part.contentType}` }
+        return { classified: false, keys: {}, refusal, status: STATUS.cannotUnderstand, comment: refusal.message }
+      }
+      return await app.receiveInstance(part.body, origin, {}, options)
+    })))
+    const reference = (outcome: IntakeOutcome) => ({
+      '00081150': uiAttribute(outcome.keys.sopClassUid),
+      '00081155': uiAttribute(outcome.keys.sopInstanceUid),
+      ...(outcome.classified ? {} : { '00081197': { vr: 'US' as const, Value: [outcome.status] as [number] } })
+    })
+    const stored = outcomes.filter((o) => o.classified).map(reference)
+    const failed = outcomes.filter((o) => !o.classified).map(reference)
+    return await reply.code(stowStatus(outcomes)).type('application/dicom+json').send({
+      ...(stored.length === 0 ? {} : { '00081199': { vr: 'SQ', Value: stored } }),
+      ...(failed.length === 0 ? {} : { '00081198': { vr: 'SQ', Value: failed } })
+    })
+  })
+}
+
+export default stow

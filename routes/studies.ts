@@ -1,0 +1,45 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { toStudyDiagnosticReport } from '../inference/study-fhir.js'
+import { StudyNotFoundError } from '../records/errors.js'
+import { errorResponses } from '../schemas/error.js'
+import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
+import { refTo } from '../schemas/ref.js'
+import { StudyParamsSchema, StudyResultSchema } from '../schemas/study.js'
+
+const studies: FastifyPluginAsyncTypebox = async (app) => {
+  const authOn = app.config.auth.mode !== 'none'
+
+  app.get('/studies/:studyInstanceUid', {
+    schema: {
+      tags: ['studies'],
+      summary: 'The results of one study: each series with its instances, slice probabilities in order and its conclusion',
+      description: 'Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, ' +
+        '/predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last ' +
+        'instance. With `Accept: application/fhir+json`: one FHIR R4 DiagnosticReport for the study. Access as for ' +
+        '`GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials ' +
+        'carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).',
+      params: StudyParamsSchema,
+      response: {
+        200: {
+          description: 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).',
+          content: {
+            'application/json': { schema: refTo(StudyResultSchema) },
+            'application/fhir+json': { schema: refTo(FhirDiagnosticReportSchema) }
+          }
+        },
+        ...errorResponses(400, 401, 403, 404, 503)
+      }
+    }
+  }, async (request, reply) => {
+    const caller = app.records.readerScope(request, authOn)
+    const { studyInstanceUid } = request.params
+    const study = await app.studyResult(studyInstanceUid, caller)
+    if (study === undefined) throw new StudyNotFoundError(studyInstanceUid)
+    if (request.headers.accept?.includes('application/fhir+json') === true) {
+      return await reply.type('application/fhir+json; charset=utf-8').send(toStudyDiagnosticReport(study))
+    }
+    return study
+  })
+}
+
+export default studies

@@ -1,0 +1,78 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { ModelRefSchema } from './model.js'
+import { refTo } from './ref.js'
+
+const DICOM_UID = '^[0-9]+(\\.[0-9]+)*$'
+const conclusionValue = (description: string) => Type.Union([Type.Literal('Stone'), Type.Literal('Normal'), Type.Literal('Undetermined')], { description })
+
+export const StudyParamsSchema = Type.Object({
+  studyInstanceUid: Type.String({ pattern: DICOM_UID, maxLength: 64, description: 'StudyInstanceUID (0020,000D).' })
+})
+
+export const SeriesRuleSchema = Type.Object({
+  threshold: Type.Number({ description: 'P(Stone) at or above which a slice is positive: the model threshold.' }),
+  minAdjacentSlices: Type.Integer({ minimum: 1, description: 'k: adjacent positive slices that make the series Stone (SERIES_MIN_ADJACENT_SLICES, capped at the slice count).' }),
+  gapFactor: Type.Number({ description: 'Two slices further apart than gapFactor x the median spacing are not adjacent (a slice is missing).' })
+}, { $id: 'SeriesRule', title: 'SeriesRule', description: 'Stone when at least k adjacent slices have P(Stone) >= threshold (docs/hospital.md, "Study results").' })
+
+export const PositiveRangeSchema = Type.Object({
+  first: Type.Integer({ minimum: 0, description: 'Index of the first slice of the run in `slices` (0-based).' }),
+  last: Type.Integer({ minimum: 0, description: 'Index of the last slice of the run in `slices` (inclusive).' }),
+  slices: Type.Integer({ minimum: 1 }),
+  fromPosition: Type.Optional(Type.Number({ description: 'Slice position (mm) of the first slice.' })),
+  toPosition: Type.Optional(Type.Number({ description: 'Slice position (mm) of the last slice.' })),
+  fromInstanceNumber: Type.Optional(Type.Integer()),
+  toInstanceNumber: Type.Optional(Type.Integer()),
+  maxProbability: Type.Number({ minimum: 0, maximum: 1 })
+}, { $id: 'PositiveRange', title: 'PositiveRange', description: 'A run of adjacent positive slices long enough to count.' })
+
+export const StudySliceSchema = Type.Object({
+  predictionId: Type.String({ format: 'uuid', description: 'GET /predictions/{id} gives the full answer for this slice.' }),
+  sopInstanceUid: Type.Optional(Type.String()),
+  instanceNumber: Type.Optional(Type.Integer()),
+  slicePosition: Type.Optional(Type.Number({ description: 'mm along the slice normal.' })),
+  probability: Type.Number({ minimum: 0, maximum: 1, description: 'P(Stone).' }),
+  prediction: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], { description: 'The per-slice decision.' })
+}, { $id: 'StudySlice', title: 'StudySlice' })
+
+export const FailedInstanceSchema = Type.Object({
+  sopInstanceUid: Type.Optional(Type.String()),
+  code: Type.String({ description: 'The error code the instance was refused with (e.g. UNSUPPORTED_MODALITY).' }),
+  receivedAt: Type.String({ format: 'date-time' })
+}, { $id: 'FailedInstance', title: 'FailedInstance' })
+
+export const SeriesResultSchema = Type.Object({
+  seriesInstanceUid: Type.String(),
+  instances: Type.Object({
+    received: Type.Integer({ minimum: 0, description: 'Distinct SOP instances received (classified + failed).' }),
+    classified: Type.Integer({ minimum: 0 }),
+    failed: Type.Integer({ minimum: 0 })
+  }),
+  final: Type.Boolean({ description: 'No instance arrived for SERIES_IDLE_SECONDS: the conclusion will not change unless the series is sent again.' }),
+  lastReceivedAt: Type.String({ format: 'date-time' }),
+  finalAt: Type.String({ format: 'date-time', description: 'When the series is (or was) final if nothing more arrives: lastReceivedAt + SERIES_IDLE_SECONDS.' }),
+  conclusion: conclusionValue('Stone, Normal, or Undetermined when no instance was classified.'),
+  positiveRanges: Type.Array(refTo(PositiveRangeSchema), { description: 'The runs that make the series Stone, in slice order.' }),
+  isolatedPositiveSlices: Type.Integer({ minimum: 0, description: 'Positive slices in runs shorter than k: shown, not counted.' }),
+  maxProbability: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Highest P(Stone) of the series.' })),
+  maxProbabilityIndex: Type.Optional(Type.Integer({ minimum: 0, description: 'Index in `slices` of the slice with the highest P(Stone).' })),
+  rule: refTo(SeriesRuleSchema),
+  model: Type.Optional(refTo(ModelRefSchema)),
+  slices: Type.Array(refTo(StudySliceSchema), { description: 'Classified instances ordered by slice position, then InstanceNumber.' }),
+  failures: Type.Array(refTo(FailedInstanceSchema), { description: 'Refused instances, in the order received.' })
+}, { $id: 'SeriesResult', title: 'SeriesResult' })
+
+export const StudyResultSchema = Type.Object({
+  studyInstanceUid: Type.String(),
+  verdict: conclusionValue('Stone if any series is Stone; Normal if any series is Normal and none Stone; else Undetermined.'),
+  final: Type.Boolean({ description: 'Every series is final.' }),
+  lastReceivedAt: Type.String({ format: 'date-time' }),
+  series: Type.Array(refTo(SeriesResultSchema), { description: 'In the order their first instance arrived.' }),
+  disclaimer: Type.String()
+}, { $id: 'StudyResult', title: 'StudyResult', description: 'Results of the CT instances received for one study (C-STORE, STOW-RS, /predict, /predict/batch).' })
+
+export type SeriesRuleReply = Static<typeof SeriesRuleSchema>
+export type SeriesResult = Static<typeof SeriesResultSchema>
+export type StudyResult = Static<typeof StudyResultSchema>
+
+export const studySchemas = [SeriesRuleSchema, PositiveRangeSchema, StudySliceSchema, FailedInstanceSchema, SeriesResultSchema, StudyResultSchema]

@@ -1,0 +1,118 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfig } from '../plugins/app/config.js'
+import { concludeSeries } from '../inference/series-conclusion.js'
+import { RECORDS_OFF } from './helper.js'
+import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
+import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+import { recordsApp } from './records/suite.js'
+
+// The DICOM node driven by real DICOM clients nobody here wrote: dcmtk's echoscu and storescu (npm test's pretest
+// installs Debian's dcmtk; without it these tests fail). Results are read back over HTTP, as a PACS integrator would.
+
+const work = await mkdtemp(join(tmpdir(), 'kidney-dicom-node-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+
+const ALLOWED = 'MODALITY1'
+const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') }, {
+  dicomNode: { ...loadConfig().dicomNode, port: 0, allowedAes: [ALLOWED, 'ECHOSCU'], maxAssociations: 2, idleTimeoutMs: 1_000 },
+  series: { idleSeconds: 2, minAdjacentSlices: 2 }
+})
+await app.listen({ port: 0, host: '127.0.0.1' })
+const http = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+const port = String(app.dicomPort())
+const store = async (files: string[], callingAe = ALLOWED): Promise<{ code: number, output: string }> =>
+  await dcmtk('storescu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', callingAe, '127.0.0.1', port, ...files])
+
+t.test('C-ECHO: echoscu gets Success', async (t) => {
+  const echo = await dcmtk('echoscu', ['-v', '-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(echo.code, 0, echo.output)
+  t.match(echo.output, /Received Echo Response \(Success\)/)
+})
+
+t.test('storescu pushes a 60-slice CT series; GET /studies/{uid} over HTTP shows 60 instances in slice order with a conclusion', async (t) => {
+  // Slices 20-25 copy one real CT slice, the others another: the series has a region that differs from the rest.
+  const series = await writeCtSeries(join(work, 'series'), { slices: 60, source: (i) => i >= 20 && i < 26 ? CT_SOURCES.ct1 : CT_SOURCES.small })
+  const shuffled = [...series.files].sort((a, b) => (a.charCodeAt(a.length - 5) % 7) - (b.charCodeAt(b.length - 5) % 7))
+  const pushed = await store(shuffled)
+  t.equal(pushed.code, 0, pushed.output.slice(-2000))
+  t.equal(pushed.output.match(/Received Store Response \(Success\)/g)?.length, 60)
+
+  const res = await fetch(`${http}/studies/${series.studyInstanceUid}`)
+  t.equal(res.status, 200)
+  const study = await res.json()
+  t.equal(study.series.length, 1)
+  const [result] = study.series
+  t.same(result.instances, { received: 60, classified: 60, failed: 0 })
+  t.same(result.slices.map((s: any) => s.sopInstanceUid), series.sopInstanceUids, 'in slice order, whatever the sending order')
+  t.same(result.slices.map((s: any) => s.slicePosition), series.positions)
+  const expected = concludeSeries(result.slices, { threshold: result.rule.threshold, minAdjacentSlices: 2 })
+  t.equal(result.conclusion, expected.conclusion)
+  t.same(result.positiveRanges, expected.positiveRanges)
+  t.equal(study.verdict, result.conclusion)
+  t.not(result.conclusion, 'Undetermined')
+
+  const one = await (await fetch(`${http}/predictions/${result.slices[0].predictionId as string}`)).json()
+  t.equal(one.caller, `dicom:${ALLOWED}`, 'instances pushed over DICOM belong to the calling AE')
+})
+
+t.test('a non-CT instance gets a failure status and is counted as failed in its study; the association goes on', async (t) => {
+  const series = await writeCtSeries(join(work, 'mixed'), { slices: 3 })
+  const mr = await writeCtSeries(join(work, 'mr'), {
+    slices: 1, studyInstanceUid: series.studyInstanceUid, attributes: { SOPClassUID: SOP_CLASS.mr, Modality: 'MR' }
+  })
+  const pushed = await dcmtk('storescu', ['-v', '--no-halt', '-aec', 'KIDNEYSTONE', '-aet', ALLOWED, '127.0.0.1', port, series.files[0], mr.files[0], series.files[1], series.files[2]])
+  t.match(pushed.output, /Received Store Response \(Refused: SOPClassNotSupported\)/)
+  t.equal(pushed.output.match(/Received Store Response \(Success\)/g)?.length, 3, 'the CT instances after it are stored')
+
+  let study: any
+  for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) { // refusals are recorded in the background
+    study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const refused = study.series.find((s: any) => s.seriesInstanceUid === mr.seriesInstanceUid)
+  t.same(refused.instances, { received: 1, classified: 0, failed: 1 })
+  t.same(refused.failures.map((f: any) => [f.sopInstanceUid, f.code]), [[mr.sopInstanceUids[0], 'UNSUPPORTED_SOP_CLASS']])
+  t.same(study.series.find((s: any) => s.seriesInstanceUid === series.seriesInstanceUid).instances, { received: 3, classified: 3, failed: 0 })
+})
+
+t.test('associations: a disallowed calling AE and a wrong called AE are rejected; nothing is classified', async (t) => {
+  const series = await writeCtSeries(join(work, 'intruder'), { slices: 1 })
+  const intruder = await store(series.files, 'INTRUDER')
+  t.not(intruder.code, 0)
+  t.match(intruder.output, /Association Rejected/)
+  t.match(intruder.output, /Calling AE Title Not Recognized/)
+  const wrong = await dcmtk('echoscu', ['-aec', 'SOMEONEELSE', '127.0.0.1', port])
+  t.match(wrong.output, /Called AE Title Not Recognized/)
+  t.equal((await fetch(`${http}/studies/${series.studyInstanceUid}`)).status, 404)
+})
+
+t.test('limits: associations beyond DICOM_MAX_ASSOCIATIONS are rejected (transient); an idle peer is cut off', async (t) => {
+  const peers = await Promise.all([rawPeer(app.dicomPort() as number), rawPeer(app.dicomPort() as number)])
+  for (const peer of peers) peer.socket.write(associateRequest('KIDNEYSTONE', 'ECHOSCU'))
+  for (let attempt = 0; attempt < 100 && peers.some((p) => p.received().length === 0); attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(peers.map((p) => p.received()[0]), [0x02, 0x02], 'both accepted (A-ASSOCIATE-AC)')
+  const third = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.match(third.output, /Rejected Transient/)
+  t.match(third.output, /Local Limit Exceeded/)
+  await Promise.all(peers.map(async (p) => await p.closed)) // DICOM_IDLE_TIMEOUT_S (1 s here): both idle peers are aborted
+  t.same(peers.map((p) => p.received().at(-10)), [0x07, 0x07], 'with an A-ABORT')
+  const after = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(after.code, 0, 'the slots are free again')
+})
+
+t.test('hostile bytes: garbage and an oversized PDU close that connection only', async (t) => {
+  const garbage = await rawPeer(app.dicomPort() as number)
+  garbage.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+  await garbage.closed
+  const huge = await rawPeer(app.dicomPort() as number)
+  const header = Buffer.from([0x01, 0, 0x7f, 0xff, 0xff, 0xff])
+  huge.socket.write(header)
+  await huge.closed
+  t.equal(huge.received()[0], 0x07, 'an A-ABORT, not a read of 2 GiB')
+  const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(echo.code, 0, 'the node still answers')
+})

@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import type { Response as LightMyRequestResponse } from 'light-my-request'
+import t from 'tap'
+import { createKidneyStoneClient, multipartBody } from '../client/index.js'
+import { answerType } from '../plugins/app/accept.js'
+import { build, fileUpload, multipart, SHARED } from './helper.js'
+import { modified, scratchDir } from './helpers/dcmtk.js'
+
+const CT1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
+const dicomPart = (bytes: Buffer, i = 0): { name: string, filename: string, contentType: string, data: Buffer } =>
+  ({ name: 'files', filename: `IM${i}.dcm`, contentType: 'application/dicom', data: bytes })
+
+t.test('POST /predict/batch with exactly one file is a batch of one (inject and the generated client over HTTP)', async (t) => {
+  const app = await build(t)
+  const one = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([dicomPart(CT1)]) })
+  t.equal(one.statusCode, 200, one.body)
+  t.same(one.json().summary.files, 1)
+  t.equal(one.json().results[0].result.dicom.sopInstanceUid, '1.3.6.1.4.1.5962.1.1.1.1.1.20040826185059.5457')
+
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = createKidneyStoneClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
+  const { data, response } = await client.POST('/predict/batch', multipartBody('files', [{ name: 'IM0.dcm', bytes: CT1 }]))
+  t.equal(response.status, 200)
+  t.same([data?.summary.files, data?.summary.succeeded, data?.summary.series.length], [1, 1, 1])
+})
+
+t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', async (t) => {
+  const app = await build(t, { config: { batchMaxFiles: 3 } })
+  const tooMany = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([0, 1, 2, 3].map((i) => dicomPart(CT1, i))) })
+  t.match(tooMany.json(), { statusCode: 400, code: 'TOO_MANY_FILES', message: /at most 3 files \(BATCH_MAX_FILES/ })
+  const two = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ ...dicomPart(CT1), name: 'file' }, { ...dicomPart(CT1), name: 'file' }]) })
+  t.match(two.json(), { code: 'TOO_MANY_FILES', message: /at most 1 file.*POST \/predict\/batch \(at most 3 per request\)/ })
+  const model = (await app.inject({ method: 'GET', url: '/model' })).json()
+  t.same(model.limits, { maxFileBytes: app.config.maxFileBytes, maxPixels: app.config.maxPixels, maxBatchFiles: 3, maxFrames: app.config.dicomMaxFrames })
+  t.same(model.dicom, { window: { center: 40, width: 400 }, windowSource: 'model', modalities: ['CT'] })
+})
+
+t.test('Accept: a type /predict cannot produce is 406 NOT_ACCEPTABLE, before any work', async (t) => {
+  const app = await build(t)
+  const upload = fileUpload(CT1, 'slice.dcm')
+  const post = async (accept: string): Promise<LightMyRequestResponse> =>
+    await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, accept } })
+  for (const accept of ['application/fhir+xml', 'text/html', 'application/json;q=0, application/fhir+json;q=0']) {
+    const res = await post(accept)
+    t.match(res, { statusCode: 406 }, accept)
+    t.match(res.json(), { code: 'NOT_ACCEPTABLE', message: /application\/json or application\/fhir\+json/ })
+  }
+  const fhir = await post('application/fhir+xml;q=1, application/fhir+json;q=0.5')
+  t.equal(fhir.headers['content-type'], 'application/fhir+json; charset=utf-8')
+  t.equal(answerType('*/*', ['application/json', 'application/fhir+json']), 'application/json')
+  t.equal(answerType('application/*;q=0.2, application/fhir+json', ['application/json', 'application/fhir+json']), 'application/fhir+json')
+  t.equal(answerType(undefined, ['application/json']), 'application/json')
+})
+
+t.test('FHIR effectiveDateTime is the acquisition time, issued the processing time', async (t) => {
+  const app = await build(t)
+  const fhir = async (bytes: Buffer): Promise<{ effectiveDateTime: string, issued: string, contained: Array<{ effectiveDateTime?: string }> }> => {
+    const upload = fileUpload(bytes, 'slice.dcm')
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, accept: 'application/fhir+json' } })).json()
+  }
+  const before = Date.now()
+  // CT1: AcquisitionDate 19970430, AcquisitionTime 112936, TimezoneOffsetFromUTC -0400 (no AcquisitionDateTime).
+  const report = await fhir(CT1)
+  t.equal(report.effectiveDateTime, '1997-04-30T11:29:36-04:00')
+  t.equal(report.contained[0].effectiveDateTime, report.effectiveDateTime, 'the Observation too')
+  t.ok(Date.parse(report.issued) >= before - 1000, `issued ${report.issued} is the processing time`)
+
+  const dir = await scratchDir(t)
+  const withDateTime = await modified(dir, CT1, { '(0008,002A)': '20250102030405.5+0100' })
+  t.equal((await fhir(withDateTime)).effectiveDateTime, '2025-01-02T03:04:05.5+01:00', 'AcquisitionDateTime wins, with its own offset')
+  const noZone = await modified(dir, CT1, { '(0008,0201)': '' })
+  t.equal((await fhir(noZone)).effectiveDateTime, '1997-04-30', 'no UTC offset known: the date alone, never a guessed zone')
+  const seriesOnly = await modified(dir, CT1, { '(0008,0022)': '', '(0008,0032)': '' })
+  t.equal((await fhir(seriesOnly)).effectiveDateTime, '1997-04-30T11:27:49-04:00', 'no acquisition date: SeriesDate + SeriesTime')
+})

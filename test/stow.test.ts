@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { RECORDS_OFF } from './helper.js'
+import { SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
+import { recordsApp } from './records/suite.js'
+
+// STOW-RS (POST /studies) with two clients nobody here wrote: curl, and dicomweb-client (the DICOMweb client of the
+// OHIF viewer) in Node with an XMLHttpRequest implementation (xhr2), as a browser viewer would send.
+
+const require = createRequire(import.meta.url)
+const run = promisify(execFile)
+const work = await mkdtemp(join(tmpdir(), 'kidney-stow-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+
+const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') })
+await app.listen({ port: 0, host: '127.0.0.1' })
+const http = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+
+const FAILURE_REASON = '00081197'
+const SOP_INSTANCE = '00081155'
+
+/** A multipart/related body of DICOM parts, written to a file for curl --data-binary. */
+async function relatedBody (files: string[], boundary: string): Promise<Buffer> {
+  const parts = await Promise.all(files.map(async (file) => Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), await readFile(file), Buffer.from('\r\n')
+  ])))
+  return Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)])
+}
+
+t.test('curl: a CT series and an MR instance in one request: 202, ReferencedSOPSequence and FailedSOPSequence', async (t) => {
+  const series = await writeCtSeries(join(work, 'curl'), { slices: 4 })
+  const mr = await writeCtSeries(join(work, 'curl-mr'), { slices: 1, studyInstanceUid: series.studyInstanceUid, attributes: { SOPClassUID: SOP_CLASS.mr, Modality: 'MR' } })
+  const body = join(work, 'body.bin')
+  await writeFile(body, await relatedBody([...series.files, mr.files[0]], 'kidney-boundary-1'))
+  const { stdout } = await run('curl', ['-sS', '-X', 'POST', `${http}/studies`,
+    '-H', 'Content-Type: multipart/related; type="application/dicom"; boundary=kidney-boundary-1',
+    '-H', 'Accept: application/dicom+json', '--data-binary', `@${body}`, '-w', '\n%{http_code} %{content_type}'])
+  const [json, status] = stdout.split('\n')
+  t.match(status, /^202 application\/dicom\+json/)
+  const answer = JSON.parse(json)
+  t.same(answer['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]).sort(), [...series.sopInstanceUids].sort())
+  t.same(answer['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[mr.sopInstanceUids[0], 0x0122]])
+  const metrics = await (await fetch(`${http}/metrics`)).text()
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="stored"} 4')
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="UNSUPPORTED_SOP_CLASS"} 1')
+
+  let study: any
+  for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {
+    study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const ct = study.series.find((s: any) => s.seriesInstanceUid === series.seriesInstanceUid)
+  t.same(ct.instances, { received: 4, classified: 4, failed: 0 })
+  t.same(ct.slices.map((s: any) => s.sopInstanceUid), series.sopInstanceUids)
+  t.same(study.series.find((s: any) => s.seriesInstanceUid === mr.seriesInstanceUid).failures.map((f: any) => f.code), ['UNSUPPORTED_SOP_CLASS'])
+})
+
+t.test('dicomweb-client storeInstances: 200 with every instance referenced', async (t) => {
+  ;(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = require('xhr2')
+  t.teardown(() => { delete (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest })
+  const { api } = require('dicomweb-client')
+  const client = new api.DICOMwebClient({ url: http })
+  const series = await writeCtSeries(join(work, 'client'), { slices: 3 })
+  const datasets = await Promise.all(series.files.map(async (file) => {
+    const bytes = await readFile(file)
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  }))
+  const response = await client.storeInstances({ datasets })
+  const answer = typeof response === 'string' ? JSON.parse(response) : response
+  t.same(answer['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]).sort(), [...series.sopInstanceUids].sort())
+  t.notOk(answer['00081198'])
+  const study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+  t.same(study.series[0].instances, { received: 3, classified: 3, failed: 0 })
+})
+
+t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {
+  const json = await fetch(`${http}/studies`, { method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom+json"; boundary=x' }, body: '--x\r\n\r\n{}\r\n--x--' })
+  t.equal(json.status, 415)
+  t.equal((await json.json()).code, 'UNSUPPORTED_MEDIA_TYPE')
+  const truncated = await fetch(`${http}/studies`, { method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, body: '--x\r\nContent-Type: application/dicom\r\n\r\nDICM' })
+  t.equal(truncated.status, 400)
+  t.equal((await truncated.json()).code, 'MALFORMED_MULTIPART')
+  const none = await fetch(`${http}/studies`, { method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, body: '--x\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--x--' })
+  t.equal(none.status, 409, 'nothing stored')
+  t.equal((await none.json())['00081198'].Value.length, 1)
+})

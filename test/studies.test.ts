@@ -1,0 +1,138 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { concludeSeries } from '../inference/series-conclusion.js'
+import { loadConfig } from '../plugins/app/config.js'
+import type { RecordsConfig } from '../plugins/app/records-config.js'
+import { fileUpload, RECORDS_OFF } from './helper.js'
+import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
+import { fhirR4Validator } from './helpers/fhir-schema.js'
+import { startPostgres } from './helpers/postgres.js'
+import { recordsApp } from './records/suite.js'
+
+// GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
+
+const work = await mkdtemp(join(tmpdir(), 'kidney-studies-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+const server = await startPostgres()
+t.teardown(async () => await server.destroy())
+const validateReport = fhirR4Validator('DiagnosticReport')
+
+const backends: Array<{ engine: string, records: () => Promise<RecordsConfig> }> = [
+  { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir: await mkdtemp(join(work, 'pglite-')) }) },
+  { engine: 'postgres', records: async () => ({ ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase(`studies_${Date.now()}`), poolSize: 2, timeoutMs: 5_000 }) }
+]
+
+for (const backend of backends) {
+  t.test(`${backend.engine}: a series sent slice by slice in any order comes back ordered, counted and concluded`, async (t) => {
+    const app = await recordsApp(t, await backend.records(), { series: { idleSeconds: 1, minAdjacentSlices: 2 } })
+    const series = await writeCtSeries(join(work, `${backend.engine}-series`), {
+      slices: 8, source: (i) => i % 3 === 0 ? CT_SOURCES.small : CT_SOURCES.ct1
+    })
+    const order = [5, 0, 7, 2, 1, 6, 3, 4]
+    for (const i of order) {
+      const upload = fileUpload(await readFile(series.files[i]), `slice-${i}.dcm`)
+      const res = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })
+      t.equal(res.statusCode, 200, res.body)
+    }
+    // A refused instance of the same series (as the DICOM node records one), and a second series with only a refusal.
+    const otherSeries = newUid()
+    app.records.failedInstance({ caller: 'anonymous', route: 'DIMSE C-STORE', createdAt: new Date(), studyInstanceUid: series.studyInstanceUid, seriesInstanceUid: series.seriesInstanceUid, sopInstanceUid: newUid(), status: 422, code: 'UNSUPPORTED_MODALITY' })
+    app.records.failedInstance({ caller: 'anonymous', route: 'DIMSE C-STORE', createdAt: new Date(), studyInstanceUid: series.studyInstanceUid, seriesInstanceUid: otherSeries, status: 400, code: 'CORRUPT_DICOM' })
+
+    let study: Record<string, any> = {}
+    for (let attempt = 0; attempt < 100; attempt++) { // refusals are written in the background
+      study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+      if (study.series?.length === 2) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    t.equal(study.studyInstanceUid, series.studyInstanceUid)
+    const [ct, refused] = study.series
+    t.equal(ct.seriesInstanceUid, series.seriesInstanceUid)
+    t.same(ct.instances, { received: 9, classified: 8, failed: 1 })
+    t.same(ct.slices.map((s: any) => s.sopInstanceUid), series.sopInstanceUids, 'ordered by slice position, not by arrival')
+    t.same(ct.slices.map((s: any) => s.slicePosition), series.positions)
+    t.same(ct.slices.map((s: any) => s.instanceNumber), [1, 2, 3, 4, 5, 6, 7, 8])
+    const expected = concludeSeries(ct.slices, { threshold: ct.rule.threshold, minAdjacentSlices: 2 })
+    t.equal(ct.conclusion, expected.conclusion)
+    t.same(ct.positiveRanges, expected.positiveRanges)
+    t.equal(ct.maxProbability, Math.max(...ct.slices.map((s: any) => s.probability)))
+    t.same(ct.failures.map((f: any) => f.code), ['UNSUPPORTED_MODALITY'])
+    t.same(refused.instances, { received: 1, classified: 0, failed: 1 })
+    t.equal(refused.conclusion, 'Undetermined')
+    t.equal(study.verdict, ct.conclusion, 'the verdict follows the only series with results')
+
+    // Each slice's prediction id reads back the full answer.
+    const one = await app.inject({ method: 'GET', url: `/predictions/${ct.slices[0].predictionId as string}` })
+    t.equal(one.json().dicom.sopInstanceUid, series.sopInstanceUids[0])
+
+    // Final once SERIES_IDLE_SECONDS have passed without a new instance.
+    if (study.final === false) {
+      t.ok(Date.parse(ct.finalAt) > Date.parse(ct.lastReceivedAt), 'not final yet: finalAt is ahead')
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(study.series[1].finalAt) - Date.now()) + 100))
+      study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+    }
+    t.equal(study.final, true)
+
+    const fhir = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}`, headers: { accept: 'application/fhir+json' } })
+    t.equal(fhir.statusCode, 200)
+    t.match(fhir.headers['content-type'], /^application\/fhir\+json/)
+    const report = fhir.json()
+    t.ok(validateReport(report), JSON.stringify(validateReport.errors))
+    t.equal(report.status, 'preliminary', 'final study: preliminary (automated, awaiting review)')
+    t.equal(report.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'one Observation per series')
+    t.equal(report.conclusionCode[0].coding[0].code, study.verdict === 'Stone' ? '95570007' : '281900007')
+    t.match(report.conclusion, series.seriesInstanceUid)
+    t.same(report.imagingStudy[0].identifier, { system: 'urn:dicom:uid', value: `urn:oid:${series.studyInstanceUid as string}` })
+  })
+}
+
+t.test('postgres: two replicas on one database give the same study result, and it survives a restart', async (t) => {
+  const records = await backends[1].records()
+  const [a, b] = await Promise.all([recordsApp(t, records), recordsApp(t, records)])
+  const series = await writeCtSeries(join(work, 'replicas'), { slices: 4 })
+  for (const [i, file] of series.files.entries()) {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    const res = await (i % 2 === 0 ? a : b).inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })
+    t.equal(res.statusCode, 200)
+  }
+  const read = async (app: typeof a): Promise<any> => {
+    const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+    return { ...study, final: undefined, series: study.series.map((s: any) => ({ ...s, final: undefined })) }
+  }
+  const throughA = await read(a)
+  t.same(throughA.series[0].instances, { received: 4, classified: 4, failed: 0 })
+  t.same(await read(b), throughA, 'the same answer through either replica')
+  await a.close()
+  const restarted = await recordsApp(t, records)
+  t.same(await read(restarted), throughA, 'the same answer after a restart')
+})
+
+t.test('with authentication, a study is read as records are: a caller sees its own instances; records:read-all sees all; STOW needs predict', async (t) => {
+  const keys = { alice: 'alice-0123456789abcdef', bob: 'bob-0123456789abcdefgh', auditor: 'auditor-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `alice:${keys.alice}:predict,bob:${keys.bob}:predict,auditor:${keys.auditor}:records:read-all` }).auth
+  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  const series = await writeCtSeries(join(work, 'auth'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': keys.alice } })).statusCode, 200)
+  const as = async (key: string): Promise<[number, string]> => {
+    const res = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}`, headers: { 'x-api-key': key } })
+    return [res.statusCode, res.json().code ?? `${res.json().series[0].instances.classified as number} classified`]
+  }
+  t.same(await as(keys.alice), [200, '1 classified'], 'its own')
+  t.same(await as(keys.bob), [404, 'STUDY_NOT_FOUND'], 'someone else\'s study does not exist for this caller')
+  t.same(await as(keys.auditor), [200, '1 classified'], 'records:read-all')
+  t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
+  const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
+  t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')
+})
+
+t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
+  const app = await recordsApp(t, await backends[0].records())
+  const missing = await app.inject({ method: 'GET', url: `/studies/${newUid()}` })
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.json().code, 'STUDY_NOT_FOUND')
+  const bad = await app.inject({ method: 'GET', url: '/studies/not-a-uid' })
+  t.equal(bad.statusCode, 400)
+})
