@@ -22,10 +22,12 @@ t.test('every classification carries its own 2 x 14 x 14 activation maps, even i
     if (cam === undefined) { t.fail(`image ${i}: no cam`); continue }
     t.same(cam.dims, [2, 14, 14], `image ${i}: [classes, h, w]`)
     t.equal(cam.values.length, 2 * 14 * 14)
-    // The network's logits are the spatial mean of cam: the probabilities recomputed from this image's maps must
-    // be the ones it was classified with.
+    // Model 2.0.0's logits are [-m/2, m/2], m the spatial maximum of the Stone-minus-Normal evidence cam[1] - cam[0]
+    // (docs/model.md): the probabilities recomputed from this image's maps must be the ones it was classified with.
     const plane = 14 * 14
-    const logits = [0, 1].map((c) => cam.values.subarray(c * plane, (c + 1) * plane).reduce((a, b) => a + b, 0) / plane)
+    let peak = -Infinity
+    for (let k = 0; k < plane; k++) peak = Math.max(peak, cam.values[plane + k] - cam.values[k])
+    const logits = [-peak / 2, peak / 2]
     const [normal, stone] = toProbabilities(logits, classifier.spec)
     t.ok(Math.abs(stone - result.probabilities.Stone) < 1e-5 && Math.abs(normal - result.probabilities.Normal) < 1e-5,
       `image ${i}: P(Stone) ${result.probabilities.Stone.toFixed(5)} from its own maps (${stone.toFixed(5)})`)

@@ -59,6 +59,11 @@ def load_keras_h5(net, path):
             norm.bias.copy_(torch.from_numpy(a['beta:0']))
             norm.running_mean.copy_(torch.from_numpy(a['moving_mean:0']))
             norm.running_var.copy_(torch.from_numpy(a['moving_variance:0']))
+        if net.pooling == 'max':  # the head is the 1x1 'evidence' convolution (HWIO, 1x1 kernel)
+            evidence = arrays['evidence']
+            net.head.weight.copy_(torch.from_numpy(evidence['kernel:0'][0, 0].T))
+            net.head.bias.copy_(torch.from_numpy(evidence['bias:0']))
+            return
         dense = next(a for n, a in arrays.items() if n == 'logits' or n.startswith('dense'))  # 'logits' since the Functional .h5
         net.head.weight.copy_(torch.from_numpy(dense['kernel:0'].T))
         net.head.bias.copy_(torch.from_numpy(dense['bias:0']))
@@ -67,7 +72,7 @@ def load_keras_h5(net, path):
 def load_model(args):
     model = Path(args.model)
     spec = json.loads(model.with_suffix('.json').read_text())
-    net = KidneyStoneNet()
+    net = KidneyStoneNet(spec.get('source', {}).get('args', {}).get('pooling', 'mean'))
     checkpoint = Path(args.checkpoint) if args.checkpoint else model.with_suffix('.pt')
     if checkpoint.exists() or args.checkpoint:
         state = torch.load(checkpoint, map_location='cpu')

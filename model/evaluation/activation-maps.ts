@@ -1,14 +1,17 @@
 import sharp, { type OverlayOptions } from 'sharp'
+import { letterboxOf, toModelBox } from '../../inference/letterbox.js'
 import type { PixelBox } from '../data/yildirim.js'
 import type { ModelSpec } from '../../inference/model-spec.js'
 import { escapeXml } from './charts.js'
 import type { ActivationMap } from './model-runner.js'
 
-/** Stone boxes and in-painted regions in the pixels of the original image of the given size. */
+/** Stone boxes, in-painted regions and findings in the pixels of the original image of the given size. */
 export interface CaseBoxes {
   originalSize: { width: number, height: number }
   stones: PixelBox[]
   inpainted: PixelBox[]
+  /** The service's findings (inference/findings.ts), best first. */
+  findings?: PixelBox[]
 }
 
 /** One slice to show: the model input and its Stone activation map. */
@@ -72,7 +75,9 @@ async function overlay (item: ActivationCase, spec: ModelSpec): Promise<Buffer> 
     ? ''
     : [
         ...item.boxes.stones.map((box) => boxSvg(box, item.boxes as CaseBoxes, spec, '#39ff14', '')),
-        ...item.boxes.inpainted.map((box) => boxSvg(box, item.boxes as CaseBoxes, spec, '#ff00ff', 'stroke-dasharray="3 2"'))
+        ...item.boxes.inpainted.map((box) => boxSvg(box, item.boxes as CaseBoxes, spec, '#ff00ff', 'stroke-dasharray="3 2"')),
+        ...(item.boxes.findings ?? []).map((box, rank) =>
+          boxSvg(box, item.boxes as CaseBoxes, spec, '#00e5ff', rank === 0 ? 'stroke-width="2.5"' : 'stroke-dasharray="1 2"'))
       ].join('')
   const image = sharp(rgb, { raw: { width, height, channels: 3 } })
   if (boxes === '') return await image.png().toBuffer()
@@ -80,16 +85,12 @@ async function overlay (item: ActivationCase, spec: ModelSpec): Promise<Buffer> 
   return await image.composite([{ input: Buffer.from(svg) }]).png().toBuffer()
 }
 
-/** Maps a box from original pixels into the model input, which `resize: contain` centres and pads. */
-function boxSvg (box: PixelBox, boxes: CaseBoxes, spec: ModelSpec, colour: string, dash: string): string {
-  const { width, height } = spec.input
-  const fill = spec.input.resize === 'fill'
-  const scaleX = fill ? width / boxes.originalSize.width : Math.min(width / boxes.originalSize.width, height / boxes.originalSize.height)
-  const scaleY = fill ? height / boxes.originalSize.height : scaleX
-  const offsetX = (width - boxes.originalSize.width * scaleX) / 2
-  const offsetY = (height - boxes.originalSize.height * scaleY) / 2
-  return `<rect x="${(offsetX + box.x * scaleX).toFixed(1)}" y="${(offsetY + box.y * scaleY).toFixed(1)}" ` +
-    `width="${(box.width * scaleX).toFixed(1)}" height="${(box.height * scaleY).toFixed(1)}" fill="none" stroke="${colour}" stroke-width="1.5" ${dash}/>`
+/** Draws a box given in original pixels on the model input, which `resize: contain` centres and pads. */
+function boxSvg (box: PixelBox, boxes: CaseBoxes, spec: ModelSpec, colour: string, style: string): string {
+  const shown = toModelBox(box, letterboxOf(boxes.originalSize, spec.input))
+  const attributes = style.includes('stroke-width') ? style : `stroke-width="1.5" ${style}`
+  return `<rect x="${shown.x.toFixed(1)}" y="${shown.y.toFixed(1)}" width="${shown.width.toFixed(1)}" height="${shown.height.toFixed(1)}" ` +
+    `fill="none" stroke="${colour}" ${attributes}/>`
 }
 
 /** A grid with one titled row per kind of case; empty rows say that no such case occurred. */

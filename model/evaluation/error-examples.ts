@@ -45,6 +45,7 @@ export interface SliceForErrors {
   path: string
   group: string
   label: 0 | 1
+  finding: string
   probability: number
 }
 
@@ -62,11 +63,14 @@ export function errorExamples (slices: readonly SliceForErrors[], triplets: read
     image: path.basename(t.image), group: t.group, probability, wrong: wrongWhenHigh ? probability >= threshold : probability < threshold
   })
   const withDecoy = triplets.filter((t) => t.decoy !== undefined)
+  const falseAlarms = (kind: string, finding: string): ErrorKind => errorKind(kind,
+    slices.filter((s) => s.finding === finding).map((s) => slice(s, s.probability >= threshold)), true)
   return [
     errorKind('ct-kidney test: Stone slice missed',
       slices.filter((s) => s.label === 1).map((s) => slice(s, s.probability < threshold)), false),
-    errorKind('ct-kidney test: Normal slice called Stone',
-      slices.filter((s) => s.label === 0).map((s) => slice(s, s.probability >= threshold)), true),
+    falseAlarms('ct-kidney test: Normal slice called Stone', 'normal'),
+    falseAlarms('ct-kidney-other test: cyst slice called Stone', 'cyst'),
+    falseAlarms('ct-kidney-other test: tumour slice called Stone', 'tumor'),
     errorKind('yildirim held-out: original slice missed', triplets.map((t) => triplet(t, t.original, false)), false),
     errorKind('yildirim held-out: stones removed, still called Stone', triplets.map((t) => triplet(t, t.stoneRemoved, true)), true),
     errorKind('yildirim held-out: decoy turned the call to Normal', withDecoy.map((t) => triplet(t, t.decoy as number, false)), false)

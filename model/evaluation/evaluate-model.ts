@@ -1,13 +1,21 @@
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { findingsOf, type Finding } from '../../inference/findings.js'
+import { readAllSlices, sliceFile, type SliceEntry } from '../data/slices.js'
 import type { BootstrapOptions, Estimate } from './bootstrap.js'
 import { classificationFigures, ctKidneyMetrics, type CtKidneyMetrics, type ScoredSlice } from './ct-kidney-metrics.js'
-import { CT_KIDNEY_DIR, loadYildirimTestTriplets, modelInputOfFile, readCtKidneyManifest, type CtKidneyEntry, type StoneTriplet } from './datasets.js'
+import { loadYildirimTestTriplets, modelInputOfFile, type StoneTriplet } from './datasets.js'
 import { errorExamples, type ErrorKind } from './error-examples.js'
 import { headlineFigures, type HeadlineFigure } from './headline.js'
 import { EvaluationModel, type SlicePrediction } from './model-runner.js'
+import { nonContrastMetrics, type NonContrastMetrics } from './noncontrast-metrics.js'
+import { pointingGame, type PointedSlice, type PointingGameMetrics } from './pointing-game.js'
+import { fitProbes, isNonContrastPair, meanGrey } from './probes.js'
+import { stoneAddedMetrics, type StoneAddedMetrics } from './stone-added-metrics.js'
+import { stoneAddedTwins, type EvaluatedTwin } from './stone-added-twins.js'
 import { stoneEvidenceMetrics, type ScoredTriplet, type StoneEvidenceMetrics } from './stone-evidence-metrics.js'
-import { predictProbability, selectProbe, thumbnailFeatures } from './thumbnail-probe.js'
+import { stoneFreeMetrics, type StoneFreeMetrics } from './stone-free-series-metrics.js'
+import { thumbnailFeatures } from './thumbnail-probe.js'
 
 export interface EvaluationOptions {
   modelPath: string
@@ -31,7 +39,12 @@ export interface ModelMetrics {
   bootstrap: BootstrapOptions & { unit: string }
   headline: HeadlineFigure[]
   ctKidneyTest: CtKidneyMetrics
+  /** ct-kidney-other test: cysts and tumours, no stone. */
+  stoneFreeTest: StoneFreeMetrics
+  nonContrast: NonContrastMetrics
   stoneEvidence: StoneEvidenceMetrics
+  stoneAdded: StoneAddedMetrics
+  pointingGame: PointingGameMetrics
   thumbnailProbe: { trainImages: number, l2: number, valAuc: number, ctKidneyTestAuc: Estimate, yildirimPairsAuc: Estimate }
   /** The most confident mistakes of each kind, named so a reader can open the slices. */
   errors: ErrorKind[]
@@ -39,7 +52,9 @@ export interface ModelMetrics {
 }
 
 export interface EvaluatedSlice extends ScoredSlice {
+  /** Relative to the shared folder's `data/` (e.g. `ct-kidney/test/stone/stone-0001.jpg`). */
   path: string
+  finding: SliceEntry['finding']
   prediction: SlicePrediction
   probeProbability: number
 }
@@ -50,13 +65,24 @@ export interface EvaluatedTriplet {
   stoneRemoved: SlicePrediction
   decoy: SlicePrediction | undefined
   scores: ScoredTriplet
+  /** What the service would answer as findings for the original slice (empty when called Normal). */
+  findings: Finding[]
+}
+
+/** A held-out yildirim original as the pointing game sees it: its stone boxes and the service's findings. */
+export function pointedSlice (t: EvaluatedTriplet): PointedSlice {
+  return { group: t.triplet.group, stones: t.triplet.stones, findings: t.findings, image: { width: t.triplet.original.width, height: t.triplet.original.height } }
 }
 
 /** Everything the figures need besides the numbers: per-slice predictions with their model inputs and maps. */
 export interface EvaluationRun {
   metrics: ModelMetrics
   ctKidneySlices: EvaluatedSlice[]
+  stoneFreeSlices: EvaluatedSlice[]
+  /** ct-kidney axial Stone and cyst test slices, with the non-contrast probe's score and the mean grey level. */
+  nonContrastSlices: Array<EvaluatedSlice & { meanGrey: number }>
   triplets: EvaluatedTriplet[]
+  twins: EvaluatedTwin[]
 }
 
 const CHUNK = 32
@@ -75,37 +101,42 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
   const log = (message: string): void => options.log?.(`[${elapsed()} s] ${message}`)
   const model = await EvaluationModel.load(options.modelPath, options.threads)
   const { spec } = model
-  const channels = spec.input.channels
+  const threshold = spec.threshold
   try {
-    const manifest = await readCtKidneyManifest()
-    const modelInputsOf = async (entries: readonly CtKidneyEntry[]): Promise<Buffer[]> =>
-      await Promise.all(entries.map(async (entry) => await modelInputOfFile(path.join(CT_KIDNEY_DIR, entry.path), spec)))
+    const slices = await readAllSlices()
+    const modelInputsOf = async (entries: readonly SliceEntry[]): Promise<Buffer[]> =>
+      await Promise.all(entries.map(async (entry) => await modelInputOfFile(sliceFile(entry), spec)))
+    log('thumbnail probes: fitted on train slices, ridge chosen on val slices')
+    const probes = await fitProbes(slices, spec, async (entries) => await mapInChunks(entries,
+      async (chunk) => (await modelInputsOf(chunk)).map((pixels) => thumbnailFeatures(pixels, spec))))
 
-    const thumbnailsOf = async (entries: readonly CtKidneyEntry[]): Promise<Float64Array[]> => await mapInChunks(entries,
-      async (chunk) => (await modelInputsOf(chunk)).map((pixels) => thumbnailFeatures(pixels, spec)))
-    const train = manifest.filter((entry) => entry.split === 'train')
-    const val = manifest.filter((entry) => entry.split === 'val')
-    log(`thumbnail probe: fit on ${train.length} ct-kidney train slices, ridge chosen on ${val.length} val slices`)
-    const probeSelection = selectProbe(
-      { features: await thumbnailsOf(train), labels: train.map((entry) => entry.label) },
-      { features: await thumbnailsOf(val), labels: val.map((entry) => entry.label) })
-    const probe = probeSelection.model
-    const probeOf = (prediction: SlicePrediction): number => predictProbability(probe, thumbnailFeatures(prediction.modelInput, spec))
+    const evaluate = async (entries: SliceEntry[]): Promise<EvaluatedSlice[]> => {
+      const predictions = await mapInChunks(entries, async (chunk) => await model.predictModelInputs(await modelInputsOf(chunk)))
+      return entries.map((entry, i) => ({
+        path: `${entry.dataset}/${entry.path}`,
+        group: entry.group,
+        plane: entry.plane,
+        label: entry.label,
+        finding: entry.finding,
+        probability: predictions[i].probability,
+        prediction: predictions[i],
+        probeProbability: probes.score(probes.ctKidney, predictions[i].modelInput)
+      }))
+    }
+    const test = slices.filter((entry) => entry.split === 'test')
+    log(`held-out slices: ${test.length} (ct-kidney and ct-kidney-other test)`)
+    const heldOut = await evaluate(test)
+    const ctKidneySlices = heldOut.filter((slice) => slice.path.startsWith('ct-kidney/'))
+    const stoneFreeSlices = heldOut.filter((slice) => slice.path.startsWith('ct-kidney-other/'))
+    const nonContrastSlices = test.flatMap((entry, i): EvaluationRun['nonContrastSlices'] => isNonContrastPair(entry)
+      ? [{
+          ...heldOut[i],
+          probeProbability: probes.score(probes.nonContrast, heldOut[i].prediction.modelInput),
+          meanGrey: meanGrey(heldOut[i].prediction.modelInput)
+        }]
+      : [])
 
-    const test = manifest.filter((entry) => entry.split === 'test')
-    log(`ct-kidney test: ${test.length} slices`)
-    const testPredictions = await mapInChunks(test, async (chunk) => await model.predictModelInputs(await modelInputsOf(chunk)))
-    const ctKidneySlices: EvaluatedSlice[] = test.map((entry, i) => ({
-      path: entry.path,
-      group: entry.group,
-      plane: entry.plane,
-      label: entry.label,
-      probability: testPredictions[i].probability,
-      prediction: testPredictions[i],
-      probeProbability: probeOf(testPredictions[i])
-    }))
-
-    const tripletInputs = await loadYildirimTestTriplets(channels)
+    const tripletInputs = await loadYildirimTestTriplets(spec.input.channels)
     log(`stone evidence: ${tripletInputs.length} held-out yildirim slices`)
     const triplets = await mapInChunks(tripletInputs, async (chunk) => {
       const originals = await model.predict(chunk.map((t) => t.original))
@@ -114,25 +145,45 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       let nextDecoy = 0
       return chunk.map((triplet, i): EvaluatedTriplet => {
         const decoy = triplet.decoy === undefined ? undefined : decoys[nextDecoy++]
+        const original = originals[i]
         return {
           triplet,
-          original: originals[i],
+          original,
           stoneRemoved: removed[i],
           decoy,
           scores: {
             group: triplet.group,
-            original: originals[i].probability,
+            original: original.probability,
             stoneRemoved: removed[i].probability,
             decoy: decoy?.probability,
-            probeOriginal: probeOf(originals[i]),
-            probeStoneRemoved: probeOf(removed[i])
-          }
+            probeOriginal: probes.score(probes.ctKidney, original.modelInput),
+            probeStoneRemoved: probes.score(probes.ctKidney, removed[i].modelInput)
+          },
+          findings: original.stoneMap === undefined
+            ? []
+            : findingsOf(original.stoneMap, {
+              isStone: original.probability >= threshold,
+              original: { width: triplet.original.width, height: triplet.original.height },
+              input: spec.input,
+              temperature: spec.temperature
+            })
         }
       })
     })
 
-    const ctKidneyTest = ctKidneyMetrics(ctKidneySlices, spec.threshold, options.bootstrap)
-    const stoneEvidence = stoneEvidenceMetrics(triplets.map((t) => t.scores), spec.threshold, options.bootstrap)
+    const stoneFreeBases = heldOut.filter((slice) => slice.label === 0 && slice.plane === 'axial')
+    log(`stone-added twins: ${stoneFreeBases.length} stone-free axial test slices, stones from the held-out yildirim groups`)
+    const twins = await stoneAddedTwins(model, stoneFreeBases, triplets)
+
+    const ctKidneyTest = ctKidneyMetrics(ctKidneySlices, threshold, options.bootstrap)
+    const stoneFreeTest = stoneFreeMetrics(stoneFreeSlices.map((slice) => ({ ...slice, finding: slice.finding as 'cyst' | 'tumor' })),
+      threshold, options.bootstrap)
+    const nonContrast = nonContrastMetrics(nonContrastSlices,
+      { trainImages: probes.nonContrast.trainImages, l2: probes.nonContrast.l2, valAuc: probes.nonContrast.valAuc }, options.bootstrap)
+    const stoneEvidence = stoneEvidenceMetrics(triplets.map((t) => t.scores), threshold, options.bootstrap)
+    const stoneAdded = stoneAddedMetrics(twins.map((twin) => twin.scores), threshold, options.bootstrap)
+    const pointing = pointingGame(triplets.filter((t) => t.scores.original >= threshold)
+      .map(pointedSlice), options.bootstrap)
     const probeCtKidney = classificationFigures(
       ctKidneySlices.map((slice) => ({ ...slice, probability: slice.probeProbability })), 0.5, options.bootstrap)
     const metrics: ModelMetrics = {
@@ -141,27 +192,31 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
         name: spec.name,
         version: spec.version,
         sha256: model.modelSha256,
-        threshold: spec.threshold,
+        threshold,
         temperature: spec.temperature,
         validation: spec.metrics ?? {}
       },
-      bootstrap: { ...options.bootstrap, unit: 'ct-kidney series (stratified by label) / yildirim export groups' },
-      headline: headlineFigures(ctKidneyTest, stoneEvidence),
+      bootstrap: { ...options.bootstrap, unit: 'series (stratified by label or finding) / yildirim export groups' },
+      headline: headlineFigures({ ctKidney: ctKidneyTest, stoneFree: stoneFreeTest, nonContrast, stones: stoneEvidence, pointing }),
       ctKidneyTest,
+      stoneFreeTest,
+      nonContrast,
       stoneEvidence,
+      stoneAdded,
+      pointingGame: pointing,
       thumbnailProbe: {
-        trainImages: train.length,
-        l2: probeSelection.l2,
-        valAuc: probeSelection.valAuc,
+        trainImages: probes.ctKidney.trainImages,
+        l2: probes.ctKidney.l2,
+        valAuc: probes.ctKidney.valAuc,
         ctKidneyTestAuc: probeCtKidney.rocAuc,
         yildirimPairsAuc: stoneEvidence.probePairsAuc
       },
-      errors: errorExamples(ctKidneySlices,
-        triplets.map(({ triplet, scores }) => ({ ...scores, image: triplet.image })), spec.threshold),
+      errors: errorExamples([...ctKidneySlices, ...stoneFreeSlices],
+        triplets.map(({ triplet, scores }) => ({ ...scores, image: triplet.image })), threshold),
       runtimeSeconds: Math.round((performance.now() - started) / 100) / 10
     }
     log('metrics computed')
-    return { metrics, ctKidneySlices, triplets }
+    return { metrics, ctKidneySlices, stoneFreeSlices, nonContrastSlices, triplets, twins }
   } finally {
     await model.close()
   }

@@ -1,5 +1,8 @@
 import type { CtKidneyMetrics } from './ct-kidney-metrics.js'
+import type { NonContrastMetrics } from './noncontrast-metrics.js'
+import type { PointingGameMetrics } from './pointing-game.js'
 import type { StoneEvidenceMetrics } from './stone-evidence-metrics.js'
+import type { StoneFreeMetrics } from './stone-free-series-metrics.js'
 
 /**
  * The figures the issue sets targets for. The model card's target table and the regression test both read
@@ -19,7 +22,15 @@ export interface HeadlineFigure {
   met: boolean
 }
 
-export function headlineFigures (ctKidney: CtKidneyMetrics, stones: StoneEvidenceMetrics): HeadlineFigure[] {
+export interface HeadlineInputs {
+  ctKidney: CtKidneyMetrics
+  stoneFree: StoneFreeMetrics
+  nonContrast: NonContrastMetrics
+  stones: StoneEvidenceMetrics
+  pointing: PointingGameMetrics
+}
+
+export function headlineFigures ({ ctKidney, stoneFree, nonContrast, stones, pointing }: HeadlineInputs): HeadlineFigure[] {
   const image = ctKidney.perImage
   const figure = (
     id: string, label: string, estimate: { value: number, lower: number, upper: number },
@@ -28,6 +39,12 @@ export function headlineFigures (ctKidney: CtKidneyMetrics, stones: StoneEvidenc
     id, label, ...estimate, higherIsBetter, format: /AUC|calibration/.test(label) ? 'decimal' : 'percent', target, met
   })
   return [
+    figure('stoneFree.cystSpecificity', 'ct-kidney-other test: specificity on cyst slices (per image)', stoneFree.cyst.specificity,
+      true, '>= 95 %', stoneFree.cyst.specificity.value >= 0.95),
+    figure('stoneFree.tumorSpecificity', 'ct-kidney-other test: specificity on tumour slices (per image)', stoneFree.tumor.specificity,
+      true, '>= 95 %', stoneFree.tumor.specificity.value >= 0.95),
+    figure('nonContrast.rocAuc', 'non-contrast ROC AUC: ct-kidney axial Stone test vs cyst test', nonContrast.rocAuc, true,
+      '>= 0.98', nonContrast.rocAuc.value >= 0.98),
     figure('ctKidney.sensitivity', 'ct-kidney test: stone sensitivity (per image)', image.sensitivity, true, '>= 97 %',
       image.sensitivity.value >= 0.97),
     figure('ctKidney.specificity', 'ct-kidney test: specificity (per image)', image.specificity, true, '>= 97 %',
@@ -44,6 +61,8 @@ export function headlineFigures (ctKidney: CtKidneyMetrics, stones: StoneEvidenc
       '>= 0.95', stones.pairsAuc.value >= 0.95),
     figure('stones.decoySensitivity', 'yildirim held-out: sensitivity on decoy-in-painted slices',
       stones.decoySensitivity, true, 'within 2 points of the originals',
-      Math.abs(stones.decoyMinusOriginalSensitivity.value) <= 0.02)
+      Math.abs(stones.decoyMinusOriginalSensitivity.value) <= 0.02),
+    figure('pointing.topHit', 'pointing game: top finding on a true stone (yildirim held-out slices called Stone)',
+      pointing.topHit, true, '>= 85 %', pointing.topHit.value >= 0.85)
   ]
 }

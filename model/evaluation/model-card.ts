@@ -97,12 +97,47 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
     ['threshold used', String(model.threshold)]
   ]),
 
-  probe: ({ thumbnailProbe: probe, ctKidneyTest, stoneEvidence }) => table(['ROC AUC [95 % CI]', 'model', '8x8 thumbnail probe'], [
+  stoneFree: ({ stoneFreeTest }) => table(
+    ['ct-kidney-other test (no stone)', 'images', 'specificity per image [95 % CI]', 'series called Normal (mean P(Stone) below the threshold)', 'per series: mean P(Stone), share of slices called Normal'],
+    (['cyst', 'tumor'] as const).map((finding) => {
+      const figures = stoneFreeTest[finding]
+      return [
+        finding === 'cyst' ? 'cyst' : 'tumour', String(figures.images), withInterval(figures.specificity, percent),
+        `${figures.seriesCalledNormal} of ${figures.series.length}`,
+        figures.series.map((s) => `${s.group} (${s.slices}): ${s.meanProbability.toFixed(3)}, ${percent(s.specificity)}`).join('<br>')
+      ]
+    })),
+
+  nonContrast: ({ nonContrast: n }) => table(['non-contrast pair: ct-kidney axial Stone test vs cyst test', 'ROC AUC [95 % CI]'], [
+    [`model (${n.stoneSlices} Stone, ${n.cystSlices} cyst slices)`, withInterval(n.rocAuc, decimal)],
+    ['8x8 thumbnail probe fitted on this pair (stone-blind)', withInterval(n.probeRocAuc, decimal)],
+    ['mean grey level of the model input alone', withInterval(n.meanGreyRocAuc, decimal)]
+  ]) + `\n\nThe non-contrast probe is fitted on the ${n.probe.trainImages} train slices of the same pair (ct-kidney axial ` +
+    `Stone train vs cyst train), its ridge strength (${n.probe.l2}) chosen on the val pair (AUC ${decimal(n.probe.valAuc)}).`,
+
+  stoneAdded: ({ stoneAdded: a, model }) => table(['stone-added twins on held-out stone-free axial slices', 'value [95 % CI]'], [
+    ['twin pairs (series)', `${a.pairs} (${a.series})`],
+    ['pairs AUC: stone-added vs decoy twin', withInterval(a.pairsAuc, decimal)],
+    ['share of slices scoring higher with the stone than untouched', withInterval(a.winRateOverUntouched, percent)],
+    [`sensitivity on stone-added slices at the threshold ${model.threshold}`, withInterval(a.sensitivity, percent)],
+    ['specificity on their decoy twins', withInterval(a.decoySpecificity, percent)]
+  ]),
+
+  pointing: ({ pointingGame: g }) => table(['pointing game, held-out yildirim slices called Stone', 'value [95 % CI]'], [
+    ['slices called Stone (groups)', `${g.slicesCalledStone} (${g.groups})`],
+    [`top finding touches a true stone box (${g.topHits} slices)`, withInterval(g.topHit, percent)],
+    [`any of the up to 3 findings touches one (${g.anyHits} slices)`, withInterval(g.anyHit, percent)],
+    [`control: the top box mirrored left-right touches one (${g.mirroredTopHits} slices)`, withInterval(g.mirroredTopHit, percent)],
+    ['median area of the top box, share of the image', percent(g.medianTopBoxShare)]
+  ]),
+
+  probe: ({ thumbnailProbe: probe, ctKidneyTest, stoneEvidence, nonContrast }) => table(['ROC AUC [95 % CI]', 'model', '8x8 thumbnail probe'], [
     ['ct-kidney test, per image', withInterval(ctKidneyTest.perImage.rocAuc, decimal), withInterval(probe.ctKidneyTestAuc, decimal)],
+    ['non-contrast pair, ct-kidney axial Stone vs cyst (probe fitted on this pair)', withInterval(nonContrast.rocAuc, decimal), withInterval(nonContrast.probeRocAuc, decimal)],
     ['yildirim held-out, original vs stones removed', withInterval(stoneEvidence.pairsAuc, decimal), withInterval(probe.yildirimPairsAuc, decimal)]
   ]) + `\n\nThe probe is an L2-regularised logistic regression on the 64 grey values of an 8x8 thumbnail of the model's ` +
-    `own 224x224 input, fitted on the ${probe.trainImages} ct-kidney train slices; its ridge strength (${probe.l2}) was chosen ` +
-    `on ct-kidney val (AUC ${decimal(probe.valAuc)}), never on test.`,
+    `own 224x224 input, fitted on the ${probe.trainImages} ct-kidney train slices (the non-contrast one on its own pair, above); its ` +
+    `ridge strength (${probe.l2}) was chosen on ct-kidney val (AUC ${decimal(probe.valAuc)}), never on test.`,
 
   errors: ({ errors }) => table(['error', 'count', 'most confident examples: slice (series or group) P(Stone)'],
     errors.map((error) => [
@@ -118,8 +153,11 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
 
   activationMaps: () => [
     `![Class activation maps on ct-kidney test](figures/${FIGURE_FILES.ctKidneyMaps})`,
+    `![Class activation maps of the worst cyst and tumour false alarms, and of stone-added twins](figures/${FIGURE_FILES.stoneFreeMaps})`,
     `![Class activation maps on held-out yildirim slices, stone-removed twins and decoys](figures/${FIGURE_FILES.stoneEvidenceMaps})`
-  ].join('\n\n')
+  ].join('\n\n'),
+
+  pointingFigure: () => `![Pointing game: findings (cyan, thick = top) and true stone boxes (green) on held-out yildirim slices](figures/${FIGURE_FILES.pointingGame})`
 }
 
 export function renderModelCard (template: string, metrics: ModelMetrics): string {

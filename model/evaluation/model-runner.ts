@@ -1,17 +1,14 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { DecodedImage } from '../../inference/decode.js'
+import { evidenceMap, type EvidenceMap } from '../../inference/findings.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from '../../inference/model-spec.js'
 import { toProbabilities } from '../../inference/postprocess.js'
 import { resizeForModel } from '../../inference/preprocess.js'
 import { ModelSession } from '../../inference/session.js'
 
 /** Stone-minus-Normal class activation map, row-major, at the network's last feature resolution. */
-export interface ActivationMap {
-  values: Float32Array
-  width: number
-  height: number
-}
+export type ActivationMap = EvidenceMap
 
 export interface SlicePrediction {
   /** P(Stone) exactly as the service computes it (temperature softmax of the logits). */
@@ -79,17 +76,8 @@ export class EvaluationModel {
 
     return inputs.map((modelInput, i) => {
       const probabilities = toProbabilities(logits.subarray(i * rowWidth, (i + 1) * rowWidth), this.spec)
-      let stoneMap: ActivationMap | undefined
-      if (cam !== undefined) {
-        // logits are the spatial mean of cam, so Stone-minus-Normal per location is exactly what moves P(Stone).
-        const [, classes, height, width] = cam.dims
-        const plane = height * width
-        const stone = (i * classes + this.positiveIndex) * plane
-        const normal = (i * classes + 1 - this.positiveIndex) * plane
-        const values = new Float32Array(plane)
-        for (let k = 0; k < plane; k++) values[k] = cam.values[stone + k] - cam.values[normal + k]
-        stoneMap = { values, width, height }
-      }
+      // Stone-minus-Normal per location: what the logits pool (mean for 1.x, max for 2.x) and what findings use.
+      const stoneMap = cam === undefined ? undefined : evidenceMap(cam.values, cam.dims, i, this.positiveIndex)
       return { probability: probabilities[this.positiveIndex], stoneMap, modelInput }
     })
   }

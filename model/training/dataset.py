@@ -32,10 +32,13 @@ class ExportedData:
                 and (variant is None or e['variant'] == variant)]
 
     def cell(self, i):
-        """Sampling cell: ct-kidney label x plane, yildirim original / removed / decoy."""
+        """Sampling cell: what the slice is (source, label, finding / variant) within its protocol and plane."""
         e = self.entries[i]
-        if e['source'] == 'yildirim':
-            return 'yildirim:' + e['variant']
+        if e['source'] in ('yildirim', 'stone-added'):
+            kind = e['variant'] if e['source'] == 'yildirim' else f"{e['variant']}:{e['finding']}"
+            return f"{e['source']}:{kind}"
+        if e['source'] == 'ct-kidney-other':
+            return f"ct-kidney-other:{e['finding']}"
         return f"{e['source']}:{e['label']}:{e['plane']}"
 
     def batch(self, rows):
@@ -48,15 +51,33 @@ class ExportedData:
         return x, m, self.labels[rows], has
 
 
-# each cell's share of a training batch: the two datasets count equally, so do the classes within each, and
-# on ct-kidney the planes too (Normal is mostly axial, Stone about half coronal: plane must not predict the label)
+# Each cell's share of a training batch. Within the non-contrast blocks Stone and no-stone weigh the same, so
+# neither the protocol nor the plane predicts the label where stones are asked about:
+#   non-contrast axial:   Stone 0.20 = ct-kidney Stone 0.12 + stone-added cysts 0.08;
+#                         no stone 0.20 = cysts 0.13 + their stone-added decoy twins 0.07
+#   non-contrast coronal: Stone 0.16 = ct-kidney Stone 0.07 + yildirim original 0.06 + decoy 0.03;
+#                         no stone 0.16 = yildirim stones removed
+#   contrast axial:       Stone 0.07 = stone-added ct-kidney Normal 0.05 + stone-added tumours 0.02;
+#                         no stone 0.18 = ct-kidney Normal 0.11 + tumours 0.04 + decoy twins 0.02 + 0.01
+#   contrast coronal:     no stone only (ct-kidney Normal 0.08): no coronal contrast slice with a stone exists here
+# Enhanced vessels and cortex are the bright spots a max-pooling network must learn not to call stones, hence the
+# larger contrast no-stone share.
+# A stone inside enhanced parenchyma is hard to see at all (which is why stone CTs are unenhanced): given more
+# weight (0.16 each side) it cost the model on everything else (model/MODEL_CARD.md, what was tried).
 CELL_SHARE = {
-    'ct-kidney:0:axial': 0.125, 'ct-kidney:0:coronal': 0.125, 'ct-kidney:1:axial': 0.125, 'ct-kidney:1:coronal': 0.125,
-    'yildirim:removed': 0.25, 'yildirim:original': 0.15, 'yildirim:decoy': 0.10,
+    'ct-kidney:1:axial': 0.12, 'stone-added:stone-added:cyst': 0.08,
+    'ct-kidney-other:cyst': 0.13, 'stone-added:stone-added-decoy:cyst': 0.07,
+    'ct-kidney:1:coronal': 0.07, 'yildirim:original': 0.06, 'yildirim:decoy': 0.03,
+    'yildirim:removed': 0.16,
+    'stone-added:stone-added:normal': 0.05, 'stone-added:stone-added:tumor': 0.02,
+    'ct-kidney:0:axial': 0.11, 'ct-kidney-other:tumor': 0.04,
+    'stone-added:stone-added-decoy:normal': 0.02, 'stone-added:stone-added-decoy:tumor': 0.01,
+    'ct-kidney:0:coronal': 0.08,
 }
 
 
 def sampling_weights(data, rows):
+    """Per-row sampling weight: the row's cell share spread evenly over the cell's rows."""
     cells = [data.cell(i) for i in rows]
     counts = {c: cells.count(c) for c in set(cells)}
     return torch.tensor([CELL_SHARE[c] / counts[c] for c in cells], dtype=torch.double)

@@ -1,71 +1,84 @@
 /**
- * `npm run dataset`: turns every ct-kidney slice and every yildirim slice (original, stones removed, decoy)
- * into the exact 224x224 uint8 pixels the service feeds the model, plus the stone boxes pushed through the same
- * resize as masks. ct-kidney files go through the service's own `decodeForModel`; yildirim slices are decoded to
- * full size for the in-painting (`decodeImage` + `resizeForModel`, byte for byte the same at their 391x320,
- * test/preprocess.test.ts). Python reads `.cache/images.u8`, `.cache/masks.u8` and
- * `.cache/index.json`, so training sees the served pixels and nothing else.
+ * `npm run dataset`: turns every kidney CT slice (ct-kidney Normal / Stone, ct-kidney-other cyst / tumour) and
+ * every yildirim slice (original, stones removed, decoy) into the exact 224x224 uint8 pixels the service feeds
+ * the model, plus the stone boxes pushed through the same resize as masks, plus the stone-added counterfactuals
+ * (model/data/stone-added.ts) of the stone-free axial train and val slices. Slice files go through the service's
+ * own `decodeForModel`; yildirim slices are decoded to full size for the in-painting (`decodeImage` +
+ * `resizeForModel`, byte for byte the same at their 391x320, test/preprocess.test.ts). Python reads
+ * `.cache/images.u8`, `.cache/masks.u8` and `.cache/index.json`, so training sees the served pixels and nothing else.
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { decodeImage, type DecodedImage } from '../../inference/decode.js'
-import type { ModelSpec } from '../../inference/model-spec.js'
 import { decodeForModel, resizeForModel } from '../../inference/preprocess.js'
 import { placeDecoy, removeStones } from '../data/counterfactual.js'
+import { seededRandom } from '../data/random.js'
+import { DATASET_DIRS, readAllSlices, readSeriesProtocols, SHARED_DIR, sliceFile, type Protocol, type SliceEntry, type Split } from '../data/slices.js'
+import { addStoneTwins, patchPairs, type PatchPair } from '../data/stone-added.js'
 import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR, type PixelBox } from '../data/yildirim.js'
+import { TRAINING_INPUT, TRAINING_SPEC } from './training-input.js'
 
-const SHARED_DIR = path.resolve(process.env.SHARED_DIR ?? '../shared')
-const CT_KIDNEY_DIR = path.join(SHARED_DIR, 'data/ct-kidney')
 const CACHE_DIR = path.resolve('model/training/.cache')
-
-/** The input contract the model is trained for; train.py writes the same values into the sidecar. */
-export const TRAINING_INPUT: ModelSpec['input'] = {
-  width: 224, height: 224, channels: 1, layout: 'NCHW', resize: 'contain', scale: 1 / 255, mean: [0], std: [1]
-}
-const SPEC = { input: TRAINING_INPUT } as ModelSpec
 const SIZE = TRAINING_INPUT.width * TRAINING_INPUT.height
+const DECODE_OPTIONS = { channels: 1, maxPixels: 50_000_000 } as const
+
+/**
+ * Stone-added twin pairs made per stone-free axial slice (a fraction: that chance of one pair): cyst slices are
+ * the scarce non-contrast negatives, so they get the most; every pair draws its own stone, place, size and
+ * brightness. A third of the ct-kidney Normal val slices is enough for selection and keeps validation quick.
+ */
+const STONE_ADDED_PER_SLICE: Record<Split, Record<string, number>> = {
+  train: { cyst: 3, tumor: 2, normal: 1 },
+  val: { cyst: 1, tumor: 1, normal: 1 / 3 },
+  test: {}
+}
 
 interface IndexEntry {
-  /** Image path relative to the shared folder (`data/...`). */
+  /** Image path relative to the shared folder (`data/...`); for stone-added twins, the slice they were made from. */
   path: string
-  source: 'ct-kidney' | 'ct-kidney-original' | 'yildirim'
-  variant: 'original' | 'removed' | 'decoy'
+  source: 'ct-kidney' | 'ct-kidney-other' | 'ct-kidney-original' | 'yildirim' | 'stone-added'
+  variant: 'original' | 'removed' | 'decoy' | 'stone-added' | 'stone-added-decoy'
   label: 0 | 1
+  /** ct-kidney / ct-kidney-other class of the slice (yildirim: stone). */
+  finding: string
   split: string
   group: string
   plane: string
-  /** Row in masks.u8 (stone boxes at model resolution), -1 when there are no boxes. */
+  protocol: Protocol
+  /** Row in masks.u8 (stone boxes at model resolution; row 0 is empty: no stone anywhere), -1 when unknown. */
   mask: number
+  /** Stone-added twins: the same number for a stone-added image and its decoy twin. */
+  pair?: number
 }
 
 const entries: IndexEntry[] = []
 const images: Buffer[] = []
-const masks: Buffer[] = []
+const masks: Buffer[] = [Buffer.alloc(SIZE)]
+const NO_STONE_MASK = 0
 const trainingFiles = createHash('sha256')
 
-/** One entry: its model-size pixels and, for slices with stone boxes, the boxes' mask at the same size. */
-function add (entry: Omit<IndexEntry, 'mask'>, pixels: Buffer, mask?: Buffer): void {
-  images.push(pixels)
-  if (mask !== undefined) masks.push(mask)
-  entries.push({ ...entry, mask: mask === undefined ? -1 : masks.length - 1 })
-}
-
-/** A full-size image with its stone boxes (possibly none) through the service's resize. */
-async function addDecoded (entry: Omit<IndexEntry, 'mask'>, image: DecodedImage, boxes: PixelBox[]): Promise<void> {
-  add(entry, await resizeForModel(image, SPEC), await resizeForModel(boxMask(image, boxes), SPEC))
-}
-
-/** Boxes drawn as a white-on-black image of the original size, so the letterbox maps them like the pixels. */
-function boxMask (image: DecodedImage, boxes: PixelBox[]): DecodedImage {
-  const pixels = Buffer.alloc(image.width * image.height)
-  for (const b of boxes) {
-    for (let y = b.y; y < b.y + b.height; y++) pixels.fill(255, y * image.width + b.x, y * image.width + b.x + b.width)
+function add (entry: Omit<IndexEntry, 'mask'>, pixels: Uint8Array, mask?: Uint8Array | typeof NO_STONE_MASK): void {
+  images.push(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength))
+  let row = -1
+  if (mask === NO_STONE_MASK) row = NO_STONE_MASK
+  else if (mask !== undefined) {
+    masks.push(Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength))
+    row = masks.length - 1
   }
-  return { pixels, width: image.width, height: image.height, channels: 1 }
+  entries.push({ ...entry, mask: row })
 }
 
-const DECODE_OPTIONS = { channels: 1, maxPixels: 50_000_000 } as const
+/** Boxes drawn as a white-on-black image of the given size, so a resize maps them like the pixels. */
+function boxMask (width: number, height: number, boxes: PixelBox[]): Buffer {
+  const pixels = Buffer.alloc(width * height)
+  for (const b of boxes) {
+    const x0 = Math.max(0, Math.floor(b.x))
+    const x1 = Math.min(width, Math.ceil(b.x + b.width))
+    for (let y = Math.max(0, Math.floor(b.y)); y < Math.min(height, Math.ceil(b.y + b.height)); y++) pixels.fill(255, y * width + x0, y * width + x1)
+  }
+  return pixels
+}
 
 async function readTrainingFile (file: string, split: string): Promise<Buffer> {
   const bytes = await readFile(file)
@@ -73,51 +86,91 @@ async function readTrainingFile (file: string, split: string): Promise<Buffer> {
   return bytes
 }
 
-async function exportCtKidney (): Promise<void> {
-  const lines = (await readFile(path.join(CT_KIDNEY_DIR, 'manifest.csv'), 'utf8')).trim().split(/\r?\n/)
-  const header = lines[0].split(',')
-  const col = (name: string): number => header.indexOf(name)
-  for (const line of lines.slice(1)) {
-    const cells = line.split(',')
-    const rel = cells[col('path')]
-    const row = {
-      label: (cells[col('label')] === 'stone' ? 1 : 0) as 0 | 1,
-      split: cells[col('split')],
-      group: cells[col('group')],
-      plane: cells[col('plane')],
-      variant: 'original' as const
-    }
-    const bytes = await readTrainingFile(path.join(CT_KIDNEY_DIR, rel), row.split)
-    add({ ...row, path: `data/ct-kidney/${rel}`, source: 'ct-kidney' }, await decodeForModel(bytes, SPEC, DECODE_OPTIONS))
+/** Every slice file; returns the stone-free axial train / val slices' model inputs for the stone-added twins. */
+async function exportSlices (protocols: Map<string, Protocol>): Promise<Array<{ slice: SliceEntry, pixels: Buffer }>> {
+  const stoneFree: Array<{ slice: SliceEntry, pixels: Buffer }> = []
+  for (const slice of await readAllSlices()) {
+    const protocol = protocols.get(slice.group)
+    if (protocol === undefined) throw new Error(`series ${slice.group} has no protocol in model/training/series-protocol.csv`)
+    const row = { label: slice.label, finding: slice.finding, split: slice.split, group: slice.group, plane: slice.plane, protocol, variant: 'original' as const }
+    const pixels = await decodeForModel(await readTrainingFile(sliceFile(slice), slice.split), TRAINING_SPEC, DECODE_OPTIONS)
+    add({ ...row, path: `data/${slice.dataset}/${slice.path}`, source: slice.dataset }, pixels, slice.label === 0 ? NO_STONE_MASK : undefined)
+    if (slice.label === 0 && slice.plane === 'axial' && slice.split !== 'test') stoneFree.push({ slice, pixels })
+    if (slice.dataset !== 'ct-kidney') continue
     // the 40 untouched hospital exports sit in originals/ under the same file name as their test slice
-    const original = path.join('originals', path.basename(path.dirname(rel)), path.basename(rel))
-    const originalBytes = await readFile(path.join(CT_KIDNEY_DIR, original)).catch(() => undefined)
+    const original = path.join('originals', path.basename(path.dirname(slice.path)), path.basename(slice.path))
+    const originalBytes = await readFile(path.join(DATASET_DIRS['ct-kidney'], original)).catch(() => undefined)
     if (originalBytes !== undefined) {
-      const pixels = await decodeForModel(originalBytes, SPEC, DECODE_OPTIONS)
-      add({ ...row, path: `data/ct-kidney/${original}`, source: 'ct-kidney-original' }, pixels)
+      add({ ...row, path: `data/ct-kidney/${original}`, source: 'ct-kidney-original' },
+        await decodeForModel(originalBytes, TRAINING_SPEC, DECODE_OPTIONS), slice.label === 0 ? NO_STONE_MASK : undefined)
     }
   }
+  return stoneFree
 }
 
-async function exportYildirim (): Promise<{ noDecoy: number }> {
+/** yildirim slices with their counterfactuals; returns the stone / decoy patch pairs of each split. */
+async function exportYildirim (): Promise<{ noDecoy: number, pairs: Map<Split, PatchPair[]> }> {
   let noDecoy = 0
+  const pairs = new Map<Split, PatchPair[]>()
   for (const [k, e] of (await readYildirimManifest()).entries()) {
     const image = await decodeImage(await readTrainingFile(path.join(YILDIRIM_DIR, e.image), e.split), DECODE_OPTIONS)
     const boxes = await readYoloBoxes(path.join(YILDIRIM_DIR, e.labels), image.width, image.height)
-    const row = { path: `data/yildirim-stones/${e.image}`, source: 'yildirim' as const, split: e.split, group: e.group, plane: 'coronal' }
+    const row = { path: `data/yildirim-stones/${e.image}`, source: 'yildirim' as const, split: e.split, group: e.group, plane: 'coronal', protocol: 'non-contrast' as const, finding: 'stone' }
     const removed = removeStones(image, boxes, { seed: k + 1 })
-    await addDecoded({ ...row, variant: 'original', label: 1 }, image, removed.regions)
-    await addDecoded({ ...row, variant: 'removed', label: 0 }, removed.image, [])
+    const stoneMask = await modelInput({ pixels: boxMask(image.width, image.height, removed.regions), width: image.width, height: image.height, channels: 1 })
+    const original = await modelInput(image)
+    const stoneRemoved = await modelInput(removed.image)
+    add({ ...row, variant: 'original', label: 1 }, original, stoneMask)
+    add({ ...row, variant: 'removed', label: 0 }, stoneRemoved, NO_STONE_MASK)
     const decoy = placeDecoy(image, boxes, { seed: k + 1 })
-    if (decoy === undefined) noDecoy++
-    else await addDecoded({ ...row, variant: 'decoy', label: 1 }, decoy.image, removed.regions)
+    if (decoy === undefined) {
+      noDecoy++
+      continue
+    }
+    const decoyPixels = await modelInput(decoy.image)
+    add({ ...row, variant: 'decoy', label: 1 }, decoyPixels, stoneMask)
+    pairs.set(e.split, [...(pairs.get(e.split) ?? []), ...patchPairs({
+      original, stoneRemoved, decoy: decoyPixels, originalSize: image, removedRegions: removed.regions, decoyRegions: decoy.regions
+    }, TRAINING_INPUT)])
   }
-  return { noDecoy }
+  return { noDecoy, pairs }
+}
+
+async function modelInput (image: DecodedImage): Promise<Buffer> {
+  return await resizeForModel(image, TRAINING_SPEC)
+}
+
+/** Stone-added twins of the stone-free axial train and val slices, with stones of the same split only. */
+function exportStoneAdded (stoneFree: Array<{ slice: SliceEntry, pixels: Buffer }>, pairs: Map<Split, PatchPair[]>, protocols: Map<string, Protocol>): number {
+  const { width, height } = TRAINING_INPUT
+  let made = 0
+  let pair = 0
+  for (const [k, { slice, pixels }] of stoneFree.entries()) {
+    const library = pairs.get(slice.split) ?? []
+    const random = seededRandom(k + 1)
+    const perSlice = STONE_ADDED_PER_SLICE[slice.split][slice.finding] ?? 0
+    const copies = Math.floor(perSlice) + (random() < perSlice % 1 ? 1 : 0)
+    for (let copy = 0; copy < copies; copy++) {
+      const twins = addStoneTwins({ pixels, width, height }, library[Math.floor(random() * library.length)], random)
+      if (twins === undefined) continue
+      const row = {
+        path: `data/${slice.dataset}/${slice.path}`, source: 'stone-added' as const, finding: slice.finding, split: slice.split,
+        group: slice.group, plane: slice.plane, protocol: protocols.get(slice.group) as Protocol, pair
+      }
+      add({ ...row, variant: 'stone-added', label: 1 }, twins.stoneAdded, boxMask(width, height, [twins.box]))
+      add({ ...row, variant: 'stone-added-decoy', label: 0 }, twins.decoy, NO_STONE_MASK)
+      pair++
+      made++
+    }
+  }
+  return made
 }
 
 const started = Date.now()
-await exportCtKidney()
-const { noDecoy } = await exportYildirim()
+const protocols = await readSeriesProtocols()
+const stoneFree = await exportSlices(protocols)
+const { noDecoy, pairs } = await exportYildirim()
+const stoneAdded = exportStoneAdded(stoneFree, pairs, protocols)
 await mkdir(CACHE_DIR, { recursive: true })
 await writeFile(path.join(CACHE_DIR, 'images.u8'), Buffer.concat(images))
 await writeFile(path.join(CACHE_DIR, 'masks.u8'), Buffer.concat(masks))
@@ -127,5 +180,6 @@ await writeFile(path.join(CACHE_DIR, 'index.json'), JSON.stringify({
   trainingDataHash: trainingFiles.digest('hex'),
   entries
 }))
-console.log(`exported ${entries.length} images (${masks.length} masks, ${noDecoy} slices without a decoy place) ` +
+console.log(`exported ${entries.length} images (${masks.length} masks, ${noDecoy} yildirim slices without a decoy place, ` +
+  `${stoneAdded} stone-added twin pairs from ${[...pairs.values()].reduce((n, p) => n + p.length, 0)} stone patches) ` +
   `to ${path.relative(process.cwd(), CACHE_DIR)} in ${((Date.now() - started) / 1000).toFixed(0)} s`)

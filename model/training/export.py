@@ -59,7 +59,8 @@ def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics
         'version': source['version'],
         'classes': CLASSES,
         'positiveClass': 'Stone',
-        'input': {**data.input, 'layout': layout, 'mean': [mean], 'std': [std]},
+        # the HU window the service applies to DICOM input before the model (abdomen soft tissue, as the exports)
+        'input': {**data.input, 'layout': layout, 'mean': [mean], 'std': [std], 'window': {'center': 40, 'width': 400}},
         'output': {'kind': 'logits'},
         'temperature': temperature,
         'threshold': threshold,
@@ -71,7 +72,8 @@ def write_sidecar(path, data, mean, std, temperature, threshold, source, metrics
 
 
 def parity_rows(data):
-    """>= 60 real files: ct-kidney test + val of both classes, the untouched originals, yildirim test slices."""
+    """>= 60 real files: ct-kidney test + val of both classes, the untouched originals, cyst and tumour test slices,
+    yildirim test slices."""
     rows = []
     for split, per_class in (('test', 16), ('val', 6)):
         for label in (0, 1):
@@ -79,6 +81,8 @@ def parity_rows(data):
             rows += candidates[::max(1, len(candidates) // per_class)][:per_class]
     for label in (0, 1):
         rows += [i for i in data.select('test', 'ct-kidney-original') if data.entries[i]['label'] == label][:5]
+    for finding in ('cyst', 'tumor'):
+        rows += [i for i in data.select('test', 'ct-kidney-other') if data.entries[i]['finding'] == finding][::25][:5]
     yildirim = data.select('test', 'yildirim', 'original')
     rows += yildirim[::max(1, len(yildirim) // 14)][:14]
     return rows
@@ -120,7 +124,7 @@ def main():
     torch.set_num_threads(2)
     out = Path(args.out)
     spec = json.loads(out.with_suffix('.json').read_text())
-    net = KidneyStoneNet()
+    net = KidneyStoneNet(spec['source']['args'].get('pooling', 'mean'))
     net.load_state_dict(torch.load(args.checkpoint, map_location='cpu'))
     net.eval()
     data = ExportedData()

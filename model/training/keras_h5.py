@@ -59,8 +59,10 @@ def _layer(class_name, config, inbound):
 def write_keras_h5(model, path, input_size):
     """model: a trained KidneyStoneNet (eval mode). Returns the list of Keras layer names.
 
-    Two outputs, like the PyTorch network: `logits` (global average pooling + Dense) and `cam`, the same Dense
-    applied at every location as a 1x1 Conv2D on the last feature map, permuted to channels-first [N,2,h,w].
+    Two outputs, like the PyTorch network: `logits` and `cam`, permuted to channels-first [N,2,h,w]. Mean pooling:
+    logits = global average pooling + Dense, cam = the same Dense applied at every location as a 1x1 Conv2D. Max
+    pooling: a 1x1 Conv2D gives the evidence map e, logits = Dense [-1/2, 1/2] of its global max, cam = that
+    Dense applied at every location of e.
     """
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     name = _counter()
@@ -92,16 +94,27 @@ def write_keras_h5(model, path, input_size):
         add('Activation', {**_base(name('activation')), 'activation': 'relu'})
         torch_index += 3
     features = layers[-1]['name']
-    head_kernel, head_bias = sd['head.weight'].T.copy(), sd['head.bias']  # [features, classes]
-    add('GlobalAveragePooling2D', {**_base(name('global_average_pooling2d')), 'data_format': 'channels_last',
+    dense = {'units': len(CLASSES), 'activation': 'linear', 'use_bias': True,
+             'kernel_initializer': _initializer('GlorotUniform'), 'bias_initializer': _initializer('Zeros'),
+             'kernel_regularizer': None, 'bias_regularizer': None, 'activity_regularizer': None,
+             'kernel_constraint': None, 'bias_constraint': None}
+    head_kernel, head_bias = sd['head.weight'].T.copy(), sd['head.bias']  # [features, outputs]
+    if model.pooling == 'mean':
+        add('GlobalAveragePooling2D', {**_base(name('global_average_pooling2d')), 'data_format': 'channels_last',
+                                       'keepdims': False})
+        add('Dense', {**_base('logits'), **dense}, [('kernel:0', head_kernel), ('bias:0', head_bias)])
+        cam_conv = {**_conv('cam_conv', len(CLASSES), 1, 1, 'valid'), 'use_bias': True}
+        add('Conv2D', cam_conv, [('kernel:0', head_kernel[None, None]), ('bias:0', head_bias)], [features])
+    else:
+        # evidence e (1x1 conv) -> logits = Dense([-1/2, 1/2]) of its global max; cam = the same Dense per location
+        halves = np.array([[-0.5, 0.5]], dtype=np.float32)
+        evidence = add('Conv2D', {**_conv('evidence', 1, 1, 1, 'valid'), 'use_bias': True},
+                       [('kernel:0', head_kernel[None, None]), ('bias:0', head_bias)], [features])
+        add('GlobalMaxPooling2D', {**_base(name('global_max_pooling2d')), 'data_format': 'channels_last',
                                    'keepdims': False})
-    add('Dense', {**_base('logits'), 'units': len(CLASSES), 'activation': 'linear', 'use_bias': True,
-                  'kernel_initializer': _initializer('GlorotUniform'), 'bias_initializer': _initializer('Zeros'),
-                  'kernel_regularizer': None, 'bias_regularizer': None, 'activity_regularizer': None,
-                  'kernel_constraint': None, 'bias_constraint': None},
-        [('kernel:0', head_kernel), ('bias:0', head_bias)])
-    cam_conv = {**_conv('cam_conv', len(CLASSES), 1, 1, 'valid'), 'use_bias': True}
-    add('Conv2D', cam_conv, [('kernel:0', head_kernel[None, None]), ('bias:0', head_bias)], [features])
+        add('Dense', {**_base('logits'), **dense}, [('kernel:0', halves), ('bias:0', np.zeros(2, np.float32))])
+        cam_conv = {**_conv('cam_conv', len(CLASSES), 1, 1, 'valid'), 'use_bias': True}
+        add('Conv2D', cam_conv, [('kernel:0', halves[None, None]), ('bias:0', np.zeros(2, np.float32))], [evidence])
     add('Permute', {**_base('cam'), 'dims': [3, 1, 2]})
 
     config = {'class_name': 'Functional', 'config': {

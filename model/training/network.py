@@ -24,11 +24,23 @@ BN_EPS = 1e-3
 CLASSES = ['Normal', 'Stone']
 
 
-class KidneyStoneNet(nn.Module):
-    """Returns (logits [N,2], cam [N,2,h,w]); cam is the head applied at every location, logits = its mean."""
+POOLINGS = ('mean', 'max')
 
-    def __init__(self):
+
+class KidneyStoneNet(nn.Module):
+    """Returns (logits [N,2], cam [N,2,h,w]); cam is the head applied at every location.
+
+    pooling 'mean': a Dense head on the last features; logits = spatial mean of cam (model 1.x).
+    pooling 'max': a 1x1 convolution gives one Stone evidence value e per location; cam = [-e/2, e/2] per location
+    and logits = [-m/2, m/2] with m = max of e, so P(Stone) = sigmoid(m / T): the strongest location decides, a
+    one-cell stone no longer competes with 195 cells of background, and the Stone-minus-Normal map is e itself.
+    """
+
+    def __init__(self, pooling='mean'):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f'pooling must be one of {POOLINGS}')
+        self.pooling = pooling
         blocks = []
         channels = 1
         for spec in LAYERS:
@@ -41,13 +53,15 @@ class KidneyStoneNet(nn.Module):
                        nn.BatchNorm2d(filters, eps=BN_EPS, momentum=0.01), nn.ReLU(inplace=True)]
             channels = filters
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Linear(channels, len(CLASSES))
+        self.head = nn.Linear(channels, len(CLASSES) if pooling == 'mean' else 1)
 
     def forward(self, x):
         f = self.features(x)
-        cam = torch.einsum('nchw,kc->nkhw', f, self.head.weight) + self.head.bias[None, :, None, None]
-        logits = cam.mean(dim=(2, 3))
-        return logits, cam
+        evidence = torch.einsum('nchw,kc->nkhw', f, self.head.weight) + self.head.bias[None, :, None, None]
+        if self.pooling == 'mean':
+            return evidence.mean(dim=(2, 3)), evidence
+        peak = evidence.amax(dim=(2, 3))
+        return torch.cat([-peak / 2, peak / 2], 1), torch.cat([-evidence / 2, evidence / 2], 1)
 
 
 def cam_size(input_size=224):
