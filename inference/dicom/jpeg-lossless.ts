@@ -1,3 +1,5 @@
+// The package names a types file it does not ship; our declaration, referenced so every program that reaches this file has it (tsconfig.image.json includes only the entry points).
+/// <reference path="./jpeg-lossless-decoder-js.d.ts" />
 import { Decoder } from 'jpeg-lossless-decoder-js'
 import type { DecodedFrame, FrameGeometry } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
