@@ -27,6 +27,7 @@ import multipartPlugin from './plugins/external/multipart.js'
 import rateLimitPlugin from './plugins/external/rate-limit.js'
 import swaggerPlugin from './plugins/external/swagger.js'
 import underPressurePlugin from './plugins/external/under-pressure.js'
+import auditEventsRoutes from './routes/audit-events.js'
 import healthRoutes from './routes/health.js'
 import modelRoutes from './routes/model.js'
 import metricsRoutes from './routes/metrics.js'
@@ -109,6 +110,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(predictRoutes)
   await app.register(predictBatchRoutes)
   await app.register(predictionsRoutes)
+  await app.register(auditEventsRoutes)
   await app.register(overlayRoutes)
   await app.register(webAppRoutes)
   await app.register(studiesRoutes)

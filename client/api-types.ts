@@ -539,6 +539,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Refused requests (the audit trail), newest first, filtered and paged by cursor
+         * @description Who may read them follows the records API (GET /predictions): with authentication on, a caller reads only its own refusals unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
+                    since?: string;
+                    /** @description Only answers given before this time. */
+                    until?: string;
+                    /** @description Only refusals with this error code. */
+                    code?: string;
+                    /** @description Page size. */
+                    limit: number;
+                    /** @description The `next` of the previous page. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AuditEventPage"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/predictions/{id}/overlay.png": {
         parameters: {
             query?: never;
@@ -1113,6 +1199,37 @@ export interface components {
         PredictionPage: {
             /** @description Newest first; records with the same time in a stable order. */
             items: components["schemas"]["StoredPrediction"][];
+            /** @description Present when there may be more: send it back as `cursor` for the next page. */
+            next?: string;
+        };
+        /**
+         * AuditEvent
+         * @description A refused request, or a refused file of a batch: no bytes, no file names, no URLs.
+         */
+        AuditEvent: {
+            /**
+             * Format: date-time
+             * @description When the request was refused (UTC).
+             */
+            createdAt: string;
+            /** @description Who asked, as in StoredPrediction.caller. */
+            caller: string;
+            method: string;
+            /** @description The route pattern (e.g. `/predictions/:id`), `(no route)` for unknown paths; never the URL itself. */
+            route: string;
+            /** @description The HTTP status of the refusal. */
+            status: number;
+            /** @description The error code of the refusal (docs/api.md lists them). */
+            code: string;
+            /** @description The request id (`x-request-id`) of the refused request. */
+            requestId?: string;
+            /** @description For a file refused inside a batch: its position in the request. */
+            fileIndex?: number;
+        };
+        /** AuditEventPage */
+        AuditEventPage: {
+            /** @description Newest first. */
+            items: components["schemas"]["AuditEvent"][];
             /** @description Present when there may be more: send it back as `cursor` for the next page. */
             next?: string;
         };

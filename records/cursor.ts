@@ -1,23 +1,29 @@
 import { InvalidCursorError } from './errors.js'
 
-/** Where a page ended: the last row's time (microseconds, UTC, as the database holds it) and id, its tie-breaker. */
+/** Where a page ended: the last row's time (microseconds, UTC, as the database holds it) and id, its tie-breaker (a UUID, or a number as digits). */
 export interface PagePosition {
   createdAt: string
   id: string
 }
 
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/** The id kinds of the paged tables: predictions have UUIDs, audit events bigint identities. */
+const ID = {
+  uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+  bigint: /^[1-9][0-9]{0,17}$/
+}
+export type IdKind = keyof typeof ID
 
 /** Opaque to callers: base64url of the position. */
 export function encodeCursor (position: PagePosition): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url')
 }
 
-export function decodeCursor (cursor: string): PagePosition {
+/** A cursor of another listing (another id kind) is refused like a forged one. */
+export function decodeCursor (cursor: string, idKind: IdKind): PagePosition {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(value) && value.length === 2 && TIME.test(String(value[0])) && UUID.test(String(value[1]))) {
+    if (Array.isArray(value) && value.length === 2 && TIME.test(String(value[0])) && ID[idKind].test(String(value[1]))) {
       return { createdAt: value[0], id: value[1] }
     }
   } catch {}

@@ -1,17 +1,21 @@
 import { performance } from 'node:perf_hooks'
-import { decodeCursor, encodeCursor, type PagePosition } from './cursor.js'
 import { RecordStoreError } from './errors.js'
 import { GroupWriter } from './group-writer.js'
 import { migrate, readMigrations } from './migrate.js'
+import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
 import { PushQueue } from './push-queue.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 
-export type StoreOptions =
+export type StoreOptions = (
   | { engine: 'pglite', dataDir: string }
   | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number }
+) & {
+  /** Gathering window of the group writes under load, ms (GroupWriterOptions.windowMs); 0 or absent: none. */
+  groupWindowMs?: number
+}
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
@@ -59,18 +63,19 @@ export interface StoredPrediction {
   caller: Caller
 }
 
-export interface PredictionQuery {
-  /** Only this caller's records; undefined: everyone's. */
-  caller?: Caller
-  /** Inclusive. */
-  since?: Date
-  /** Exclusive. */
-  until?: Date
+export interface PredictionQuery extends Omit<PageQuery, 'equal'> {
   prediction?: string
   studyInstanceUid?: string
-  limit: number
-  /** The `next` of the previous page. */
-  cursor?: string
+}
+
+export interface AuditQuery extends Omit<PageQuery, 'equal'> {
+  code?: string
+}
+
+export interface AuditPage {
+  items: AuditEvent[]
+  /** Present when there may be more: pass it back as `cursor`. */
+  next?: string
 }
 
 export interface PredictionPage {
@@ -109,8 +114,6 @@ const FAILED_INSTANCE_COLUMNS: Array<[string, string]> = [
   ['series_instance_uid', 'text'], ['sop_instance_uid', 'text'], ['status', 'integer'], ['code', 'text']
 ]
 const INSERT_FAILED_INSTANCES = insertFromJson('failed_instances', FAILED_INSTANCE_COLUMNS)
-/** Microseconds, UTC: the database's own precision, so cursors compare exactly. */
-const CREATED_AT_US = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`
 const MAX_GROUP = 64
 
 interface StoredRow { answer: Record<string, unknown> | string, caller: string, created_at: string, id: string }
@@ -135,11 +138,12 @@ export class RecordStore {
   /** The FHIR push queue of final studies (records/push-queue.ts). */
   readonly pushes: PushQueue
 
-  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
-    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
-    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, windowMs: number) {
+    const groups = { maxBatch: MAX_GROUP, windowMs }
+    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), groups)
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), groups)
     this.pushes = new PushQueue(driver)
-    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), groups)
   }
 
   /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */
@@ -150,7 +154,7 @@ export class RecordStore {
       : await openPostgres({ ...options, onPoolError: hooks.connectionError })
     try {
       const applied = await migrate(driver, migrations)
-      return { store: new RecordStore(driver, hooks), applied }
+      return { store: new RecordStore(driver, hooks, options.groupWindowMs ?? 0), applied }
     } catch (error) {
       await driver.close().catch(() => {})
       throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })
@@ -198,34 +202,13 @@ export class RecordStore {
     return rows.length === 0 ? undefined : storedPrediction(rows[0])
   }
 
-  /** Newest first, ordered by (created_at, id) so that records with the same time keep a stable order across pages. */
+  /** Newest first (records/page.ts). */
   async listPredictions (query: PredictionQuery): Promise<PredictionPage> {
-    const where: string[] = []
-    const params: unknown[] = []
-    const condition = (sql: (placeholder: string) => string, value: unknown): void => {
-      params.push(value)
-      where.push(sql(`$${params.length}`))
-    }
-    if (query.caller !== undefined) condition((p) => `caller = ${p}`, query.caller)
-    if (query.since !== undefined) condition((p) => `created_at >= ${p}::timestamptz`, query.since.toISOString())
-    if (query.until !== undefined) condition((p) => `created_at < ${p}::timestamptz`, query.until.toISOString())
-    if (query.prediction !== undefined) condition((p) => `prediction = ${p}`, query.prediction)
-    if (query.studyInstanceUid !== undefined) condition((p) => `study_instance_uid = ${p}`, query.studyInstanceUid)
-    if (query.cursor !== undefined) {
-      const after: PagePosition = decodeCursor(query.cursor)
-      params.push(after.createdAt, after.id)
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`)
-    }
-    params.push(query.limit + 1)
-    const rows = await this.driver.query<StoredRow>(
-      `SELECT id, answer, caller, ${CREATED_AT_US} FROM predictions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params)
-    const page = rows.slice(0, query.limit)
-    const last = page.at(-1)
-    return {
-      items: page.map(storedPrediction),
-      ...(rows.length > query.limit && last !== undefined ? { next: encodeCursor({ createdAt: last.created_at, id: last.id }) } : {})
-    }
+    const { sql, params } = pageSql('predictions', 'id, answer, caller', 'uuid', {
+      ...query, equal: { prediction: query.prediction, study_instance_uid: query.studyInstanceUid }
+    })
+    const { rows, next } = pageOf(await this.driver.query<StoredRow>(sql, params), query.limit)
+    return { items: rows.map(storedPrediction), ...(next === undefined ? {} : { next }) }
   }
 
   /**
@@ -239,12 +222,13 @@ export class RecordStore {
     return rows.length === 0 ? undefined : fromPredictionRow(rows[0])
   }
 
-  /** Audit events at or after `since`, oldest first. */
-  async listAuditEvents (since: Date, limit: number): Promise<AuditEvent[]> {
-    const rows = await this.driver.query<AuditRow>(
-      `SELECT caller, method, route, status, code, request_id, file_index, ${CREATED_AT_US} FROM audit_events ` +
-      'WHERE created_at >= $1::timestamptz ORDER BY created_at, id LIMIT $2', [since.toISOString(), limit], 'records.audit')
-    return rows.map(fromAuditRow)
+  /** Audit events, newest first (records/page.ts). */
+  async listAuditEvents (query: AuditQuery): Promise<AuditPage> {
+    const { sql, params } = pageSql('audit_events', 'id, caller, method, route, status, code, request_id, file_index', 'bigint', {
+      ...query, equal: { code: query.code }
+    })
+    const { rows, next } = pageOf(await this.driver.query<AuditRow & { id: string }>(sql, params), query.limit)
+    return { items: rows.map(fromAuditRow), ...(next === undefined ? {} : { next }) }
   }
 
   /**

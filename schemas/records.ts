@@ -31,3 +31,31 @@ export const PredictionQuerySchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size.' }),
   cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 256, description: 'The `next` of the previous page.' }))
 })
+
+export const AuditEventSchema = Type.Object({
+  createdAt: Type.String({ format: 'date-time', description: 'When the request was refused (UTC).' }),
+  caller: Type.String({ description: 'Who asked, as in StoredPrediction.caller.' }),
+  method: Type.String(),
+  route: Type.String({ description: 'The route pattern (e.g. `/predictions/:id`), `(no route)` for unknown paths; never the URL itself.' }),
+  status: Type.Integer({ description: 'The HTTP status of the refusal.' }),
+  code: Type.String({ description: 'The error code of the refusal (docs/api.md lists them).' }),
+  requestId: Type.Optional(Type.String({ description: 'The request id (`x-request-id`) of the refused request.' })),
+  fileIndex: Type.Optional(Type.Integer({ minimum: 0, description: 'For a file refused inside a batch: its position in the request.' }))
+}, {
+  $id: 'AuditEvent',
+  title: 'AuditEvent',
+  description: 'A refused request, or a refused file of a batch: no bytes, no file names, no URLs.'
+})
+
+export const AuditEventPageSchema = Type.Object({
+  items: Type.Array(refTo(AuditEventSchema), { description: 'Newest first.' }),
+  next: Type.Optional(Type.String({ description: 'Present when there may be more: send it back as `cursor` for the next page.' }))
+}, { $id: 'AuditEventPage', title: 'AuditEventPage' })
+
+export const AuditQuerySchema = Type.Object({
+  since: PredictionQuerySchema.properties.since,
+  until: PredictionQuerySchema.properties.until,
+  code: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', maxLength: 64, description: 'Only refusals with this error code.' })),
+  limit: PredictionQuerySchema.properties.limit,
+  cursor: PredictionQuerySchema.properties.cursor
+})

@@ -96,6 +96,12 @@ t.test('the generated client calls every documented route of the real server ove
   t.equal(storedReport.data?.id, stoneId)
   const missing = await client.GET('/predictions/{id}', { params: { path: { id: '00000000-0000-4000-8000-000000000000' } } })
   t.equal(missing.error?.code, 'PREDICTION_NOT_FOUND')
+  let audit = seen('GET /audit-events', await client.GET('/audit-events', { params: { query: { code: 'PREDICTION_NOT_FOUND', limit: 5 } } }))
+  for (let attempt = 0; attempt < 100 && audit.data?.items.length === 0; attempt++) { // written just after the refusal is sent
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    audit = await client.GET('/audit-events', { params: { query: { code: 'PREDICTION_NOT_FOUND', limit: 5 } } })
+  }
+  t.match(audit.data?.items[0], { route: '/predictions/:id', status: 404, code: 'PREDICTION_NOT_FOUND', caller: 'anonymous' }, 'the refusal is in the audit trail')
 
   // STOW-RS takes a multipart/related body, which openapi-fetch sends as given
   const boundary = 'kidney-client-test-boundary'

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
-import { RecordStore, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions, type StudyRows } from '../../records/store.js'
+import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions, type StudyRows } from '../../records/store.js'
 import type { ServiceMetrics } from './metrics.js'
 import type { RecordsConfig } from './records-config.js'
 
@@ -55,10 +55,10 @@ export class RecordsService {
   }
 
   private storeOptions (): StoreOptions {
-    const { store, dataDir, databaseUrl, poolSize, timeoutMs } = this.config
+    const { store, dataDir, databaseUrl, poolSize, timeoutMs, groupWindowMs } = this.config
     return store === 'postgres'
-      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs }
-      : { engine: 'pglite', dataDir }
+      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, groupWindowMs }
+      : { engine: 'pglite', dataDir, groupWindowMs }
   }
 
   private async open (): Promise<void> {
@@ -180,8 +180,8 @@ export class RecordsService {
     return await this.reading(async (store) => await store.getPredictionRecord(id, caller))
   }
 
-  async listAuditEvents (since: Date, limit = 1000): Promise<AuditEvent[]> {
-    return await this.reading(async (store) => await store.listAuditEvents(since, limit))
+  async listAuditEvents (query: AuditQuery): Promise<AuditPage> {
+    return await this.reading(async (store) => await store.listAuditEvents(query))
   }
 
   private async reading<T> (read: (store: RecordStore) => Promise<T>): Promise<T> {

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { loadConfig, type AppConfig } from '../../plugins/app/config.js'
 import type { RecordsConfig } from '../../plugins/app/records-config.js'
-import { sha256Hex, type PredictionRecord } from '../../records/record.js'
+import { sha256Hex, type AuditEvent, type PredictionRecord } from '../../records/record.js'
 import { RecordStore } from '../../records/store.js'
 import { build, ctKidneyImage, fileUpload, multipart, SHARED, UUID } from '../helper.js'
 import { hs256Token } from '../helpers/jwt.js'
@@ -31,16 +31,15 @@ export async function predictJson (app: FastifyInstance, bytes: Buffer, filename
   return { statusCode: res.statusCode, body: res.json() }
 }
 
-type AuditEvents = Awaited<ReturnType<FastifyInstance['records']['listAuditEvents']>>
-
-/** Audit events are written after the answer is sent: wait (bounded) until `count` of those `wanted` have arrived. */
-async function auditEventsSince (app: FastifyInstance, since: Date, count: number, wanted: (event: AuditEvents[number]) => boolean = () => true): Promise<AuditEvents> {
+/** Audit events are written after the answer is sent: wait (bounded) until `count` of those `wanted` have arrived; oldest first. */
+async function auditEventsSince (app: FastifyInstance, since: Date, count: number, wanted: (event: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
+  const read = async (): Promise<AuditEvent[]> => (await app.records.listAuditEvents({ since, limit: 200 })).items.reverse().filter(wanted)
   for (let attempt = 0; attempt < 100; attempt++) {
-    const events = (await app.records.listAuditEvents(since)).filter(wanted)
+    const events = await read()
     if (events.length >= count) return events
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  return (await app.records.listAuditEvents(since)).filter(wanted)
+  return await read()
 }
 
 /** A record written straight to the store (to control its time), whose answer is a real /predict answer re-labelled. */
@@ -144,6 +143,24 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     ])
     t.ok(events.every((e) => e.caller === 'anonymous' && UUID.test(e.requestId ?? '') && e.createdAt >= new Date(since.getTime() - 1)))
     t.notOk(JSON.stringify(events).includes('DOE'), 'no file name, no URL, no bytes')
+
+    // The same events over HTTP, newest first, two to a page; the listing's own refusals come after `until`.
+    const until = new Date(events[4].createdAt.getTime() + 1).toISOString()
+    const pages: Array<Array<[string, string]>> = []
+    let cursor: string | undefined
+    do {
+      const res = await app.inject({ method: 'GET', url: '/audit-events', query: { since: since.toISOString(), until, limit: '2', ...(cursor === undefined ? {} : { cursor }) } })
+      t.equal(res.statusCode, 200)
+      pages.push(res.json().items.map((e: { route: string, code: string }) => [e.route, e.code]))
+      cursor = res.json().next
+    } while (cursor !== undefined && pages.length < 10)
+    t.same(pages.flat(), events.map((e) => [e.route, e.code]).reverse(), 'GET /audit-events: every event, newest first, across pages')
+    t.same(pages.map((p) => p.length), [2, 2, 1])
+    const coded = await app.inject({ method: 'GET', url: '/audit-events', query: { since: since.toISOString(), code: 'NO_FILE' } })
+    t.same(coded.json().items.map((e: { route: string, status: number }) => [e.route, e.status]), [['/predict', 400]], 'filtered by code')
+    const foreign = Buffer.from(JSON.stringify([`${since.toISOString().slice(0, 23)}000Z`, randomUUID()])).toString('base64url')
+    const refused = await app.inject({ method: 'GET', url: '/audit-events', query: { cursor: foreign } })
+    t.same([refused.statusCode, refused.json().code], [400, 'INVALID_CURSOR'], 'a /predictions cursor is not an /audit-events cursor')
   })
 
   t.test(`${backend.engine}: GET /predictions pages newest first by cursor, stable under equal times, with filters`, async (t) => {
@@ -239,6 +256,20 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     t.same(await listed(KEYS.bob), [], 'bob lists none of alice\'s')
     t.same(await listed(KEYS.alice), [body.id])
     t.ok((await listed(KEYS.auditor)).includes(body.id))
+
+    t.equal((await app.inject({ method: 'GET', url: `/predictions/${randomUUID()}`, headers: { 'x-api-key': KEYS.bob } })).statusCode, 404)
+    const refusals = async (key: string, expected: number): Promise<string[]> => {
+      for (let attempt = 0; attempt < 100; attempt++) { // an event is written just after its refusal is sent
+        const res = await app.inject({ method: 'GET', url: '/audit-events', query: { since: since.toISOString(), code: 'PREDICTION_NOT_FOUND' }, headers: { 'x-api-key': key } })
+        const callers: string[] = res.json().items.map((e: { caller: string }) => e.caller)
+        if (callers.length >= expected) return callers
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      return []
+    }
+    t.same(await refusals(KEYS.bob, 2), ['api-key:bob', 'api-key:bob'], 'bob reads his own refusals (the 404 above and the one before it)')
+    t.same(await refusals(KEYS.auditor, 3), ['api-key:bob', 'jwt:dr-who', 'api-key:bob'], 'records:read-all reads everyone\'s, newest first')
+    t.same(await refusals(KEYS.alice, 0), [], 'alice reads none of bob\'s')
   })
 
   t.test(`${backend.engine}: with RECORDS_API off the records are kept but not served`, async (t) => {

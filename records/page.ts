@@ -1,0 +1,59 @@
+import { decodeCursor, encodeCursor, type IdKind, type PagePosition } from './cursor.js'
+
+/** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
+export interface PageQuery {
+  /** Only this caller's rows; undefined: everyone's. */
+  caller?: string
+  /** Inclusive. */
+  since?: Date
+  /** Exclusive. */
+  until?: Date
+  /** Columns that must equal a value (absent values are not filtered on). */
+  equal?: Record<string, string | undefined>
+  limit: number
+  /** The `next` of the previous page. */
+  cursor?: string
+}
+
+/** Microseconds, UTC: the database's own precision, so cursors compare exactly. */
+export const CREATED_AT_US = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`
+
+/**
+ * One page, newest first, ordered by (created_at, id) so that rows with the same time keep a stable order across
+ * pages. One row more than the limit is asked for: its presence says whether there is a next page.
+ */
+export function pageSql (table: string, columns: string, idKind: IdKind, query: PageQuery): { sql: string, params: unknown[] } {
+  const where: string[] = []
+  const params: unknown[] = []
+  const condition = (sql: (placeholder: string) => string, value: unknown): void => {
+    params.push(value)
+    where.push(sql(`$${params.length}`))
+  }
+  if (query.caller !== undefined) condition((p) => `caller = ${p}`, query.caller)
+  if (query.since !== undefined) condition((p) => `created_at >= ${p}::timestamptz`, query.since.toISOString())
+  if (query.until !== undefined) condition((p) => `created_at < ${p}::timestamptz`, query.until.toISOString())
+  for (const [column, value] of Object.entries(query.equal ?? {})) {
+    if (value !== undefined) condition((p) => `${column} = ${p}`, value)
+  }
+  if (query.cursor !== undefined) {
+    const after: PagePosition = decodeCursor(query.cursor, idKind)
+    params.push(after.createdAt, after.id)
+    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::${idKind})`)
+  }
+  params.push(query.limit + 1)
+  return {
+    sql: `SELECT ${columns}, ${CREATED_AT_US} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params
+  }
+}
+
+/** The rows of a page and the cursor of the next one, from the limit + 1 rows pageSql asked for. */
+export function pageOf<Row extends { created_at: string, id: string | number }> (rows: Row[], limit: number): { rows: Row[], next?: string } {
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return {
+    rows: page,
+    ...(rows.length > limit && last !== undefined ? { next: encodeCursor({ createdAt: last.created_at, id: String(last.id) }) } : {})
+  }
+}

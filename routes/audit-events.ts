@@ -1,0 +1,37 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorResponses } from '../schemas/error.js'
+import { AuditEventPageSchema, AuditQuerySchema } from '../schemas/records.js'
+import { refTo } from '../schemas/ref.js'
+
+const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
+  const authOn = app.config.auth.mode !== 'none'
+
+  app.get('/audit-events', {
+    schema: {
+      tags: ['records'],
+      summary: 'Refused requests (the audit trail), newest first, filtered and paged by cursor',
+      description: 'Who may read them follows the records API (GET /predictions): with authentication on, a caller reads ' +
+        'only its own refusals unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE). ' +
+        'An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.',
+      querystring: AuditQuerySchema,
+      response: { 200: refTo(AuditEventPageSchema), ...errorResponses(400, 401, 403, 503) }
+    }
+  }, async (request) => {
+    const caller = app.records.readerScope(request, authOn)
+    const { since, until, code, limit, cursor } = request.query
+    const page = await app.records.listAuditEvents({
+      caller,
+      since: since === undefined ? undefined : new Date(since),
+      until: until === undefined ? undefined : new Date(until),
+      code,
+      limit,
+      cursor
+    })
+    return {
+      items: page.items.map((event) => ({ ...event, createdAt: event.createdAt.toISOString() })),
+      ...(page.next === undefined ? {} : { next: page.next })
+    }
+  })
+}
+
+export default auditEvents
