@@ -548,7 +548,7 @@ export interface paths {
         };
         /**
          * Refused requests (the audit trail), newest first, filtered and paged by cursor
-         * @description Who may read them follows the records API (GET /predictions): with authentication on, a caller reads only its own refusals unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.
          */
         get: {
             parameters: {

@@ -19,11 +19,18 @@ export function encodeCursor (position: PagePosition): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url')
 }
 
+/** A real instant, not only its shape: 2024-02-30 or month 13 would reach the database and fail there (a 503, not a 400). */
+function isTime (text: string): boolean {
+  if (!TIME.test(text) || text < '0001') return false
+  const parsed = new Date(text)
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 23) === text.slice(0, 23)
+}
+
 /** A cursor of another listing (another id kind) is refused like a forged one. */
 export function decodeCursor (cursor: string, idKind: IdKind): PagePosition {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(value) && value.length === 2 && TIME.test(String(value[0])) && ID[idKind].test(String(value[1]))) {
+    if (Array.isArray(value) && value.length === 2 && isTime(String(value[0])) && ID[idKind].test(String(value[1]))) {
       return { createdAt: value[0], id: value[1] }
     }
   } catch {}

@@ -10,11 +10,11 @@ export interface GroupWriterOptions {
   /** The most items one write takes. */
   maxBatch: number
   /**
-   * Gathering window, ms (0: none). While writes are frequent (the previous group started less than two windows
-   * ago), a group waits up to this long for more items, or until it is full, before it is written. A statement's
-   * fixed cost is most of a small record's cost (measured on PGlite: 0.8 ms of CPU for a group of one, 0.3 ms per
-   * record in groups of three or more), so under load gathering cuts the database's CPU per record; a lone item
-   * on a quiet service is still written at once.
+   * Gathering window, ms (0: none). While items arrive on average less than a window apart (so at least one more is
+   * expected within it), a group waits up to this long for more, or until it is full, before it is written. A
+   * statement's fixed cost is most of a small record's cost (measured on PGlite: 0.8 ms of CPU for a group of one,
+   * 0.3 ms per record in groups of three or more), so under load gathering cuts the database's CPU per record; an
+   * item on a quiet service, or at a rate where waiting would not gather anything, is written at once.
    */
   windowMs?: number
 }
@@ -28,7 +28,10 @@ export interface GroupWriterOptions {
 export class GroupWriter<T> {
   private queue: Array<Pending<T>> = []
   private running: Promise<void> | undefined
-  private lastWriteAt = -Infinity
+  /** Smoothed time between submissions, ms: how long the next item is expected to take to arrive. */
+  private meanGapMs = Infinity
+  private lastSubmitAt = -Infinity
+  private closing = false
   private full: (() => void) | undefined
   private readonly maxBatch: number
   private readonly windowMs: number
@@ -43,14 +46,20 @@ export class GroupWriter<T> {
   }
 
   async submit (item: T): Promise<void> {
+    const now = performance.now()
+    const gap = now - this.lastSubmitAt
+    this.lastSubmitAt = now
+    if (Number.isFinite(gap)) this.meanGapMs = Number.isFinite(this.meanGapMs) ? 0.75 * this.meanGapMs + 0.25 * gap : gap
     const done = new Promise<void>((resolve, reject) => this.queue.push({ item, resolve, reject }))
     if (this.queue.length >= this.maxBatch) this.full?.()
     this.running ??= this.run()
     await done
   }
 
-  /** Resolves once everything submitted so far has been written (or has failed). */
+  /** Writes what is queued without waiting out a gathering window; resolves once it is written (or has failed). */
   async drain (): Promise<void> {
+    this.closing = true
+    this.full?.()
     await this.running
   }
 
@@ -58,7 +67,6 @@ export class GroupWriter<T> {
     await new Promise((resolve) => setImmediate(resolve))
     while (this.queue.length > 0) {
       await this.gather()
-      this.lastWriteAt = performance.now()
       const batch = this.queue.splice(0, this.maxBatch)
       try {
         await this.write(batch.map((p) => p.item))
@@ -70,10 +78,10 @@ export class GroupWriter<T> {
     this.running = undefined
   }
 
-  /** Waits out the gathering window when writes are frequent and the group is not yet full. */
+  /** Waits out the gathering window while another item is expected within it and the group is not yet full. */
   private async gather (): Promise<void> {
-    const busy = performance.now() - this.lastWriteAt < 2 * this.windowMs
-    if (!busy || this.queue.length >= this.maxBatch) return
+    const expected = this.meanGapMs < this.windowMs
+    if (!expected || this.closing || this.queue.length >= this.maxBatch) return
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => { this.full = undefined; resolve() }, this.windowMs)
       this.full = () => { clearTimeout(timer); this.full = undefined; resolve() }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../schemas/error.js'
-import { AuditEventPageSchema, AuditQuerySchema } from '../schemas/records.js'
+import { AuditEventPageSchema, AuditQuerySchema, RECORDS_ACCESS } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
 
 const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
@@ -10,9 +10,8 @@ const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['records'],
       summary: 'Refused requests (the audit trail), newest first, filtered and paged by cursor',
-      description: 'Who may read them follows the records API (GET /predictions): with authentication on, a caller reads ' +
-        'only its own refusals unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE). ' +
-        'An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.',
+      description: `${RECORDS_ACCESS} An event is written just after its refusal is sent, so the newest may appear a moment later. ` +
+        'Follow `next` until it is absent.',
       querystring: AuditQuerySchema,
       response: { 200: refTo(AuditEventPageSchema), ...errorResponses(400, 401, 403, 503) }
     }

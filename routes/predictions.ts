@@ -4,12 +4,8 @@ import { PredictionNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import type { Prediction } from '../schemas/prediction.js'
-import { PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, StoredPredictionSchema } from '../schemas/records.js'
+import { PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, RECORDS_ACCESS, StoredPredictionSchema } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
-
-const ACCESS = 'With authentication on, a caller reads only its own records unless its credentials carry the ' +
-  '`records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API ' +
-  '(on by default only when the service listens on a loopback address).'
 
 const predictions: FastifyPluginAsyncTypebox = async (app) => {
   const authOn = app.config.auth.mode !== 'none'
@@ -18,7 +14,7 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['records'],
       summary: 'One recorded answer, exactly as /predict returned it, with its time and caller',
-      description: `${ACCESS} With \`Accept: application/fhir+json\` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.`,
+      description: `${RECORDS_ACCESS} With \`Accept: application/fhir+json\` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.`,
       params: PredictionIdParamsSchema,
       response: {
         200: jsonOrFhirResponse(refTo(StoredPredictionSchema), 'The recorded answer, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
@@ -42,7 +38,7 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['records'],
       summary: 'Recorded answers, newest first, filtered and paged by cursor',
-      description: `${ACCESS} Follow \`next\` until it is absent.`,
+      description: `${RECORDS_ACCESS} Follow \`next\` until it is absent.`,
       querystring: PredictionQuerySchema,
       response: { 200: refTo(PredictionPageSchema), ...errorResponses(400, 401, 403, 503) }
     }

@@ -2,6 +2,11 @@ import { Type, type Static } from '@sinclair/typebox'
 import { PredictionSchema } from './prediction.js'
 import { refTo } from './ref.js'
 
+/** Who may read records and audit events: the description every records route carries. */
+export const RECORDS_ACCESS = 'With authentication on, a caller reads only its own records unless its credentials carry the ' +
+  '`records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API ' +
+  '(on by default only when the service listens on a loopback address).'
+
 export const StoredPredictionSchema = Type.Object({
   ...PredictionSchema.properties,
   createdAt: Type.String({ format: 'date-time', description: 'When the answer was given (UTC).' }),

@@ -91,7 +91,7 @@ t.test('the group writer writes what queues up during a write in one call, and f
   t.equal(writer.pending, 0)
 })
 
-t.test('under load the group writer gathers for its window, writes early once the group is full, and writes a lone item at once', async (t) => {
+t.test('the group writer gathers for its window while items come faster than it, writes early once full or draining, and a lone item at once', async (t) => {
   const turn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
   const calls: number[][] = []
   // A window far longer than the test's timeout: only the "full" and "quiet" paths can let these writes finish.
@@ -104,11 +104,21 @@ t.test('under load the group writer gathers for its window, writes early once th
   t.same(calls, [[1], [2, 3, 4, 5]], 'the first item alone at once (quiet), then a group that waited until it was full')
 
   const gathered: number[][] = []
-  const windowed = new GroupWriter<number>(async (items) => { gathered.push(items) }, { maxBatch: 64, windowMs: 200 })
+  const windowed = new GroupWriter<number>(async (items) => { gathered.push(items) }, { maxBatch: 64, windowMs: 2000 })
   await windowed.submit(1)
   const late = windowed.submit(2)
   await turn()
   await turn()
   await Promise.all([late, windowed.submit(3)])
   t.same(gathered, [[1], [2, 3]], 'an item submitted while the window was open joined the waiting group')
+
+  const closing: number[][] = []
+  const closed = new GroupWriter<number>(async (items) => { closing.push(items) }, { maxBatch: 64, windowMs: 600_000 })
+  await closed.submit(1)
+  const open = closed.submit(2)
+  await turn()
+  await turn()
+  await closed.drain()
+  await open
+  t.same(closing, [[1], [2]], 'drain (the store closing) writes a waiting group at once')
 })
