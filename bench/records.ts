@@ -9,17 +9,11 @@ const MIN_RATIO = 0.95
 export const NO_RECORDS = 'records off'
 export const RECORDS_PGLITE = 'records PGlite (default)'
 export const RECORDS_POSTGRES = 'records PostgreSQL'
-export const RECORDS_PGLITE_NO_WINDOW = 'records PGlite, no gathering window'
 
 export interface RecordsContenders {
-  /**
-   * The service with records off, on a PostgreSQL server (a throwaway cluster with the server's durable defaults), and
-   * on PGlite without the group writer's gathering window (RECORDS_GROUP_WINDOW_MS=0), so the window's effect is
-   * measured beside the default.
-   */
+  /** The service with records off, and on a PostgreSQL server (a throwaway cluster with the server's durable defaults). */
   off: RunningServer
   postgres: RunningServer
-  pgliteNoWindow: RunningServer
   stop: () => Promise<void>
 }
 
@@ -28,21 +22,18 @@ export async function startRecordsContenders (env: NodeJS.ProcessEnv, work: stri
   const server = await startPostgres({ durable: true })
   try {
     const databaseUrl = await server.createDatabase('bench')
-    const [off, postgres, pgliteNoWindow] = await Promise.all([
+    const [off, postgres] = await Promise.all([
       startService({ ...env, UPLOAD_DIR: join(work, 'off-uploads'), RECORDS_STORE: 'off' }, join(work, 'records-off.log'), NO_RECORDS),
-      startService({ ...env, UPLOAD_DIR: join(work, 'postgres-uploads'), DATABASE_URL: databaseUrl }, join(work, 'records-postgres.log'), RECORDS_POSTGRES),
-      startService({ ...env, UPLOAD_DIR: join(work, 'no-window-uploads'), DATA_DIR: join(work, 'no-window-data'), RECORDS_GROUP_WINDOW_MS: '0' },
-        join(work, 'records-no-window.log'), RECORDS_PGLITE_NO_WINDOW)
+      startService({ ...env, UPLOAD_DIR: join(work, 'postgres-uploads'), DATABASE_URL: databaseUrl }, join(work, 'records-postgres.log'), RECORDS_POSTGRES)
     ])
-    const stop = async (): Promise<void> => { await Promise.all([off.stop(), postgres.stop(), pgliteNoWindow.stop()]); await server.destroy() }
-    return { off, postgres, pgliteNoWindow, stop }
+    return { off, postgres, stop: async () => { await Promise.all([off.stop(), postgres.stop()]); await server.destroy() } }
   } catch (error) {
     await server.destroy()
     throw error
   }
 }
 
-/** The variants in a different order each round, so that none is always measured first. */
+/** The three variants in a different order each round, so that neither is always measured first. */
 export function recordsOrder<T> (variants: T[], round: number): T[] {
   return variants.map((_, i) => variants[(i + round) % variants.length])
 }

@@ -11,7 +11,7 @@ import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
 import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
-import { NO_RECORDS, RECORDS_PGLITE, RECORDS_PGLITE_NO_WINDOW, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
+import { NO_RECORDS, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
 import { ceilingFor, ceilingLines, median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
 const program = new Command('bench')
@@ -118,15 +118,13 @@ const baseline = recordsOnly
 const limitRuns: LimitRun[] = []
 const serviceRuns: ServerRun[] = []
 const baselineRuns: ServerRun[] = []
-const recordsVariants: Array<[string, RunningServer]> = [[NO_RECORDS, records.off], [RECORDS_PGLITE, service], [RECORDS_POSTGRES, records.postgres],
-  [RECORDS_PGLITE_NO_WINDOW, records.pgliteNoWindow]]
-const recordsRuns: Record<string, ServerRun[]> = Object.fromEntries(recordsVariants.map(([variant]) => [variant, []]))
+const recordsRuns: Record<string, ServerRun[]> = { [NO_RECORDS]: [], [RECORDS_PGLITE]: [], [RECORDS_POSTGRES]: [] }
+const recordsVariants: Array<[string, RunningServer]> = [[NO_RECORDS, records.off], [RECORDS_PGLITE, service], [RECORDS_POSTGRES, records.postgres]]
 try {
-  for (const server of [service, records.off, records.postgres, records.pgliteNoWindow, ...(baseline === undefined ? [] : [baseline])]) await drive(server.url, sets[0].bytes, 8, 3)
+  for (const server of [service, records.off, records.postgres, ...(baseline === undefined ? [] : [baseline])]) await drive(server.url, sets[0].bytes, 8, 3)
   for (let round = 0; round < rounds; round++) {
     for (const set of sets) {
-      // records off, on PGlite (with and without the gathering window) and on PostgreSQL, back to back: their ratios
-      // come from minutes of the same VM
+      // records off, on PGlite and on PostgreSQL, back to back: their ratios come from minutes of the same VM
       for (const [variant, server] of recordsOrder(recordsVariants, round)) {
         recordsRuns[variant].push(await driveOnce(server, round, set, RECORDS_CONNECTIONS))
       }
@@ -152,7 +150,7 @@ await rm(work, { recursive: true, force: true })
 const recordsCost = Object.fromEntries(sets.map((set) => [set.name, recordsCostFor(rounds, set.name, recordsRuns)]))
 const recordsTable = medianTable(sets.map((s) => s.name), [RECORDS_CONNECTIONS], [],
   Object.entries(recordsRuns).map(([variant, runs]) => [`service, ${variant}`, runs]))
-const recordsLines = `Records at ${RECORDS_CONNECTIONS} connections (medians of ${rounds} rounds; all measured back to back in each):\n\n` +
+const recordsLines = `Records at ${RECORDS_CONNECTIONS} connections (medians of ${rounds} rounds; the three measured back to back in each):\n\n` +
   `${recordsTable}\n\nRecording cost (throughput with records / without, within each round, median over rounds):\n` +
   `${targetLines(recordsCost).map((l) => `- ${l}`).join('\n')}\n`
 
@@ -177,7 +175,6 @@ const settings = {
     BATCH_MAX_DELAY_US: config.batchMaxDelayUs,
     BATCH_MAX_QUEUE: config.batchMaxQueue,
     SHARP_CONCURRENCY: config.sharpConcurrency,
-    RECORDS_GROUP_WINDOW_MS: config.records.groupWindowMs,
     RATE_LIMIT_MAX: 0
   },
   baseline: { torchThreads: THREADS, OMP_NUM_THREADS: THREADS, server: 'Flask threaded development server (app.run)' },

@@ -22,7 +22,7 @@ t.test('every classification carries its own 2 x 14 x 14 activation maps, even i
     if (cam === undefined) { t.fail(`image ${i}: no cam`); continue }
     t.same(cam.dims, [2, 14, 14], `image ${i}: [classes, h, w]`)
     t.equal(cam.values.length, 2 * 14 * 14)
-    // Model 2.0.0's logits are [-m/2, m/2], m the spatial maximum of the Stone-minus-Normal evidence cam[1] - cam[0]
+    // Models 2.x: the logits are [-m/2, m/2], m the spatial maximum of the Stone-minus-Normal evidence cam[1] - cam[0]
     // (docs/model.md): the probabilities recomputed from this image's maps must be the ones it was classified with.
     const plane = 14 * 14
     let peak = -Infinity
