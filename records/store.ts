@@ -9,13 +9,9 @@ import { PushQueue } from './push-queue.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 
-export type StoreOptions = (
+export type StoreOptions =
   | { engine: 'pglite', dataDir: string }
   | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number }
-) & {
-  /** Gathering window of the group writes under load, ms (GroupWriterOptions.windowMs); 0 or absent: none. */
-  groupWindowMs?: number
-}
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
@@ -138,12 +134,11 @@ export class RecordStore {
   /** The FHIR push queue of final studies (records/push-queue.ts). */
   readonly pushes: PushQueue
 
-  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, windowMs: number) {
-    const groups = { maxBatch: MAX_GROUP, windowMs }
-    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), groups)
-    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), groups)
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
+    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
     this.pushes = new PushQueue(driver)
-    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), groups)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
   }
 
   /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */
@@ -154,7 +149,7 @@ export class RecordStore {
       : await openPostgres({ ...options, onPoolError: hooks.connectionError })
     try {
       const applied = await migrate(driver, migrations)
-      return { store: new RecordStore(driver, hooks, options.groupWindowMs ?? 0), applied }
+      return { store: new RecordStore(driver, hooks), applied }
     } catch (error) {
       await driver.close().catch(() => {})
       throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })

@@ -79,7 +79,7 @@ t.test('the group writer writes what queues up during a write in one call, and f
     calls.push(items)
     if (items.includes(13)) throw new Error('refused')
     if (calls.length === 1) await new Promise<void>((resolve) => { release = resolve })
-  }, { maxBatch: 4 })
+  }, 4)
   const first = writer.submit(1)
   await new Promise((resolve) => setImmediate(resolve))
   const waiting = [2, 3, 13, 4, 5, 6].map(async (n) => await writer.submit(n).then(() => n, () => -n))
@@ -89,36 +89,4 @@ t.test('the group writer writes what queues up during a write in one call, and f
   t.same(calls, [[1], [2, 3, 13, 4], [5, 6]], 'at most 4 per call, in order')
   await writer.drain()
   t.equal(writer.pending, 0)
-})
-
-t.test('the group writer gathers for its window while items come faster than it, writes early once full or draining, and a lone item at once', async (t) => {
-  const turn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
-  const calls: number[][] = []
-  // A window far longer than the test's timeout: only the "full" and "quiet" paths can let these writes finish.
-  const slow = new GroupWriter<number>(async (items) => { calls.push(items) }, { maxBatch: 4, windowMs: 600_000 })
-  await slow.submit(1)
-  const second = slow.submit(2)
-  await turn()
-  await turn()
-  await Promise.all([second, slow.submit(3), slow.submit(4), slow.submit(5)])
-  t.same(calls, [[1], [2, 3, 4, 5]], 'the first item alone at once (quiet), then a group that waited until it was full')
-
-  const gathered: number[][] = []
-  const windowed = new GroupWriter<number>(async (items) => { gathered.push(items) }, { maxBatch: 64, windowMs: 2000 })
-  await windowed.submit(1)
-  const late = windowed.submit(2)
-  await turn()
-  await turn()
-  await Promise.all([late, windowed.submit(3)])
-  t.same(gathered, [[1], [2, 3]], 'an item submitted while the window was open joined the waiting group')
-
-  const closing: number[][] = []
-  const closed = new GroupWriter<number>(async (items) => { closing.push(items) }, { maxBatch: 64, windowMs: 600_000 })
-  await closed.submit(1)
-  const open = closed.submit(2)
-  await turn()
-  await turn()
-  await closed.drain()
-  await open
-  t.same(closing, [[1], [2]], 'drain (the store closing) writes a waiting group at once')
 })

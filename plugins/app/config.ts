@@ -105,7 +105,6 @@ export const EnvSchema = Type.Object({
   RECORDS_REQUIRED: Type.Boolean({ default: true }),
   RECORDS_API: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
   RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' }),
-  RECORDS_GROUP_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 10 }),
 
   // Series and study results (GET /studies/{uid}, inference/series-conclusion.ts).
   SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
@@ -329,8 +328,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       retentionMs: e.RECORD_RETENTION === 'forever' ? 0 : durationMs(e.RECORD_RETENTION),
       required: e.RECORDS_REQUIRED,
       api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
-      readAllScope: e.RECORDS_READ_ALL_SCOPE,
-      groupWindowMs: e.RECORDS_GROUP_WINDOW_MS
+      readAllScope: e.RECORDS_READ_ALL_SCOPE
     })
   } catch (error) {
     if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)

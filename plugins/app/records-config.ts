@@ -17,8 +17,6 @@ export interface RecordsConfig {
   api: boolean
   /** The scope that lets an authenticated caller read every caller's records. */
   readAllScope: string
-  /** Under load, how long a record waits for others to be written with it, ms (records/group-writer.ts). */
-  groupWindowMs: number
 }
 
 export class RecordsConfigError extends Error {}

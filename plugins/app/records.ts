@@ -55,10 +55,10 @@ export class RecordsService {
   }
 
   private storeOptions (): StoreOptions {
-    const { store, dataDir, databaseUrl, poolSize, timeoutMs, groupWindowMs } = this.config
+    const { store, dataDir, databaseUrl, poolSize, timeoutMs } = this.config
     return store === 'postgres'
-      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, groupWindowMs }
-      : { engine: 'pglite', dataDir, groupWindowMs }
+      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs }
+      : { engine: 'pglite', dataDir }
   }
 
   private async open (): Promise<void> {
