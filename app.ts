@@ -8,7 +8,7 @@ import deadlinePlugin from './plugins/app/deadline.js'
 import dicomIntakePlugin from './plugins/app/dicom-intake.js'
 import dicomNodePlugin from './plugins/app/dicom-node.js'
 import fhirPushPlugin from './plugins/app/fhir-push.js'
-import errorsPlugin, { clientErrorHandler } from './plugins/app/errors.js'
+import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/app/errors.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
@@ -67,6 +67,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
       connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs)
     },
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
     // plugins/app/shutdown.ts answers requests that arrive while closing, with the typed body.
     return503OnClosing: false
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -30,7 +30,8 @@ function isTime (text: string): boolean {
 export function decodeCursor (cursor: string, idKind: IdKind): PagePosition {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(value) && value.length === 2 && isTime(String(value[0])) && ID[idKind].test(String(value[1]))) {
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' &&
+      isTime(value[0]) && ID[idKind].test(value[1])) {
       return { createdAt: value[0], id: value[1] }
     }
   } catch {}

@@ -51,6 +51,12 @@ export class RecordsApiDisabledError extends ServiceError {
   }
 }
 
+export class InvalidTimeError extends ServiceError {
+  constructor (parameter: string) {
+    super('VALIDATION_ERROR', 400, `\`${parameter}\` is not a time this API can search: give an ISO 8601 time with a zone, between the years 0001 and 9999 in UTC.`)
+  }
+}
+
 export class InvalidCursorError extends ServiceError {
   constructor () {
     super('INVALID_CURSOR', 400, 'The cursor is not one this service returned in `next`; start again without it.')

@@ -1,4 +1,5 @@
 import { decodeCursor, encodeCursor, type IdKind, type PagePosition } from './cursor.js'
+import { InvalidTimeError } from './errors.js'
 
 /** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
 export interface PageQuery {
@@ -13,6 +14,23 @@ export interface PageQuery {
   limit: number
   /** The `next` of the previous page. */
   cursor?: string
+}
+
+/** Years a PostgreSQL timestamptz reads in ISO form, in UTC. */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z')
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z')
+
+/**
+ * A `since` / `until` query value as an instant. The schema checks its shape (RFC 3339, with a zone); this checks
+ * that it is one: a leap second (23:59:60) has no Date, and a year outside 0001-9999 once in UTC is refused by the
+ * database (it would come back as a 503, the caller's mistake reported as an outage).
+ */
+export function instantOf (text: string | undefined, parameter: string): Date | undefined {
+  if (text === undefined) return undefined
+  const instant = new Date(text)
+  const time = instant.getTime()
+  if (Number.isNaN(time) || time < FIRST_INSTANT || time > LAST_INSTANT) throw new InvalidTimeError(parameter)
+  return instant
 }
 
 /** Microseconds, UTC: the database's own precision, so cursors compare exactly. */

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { instantOf } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
 import { AuditEventPageSchema, AuditQuerySchema, RECORDS_ACCESS } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
@@ -20,8 +21,8 @@ const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
     const { since, until, code, limit, cursor } = request.query
     const page = await app.records.listAuditEvents({
       caller,
-      since: since === undefined ? undefined : new Date(since),
-      until: until === undefined ? undefined : new Date(until),
+      since: instantOf(since, 'since'),
+      until: instantOf(until, 'until'),
       code,
       limit,
       cursor

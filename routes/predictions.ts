@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { diagnosticReportOf } from '../inference/fhir.js'
 import { PredictionNotFoundError } from '../records/errors.js'
+import { instantOf } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
 import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import type { Prediction } from '../schemas/prediction.js'
@@ -47,8 +48,8 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     const { since, until, prediction, studyInstanceUid, limit, cursor } = request.query
     const page = await app.records.listPredictions({
       caller,
-      since: since === undefined ? undefined : new Date(since),
-      until: until === undefined ? undefined : new Date(until),
+      since: instantOf(since, 'since'),
+      until: instantOf(until, 'until'),
       prediction,
       studyInstanceUid,
       limit,

@@ -25,7 +25,8 @@ export const PredictionPageSchema = Type.Object({
 }, { $id: 'PredictionPage', title: 'PredictionPage' })
 
 export const PredictionIdParamsSchema = Type.Object({
-  id: Type.String({ format: 'uuid', description: 'The `id` of a /predict answer (or of one batch result).' })
+  // A pattern besides the format: the format also admits a `urn:uuid:` prefix, which the database's uuid type does not.
+  id: Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'The `id` of a /predict answer (or of one batch result).' })
 })
 
 export const PredictionQuerySchema = Type.Object({

@@ -104,6 +104,16 @@ t.test('error messages are ours: no path echoed, no library wording', async (t) 
   t.equal(ok.statusCode, 200, 'a valid upload still passes')
 })
 
+t.test('errors the router raises before any route are typed too, without the path or Fastify\'s code', async (t) => {
+  const app = await build(t)
+  const long = await app.inject({ method: 'GET', url: `/predictions/${'secret'.repeat(40)}` })
+  typed(t, long, 414, 'URI_TOO_LONG')
+  t.notMatch(long.body, /secret|FST_/, 'neither the path nor the framework\'s code')
+  const malformed = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A' })
+  typed(t, malformed, 400, 'BAD_URL')
+  t.notMatch(malformed.body, /%E0|FST_/)
+})
+
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {
   return { payload: encodeMultipart([{ name, data: value }]), headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } }
 }

@@ -134,6 +134,22 @@ export function sendError (reply: FastifyReply, error: ServiceError): FastifyRep
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(errorBody(error))
 }
 
+/**
+ * Errors Fastify's router raises before any route or hook runs (a malformed percent-encoding, a path parameter
+ * longer than the router allows): Fastify's own answer would echo the path and its own code. Passed to Fastify as
+ * `frameworkErrors`; the audit hook does not see these requests (they never reach a route's context), so they are
+ * logged here.
+ */
+export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? new ServiceError('URI_TOO_LONG', 414, 'A path segment of this URL is too long for any route of this API.')
+    : error.code === 'FST_ERR_BAD_URL'
+      ? new ServiceError('BAD_URL', 400, 'The URL is not valid (a malformed percent-encoding).')
+      : new InternalError()
+  request.log.info({ code: known.code, statusCode: known.statusCode }, 'request rejected before routing')
+  sendError(reply, known)
+}
+
 /** Connections Node cut off at REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS (answered 408 below). */
 const timedOutSockets = new WeakSet<Socket>()
 

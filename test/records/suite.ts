@@ -214,6 +214,29 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     t.equal((await app.inject({ method: 'GET', url: '/predictions', query: { limit: '1000' } })).statusCode, 400)
   })
 
+  t.test(`${backend.engine}: times, ids and cursors the database cannot read are 400 before they reach it, not a 503`, async (t) => {
+    const app = await sharedApp()
+    const code = async (url: string): Promise<[number, string]> => {
+      const res = await app.inject({ method: 'GET', url })
+      return [res.statusCode, res.json().code]
+    }
+    const nested = Buffer.from(JSON.stringify([['2030-01-01T00:00:00.000000Z'], '5'])).toString('base64url')
+    const cases: Array<[string, number, string]> = [
+      ['/audit-events?since=2016-12-31T23:59:60Z', 400, 'VALIDATION_ERROR'], // a leap second: valid RFC 3339, no Date
+      ['/predictions?since=0000-01-01T00:00:00Z', 400, 'VALIDATION_ERROR'],
+      ['/predictions?since=0001-01-01T00:00:00%2B14:00', 400, 'VALIDATION_ERROR'], // year 0 once in UTC
+      ['/audit-events?until=9999-12-31T23:59:59-23:59', 400, 'VALIDATION_ERROR'], // year 10000 in UTC
+      [`/predictions/urn:uuid:${randomUUID()}`, 400, 'VALIDATION_ERROR'],
+      [`/predictions/urn:uuid:${randomUUID()}/overlay.png`, 400, 'VALIDATION_ERROR'],
+      [`/audit-events?cursor=${nested}`, 400, 'INVALID_CURSOR'],
+      ['/predictions?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z&limit=1', 200, ''] // the edges themselves
+    ]
+    for (const [url, status, expected] of cases) {
+      const [got, gotCode] = await code(url)
+      t.same([got, got === 200 ? '' : gotCode], [status, expected], url)
+    }
+  })
+
   t.test(`${backend.engine}: the retention sweep deletes what is older than RECORD_RETENTION, in bounded passes, and nothing newer`, async (t) => {
     const app = await sharedApp()
     t.equal(app.config.records.retentionMs, 365 * 86_400_000, 'RECORD_RETENTION defaults to 365 days')
