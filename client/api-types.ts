@@ -465,7 +465,7 @@ export interface paths {
          */
         get: {
             parameters: {
-                query: {
+                query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
                     /** @description Only answers given before this time. */
@@ -474,7 +474,7 @@ export interface paths {
                     /** @description Only the instances of this DICOM study. */
                     studyInstanceUid?: string;
                     /** @description Page size. */
-                    limit: number;
+                    limit?: number;
                     /** @description The `next` of the previous page. */
                     cursor?: string;
                 };
@@ -552,7 +552,7 @@ export interface paths {
          */
         get: {
             parameters: {
-                query: {
+                query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
                     /** @description Only answers given before this time. */
@@ -560,7 +560,7 @@ export interface paths {
                     /** @description Only refusals with this error code. */
                     code?: string;
                     /** @description Page size. */
-                    limit: number;
+                    limit?: number;
                     /** @description The `next` of the previous page. */
                     cursor?: string;
                 };

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { instantOf } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
-import { AuditEventPageSchema, AuditQuerySchema, RECORDS_ACCESS } from '../schemas/records.js'
+import { AuditEventPageSchema, DEFAULT_PAGE_SIZE, AuditQuerySchema, RECORDS_ACCESS } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
 
 const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
@@ -24,7 +24,7 @@ const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
       since: instantOf(since, 'since'),
       until: instantOf(until, 'until'),
       code,
-      limit,
+      limit: limit ?? DEFAULT_PAGE_SIZE,
       cursor
     })
     return {

@@ -5,7 +5,7 @@ import { instantOf } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
 import { jsonOrFhirResponse, wantsFhir } from '../schemas/fhir.js'
 import type { Prediction } from '../schemas/prediction.js'
-import { PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, RECORDS_ACCESS, StoredPredictionSchema } from '../schemas/records.js'
+import { DEFAULT_PAGE_SIZE, PredictionIdParamsSchema, PredictionPageSchema, PredictionQuerySchema, RECORDS_ACCESS, StoredPredictionSchema } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
 
 const predictions: FastifyPluginAsyncTypebox = async (app) => {
@@ -52,7 +52,7 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
       until: instantOf(until, 'until'),
       prediction,
       studyInstanceUid,
-      limit,
+      limit: limit ?? DEFAULT_PAGE_SIZE,
       cursor
     })
     return {

@@ -29,12 +29,15 @@ export const PredictionIdParamsSchema = Type.Object({
   id: Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'The `id` of a /predict answer (or of one batch result).' })
 })
 
+export const DEFAULT_PAGE_SIZE = 50
+
 export const PredictionQuerySchema = Type.Object({
   since: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given at or after this time (ISO 8601 with a time zone).' })),
   until: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given before this time.' })),
   prediction: Type.Optional(Type.Union([Type.Literal('Normal'), Type.Literal('Stone')])),
   studyInstanceUid: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'Only the instances of this DICOM study.' })),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size.' }),
+  // Optional with a default: callers may leave it out (Ajv fills it in; the routes fall back to it for the type checker).
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: DEFAULT_PAGE_SIZE, description: 'Page size.' })),
   cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 256, description: 'The `next` of the previous page.' }))
 })
 

@@ -82,6 +82,9 @@ t.test('the generated client calls every documented route of the real server ove
   const page = seen('GET /predictions', await client.GET('/predictions', { params: { query: { limit: 2 } } }))
   t.equal(page.data?.items.length, 2, 'newest first: the two batch results')
   t.ok(page.data?.next !== undefined, 'and a cursor to the older ones')
+  const defaults = await client.GET('/predictions')
+  t.equal(defaults.response.status, 200, 'limit may be left out (default 50)')
+  t.ok((defaults.data?.items.length ?? 0) >= 3 && (defaults.data?.items.length ?? 0) <= 50)
   const older = await client.GET('/predictions', { params: { query: { limit: 2, cursor: page.data?.next } } })
   t.same(older.data?.items.map((item) => item.id).includes(id), true, 'the first /predict answer is on the next page')
   const stoneId = batch.data?.results[1].result?.id ?? ''
