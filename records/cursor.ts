@@ -19,11 +19,20 @@ export function encodeCursor (position: PagePosition): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url')
 }
 
+/** Years a PostgreSQL timestamptz reads in ISO form, in UTC. */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z')
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z')
+
+/** Whether the database can compare with this instant (ms since the epoch; NaN: no). */
+export function isDatabaseInstant (time: number): boolean {
+  return time >= FIRST_INSTANT && time <= LAST_INSTANT
+}
+
 /** A real instant, not only its shape: 2024-02-30 or month 13 would reach the database and fail there (a 503, not a 400). */
 function isTime (text: string): boolean {
-  if (!TIME.test(text) || text < '0001') return false
+  if (!TIME.test(text)) return false
   const parsed = new Date(text)
-  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 23) === text.slice(0, 23)
+  return isDatabaseInstant(parsed.getTime()) && parsed.toISOString().slice(0, 23) === text.slice(0, 23)
 }
 
 /** A cursor of another listing (another id kind) is refused like a forged one. */

@@ -1,4 +1,4 @@
-import { decodeCursor, encodeCursor, type IdKind, type PagePosition } from './cursor.js'
+import { decodeCursor, encodeCursor, isDatabaseInstant, type IdKind, type PagePosition } from './cursor.js'
 import { InvalidTimeError } from './errors.js'
 
 /** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
@@ -16,10 +16,6 @@ export interface PageQuery {
   cursor?: string
 }
 
-/** Years a PostgreSQL timestamptz reads in ISO form, in UTC. */
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z')
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z')
-
 /**
  * A `since` / `until` query value as an instant. The schema checks its shape (RFC 3339, with a zone); this checks
  * that it is one: a leap second (23:59:60) has no Date, and a year outside 0001-9999 once in UTC is refused by the
@@ -28,8 +24,7 @@ const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z')
 export function instantOf (text: string | undefined, parameter: string): Date | undefined {
   if (text === undefined) return undefined
   const instant = new Date(text)
-  const time = instant.getTime()
-  if (Number.isNaN(time) || time < FIRST_INSTANT || time > LAST_INSTANT) throw new InvalidTimeError(parameter)
+  if (!isDatabaseInstant(instant.getTime())) throw new InvalidTimeError(parameter)
   return instant
 }
 
@@ -66,12 +61,14 @@ export function pageSql (table: string, columns: string, idKind: IdKind, query: 
   }
 }
 
-/** The rows of a page and the cursor of the next one, from the limit + 1 rows pageSql asked for. */
-export function pageOf<Row extends { created_at: string, id: string | number }> (rows: Row[], limit: number): { rows: Row[], next?: string } {
+/** A page of items and the cursor of the next one, from the limit + 1 rows pageSql asked for. */
+export function pageOf<Row extends { created_at: string, id: string | number }, Item> (
+  rows: Row[], limit: number, item: (row: Row) => Item
+): { items: Item[], next?: string } {
   const page = rows.slice(0, limit)
   const last = page.at(-1)
   return {
-    rows: page,
+    items: page.map(item),
     ...(rows.length > limit && last !== undefined ? { next: encodeCursor({ createdAt: last.created_at, id: String(last.id) }) } : {})
   }
 }

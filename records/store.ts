@@ -202,8 +202,7 @@ export class RecordStore {
     const { sql, params } = pageSql('predictions', 'id, answer, caller', 'uuid', {
       ...query, equal: { prediction: query.prediction, study_instance_uid: query.studyInstanceUid }
     })
-    const { rows, next } = pageOf(await this.driver.query<StoredRow>(sql, params), query.limit)
-    return { items: rows.map(storedPrediction), ...(next === undefined ? {} : { next }) }
+    return pageOf(await this.driver.query<StoredRow>(sql, params), query.limit, storedPrediction)
   }
 
   /**
@@ -222,8 +221,7 @@ export class RecordStore {
     const { sql, params } = pageSql('audit_events', 'id, caller, method, route, status, code, request_id, file_index', 'bigint', {
       ...query, equal: { code: query.code }
     })
-    const { rows, next } = pageOf(await this.driver.query<AuditRow & { id: string }>(sql, params), query.limit)
-    return { items: rows.map(fromAuditRow), ...(next === undefined ? {} : { next }) }
+    return pageOf(await this.driver.query<AuditRow & { id: string }>(sql, params), query.limit, fromAuditRow)
   }
 
   /**
