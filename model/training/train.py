@@ -82,7 +82,7 @@ def auc(p, positives, negatives):
     return roc_auc_score(np.r_[np.ones(positives.sum()), np.zeros(negatives.sum())], np.r_[p[positives], p[negatives]])
 
 
-def val_report(data, rows, logits, args, temperature=1.0):
+def val_report(data, rows, logits, temperature=1.0):
     """Val figures at the threshold rule (AUCs and specificities do not depend on the temperature)."""
     p = torch.softmax(logits / temperature, 1)[:, 1].numpy()
     labels = data.labels[rows].numpy()
@@ -246,7 +246,7 @@ def main():
         out_of_time = args.max_minutes > 0 and (time.time() - started) / 60 > args.max_minutes
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
             val_logits = predict(net, data, val_rows, mean, std)
-            report, _ = val_report(data, val_rows, val_logits, args)
+            report, _ = val_report(data, val_rows, val_logits)
             score = selection_score(report)
             print(f'eval step {step}: {report} score {score:.4f}', flush=True)
             if score > best[0]:
@@ -266,7 +266,7 @@ def main():
     a, b = fit_platt(margin[calibration], data.labels[val_rows][calibration])
     temperature, shift = fold_calibration(net, a, b)
     val_logits = val_logits + torch.tensor([-shift / 2, shift / 2], dtype=val_logits.dtype)
-    report, threshold = val_report(data, val_rows, val_logits, args, temperature)
+    report, threshold = val_report(data, val_rows, val_logits, temperature)
     threshold = round(threshold, 4)
     minutes = round((time.time() - started) / 60, 1)
     print(f'best step {best_step} score {score:.4f} temperature {temperature} threshold {threshold}: {report}', flush=True)
