@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from calibration import WeightAverage, fit_platt, fold_calibration
 from dataset import ExportedData, augment, sampling_weights
 from export import REPO, export_facts, export_model, parity_inputs, write_parity_fixture, write_sidecar
 from network import LAYERS, POOLINGS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
@@ -35,6 +36,8 @@ def parse_args():
                         'two OpenMP threads ran 5-8x slower than one whenever other jobs ran (spin-waiting at barriers)')
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
+    p.add_argument('--weight-average', type=float, default=0.998,
+                   help='decay of the exponential moving average of the weights that is evaluated and shipped (0: the raw weights)')
     p.add_argument('--label-smoothing', type=float, default=0.0,
                    help='cross-entropy label smoothing (caps confident probabilities below 1, which temperature scaling cannot undo)')
     p.add_argument('--eval-every', type=int, default=250)
@@ -43,7 +46,7 @@ def parse_args():
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
     p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
-    p.add_argument('--version', default='2.1.0', help='model version in the sidecar; bump it whenever the shipped weights change')
+    p.add_argument('--version', default='2.2.0', help='model version in the sidecar; bump it whenever the shipped weights change')
     return p.parse_args()
 
 
@@ -131,38 +134,6 @@ def expected_calibration_error(p, labels, bins=10):
     return ece
 
 
-def fit_platt(margin, labels):
-    """Platt scaling, P(Stone) = sigmoid(a * margin + b), fitted by log loss. A temperature alone (b = 0) cannot
-    calibrate the max-pooled network: its margin is the strongest location's evidence, offset from 0 on every
-    slice, so the shipped threshold sat at P 0.97 and the ct-kidney ECE at 0.26."""
-    log_a = torch.zeros(1, dtype=torch.double, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.double, requires_grad=True)
-    opt = torch.optim.LBFGS([log_a, b], lr=0.1, max_iter=500)
-
-    def closure():
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(margin * log_a.exp() + b, labels.double())
-        loss.backward()
-        return loss
-    opt.step(closure)
-    return float(log_a.exp()), float(b)
-
-
-def fold_calibration(net, a, b):
-    """Folds sigmoid(a * margin + b) into the network and a temperature, so the service (softmax(logits / T)) needs
-    nothing new: the margin gains b / a through the head bias (a constant added to every location of the evidence
-    map moves its maximum, and its mean, by the same amount; the findings' level and boxes do not move) and
-    T = 1 / a. Returns (temperature, shift)."""
-    temperature = round(1 / a, 4)
-    shift = b * temperature
-    with torch.no_grad():
-        if net.pooling == 'max':
-            net.head.bias += shift
-        else:
-            net.head.bias += torch.tensor([-shift / 2, shift / 2], dtype=net.head.bias.dtype)
-    return temperature, shift
-
-
 def choose_threshold(p, masks, labels):
     """The threshold that maximises the mean of six val rates, one per kind of slice a target is set for:
     sensitivity on ct-kidney Stone slices and on yildirim originals, specificity on ct-kidney Normal slices, cysts,
@@ -222,6 +193,7 @@ def main():
           f'cam {cam_size()}x{cam_size()} pooling {args.pooling}', flush=True)
 
     net = KidneyStoneNet(args.pooling)
+    average = WeightAverage(net, args.weight_average) if args.weight_average > 0 else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
     best = (-1.0, None, None, -1)
@@ -239,18 +211,21 @@ def main():
         loss.backward()
         opt.step()
         sched.step()
+        if average is not None:
+            average.update(net)
         seen += len(rows)
         if step % 25 == 0:
             print(f'step {step} ce {ce.item():.3f} loc {loc.item():.3f} {seen / (time.time() - tick):.1f} img/s '
                   f'{(time.time() - started) / 60:.1f} min', flush=True)
         out_of_time = args.max_minutes > 0 and (time.time() - started) / 60 > args.max_minutes
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
-            val_logits = predict(net, data, val_rows, mean, std)
+            evaluated = net if average is None else average.net
+            val_logits = predict(evaluated, data, val_rows, mean, std)
             report, _ = val_report(data, val_rows, val_logits)
             score = selection_score(report)
             print(f'eval step {step}: {report} score {score:.4f}', flush=True)
             if score > best[0]:
-                best = (score, copy.deepcopy(net.state_dict()), val_logits, step)
+                best = (score, copy.deepcopy(evaluated.state_dict()), val_logits, step)
             if out_of_time:
                 print(f'stopping at step {step}: --max-minutes {args.max_minutes} reached', flush=True)
                 break
