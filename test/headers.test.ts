@@ -112,6 +112,8 @@ t.test('errors the router raises before any route are typed too, without the pat
   const malformed = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A' })
   typed(t, malformed, 400, 'BAD_URL')
   t.notMatch(malformed.body, /%E0|FST_/)
+  t.same(missingHelmetHeaders(long), [], 'helmet headers on the 414')
+  t.same(missingHelmetHeaders(malformed), [], 'helmet headers on the 400')
 })
 
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {

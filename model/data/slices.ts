@@ -37,28 +37,27 @@ export function sliceFile (entry: SliceEntry): string {
   return path.join(DATASET_DIRS[entry.dataset], entry.path)
 }
 
-/** Reads a dataset's `manifest.csv` (no field contains a comma); ct-kidney-other has no plane column: all axial. */
+/** The rows of a small comma-separated file with a header line (no field contains a comma), keyed by column name. */
+async function readCsv (file: string, required: readonly string[]): Promise<Array<Record<string, string>>> {
+  const [header, ...lines] = (await readFile(file, 'utf8')).trim().split(/\r?\n/).map((line) => line.split(','))
+  const missing = required.find((name) => !header.includes(name))
+  if (missing !== undefined) throw new Error(`${file} has no column ${missing}`)
+  return lines.map((cells) => Object.fromEntries(header.map((name, i) => [name, cells[i]])))
+}
+
+/** Reads a dataset's `manifest.csv`; ct-kidney-other has no plane column: all axial. */
 export async function readSliceManifest (dataset: SliceDataset): Promise<SliceEntry[]> {
-  const lines = (await readFile(path.join(DATASET_DIRS[dataset], 'manifest.csv'), 'utf8')).trim().split(/\r?\n/)
-  const header = lines[0].split(',')
-  const column = (name: string): number => {
-    const index = header.indexOf(name)
-    if (index < 0) throw new Error(`${dataset} manifest has no column ${name}`)
-    return index
-  }
-  const [pathColumn, labelColumn, splitColumn, groupColumn] = ['path', 'label', 'split', 'group'].map(column)
-  const planeColumn = header.indexOf('plane')
-  return lines.slice(1).map((line) => {
-    const cells = line.split(',')
-    const finding = cells[labelColumn] as Finding
+  const rows = await readCsv(path.join(DATASET_DIRS[dataset], 'manifest.csv'), ['path', 'label', 'split', 'group'])
+  return rows.map((row) => {
+    const finding = row.label as Finding
     return {
       dataset,
-      path: cells[pathColumn],
+      path: row.path,
       label: finding === 'stone' ? 1 : 0,
       finding,
-      split: cells[splitColumn] as Split,
-      group: cells[groupColumn],
-      plane: (planeColumn < 0 ? 'axial' : cells[planeColumn]) as SliceEntry['plane']
+      split: row.split as Split,
+      group: row.group,
+      plane: (row.plane ?? 'axial') as SliceEntry['plane']
     }
   })
 }
@@ -71,12 +70,6 @@ export const PROTOCOL_FILE = new URL('../training/series-protocol.csv', import.m
 
 /** Series -> protocol, as recorded in model/training/series-protocol.csv (written by model/training/protocol.ts). */
 export async function readSeriesProtocols (file: string = PROTOCOL_FILE): Promise<Map<string, Protocol>> {
-  const lines = (await readFile(file, 'utf8')).trim().split(/\r?\n/)
-  const header = lines[0].split(',')
-  const series = header.indexOf('series')
-  const protocol = header.indexOf('protocol')
-  return new Map(lines.slice(1).map((line) => {
-    const cells = line.split(',')
-    return [cells[series], cells[protocol] as Protocol]
-  }))
+  const rows = await readCsv(file, ['series', 'protocol'])
+  return new Map(rows.map((row) => [row.series, row.protocol as Protocol]))
 }

@@ -25,6 +25,17 @@ function percentile (sortedValues: readonly number[], fraction: number): number 
   return sortedValues[below] + (sortedValues[above] - sortedValues[below]) * (position - below)
 }
 
+/** The items of each group (a series, a patient), in first-seen order. */
+export function groupsOf<T> (items: readonly T[], groupOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const group = groups.get(groupOf(item))
+    if (group === undefined) groups.set(groupOf(item), [item])
+    else group.push(item)
+  }
+  return groups
+}
+
 /**
  * Computes every statistic of `statistics(items)` on the full data and on `iterations` group resamples.
  * `groupOf` names an item's cluster, `stratumOf` its stratum (all items of a group must share it).
@@ -37,12 +48,7 @@ export function bootstrapByGroup<T, K extends string> (
   options: BootstrapOptions
 ): Record<K, Estimate> {
   const pointEstimates = statistics(items)
-  const groups = new Map<string, T[]>()
-  for (const item of items) {
-    const group = groups.get(groupOf(item))
-    if (group === undefined) groups.set(groupOf(item), [item])
-    else group.push(item)
-  }
+  const groups = groupsOf(items, groupOf)
   const strata = new Map<string, T[][]>()
   for (const members of [...groups.values()]) {
     const stratum = stratumOf(members[0])

@@ -1,6 +1,6 @@
-import { bootstrapByGroup, type BootstrapOptions, type Estimate } from './bootstrap.js'
+import { bootstrapByGroup, groupsOf, type BootstrapOptions, type Estimate } from './bootstrap.js'
 import {
-  confusionMatrix, expectedCalibrationError, reliabilityBins, rocAuc, sensitivity, specificity,
+  confusionMatrix, expectedCalibrationError, meanProbability, reliabilityBins, rocAuc, sensitivity, specificity,
   type ConfusionMatrix, type ReliabilityBin, type Scored
 } from './metrics.js'
 
@@ -48,13 +48,8 @@ export function classificationFigures (
 }
 
 export function seriesScores (slices: readonly ScoredSlice[]): ScoredSlice[] {
-  const bySeries = new Map<string, ScoredSlice[]>()
-  for (const slice of slices) bySeries.set(slice.group, [...(bySeries.get(slice.group) ?? []), slice])
-  return [...bySeries.entries()].map(([group, members]) => ({
-    group,
-    plane: members[0].plane,
-    label: members[0].label,
-    probability: members.reduce((sum, member) => sum + member.probability, 0) / members.length
+  return [...groupsOf(slices, (slice) => slice.group).entries()].map(([group, members]) => ({
+    group, plane: members[0].plane, label: members[0].label, probability: meanProbability(members)
   }))
 }
 

@@ -17,6 +17,11 @@ export interface ConfusionMatrix {
   falsePositive: number
 }
 
+/** Mean P(Stone) of a set of slices: the per-series score (a series is called Stone when it reaches the threshold). */
+export function meanProbability (items: ReadonlyArray<{ probability: number }>): number {
+  return items.reduce((sum, item) => sum + item.probability, 0) / items.length
+}
+
 export function confusionMatrix (items: readonly Scored[], threshold: number): ConfusionMatrix {
   const matrix = { truePositive: 0, falseNegative: 0, trueNegative: 0, falsePositive: 0 }
   for (const { probability, label } of items) {

@@ -1,4 +1,5 @@
-import { bootstrapByGroup, type BootstrapOptions, type Estimate } from './bootstrap.js'
+import { bootstrapByGroup, groupsOf, type BootstrapOptions, type Estimate } from './bootstrap.js'
+import { meanProbability } from './metrics.js'
 
 /** One held-out stone-free slice of ct-kidney-other (a cyst or a tumour, Normal for the service). */
 export interface StoneFreeSlice {
@@ -35,11 +36,9 @@ function specificity (slices: readonly StoneFreeSlice[], threshold: number): num
 export function stoneFreeMetrics (slices: readonly StoneFreeSlice[], threshold: number, bootstrap: BootstrapOptions): StoneFreeMetrics {
   const figures = (finding: StoneFreeSlice['finding']): StoneFreeFigures => {
     const members = slices.filter((slice) => slice.finding === finding)
-    const groups = [...new Set(members.map((slice) => slice.group))]
-    const series = groups.map((group): SeriesFigures => {
-      const inSeries = members.filter((slice) => slice.group === group)
-      const meanProbability = inSeries.reduce((sum, slice) => sum + slice.probability, 0) / inSeries.length
-      return { group, slices: inSeries.length, meanProbability, calledNormal: meanProbability < threshold, specificity: specificity(inSeries, threshold) }
+    const series = [...groupsOf(members, (slice) => slice.group).entries()].map(([group, inSeries]): SeriesFigures => {
+      const mean = meanProbability(inSeries)
+      return { group, slices: inSeries.length, meanProbability: mean, calledNormal: mean < threshold, specificity: specificity(inSeries, threshold) }
     })
     const { specificity: estimate } = bootstrapByGroup(members, (slice) => slice.group, () => finding,
       (sample) => ({ specificity: specificity(sample, threshold) }), bootstrap)

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
+import { setSecurityHeaders } from '../external/helmet.js'
 import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -147,6 +148,7 @@ export function frameworkErrorHandler (error: FastifyError, request: FastifyRequ
       ? new ServiceError('BAD_URL', 400, 'The URL is not valid (a malformed percent-encoding).')
       : new InternalError()
   request.log.info({ code: known.code, statusCode: known.statusCode }, 'request rejected before routing')
+  setSecurityHeaders(request.raw, reply.raw)
   sendError(reply, known)
 }
 
