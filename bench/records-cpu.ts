@@ -1,6 +1,6 @@
 // What a prediction record costs in CPU, end to end: the service with records off, on PGlite and on a PostgreSQL
 // server (a throwaway cluster with the server's durable defaults), each driven with the same number of /predict
-// uploads of one bench image at 8 connections, in interleaved rounds. Per request: the service's CPU (all threads,
+// uploads of one bench image at 8 connections, in interleaved rounds (each round in another order). Per request: the service's CPU (all threads,
 // from /proc), the PostgreSQL server's (postmaster and children), the service's main thread and its busiest other
 // threads (on PGlite the database thread is the newest one), and from /metrics the records per insert and images
 // per model batch. `--base <checkout>` adds the variants named with `@base`, started from another checkout of the
@@ -18,6 +18,7 @@ import { startPostgres } from '../test/helpers/postgres.js'
 import { benchImageSets } from './images.js'
 import { postgresCpuMs, processCpuMs, threadCpuMs } from './proc-cpu.js'
 import { startService, type RunningServer } from './processes.js'
+import { recordsOrder } from './records.js'
 import { median } from './report.js'
 
 const { values: opts } = parseArgs({
@@ -66,7 +67,7 @@ try {
     const uploads = join(work, `${tag}-uploads`)
     if (variant === 'off') return { UPLOAD_DIR: uploads, RECORDS_STORE: 'off' }
     if (variant === 'pglite') return { UPLOAD_DIR: uploads, DATA_DIR: join(work, `${tag}-data`) }
-    return { UPLOAD_DIR: uploads, DATABASE_URL: await postgres.createDatabase(tag) }
+    return { UPLOAD_DIR: uploads, DATABASE_URL: await postgres.createDatabase(`records_${tag}`) }
   }
   for (const variant of variants) {
     const [kind, at] = variant.split('@')
@@ -78,7 +79,7 @@ try {
   }
   const results = new Map<string, Array<{ service: number, server: number }>>()
   for (let round = 0; round < Number(opts.rounds); round++) {
-    for (const variant of variants) {
+    for (const variant of recordsOrder(variants, round)) {
       const server = servers.get(variant) as RunningServer
       const before = { counters: await counters(server.url), service: await processCpuMs(server.pid), threads: await threadCpuMs(server.pid), server: variant.startsWith('postgres') ? await postgresCpuMs(postgres.port) : 0 }
       const n = await drive(server.url, image, requests)
