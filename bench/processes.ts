@@ -83,12 +83,12 @@ async function start (name: string, command: string, args: string[], env: NodeJS
 
 /**
  * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables), on
- * `port` or a free one. The per-client rate limit is switched off: a load generator is one client sending far
- * more than a person.
+ * `port` or a free one; `repo`: from another checkout, to compare a change with it. The per-client rate limit is
+ * switched off: a load generator is one client sending far more than a person.
  */
-export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service', port?: number): Promise<RunningServer> {
+export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service', port?: number, repo = REPO): Promise<RunningServer> {
   port ??= await freePort()
-  return await start(name, join(REPO, 'bin/serve'), [],
+  return await start(name, join(repo, 'bin/serve'), [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
 }
 

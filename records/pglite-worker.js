@@ -3,7 +3,7 @@
 // instead of blocking it. Plain JavaScript for the same reason as inference/session-worker.js (a worker does not
 // inherit a TypeScript loader registered through tsx's API).
 import { parentPort, workerData } from 'node:worker_threads'
-import { PGlite } from '@electric-sql/pglite'
+import { PGlite, parse, protocol } from '@electric-sql/pglite'
 
 let db
 try {
@@ -15,17 +15,27 @@ try {
   process.exit(1)
 }
 
-// Named statements are prepared once and then run with EXECUTE: planning the records INSERT cost as much as running
-// it. PGlite's query() always sends an unnamed Parse, and EXECUTE takes no protocol parameters, so the values are
-// written as literals, quoted the way pg's escapeLiteral quotes them.
+// Named statements are prepared once (a protocol Parse with the name) and then run with one protocol message of Bind,
+// Describe, Execute and Sync: planning the records INSERT cost as much as running it. PGlite's query() sends the
+// same steps as six separate calls into the database and parses the statement text every time; here the values
+// travel as protocol parameters (text format, as pg sends them), never inside SQL text.
 const prepared = new Set()
 
-function literal (value) {
-  if (value === null || value === undefined) return 'NULL'
-  if (value instanceof Uint8Array) return `'\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
-  const text = String(value)
-  const quoted = `'${text.replaceAll("'", "''").replaceAll('\\', '\\\\')}'`
-  return text.includes('\\') ? ` E${quoted}` : quoted
+function concat (parts) {
+  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
+  let at = 0
+  for (const part of parts) {
+    bytes.set(part, at)
+    at += part.length
+  }
+  return bytes
+}
+
+/** A parameter in PostgreSQL's text format; bytea as its hex form. */
+function textValue (value) {
+  if (value === null || value === undefined) return null
+  if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`
+  return typeof value === 'object' ? JSON.stringify(value) : String(value)
 }
 
 async function run (message) {
@@ -34,13 +44,17 @@ async function run (message) {
     return []
   }
   if (message.name === undefined) return (await db.query(message.text, message.params)).rows
-  const name = `"${message.name.replaceAll('"', '""')}"`
-  if (!prepared.has(name)) {
-    await db.exec(`PREPARE ${name} AS ${message.text}`)
-    prepared.add(name)
+  if (!prepared.has(message.name)) {
+    await db.execProtocol(concat([protocol.serialize.parse({ name: message.name, text: message.text }), protocol.serialize.sync()]))
+    prepared.add(message.name)
   }
-  const args = message.params.length === 0 ? '' : `(${message.params.map(literal).join(', ')})`
-  return (await db.query(`EXECUTE ${name}${args}`)).rows
+  const { messages } = await db.execProtocol(concat([
+    protocol.serialize.bind({ statement: message.name, values: message.params.map(textValue) }),
+    protocol.serialize.describe({ type: 'P' }),
+    protocol.serialize.execute({}),
+    protocol.serialize.sync()
+  ]))
+  return parse.parseResults(messages, db.parsers)[0]?.rows ?? []
 }
 
 // One message at a time, in order (PGlite runs one statement at a time anyway); a close waits for what came before it.

@@ -317,6 +317,19 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     t.equal((await app.records.getPredictionRecord(body.id))?.id, body.id)
   })
 
+  t.test(`${backend.engine}: a record the database refuses fails alone, with the database's reason, and the store writes on`, async (t) => {
+    const app = await recordsApp(t, await backend.records())
+    const first = await predictJson(app, await ctKidneyImage('test/stone'))
+    const record = await app.records.getPredictionRecord(first.body.id)
+    if (record === undefined) throw new Error('no record')
+    // the same id again: the prepared insert is refused by the primary key
+    await t.rejects(app.records.savePrediction(record), { code: 'RECORDS_UNAVAILABLE', message: /SQLSTATE 23505/ })
+    const next = await predictJson(app, await ctKidneyImage('test/normal'))
+    t.equal(next.statusCode, 200)
+    const read = await app.inject({ method: 'GET', url: `/predictions/${next.body.id}` })
+    t.same({ ...read.json(), createdAt: undefined, caller: undefined }, { ...next.body, createdAt: undefined, caller: undefined }, 'the next answer is recorded, exactly')
+  })
+
   t.test(`${backend.engine}: records survive a restart; migrations are applied once`, async (t) => {
     const records = await backend.records()
     const first = await recordsApp(t, records)

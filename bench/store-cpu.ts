@@ -1,0 +1,109 @@
+// What a prediction record costs in CPU in the store alone (RecordStore.savePrediction, no HTTP, no model): `clients`
+// writers in a loop on PGlite and on a PostgreSQL server (a throwaway cluster with the server's durable defaults), in
+// interleaved rounds; per record, this process's CPU (all threads: PGlite's included) and the server's processes'.
+// The records are realistic (a Stone answer with its texts and a finding, a 2x14x14 CAM); --no-cam and --no-answer
+// leave out the CAM or all of the answer but its id, to see what they cost. Run it pinned to one core:
+//   taskset -c 1 npx tsx bench/store-cpu.ts [--records 2000] [--rounds 3] [--clients 2] [--engines pglite,postgres]
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { startPostgres } from '../test/helpers/postgres.js'
+import { RecordStore } from '../records/store.js'
+import type { PredictionRecord } from '../records/record.js'
+import { postgresCpuMs } from './proc-cpu.js'
+import { median } from './report.js'
+
+const { values: opts } = parseArgs({
+  options: {
+    records: { type: 'string', default: '2000' },
+    clients: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    engines: { type: 'string', default: 'pglite,postgres' },
+    'no-cam': { type: 'boolean', default: false },
+    'no-answer': { type: 'boolean', default: false }
+  }
+})
+
+const cam = new Float32Array(2 * 14 * 14).map(() => Math.random() * 4 - 2)
+function record (): PredictionRecord {
+  const id = randomUUID()
+  const pStone = Math.random()
+  const answer = {
+    id,
+    prediction: 'Stone',
+    classIndex: 1,
+    confidence: pStone,
+    probabilities: { Normal: 1 - pStone, Stone: pStone },
+    confidenceBand: 'high',
+    threshold: 0.1169,
+    recommendations: [
+      'Findings are consistent with a kidney stone on this slice.',
+      'Have a radiologist confirm the stone, its size and location on the full series.',
+      'Correlate with symptoms and urinalysis; consider urology referral depending on size and obstruction.'
+    ],
+    model: { name: 'kidney-stone-cnn', version: '2.1.0' },
+    disclaimer: 'Decision support only, not a diagnosis: this result comes from an automated model reading a single 2D CT ' +
+      'slice and must be reviewed by a qualified clinician together with the full study and the clinical context.',
+    findings: [{ box: { x: 120, y: 88, width: 48, height: 40 }, peak: { x: 141, y: 104 }, strength: 0.87 }]
+  }
+  return {
+    id,
+    caller: 'anonymous',
+    route: '/predict',
+    requestId: 'req-' + id.slice(0, 8),
+    createdAt: new Date(),
+    input: { sha256: 'a'.repeat(64), bytes: 23456, format: 'jpeg', uploadFile: `${id}.jpg` },
+    model: { name: 'kidney-stone-cnn', version: '2.1.0', sha256: 'b'.repeat(64), threshold: 0.1169, temperature: 1.31 },
+    prediction: 'Stone',
+    probabilities: { Normal: 1 - pStone, Stone: pStone },
+    confidenceBand: 'high',
+    timings: { imageWait: 0.012, decode: 3.456, batchWait: 1.234, preprocess: 0.123, inference: 2.345 },
+    ...(opts['no-cam'] ? {} : { cam: { values: cam, dims: [2, 14, 14] } }),
+    answer: opts['no-answer'] ? { id } : answer
+  }
+}
+
+const work = await mkdtemp(join(tmpdir(), 'store-cpu-'))
+const pgServer = await startPostgres({ durable: true })
+try {
+  const stores: Record<string, { store: RecordStore, port?: number }> = {}
+  for (const engine of opts.engines.split(',')) {
+    stores[engine] = engine === 'pglite'
+      ? { store: (await RecordStore.open({ engine: 'pglite', dataDir: join(work, 'pglite') })).store }
+      : { store: (await RecordStore.open({ engine: 'postgres', url: await pgServer.createDatabase('bench'), poolSize: 10, timeoutMs: 10_000 })).store, port: pgServer.port }
+  }
+  const total = Number(opts.records)
+  const clients = Number(opts.clients)
+  const run = async (store: RecordStore, n: number): Promise<void> => {
+    let left = n
+    await Promise.all(Array.from({ length: clients }, async () => {
+      while (left-- > 0) await store.savePrediction(record())
+    }))
+  }
+  for (const { store } of Object.values(stores)) await run(store, 500) // warm-up
+  const results: Record<string, Array<{ self: number, pg: number, ms: number }>> = {}
+  for (let round = 0; round < Number(opts.rounds); round++) {
+    for (const [engine, { store, port }] of Object.entries(stores)) {
+      const c0 = process.cpuUsage()
+      const p0 = port === undefined ? 0 : await postgresCpuMs(port)
+      const t0 = performance.now()
+      await run(store, total)
+      const ms = performance.now() - t0
+      const c = process.cpuUsage(c0)
+      const p1 = port === undefined ? 0 : await postgresCpuMs(port)
+      const row = { self: (c.user + c.system) / 1000 / total, pg: (p1 - p0) / total, ms: ms / total }
+      ;(results[engine] ??= []).push(row)
+      console.log(`round ${round} ${engine}: node ${row.self.toFixed(3)} ms/record, postgres ${row.pg.toFixed(3)}, wall ${row.ms.toFixed(3)}`)
+    }
+  }
+  for (const [engine, rows] of Object.entries(results)) {
+    console.log(`${engine}: median node ${median(rows.map((r) => r.self)).toFixed(3)} + postgres ${median(rows.map((r) => r.pg)).toFixed(3)} = ` +
+      `${median(rows.map((r) => r.self + r.pg)).toFixed(3)} ms CPU/record, wall ${median(rows.map((r) => r.ms)).toFixed(3)} ms/record`)
+  }
+  for (const { store } of Object.values(stores)) await store.close()
+} finally {
+  await pgServer.destroy()
+  await rm(work, { recursive: true, force: true })
+}
