@@ -49,8 +49,10 @@ function heatColour (value: number): [number, number, number] {
 }
 
 /**
- * Overlays the Stone map on the greyscale input. Negative evidence is clipped (as in Grad-CAM) and the map
- * is scaled by its own maximum, so it shows where the model looks, not how sure it is (the caption says that).
+ * Overlays the Stone map on the greyscale input. Evidence below the decision level is clipped (as negative evidence
+ * is in Grad-CAM) and the map is scaled from there to its own maximum, so it shows where the model looks, not how
+ * sure it is (the caption says that). The decision level is the evidence at which P(Stone) equals the threshold,
+ * T * logit(threshold), not 0: with a threshold below 0.5, a Stone call's evidence can be negative everywhere.
  */
 async function overlay (item: ActivationCase, spec: ModelSpec): Promise<Buffer> {
   const { width, height, channels } = spec.input
@@ -60,8 +62,9 @@ async function overlay (item: ActivationCase, spec: ModelSpec): Promise<Buffer> 
   let heat: Buffer | undefined
   if (item.stoneMap !== undefined) {
     const map = item.stoneMap
-    const peak = Math.max(0, ...map.values)
-    const scaled = Buffer.from(Array.from(map.values, (v) => peak > 0 ? Math.round(255 * Math.max(0, v) / peak) : 0))
+    const level = spec.temperature * Math.log(spec.threshold / (1 - spec.threshold))
+    const peak = Math.max(level, ...map.values)
+    const scaled = Buffer.from(Array.from(map.values, (v) => peak > level ? Math.round(255 * Math.max(0, v - level) / (peak - level)) : 0))
     heat = await sharp(scaled, { raw: { width: map.width, height: map.height, channels: 1 } })
       .resize(width, height, { fit: 'fill', kernel: 'cubic' }).extractChannel(0).raw().toBuffer()
   }

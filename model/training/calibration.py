@@ -39,9 +39,10 @@ def fold_calibration(net, a, b):
 
 class WeightAverage:
     """An exponential moving average of the weights and BatchNorm statistics, the network that is evaluated and
-    shipped. On 14 val series the raw weights' val AUC moved by up to 0.04 between checkpoints 250 steps apart late
-    in training (2.1.0's log), so picking the best raw checkpoint picked partly noise; the average is smoother.
-    The decay ramps up from 0 so early steps do not keep the random initial weights."""
+    shipped. The raw weights' val ct-kidney AUC moved by up to 0.03 between checkpoints 250 steps apart late in
+    training (2.1.0's run, bench/results/training-2026-12-04-weight-average.json), so picking the best raw
+    checkpoint picked partly noise; the average is smoother. The decay ramps up as (1 + n) / (10 + n) (0.998 from
+    update 4490 on), so early steps do not keep the random initial weights."""
 
     def __init__(self, net, decay):
         self.decay = decay
