@@ -6,10 +6,9 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { processCpuMs } from './proc-cpu.js'
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url))
-/** USER_HZ, which Linux fixes at 100 on every architecture Node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100
 
 /** A server under test, started as its users start it, on a free loopback port. */
 export interface RunningServer {
@@ -73,11 +72,7 @@ async function start (name: string, command: string, args: string[], env: NodeJS
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024
     },
-    cpuSeconds: async () => {
-      // fields 14 and 15 of /proc/<pid>/stat (utime, stime) in clock ticks; the name before them may hold spaces
-      const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
-    }
+    cpuSeconds: async () => await processCpuMs(pid) / 1000
   }
 }
 

@@ -5,7 +5,7 @@
 // leave out the CAM or all of the answer but its id, to see what they cost. Run it pinned to one core:
 //   taskset -c 1 npx tsx bench/store-cpu.ts [--records 2000] [--rounds 3] [--clients 2] [--engines pglite,postgres]
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -27,6 +27,10 @@ const { values: opts } = parseArgs({
 })
 
 const cam = new Float32Array(2 * 14 * 14).map(() => Math.random() * 4 - 2)
+// the shipped model's facts, so the record stays the size and shape of a real one when the model changes
+const sidecar = JSON.parse(await readFile(new URL('../model/kidney-stone-cnn.json', import.meta.url), 'utf8')) as
+  { name: string, version: string, threshold: number, temperature: number }
+const shippedModel = { name: sidecar.name, version: sidecar.version }
 function record (): PredictionRecord {
   const id = randomUUID()
   const pStone = Math.random()
@@ -37,16 +41,16 @@ function record (): PredictionRecord {
     confidence: pStone,
     probabilities: { Normal: 1 - pStone, Stone: pStone },
     confidenceBand: 'high',
-    threshold: 0.1169,
+    threshold: sidecar.threshold,
     recommendations: [
       'Findings are consistent with a kidney stone on this slice.',
       'Have a radiologist confirm the stone, its size and location on the full series.',
       'Correlate with symptoms and urinalysis; consider urology referral depending on size and obstruction.'
     ],
-    model: { name: 'kidney-stone-cnn', version: '2.1.0' },
+    model: shippedModel,
     disclaimer: 'Decision support only, not a diagnosis: this result comes from an automated model reading a single 2D CT ' +
       'slice and must be reviewed by a qualified clinician together with the full study and the clinical context.',
-    findings: [{ box: { x: 120, y: 88, width: 48, height: 40 }, peak: { x: 141, y: 104 }, strength: 0.87 }]
+    findings: [{ box: { x: 120, y: 88, width: 48, height: 40 }, score: pStone }]
   }
   return {
     id,
@@ -55,7 +59,7 @@ function record (): PredictionRecord {
     requestId: 'req-' + id.slice(0, 8),
     createdAt: new Date(),
     input: { sha256: 'a'.repeat(64), bytes: 23456, format: 'jpeg', uploadFile: `${id}.jpg` },
-    model: { name: 'kidney-stone-cnn', version: '2.1.0', sha256: 'b'.repeat(64), threshold: 0.1169, temperature: 1.31 },
+    model: { ...shippedModel, sha256: 'b'.repeat(64), threshold: sidecar.threshold, temperature: sidecar.temperature },
     prediction: 'Stone',
     probabilities: { Normal: 1 - pStone, Stone: pStone },
     confidenceBand: 'high',

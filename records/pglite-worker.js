@@ -31,11 +31,20 @@ function concat (parts) {
   return bytes
 }
 
-/** A parameter in PostgreSQL's text format; bytea as its hex form. */
+/**
+ * A parameter in PostgreSQL's text format: bytea as its hex form, a Date as ISO 8601, a plain object as JSON text
+ * (for json parameters). Arrays and other objects are refused rather than sent in a form their column type would
+ * misread (an array literal is not JSON).
+ */
 function textValue (value) {
   if (value === null || value === undefined) return null
   if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`
-  return typeof value === 'object' ? JSON.stringify(value) : String(value)
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value !== 'object') return String(value)
+  if (Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw new TypeError(`a ${value.constructor?.name ?? 'null-prototype'} parameter has no text form here`)
+  }
+  return JSON.stringify(value)
 }
 
 async function run (message) {

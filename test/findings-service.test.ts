@@ -32,23 +32,20 @@ t.test('Stone answers carry up to 3 boxes on the uploaded image, Normal answers 
 
 t.test('the same slice at twice the size gives the box at twice the coordinates', async (t) => {
   const app = await build(t)
-  const bytes = await ctKidneyImage('test/stone', 0)
+  // Slice 1, whose evidence is one spot. On slice 0, model 2.2.0 has two spots (both kidneys) that meet at about the
+  // region level: the 384 px upload joins them into one box and the 768 px upload does not, which is the region
+  // rule reacting to a resampled image, not the mapping this test is about.
+  const bytes = await ctKidneyImage('test/stone', 1)
   const { width } = await sharp(bytes).metadata()
   const double = await sharp(bytes).resize((width as number) * 2).png().toBuffer()
   const [small, large] = await Promise.all([bytes, double].map(async (upload) =>
     (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(upload) })).json()))
   t.equal(small.prediction, 'Stone')
   t.equal(large.prediction, 'Stone')
-  const smallBox: Box = small.findings[0].box
-  const largeBox: Box = large.findings[0].box
-  const [sx, sy] = centre(smallBox)
-  const [lx, ly] = centre(largeBox)
-  // Each centre lies inside the other upload's box, mapped by the factor 2. Not "the centres agree within a cell":
-  // the resampled upload gives a slightly different evidence map, and where two spots meet at about the region
-  // level (model 2.2.0 on this slice: both kidneys) one size joins them into one box and the other does not.
-  const contains = (box: Box, x: number, y: number): boolean => x >= box.x && x <= box.x + box.width && y >= box.y && y <= box.y + box.height
-  t.ok(contains(largeBox, 2 * sx, 2 * sy), `small top box centre (${sx}, ${sy}) x 2 inside ${JSON.stringify(largeBox)}`)
-  t.ok(contains(smallBox, lx / 2, ly / 2), `large top box centre (${lx}, ${ly}) / 2 inside ${JSON.stringify(smallBox)}`)
+  const [sx, sy] = centre(small.findings[0].box)
+  const [lx, ly] = centre(large.findings[0].box)
+  // one activation-map cell is 16 model pixels: 16 * 384 / 224 = 27 px of the small upload
+  t.ok(Math.abs(lx - 2 * sx) <= 27 && Math.abs(ly - 2 * sy) <= 27, `top box centre (${sx}, ${sy}) x 2 ~ (${lx}, ${ly})`)
 })
 
 t.test('DICOM: boxes in Columns x Rows, through a letterbox of another shape; batch and FHIR carry them too', async (t) => {
