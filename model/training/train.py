@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from calibration import WeightAverage, fit_platt, fold_calibration
+from calibration import fit_platt, fold_calibration
 from dataset import ExportedData, augment, sampling_weights
 from export import REPO, export_facts, export_model, parity_inputs, write_parity_fixture, write_sidecar
 from network import LAYERS, POOLINGS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
+from weight_average import WeightAverage
 
 
 def parse_args():
