@@ -17,7 +17,7 @@ import { fileUpload } from '../test/helper.js'
 import { startPostgres } from '../test/helpers/postgres.js'
 import { benchImageSets } from './images.js'
 import { postgresCpuMs, processCpuMs, threadCpuMs } from './proc-cpu.js'
-import { startService, type RunningServer } from './processes.js'
+import { metric, startService, type RunningServer } from './processes.js'
 import { recordsOrder } from './records.js'
 import { median } from './report.js'
 
@@ -35,12 +35,11 @@ interface Counters { records: number, inserts: number, images: number, batches: 
 
 async function counters (url: string): Promise<Counters> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const sample = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0)
   return {
-    records: sample('kidney_records_write_rows_sum\\{kind="prediction"\\}'),
-    inserts: sample('kidney_records_write_rows_count\\{kind="prediction"\\}'),
-    images: sample('kidney_batch_size_sum'),
-    batches: sample('kidney_batch_size_count')
+    records: metric(text, 'kidney_records_write_rows_sum{kind="prediction"}'),
+    inserts: metric(text, 'kidney_records_write_rows_count{kind="prediction"}'),
+    images: metric(text, 'kidney_batch_size_sum'),
+    batches: metric(text, 'kidney_batch_size_count')
   }
 }
 

@@ -1,6 +1,6 @@
 // What a prediction record costs in CPU in the store alone (RecordStore.savePrediction, no HTTP, no model): `clients`
 // writers in a loop on PGlite and on a PostgreSQL server (a throwaway cluster with the server's durable defaults), in
-// interleaved rounds; per record, this process's CPU (all threads: PGlite's included) and the server's processes'.
+// interleaved rounds (each round in another order); per record, this process's CPU (all threads: PGlite's included) and the server's processes'.
 // The records are realistic (a Stone answer with its texts and a finding, a 2x14x14 CAM); --no-cam and --no-answer
 // leave out the CAM or all of the answer but its id, to see what they cost. Run it pinned to one core:
 //   taskset -c 1 npx tsx bench/store-cpu.ts [--records 2000] [--rounds 3] [--clients 2] [--engines pglite,postgres]
@@ -13,6 +13,7 @@ import { startPostgres } from '../test/helpers/postgres.js'
 import { RecordStore } from '../records/store.js'
 import type { PredictionRecord } from '../records/record.js'
 import { postgresCpuMs } from './proc-cpu.js'
+import { recordsOrder } from './records.js'
 import { median } from './report.js'
 
 const { values: opts } = parseArgs({
@@ -89,7 +90,7 @@ try {
   for (const { store } of Object.values(stores)) await run(store, 500) // warm-up
   const results: Record<string, Array<{ self: number, pg: number, ms: number }>> = {}
   for (let round = 0; round < Number(opts.rounds); round++) {
-    for (const [engine, { store, port }] of Object.entries(stores)) {
+    for (const [engine, { store, port }] of recordsOrder(Object.entries(stores), round)) {
       const c0 = process.cpuUsage()
       const p0 = port === undefined ? 0 : await postgresCpuMs(port)
       const t0 = performance.now()
