@@ -1,4 +1,4 @@
-import { connectedRegions } from './connected-regions.js'
+import { evidenceRegions } from './evidence-regions.js'
 import { letterboxOf, toOriginalBox, type Box } from './letterbox.js'
 import type { ModelSpec } from './model-spec.js'
 
@@ -10,7 +10,9 @@ import type { ModelSpec } from './model-spec.js'
  *    evidence e whose maximum is the Stone logit margin.
  * 2. It is upsampled bilinearly (cell centres, as a half-pixel resize) to the model input (224x224).
  * 3. Level: halfway between the map's median (background) and its peak. Pixels at or above it form regions
- *    (4-connected); each region's box is its bounding box.
+ *    (4-connected), one per evidence spot: two local peaks joined only through a saddle more than
+ *    FINDING_SADDLE_DEPTH x (peak - median) below the lower of them stay separate regions
+ *    (inference/evidence-regions.ts). Each region's box is its bounding box.
  * 4. Score of a region: sigmoid(peak / temperature), its peak being the highest map cell whose centre lies in
  *    it: the P(Stone) the model would give if that region were the only evidence. With the max-pooling network
  *    the top region holds the map's maximum, so its score is the answer's P(Stone).
@@ -37,6 +39,12 @@ export interface EvidenceMap {
 export const MAX_FINDINGS = 3
 /** Fraction of the way from the map's median to its peak at which a region starts. */
 export const FINDING_LEVEL = 0.5
+/**
+ * How deep, as a fraction of (peak - median), the lowest path between two peaks above the level must dip below
+ * the lower peak for them to stay separate regions. At FINDING_LEVEL or more no spot is split (plain connected
+ * regions). Chosen on validation slices by bench/findings-rule.ts (docs/model.md gives the figures).
+ */
+export const FINDING_SADDLE_DEPTH = 0.1
 
 /** The Stone-minus-Normal map of image `index` in a batch `cam` output of dims [N, classes, h, w]. */
 export function evidenceMap (cam: Float32Array, dims: readonly number[], index: number, positiveIndex: number): EvidenceMap {
@@ -57,6 +65,8 @@ export interface FindingsOptions {
   original: { width: number, height: number }
   input: ModelSpec['input']
   temperature: number
+  /** FINDING_SADDLE_DEPTH unless given: bench/findings-rule.ts compares other depths. */
+  saddleDepth?: number
 }
 
 export function findingsOf (map: EvidenceMap, options: FindingsOptions): Finding[] {
@@ -69,7 +79,8 @@ export function findingsOf (map: EvidenceMap, options: FindingsOptions): Finding
   if (!(peak > median)) return []
   const level = median + FINDING_LEVEL * (peak - median)
   const letterbox = letterboxOf(options.original, options.input)
-  const regions = connectedRegions(width, height, (i) => upsampled[i] >= level)
+  const depth = (options.saddleDepth ?? FINDING_SADDLE_DEPTH) * (peak - median)
+  const regions = evidenceRegions(upsampled, width, height, level, depth)
   // each map cell votes for the region holding its centre pixel: a region's peak is its highest cell, so the top
   // region's peak is the map's maximum exactly (the logit margin of the max-pooling network)
   const peaks = regions.map((region) => region.cells.reduce((highest, i) => Math.max(highest, upsampled[i]), -Infinity))

@@ -1,0 +1,193 @@
+// Chooses the saddle depth of the findings' region rule (inference/evidence-regions.ts) on VALIDATION slices only:
+// ct-kidney val stone slices and yildirim-stones val groups (model/data/yildirim.ts), run through the service's own
+// preprocessing (prepareModelInput) and the shipped ONNX (model/evaluation/model-runner.ts), each uploaded as its
+// original file and resized (PNG) to 256, 384, 512 and 768 px wide. Depth 0.5 is the old rule (plain connected
+// regions above the level). Run it pinned to one core:
+//   taskset -c 1 npx tsx bench/findings-rule.ts [--depths 0.05,0.1,...] [--out bench/results/findings-rule-<date>.json]
+//
+// Criteria, fixed before the first run:
+//  (a) resize stability (the figure to maximise): of the slices called Stone at every size, the share whose box
+//      count is the same at every size and whose top box, mapped to the original's pixels, overlaps the original
+//      upload's top box with IoU >= 0.5 at every size; ct-kidney val and yildirim val pooled.
+//  (b) the pointing game on yildirim val (original uploads called Stone): top-box hits must not fall below the old rule's.
+//  (c) the median top-box area (share of the image, original uploads called Stone) must not rise above the old
+//      rule's, on ct-kidney val nor on yildirim val.
+// The chosen depth is the one meeting (b) and (c) with the highest (a); on a tie, the larger depth (fewer splits).
+import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import sharp from 'sharp'
+import { FINDING_LEVEL, findingsOf, type EvidenceMap, type Finding } from '../inference/findings.js'
+import type { Box } from '../inference/letterbox.js'
+import { prepareModelInput } from '../inference/preprocess.js'
+import { readSliceManifest, sliceFile } from '../model/data/slices.js'
+import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR } from '../model/data/yildirim.js'
+import { EvaluationModel } from '../model/evaluation/model-runner.js'
+import { pointingGame, type PointedSlice } from '../model/evaluation/pointing-game.js'
+import { median } from './report.js'
+
+const { values: opts } = parseArgs({
+  options: {
+    depths: { type: 'string', default: '0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4' },
+    widths: { type: 'string', default: '256,384,512,768' },
+    model: { type: 'string', default: 'model/kidney-stone-cnn.onnx' },
+    out: { type: 'string' }
+  }
+})
+const OLD_RULE = FINDING_LEVEL
+const depths = [...opts.depths.split(',').map(Number), OLD_RULE]
+const widths = opts.widths.split(',').map(Number)
+const IOU_AGREES = 0.5
+const MAX_PIXELS = 40_000_000
+
+interface Upload { label: string, bytes: Buffer }
+interface ValSlice { dataset: 'ct-kidney' | 'yildirim', file: string, group: string, stones: Box[] }
+interface Seen { size: { width: number, height: number }, probability: number, map: EvidenceMap | undefined }
+
+const model = await EvaluationModel.load(opts.model, 1)
+const { spec } = model
+
+const slices: ValSlice[] = [
+  ...(await readSliceManifest('ct-kidney')).filter((e) => e.split === 'val' && e.label === 1)
+    .map((e): ValSlice => ({ dataset: 'ct-kidney', file: sliceFile(e), group: e.group, stones: [] })),
+  ...await Promise.all((await readYildirimManifest()).filter((e) => e.split === 'val').map(async (e): Promise<ValSlice> => {
+    const file = path.join(YILDIRIM_DIR, e.image)
+    const { width, height } = await sharp(file).metadata()
+    return { dataset: 'yildirim', file, group: e.group, stones: await readYoloBoxes(path.join(YILDIRIM_DIR, e.labels), width as number, height as number) }
+  }))
+]
+
+async function uploadsOf (file: string): Promise<Upload[]> {
+  const bytes = await readFile(file)
+  const { width } = await sharp(bytes).metadata()
+  const resized = await Promise.all(widths.filter((w) => w !== width).map(async (w): Promise<Upload> =>
+    ({ label: String(w), bytes: await sharp(bytes).resize(w).png().toBuffer() })))
+  return [{ label: 'original', bytes }, ...resized]
+}
+
+// every upload of every slice through the service's preprocessing and the model, once; the rules run on the maps
+let inferenceMs = 0
+let inferences = 0
+const seen: Seen[][] = []
+for (const slice of slices) {
+  const inputs = await Promise.all((await uploadsOf(slice.file)).map(async (u) =>
+    await prepareModelInput(u.bytes, spec, { channels: spec.input.channels, maxPixels: MAX_PIXELS })))
+  const started = performance.now()
+  const predictions = await model.predictModelInputs(inputs.map((i) => i.pixels))
+  inferenceMs += performance.now() - started
+  inferences += inputs.length
+  seen.push(inputs.map((input, k) => ({ size: input.size, probability: predictions[k].probability, map: predictions[k].stoneMap })))
+}
+await model.close()
+
+function findingsAt (s: Seen, depth: number): Finding[] {
+  if (s.map === undefined) throw new Error('the model has no cam output')
+  return findingsOf(s.map, { isStone: s.probability >= spec.threshold, original: s.size, input: spec.input, temperature: spec.temperature, saddleDepth: depth })
+}
+
+function iou (a: Box, b: Box): number {
+  const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)
+  const h = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y)
+  const overlap = Math.max(0, w) * Math.max(0, h)
+  return overlap / (a.width * a.height + b.width * b.height - overlap)
+}
+
+const scaled = (box: Box, factor: number): Box => ({ x: box.x * factor, y: box.y * factor, width: box.width * factor, height: box.height * factor })
+const share = (n: number, of: number): number => of === 0 ? Number.NaN : n / of
+
+function figuresAt (depth: number, dataset?: ValSlice['dataset']): Record<string, number> {
+  let stoneEverywhere = 0
+  let countAgrees = 0
+  let topAgrees = 0
+  let bothAgree = 0
+  const topShares: number[] = []
+  const boxCounts: number[] = []
+  slices.forEach((slice, s) => {
+    if (dataset !== undefined && slice.dataset !== dataset) return
+    const [original, ...resized] = seen[s].map((upload) => ({ upload, findings: findingsAt(upload, depth) }))
+    if (original.findings.length > 0) {
+      const { box } = original.findings[0]
+      topShares.push(box.width * box.height / (original.upload.size.width * original.upload.size.height))
+      boxCounts.push(original.findings.length)
+    }
+    if (![original, ...resized].every((u) => u.findings.length > 0)) return
+    stoneEverywhere++
+    const counts = resized.every((u) => u.findings.length === original.findings.length)
+    const tops = resized.every((u) =>
+      iou(scaled(u.findings[0].box, original.upload.size.width / u.upload.size.width), original.findings[0].box) >= IOU_AGREES)
+    countAgrees += counts ? 1 : 0
+    topAgrees += tops ? 1 : 0
+    bothAgree += counts && tops ? 1 : 0
+  })
+  return {
+    slicesStoneAtEverySize: stoneEverywhere,
+    stable: share(bothAgree, stoneEverywhere),
+    countAgrees: share(countAgrees, stoneEverywhere),
+    topAgrees: share(topAgrees, stoneEverywhere),
+    slicesStoneAtOriginal: topShares.length,
+    medianTopBoxShare: median(topShares),
+    meanBoxes: boxCounts.reduce((a, b) => a + b, 0) / boxCounts.length
+  }
+}
+
+function pointingAt (depth: number): Record<string, number> {
+  const pointed: PointedSlice[] = []
+  slices.forEach((slice, s) => {
+    const original = seen[s][0]
+    if (slice.dataset !== 'yildirim' || original.probability < spec.threshold) return
+    pointed.push({ group: slice.group, stones: slice.stones, findings: findingsAt(original, depth), image: original.size })
+  })
+  const g = pointingGame(pointed, { iterations: 1000, seed: 1 })
+  return { slicesCalledStone: g.slicesCalledStone, groups: g.groups, topHits: g.topHits, topHit: g.topHit.value, topHitLower: g.topHit.lower, topHitUpper: g.topHit.upper, anyHits: g.anyHits, mirroredTopHits: g.mirroredTopHits, medianTopBoxShare: g.medianTopBoxShare }
+}
+
+// the cost of the rule per Stone answer, against the inference it follows (same run, same core)
+function msPerCall (depth: number): number {
+  const maps = seen.flat().filter((s) => s.probability >= spec.threshold)
+  const started = performance.now()
+  for (let round = 0; round < 3; round++) for (const s of maps) findingsAt(s, depth)
+  return (performance.now() - started) / (3 * maps.length)
+}
+
+const rows = depths.map((depth) => ({
+  depth,
+  rule: depth >= OLD_RULE ? 'old (connected regions)' : 'saddle split',
+  pooled: figuresAt(depth),
+  ctKidney: figuresAt(depth, 'ct-kidney'),
+  yildirim: figuresAt(depth, 'yildirim'),
+  pointing: pointingAt(depth),
+  findingsMsPerCall: msPerCall(depth)
+}))
+const old = rows[rows.length - 1]
+const eligible = rows.filter((r) => r.depth < OLD_RULE &&
+  r.pointing.topHits >= old.pointing.topHits &&
+  r.ctKidney.medianTopBoxShare <= old.ctKidney.medianTopBoxShare &&
+  r.yildirim.medianTopBoxShare <= old.yildirim.medianTopBoxShare)
+const chosen = eligible.reduce<typeof rows[number] | undefined>((best, r) =>
+  best === undefined || r.pooled.stable > best.pooled.stable || (r.pooled.stable === best.pooled.stable && r.depth > best.depth) ? r : best, undefined)
+
+const pct = (v: number): string => Number.isNaN(v) ? '-' : `${(100 * v).toFixed(1)} %`
+console.log(`${slices.length} val slices (${slices.filter((s) => s.dataset === 'ct-kidney').length} ct-kidney stone, ${slices.filter((s) => s.dataset === 'yildirim').length} yildirim), uploads: original + ${widths.join(', ')} px; ${spec.name} ${spec.version}`)
+console.log('depth | stable (count+top) pooled | ct-kidney | yildirim | count agrees | top agrees | median top box ct / yil | boxes ct / yil | pointing top / any / mirrored (yildirim val) | ms/call')
+for (const r of rows) {
+  console.log([r.depth >= OLD_RULE ? 'old' : r.depth.toFixed(2),
+    `${pct(r.pooled.stable)} of ${r.pooled.slicesStoneAtEverySize}`, pct(r.ctKidney.stable), pct(r.yildirim.stable), pct(r.pooled.countAgrees), pct(r.pooled.topAgrees),
+    `${pct(r.ctKidney.medianTopBoxShare)} / ${pct(r.yildirim.medianTopBoxShare)}`, `${r.ctKidney.meanBoxes.toFixed(2)} / ${r.yildirim.meanBoxes.toFixed(2)}`,
+    `${r.pointing.topHits} / ${r.pointing.anyHits} / ${r.pointing.mirroredTopHits} of ${r.pointing.slicesCalledStone}`, r.findingsMsPerCall.toFixed(3)].join(' | '))
+}
+console.log(`inference: ${(inferenceMs / inferences).toFixed(1)} ms/image; chosen depth: ${chosen?.depth ?? 'none meets (b) and (c)'}`)
+
+const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '')
+const out = opts.out ?? `bench/results/findings-rule-${stamp}.json`
+await writeFile(out, JSON.stringify({
+  command: 'taskset -c 1 npx tsx bench/findings-rule.ts ' + process.argv.slice(2).join(' '),
+  date: new Date().toISOString(),
+  model: { name: spec.name, version: spec.version, threshold: spec.threshold },
+  slices: { ctKidneyValStone: slices.filter((s) => s.dataset === 'ct-kidney').length, yildirimVal: slices.filter((s) => s.dataset === 'yildirim').length },
+  uploads: ['original', ...widths],
+  iouAgrees: IOU_AGREES,
+  inferenceMsPerImage: inferenceMs / inferences,
+  rows,
+  chosenDepth: chosen?.depth ?? null
+}, null, 2) + '\n')
+console.log(`written ${out}`)
