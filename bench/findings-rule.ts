@@ -1,9 +1,10 @@
-// Chooses the saddle depth of the findings' region rule (inference/evidence-regions.ts) on VALIDATION slices only:
+// Chooses the level and the saddle depth of the findings' region rule (inference/findings.ts,
+// inference/evidence-regions.ts) on VALIDATION slices only:
 // ct-kidney val stone slices and yildirim-stones val groups (model/data/yildirim.ts), run through the service's own
 // preprocessing (prepareModelInput) and the shipped ONNX (model/evaluation/model-runner.ts), each uploaded as its
-// original file and resized (PNG) to 256, 384, 512 and 768 px wide. Depth 0.5 is the old rule (plain connected
-// regions above the level). Run it pinned to one core:
-//   taskset -c 1 npx tsx bench/findings-rule.ts [--depths 0.05,0.1,...] [--out bench/results/findings-rule-<date>.json]
+// original file and resized (PNG) to 256, 384, 512 and 768 px wide. The old rule is level 0.5 without saddle split
+// (plain connected regions above the level). Run it pinned to one core:
+//   taskset -c 1 npx tsx bench/findings-rule.ts [--levels 0.5,0.55,...] [--depths 0.05,0.1,...] [--out bench/results/findings-rule-<date>.json]
 //
 // Criteria, fixed before the first run:
 //  (a) resize stability (the figure to maximise): of the slices called Stone at every size, the share whose box
@@ -12,12 +13,14 @@
 //  (b) the pointing game on yildirim val (original uploads called Stone): top-box hits must not fall below the old rule's.
 //  (c) the median top-box area (share of the image, original uploads called Stone) must not rise above the old
 //      rule's, on ct-kidney val nor on yildirim val.
-// The chosen depth is the one meeting (b) and (c) with the highest (a); on a tie, the larger depth (fewer splits).
+// The chosen rule is the one meeting (b) and (c) with the highest (a); on a tie, the one nearest the old rule (the
+// lower level, then no split or the larger depth). The first run swept the depth at level 0.5 only; the level was
+// added to the sweep, with the same criteria, once that run showed the depth changing (a) by 3 slices of 361 at most.
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import sharp from 'sharp'
-import { FINDING_LEVEL, findingsOf, type EvidenceMap, type Finding } from '../inference/findings.js'
+import { findingsOf, type EvidenceMap, type Finding } from '../inference/findings.js'
 import type { Box } from '../inference/letterbox.js'
 import { prepareModelInput } from '../inference/preprocess.js'
 import { readSliceManifest, sliceFile } from '../model/data/slices.js'
@@ -28,14 +31,23 @@ import { median } from './report.js'
 
 const { values: opts } = parseArgs({
   options: {
-    depths: { type: 'string', default: '0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4' },
+    levels: { type: 'string', default: '0.5,0.55,0.6,0.65,0.7' },
+    depths: { type: 'string', default: '0.05,0.1,0.2' },
     widths: { type: 'string', default: '256,384,512,768' },
     model: { type: 'string', default: 'model/kidney-stone-cnn.onnx' },
     out: { type: 'string' }
   }
 })
-const OLD_RULE = FINDING_LEVEL
-const depths = [...opts.depths.split(',').map(Number), OLD_RULE]
+/** A depth no saddle reaches (regions are the plain connected regions above the level). */
+const NO_SPLIT = 1
+const levels = opts.levels.split(',').map(Number)
+const depths = [...opts.depths.split(',').map(Number), NO_SPLIT]
+interface Rule { level: number, depth: number }
+const rules: Rule[] = levels.flatMap((level) => depths.map((depth) => ({ level, depth })))
+/** The rule before the saddle split: halfway level, plain connected regions. */
+const OLD_RULE: Rule = { level: 0.5, depth: NO_SPLIT }
+if (!rules.some((r) => r.level === OLD_RULE.level && r.depth === NO_SPLIT)) rules.push(OLD_RULE)
+const ruleName = (r: Rule): string => `level ${r.level}, ${r.depth >= NO_SPLIT ? 'no split' : `depth ${r.depth}`}`
 const widths = opts.widths.split(',').map(Number)
 const IOU_AGREES = 0.5
 const MAX_PIXELS = 40_000_000
@@ -77,13 +89,18 @@ for (const slice of slices) {
   inferenceMs += performance.now() - started
   inferences += inputs.length
   seen.push(inputs.map((input, k) => ({ size: input.size, probability: predictions[k].probability, map: predictions[k].stoneMap })))
+  if (seen.length % 50 === 0) console.error(`${seen.length} / ${slices.length} slices`)
 }
 await model.close()
 
-function findingsAt (s: Seen, depth: number): Finding[] {
+function findingsAt (s: Seen, rule: Rule): Finding[] {
   if (s.map === undefined) throw new Error('the model has no cam output')
-  return findingsOf(s.map, { isStone: s.probability >= spec.threshold, original: s.size, input: spec.input, temperature: spec.temperature, saddleDepth: depth })
+  return findingsOf(s.map, { isStone: s.probability >= spec.threshold, original: s.size, input: spec.input, temperature: spec.temperature, level: rule.level, saddleDepth: rule.depth })
 }
+
+// the findings of every upload under every rule, computed once
+const findingsByRule = new Map(rules.map((rule) => [rule, seen.map((uploads) => uploads.map((upload) => findingsAt(upload, rule)))]))
+const findingsOfSlice = (s: number, rule: Rule): Finding[][] => findingsByRule.get(rule)?.[s] ?? []
 
 function iou (a: Box, b: Box): number {
   const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)
@@ -95,7 +112,7 @@ function iou (a: Box, b: Box): number {
 const scaled = (box: Box, factor: number): Box => ({ x: box.x * factor, y: box.y * factor, width: box.width * factor, height: box.height * factor })
 const share = (n: number, of: number): number => of === 0 ? Number.NaN : n / of
 
-function figuresAt (depth: number, dataset?: ValSlice['dataset']): Record<string, number> {
+function figuresAt (rule: Rule, dataset?: ValSlice['dataset']): Record<string, number> {
   let stoneEverywhere = 0
   let countAgrees = 0
   let topAgrees = 0
@@ -104,7 +121,7 @@ function figuresAt (depth: number, dataset?: ValSlice['dataset']): Record<string
   const boxCounts: number[] = []
   slices.forEach((slice, s) => {
     if (dataset !== undefined && slice.dataset !== dataset) return
-    const [original, ...resized] = seen[s].map((upload) => ({ upload, findings: findingsAt(upload, depth) }))
+    const [original, ...resized] = seen[s].map((upload, k) => ({ upload, findings: findingsOfSlice(s, rule)[k] }))
     if (original.findings.length > 0) {
       const { box } = original.findings[0]
       topShares.push(box.width * box.height / (original.upload.size.width * original.upload.size.height))
@@ -130,52 +147,56 @@ function figuresAt (depth: number, dataset?: ValSlice['dataset']): Record<string
   }
 }
 
-function pointingAt (depth: number): Record<string, number> {
+function pointingAt (rule: Rule): Record<string, number> {
   const pointed: PointedSlice[] = []
   slices.forEach((slice, s) => {
     const original = seen[s][0]
     if (slice.dataset !== 'yildirim' || original.probability < spec.threshold) return
-    pointed.push({ group: slice.group, stones: slice.stones, findings: findingsAt(original, depth), image: original.size })
+    pointed.push({ group: slice.group, stones: slice.stones, findings: findingsOfSlice(s, rule)[0], image: original.size })
   })
   const g = pointingGame(pointed, { iterations: 1000, seed: 1 })
   return { slicesCalledStone: g.slicesCalledStone, groups: g.groups, topHits: g.topHits, topHit: g.topHit.value, topHitLower: g.topHit.lower, topHitUpper: g.topHit.upper, anyHits: g.anyHits, mirroredTopHits: g.mirroredTopHits, medianTopBoxShare: g.medianTopBoxShare }
 }
 
-// the cost of the rule per Stone answer, against the inference it follows (same run, same core)
-function msPerCall (depth: number): number {
-  const maps = seen.flat().filter((s) => s.probability >= spec.threshold)
-  const started = performance.now()
-  for (let round = 0; round < 3; round++) for (const s of maps) findingsAt(s, depth)
-  return (performance.now() - started) / (3 * maps.length)
-}
-
-const rows = depths.map((depth) => ({
-  depth,
-  rule: depth >= OLD_RULE ? 'old (connected regions)' : 'saddle split',
-  pooled: figuresAt(depth),
-  ctKidney: figuresAt(depth, 'ct-kidney'),
-  yildirim: figuresAt(depth, 'yildirim'),
-  pointing: pointingAt(depth),
-  findingsMsPerCall: msPerCall(depth)
+const rows = rules.map((rule) => ({
+  ...rule,
+  rule: ruleName(rule),
+  pooled: figuresAt(rule),
+  ctKidney: figuresAt(rule, 'ct-kidney'),
+  yildirim: figuresAt(rule, 'yildirim'),
+  pointing: pointingAt(rule)
 }))
-const old = rows[rows.length - 1]
-const eligible = rows.filter((r) => r.depth < OLD_RULE &&
+const old = rows.find((r) => r.level === OLD_RULE.level && r.depth === OLD_RULE.depth) as typeof rows[number]
+const nearerOld = (a: Rule, b: Rule): boolean => a.level < b.level || (a.level === b.level && a.depth > b.depth)
+const chosen = rows.filter((r) =>
   r.pointing.topHits >= old.pointing.topHits &&
   r.ctKidney.medianTopBoxShare <= old.ctKidney.medianTopBoxShare &&
   r.yildirim.medianTopBoxShare <= old.yildirim.medianTopBoxShare)
-const chosen = eligible.reduce<typeof rows[number] | undefined>((best, r) =>
-  best === undefined || r.pooled.stable > best.pooled.stable || (r.pooled.stable === best.pooled.stable && r.depth > best.depth) ? r : best, undefined)
+  .reduce<typeof rows[number] | undefined>((best, r) => best === undefined || r.pooled.stable > best.pooled.stable ||
+    (r.pooled.stable === best.pooled.stable && nearerOld(r, best)) ? r : best, undefined)
+
+// the cost of the rule per Stone answer against the inference it follows: old and chosen rules in alternating rounds
+const stoneMaps = seen.flat().filter((s) => s.probability >= spec.threshold)
+const msPerCall = new Map<Rule, number[]>()
+for (let round = 0; round < 6; round++) {
+  for (const rule of round % 2 === 0 ? [OLD_RULE, chosen ?? OLD_RULE] : [chosen ?? OLD_RULE, OLD_RULE]) {
+    const started = performance.now()
+    for (const s of stoneMaps) findingsAt(s, rule)
+    msPerCall.set(rule, [...msPerCall.get(rule) ?? [], (performance.now() - started) / stoneMaps.length])
+  }
+}
+const cost = { oldMsPerCall: median(msPerCall.get(OLD_RULE) ?? []), chosenMsPerCall: median(msPerCall.get(chosen ?? OLD_RULE) ?? []), inferenceMsPerImage: inferenceMs / inferences }
 
 const pct = (v: number): string => Number.isNaN(v) ? '-' : `${(100 * v).toFixed(1)} %`
 console.log(`${slices.length} val slices (${slices.filter((s) => s.dataset === 'ct-kidney').length} ct-kidney stone, ${slices.filter((s) => s.dataset === 'yildirim').length} yildirim), uploads: original + ${widths.join(', ')} px; ${spec.name} ${spec.version}`)
-console.log('depth | stable (count+top) pooled | ct-kidney | yildirim | count agrees | top agrees | median top box ct / yil | boxes ct / yil | pointing top / any / mirrored (yildirim val) | ms/call')
+console.log('rule | stable (count+top) pooled | ct-kidney | yildirim | count agrees | top agrees | median top box ct / yil | boxes ct / yil | pointing top / any / mirrored (yildirim val)')
 for (const r of rows) {
-  console.log([r.depth >= OLD_RULE ? 'old' : r.depth.toFixed(2),
+  console.log([r.rule + (r === old ? ' (old)' : ''),
     `${pct(r.pooled.stable)} of ${r.pooled.slicesStoneAtEverySize}`, pct(r.ctKidney.stable), pct(r.yildirim.stable), pct(r.pooled.countAgrees), pct(r.pooled.topAgrees),
     `${pct(r.ctKidney.medianTopBoxShare)} / ${pct(r.yildirim.medianTopBoxShare)}`, `${r.ctKidney.meanBoxes.toFixed(2)} / ${r.yildirim.meanBoxes.toFixed(2)}`,
-    `${r.pointing.topHits} / ${r.pointing.anyHits} / ${r.pointing.mirroredTopHits} of ${r.pointing.slicesCalledStone}`, r.findingsMsPerCall.toFixed(3)].join(' | '))
+    `${r.pointing.topHits} / ${r.pointing.anyHits} / ${r.pointing.mirroredTopHits} of ${r.pointing.slicesCalledStone}`].join(' | '))
 }
-console.log(`inference: ${(inferenceMs / inferences).toFixed(1)} ms/image; chosen depth: ${chosen?.depth ?? 'none meets (b) and (c)'}`)
+console.log(`chosen: ${chosen?.rule ?? 'none meets (b) and (c)'}; findings ${cost.oldMsPerCall.toFixed(2)} ms (old) / ${cost.chosenMsPerCall.toFixed(2)} ms (chosen) per Stone answer, inference ${cost.inferenceMsPerImage.toFixed(2)} ms/image`)
 
 const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '')
 const out = opts.out ?? `bench/results/findings-rule-${stamp}.json`
@@ -186,8 +207,8 @@ await writeFile(out, JSON.stringify({
   slices: { ctKidneyValStone: slices.filter((s) => s.dataset === 'ct-kidney').length, yildirimVal: slices.filter((s) => s.dataset === 'yildirim').length },
   uploads: ['original', ...widths],
   iouAgrees: IOU_AGREES,
-  inferenceMsPerImage: inferenceMs / inferences,
+  cost,
   rows,
-  chosenDepth: chosen?.depth ?? null
+  chosen: chosen === undefined ? null : { level: chosen.level, depth: chosen.depth >= NO_SPLIT ? null : chosen.depth }
 }, null, 2) + '\n')
 console.log(`written ${out}`)
