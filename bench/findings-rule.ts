@@ -1,10 +1,8 @@
-// Chooses the level and the saddle depth of the findings' region rule (inference/findings.ts,
-// inference/evidence-regions.ts) on VALIDATION slices only:
+// Chooses the level of the findings' region rule (inference/findings.ts) on VALIDATION slices only:
 // ct-kidney val stone slices and yildirim-stones val groups (model/data/yildirim.ts), run through the service's own
 // preprocessing (prepareModelInput) and the shipped ONNX (model/evaluation/model-runner.ts), each uploaded as its
-// original file and resized (PNG) to 256, 384, 512 and 768 px wide. The old rule is level 0.5 without saddle split
-// (plain connected regions above the level). Run it pinned to one core:
-//   taskset -c 1 npx tsx bench/findings-rule.ts [--levels 0.5,0.55,...] [--depths 0.05,0.1,...] [--out bench/results/findings-rule-<date>.json]
+// original file and resized (PNG) to 256, 384, 512 and 768 px wide. The old rule is level 0.5. Run it pinned to one core:
+//   taskset -c 1 npx tsx bench/findings-rule.ts [--levels 0.5,0.55,...] [--out bench/results/findings-rule-<date>.json]
 //
 // Criteria, fixed before the first run:
 //  (a) resize stability (the figure to maximise): of the slices called Stone at every size, the share whose box
@@ -13,9 +11,10 @@
 //  (b) the pointing game on yildirim val (original uploads called Stone): top-box hits must not fall below the old rule's.
 //  (c) the median top-box area (share of the image, original uploads called Stone) must not rise above the old
 //      rule's, on ct-kidney val nor on yildirim val.
-// The chosen rule is the one meeting (b) and (c) with the highest (a); on a tie, the one nearest the old rule (the
-// lower level, then no split or the larger depth). The first run swept the depth at level 0.5 only; the level was
-// added to the sweep, with the same criteria, once that run showed the depth changing (a) by 3 slices of 361 at most.
+// The chosen level is the one meeting (b) and (c) with the highest (a); on a tie, the lower (nearer the old rule).
+// Earlier runs (bench/results/findings-rule-2026-12-04T2007Z.json, ...T2018Z, ...T2025Z) also swept a saddle split
+// (an h-maxima watershed keeping peaks apart whose saddle dips more than a depth below the lower one) under the same
+// criteria: it moved (a) by 3 slices of 361 at most and tied with no split at the chosen level, so it was not kept.
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -31,23 +30,15 @@ import { median } from './report.js'
 
 const { values: opts } = parseArgs({
   options: {
-    levels: { type: 'string', default: '0.5,0.55,0.6,0.65,0.7' },
-    depths: { type: 'string', default: '0.05,0.1,0.2' },
+    levels: { type: 'string', default: '0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9' },
     widths: { type: 'string', default: '256,384,512,768' },
     model: { type: 'string', default: 'model/kidney-stone-cnn.onnx' },
     out: { type: 'string' }
   }
 })
-/** A depth no saddle reaches (regions are the plain connected regions above the level). */
-const NO_SPLIT = 1
-const levels = opts.levels.split(',').map(Number)
-const depths = [...opts.depths.split(',').map(Number), NO_SPLIT]
-interface Rule { level: number, depth: number }
-const rules: Rule[] = levels.flatMap((level) => depths.map((depth) => ({ level, depth })))
-/** The rule before the saddle split: halfway level, plain connected regions. */
-const OLD_RULE: Rule = { level: 0.5, depth: NO_SPLIT }
-if (!rules.some((r) => r.level === OLD_RULE.level && r.depth === NO_SPLIT)) rules.push(OLD_RULE)
-const ruleName = (r: Rule): string => `level ${r.level}, ${r.depth >= NO_SPLIT ? 'no split' : `depth ${r.depth}`}`
+/** The rule before this measurement: a region starts halfway from the median to the peak. */
+const OLD_LEVEL = 0.5
+const levels = [...new Set([OLD_LEVEL, ...opts.levels.split(',').map(Number)])].sort((a, b) => a - b)
 const widths = opts.widths.split(',').map(Number)
 const IOU_AGREES = 0.5
 const MAX_PIXELS = 40_000_000
@@ -93,14 +84,14 @@ for (const slice of slices) {
 }
 await model.close()
 
-function findingsAt (s: Seen, rule: Rule): Finding[] {
+function findingsAt (s: Seen, level: number): Finding[] {
   if (s.map === undefined) throw new Error('the model has no cam output')
-  return findingsOf(s.map, { isStone: s.probability >= spec.threshold, original: s.size, input: spec.input, temperature: spec.temperature, level: rule.level, saddleDepth: rule.depth })
+  return findingsOf(s.map, { isStone: s.probability >= spec.threshold, original: s.size, input: spec.input, temperature: spec.temperature, level })
 }
 
-// the findings of every upload under every rule, computed once
-const findingsByRule = new Map(rules.map((rule) => [rule, seen.map((uploads) => uploads.map((upload) => findingsAt(upload, rule)))]))
-const findingsOfSlice = (s: number, rule: Rule): Finding[][] => findingsByRule.get(rule)?.[s] ?? []
+// the findings of every upload at every level, computed once
+const findingsByLevel = new Map(levels.map((level) => [level, seen.map((uploads) => uploads.map((upload) => findingsAt(upload, level)))]))
+const findingsOfSlice = (s: number, level: number): Finding[][] => findingsByLevel.get(level)?.[s] ?? []
 
 function iou (a: Box, b: Box): number {
   const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)
@@ -112,7 +103,7 @@ function iou (a: Box, b: Box): number {
 const scaled = (box: Box, factor: number): Box => ({ x: box.x * factor, y: box.y * factor, width: box.width * factor, height: box.height * factor })
 const share = (n: number, of: number): number => of === 0 ? Number.NaN : n / of
 
-function figuresAt (rule: Rule, dataset?: ValSlice['dataset']): Record<string, number> {
+function figuresAt (level: number, dataset?: ValSlice['dataset']): Record<string, number> {
   let stoneEverywhere = 0
   let countAgrees = 0
   let topAgrees = 0
@@ -121,7 +112,7 @@ function figuresAt (rule: Rule, dataset?: ValSlice['dataset']): Record<string, n
   const boxCounts: number[] = []
   slices.forEach((slice, s) => {
     if (dataset !== undefined && slice.dataset !== dataset) return
-    const [original, ...resized] = seen[s].map((upload, k) => ({ upload, findings: findingsOfSlice(s, rule)[k] }))
+    const [original, ...resized] = seen[s].map((upload, k) => ({ upload, findings: findingsOfSlice(s, level)[k] }))
     if (original.findings.length > 0) {
       const { box } = original.findings[0]
       topShares.push(box.width * box.height / (original.upload.size.width * original.upload.size.height))
@@ -147,56 +138,55 @@ function figuresAt (rule: Rule, dataset?: ValSlice['dataset']): Record<string, n
   }
 }
 
-function pointingAt (rule: Rule): Record<string, number> {
+function pointingAt (level: number): Record<string, number> {
   const pointed: PointedSlice[] = []
   slices.forEach((slice, s) => {
     const original = seen[s][0]
     if (slice.dataset !== 'yildirim' || original.probability < spec.threshold) return
-    pointed.push({ group: slice.group, stones: slice.stones, findings: findingsOfSlice(s, rule)[0], image: original.size })
+    pointed.push({ group: slice.group, stones: slice.stones, findings: findingsOfSlice(s, level)[0], image: original.size })
   })
   const g = pointingGame(pointed, { iterations: 1000, seed: 1 })
   return { slicesCalledStone: g.slicesCalledStone, groups: g.groups, topHits: g.topHits, topHit: g.topHit.value, topHitLower: g.topHit.lower, topHitUpper: g.topHit.upper, anyHits: g.anyHits, mirroredTopHits: g.mirroredTopHits, medianTopBoxShare: g.medianTopBoxShare }
 }
 
-const rows = rules.map((rule) => ({
-  ...rule,
-  rule: ruleName(rule),
-  pooled: figuresAt(rule),
-  ctKidney: figuresAt(rule, 'ct-kidney'),
-  yildirim: figuresAt(rule, 'yildirim'),
-  pointing: pointingAt(rule)
+const rows = levels.map((level) => ({
+  level,
+  pooled: figuresAt(level),
+  ctKidney: figuresAt(level, 'ct-kidney'),
+  yildirim: figuresAt(level, 'yildirim'),
+  pointing: pointingAt(level)
 }))
-const old = rows.find((r) => r.level === OLD_RULE.level && r.depth === OLD_RULE.depth) as typeof rows[number]
-const nearerOld = (a: Rule, b: Rule): boolean => a.level < b.level || (a.level === b.level && a.depth > b.depth)
+const old = rows.find((r) => r.level === OLD_LEVEL) as typeof rows[number]
+// rows go by rising level: on a tie the lower level stays
 const chosen = rows.filter((r) =>
   r.pointing.topHits >= old.pointing.topHits &&
   r.ctKidney.medianTopBoxShare <= old.ctKidney.medianTopBoxShare &&
   r.yildirim.medianTopBoxShare <= old.yildirim.medianTopBoxShare)
-  .reduce<typeof rows[number] | undefined>((best, r) => best === undefined || r.pooled.stable > best.pooled.stable ||
-    (r.pooled.stable === best.pooled.stable && nearerOld(r, best)) ? r : best, undefined)
+  .reduce<typeof rows[number] | undefined>((best, r) => best === undefined || r.pooled.stable > best.pooled.stable ? r : best, undefined)
 
-// the cost of the rule per Stone answer against the inference it follows: old and chosen rules in alternating rounds
+// the cost of the rule per Stone answer against the inference it follows: old and chosen levels in alternating rounds
 const stoneMaps = seen.flat().filter((s) => s.probability >= spec.threshold)
-const msPerCall = new Map<Rule, number[]>()
+const chosenLevel = chosen?.level ?? OLD_LEVEL
+const msPerCall = new Map<number, number[]>()
 for (let round = 0; round < 6; round++) {
-  for (const rule of round % 2 === 0 ? [OLD_RULE, chosen ?? OLD_RULE] : [chosen ?? OLD_RULE, OLD_RULE]) {
+  for (const level of round % 2 === 0 ? [OLD_LEVEL, chosenLevel] : [chosenLevel, OLD_LEVEL]) {
     const started = performance.now()
-    for (const s of stoneMaps) findingsAt(s, rule)
-    msPerCall.set(rule, [...msPerCall.get(rule) ?? [], (performance.now() - started) / stoneMaps.length])
+    for (const s of stoneMaps) findingsAt(s, level)
+    msPerCall.set(level, [...msPerCall.get(level) ?? [], (performance.now() - started) / stoneMaps.length])
   }
 }
-const cost = { oldMsPerCall: median(msPerCall.get(OLD_RULE) ?? []), chosenMsPerCall: median(msPerCall.get(chosen ?? OLD_RULE) ?? []), inferenceMsPerImage: inferenceMs / inferences }
+const cost = { oldMsPerCall: median(msPerCall.get(OLD_LEVEL) ?? []), chosenMsPerCall: median(msPerCall.get(chosenLevel) ?? []), inferenceMsPerImage: inferenceMs / inferences }
 
 const pct = (v: number): string => Number.isNaN(v) ? '-' : `${(100 * v).toFixed(1)} %`
 console.log(`${slices.length} val slices (${slices.filter((s) => s.dataset === 'ct-kidney').length} ct-kidney stone, ${slices.filter((s) => s.dataset === 'yildirim').length} yildirim), uploads: original + ${widths.join(', ')} px; ${spec.name} ${spec.version}`)
-console.log('rule | stable (count+top) pooled | ct-kidney | yildirim | count agrees | top agrees | median top box ct / yil | boxes ct / yil | pointing top / any / mirrored (yildirim val)')
+console.log('level | stable (count+top) pooled | ct-kidney | yildirim | count agrees | top agrees | median top box ct / yil | boxes ct / yil | pointing top / any / mirrored (yildirim val)')
 for (const r of rows) {
-  console.log([r.rule + (r === old ? ' (old)' : ''),
+  console.log([String(r.level) + (r === old ? ' (old)' : ''),
     `${pct(r.pooled.stable)} of ${r.pooled.slicesStoneAtEverySize}`, pct(r.ctKidney.stable), pct(r.yildirim.stable), pct(r.pooled.countAgrees), pct(r.pooled.topAgrees),
     `${pct(r.ctKidney.medianTopBoxShare)} / ${pct(r.yildirim.medianTopBoxShare)}`, `${r.ctKidney.meanBoxes.toFixed(2)} / ${r.yildirim.meanBoxes.toFixed(2)}`,
     `${r.pointing.topHits} / ${r.pointing.anyHits} / ${r.pointing.mirroredTopHits} of ${r.pointing.slicesCalledStone}`].join(' | '))
 }
-console.log(`chosen: ${chosen?.rule ?? 'none meets (b) and (c)'}; findings ${cost.oldMsPerCall.toFixed(2)} ms (old) / ${cost.chosenMsPerCall.toFixed(2)} ms (chosen) per Stone answer, inference ${cost.inferenceMsPerImage.toFixed(2)} ms/image`)
+console.log(`chosen level: ${chosen?.level ?? 'none meets (b) and (c)'}; findings ${cost.oldMsPerCall.toFixed(2)} ms (old) / ${cost.chosenMsPerCall.toFixed(2)} ms (chosen) per Stone answer, inference ${cost.inferenceMsPerImage.toFixed(2)} ms/image`)
 
 const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '')
 const out = opts.out ?? `bench/results/findings-rule-${stamp}.json`
@@ -209,6 +199,6 @@ await writeFile(out, JSON.stringify({
   iouAgrees: IOU_AGREES,
   cost,
   rows,
-  chosen: chosen === undefined ? null : { level: chosen.level, depth: chosen.depth >= NO_SPLIT ? null : chosen.depth }
+  chosenLevel: chosen?.level ?? null
 }, null, 2) + '\n')
 console.log(`written ${out}`)

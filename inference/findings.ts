@@ -1,4 +1,4 @@
-import { evidenceRegions } from './evidence-regions.js'
+import { connectedRegions } from './connected-regions.js'
 import { letterboxOf, toOriginalBox, type Box } from './letterbox.js'
 import type { ModelSpec } from './model-spec.js'
 
@@ -9,10 +9,8 @@ import type { ModelSpec } from './model-spec.js'
  * 1. Evidence map: Stone-minus-Normal of the `cam` output ([classes, h, w]); for the 2.0 network this is the
  *    evidence e whose maximum is the Stone logit margin.
  * 2. It is upsampled bilinearly (cell centres, as a half-pixel resize) to the model input (224x224).
- * 3. Level: halfway between the map's median (background) and its peak. Pixels at or above it form regions
- *    (4-connected), one per evidence spot: two local peaks joined only through a saddle more than
- *    FINDING_SADDLE_DEPTH x (peak - median) below the lower of them stay separate regions
- *    (inference/evidence-regions.ts). Each region's box is its bounding box.
+ * 3. Level: three quarters of the way from the map's median (background) to its peak. Pixels at or above it form
+ *    regions (4-connected); each region's box is its bounding box.
  * 4. Score of a region: sigmoid(peak / temperature), its peak being the highest map cell whose centre lies in
  *    it: the P(Stone) the model would give if that region were the only evidence. With the max-pooling network
  *    the top region holds the map's maximum, so its score is the answer's P(Stone).
@@ -37,14 +35,12 @@ export interface EvidenceMap {
 }
 
 export const MAX_FINDINGS = 3
-/** Fraction of the way from the map's median to its peak at which a region starts. */
-export const FINDING_LEVEL = 0.5
 /**
- * How deep, as a fraction of (peak - median), the lowest path between two peaks above the level must dip below
- * the lower peak for them to stay separate regions. At FINDING_LEVEL or more no spot is split (plain connected
- * regions). Chosen on validation slices by bench/findings-rule.ts (docs/model.md gives the figures).
+ * Fraction of the way from the map's median to its peak at which a region starts. At 0.5 a broad shoulder of the
+ * peak lying about halfway up joined the other kidney and the spine to the box at one upload size and not at the
+ * next; bench/findings-rule.ts chose 0.75 on validation slices (docs/model.md gives the figures).
  */
-export const FINDING_SADDLE_DEPTH = 0.1
+export const FINDING_LEVEL = 0.75
 
 /** The Stone-minus-Normal map of image `index` in a batch `cam` output of dims [N, classes, h, w]. */
 export function evidenceMap (cam: Float32Array, dims: readonly number[], index: number, positiveIndex: number): EvidenceMap {
@@ -65,9 +61,8 @@ export interface FindingsOptions {
   original: { width: number, height: number }
   input: ModelSpec['input']
   temperature: number
-  /** The rule's two fractions, FINDING_LEVEL and FINDING_SADDLE_DEPTH unless given: bench/findings-rule.ts compares others. */
+  /** FINDING_LEVEL unless given: bench/findings-rule.ts compares other levels. */
   level?: number
-  saddleDepth?: number
 }
 
 export function findingsOf (map: EvidenceMap, options: FindingsOptions): Finding[] {
@@ -79,8 +74,7 @@ export function findingsOf (map: EvidenceMap, options: FindingsOptions): Finding
   if (!(peak > median)) return []
   const level = median + (options.level ?? FINDING_LEVEL) * (peak - median)
   const letterbox = letterboxOf(options.original, options.input)
-  const depth = (options.saddleDepth ?? FINDING_SADDLE_DEPTH) * (peak - median)
-  const regions = evidenceRegions(upsampled, width, height, level, depth)
+  const regions = connectedRegions(width, height, (i) => upsampled[i] >= level)
   // each map cell votes for the region holding its centre pixel: a region's peak is its highest cell, so the top
   // region's peak is the map's maximum exactly (the logit margin of the max-pooling network)
   const peaks = regions.map((region) => region.cells.reduce((highest, i) => Math.max(highest, upsampled[i]), -Infinity))

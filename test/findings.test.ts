@@ -76,6 +76,45 @@ test('regions come ranked by peak, at most three, separate regions separate boxe
   t.ok(found[0].score > found[1].score && found[1].score > found[2].score, 'scores fall')
 })
 
+test('two peaks joined by a bridge well below them give two regions; the old halfway level joined them', async (t) => {
+  // background -2, peaks 4 and 3.8 in row 6 and a bridge of 1.5 between them: the halfway level (about 1) lies
+  // under the bridge, the shipped level (about 2.5) above it
+  const bridged = map([[3, 6, 4], [4, 6, 1.5], [5, 6, 1.5], [6, 6, 1.5], [7, 6, 1.5], [8, 6, 1.5], [9, 6, 3.8]])
+  const options = { ...STONE, original: { width: 224, height: 224 } }
+  const halfway = findingsOf(bridged, { ...options, level: 0.5 })
+  t.equal(halfway.length, 1, `at the halfway level the bridge joins them: ${JSON.stringify(halfway.map((f) => f.box))}`)
+  const found = findingsOf(bridged, options)
+  t.equal(found.length, 2, `two regions: ${JSON.stringify(found.map((f) => f.box))}`)
+  t.ok(contains(found[0].box, 3 * 16 + 8, 6 * 16 + 8) && !contains(found[0].box, 9 * 16 + 8, 6 * 16 + 8), 'the top box holds the higher peak only')
+  t.ok(contains(found[1].box, 9 * 16 + 8, 6 * 16 + 8) && !contains(found[1].box, 3 * 16 + 8, 6 * 16 + 8), 'the second box holds the lower peak only')
+  t.ok(Math.abs(found[0].score - 1 / (1 + Math.exp(-4))) < 1e-6 && Math.abs(found[1].score - 1 / (1 + Math.exp(-3.8))) < 1e-6, 'each scores its own peak')
+})
+
+test('one broad peak stays one region, as wide as the peak', async (t) => {
+  // a hill 5 cells wide centred on cell (6, 6), falling 0.35 per cell from 4: every hill cell is above the level
+  const hill: Array<[number, number, number]> = []
+  for (let y = 4; y <= 8; y++) {
+    for (let x = 4; x <= 8; x++) hill.push([x, y, 4 - 0.35 * Math.hypot(x - 6, y - 6)])
+  }
+  const found = findingsOf(map(hill), { ...STONE, original: { width: 224, height: 224 } })
+  t.equal(found.length, 1, `one region: ${JSON.stringify(found.map((f) => f.box))}`)
+  t.ok(found[0].box.width >= 4 * 16 && found[0].box.height >= 4 * 16, `the box spans the hill (${found[0].box.width}x${found[0].box.height})`)
+})
+
+test('a broad shoulder about halfway up the peak is not part of its box', async (t) => {
+  // stone-0015's map in small: a peak of 4 over cells (8-9, 7-8) on a shoulder of 1 over cells (3-7, 7-9), the
+  // shoulder about halfway from the background (-2) to the peak: the halfway level takes it in or not as the
+  // upload is resized; the shipped level leaves it out
+  const raised: Array<[number, number, number]> = [[8, 7, 4], [9, 7, 4], [8, 8, 4], [9, 8, 4]]
+  for (let y = 7; y <= 9; y++) for (let x = 3; x <= 7; x++) raised.push([x, y, 1.2])
+  const options = { ...STONE, original: { width: 224, height: 224 } }
+  const [halfway] = findingsOf(map(raised), { ...options, level: 0.5 })
+  t.ok(contains(halfway.box, 3 * 16 + 8, 8 * 16 + 8), `at the halfway level the box takes in the shoulder: ${JSON.stringify(halfway.box)}`)
+  const found = findingsOf(map(raised), options)
+  t.equal(found.length, 1)
+  t.ok(contains(found[0].box, 9 * 16, 8 * 16) && found[0].box.x >= 7 * 16, `the box holds the peak and not the shoulder: ${JSON.stringify(found[0].box)}`)
+})
+
 test('the temperature divides the peak in the score', async (t) => {
   const [hot] = findingsOf(map([[5, 5, 4]]), { ...STONE, temperature: 2, original: { width: 224, height: 224 } })
   t.ok(Math.abs(hot.score - 1 / (1 + Math.exp(-2))) < 1e-6, `${hot.score}`)
