@@ -116,6 +116,34 @@ t.test('errors the router raises before any route are typed too, without the pat
   t.same(missingHelmetHeaders(malformed), [], 'helmet headers on the 400')
 })
 
+/** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
+function corsHeaders (res: LightMyRequestResponse): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(res.headers).filter(([name]) => name.startsWith('access-control-') || name === 'vary'))
+}
+
+t.test('the router\'s own errors carry the CORS headers of any other answer: a browser reads the typed 414 and 400', async (t) => {
+  const app = await build(t, { config: { corsOrigins: [ORIGIN] } })
+  for (const origin of [ORIGIN, 'https://evil.example']) {
+    const headers = { origin }
+    const notFound = await app.inject({ method: 'GET', url: '/no/such/route', headers })
+    const long = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers })
+    const malformed = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A', headers })
+    typed(t, long, 414, 'URI_TOO_LONG')
+    typed(t, malformed, 400, 'BAD_URL')
+    t.same(corsHeaders(long), corsHeaders(notFound), `${origin}: the 414 has the CORS headers of a 404`)
+    t.same(corsHeaders(malformed), corsHeaders(notFound), `${origin}: the 400 has the CORS headers of a 404`)
+    t.same(missingHelmetHeaders(long), [], `${origin}: and helmet's`)
+  }
+  const allowed = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
+  t.equal(allowed.headers['access-control-allow-origin'], ORIGIN, 'an allowed origin may read the 414')
+  t.match(String(allowed.headers['access-control-expose-headers']), /x-request-id/)
+  const foreign = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: 'https://evil.example' } })
+  t.notOk(foreign.headers['access-control-allow-origin'], 'another origin may not')
+  const closed = await build(t)
+  const none = await closed.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
+  t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
+})
+
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {
   return { payload: encodeMultipart([{ name, data: value }]), headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` } }
 }
