@@ -6,8 +6,9 @@ import { ServiceError } from '../../inference/errors.js'
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * The CORS headers any answer to a browser request from `origin` carries (none without CORS_ORIGINS, or for an
-     * origin not in it), for the answers sent before any hook runs: the router's own errors (plugins/app/errors.ts).
+     * The CORS headers any answer to a browser request from `origin` carries (none without CORS_ORIGINS; no
+     * Access-Control-Allow-Origin for an origin not in it), for the answers sent before any hook runs: the router's
+     * own errors (plugins/app/errors.ts).
      */
     corsHeaders: (origin: string | undefined) => Promise<Record<string, string>>
   }
@@ -21,7 +22,7 @@ declare module 'fastify' {
 async function headersOnly (options: FastifyCorsOptions): Promise<{ headers: (origin: string | undefined) => Promise<Record<string, string>>, close: () => Promise<void> }> {
   const instance = Fastify({ logger: false })
   await instance.register(cors, options)
-  instance.get('/', async (_request, reply) => await reply.code(204).send())
+  instance.get('/', (_request, reply) => { reply.code(204).send() })
   await instance.ready()
   return {
     headers: async (origin) => {
