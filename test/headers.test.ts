@@ -76,16 +76,18 @@ t.test('helmet headers on every answer: 200, 401, 403, 404, 415, 429, 503 and CO
   t.equal(preflight.headers['access-control-allow-origin'], ORIGIN, 'the allowed preflight still gets its CORS headers')
 })
 
-t.test('503 OVERLOADED from memory pressure carries helmet headers and Retry-After', async (t) => {
-  const app = await build(t, { config: { pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfterS: 7 } } })
-  let res = await app.inject({ method: 'GET', url: '/model' })
+t.test('503 OVERLOADED from memory pressure carries helmet headers, CORS headers and Retry-After', async (t) => {
+  const app = await build(t, { config: { corsOrigins: [ORIGIN], pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfterS: 7 } } })
+  let res = await app.inject({ method: 'GET', url: '/model', headers: { origin: ORIGIN } })
   for (let i = 0; i < 50 && res.statusCode !== 503; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100))
-    res = await app.inject({ method: 'GET', url: '/model' })
+    res = await app.inject({ method: 'GET', url: '/model', headers: { origin: ORIGIN } })
   }
   typed(t, res, 503, 'OVERLOADED')
   t.equal(res.headers['retry-after'], '7')
   t.same(missingHelmetHeaders(res), [])
+  t.equal(res.headers['access-control-allow-origin'], ORIGIN, 'a browser front end can read the refusal')
+  t.match(String(res.headers['access-control-expose-headers']), /retry-after/, 'and its Retry-After')
 })
 
 t.test('error messages are ours: no path echoed, no library wording', async (t) => {
