@@ -116,6 +116,9 @@ t.test('errors the router raises before any route are typed too, without the pat
   t.notMatch(malformed.body, /%E0|FST_/)
   t.same(missingHelmetHeaders(long), [], 'helmet headers on the 414')
   t.same(missingHelmetHeaders(malformed), [], 'helmet headers on the 400')
+  const traced = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A', headers: { 'x-request-id': 'trace-42' } })
+  t.equal(traced.headers['x-request-id'], 'trace-42', 'the caller\'s request id comes back, as on any answer')
+  t.match(String(long.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'one is made when the caller sent none')
 })
 
 /** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
