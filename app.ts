@@ -81,12 +81,13 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
   await app.register(helmetPlugin)
   await app.register(inflightPlugin)
   await app.register(livenessPlugin)
-  // Cheapest refusals first, all before any body is read: closing, overload, rate, CORS preflight, identity.
+  // CORS headers next, so that a browser can read every refusal below (else it sees a network error).
+  await app.register(corsPlugin)
+  // Cheapest refusals first, all before any body is read: closing, overload, rate, identity.
   await app.register(shutdownPlugin)
   await app.register(deadlinePlugin)
   await app.register(underPressurePlugin)
   await app.register(rateLimitPlugin)
-  await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(multipartPlugin)
   await app.register(swaggerPlugin)

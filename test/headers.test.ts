@@ -76,16 +76,18 @@ t.test('helmet headers on every answer: 200, 401, 403, 404, 415, 429, 503 and CO
   t.equal(preflight.headers['access-control-allow-origin'], ORIGIN, 'the allowed preflight still gets its CORS headers')
 })
 
-t.test('503 OVERLOADED from memory pressure carries helmet headers and Retry-After', async (t) => {
-  const app = await build(t, { config: { pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfterS: 7 } } })
-  let res = await app.inject({ method: 'GET', url: '/model' })
+t.test('503 OVERLOADED from memory pressure carries helmet headers, CORS headers and Retry-After', async (t) => {
+  const app = await build(t, { config: { corsOrigins: [ORIGIN], pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 1, maxRssBytes: 0, retryAfterS: 7 } } })
+  let res = await app.inject({ method: 'GET', url: '/model', headers: { origin: ORIGIN } })
   for (let i = 0; i < 50 && res.statusCode !== 503; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100))
-    res = await app.inject({ method: 'GET', url: '/model' })
+    res = await app.inject({ method: 'GET', url: '/model', headers: { origin: ORIGIN } })
   }
   typed(t, res, 503, 'OVERLOADED')
   t.equal(res.headers['retry-after'], '7')
   t.same(missingHelmetHeaders(res), [])
+  t.equal(res.headers['access-control-allow-origin'], ORIGIN, 'a browser front end can read the refusal')
+  t.match(String(res.headers['access-control-expose-headers']), /retry-after/, 'and its Retry-After')
 })
 
 t.test('error messages are ours: no path echoed, no library wording', async (t) => {
@@ -114,6 +116,37 @@ t.test('errors the router raises before any route are typed too, without the pat
   t.notMatch(malformed.body, /%E0|FST_/)
   t.same(missingHelmetHeaders(long), [], 'helmet headers on the 414')
   t.same(missingHelmetHeaders(malformed), [], 'helmet headers on the 400')
+  const traced = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A', headers: { 'x-request-id': 'trace-42' } })
+  t.equal(traced.headers['x-request-id'], 'trace-42', 'the caller\'s request id comes back, as on any answer')
+  t.match(String(long.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'one is made when the caller sent none')
+})
+
+/** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
+function corsHeaders (res: LightMyRequestResponse): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(res.headers).filter(([name]) => name.startsWith('access-control-') || name === 'vary'))
+}
+
+t.test('the router\'s own errors carry the CORS headers of any other answer: a browser reads the typed 414 and 400', async (t) => {
+  const app = await build(t, { config: { corsOrigins: [ORIGIN] } })
+  for (const origin of [ORIGIN, 'https://evil.example']) {
+    const headers = { origin }
+    const notFound = await app.inject({ method: 'GET', url: '/no/such/route', headers })
+    const long = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers })
+    const malformed = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A', headers })
+    typed(t, long, 414, 'URI_TOO_LONG')
+    typed(t, malformed, 400, 'BAD_URL')
+    t.same(corsHeaders(long), corsHeaders(notFound), `${origin}: the 414 has the CORS headers of a 404`)
+    t.same(corsHeaders(malformed), corsHeaders(notFound), `${origin}: the 400 has the CORS headers of a 404`)
+    t.same(missingHelmetHeaders(long), [], `${origin}: and helmet's`)
+  }
+  const allowed = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
+  t.equal(allowed.headers['access-control-allow-origin'], ORIGIN, 'an allowed origin may read the 414')
+  t.match(String(allowed.headers['access-control-expose-headers']), /x-request-id/)
+  const foreign = await app.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: 'https://evil.example' } })
+  t.notOk(foreign.headers['access-control-allow-origin'], 'another origin may not')
+  const closed = await build(t)
+  const none = await closed.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
+  t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
 })
 
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -53,6 +54,28 @@ t.test('when the store cannot be reached, /predict answers 503 RECORDS_UNAVAILAB
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, /kidney_records_write_failures_total\{kind="prediction"\} 1/)
   t.equal(app.records.state, 'opening', 'still trying to connect in the background')
+})
+
+interface CloseLine { plan?: { silent: number[], refused: number[] }, mode?: string, delay?: number, closed?: boolean, alive: string[], escaped?: string[] }
+
+t.test('closing during the background reconnect, at any moment, waits for no backoff and leaves nothing running', async (t) => {
+  // In a child process that nothing else holds open: a close that waited on the reconnect's backoff timer (which holds
+  // nothing open) let that process drain mid-close; under tap that was "error thrown in teardown" and the file's
+  // remaining tests left in queue.
+  const script = new URL('./helpers/close-while-reconnecting.ts', import.meta.url).pathname
+  const child = await new Promise<{ code: number | string | null, stdout: string }>((resolve) => {
+    execFile(process.execPath, ['--import=tsx', script], (error, stdout) => resolve({ code: error === null ? 0 : (error.code ?? null), stdout }))
+  })
+  const lines = child.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as CloseLine)
+  t.equal(child.code, 0, 'the child did not crash')
+  const plan = lines[0]?.plan ?? { silent: [], refused: [] }
+  t.ok(plan.silent.length > 0 && plan.refused.length > 0, 'the child says which closes it makes')
+  const closes = lines.filter((line) => line.closed === true)
+  // A close left waiting on something that holds nothing open lets the child drain and exit before printing its line.
+  t.same(closes.map(({ mode, delay }) => `${mode} ${delay}`), [...plan.silent.map((d) => `silent ${d}`), ...plan.refused.map((d) => `refused ${d}`)],
+    'every close resolved, in a connect attempt and in a backoff')
+  for (const line of closes) t.same(line.alive, [], `${line.mode} ${line.delay} ms: no timer, socket or pool left once closed`)
+  t.same(lines.at(-1), { alive: [], escaped: [] }, 'no error escaped (no unhandled rejection, no uncaught exception)')
 })
 
 t.test('RECORDS_REQUIRED=false answers without a record, logs the loss and counts it', async (t) => {

@@ -4,7 +4,7 @@ import { test } from 'tap'
 import { decodeForModel } from '../inference/preprocess.js'
 import { locateKidneys } from '../model/data/kidney-location.js'
 import { seededRandom } from '../model/data/random.js'
-import { addStoneTwins, patchPairs, resample, type PatchPair } from '../model/data/stone-added.js'
+import { addStoneTwins, addVascularMimic, patchPairs, resample, type PatchPair } from '../model/data/stone-added.js'
 import { TRAINING_INPUT, TRAINING_SPEC } from '../model/training/training-input.js'
 import { CT_KIDNEY } from './helper.js'
 
@@ -93,4 +93,28 @@ test('addStoneTwins on a real stone-free axial slice: same place, same gain, onl
   t.ok(decoyRise <= stoneRise / 8, `the decoy rises by the same gain times its own small patch (${decoyRise})`)
   const again = addStoneTwins({ pixels: target, width: SIDE, height: SIDE }, pair, seededRandom(3))
   t.same(again?.stoneAdded, stoneAdded, 'same seed, same pixels')
+})
+
+test('addVascularMimic puts a saturated spot in front of the vertebral body, away from the kidneys, seeded', async (t) => {
+  const stone = { values: Float32Array.from([0, 60, 0, 60, 120, 60, 0, 60, 0]), width: 3, height: 3 }
+  for (const slice of ['train/normal/normal-0018.jpg', 'train/stone/stone-0001.jpg']) {
+    const target = await modelInput(slice)
+    const location = locateKidneys({ pixels: target, width: SIDE, height: SIDE })
+    const mimic = addVascularMimic({ pixels: target, width: SIDE, height: SIDE }, stone, seededRandom(5))
+    if (location === undefined || mimic === undefined) {
+      t.fail(`${slice}: no spine or no site found on a kidney-level slice`)
+      continue
+    }
+    const { spineCentre, vertebra, vertebralWidth: unit, kidneys } = location
+    const changed = [...target.keys()].filter((i) => mimic.image[i] !== target[i])
+    const rise = Math.max(...changed.map((i) => mimic.image[i] - target[i]))
+    t.ok(rise > 30, `${slice}: the spot stands out (${rise} grey levels)`)
+    for (const i of changed) {
+      const x = i % SIDE
+      const y = Math.floor(i / SIDE)
+      if (y >= vertebra.y || Math.abs(x - spineCentre.x) > 0.5 * unit + 2) t.fail(`${slice}: pixel ${x},${y} changed outside the band in front of the spine`)
+      for (const kidney of kidneys) if (Math.abs(x - kidney.x) < 0.8 * unit) t.fail(`${slice}: pixel ${x},${y} changed beside a kidney centre`)
+    }
+    t.same(addVascularMimic({ pixels: target, width: SIDE, height: SIDE }, stone, seededRandom(5))?.image, mimic.image, `${slice}: same seed, same pixels`)
+  }
 })

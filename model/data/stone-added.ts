@@ -37,6 +37,10 @@ export interface BoxedSlice {
   decoyRegions: Box[]
 }
 
+/** Offset of the vascular mimics' per-slice random seeds from the stone-added twins' (slice k: k + 1), so the two
+ * are drawn independently and adding mimics left the twins unchanged. */
+export const MIMIC_SEED = 1_000_003
+
 /** Stones fainter than this (grey levels at model resolution) are not used: the bump would be lost in noise. */
 const MIN_STONE_BUMP = 25
 /** A decoy patch may rise at most this share of its stone's bump. */
@@ -95,30 +99,54 @@ export interface StoneAddedTwins {
 }
 
 /**
- * Blends a patch pair into a kidney of `target` (a stone-free axial model input). The site is drawn near one
- * of the kidney centres `locateKidneys` estimates, on tissue at least as bright as the body's median grey (kidney
- * parenchyma, not fat or gas) and with no bone-bright pixel around it; the patch is rescaled by 0.55-1.0 (yildirim crops are magnified
- * about 1.3x against a full axial field of view) and its peak raised to 85-100 % of the way from the site's grey
- * to white (stones are far denser than enhanced parenchyma and saturate a soft-tissue window). Returns undefined when no kidney or no site is found.
+ * Blends a patch pair into a kidney of `target` (a stone-free axial model input), as `blend` says. The site is
+ * drawn near one of the kidney centres `locateKidneys` estimates, on tissue at least as bright as the body's
+ * median grey (kidney parenchyma, not fat or gas) and with no bone-bright pixel around it. Returns undefined when
+ * no kidney or no site is found.
  */
 export function addStoneTwins (target: GreyImage, pair: PatchPair, random: () => number): StoneAddedTwins | undefined {
   const location = locateKidneys(target)
   if (location === undefined) return undefined
   const site = chooseSite(target, location, random)
   if (site === undefined) return undefined
+  const { box, images: [stoneAdded, decoy] } = blend(target, site, [pair.stone, pair.decoy], random)
+  return { stoneAdded, decoy, box }
+}
+
+/**
+ * A vascular-calcification mimic (label Normal): a stone patch of the same kind and strength as `addStoneTwins`
+ * blends, placed in front of the vertebral body, where the aorta and the vena cava run. Calcified vessel walls
+ * are the classic stone mimic on non-contrast CT: a stone counts only where urine runs, and the ureters run
+ * lateral to the vertebral body, over the psoas, so the band within half a vertebral-body width of the midline
+ * holds no urinary stone. Returns undefined when no spine or no site is found.
+ */
+export function addVascularMimic (target: GreyImage, stone: Patch, random: () => number): { image: Uint8Array, box: Box } | undefined {
+  const location = locateKidneys(target)
+  if (location === undefined) return undefined
+  const site = chooseVesselSite(target, location, random)
+  if (site === undefined) return undefined
+  const { box, images: [image] } = blend(target, site, [stone], random)
+  return { image, box }
+}
+
+/**
+ * Adds each patch at `site`, rescaled by 0.55-1.0 (yildirim crops are magnified about 1.3x against a full axial
+ * field of view), with one gain that raises the first patch's peak to 85-100 % of the way from the site's grey to
+ * white (stones are far denser than enhanced parenchyma and saturate a soft-tissue window).
+ */
+function blend (target: GreyImage, site: { x: number, y: number }, patches: Patch[], random: () => number): { box: Box, images: Uint8Array[] } {
   const scale = 0.55 + 0.45 * random()
-  const stone = resample(pair.stone, scale)
-  const decoy = resample(pair.decoy, scale)
+  const scaled = patches.map((patch) => resample(patch, scale))
   const box = {
-    x: Math.round(site.x - stone.width / 2),
-    y: Math.round(site.y - stone.height / 2),
-    width: stone.width,
-    height: stone.height
+    x: Math.round(site.x - scaled[0].width / 2),
+    y: Math.round(site.y - scaled[0].height / 2),
+    width: scaled[0].width,
+    height: scaled[0].height
   }
   const local = meanAround(target, site.x, site.y, 2)
   const peak = local + (255 - local) * (0.85 + 0.15 * random())
-  const gain = (peak - local) / Math.max(MIN_STONE_BUMP, ...stone.values)
-  return { stoneAdded: addPatch(target, stone, box, gain), decoy: addPatch(target, decoy, box, gain), box }
+  const gain = (peak - local) / Math.max(MIN_STONE_BUMP, ...scaled[0].values)
+  return { box, images: scaled.map((patch) => addPatch(target, patch, box, gain)) }
 }
 
 const SITE_ATTEMPTS = 40
@@ -137,6 +165,26 @@ function chooseSite (image: GreyImage, location: KidneyLocation, random: () => n
     const y = Math.round(spineCentre.y + (-0.6 + 0.7 * random()) * unit)
     if (x < 4 || y < 4 || x >= image.width - 4 || y >= image.height - 4) continue
     if (meanAround(image, x, y, 2) >= bodyGrey && maxAround(image, x, y, 3) < location.boneLevel) return { x, y }
+  }
+  return undefined
+}
+
+/**
+ * In front of the vertebral body (up to 0.8 of its width ahead of the bone region's front edge) and within half its
+ * width of its centre line, on soft tissue: not air or fat, and darker than halfway from the body's median grey to
+ * bone (the bone region found at bone level can miss the front of a vertebral body, whose spongy bone is
+ * greyer than its cortex), with no bone-bright pixel around: the aorta and the vena cava.
+ */
+function chooseVesselSite (image: GreyImage, location: KidneyLocation, random: () => number): { x: number, y: number } | undefined {
+  const { body, vertebra, vertebralWidth: unit, spineCentre } = location
+  const bodyGrey = medianGrey(image, body)
+  const softTissueCeiling = (bodyGrey + location.boneLevel) / 2
+  for (let attempt = 0; attempt < SITE_ATTEMPTS; attempt++) {
+    const x = Math.round(spineCentre.x + (random() - 0.5) * unit)
+    const y = Math.round(vertebra.y - (0.15 + 0.65 * random()) * unit)
+    if (x < 4 || y < 4 || x >= image.width - 4 || y >= image.height - 4) continue
+    const grey = meanAround(image, x, y, 2)
+    if (grey >= 0.8 * bodyGrey && grey < softTissueCeiling && maxAround(image, x, y, 3) < location.boneLevel) return { x, y }
   }
   return undefined
 }

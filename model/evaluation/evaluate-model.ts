@@ -11,8 +11,8 @@ import { EvaluationModel, type SlicePrediction } from './model-runner.js'
 import { nonContrastMetrics, type NonContrastMetrics } from './noncontrast-metrics.js'
 import { pointingGame, type PointedSlice, type PointingGameMetrics } from './pointing-game.js'
 import { fitProbes, isNonContrastPair, meanGrey } from './probes.js'
-import { stoneAddedMetrics, type StoneAddedMetrics } from './stone-added-metrics.js'
-import { stoneAddedTwins, type EvaluatedTwin } from './stone-added-twins.js'
+import { stoneAddedMetrics, vascularMimicMetrics, type StoneAddedMetrics, type VascularMimicMetrics } from './stone-added-metrics.js'
+import { heldOutPatches, stoneAddedTwins, vascularMimics, type EvaluatedTwin } from './stone-added-twins.js'
 import { stoneEvidenceMetrics, type ScoredTriplet, type StoneEvidenceMetrics } from './stone-evidence-metrics.js'
 import { stoneFreeMetrics, type StoneFreeMetrics } from './stone-free-series-metrics.js'
 import { thumbnailFeatures } from './thumbnail-probe.js'
@@ -44,6 +44,7 @@ export interface ModelMetrics {
   nonContrast: NonContrastMetrics
   stoneEvidence: StoneEvidenceMetrics
   stoneAdded: StoneAddedMetrics
+  vascularMimics: VascularMimicMetrics
   pointingGame: PointingGameMetrics
   thumbnailProbe: { trainImages: number, l2: number, valAuc: number, ctKidneyTestAuc: Estimate, yildirimPairsAuc: Estimate }
   /** The most confident mistakes of each kind, named so a reader can open the slices. */
@@ -173,7 +174,9 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
 
     const stoneFreeBases = heldOut.filter((slice) => slice.label === 0 && slice.plane === 'axial')
     log(`stone-added twins: ${stoneFreeBases.length} stone-free axial test slices, stones from the held-out yildirim groups`)
-    const twins = await stoneAddedTwins(model, stoneFreeBases, triplets)
+    const patches = heldOutPatches(model, triplets)
+    const twins = await stoneAddedTwins(model, stoneFreeBases, patches)
+    const mimics = await vascularMimics(model, stoneFreeBases, patches)
 
     const ctKidneyTest = ctKidneyMetrics(ctKidneySlices, threshold, options.bootstrap)
     const stoneFreeTest = stoneFreeMetrics(stoneFreeSlices.map((slice) => ({ ...slice, finding: slice.finding as 'cyst' | 'tumor' })),
@@ -182,6 +185,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       { trainImages: probes.nonContrast.trainImages, l2: probes.nonContrast.l2, valAuc: probes.nonContrast.valAuc }, options.bootstrap)
     const stoneEvidence = stoneEvidenceMetrics(triplets.map((t) => t.scores), threshold, options.bootstrap)
     const stoneAdded = stoneAddedMetrics(twins.map((twin) => twin.scores), threshold, options.bootstrap)
+    const mimicMetrics = vascularMimicMetrics(mimics, threshold, options.bootstrap)
     const pointing = pointingGame(triplets.filter((t) => t.scores.original >= threshold)
       .map(pointedSlice), options.bootstrap)
     const probeCtKidney = classificationFigures(
@@ -203,6 +207,7 @@ export async function evaluateModel (options: EvaluationOptions): Promise<Evalua
       nonContrast,
       stoneEvidence,
       stoneAdded,
+      vascularMimics: mimicMetrics,
       pointingGame: pointing,
       thumbnailProbe: {
         trainImages: probes.ctKidney.trainImages,

@@ -115,12 +115,15 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
   ]) + `\n\nThe non-contrast probe is fitted on the ${n.probe.trainImages} train slices of the same pair (ct-kidney axial ` +
     `Stone train vs cyst train), its ridge strength (${n.probe.l2}) chosen on the val pair (AUC ${decimal(n.probe.valAuc)}).`,
 
-  stoneAdded: ({ stoneAdded: a, model }) => table(['stone-added twins on held-out stone-free axial slices', 'value [95 % CI]'], [
+  stoneAdded: ({ stoneAdded: a, vascularMimics: v, model }) => table(['stone-added twins on held-out stone-free axial slices', 'value [95 % CI]'], [
     ['twin pairs (series)', `${a.pairs} (${a.series})`],
     ['pairs AUC: stone-added vs decoy twin', withInterval(a.pairsAuc, decimal)],
     ['share of slices scoring higher with the stone than untouched', withInterval(a.winRateOverUntouched, percent)],
     [`sensitivity on stone-added slices at the threshold ${model.threshold}`, withInterval(a.sensitivity, percent)],
-    ['specificity on their decoy twins', withInterval(a.decoySpecificity, percent)]
+    ['specificity on their decoy twins', withInterval(a.decoySpecificity, percent)],
+    ['vascular mimics: the same stone patch in front of the vertebral body, label Normal (series)', `${v.images} (${v.series})`],
+    ['specificity on the vascular mimics', withInterval(v.specificity, percent)],
+    ['share of slices scoring higher with the mimic than untouched', withInterval(v.riseOverUntouched, percent)]
   ]),
 
   pointing: ({ pointingGame: g }) => table(['pointing game, held-out yildirim slices called Stone', 'value [95 % CI]'], [

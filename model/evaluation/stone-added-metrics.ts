@@ -34,3 +34,27 @@ export function stoneAddedMetrics (twins: readonly StoneAddedTwin[], threshold: 
   }), bootstrap)
   return { pairs: twins.length, series: new Set(twins.map((twin) => twin.group)).size, ...estimates }
 }
+
+/** A held-out stone-free slice scored untouched and with a vascular-calcification mimic (label Normal). */
+export interface VascularMimic {
+  group: string
+  finding: string
+  untouched: number
+  mimic: number
+}
+
+export interface VascularMimicMetrics {
+  images: number
+  series: number
+  specificity: Estimate
+  /** Share of slices scoring higher with the mimic than untouched. */
+  riseOverUntouched: Estimate
+}
+
+export function vascularMimicMetrics (mimics: readonly VascularMimic[], threshold: number, bootstrap: BootstrapOptions): VascularMimicMetrics {
+  const estimates = bootstrapByGroup(mimics, (m) => m.group, (m) => m.finding, (sample) => ({
+    specificity: sample.filter((m) => m.mimic < threshold).length / sample.length,
+    riseOverUntouched: sample.filter((m) => m.mimic > m.untouched).length / sample.length
+  }), bootstrap)
+  return { images: mimics.length, series: new Set(mimics.map((m) => m.group)).size, ...estimates }
+}

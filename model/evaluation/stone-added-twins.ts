@@ -1,9 +1,9 @@
 import type { Box } from '../../inference/letterbox.js'
 import { seededRandom } from '../data/random.js'
-import { addStoneTwins, patchPairs } from '../data/stone-added.js'
+import { addStoneTwins, addVascularMimic, MIMIC_SEED, patchPairs, type PatchPair } from '../data/stone-added.js'
 import type { StoneTriplet } from './datasets.js'
 import type { EvaluationModel, SlicePrediction } from './model-runner.js'
-import type { StoneAddedTwin } from './stone-added-metrics.js'
+import type { StoneAddedTwin, VascularMimic } from './stone-added-metrics.js'
 
 /** A held-out stone-free slice, already scored. */
 interface Base {
@@ -30,13 +30,9 @@ export interface EvaluatedTwin {
   scores: StoneAddedTwin
 }
 
-/**
- * The stone-added twins of held-out slices, built exactly as the training export builds them for train slices
- * (model/data/stone-added.ts), with patches of the held-out yildirim groups only. Seeded per slice.
- */
-export async function stoneAddedTwins (model: EvaluationModel, bases: readonly Base[], triplets: readonly ScoredTriplet[]): Promise<EvaluatedTwin[]> {
-  const { input } = model.spec
-  const library = triplets.flatMap((t) => t.decoy === undefined
+/** The stone / decoy patch pairs of the held-out yildirim groups. */
+export function heldOutPatches (model: EvaluationModel, triplets: readonly ScoredTriplet[]): PatchPair[] {
+  return triplets.flatMap((t) => t.decoy === undefined
     ? []
     : patchPairs({
       original: t.original.modelInput,
@@ -45,7 +41,15 @@ export async function stoneAddedTwins (model: EvaluationModel, bases: readonly B
       originalSize: { width: t.triplet.original.width, height: t.triplet.original.height },
       removedRegions: t.triplet.removedRegions,
       decoyRegions: t.triplet.decoyRegions
-    }, input))
+    }, model.spec.input))
+}
+
+/**
+ * The stone-added twins of held-out slices, built exactly as the training export builds them for train slices
+ * (model/data/stone-added.ts), with patches of the held-out yildirim groups only. Seeded per slice.
+ */
+export async function stoneAddedTwins (model: EvaluationModel, bases: readonly Base[], library: readonly PatchPair[]): Promise<EvaluatedTwin[]> {
+  const { input } = model.spec
   const made = bases.flatMap((base, k) => {
     const random = seededRandom(k + 1)
     const twins = addStoneTwins({ pixels: base.prediction.modelInput, width: input.width, height: input.height },
@@ -70,4 +74,22 @@ export async function stoneAddedTwins (model: EvaluationModel, bases: readonly B
       }
     }
   })
+}
+
+/** Vascular-calcification mimics of held-out slices, built as the training export builds them, seeded per slice. */
+export async function vascularMimics (model: EvaluationModel, bases: readonly Base[], library: readonly PatchPair[]): Promise<VascularMimic[]> {
+  const { input } = model.spec
+  const made = bases.flatMap((base, k) => {
+    const random = seededRandom(MIMIC_SEED + k)
+    const mimic = addVascularMimic({ pixels: base.prediction.modelInput, width: input.width, height: input.height },
+      library[Math.floor(random() * library.length)].stone, random)
+    return mimic === undefined ? [] : [{ base, image: mimic.image }]
+  })
+  const predictions = await model.predictModelInputs(made.map((mimic) => Buffer.from(mimic.image)))
+  return made.map(({ base }, i) => ({
+    group: base.group,
+    finding: base.finding,
+    untouched: base.prediction.probability,
+    mimic: predictions[i].probability
+  }))
 }

@@ -139,7 +139,8 @@ export function sendError (reply: FastifyReply, error: ServiceError): FastifyRep
  * Errors Fastify's router raises before any route or hook runs (a malformed percent-encoding, a path parameter
  * longer than the router allows): Fastify's own answer would echo the path and its own code. Passed to Fastify as
  * `frameworkErrors`; the audit hook does not see these requests (they never reach a route's context), so they are
- * logged here.
+ * logged here. No hook runs for them either, so the headers every answer carries are set here: helmet's, the request
+ * id, and the CORS headers, without which a browser front end would see a network error instead of this answer.
  */
 export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
@@ -149,7 +150,12 @@ export function frameworkErrorHandler (error: FastifyError, request: FastifyRequ
       : new InternalError()
   request.log.info({ code: known.code, statusCode: known.statusCode }, 'request rejected before routing')
   setSecurityHeaders(request.raw, reply.raw)
-  sendError(reply, known)
+  reply.header('x-request-id', request.id)
+  // A reply is a thenable that settles once it is sent: the callbacks must not return it.
+  request.server.corsHeaders(request.headers.origin)
+    .then((headers) => { reply.headers(headers) }, (err: unknown) => { request.log.error({ err }, 'CORS headers of a router error') })
+    .then(() => { sendError(reply, known) })
+    .catch((err: unknown) => { request.log.error({ err }, 'router error answer') })
 }
 
 /** Connections Node cut off at REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS (answered 408 below). */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
@@ -35,13 +36,12 @@ export class RecordsService {
   /** Resolves once the store is open (or records are off); rejects only if the embedded database cannot be opened. */
   readonly opened: Promise<void>
   private store: RecordStore | undefined
-  private closing = false
+  /** Aborted by close(): cuts short the wait between two attempts to open the store, and starts no further one. */
+  private readonly closing = new AbortController()
   /** False after a failed write until the next successful one: only the changes are logged, not every failure. */
   private writing = true
   private timer: NodeJS.Timeout | undefined
   private sweeping: Promise<void> | undefined
-  /** Ends the wait between two attempts to open the store (closing does not wait out the backoff). */
-  private wake: () => void = () => {}
 
   constructor (
     readonly config: RecordsConfig,
@@ -62,7 +62,8 @@ export class RecordsService {
   }
 
   private async open (): Promise<void> {
-    for (let delay = RETRY_MS.first; !this.closing; delay = Math.min(delay * 2, RETRY_MS.max)) {
+    const closing = this.closing.signal
+    for (let delay = RETRY_MS.first; !closing.aborted; delay = Math.min(delay * 2, RETRY_MS.max)) {
       try {
         const { store, applied } = await RecordStore.open(this.storeOptions(), {
           written: (kind, rows, ms) => {
@@ -71,7 +72,7 @@ export class RecordsService {
           },
           connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed')
         })
-        if (this.closing) { await store.close(); return }
+        if (closing.aborted) { await store.close(); return }
         this.store = store
         this.state = 'ready'
         this.reason = undefined
@@ -86,11 +87,10 @@ export class RecordsService {
           this.log.error({ err: error }, `records store: ${reason}`)
           throw error
         }
+        if (closing.aborted) return
         this.log.error({ err: error, retryInMs: delay }, `records store: ${reason}; retrying`)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay).unref()
-          this.wake = () => { clearTimeout(timer); resolve() }
-        })
+        // Cut short by close(), which must never wait out a backoff (up to 30 s, on a timer that holds nothing open).
+        await sleep(delay, undefined, { signal: closing, ref: false }).catch(() => {})
       }
     }
   }
@@ -201,7 +201,7 @@ export class RecordsService {
   }
 
   private scheduleSweep (delayMs: number): void {
-    if (this.config.retentionMs === 0 || this.closing) return
+    if (this.config.retentionMs === 0 || this.closing.signal.aborted) return
     this.timer = setTimeout(() => {
       this.sweeping = this.sweepExpired().then(({ backlog }) => {
         this.scheduleSweep(backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4)))
@@ -234,10 +234,14 @@ export class RecordsService {
     return swept
   }
 
+  /**
+   * Stops the background work and closes the store: nothing of it is left afterwards (no timer, pool or connection).
+   * An attempt to open the store that is under way is waited for (it fails or succeeds within DATABASE_TIMEOUT_MS per
+   * statement, and ends its pool either way); the wait before the next attempt is cut short and none starts.
+   */
   async close (): Promise<void> {
-    this.closing = true
+    this.closing.abort()
     clearTimeout(this.timer)
-    this.wake()
     await this.opened.catch(() => {})
     await this.sweeping
     await this.store?.close()

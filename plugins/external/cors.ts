@@ -1,6 +1,39 @@
+import Fastify from 'fastify'
 import fp from 'fastify-plugin'
-import cors from '@fastify/cors'
+import cors, { type FastifyCorsOptions } from '@fastify/cors'
 import { ServiceError } from '../../inference/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The CORS headers any answer to a browser request from `origin` carries (none without CORS_ORIGINS; no
+     * Access-Control-Allow-Origin for an origin not in it), for the answers sent before any hook runs: the router's
+     * own errors (plugins/app/errors.ts).
+     */
+    corsHeaders: (origin: string | undefined) => Promise<Record<string, string>>
+  }
+}
+
+/**
+ * @fastify/cors sets its headers in an onRequest hook, which the router's own errors (414 URI_TOO_LONG, 400 BAD_URL)
+ * never reach. Their headers come from the same plugin with the same options, run on a Fastify instance of its own
+ * that answers one GET: what a browser gets on any other answer, without restating the plugin's rules here.
+ */
+async function headersOnly (options: FastifyCorsOptions): Promise<{ headers: (origin: string | undefined) => Promise<Record<string, string>>, close: () => Promise<void> }> {
+  const instance = Fastify({ logger: false })
+  await instance.register(cors, options)
+  instance.get('/', (_request, reply) => { reply.code(204).send() })
+  await instance.ready()
+  return {
+    headers: async (origin) => {
+      const res = await instance.inject({ method: 'GET', url: '/', headers: origin === undefined ? {} : { origin } })
+      return Object.fromEntries(Object.entries(res.headers)
+        .filter(([name]) => name.startsWith('access-control-') || name === 'vary')
+        .map(([name, value]) => [name, String(value)]))
+    },
+    close: async () => { await instance.close() }
+  }
+}
 
 /**
  * Browsers may call the API only from the origins in CORS_ORIGINS (none by default; '*' for any). Preflight
@@ -10,7 +43,10 @@ import { ServiceError } from '../../inference/errors.js'
  */
 export default fp(async (app) => {
   const origins = app.config.corsOrigins
-  if (origins.length === 0) return
+  if (origins.length === 0) {
+    app.decorate('corsHeaders', async () => ({}))
+    return
+  }
   const anyOrigin = origins.includes('*')
   app.addHook('onRequest', async (request) => {
     if (request.method !== 'OPTIONS') return
@@ -22,12 +58,16 @@ export default fp(async (app) => {
       throw new ServiceError('CORS_ORIGIN_NOT_ALLOWED', 403, 'This origin may not call the API from a browser; the operator can add it to CORS_ORIGINS.')
     }
   })
-  await app.register(cors, {
+  const options: FastifyCorsOptions = {
     origin: anyOrigin ? '*' : origins,
     methods: ['GET', 'POST'],
     allowedHeaders: ['authorization', 'content-type', 'x-request-id', app.config.auth.apiKeyHeader],
     exposedHeaders: ['server-timing', 'x-request-id', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining',
       'x-ratelimit-reset'],
     maxAge: 600
-  })
+  }
+  await app.register(cors, options)
+  const routerErrors = await headersOnly(options)
+  app.decorate('corsHeaders', routerErrors.headers)
+  app.addHook('onClose', routerErrors.close)
 }, { name: 'cors', dependencies: ['config', 'errors'] })

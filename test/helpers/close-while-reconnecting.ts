@@ -1,0 +1,85 @@
+import { once } from 'node:events'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
+import { buildApp } from '../../app.js'
+import { freePort } from '../../bench/processes.js'
+import { RECORDS_OFF } from '../helper.js'
+
+/**
+ * Run in a child process by test/records-policy.test.ts. Builds the service against a PostgreSQL server that cannot
+ * be reached, closes it at several moments of its background reconnect, and prints one JSON line per close, then a
+ * last line with what is still alive and any error that escaped. Nothing here holds the event loop open while a close
+ * is awaited, as in a process whose server has stopped: a close that waited on a timer holding nothing open (a
+ * reconnect backoff) would let the process drain and exit (code 13) without printing its line.
+ *
+ * - `silent`: a server that accepts the connection and never answers (a host whose PostgreSQL hangs): an attempt is
+ *   under way until DATABASE_TIMEOUT_MS (1 s here), and the close comes `delay` ms after its connection arrived,
+ *   inside the attempt or, for the longer delays on a slow machine, in the backoff after it.
+ * - `refused`: a loopback port where nothing listens: the close comes `delay` ms after the service is ready, in a
+ *   backoff or an attempt, wherever that falls.
+ */
+
+const escaped: string[] = []
+process.on('unhandledRejection', (error) => escaped.push(`unhandledRejection: ${String(error)}`))
+process.on('uncaughtException', (error) => escaped.push(`uncaughtException: ${String(error)}`))
+
+const TIMEOUT_MS = 1_000
+const SILENT_DELAYS = [0, 5, 50, 300, 700]
+const REFUSED_DELAYS = [0, 1_000, 3_000]
+
+async function service (databaseUrl: string): Promise<Awaited<ReturnType<typeof buildApp>>> {
+  const app = await buildApp({ logger: false, config: { records: { ...RECORDS_OFF, store: 'postgres', databaseUrl, timeoutMs: TIMEOUT_MS, required: true } } })
+  await app.ready()
+  await app.model.loaded
+  return app
+}
+
+/** What holds the process open (stdio aside), once a turn of the event loop has let the handles just closed go. */
+async function alive (): Promise<string[]> {
+  await new Promise((resolve) => setImmediate(resolve))
+  return process.getActiveResourcesInfo().filter((resource) => resource !== 'TTYWrap' && resource !== 'PipeWrap')
+}
+
+async function pause (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+console.log(JSON.stringify({ plan: { silent: SILENT_DELAYS, refused: REFUSED_DELAYS } }))
+
+const silent = createServer()
+silent.unref()
+silent.listen(0, '127.0.0.1')
+await once(silent, 'listening')
+const silentUrl = `postgres://kidney@127.0.0.1:${(silent.address() as AddressInfo).port}/records`
+
+for (const delay of SILENT_DELAYS) {
+  const accepted: Socket[] = []
+  let arrived: () => void = () => {}
+  const onConnection = (socket: Socket): void => {
+    socket.unref()
+    accepted.push(socket)
+    arrived()
+  }
+  silent.on('connection', onConnection)
+  const app = await service(silentUrl)
+  // Close while an attempt is under way: the one whose connection is still open, else the next one (meanwhile a
+  // timer of ours holds the process: the service's backoff does not).
+  if (accepted.every((socket) => socket.closed)) {
+    const holder = setInterval(() => {}, 60_000)
+    await new Promise<void>((resolve) => { arrived = resolve })
+    clearInterval(holder)
+  }
+  await pause(delay)
+  await app.close()
+  silent.off('connection', onConnection)
+  console.log(JSON.stringify({ mode: 'silent', delay, closed: true, connections: accepted.length, alive: await alive() }))
+}
+silent.close()
+
+for (const delay of REFUSED_DELAYS) {
+  const app = await service(`postgres://kidney@127.0.0.1:${await freePort()}/records`)
+  await pause(delay)
+  await app.close()
+  console.log(JSON.stringify({ mode: 'refused', delay, closed: true, alive: await alive() }))
+}
+
+console.log(JSON.stringify({ alive: await alive(), escaped }))
