@@ -43,7 +43,6 @@ const widths = opts.widths.split(',').map(Number)
 const IOU_AGREES = 0.5
 const MAX_PIXELS = 40_000_000
 
-interface Upload { label: string, bytes: Buffer }
 interface ValSlice { dataset: 'ct-kidney' | 'yildirim', file: string, group: string, stones: Box[] }
 interface Seen { size: { width: number, height: number }, probability: number, map: EvidenceMap | undefined }
 
@@ -60,12 +59,12 @@ const slices: ValSlice[] = [
   }))
 ]
 
-async function uploadsOf (file: string): Promise<Upload[]> {
+/** The file itself first, then the slice resized to each width (PNG: the resize alone, no new JPEG loss). */
+async function uploadsOf (file: string): Promise<Buffer[]> {
   const bytes = await readFile(file)
   const { width } = await sharp(bytes).metadata()
-  const resized = await Promise.all(widths.filter((w) => w !== width).map(async (w): Promise<Upload> =>
-    ({ label: String(w), bytes: await sharp(bytes).resize(w).png().toBuffer() })))
-  return [{ label: 'original', bytes }, ...resized]
+  const resized = await Promise.all(widths.filter((w) => w !== width).map(async (w) => await sharp(bytes).resize(w).png().toBuffer()))
+  return [bytes, ...resized]
 }
 
 // every upload of every slice through the service's preprocessing and the model, once; the rules run on the maps
@@ -73,8 +72,8 @@ let inferenceMs = 0
 let inferences = 0
 const seen: Seen[][] = []
 for (const slice of slices) {
-  const inputs = await Promise.all((await uploadsOf(slice.file)).map(async (u) =>
-    await prepareModelInput(u.bytes, spec, { channels: spec.input.channels, maxPixels: MAX_PIXELS })))
+  const inputs = await Promise.all((await uploadsOf(slice.file)).map(async (upload) =>
+    await prepareModelInput(upload, spec, { channels: spec.input.channels, maxPixels: MAX_PIXELS })))
   const started = performance.now()
   const predictions = await model.predictModelInputs(inputs.map((i) => i.pixels))
   inferenceMs += performance.now() - started
@@ -191,7 +190,7 @@ console.log(`chosen level: ${chosen?.level ?? 'none meets (b) and (c)'}; finding
 const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '')
 const out = opts.out ?? `bench/results/findings-rule-${stamp}.json`
 await writeFile(out, JSON.stringify({
-  command: 'taskset -c 1 npx tsx bench/findings-rule.ts ' + process.argv.slice(2).join(' '),
+  command: ['taskset -c 1 npx tsx bench/findings-rule.ts', ...process.argv.slice(2)].join(' '),
   date: new Date().toISOString(),
   model: { name: spec.name, version: spec.version, threshold: spec.threshold },
   slices: { ctKidneyValStone: slices.filter((s) => s.dataset === 'ct-kidney').length, yildirimVal: slices.filter((s) => s.dataset === 'yildirim').length },
