@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { buildApp } from '../../app.js'
@@ -33,10 +34,23 @@ async function service (databaseUrl: string): Promise<Awaited<ReturnType<typeof 
   return app
 }
 
-/** What holds the process open (stdio aside), once a turn of the event loop has let the handles just closed go. */
+/**
+ * Timers and TCP sockets not yet cleared, fired or closed, unref'd ones included (a reconnect backoff or a sweep
+ * timer is unref'd, so process.getActiveResourcesInfo() would not list it). Ours are made before the hook is
+ * enabled or are cleared before a close is awaited.
+ */
+const pending = new Map<number, string>()
+const TRACKED = new Set(['Timeout', 'TCPWRAP', 'TCPCONNECTWRAP'])
+createHook({
+  init (asyncId, type) { if (TRACKED.has(type)) pending.set(asyncId, type) },
+  destroy (asyncId) { pending.delete(asyncId) }
+}).enable()
+
+/** What is left (stdio aside), once a turn of the event loop has let the handles just closed go. */
 async function alive (): Promise<string[]> {
   await new Promise((resolve) => setImmediate(resolve))
-  return process.getActiveResourcesInfo().filter((resource) => resource !== 'TTYWrap' && resource !== 'PipeWrap')
+  const active = process.getActiveResourcesInfo().filter((resource) => resource !== 'TTYWrap' && resource !== 'PipeWrap')
+  return [...active, ...pending.values()]
 }
 
 async function pause (ms: number): Promise<void> {
@@ -56,6 +70,7 @@ for (const delay of SILENT_DELAYS) {
   let arrived: () => void = () => {}
   const onConnection = (socket: Socket): void => {
     socket.unref()
+    socket.resume() // read (and drop) what the client sends, so its closing the connection closes ours
     accepted.push(socket)
     arrived()
   }
