@@ -88,6 +88,9 @@ t.test('503 OVERLOADED from memory pressure carries helmet headers, CORS headers
   t.same(missingHelmetHeaders(res), [])
   t.equal(res.headers['access-control-allow-origin'], ORIGIN, 'a browser front end can read the refusal')
   t.match(String(res.headers['access-control-expose-headers']), /retry-after/, 'and its Retry-After')
+  const preflight = await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: ORIGIN, 'access-control-request-method': 'POST' } })
+  t.equal(preflight.statusCode, 204, 'an allowed preflight is still answered, so the browser sends the request and reads its 503')
+  t.equal(preflight.headers['access-control-allow-origin'], ORIGIN)
 })
 
 t.test('error messages are ours: no path echoed, no library wording', async (t) => {

@@ -152,7 +152,8 @@ export function frameworkErrorHandler (error: FastifyError, request: FastifyRequ
   setSecurityHeaders(request.raw, reply.raw)
   reply.header('x-request-id', request.id)
   // A reply is a thenable that settles once it is sent: the callbacks must not return it.
-  request.server.corsHeaders(request.headers.origin)
+  // corsHeaders is absent in an app built without the CORS plugin: no CORS headers then.
+  Promise.resolve(request.server.corsHeaders?.(request.headers.origin) ?? {})
     .then((headers) => { reply.headers(headers) }, (err: unknown) => { request.log.error({ err }, 'CORS headers of a router error') })
     .then(() => { sendError(reply, known) })
     .catch((err: unknown) => { request.log.error({ err }, 'router error answer') })
