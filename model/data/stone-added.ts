@@ -37,8 +37,7 @@ export interface BoxedSlice {
   decoyRegions: Box[]
 }
 
-/** Offset of the vascular mimics' per-slice random seeds from the stone-added twins' (slice k: k + 1), so the two
- * are drawn independently and adding mimics left the twins unchanged. */
+/** Seed base of the vascular mimics' per-slice random streams (slice k: MIMIC_SEED + k; the twins' are k + 1). */
 export const MIMIC_SEED = 1_000_003
 
 /** Stones fainter than this (grey levels at model resolution) are not used: the bump would be lost in noise. */
@@ -109,44 +108,49 @@ export function addStoneTwins (target: GreyImage, pair: PatchPair, random: () =>
   if (location === undefined) return undefined
   const site = chooseSite(target, location, random)
   if (site === undefined) return undefined
-  const { box, images: [stoneAdded, decoy] } = blend(target, site, [pair.stone, pair.decoy], random)
+  const scale = drawScale(random)
+  const { box, images: [stoneAdded, decoy] } = blend(target, site, [resample(pair.stone, scale), resample(pair.decoy, scale)], random)
   return { stoneAdded, decoy, box }
 }
 
 /**
- * A vascular-calcification mimic (label Normal): a stone patch of the same kind and strength as `addStoneTwins`
- * blends, placed in front of the vertebral body, where the aorta and the vena cava run. Calcified vessel walls
- * are the classic stone mimic on non-contrast CT: a stone counts only where urine runs, and the ureters run
- * lateral to the vertebral body, over the psoas, so the band within half a vertebral-body width of the midline
- * holds no urinary stone. Returns undefined when no spine or no site is found.
+ * A vascular-calcification mimic (label Normal; made for the evaluation, not trained on): a stone patch of the same
+ * kind and strength as `addStoneTwins` blends, placed wholly in front of the vertebral body, where the aorta and the
+ * vena cava run. Calcified vessel walls are the classic stone mimic on non-contrast CT: a stone counts only where
+ * urine runs, and the ureters run lateral to the vertebral body, over the psoas, so the band within half a
+ * vertebral-body width of the midline holds no urinary stone (except in the isthmus of a horseshoe kidney, which
+ * lies there). Returns undefined when no spine or no site is found.
  */
 export function addVascularMimic (target: GreyImage, stone: Patch, random: () => number): { image: Uint8Array, box: Box } | undefined {
   const location = locateKidneys(target)
   if (location === undefined) return undefined
-  const site = chooseVesselSite(target, location, random)
+  const patch = resample(stone, drawScale(random))
+  const site = chooseVesselSite(target, location, patch, random)
   if (site === undefined) return undefined
-  const { box, images: [image] } = blend(target, site, [stone], random)
+  const { box, images: [image] } = blend(target, site, [patch], random)
   return { image, box }
 }
 
+/** A patch's rescale, 0.55-1.0: yildirim crops are magnified about 1.3x against a full axial field of view. */
+function drawScale (random: () => number): number {
+  return 0.55 + 0.45 * random()
+}
+
 /**
- * Adds each patch at `site`, rescaled by 0.55-1.0 (yildirim crops are magnified about 1.3x against a full axial
- * field of view), with one gain that raises the first patch's peak to 85-100 % of the way from the site's grey to
- * white (stones are far denser than enhanced parenchyma and saturate a soft-tissue window).
+ * Adds each (rescaled) patch centred at `site`, with one gain that raises the first patch's peak to 85-100 % of the
+ * way from the site's grey to white (stones are far denser than enhanced parenchyma and saturate a soft-tissue
+ * window).
  */
 function blend (target: GreyImage, site: { x: number, y: number }, patches: Patch[], random: () => number): { box: Box, images: Uint8Array[] } {
-  const scale = 0.55 + 0.45 * random()
-  const scaled = patches.map((patch) => resample(patch, scale))
-  const box = {
-    x: Math.round(site.x - scaled[0].width / 2),
-    y: Math.round(site.y - scaled[0].height / 2),
-    width: scaled[0].width,
-    height: scaled[0].height
-  }
+  const box = boxAround(site, patches[0])
   const local = meanAround(target, site.x, site.y, 2)
   const peak = local + (255 - local) * (0.85 + 0.15 * random())
-  const gain = (peak - local) / Math.max(MIN_STONE_BUMP, ...scaled[0].values)
-  return { box, images: scaled.map((patch) => addPatch(target, patch, box, gain)) }
+  const gain = (peak - local) / Math.max(MIN_STONE_BUMP, ...patches[0].values)
+  return { box, images: patches.map((patch) => addPatch(target, patch, box, gain)) }
+}
+
+function boxAround (site: { x: number, y: number }, patch: Patch): Box {
+  return { x: Math.round(site.x - patch.width / 2), y: Math.round(site.y - patch.height / 2), width: patch.width, height: patch.height }
 }
 
 const SITE_ATTEMPTS = 40
@@ -170,23 +174,36 @@ function chooseSite (image: GreyImage, location: KidneyLocation, random: () => n
 }
 
 /**
- * In front of the vertebral body (up to 0.8 of its width ahead of the bone region's front edge) and within half its
- * width of its centre line, on soft tissue: not air or fat, and darker than halfway from the body's median grey to
- * bone (the bone region found at bone level can miss the front of a vertebral body, whose spongy bone is
- * greyer than its cortex), with no bone-bright pixel around: the aorta and the vena cava.
+ * The whole patch in front of the vertebral body, from 0.1 to 1.0 of its width ahead of the bone region's front
+ * edge, and within half its width of its centre line. The centre on soft tissue: not
+ * air or fat, and darker than halfway from the body's median grey to bone (the bone region found at bone level can
+ * miss the front of a vertebral body, whose spongy bone is greyer than its cortex); no bone-bright pixel under the
+ * patch. That is the aorta and the vena cava.
  */
-function chooseVesselSite (image: GreyImage, location: KidneyLocation, random: () => number): { x: number, y: number } | undefined {
+function chooseVesselSite (image: GreyImage, location: KidneyLocation, patch: Patch, random: () => number): { x: number, y: number } | undefined {
   const { body, vertebra, vertebralWidth: unit, spineCentre } = location
   const bodyGrey = medianGrey(image, body)
   const softTissueCeiling = (bodyGrey + location.boneLevel) / 2
+  const sideRoom = 0.5 * unit - patch.width / 2
+  const depthRoom = 0.9 * unit - patch.height
+  if (sideRoom < 0 || depthRoom < 0) return undefined
   for (let attempt = 0; attempt < SITE_ATTEMPTS; attempt++) {
-    const x = Math.round(spineCentre.x + (random() - 0.5) * unit)
-    const y = Math.round(vertebra.y - (0.15 + 0.65 * random()) * unit)
-    if (x < 4 || y < 4 || x >= image.width - 4 || y >= image.height - 4) continue
+    const x = Math.round(spineCentre.x + (2 * random() - 1) * sideRoom)
+    const y = Math.round(vertebra.y - 0.1 * unit - patch.height / 2 - random() * depthRoom)
+    const box = boxAround({ x, y }, patch)
+    if (box.x < 0 || box.y < 0 || box.x + box.width > image.width || box.y + box.height > image.height) continue
     const grey = meanAround(image, x, y, 2)
-    if (grey >= 0.8 * bodyGrey && grey < softTissueCeiling && maxAround(image, x, y, 3) < location.boneLevel) return { x, y }
+    if (grey >= 0.8 * bodyGrey && grey < softTissueCeiling && maxIn(image, box) < location.boneLevel) return { x, y }
   }
   return undefined
+}
+
+function maxIn (image: GreyImage, box: Box): number {
+  let max = 0
+  for (let y = box.y; y < box.y + box.height; y++) {
+    for (let x = box.x; x < box.x + box.width; x++) max = Math.max(max, image.pixels[y * image.width + x])
+  }
+  return max
 }
 
 function medianGrey (image: GreyImage, box: Box): number {

@@ -121,8 +121,8 @@ const sections: Record<string, (metrics: ModelMetrics) => string> = {
     ['share of slices scoring higher with the stone than untouched', withInterval(a.winRateOverUntouched, percent)],
     [`sensitivity on stone-added slices at the threshold ${model.threshold}`, withInterval(a.sensitivity, percent)],
     ['specificity on their decoy twins', withInterval(a.decoySpecificity, percent)],
-    ['vascular mimics: the same stone patch in front of the vertebral body, label Normal (series)', `${v.images} (${v.series})`],
-    ['specificity on the vascular mimics', withInterval(v.specificity, percent)],
+    ['synthetic vascular mimics: a held-out stone patch blended in front of the vertebral body, Normal (series)', `${v.images} (${v.series})`],
+    [`specificity on the vascular mimics at the threshold ${model.threshold}`, withInterval(v.specificity, percent)],
     ['share of slices scoring higher with the mimic than untouched', withInterval(v.riseOverUntouched, percent)]
   ]),
 
