@@ -89,11 +89,14 @@ export default fp(async (app) => {
     const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
     const { spec, modelSha256 } = classifier
     const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
-    try {
-      await app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
-    } catch (error) {
-      await app.uploads.discard(id, format)
-      throw error
+    // With RECORDS_STORE=off nothing is built either (the input's SHA-256 is work only a record needs).
+    if (app.records.state !== 'off') {
+      try {
+        await app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
+      } catch (error) {
+        await app.uploads.discard(id, format)
+        throw error
+      }
     }
     const acquired = classification.dicom?.acquired
     return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
