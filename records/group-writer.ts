@@ -5,18 +5,23 @@ interface Pending<T> {
 }
 
 /**
- * Group commit: items submitted while a write is running wait and then go to the database together, in one
+ * Group commit: items submitted while writes are running wait and then go to the database together, in one
  * statement, so under load the number of round trips and commits per record falls as the load rises; a lone
  * item is written at once (after the current event-loop turn, so items finished in the same turn share it).
- * `submit` resolves once the item's batch is committed and rejects with the batch's error.
+ * Up to `maxInFlight` writes run at once (a server's pool commits them side by side, so an item need not wait for
+ * the write before it to commit; one for a single connection). `submit` resolves once the item's batch is committed
+ * and rejects with the batch's error.
  */
 export class GroupWriter<T> {
   private queue: Array<Pending<T>> = []
-  private running: Promise<void> | undefined
+  private inFlight = 0
+  private scheduled = false
+  private idle: Array<() => void> = []
 
   constructor (
     private readonly write: (items: T[]) => Promise<void>,
-    private readonly maxBatch: number
+    private readonly maxBatch: number,
+    private readonly maxInFlight = 1
   ) {}
 
   get pending (): number {
@@ -25,26 +30,31 @@ export class GroupWriter<T> {
 
   async submit (item: T): Promise<void> {
     const done = new Promise<void>((resolve, reject) => this.queue.push({ item, resolve, reject }))
-    this.running ??= this.run()
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => { this.scheduled = false; this.pump() })
+    }
     await done
   }
 
   /** Resolves once everything submitted so far has been written (or has failed). */
   async drain (): Promise<void> {
-    await this.running
+    if (this.queue.length === 0 && this.inFlight === 0) return
+    await new Promise<void>((resolve) => this.idle.push(resolve))
   }
 
-  private async run (): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve))
-    while (this.queue.length > 0) {
+  private pump (): void {
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
       const batch = this.queue.splice(0, this.maxBatch)
-      try {
-        await this.write(batch.map((p) => p.item))
-        for (const p of batch) p.resolve()
-      } catch (error) {
-        for (const p of batch) p.reject(error)
-      }
+      this.inFlight++
+      this.write(batch.map((p) => p.item)).then(
+        () => { for (const p of batch) p.resolve() },
+        (error: unknown) => { for (const p of batch) p.reject(error) }
+      ).finally(() => {
+        this.inFlight--
+        this.pump()
+        if (this.queue.length === 0 && this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()
+      }).catch(() => {})
     }
-    this.running = undefined
   }
 }

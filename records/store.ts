@@ -134,8 +134,9 @@ export class RecordStore {
   /** The FHIR push queue of final studies (records/push-queue.ts). */
   readonly pushes: PushQueue
 
-  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks) {
-    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP)
+  /** `writesInFlight`: prediction writes that may run at once (a server pool commits them side by side). */
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number) {
+    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight)
     this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
     this.pushes = new PushQueue(driver)
     this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
@@ -149,7 +150,9 @@ export class RecordStore {
       : await openPostgres({ ...options, onPoolError: hooks.connectionError })
     try {
       const applied = await migrate(driver, migrations)
-      return { store: new RecordStore(driver, hooks), applied }
+      // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
+      const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
+      return { store: new RecordStore(driver, hooks, writesInFlight), applied }
     } catch (error) {
       await driver.close().catch(() => {})
       throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })

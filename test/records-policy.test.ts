@@ -117,3 +117,25 @@ t.test('the group writer writes what queues up during a write in one call, and f
   await writer.drain()
   t.equal(writer.pending, 0)
 })
+
+t.test('the group writer runs up to maxInFlight writes at once: items need not wait for the write before them', async (t) => {
+  const calls: number[][] = []
+  const releases: Array<() => void> = []
+  const writer = new GroupWriter<number>(async (items) => {
+    calls.push(items)
+    await new Promise<void>((resolve) => releases.push(resolve))
+  }, 2, 2)
+  const written: number[] = []
+  const all = [1, 2, 3, 4, 5].map(async (n) => { await writer.submit(n); written.push(n) })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(calls, [[1, 2], [3, 4]], 'two writes of at most 2 items started together; the fifth item waits')
+  releases[1]()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(written.sort(), [3, 4], 'the second write committed before the first')
+  t.same(calls, [[1, 2], [3, 4], [5]], 'and its place went to the waiting item')
+  releases[0]()
+  releases[2]()
+  await Promise.all(all)
+  await writer.drain()
+  t.same(written.sort(), [1, 2, 3, 4, 5])
+})
