@@ -26,7 +26,7 @@ import { readSliceManifest, sliceFile } from '../model/data/slices.js'
 import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR } from '../model/data/yildirim.js'
 import { EvaluationModel } from '../model/evaluation/model-runner.js'
 import { pointingGame, type PointedSlice } from '../model/evaluation/pointing-game.js'
-import { median } from './report.js'
+import { median, resultsStamp } from './report.js'
 
 const { values: opts } = parseArgs({
   options: {
@@ -187,8 +187,7 @@ for (const r of rows) {
 }
 console.log(`chosen level: ${chosen?.level ?? 'none meets (b) and (c)'}; findings ${cost.oldMsPerCall.toFixed(2)} ms (old) / ${cost.chosenMsPerCall.toFixed(2)} ms (chosen) per Stone answer, inference ${cost.inferenceMsPerImage.toFixed(2)} ms/image`)
 
-const stamp = new Date().toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(':', '')
-const out = opts.out ?? `bench/results/findings-rule-${stamp}.json`
+const out = opts.out ?? `bench/results/findings-rule-${resultsStamp(new Date())}.json`
 await writeFile(out, JSON.stringify({
   command: ['taskset -c 1 npx tsx bench/findings-rule.ts', ...process.argv.slice(2)].join(' '),
   date: new Date().toISOString(),

@@ -10,6 +10,7 @@ import { dicomFileCases } from '../test/hostile/dicom-cases.js'
 import { BOUNDARY, encodeMultipart } from '../test/hostile/request-cases.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { REPO, probeLive, startService, type RunningServer } from './processes.js'
+import { resultsStamp } from './report.js'
 
 const program = new Command('bench:payloads')
   .description('Each hostile DICOM payload family against the service as users start it: status, seconds, RSS before/after, /health/live during it')
@@ -153,7 +154,7 @@ try {
     rows
   }
   await mkdir(opts.out, { recursive: true })
-  const file = join(opts.out, `payloads-${summary.date.replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')}.json`)
+  const file = join(opts.out, `payloads-${resultsStamp(summary.date)}.json`)
   await writeFile(file, JSON.stringify(summary, null, 2) + '\n')
   process.stdout.write(`\n| family | payload | upload | answer | s | RSS before -> after (peak) MiB | /health/live answered, worst |\n|---|---|---:|---|---:|---|---|\n`)
   for (const row of rows) {

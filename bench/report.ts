@@ -26,6 +26,11 @@ export interface Target {
   met: boolean
 }
 
+/** A results file's time stamp, to the minute and without colons: 2026-12-04T2137Z. */
+export function resultsStamp (date: Date | string): string {
+  return new Date(date).toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
+}
+
 export function median (values: number[]): number {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
   if (sorted.length === 0) return NaN

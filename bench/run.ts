@@ -12,7 +12,7 @@ import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
 import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
 import { NO_RECORDS, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
-import { ceilingFor, ceilingLines, median, medianRun, medianTable, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
+import { ceilingFor, ceilingLines, median, medianRun, medianTable, resultsStamp, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
 const program = new Command('bench')
   .description('In-process limit vs this service vs the Flask + PyTorch baseline, on real ct-kidney images, in interleaved rounds')
@@ -77,7 +77,7 @@ const loadStart = loadavg()
 const sets = await benchImageSets()
 const work = await mkdtemp(join(tmpdir(), 'kidney-bench-'))
 await mkdir(opts.out, { recursive: true })
-const stamp = started.toISOString().replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')
+const stamp = resultsStamp(started)
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
 const dicomSeriesOptions = { slices: Number(opts.dicomSlices), rounds, limitSeconds: Number(opts.limitSeconds) }
 

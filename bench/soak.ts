@@ -6,6 +6,7 @@ import { Command } from 'commander'
 import { loadConfig } from '../plugins/app/config.js'
 import { fileUpload } from '../test/helper.js'
 import { benchImageSets } from './images.js'
+import { resultsStamp } from './report.js'
 import { REPO, metric, probeLive, startService } from './processes.js'
 
 const program = new Command('soak')
@@ -160,7 +161,7 @@ const summary = {
   samples
 }
 await mkdir(opts.out, { recursive: true })
-const file = join(opts.out, `soak-${summary.date.replace(/:\d\d\.\d+Z$/, 'Z').replace(/:/g, '')}.json`)
+const file = join(opts.out, `soak-${resultsStamp(summary.date)}.json`)
 await writeFile(file, JSON.stringify(summary, null, 2) + '\n')
 process.stdout.write(`\nstatuses ${JSON.stringify(statuses)}, ${serverErrors} x 5xx, connection errors ${result.errors}, timeouts ${result.timeouts}\n` +
   `/health/live: ${live.probes - live.failures}/${live.probes} answered 200${live.failures > 0 ? ` (others: ${JSON.stringify(live.failureReasons)})` : ''}, ` +
