@@ -37,9 +37,6 @@ export interface BoxedSlice {
   decoyRegions: Box[]
 }
 
-/** Seed base of the vascular mimics' per-slice random streams (slice k: MIMIC_SEED + k; the twins' are k + 1). */
-export const MIMIC_SEED = 1_000_003
-
 /** Stones fainter than this (grey levels at model resolution) are not used: the bump would be lost in noise. */
 const MIN_STONE_BUMP = 25
 /** A decoy patch may rise at most this share of its stone's bump. */
@@ -175,10 +172,9 @@ function chooseSite (image: GreyImage, location: KidneyLocation, random: () => n
 
 /**
  * The whole patch in front of the vertebral body, from 0.1 to 1.0 of its width ahead of the bone region's front
- * edge, and within half its width of its centre line. The centre on soft tissue: not
- * air or fat, and darker than halfway from the body's median grey to bone (the bone region found at bone level can
- * miss the front of a vertebral body, whose spongy bone is greyer than its cortex); no bone-bright pixel under the
- * patch. That is the aorta and the vena cava.
+ * edge, and within half its width of its centre line: the aorta and the vena cava. The centre on soft tissue: not air
+ * or fat, and darker than halfway from the body's median grey to bone (the bone region found at bone level can miss
+ * the front of a vertebral body, whose spongy bone is greyer than its cortex); no bone-bright pixel under the patch.
  */
 function chooseVesselSite (image: GreyImage, location: KidneyLocation, patch: Patch, random: () => number): { x: number, y: number } | undefined {
   const { body, vertebra, vertebralWidth: unit, spineCentre } = location

@@ -87,10 +87,10 @@ export default fp(async (app) => {
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = await app.uploads.save(bytes, format)
     const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
-    const { spec, modelSha256 } = classifier
-    const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
     // With RECORDS_STORE=off nothing is built either (the input's SHA-256 is work only a record needs).
     if (app.records.state !== 'off') {
+      const { spec, modelSha256 } = classifier
+      const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
       try {
         await app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
       } catch (error) {
