@@ -48,8 +48,9 @@ function finite (value: number | undefined): number | undefined {
   return value !== undefined && Number.isFinite(value) ? value : undefined
 }
 
+/** The first `count` values of a multi-valued DS element; fewer values than that count as absent (dicom-parser throws there). */
 function numbers (dataSet: dicomParser.DataSet | undefined, tag: string, count: number): number[] | undefined {
-  if (dataSet?.elements[tag] === undefined) return undefined
+  if (dataSet?.elements[tag] === undefined || (dataSet.string(tag) ?? '').split('\\').length < count) return undefined
   const list = Array.from({ length: count }, (_, i) => dataSet.floatString(tag, i))
   return list.every((v) => v !== undefined && Number.isFinite(v)) ? list as number[] : undefined
 }
