@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
-import { build, fileUpload } from './helper.js'
+import { build, fileUpload, RECORDS_OFF } from './helper.js'
 import { element, text, writeDicom } from './helpers/dicom-writer.js'
 
 // Header values a PACS export should never carry but a file can: each gets an answer (the value left out), never a
@@ -24,4 +27,26 @@ t.test('a plane position or orientation with too few values is ignored: SliceLoc
   }
   const complete = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice([ds(0x0032, '1\\2\\3'), ds(0x0037, AXIAL)]), 'slice.dcm') })
   t.equal(complete.json().dicom?.slicePosition, 3, 'three and six values still give the projected position')
+})
+
+t.test('an InstanceNumber outside the 32-bit IS range is left out, and neither it nor the answers recorded with it fail', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-odd-attributes-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
+  const numbered = (value: string): Buffer => slice([element(0x0020, 0x0013, 'IS', text(value))])
+  const send = async (bytes: Buffer): Promise<{ statusCode: number, body: Record<string, any> }> => {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes, 'slice.dcm') })
+    return { statusCode: res.statusCode, body: res.json() }
+  }
+  for (const value of ['99999999999999999999', '2147483648', '-2147483649']) {
+    // sent together with well-formed slices, as concurrent callers would: their records are written in one group
+    const [odd, ...others] = await Promise.all([send(numbered(value)), send(numbered('12')), send(numbered('-2147483648'))])
+    t.equal(odd.statusCode, 200, `InstanceNumber ${value}: ${JSON.stringify(odd.body).slice(0, 200)}`)
+    t.equal(odd.body.dicom?.instanceNumber, undefined, `InstanceNumber ${value} is not in the answer`)
+    t.same(others.map((o) => [o.statusCode, o.body.dicom?.instanceNumber]), [[200, 12], [200, -2147483648]], 'the slices answered with it keep theirs')
+    for (const answer of [odd, ...others]) {
+      const stored = await app.inject({ method: 'GET', url: `/predictions/${answer.body.id as string}` })
+      t.equal(stored.statusCode, 200, `the answer ${answer.body.id as string} is on record`)
+    }
+  }
 })

@@ -226,13 +226,21 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
       sopInstanceUid: optionalString(dataSet, TAG.sopInstanceUid)
     },
     placement: {
-      ...(instanceNumber === undefined || !Number.isFinite(instanceNumber) ? {} : { instanceNumber }),
+      ...(isInstanceNumber(instanceNumber) ? { instanceNumber } : {}),
       ...(slicePosition === undefined ? {} : { slicePosition })
     },
     ...(acquired === undefined ? {} : { acquired })
   }
   checkSupportedImage(header)
   return { header, dataSet, pixelData }
+}
+
+/**
+ * An IS value is a 32-bit signed integer (PS3.5 6.2): beyond that range the file is wrong, and the number could not
+ * be recorded (the records column is a PostgreSQL integer). Such a number is left out, like an unreadable one.
+ */
+function isInstanceNumber (value: number | undefined): value is number {
+  return value !== undefined && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31
 }
 
 function checkSupportedImage (header: DicomImageHeader): void {
