@@ -22,6 +22,15 @@ export function describeDatabaseError (error: unknown): string {
   return 'the database cannot be reached'
 }
 
+/**
+ * A statement the database refused for the values of its rows (SQLSTATE class 22, data exception, or 23, integrity
+ * constraint violation), not for the database's state: retrying the same row cannot succeed, other rows can.
+ */
+export function isRowFault (error: unknown): boolean {
+  const code = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code
+  return error instanceof RecordStoreError && typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code)
+}
+
 /** Runs one database call; any failure becomes a RecordStoreError with our reason and the original as its cause. */
 export async function guarded<T> (work: () => Promise<T>): Promise<T> {
   try {

@@ -18,10 +18,15 @@ export class GroupWriter<T> {
   private scheduled = false
   private idle: Array<() => void> = []
 
+  /**
+   * `isItemFault`: whether an error is about one item's data (a value the database refuses), not the database: a
+   * group failing so is written again item by item, so that only the faulty item fails, not the others with it.
+   */
   constructor (
     private readonly write: (items: T[]) => Promise<void>,
     private readonly maxBatch: number,
-    private readonly maxInFlight = 1
+    private readonly maxInFlight = 1,
+    private readonly isItemFault: (error: unknown) => boolean = () => false
   ) {}
 
   get pending (): number {
@@ -43,14 +48,25 @@ export class GroupWriter<T> {
     await new Promise<void>((resolve) => this.idle.push(resolve))
   }
 
+  private async writeGroup (batch: Array<Pending<T>>): Promise<void> {
+    try {
+      await this.write(batch.map((p) => p.item))
+    } catch (error) {
+      if (batch.length === 1 || !this.isItemFault(error)) {
+        for (const p of batch) p.reject(error)
+        return
+      }
+      for (const p of batch) await this.write([p.item]).then(p.resolve, p.reject)
+      return
+    }
+    for (const p of batch) p.resolve()
+  }
+
   private pump (): void {
     while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
       const batch = this.queue.splice(0, this.maxBatch)
       this.inFlight++
-      this.write(batch.map((p) => p.item)).then(
-        () => { for (const p of batch) p.resolve() },
-        (error: unknown) => { for (const p of batch) p.reject(error) }
-      ).finally(() => {
+      this.writeGroup(batch).finally(() => {
         this.inFlight--
         this.pump()
         if (this.queue.length === 0 && this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()

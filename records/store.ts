@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { RecordStoreError } from './errors.js'
+import { isRowFault, RecordStoreError } from './errors.js'
 import { GroupWriter } from './group-writer.js'
 import { migrate, readMigrations } from './migrate.js'
 import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
@@ -136,10 +136,10 @@ export class RecordStore {
 
   /** `writesInFlight`: prediction writes that may run at once (a server pool commits them side by side). */
   private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number) {
-    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight)
-    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP)
+    this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight, isRowFault)
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault)
     this.pushes = new PushQueue(driver)
-    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault)
   }
 
   /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */

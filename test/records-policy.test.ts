@@ -118,6 +118,22 @@ t.test('the group writer writes what queues up during a write in one call, and f
   t.equal(writer.pending, 0)
 })
 
+t.test('the group writer writes a group refused for one item\'s data again item by item: only that item fails', async (t) => {
+  const calls: string[][] = []
+  const rowFault = new Error('row refused')
+  const writer = new GroupWriter<string>(async (items) => {
+    calls.push(items)
+    if (items.includes('bad')) throw items.length === 1 ? rowFault : Object.assign(new Error('group refused'), { row: true })
+    if (items.includes('down')) throw new Error('database down')
+  }, 8, 1, (error) => (error as { row?: boolean }).row === true)
+  const outcome = async (item: string): Promise<string> => await writer.submit(item).then(() => item, (error: Error) => `${item}: ${error.message}`)
+  t.same(await Promise.all(['a', 'bad', 'b'].map(outcome)), ['a', 'bad: row refused', 'b'])
+  t.same(calls, [['a', 'bad', 'b'], ['a'], ['bad'], ['b']], 'one group, then each item alone')
+  calls.length = 0
+  t.same(await Promise.all(['c', 'down'].map(outcome)), ['c: database down', 'down: database down'], 'any other failure fails the group')
+  t.same(calls, [['c', 'down']], 'without writing it again')
+})
+
 t.test('the group writer runs up to maxInFlight writes at once: items need not wait for the write before them', async (t) => {
   const calls: number[][] = []
   const releases: Array<() => void> = []

@@ -324,6 +324,12 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     if (record === undefined) throw new Error('no record')
     // the same id again: the prepared insert is refused by the primary key
     await t.rejects(app.records.savePrediction(record), { code: 'RECORDS_UNAVAILABLE', message: /SQLSTATE 23505/ })
+    // sent in the same turn, the two go to the database as one group: the refused row must not take the other down
+    const fresh = syntheticRecord(record, { createdAt: new Date(), prediction: 'Normal', study: '1.2.3' })
+    const [again, alongside] = await Promise.allSettled([app.records.savePrediction(record), app.records.savePrediction(fresh)])
+    t.match(again, { status: 'rejected', reason: { code: 'RECORDS_UNAVAILABLE', message: /SQLSTATE 23505/ } })
+    t.equal(alongside.status, 'fulfilled', 'the record written in the same group is written')
+    t.equal((await app.records.getPredictionRecord(fresh.id))?.id, fresh.id)
     const next = await predictJson(app, await ctKidneyImage('test/normal'))
     t.equal(next.statusCode, 200)
     const read = await app.inject({ method: 'GET', url: `/predictions/${next.body.id}` })
