@@ -31,14 +31,23 @@ export function stowBoundary (contentType: string | undefined): string {
   return boundary
 }
 
+export class TooManyInstancesError extends ServiceError {
+  constructor (max: number) {
+    super('TOO_MANY_FILES', 400, `STOW-RS takes at most ${max} instances in one request (STOW_MAX_INSTANCES): send a larger study in several requests.`)
+  }
+}
+
 export interface RelatedPart {
   /** Content-Type of the part, lower-cased, without parameters; undefined when the part has none. */
   contentType?: string
   body: Buffer
 }
 
-/** The parts of a multipart/related body (RFC 2387 / RFC 2046): each part's headers and bytes, without copies. */
-export function splitRelated (body: Buffer, boundary: string): RelatedPart[] {
+/**
+ * The parts of a multipart/related body (RFC 2387 / RFC 2046): each part's headers and bytes, without copies. More
+ * than `maxParts` is refused before any part is looked at: a part costs the main thread work however small it is.
+ */
+export function splitRelated (body: Buffer, boundary: string, maxParts: number): RelatedPart[] {
   const delimiter = Buffer.from(`--${boundary}`, 'latin1')
   let position = body.indexOf(delimiter)
   if (position === -1) throw new MalformedMultipartRelatedError('the boundary never occurs')
@@ -50,6 +59,7 @@ export function splitRelated (body: Buffer, boundary: string): RelatedPart[] {
     if (headersEnd === -1) throw new MalformedMultipartRelatedError('a part has no end of headers')
     const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]), headersEnd + 4)
     if (next === -1) throw new MalformedMultipartRelatedError('the closing boundary is missing')
+    if (parts.length === maxParts) throw new TooManyInstancesError(maxParts)
     const headers = body.subarray(afterDelimiter, headersEnd).toString('latin1')
     const contentType = /^content-type:\s*([^;\r\n]+)/im.exec(headers)?.[1].trim().toLowerCase()
     parts.push({ ...(contentType === undefined ? {} : { contentType }), body: body.subarray(headersEnd + 4, next) })

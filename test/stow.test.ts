@@ -90,3 +90,20 @@ t.test('only multipart/related of application/dicom: other types are 415; a body
   t.equal(none.status, 409, 'nothing stored')
   t.equal((await none.json())['00081198'].Value.length, 1)
 })
+
+t.test('a request of more parts than STOW_MAX_INSTANCES is refused as a whole, before any part is read', async (t) => {
+  const app = await recordsApp(t, RECORDS_OFF, { stowMaxInstances: 3 })
+  const body = (parts: number): string => '--x\r\nContent-Type: application/dicom\r\n\r\nX\r\n'.repeat(parts) + '--x--\r\n'
+  const send = async (parts: number): Promise<{ statusCode: number, body: Record<string, any> }> => {
+    const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: body(parts) })
+    return { statusCode: res.statusCode, body: res.json() }
+  }
+  const atLimit = await send(3)
+  t.equal(atLimit.statusCode, 409, 'three parts are read (and refused one by one: none is DICOM)')
+  t.equal(atLimit.body['00081198'].Value.length, 3)
+  const over = await send(4)
+  t.match(over, { statusCode: 400, body: { code: 'TOO_MANY_FILES', message: /at most 3 instances in one request \(STOW_MAX_INSTANCES\)/ } })
+  const flood = await send(200_000)
+  t.equal(flood.body.code, 'TOO_MANY_FILES', 'a flood of 200,000 one-byte parts is one refusal, not 200,000')
+})
+

@@ -40,6 +40,8 @@ export const EnvSchema = Type.Object({
   DICOM_MAX_FRAMES: Type.Integer({ minimum: 1, maximum: 1000, default: 300 }),
   DICOM_MODALITIES: Type.String({ pattern: '^[A-Z0-9]{1,16}( *, *[A-Z0-9]{1,16})*$', default: 'CT' }),
   BATCH_MAX_FILES: Type.Integer({ minimum: 1, default: 32 }),
+  // Parts of one STOW-RS request: each is parsed and answered on the main thread, however few bytes it has.
+  STOW_MAX_INSTANCES: Type.Integer({ minimum: 1, default: 1000 }),
   // Measured on the 2-core machine (bench/, docs/performance.md): one onnxruntime thread leaves the other core to
   // decode and resize the next images, which beats two threads competing with sharp.
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 0, default: 1 }),
@@ -153,6 +155,8 @@ export interface AppConfig {
   dicomMaxFrames: number
   /** Files one POST /predict/batch request may carry. */
   batchMaxFiles: number
+  /** Instances (parts) one STOW-RS request may carry. */
+  stowMaxInstances: number
   intraOpThreads: number
   interOpThreads: number
   graphOptimization: Env['ORT_GRAPH_OPTIMIZATION']
@@ -269,6 +273,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     dicomModalities: e.DICOM_MODALITIES.split(',').map((name) => name.trim()),
     dicomMaxFrames: e.DICOM_MAX_FRAMES,
     batchMaxFiles: e.BATCH_MAX_FILES,
+    stowMaxInstances: e.STOW_MAX_INSTANCES,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,
     graphOptimization: e.ORT_GRAPH_OPTIMIZATION,
