@@ -12,6 +12,11 @@ const IMPLICIT_LE = '1.2.840.10008.1.2'
 const EXPLICIT_LE = '1.2.840.10008.1.2.1'
 /** Largest PDU accepted before an association exists: an A-ASSOCIATE-RQ of a few hundred contexts fits easily. */
 const MAX_REQUEST_PDU = 64 * 1024
+/**
+ * Largest DIMSE command set: a C-STORE-RQ is a few hundred bytes. Command fragments are kept until the last one, so
+ * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
+ */
+const MAX_COMMAND_BYTES = 64 * 1024
 
 export interface StoreRequest {
   callingAe: string
@@ -57,7 +62,7 @@ export class Association {
   private accepted = new Map<number, { abstractSyntax: string, transferSyntax: string }>()
   private chunks: Buffer[] = []
   private buffered = 0
-  private command: { context: number, parts: Buffer[] } | undefined
+  private command: { context: number, parts: Buffer[], bytes: number } | undefined
   private pending: { context: number, command: Command, parts: Buffer[], bytes: number, tooLarge: boolean } | undefined
   private busy: Promise<void> | undefined
   private draining = false
@@ -178,7 +183,9 @@ export class Association {
 
   private async fragment (context: number, isCommand: boolean, last: boolean, value: Buffer): Promise<void> {
     if (isCommand) {
-      this.command ??= { context, parts: [] }
+      this.command ??= { context, parts: [], bytes: 0 }
+      this.command.bytes += value.length
+      if (this.command.bytes > MAX_COMMAND_BYTES) throw new CommandError(`a command set over ${MAX_COMMAND_BYTES} bytes`)
       this.command.parts.push(value)
       if (!last) return
       const command = parseCommand(Buffer.concat(this.command.parts))

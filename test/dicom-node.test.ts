@@ -116,3 +116,29 @@ t.test('hostile bytes: garbage and an oversized PDU close that connection only',
   const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
   t.equal(echo.code, 0, 'the node still answers')
 })
+
+t.test('hostile bytes: a command set that never ends is aborted once over its bound, not kept in memory', async (t) => {
+  const peer = await rawPeer(app.dicomPort() as number)
+  let closed = false
+  void peer.closed.then(() => { closed = true })
+  peer.socket.write(associateRequest('KIDNEYSTONE', 'ECHOSCU'))
+  // P-DATA-TF PDUs of one command PDV each (context 1, command, not last), within the negotiated PDU size
+  const fragment = Buffer.alloc(16_000, 0x41)
+  const pdv = Buffer.concat([Buffer.alloc(6), fragment])
+  pdv.writeUInt32BE(fragment.length + 2, 0); pdv[4] = 1; pdv[5] = 0x01
+  const head = Buffer.alloc(6)
+  head[0] = 0x04; head.writeUInt32BE(pdv.length, 2)
+  const limit = 64 * 1024 * 1024
+  let sent = 0
+  while (!closed && sent < limit) {
+    const flushed = peer.socket.write(Buffer.concat([head, pdv]))
+    sent += head.length + pdv.length
+    if (!flushed) await Promise.race([new Promise((resolve) => peer.socket.once('drain', resolve)), peer.closed])
+  }
+  await peer.closed
+  t.ok(sent < limit, `the node closed the association after ${(sent / 1024 / 1024).toFixed(1)} MiB of one command, before ${limit / 1024 / 1024} MiB`)
+  const received = peer.received()
+  t.same([received[0], received[received.length - 10]], [0x02, 0x07], 'an A-ASSOCIATE-AC, then an A-ABORT')
+  const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(echo.code, 0, 'the node still answers')
+})
