@@ -48,6 +48,13 @@ export class NoFileError extends ServiceError {
   }
 }
 
+/** No file in a POST /predict/batch request, whose files go in the repeated field "files". */
+export class NoBatchFileError extends NoFileError {
+  constructor () {
+    super('The request has no file: send one or more files in the repeated multipart field "files".')
+  }
+}
+
 export class FileTooLargeError extends ServiceError {
   constructor (maxBytes: number) {
     super('FILE_TOO_LARGE', 413, `The file is larger than the limit of ${maxBytes} bytes.`)

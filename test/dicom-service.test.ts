@@ -36,6 +36,16 @@ t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', a
   t.same(model.dicom, { window: { center: 40, width: 400 }, windowSource: 'model', modalities: ['CT'] })
 })
 
+t.test('a batch request without any file names the batch field "files", whatever the form lacks', async (t) => {
+  const app = await build(t)
+  const empty = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([]) })
+  t.match(empty.json(), { statusCode: 400, code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the closing boundary only')
+  const wrongField = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([{ ...dicomPart(CT1), name: 'file' }]) })
+  t.match(wrongField.json(), { code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the file in "file"')
+  const single = await app.inject({ method: 'POST', url: '/predict', ...multipart([]) })
+  t.match(single.json(), { code: 'NO_FILE', message: /the multipart field "file"/ }, '/predict keeps its own wording')
+})
+
 t.test('Accept: a type /predict cannot produce is 406 NOT_ACCEPTABLE, before any work', async (t) => {
   const app = await build(t)
   const upload = fileUpload(CT1, 'slice.dcm')

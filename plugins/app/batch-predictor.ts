@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
 import { summarizeBatch } from '../../inference/batch-summary.js'
-import { NoFileError, ServiceError } from '../../inference/errors.js'
+import { NoBatchFileError, NoFileError, ServiceError } from '../../inference/errors.js'
 import type { RecordOrigin } from '../../records/record.js'
 import type { BatchResponse } from '../../schemas/batch.js'
 import { uploadedBytes } from '../external/multipart.js'
@@ -13,7 +13,7 @@ import type { PredictOptions } from './predictor.js'
 export function uploadedBatchFiles (field: unknown): Buffer[] {
   const parts = (Array.isArray(field) ? field : field === undefined ? [] : [field]) as Array<Partial<MultipartFile>>
   const files = parts.filter((part) => part.type === 'file')
-  if (files.length === 0) throw new NoFileError('The request has no file: send one or more files in the repeated multipart field "files".')
+  if (files.length === 0) throw new NoBatchFileError()
   return files.map((part) => uploadedBytes(part as MultipartFile))
 }
 
