@@ -172,6 +172,9 @@ t.test('on a real listening server: slow trickles are cut off, non-multipart and
   const hugeHeader = await rawExchange(port, [`GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'b'.repeat(64 * 1024)}\r\n\r\n`])
   typedCode(t, hugeHeader, 431, 'HEADERS_TOO_LARGE')
 
+  const expectation = await rawExchange(port, ['GET /health/live HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n'])
+  typedCode(t, expectation, 417, 'EXPECTATION_FAILED')
+
   const url = `http://127.0.0.1:${port}/predict`
   for (const [type, payload] of [['application/json', '{"file":"abc"}'], ['text/plain', 'hello'],
     ['application/x-www-form-urlencoded', 'file=abc'], ['application/octet-stream', slice]] satisfies Array<[string, string | Buffer]>) {

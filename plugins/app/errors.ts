@@ -1,4 +1,4 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
@@ -186,11 +186,22 @@ export function clientErrorHandler (error: Error & { code?: string }, socket: So
 }
 
 /**
+ * An Expect header other than 100-continue: Node answers it before Fastify sees the request (417 with an empty
+ * body, none of our headers); listening to `checkExpectation` replaces that answer with ours.
+ */
+function expectationFailed (request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(errorBody(new ServiceError('EXPECTATION_FAILED', 417, 'Only the expectation "100-continue" is supported; send the request without this Expect header.')))
+  setSecurityHeaders(request, response)
+  response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body)
+}
+
+/**
  * The one place where failures become HTTP answers: typed JSON `{ statusCode, code, error, message }`,
  * never a stack trace or an internal path. Unexpected errors are logged in full and answered generically.
  */
 export default fp(async (app) => {
   app.decorateReply('errorCode', undefined)
+  app.server.on('checkExpectation', expectationFailed)
   app.setErrorHandler((error: FastifyError, request, reply) => {
     // The client went away (closed the connection, or its request timed out): nobody reads an answer, and it is
     // the client's doing, not a fault of the service. Logged without a stack, never as an error.
