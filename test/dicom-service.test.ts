@@ -6,6 +6,7 @@ import { createKidneyStoneClient, multipartBody } from '../client/index.js'
 import { answerType } from '../plugins/app/accept.js'
 import { build, fileUpload, multipart, SHARED } from './helper.js'
 import { modified, scratchDir } from './helpers/dcmtk.js'
+import { fhirR4Validator } from './helpers/fhir-schema.js'
 
 const CT1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
 const dicomPart = (bytes: Buffer, i = 0): { name: string, filename: string, contentType: string, data: Buffer } =>
@@ -83,4 +84,25 @@ t.test('FHIR effectiveDateTime is the acquisition time, issued the processing ti
   t.equal((await fhir(noZone)).effectiveDateTime, '1997-04-30', 'no UTC offset known: the date alone, never a guessed zone')
   const seriesOnly = await modified(dir, CT1, { '(0008,0022)': '', '(0008,0032)': '' })
   t.equal((await fhir(seriesOnly)).effectiveDateTime, '1997-04-30T11:27:49-04:00', 'no acquisition date: SeriesDate + SeriesTime')
+})
+
+t.test('FHIR effectiveDateTime: dates, times and offsets no clock shows are never passed on; the report stays valid FHIR', async (t) => {
+  const app = await build(t)
+  const validate = fhirR4Validator('DiagnosticReport')
+  const dir = await scratchDir(t)
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['AcquisitionDateTime with month 13, day 99, 25:61:61', { '(0008,002A)': '20241399256161' }, '1997-04-30T11:29:36-04:00'],
+    ['AcquisitionDateTime on 30 February', { '(0008,002A)': '20240230120000+0000' }, '1997-04-30T11:29:36-04:00'],
+    ['AcquisitionDateTime with offset +9999', { '(0008,002A)': '20240101120000.123456+9999' }, '2024-01-01'],
+    ['AcquisitionDate 99999999', { '(0008,0022)': '99999999' }, '1997-04-30T11:27:49-04:00'],
+    ['AcquisitionDate 00000101', { '(0008,0022)': '00000101' }, '1997-04-30T11:27:49-04:00'],
+    ['AcquisitionTime 256161', { '(0008,0032)': '256161' }, '1997-04-30'],
+    ['TimezoneOffsetFromUTC +1500', { '(0008,0201)': '+1500' }, '1997-04-30']
+  ]
+  for (const [name, change, expected] of cases) {
+    const upload = fileUpload(await modified(dir, CT1, change), 'slice.dcm')
+    const report = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, accept: 'application/fhir+json' } })).json()
+    t.equal(report.effectiveDateTime, expected, name)
+    t.ok(validate(report), `${name}: valid FHIR R4 ${JSON.stringify(validate.errors?.[0] ?? '')}`)
+  }
 })
