@@ -1,4 +1,5 @@
 import dicomParser from 'dicom-parser'
+import { isDicomUid } from '../inference/dicom/dataset.js'
 
 /** What identifies a received instance and decides whether it is classified: UIDs and SOP class, never patient data. */
 export interface InstanceKeys {
@@ -26,7 +27,7 @@ export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): Inst
   const read = (tag: string): string | undefined => {
     try {
       const value = dataSet?.string(tag)?.trim()
-      return value === undefined || value === '' || !/^[0-9.]{1,64}$/.test(value) ? undefined : value
+      return value === undefined || !isDicomUid(value) ? undefined : value
     } catch {
       return undefined
     }

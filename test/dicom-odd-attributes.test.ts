@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { build, fileUpload, RECORDS_OFF } from './helper.js'
+import { build, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
+import { modified, scratchDir } from './helpers/dcmtk.js'
 import { element, text, writeDicom } from './helpers/dicom-writer.js'
 
 // Header values a PACS export should never carry but a file can: each gets an answer (the value left out), never a
@@ -49,4 +50,25 @@ t.test('an InstanceNumber outside the 32-bit IS range is left out, and neither i
       t.equal(stored.statusCode, 200, `the answer ${answer.body.id as string} is on record`)
     }
   }
+})
+
+t.test('identifiers that are not DICOM UIDs are left out of the answer and the FHIR report; UIDs are kept', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const ct1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
+  const send = async (change: Record<string, string>, accept = 'application/json'): Promise<Record<string, any>> => {
+    const upload = fileUpload(await modified(dir, ct1, change), 'slice.dcm')
+    const res = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, accept } })
+    t.equal(res.statusCode, 200, `${JSON.stringify(change)} is classified`)
+    return res.json()
+  }
+  for (const junk of ["1.2.3'; DROP TABLE predictions; --", '1.2.3\\4.5', '1..2', '1.2.', `1.${'2'.repeat(63)}`, 'x'.repeat(300)]) {
+    const answer = await send({ '(0020,000D)': junk, '(0020,000E)': junk })
+    t.same([answer.dicom?.studyInstanceUid, answer.dicom?.seriesInstanceUid], [undefined, undefined], `${junk.slice(0, 40)}: no study or series UID`)
+    t.equal(answer.dicom?.sopInstanceUid, '1.3.6.1.4.1.5962.1.1.1.1.1.20040826185059.5457', 'the SOP Instance UID, a UID, is kept')
+    const report = await send({ '(0020,000D)': junk }, 'application/fhir+json')
+    t.equal(report.imagingStudy, undefined, `${junk.slice(0, 40)}: no ImagingStudy identifier made of it`)
+  }
+  const kept = await send({ '(0020,000D)': `1.${'2'.repeat(62)}` })
+  t.equal(kept.dicom?.studyInstanceUid, `1.${'2'.repeat(62)}`, 'a UID of 64 characters is kept')
 })

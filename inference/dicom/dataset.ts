@@ -165,6 +165,20 @@ function optionalString (dataSet: dicomParser.DataSet, tag: string): string | un
   return value === undefined || value === '' ? undefined : value
 }
 
+/** A DICOM UID (PS3.5 9.1): numbers joined by dots, at most 64 characters. */
+export function isDicomUid (value: string): boolean {
+  return value.length <= 64 && /^[0-9]+(\.[0-9]+)*$/.test(value)
+}
+
+/**
+ * A UID of the data set, or undefined when it is none: a value that is not a UID would be recorded under a study no
+ * query can name (GET /studies and ?studyInstanceUid= take UIDs only) and would make an invalid `urn:oid:` in FHIR.
+ */
+function optionalUid (dataSet: dicomParser.DataSet, tag: string): string | undefined {
+  const value = optionalString(dataSet, tag)
+  return value !== undefined && isDicomUid(value) ? value : undefined
+}
+
 interface ImageGeometry {
   rows: number
   columns: number
@@ -221,9 +235,9 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
     frameAttributes,
     voiLutFunction: optionalString(dataSet, TAG.voiLutFunction) ?? 'LINEAR',
     identifiers: {
-      studyInstanceUid: optionalString(dataSet, TAG.studyInstanceUid),
-      seriesInstanceUid: optionalString(dataSet, TAG.seriesInstanceUid),
-      sopInstanceUid: optionalString(dataSet, TAG.sopInstanceUid)
+      studyInstanceUid: optionalUid(dataSet, TAG.studyInstanceUid),
+      seriesInstanceUid: optionalUid(dataSet, TAG.seriesInstanceUid),
+      sopInstanceUid: optionalUid(dataSet, TAG.sopInstanceUid)
     },
     placement: {
       ...(isInstanceNumber(instanceNumber) ? { instanceNumber } : {}),
