@@ -138,8 +138,9 @@ confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "err
 CSV has one row per file with the same facts, error_code/error_message filled for failures.
 
 Series: DICOM files (and the frames of a multi-frame object) are grouped by SeriesInstanceUID, ordered by slice
-position, and each series is concluded on stderr by the service's rule: Stone when at least k adjacent slices
-have P(Stone) at or above the model threshold (--min-adjacent-slices, default 2), with the slice range and max P.
+position, one slice per SOP instance (two files of one instance count once), and each series is concluded on
+stderr by the service's rule: Stone when at least k adjacent slices have P(Stone) at or above the model
+threshold (--min-adjacent-slices, default 2), with the slice range and max P.
 
 Folders: files are taken by content (JPEG, PNG, DICOM with or without preamble) or by name (.jpg .jpeg .png
 .dcm .dicom .ima, any case); such a file that cannot be classified is a failed row, never left out. Skipped:

@@ -13,17 +13,19 @@ export interface SeriesSummary {
 /**
  * The classified DICOM files grouped by SeriesInstanceUID, each series concluded by the same rule as the service's
  * study results: a multi-frame object's frames are slices of its series. Failed files are absent, so a slice that
- * failed breaks a run of positive slices rather than joining it.
+ * failed breaks a run of positive slices rather than joining it. One SOP instance is one slice, as the service counts
+ * an instance sent again once: the same instance in two files (two encodings, a second export) would otherwise be two
+ * adjacent slices, and one positive slice a Stone series. The later file in path order replaces the earlier.
  */
 export function concludeSeriesOf (results: FileResult[], minAdjacentSlices?: number): SeriesSummary[] {
-  const groups = new Map<string, { studyInstanceUid?: string, threshold: number, slices: SliceResult[] }>()
-  for (const result of results) {
+  const groups = new Map<string, { studyInstanceUid?: string, threshold: number, slices: Map<string, SliceResult> }>()
+  for (const [index, result] of results.entries()) {
     if (failed(result) || result.dicom?.seriesInstanceUid === undefined) continue
-    const { seriesInstanceUid, studyInstanceUid, instanceNumber, slicePosition } = result.dicom
-    const group = groups.get(seriesInstanceUid) ?? { studyInstanceUid, threshold: result.threshold, slices: [] }
+    const { seriesInstanceUid, studyInstanceUid, sopInstanceUid, instanceNumber, slicePosition } = result.dicom
+    const group = groups.get(seriesInstanceUid) ?? { studyInstanceUid, threshold: result.threshold, slices: new Map() }
     const frames = result.frames ?? [{ slicePosition, prediction: result.prediction, probabilities: result.probabilities }]
-    for (const frame of frames) {
-      group.slices.push({
+    for (const [frameIndex, frame] of frames.entries()) {
+      group.slices.set(`${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`, {
         ...(frame.slicePosition === undefined ? {} : { slicePosition: frame.slicePosition }),
         ...(instanceNumber === undefined || result.frames !== undefined ? {} : { instanceNumber }),
         probability: frame.probabilities.Stone,
@@ -35,8 +37,8 @@ export function concludeSeriesOf (results: FileResult[], minAdjacentSlices?: num
   return [...groups].map(([seriesInstanceUid, { studyInstanceUid, threshold, slices }]) => ({
     seriesInstanceUid,
     ...(studyInstanceUid === undefined ? {} : { studyInstanceUid }),
-    slices: slices.length,
-    conclusion: concludeSeries(slices, { threshold, ...(minAdjacentSlices === undefined ? {} : { minAdjacentSlices }) })
+    slices: slices.size,
+    conclusion: concludeSeries([...slices.values()], { threshold, ...(minAdjacentSlices === undefined ? {} : { minAdjacentSlices }) })
   }))
 }
 

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import pg from 'pg'
 import { guarded } from './errors.js'
 import type { SqlDriver, SqlSession } from './sql-driver.js'
@@ -8,6 +9,11 @@ export interface PostgresOptions {
   /** Connecting, and any one statement, may take this long before the write fails (and /predict answers 503). */
   timeoutMs: number
   onPoolError?: (error: Error) => void
+  /**
+   * Aborting it ends the pool at once: a connection that is connecting or waiting on a statement fails now instead of
+   * after timeoutMs (a service stopping while the server hangs), and no new one is made.
+   */
+  signal?: AbortSignal
 }
 
 function sessionOf (client: pg.Pool | pg.PoolClient): SqlSession {
@@ -31,14 +37,19 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
     query_timeout: options.timeoutMs,
     idleTimeoutMillis: 30_000,
     application_name: 'kidney-stone-service',
-    options: '-c TimeZone=UTC'
+    options: '-c TimeZone=UTC',
+    // each connection's socket follows the signal: destroyed on abort, whatever the connection is waiting for
+    stream: () => new Socket({ signal: options.signal })
   })
   pool.on('error', (error) => options.onPoolError?.(error))
+  let ended: Promise<void> | undefined
+  const end = async (): Promise<void> => { await (ended ??= pool.end()) }
+  options.signal?.addEventListener('abort', () => { end().catch(() => {}) }, { once: true })
   const session = sessionOf(pool)
   try {
     await session.query('SELECT 1')
   } catch (error) {
-    await pool.end().catch(() => {})
+    await end().catch(() => {})
     throw error
   }
   return {
@@ -46,7 +57,11 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
     ...session,
     withSession: async (work) => {
       const client = await guarded(async () => await pool.connect())
+      // A checked-out client whose socket fails (an abort destroys it) emits 'error' besides failing its statement; the
+      // pool listens only to idle clients, and an unheard 'error' would end the process.
       let failed = false
+      const broken = (): void => { failed = true }
+      client.on('error', broken)
       try {
         return await work(sessionOf(client))
       } catch (error) {
@@ -54,9 +69,10 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
         throw error
       } finally {
         // a connection that failed mid-work is dropped rather than handed to the next caller
+        client.off('error', broken)
         client.release(failed)
       }
     },
-    close: async () => { await pool.end() }
+    close: end
   }
 }

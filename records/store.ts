@@ -142,20 +142,33 @@ export class RecordStore {
     this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault)
   }
 
-  /** Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call applied. */
-  static async open (options: StoreOptions, hooks: StoreHooks = {}): Promise<{ store: RecordStore, applied: number[] }> {
-    const migrations = await readMigrations()
-    const driver = options.engine === 'pglite'
-      ? await openPGlite(options.dataDir)
-      : await openPostgres({ ...options, onPoolError: hooks.connectionError })
+  /**
+   * Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call
+   * applied. Aborting `signal` while a server is being connected to or migrated cuts its connections and fails the
+   * open at once (an opened store is closed with close(), which lets its writes finish).
+   */
+  static async open (options: StoreOptions, hooks: StoreHooks = {}, signal?: AbortSignal): Promise<{ store: RecordStore, applied: number[] }> {
+    if (signal?.aborted === true) throw new RecordStoreError('the records store was closed while opening')
+    // follows `signal` only until the store is open
+    const opening = new AbortController()
+    const cut = (): void => opening.abort()
+    signal?.addEventListener('abort', cut, { once: true })
     try {
-      const applied = await migrate(driver, migrations)
-      // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
-      const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
-      return { store: new RecordStore(driver, hooks, writesInFlight), applied }
-    } catch (error) {
-      await driver.close().catch(() => {})
-      throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })
+      const migrations = await readMigrations()
+      const driver = options.engine === 'pglite'
+        ? await openPGlite(options.dataDir)
+        : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
+      try {
+        const applied = await migrate(driver, migrations)
+        // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
+        const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
+        return { store: new RecordStore(driver, hooks, writesInFlight), applied }
+      } catch (error) {
+        await driver.close().catch(() => {})
+        throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })
+      }
+    } finally {
+      signal?.removeEventListener('abort', cut)
     }
   }
 

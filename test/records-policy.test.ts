@@ -56,9 +56,9 @@ t.test('when the store cannot be reached, /predict answers 503 RECORDS_UNAVAILAB
   t.equal(app.records.state, 'opening', 'still trying to connect in the background')
 })
 
-interface CloseLine { plan?: { silent: number[], refused: number[] }, mode?: string, delay?: number, closed?: boolean, alive: string[], escaped?: string[] }
+interface CloseLine { plan?: { silent: number[], refused: number[], hung: number[] }, mode?: string, delay?: number, closed?: boolean, alive: string[], escaped?: string[] }
 
-t.test('closing during the background reconnect, at any moment, waits for no backoff and leaves nothing running', async (t) => {
+t.test('closing during the background reconnect, at any moment, waits for no backoff or attempt and leaves nothing running', async (t) => {
   // In a child process that nothing else holds open: a close that waited on the reconnect's backoff timer (which holds
   // nothing open) let that process drain mid-close; under tap that was "error thrown in teardown" and the file's
   // remaining tests left in queue.
@@ -72,12 +72,13 @@ t.test('closing during the background reconnect, at any moment, waits for no bac
   })
   const lines = child.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as CloseLine)
   t.equal(child.code, 0, 'the child did not crash')
-  const plan = lines[0]?.plan ?? { silent: [], refused: [] }
+  const plan = lines[0]?.plan ?? { silent: [], refused: [], hung: [] }
   t.ok(plan.silent.length > 0 && plan.refused.length > 0, 'the child says which closes it makes')
   const closes = lines.filter((line) => line.closed === true)
   // A close left waiting on something that holds nothing open lets the child drain and exit before printing its line.
-  t.same(closes.map(({ mode, delay }) => `${mode} ${delay}`), [...plan.silent.map((d) => `silent ${d}`), ...plan.refused.map((d) => `refused ${d}`)],
-    'every close resolved, in a connect attempt and in a backoff')
+  t.same(closes.map(({ mode, delay }) => `${mode} ${delay}`),
+    [...plan.silent.map((d) => `silent ${d}`), ...plan.hung.map((d) => `hung ${d}`), ...plan.refused.map((d) => `refused ${d}`)],
+    'every close resolved, in a connect attempt, in a backoff, and in an attempt that would wait an hour')
   for (const line of closes) t.same(line.alive, [], `${line.mode} ${line.delay} ms: no timer (unref'd ones included) or socket left once closed`)
   t.same(lines.at(-1), { alive: [], escaped: [] }, 'no error escaped (no unhandled rejection, no uncaught exception)')
 })

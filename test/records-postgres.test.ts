@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { startService, type RunningServer } from '../bench/processes.js'
-import { readMigrations } from '../records/migrate.js'
+import { MIGRATION_LOCK_KEY, readMigrations } from '../records/migrate.js'
 import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, fileUpload, RECORDS_OFF, UUID } from './helper.js'
 import { startPostgres } from './helpers/postgres.js'
@@ -33,6 +33,31 @@ t.test('replicas starting together apply each migration once (advisory lock)', a
   await client.connect()
   t.teardown(async () => await client.end())
   t.same((await client.query('SELECT version FROM schema_migrations ORDER BY version')).rows, VERSIONS.map((version) => ({ version })))
+})
+
+t.test('a store opening while another replica holds the migration lock is cut at once when its opening is aborted', async (t) => {
+  const url = await server.createDatabase('opening_cut')
+  const holder = new pg.Client({ connectionString: url })
+  await holder.connect()
+  t.teardown(async () => await holder.end())
+  await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+  // an hour per statement: only the abort can end this open within the test
+  const aborting = new AbortController()
+  const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 2, timeoutMs: 3_600_000 }, {}, aborting.signal)
+  const waiting = async (): Promise<number> => Number((await holder.query(
+    "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")).rows[0].n)
+  while (await waiting() === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  aborting.abort()
+  await t.rejects(opening, { name: 'RecordStoreError' }, 'the open fails at once, with the store\'s own error')
+  await t.rejects(RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 3_600_000 }, {}, aborting.signal), { name: 'RecordStoreError' }, 'an open after the abort does not start')
+  // The server notices the cut connection once its lock wait ends: then it holds nothing and a replica migrates.
+  await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+  const others = async (): Promise<number> => Number((await holder.query(
+    'SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows[0].n)
+  while (await others() > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  const { store, applied } = await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000 })
+  await store.close()
+  t.same(applied, VERSIONS, 'the next open applies every migration: the cut one applied none and left no lock')
 })
 
 t.test('two service processes on one PostgreSQL: a record written through one is read through the other', async (t) => {

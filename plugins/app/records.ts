@@ -36,7 +36,7 @@ export class RecordsService {
   /** Resolves once the store is open (or records are off); rejects only if the embedded database cannot be opened. */
   readonly opened: Promise<void>
   private store: RecordStore | undefined
-  /** Aborted by close(): cuts short the wait between two attempts to open the store, and starts no further one. */
+  /** Aborted by close(): cuts the attempt to open the store under way or the wait before the next, and starts none. */
   private readonly closing = new AbortController()
   /** False after a failed write until the next successful one: only the changes are logged, not every failure. */
   private writing = true
@@ -71,7 +71,7 @@ export class RecordsService {
             this.metrics.recordsWriteRows.observe({ kind }, rows)
           },
           connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed')
-        })
+        }, closing)
         if (closing.aborted) { await store.close(); return }
         this.store = store
         this.state = 'ready'
@@ -236,8 +236,8 @@ export class RecordsService {
 
   /**
    * Stops the background work and closes the store: nothing of it is left afterwards (no timer, pool or connection).
-   * An attempt to open the store that is under way is waited for (it fails or succeeds within DATABASE_TIMEOUT_MS per
-   * statement, and ends its pool either way); the wait before the next attempt is cut short and none starts.
+   * An attempt to open the store that is under way is cut (its connections are destroyed, not waited for up to
+   * DATABASE_TIMEOUT_MS), the wait before the next attempt is cut short, and none starts.
    */
   async close (): Promise<void> {
     this.closing.abort()

@@ -17,6 +17,8 @@ import { RECORDS_OFF } from '../helper.js'
  *   inside the attempt or, for the longer delays on a slow machine, in the backoff after it.
  * - `refused`: a loopback port where nothing listens: the close comes `delay` ms after the service is ready, in a
  *   backoff or an attempt, wherever that falls.
+ * - `hung`: the silent server with an hour for DATABASE_TIMEOUT_MS: the close comes while the first attempt waits,
+ *   and must cut it rather than wait for it.
  */
 
 const escaped: string[] = []
@@ -27,8 +29,8 @@ const TIMEOUT_MS = 1_000
 const SILENT_DELAYS = [0, 5, 50, 300, 700]
 const REFUSED_DELAYS = [0, 1_000, 3_000]
 
-async function service (databaseUrl: string): Promise<Awaited<ReturnType<typeof buildApp>>> {
-  const app = await buildApp({ logger: false, config: { records: { ...RECORDS_OFF, store: 'postgres', databaseUrl, timeoutMs: TIMEOUT_MS, required: true } } })
+async function service (databaseUrl: string, timeoutMs = TIMEOUT_MS): Promise<Awaited<ReturnType<typeof buildApp>>> {
+  const app = await buildApp({ logger: false, config: { records: { ...RECORDS_OFF, store: 'postgres', databaseUrl, timeoutMs, required: true } } })
   await app.ready()
   await app.model.loaded
   return app
@@ -57,7 +59,7 @@ async function pause (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-console.log(JSON.stringify({ plan: { silent: SILENT_DELAYS, refused: REFUSED_DELAYS } }))
+console.log(JSON.stringify({ plan: { silent: SILENT_DELAYS, refused: REFUSED_DELAYS, hung: [0] } }))
 
 const silent = createServer()
 silent.unref()
@@ -87,6 +89,24 @@ for (const delay of SILENT_DELAYS) {
   await app.close()
   silent.off('connection', onConnection)
   console.log(JSON.stringify({ mode: 'silent', delay, closed: true, connections: accepted.length, alive: await alive() }))
+}
+
+{
+  let arrived: () => void = () => {}
+  const connected = new Promise<void>((resolve) => { arrived = resolve })
+  const onConnection = (socket: Socket): void => {
+    socket.unref()
+    socket.resume()
+    arrived()
+  }
+  silent.on('connection', onConnection)
+  const app = await service(silentUrl, 3_600_000)
+  const holder = setInterval(() => {}, 60_000)
+  await connected
+  clearInterval(holder)
+  await app.close()
+  silent.off('connection', onConnection)
+  console.log(JSON.stringify({ mode: 'hung', delay: 0, closed: true, alive: await alive() }))
 }
 silent.close()
 
