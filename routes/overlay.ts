@@ -10,8 +10,8 @@ const OverlayQuerySchema = Type.Object({
   heatmap: Type.Optional(Type.Boolean({ default: true, description: '`false`: the boxes only, on the slice as it is.' }))
 })
 
-/** Bytes an overlay holds while it is drawn: the decoded slice, its RGB copy and the PNG (at most about as big). */
-const OVERLAY_BYTES_PER_PIXEL = 1 + 3 + 3
+/** Bytes an overlay holds while it is drawn: the decoded slice, the heatmap layer (RGBA) and the PNG (at most RGB). */
+const OVERLAY_BYTES_PER_PIXEL = 1 + 4 + 3
 
 const overlay: FastifyPluginAsyncTypebox = async (app) => {
   const authOn = app.config.auth.mode !== 'none'

@@ -133,3 +133,41 @@ t.test('renderOverlay: on a letterboxed (wide) image the heatmap\'s peak lies in
   // cell (10, 7) covers model columns 160-175, rows 112-127; the 448x224 image fills model rows 56-167 at scale 1/2
   t.ok(Math.abs(brightest.x - 167.5 * 2) <= 2 && Math.abs(brightest.y - (119.5 - 56) * 2) <= 2, 'at the cell centre mapped back through the letterbox')
 })
+
+t.test('renderOverlay on an image larger than the heatmap grid: the peak where the cell maps to, boxes exact at full size, edge boxes clipped', async (t) => {
+  const input: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
+  const spec = { input, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
+  const values = new Float32Array(2 * 196)
+  for (let k = 0; k < 196; k++) values[196 + k] = -2
+  values[196 + 7 * 14 + 10] = 6
+  const cam = { values, dims: [2, 14, 14] as [number, number, number] }
+  // 2048x1024: the heatmap is computed on a 512x256 grid and scaled up 4x by libvips
+  const image = { pixels: Buffer.alloc(2048 * 1024, 40), width: 2048, height: 1024, channels: 1 as const }
+  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec, heatmap: true }))
+  t.same([heat.width, heat.height], [2048, 1024])
+  let brightest = { x: -1, y: -1, value: -1 }
+  for (let y = 0; y < heat.height; y++) {
+    for (let x = 0; x < heat.width; x++) {
+      const j = (y * heat.width + x) * 3
+      const value = heat.data[j] + heat.data[j + 1] + heat.data[j + 2]
+      if (value > brightest.value) brightest = { x, y, value }
+    }
+  }
+  // cell (10, 7): model column 167.5, row 119.5; the image fills model rows 56-167 at scale 224/2048
+  const scale = 2048 / 224
+  t.ok(Math.abs(brightest.x - 167.5 * scale) <= 8 && Math.abs(brightest.y - (119.5 - 56) * scale) <= 8,
+    `peak (${brightest.x}, ${brightest.y}) within two grid steps of the cell centre mapped back (${167.5 * scale}, ${63.5 * scale})`)
+
+  const findings = [
+    { box: { x: 1000, y: 500, width: 40, height: 30 }, score: 0.9 },
+    { box: { x: 0, y: 0, width: 2048, height: 1024 }, score: 0.5 }
+  ]
+  const boxes = await pixels(await renderOverlay({ image, cam, findings, spec, heatmap: false }))
+  const at = (x: number, y: number): number[] => Array.from(boxes.data.subarray((y * boxes.width + x) * 3, (y * boxes.width + x) * 3 + 3))
+  const thickness = Math.round(1024 / 256)
+  t.same(at(1000, 510), [255, 255, 255], 'the top box\'s edge is white')
+  t.same(at(1000 - thickness, 510), [0, 0, 0], 'with black just outside it')
+  t.same(at(1000 + 2 * thickness, 510), [40, 40, 40], 'and the slice inside it')
+  t.same(at(0, 2), [255, 255, 255], 'a box on the image\'s edge is drawn, its outer black ring clipped')
+  t.same(at(1024, 512), [40, 40, 40], 'elsewhere the slice')
+})
