@@ -293,7 +293,7 @@ export interface paths {
         put?: never;
         /**
          * Classify several CT slices (JPEG, PNG, DICOM) in one request
-         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone).
+         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone). The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.
          */
         post: {
             parameters: {
@@ -322,6 +322,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };

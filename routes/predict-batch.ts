@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { acceptOnly } from '../plugins/app/accept.js'
 import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
@@ -10,6 +11,8 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict/batch', {
     // This route alone may carry several files; the multipart limits of every other route stay as they are.
     config: { multipartOptions: { limits: { files: maxFiles, parts: maxFiles + app.config.maxFields } } },
+    // JSON only: a script asking for FHIR (which /predict gives) is told so before its files are read.
+    onRequest: acceptOnly(['application/json']),
     // One part of a repeated field arrives as an object, not an array of one: a batch of one file is a batch too.
     preValidation: async (request) => {
       const body = request.body as { files?: unknown } | undefined
@@ -19,10 +22,11 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['prediction'],
       summary: 'Classify several CT slices (JPEG, PNG, DICOM) in one request',
       description: 'Repeat the multipart field "files". Each file gets its own result or its own typed error, in ' +
-        'request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone).',
+        'request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone). ' +
+        'The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.',
       consumes: ['multipart/form-data'],
       body: batchBodySchema(maxFiles),
-      response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 413, 415, 503) }
+      response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 406, 413, 415, 503) }
     }
   }, async (request, reply) => {
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }

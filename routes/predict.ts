@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
-import { answerType, NotAcceptableError } from '../plugins/app/accept.js'
+import { acceptOnly, answerType } from '../plugins/app/accept.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
@@ -14,9 +14,7 @@ const ANSWER_TYPES = ['application/json', 'application/fhir+json'] as const
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict', {
     // An Accept this route cannot answer (e.g. application/fhir+xml) is refused before the upload is classified.
-    onRequest: async (request) => {
-      if (answerType(request.headers.accept, ANSWER_TYPES) === undefined) throw new NotAcceptableError(ANSWER_TYPES)
-    },
+    onRequest: acceptOnly(ANSWER_TYPES),
     schema: {
       tags: ['prediction'],
       summary: 'Classify one kidney CT slice (JPEG, PNG or DICOM)',

@@ -64,6 +64,22 @@ t.test('Accept: a type /predict cannot produce is 406 NOT_ACCEPTABLE, before any
   t.equal(answerType(undefined, ['application/json']), 'application/json')
 })
 
+t.test('Accept: /predict/batch answers JSON only; a FHIR Accept is 406 NOT_ACCEPTABLE, not a JSON answer', async (t) => {
+  const app = await build(t)
+  const upload = multipart([dicomPart(CT1)])
+  const post = async (accept?: string): Promise<LightMyRequestResponse> => await app.inject({
+    method: 'POST', url: '/predict/batch', payload: upload.payload, headers: { ...upload.headers, ...(accept === undefined ? {} : { accept }) }
+  })
+  const fhir = await post('application/fhir+json')
+  t.equal(fhir.statusCode, 406)
+  t.match(fhir.json(), { code: 'NOT_ACCEPTABLE', message: /available as application\/json only/ })
+  for (const accept of [undefined, '*/*', 'application/json', 'application/fhir+json;q=1, application/json;q=0.5']) {
+    const res = await post(accept)
+    t.equal(res.statusCode, 200, `Accept ${accept ?? '(none)'}`)
+    t.equal(res.json().results.length, 1)
+  }
+})
+
 t.test('FHIR effectiveDateTime is the acquisition time, issued the processing time', async (t) => {
   const app = await build(t)
   const fhir = async (bytes: Buffer): Promise<{ effectiveDateTime: string, issued: string, contained: Array<{ effectiveDateTime?: string }> }> => {

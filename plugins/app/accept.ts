@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import { ServiceError } from '../../inference/errors.js'
 
 /** The Accept header names no media type this route can answer with. */
@@ -46,4 +47,11 @@ export function answerType (accept: string | undefined, offered: readonly string
     if (match !== undefined && match.q > 0 && (best === undefined || match.q > best.q)) best = { type: candidate, q: match.q }
   }
   return best?.type
+}
+
+/** An onRequest hook refusing (406) an Accept none of `offered` satisfies, before the body is read or any work done. */
+export function acceptOnly (offered: readonly string[]): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    if (answerType(request.headers.accept, offered) === undefined) throw new NotAcceptableError(offered)
+  }
 }
