@@ -22,6 +22,29 @@ async function pixels (png: Buffer): Promise<{ data: Buffer, width: number, heig
   return { data, width: info.width, height: info.height }
 }
 
+const MODEL_INPUT: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
+const SPEC = { input: MODEL_INPUT, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
+
+/** 14x14 maps [Normal, Stone]: Stone-minus-Normal is -2 everywhere but cell (10, 7), which lies on the image content. */
+function peakAtCell10x7 (): { values: Float32Array, dims: [number, number, number] } {
+  const values = new Float32Array(2 * 196)
+  for (let k = 0; k < 196; k++) values[196 + k] = -2
+  values[196 + 7 * 14 + 10] = 6
+  return { values, dims: [2, 14, 14] }
+}
+
+function brightest (image: { data: Buffer, width: number, height: number }): { x: number, y: number } {
+  let best = { x: -1, y: -1, value: -1 }
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) {
+      const j = (y * image.width + x) * 3
+      const value = image.data[j] + image.data[j + 1] + image.data[j + 2]
+      if (value > best.value) best = { x, y, value }
+    }
+  }
+  return best
+}
+
 t.test('viridis never gets darker as the evidence grows, so the heatmap reads in greyscale print', async (t) => {
   const steps = VIRIDIS.map(luminance)
   t.ok(steps.every((value, i) => i === 0 || value >= steps[i - 1]), 'luminance never falls over the 256 entries')
@@ -108,61 +131,35 @@ t.test('with authentication: the overlay follows GET /predictions/{id}\'s rules;
 })
 
 t.test('renderOverlay: on a letterboxed (wide) image the heatmap\'s peak lies in the box findingsOf gives', async (t) => {
-  const input: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
-  const spec = { input, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
-  // 14x14 maps [Normal, Stone]: Stone-minus-Normal is -2 everywhere but cell (10, 7), which lies on the image content
-  const values = new Float32Array(2 * 196)
-  for (let k = 0; k < 196; k++) values[196 + k] = -2
-  values[196 + 7 * 14 + 10] = 6
-  const cam = { values, dims: [2, 14, 14] as [number, number, number] }
+  const cam = peakAtCell10x7()
   const image = { pixels: Buffer.alloc(448 * 224, 40), width: 448, height: 224, channels: 1 as const }
-  const findings = findingsOf(evidenceMap(values, [1, 2, 14, 14], 0, 1), { isStone: true, original: image, input: spec.input, temperature: 1 })
+  const findings = findingsOf(evidenceMap(cam.values, [1, 2, 14, 14], 0, 1), { isStone: true, original: image, input: MODEL_INPUT, temperature: 1 })
   t.equal(findings.length, 1)
-  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec, heatmap: true }))
-  let brightest = { x: -1, y: -1, value: -1 }
-  for (let y = 0; y < heat.height; y++) {
-    for (let x = 0; x < heat.width; x++) {
-      const j = (y * heat.width + x) * 3
-      const value = heat.data[j] + heat.data[j + 1] + heat.data[j + 2]
-      if (value > brightest.value) brightest = { x, y, value }
-    }
-  }
+  const peak = brightest(await pixels(await renderOverlay({ image, cam, findings: [], spec: SPEC, heatmap: true })))
   const { box } = findings[0]
-  t.ok(brightest.x >= box.x && brightest.x < box.x + box.width && brightest.y >= box.y && brightest.y < box.y + box.height,
-    `heatmap peak (${brightest.x}, ${brightest.y}) in the finding's box ${JSON.stringify(box)}`)
+  t.ok(peak.x >= box.x && peak.x < box.x + box.width && peak.y >= box.y && peak.y < box.y + box.height,
+    `heatmap peak (${peak.x}, ${peak.y}) in the finding's box ${JSON.stringify(box)}`)
   // cell (10, 7) covers model columns 160-175, rows 112-127; the 448x224 image fills model rows 56-167 at scale 1/2
-  t.ok(Math.abs(brightest.x - 167.5 * 2) <= 2 && Math.abs(brightest.y - (119.5 - 56) * 2) <= 2, 'at the cell centre mapped back through the letterbox')
+  t.ok(Math.abs(peak.x - 167.5 * 2) <= 2 && Math.abs(peak.y - (119.5 - 56) * 2) <= 2, 'at the cell centre mapped back through the letterbox')
 })
 
 t.test('renderOverlay on an image larger than the heatmap grid: the peak where the cell maps to, boxes exact at full size, edge boxes clipped', async (t) => {
-  const input: ModelSpec['input'] = { width: 224, height: 224, channels: 1, layout: 'NHWC', resize: 'contain', scale: 1 / 255, mean: [0], std: [1] }
-  const spec = { input, classes: ['Normal', 'Stone'], positiveClass: 'Stone' }
-  const values = new Float32Array(2 * 196)
-  for (let k = 0; k < 196; k++) values[196 + k] = -2
-  values[196 + 7 * 14 + 10] = 6
-  const cam = { values, dims: [2, 14, 14] as [number, number, number] }
+  const cam = peakAtCell10x7()
   // 2048x1024: the heatmap is computed on a 512x256 grid and scaled up 4x by libvips
   const image = { pixels: Buffer.alloc(2048 * 1024, 40), width: 2048, height: 1024, channels: 1 as const }
-  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec, heatmap: true }))
+  const heat = await pixels(await renderOverlay({ image, cam, findings: [], spec: SPEC, heatmap: true }))
   t.same([heat.width, heat.height], [2048, 1024])
-  let brightest = { x: -1, y: -1, value: -1 }
-  for (let y = 0; y < heat.height; y++) {
-    for (let x = 0; x < heat.width; x++) {
-      const j = (y * heat.width + x) * 3
-      const value = heat.data[j] + heat.data[j + 1] + heat.data[j + 2]
-      if (value > brightest.value) brightest = { x, y, value }
-    }
-  }
+  const peak = brightest(heat)
   // cell (10, 7): model column 167.5, row 119.5; the image fills model rows 56-167 at scale 224/2048
   const scale = 2048 / 224
-  t.ok(Math.abs(brightest.x - 167.5 * scale) <= 8 && Math.abs(brightest.y - (119.5 - 56) * scale) <= 8,
-    `peak (${brightest.x}, ${brightest.y}) within two grid steps of the cell centre mapped back (${167.5 * scale}, ${63.5 * scale})`)
+  t.ok(Math.abs(peak.x - 167.5 * scale) <= 8 && Math.abs(peak.y - (119.5 - 56) * scale) <= 8,
+    `peak (${peak.x}, ${peak.y}) within two grid steps of the cell centre mapped back (${167.5 * scale}, ${63.5 * scale})`)
 
   const findings = [
     { box: { x: 1000, y: 500, width: 40, height: 30 }, score: 0.9 },
     { box: { x: 0, y: 0, width: 2048, height: 1024 }, score: 0.5 }
   ]
-  const boxes = await pixels(await renderOverlay({ image, cam, findings, spec, heatmap: false }))
+  const boxes = await pixels(await renderOverlay({ image, cam, findings, spec: SPEC, heatmap: false }))
   const at = (x: number, y: number): number[] => Array.from(boxes.data.subarray((y * boxes.width + x) * 3, (y * boxes.width + x) * 3 + 3))
   const thickness = Math.round(1024 / 256)
   t.same(at(1000, 510), [255, 255, 255], 'the top box\'s edge is white')
