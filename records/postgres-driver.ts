@@ -25,6 +25,19 @@ function sessionOf (client: pg.Pool | pg.PoolClient): SqlSession {
 }
 
 /**
+ * Each connection's socket is destroyed on abort, whatever the connection is waiting for. The listener goes with the
+ * socket: the pool makes new connections for as long as it lives (net.Socket's own `signal` option never removes its
+ * listener, so every reconnect would leave one behind on the signal, holding its closed socket).
+ */
+function followSignal (socket: Socket, signal: AbortSignal | undefined): Socket {
+  if (signal === undefined) return socket
+  const cut = (): void => { socket.destroy() }
+  signal.addEventListener('abort', cut, { once: true })
+  socket.once('close', () => signal.removeEventListener('abort', cut))
+  return socket
+}
+
+/**
  * A PostgreSQL server through a `pg` pool: what several instances share. Sessions run in UTC; named statements are
  * prepared once per pooled connection. A server that goes away fails the statements in flight (typed, never a
  * crash: the pool's idle-client errors are reported to `onPoolError`), and the pool reconnects once it is back.
@@ -38,8 +51,7 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
     idleTimeoutMillis: 30_000,
     application_name: 'kidney-stone-service',
     options: '-c TimeZone=UTC',
-    // each connection's socket follows the signal: destroyed on abort, whatever the connection is waiting for
-    stream: () => new Socket({ signal: options.signal })
+    stream: () => followSignal(new Socket(), options.signal)
   })
   pool.on('error', (error) => options.onPoolError?.(error))
   let ended: Promise<void> | undefined

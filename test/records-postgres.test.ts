@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -5,6 +6,7 @@ import pg from 'pg'
 import t from 'tap'
 import { startService, type RunningServer } from '../bench/processes.js'
 import { MIGRATION_LOCK_KEY, readMigrations } from '../records/migrate.js'
+import { openPostgres } from '../records/postgres-driver.js'
 import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, fileUpload, RECORDS_OFF, UUID } from './helper.js'
 import { startPostgres } from './helpers/postgres.js'
@@ -58,6 +60,20 @@ t.test('a store opening while another replica holds the migration lock is cut at
   const { store, applied } = await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000 })
   await store.close()
   t.same(applied, VERSIONS, 'the next open applies every migration: the cut one applied none and left no lock')
+})
+
+t.test('a pool opened with an abort signal leaves no listener on it for connections that are gone', async (t) => {
+  const signal = new AbortController().signal
+  const driver = await openPostgres({ url: await server.createDatabase('signal_listeners'), poolSize: 2, timeoutMs: 10_000, signal })
+  t.teardown(async () => await driver.close())
+  // Each round the server ends every connection of the pool, and the next statement makes a new one.
+  for (let round = 0; round < 12; round++) {
+    await driver.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    await driver.query('SELECT pg_terminate_backend(pg_backend_pid())').catch(() => {})
+    t.same(await driver.query('SELECT 1 AS one'), [{ one: 1 }])
+  }
+  // the pool's own abort listener and one per live connection (at most poolSize)
+  t.ok(getEventListeners(signal, 'abort').length <= 1 + 2, `${getEventListeners(signal, 'abort').length} abort listeners after 12 rounds of new connections`)
 })
 
 t.test('two service processes on one PostgreSQL: a record written through one is read through the other', async (t) => {
