@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { NoBatchFileError } from '../inference/errors.js'
 import { acceptOnly } from '../plugins/app/accept.js'
 import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
@@ -14,9 +15,11 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
     // JSON only: a script asking for FHIR (which /predict gives) is told so before its files are read.
     onRequest: acceptOnly(['application/json']),
     // One part of a repeated field arrives as an object, not an array of one: a batch of one file is a batch too.
+    // No body at all would fail the schema as /predict's "no file"; this route names its own field.
     preValidation: async (request) => {
       const body = request.body as { files?: unknown } | undefined
-      if (body?.files !== undefined && !Array.isArray(body.files)) body.files = [body.files]
+      if (body == null) throw new NoBatchFileError()
+      if (body.files !== undefined && !Array.isArray(body.files)) body.files = [body.files]
     },
     schema: {
       tags: ['prediction'],

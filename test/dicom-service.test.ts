@@ -43,6 +43,8 @@ t.test('a batch request without any file names the batch field "files", whatever
   t.match(empty.json(), { statusCode: 400, code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the closing boundary only')
   const wrongField = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([{ ...dicomPart(CT1), name: 'file' }]) })
   t.match(wrongField.json(), { code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the file in "file"')
+  const noBody = await app.inject({ method: 'POST', url: '/predict/batch', headers: { 'content-type': 'multipart/form-data; boundary=x' } })
+  t.match(noBody.json(), { statusCode: 400, code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'no body at all')
   const single = await app.inject({ method: 'POST', url: '/predict', ...multipart([]) })
   t.match(single.json(), { code: 'NO_FILE', message: /the multipart field "file"/ }, '/predict keeps its own wording')
 })

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
 import { setSecurityHeaders } from '../external/helmet.js'
-import { FileTooLargeError, NoBatchFileError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
+import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
   statusCode: number
@@ -94,7 +94,7 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
   }
   if (error.validation !== undefined) {
     // A POST without any body fails the multipart body schema; what the caller missed is the file.
-    if (error.validationContext === 'body' && request.body == null) return request.routeOptions.url === '/predict/batch' ? new NoBatchFileError() : new NoFileError()
+    if (error.validationContext === 'body' && request.body == null) return new NoFileError()
     // Ajv's wording is the library's: the caller gets where the request differs from the API schema, in ours.
     const where = error.validation[0]?.instancePath ?? ''
     return new ServiceError('VALIDATION_ERROR', 400,
