@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,7 +8,7 @@ import sharp from 'sharp'
 import { buildApp } from '../app.js'
 import { ConfigError } from '../plugins/app/config.js'
 import { UploadStore } from '../plugins/app/uploads.js'
-import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
+import { build, ctKidneyImage, fileUpload, SHARED, UUID } from './helper.js'
 
 t.test('an accepted upload is stored as <uuid>.<detected type>, mode 0600, named by the response id', async (t) => {
   const app = await build(t)
@@ -111,4 +111,43 @@ t.test('UPLOAD_DIR must be a real directory of the service with mode 0700, else 
   })
   t.equal(result.code, 1, 'bin/serve exits 1')
   t.equal(result.stderr.trim(), `UPLOAD_DIR ${link} is a symbolic link: point UPLOAD_DIR at the real directory`)
+})
+
+t.test('a full, read-only or removed UPLOAD_DIR gets 503 UPLOADS_UNAVAILABLE, keeps no partial file, and recovers', async (t) => {
+  // A real full file system: a 1 MiB tmpfs (CI runs as root) holds one 530 kB DICOM slice and part of a second.
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-full-'))
+  const run = async (command: string, ...args: string[]): Promise<void> => await new Promise((resolve, reject) =>
+    execFile(command, args, (error) => error === null ? resolve() : reject(error)))
+  await run('mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', dir)
+  t.teardown(async () => { await run('umount', dir).catch(() => undefined); await rm(dir, { recursive: true, force: true }) })
+  const app = await build(t, { config: { uploadDir: dir } })
+  const slice = await readFile(join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm'))
+  const predict = async (): Promise<{ statusCode: number, retryAfter?: string, body: any }> => {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice, 'slice.dcm', 'application/dicom') })
+    return { statusCode: res.statusCode, retryAfter: res.headers['retry-after'] as string | undefined, body: res.json() }
+  }
+  const refused = (reason: string) => ({
+    statusCode: 503,
+    retryAfter: '30',
+    body: { code: 'UPLOADS_UNAVAILABLE', message: `The upload cannot be kept right now (${reason}); nothing was answered, retry after 30 s.` }
+  })
+
+  const first = await predict()
+  t.equal(first.statusCode, 200)
+  t.match(await predict(), refused('the upload directory\'s file system is full'), 'the second slice does not fit: typed, not 500')
+  t.same(await readdir(dir), [`${first.body.id as string}.dcm`], 'the cut-off write leaves no partial file behind')
+  t.equal((await stat(join(dir, `${first.body.id as string}.dcm`))).size, slice.length)
+
+  await run('mount', '-o', 'remount,ro', dir)
+  await rm(join(dir, `${first.body.id as string}.dcm`)).catch(() => undefined)
+  t.match(await predict(), refused('the upload directory\'s file system is read-only'))
+  await run('mount', '-o', 'remount,rw', dir)
+  await rm(join(dir, `${first.body.id as string}.dcm`))
+  const again = await predict()
+  t.equal(again.statusCode, 200, 'space freed: uploads are kept again, no restart needed')
+  t.same(await readdir(dir), [`${again.body.id as string}.dcm`])
+
+  await run('umount', dir)
+  await rm(dir, { recursive: true })
+  t.match(await predict(), refused('the upload directory is gone'), 'a directory removed at run time')
 })

@@ -51,6 +51,17 @@ export class InternalError extends ServiceError {
   }
 }
 
+/**
+ * An accepted upload could not be kept under UPLOAD_DIR (a full or read-only file system, a directory removed or
+ * unmounted, no file descriptor left): the answer is not given, as for a record that cannot be written, and the
+ * caller retries later or on another instance. `reason` is ours; the system error stays in the log.
+ */
+export class UploadsUnavailableError extends RetryLaterError {
+  constructor (readonly reason: string, retryAfterSeconds = 30) {
+    super('UPLOADS_UNAVAILABLE', `The upload cannot be kept right now (${reason}); nothing was answered, retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
+  }
+}
+
 export class ShuttingDownError extends ServiceError {
   constructor () {
     super('SHUTTING_DOWN', 503, 'The service is shutting down; retry on another instance or shortly.')

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import { FILE_EXTENSIONS, type ImageFormat } from '../../inference/sniff.js'
 import { ConfigError } from './config.js'
+import { UploadsUnavailableError } from './errors.js'
 
 // fs/promises' writeFile goes through a FileHandle: measured 0.69 ms of CPU per 30 kB file against 0.20 ms for
 // the callback version, on every accepted upload.
@@ -21,6 +22,18 @@ export interface RetentionPolicy {
 }
 
 interface StoredFile { path: string, savedAtMs: number }
+
+/** Our words for why the upload directory cannot be written or read; the system error goes to the log only. */
+function describeFileError (error: unknown): string {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOSPC': case 'EDQUOT': return 'the upload directory\'s file system is full'
+    case 'EROFS': return 'the upload directory\'s file system is read-only'
+    case 'ENOENT': case 'ENOTDIR': return 'the upload directory is gone'
+    case 'EACCES': case 'EPERM': return 'the upload directory refuses access'
+    case 'EMFILE': case 'ENFILE': return 'the service has no file descriptor left'
+    default: return 'the upload directory cannot be used'
+  }
+}
 
 /**
  * The upload directory is created with mode 0700, or must already be a real directory (not a symbolic link, which
@@ -55,8 +68,14 @@ export async function checkUploadDir (dir: string): Promise<void> {
  */
 export class UploadStore {
   private stored: StoredFile[] = []
+  /** False after a failed file operation until the next upload is saved: only the changes are logged, not every failure. */
+  private working = true
 
-  constructor (readonly dir: string, readonly policy: RetentionPolicy) {}
+  constructor (
+    readonly dir: string,
+    readonly policy: RetentionPolicy,
+    private readonly report: (event: { err?: unknown, reason?: string }, message: string) => void = () => {}
+  ) {}
 
   get keepsFiles (): boolean {
     return this.policy.maxAgeMs > 0
@@ -90,7 +109,15 @@ export class UploadStore {
     const name = this.fileName(id, format)
     if (name !== undefined) {
       const path = join(this.dir, name)
-      await writeFile(path, bytes, { mode: 0o600, flag: 'wx' })
+      try {
+        await writeFile(path, bytes, { mode: 0o600, flag: 'wx' })
+      } catch (error) {
+        // A write cut short (a full disk) leaves a partial file no index knows of, so no retention would remove it.
+        await unlink(path).catch(() => undefined)
+        throw this.failed(error)
+      }
+      if (!this.working) this.report({}, 'upload store: uploads are kept again')
+      this.working = true
       this.stored.push({ path, savedAtMs: Date.now() })
       if (this.stored.length > this.policy.maxFiles) await this.remove(this.stored.length - this.policy.maxFiles)
     }
@@ -104,8 +131,16 @@ export class UploadStore {
       return await readFile(join(this.dir, name))
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw error
+      throw this.failed(error)
     }
+  }
+
+  /** The typed refusal for a file operation that failed, logged when failures start (not once per request). */
+  private failed (error: unknown): UploadsUnavailableError {
+    const reason = describeFileError(error)
+    if (this.working) this.report({ err: error, reason }, `upload store: ${reason}`)
+    this.working = false
+    return new UploadsUnavailableError(reason)
   }
 
   /** Removes a just-saved upload whose answer is not given after all (its record could not be written). */
@@ -145,7 +180,7 @@ export default fp(async (app) => {
   const store = new UploadStore(app.config.uploadDir, {
     maxAgeMs: app.config.uploadMaxAgeMs,
     maxFiles: app.config.uploadMaxFiles
-  })
+  }, (event, message) => { if (event.err === undefined) app.log.info(message); else app.log.error(event, message) })
   await store.init()
   app.decorate('uploads', store)
   if (!store.keepsFiles) return
