@@ -1,6 +1,6 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Page } from 'playwright-core'
@@ -173,5 +173,25 @@ t.test('with authentication on: refused without the key (401 in words), classifi
   t.same(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]), [0, 0, ''], 'nothing kept in the browser\'s storage')
   // the 401 of the first try is the browser's own console line about the failed request, nothing else
   t.same(problems.filter((text) => !/status of 401/.test(text)), [])
+  await page.close()
+})
+
+t.test('over plain HTTP at a network address, not only on loopback: the page and Swagger UI load', async (t) => {
+  // Hospital networks often reach the service as http://<its address>:3000/app/. Chromium exempts 127.0.0.1 and
+  // localhost from a CSP's upgrade-insecure-requests, so only a network address shows whether the page's own
+  // script and styles are fetched over the HTTP it was served on.
+  const address = Object.values(networkInterfaces()).flat().find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address
+  if (address === undefined) throw new Error('this machine has no network address other than loopback')
+  const app = await build(t)
+  await app.listen({ host: address, port: 0 })
+  const base = `http://${address}:${(app.server.address() as AddressInfo).port}`
+  const problems: string[] = []
+  const page = await openPage(`${base}/app/`, problems)
+  page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText ?? 'failed'}`))
+  await page.locator('#service-status', { hasText: '(ready)' }).waitFor()
+  await page.goto(`${base}/docs`)
+  await page.locator('.swagger-ui .opblock-summary-path', { hasText: '/predict' }).first().waitFor()
+  t.same(problems.filter((text) => !/Cross-Origin-Opener-Policy|Origin-Agent-Cluster|inline style/.test(text)), [],
+    'nothing refused (the browser notes that COOP needs HTTPS, and Swagger UI\'s inline style is the known cosmetic report)')
   await page.close()
 })

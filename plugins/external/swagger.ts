@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { isPublicRoute } from '../app/auth.js'
+import { CSP_DIRECTIVES_LEFT_OUT } from './helmet.js'
 import { packageInfo } from '../../schemas/package-info.js'
 
 /** The OpenAPI document is generated from the routes' TypeBox schemas; `npm run openapi` commits it. */
@@ -44,5 +45,10 @@ export default fp(async (app) => {
     // Shared schemas registered with addSchema become named components (#/components/schemas/<$id>).
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { persistAuthorization: true } })
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: (header: string) => header.replace(CSP_DIRECTIVES_LEFT_OUT, ''),
+    uiConfig: { persistAuthorization: true }
+  })
 }, { name: 'swagger', dependencies: ['config'] })
