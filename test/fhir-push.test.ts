@@ -10,6 +10,7 @@ import { fileUpload, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
+import type { PushQueue } from '../records/push-queue.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
 // Location, as a FHIR server does; the service retries with backoff and records the push in the records database.
@@ -98,4 +99,39 @@ t.test('a 4xx other than 408/429 is not retried: the push is given up at once', 
   await until(async () => (await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)))?.gaveUp === true, 'the push given up')
   t.match(await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)), { attempts: 1, pushed: false, gaveUp: true, lastError: 'HTTP 422' })
   t.equal(stub.received[0].headers.authorization, undefined, 'no token configured, none sent')
+})
+
+t.test('a redirect is not followed: the report is not pushed as a GET, nor with the token to another address', async (t) => {
+  // fetch follows redirects by default: a 303 (or a 301/302, as an http-to-https redirect sends) turns the POST into a
+  // GET of <url>, whose 200 (a search Bundle) was taken for an accepted report; a 307 re-sends the report elsewhere.
+  const elsewhere: Array<{ method?: string, path?: string, authorization?: string }> = []
+  const other = createServer((request, response) => {
+    elsewhere.push({ method: request.method, path: request.url, authorization: request.headers.authorization })
+    request.resume()
+    response.writeHead(200, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"Bundle"}')
+  })
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => await new Promise<void>((resolve) => other.close(() => resolve())))
+  const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
+  for (const status of [303, 307]) {
+    const redirecting = createServer((request, response) => {
+      request.resume()
+      response.writeHead(status, { location: `${otherUrl}/fhir/DiagnosticReport` }).end()
+    })
+    await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', () => resolve()))
+    t.teardown(async () => await new Promise<void>((resolve) => redirecting.close(() => resolve())))
+    const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, `data-${status}`) }, {
+      series: { idleSeconds: 1, minAdjacentSlices: 2 },
+      fhirPush: { ...loadConfig().fhirPush, url: `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}/fhir`, token: 'stub-token' }
+    })
+    const series = await writeCtSeries(join(work, `redirected-${status}`), { slices: 1 })
+    const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+    const settled = async (): Promise<Awaited<ReturnType<PushQueue['state']>>> => await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid))
+    await until(async () => { const state = await settled(); return state?.pushed === true || state?.gaveUp === true }, `the ${status} push settled`)
+    t.match(await settled(), { attempts: 1, pushed: false, gaveUp: true, lastError: `HTTP ${status}: the FHIR server redirects; set FHIR_SERVER_URL to the address it redirects to` },
+      `${status}: given up as a refusal, not recorded as pushed`)
+    await app.close()
+  }
+  t.same(elsewhere, [], 'nothing reached the address redirected to')
 })

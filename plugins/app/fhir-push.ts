@@ -38,6 +38,9 @@ export default fp(async (app) => {
         method: 'POST',
         headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
         body: JSON.stringify(report),
+        // Never followed: a 301/302/303 turns the POST into a GET of the same URL, whose 200 (a search Bundle) would
+        // count as an accepted report, and a 307/308 sends the clinical report to an address nobody configured.
+        redirect: 'manual',
         signal: AbortSignal.timeout(POST_TIMEOUT_MS)
       })
       await response.body?.cancel()
@@ -46,7 +49,9 @@ export default fp(async (app) => {
         app.log.info({ study: push.studyInstanceUid, attempt: push.attempts, status: response.status }, 'FHIR push: DiagnosticReport accepted')
         return
       }
-      failure = { error: `HTTP ${response.status}`, retry: response.status === 408 || response.status === 429 || response.status >= 500 }
+      failure = response.status >= 300 && response.status < 400
+        ? { error: `HTTP ${response.status}: the FHIR server redirects; set FHIR_SERVER_URL to the address it redirects to`, retry: false }
+        : { error: `HTTP ${response.status}`, retry: response.status === 408 || response.status === 429 || response.status >= 500 }
     } catch (error) {
       failure = { error: (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached', retry: true }
     }
