@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { backoffSeconds } from '../plugins/app/fhir-push.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { fileUpload, RECORDS_OFF } from './helper.js'
+import { fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
@@ -134,4 +134,32 @@ t.test('a redirect is not followed: the report is not pushed as a GET, nor with 
     await app.close()
   }
   t.same(elsewhere, [], 'nothing reached the address redirected to')
+})
+
+t.test('a FHIR server that never answers: one study is claimed at a time, and stopping the service cuts the POST', async (t) => {
+  const hanging: Array<import('node:http').ServerResponse> = []
+  const stub = createServer((request, response) => { request.resume(); hanging.push(response) })
+  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => { stub.closeAllConnections(); await new Promise<void>((resolve) => stub.close(() => resolve())) })
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data-hanging') }, {
+    series: { idleSeconds: 1, minAdjacentSlices: 2 },
+    fhirPush: { ...loadConfig().fhirPush, url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}/fhir` }
+  })
+  // Three studies in one batch: final at the same moment, so the first pass finds all three due.
+  const studies = await Promise.all(['a', 'b', 'c'].map(async (name) => await writeCtSeries(join(work, `hanging-${name}`), { slices: 1 })))
+  const batch = multipart(await Promise.all(studies.map(async (series) => ({ name: 'files', filename: 'slice.dcm', contentType: 'application/dicom', data: await readFile(series.files[0]) }))))
+  t.equal((await app.inject({ method: 'POST', url: '/predict/batch', ...batch })).json().summary.succeeded, 3)
+  await until(() => hanging.length === 1, 'the first POST')
+  const states = await Promise.all(studies.map(async (series) => await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid))))
+  // A claim is a lease of 60 s and a POST may take 30: studies claimed together behind a hanging POST would pass
+  // their lease before their own POST began, and another replica would claim and push them too.
+  t.same(states.map((state) => state?.attempts ?? 0).sort(), [0, 0, 1], 'only the study being POSTed is claimed')
+  // Stopping waits for the push pass: the hanging POST is cut (and recorded so) instead of waited out for 30 s,
+  // longer than SHUTDOWN_GRACE_MS gives the whole shutdown.
+  await app.close()
+  t.equal(hanging.length, 1, 'nothing more was POSTed')
+  const reopened = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data-hanging') })
+  const cut = studies.find((_, i) => states[i]?.attempts === 1)?.studyInstanceUid as string
+  t.match(await reopened.records.withPushQueue(async (q) => await q.state(cut)),
+    { attempts: 1, pushed: false, gaveUp: false, lastError: 'the service stopped during the POST' }, 'retried after the restart')
 })

@@ -10,7 +10,11 @@ export function backoffSeconds (attempt: number): number {
 /** A claim lasts longer than one POST may take, so no other replica pushes the same study meanwhile. */
 const POST_TIMEOUT_MS = 30_000
 const LEASE_SECONDS = 60
-const CLAIMS_PER_PASS = 8
+/**
+ * Studies pushed in one pass, each claimed just before its POST: studies claimed together behind a POST that hangs
+ * for its 30 s would pass their lease before their own POST began, and another replica would push them as well.
+ */
+const PUSHES_PER_PASS = 8
 
 /**
  * FHIR push (FHIR_SERVER_URL): once every series of a study is final (SERIES_IDLE_SECONDS without a new instance), its
@@ -26,7 +30,8 @@ export default fp(async (app) => {
   const pollMs = Math.min(5_000, Math.max(500, idleSeconds * 500))
   let timer: NodeJS.Timeout | undefined
   let pass: Promise<void> | undefined
-  let closing = false
+  /** Aborted when the service stops: cuts a POST under way instead of waiting up to POST_TIMEOUT_MS for it. */
+  const stopping = new AbortController()
 
   const post = async (push: ClaimedPush): Promise<void> => {
     const study = await app.studyResult(push.studyInstanceUid)
@@ -41,7 +46,7 @@ export default fp(async (app) => {
         // Never followed: a 301/302/303 turns the POST into a GET of the same URL, whose 200 (a search Bundle) would
         // count as an accepted report, and a 307/308 sends the clinical report to an address nobody configured.
         redirect: 'manual',
-        signal: AbortSignal.timeout(POST_TIMEOUT_MS)
+        signal: AbortSignal.any([AbortSignal.timeout(POST_TIMEOUT_MS), stopping.signal])
       })
       await response.body?.cancel()
       if (response.ok) {
@@ -53,7 +58,10 @@ export default fp(async (app) => {
         ? { error: `HTTP ${response.status}: the FHIR server redirects; set FHIR_SERVER_URL to the address it redirects to`, retry: false }
         : { error: `HTTP ${response.status}`, retry: response.status === 408 || response.status === 429 || response.status >= 500 }
     } catch (error) {
-      failure = { error: (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached', retry: true }
+      const why = stopping.signal.aborted
+        ? 'the service stopped during the POST'
+        : (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached'
+      failure = { error: why, retry: true }
     }
     const giveUp = !failure.retry || push.attempts >= maxAttempts
     app.log.warn({ study: push.studyInstanceUid, attempt: push.attempts, error: failure.error, giveUp }, 'FHIR push failed')
@@ -63,20 +71,23 @@ export default fp(async (app) => {
   const runPass = async (): Promise<void> => {
     try {
       await app.records.withPushQueue(async (queue) => await queue.enqueueFinal(idleSeconds))
-      const due = await app.records.withPushQueue(async (queue) => await queue.claimDue(CLAIMS_PER_PASS, LEASE_SECONDS))
-      for (const push of due) await post(push)
+      for (let n = 0; n < PUSHES_PER_PASS && !stopping.signal.aborted; n++) {
+        const [push] = await app.records.withPushQueue(async (queue) => await queue.claimDue(1, LEASE_SECONDS))
+        if (push === undefined) break
+        await post(push)
+      }
     } catch (err) {
       // The store is not open yet, or went away: the next pass tries again; claims expire with their lease.
       app.log.debug({ err }, 'FHIR push pass skipped')
     }
   }
   const schedule = (): void => {
-    if (closing) return
+    if (stopping.signal.aborted) return
     timer = setTimeout(() => { pass = runPass().finally(schedule) }, pollMs).unref()
   }
   app.addHook('onReady', async () => { schedule() })
   app.addHook('preClose', async () => {
-    closing = true
+    stopping.abort()
     clearTimeout(timer)
     await pass
   })
