@@ -66,6 +66,9 @@ export class Association {
   private pending: { context: number, command: Command, parts: Buffer[], bytes: number, tooLarge: boolean } | undefined
   private busy: Promise<void> | undefined
   private draining = false
+  /** PDUs taken so far, and the deadline of the one partly received (its serial is the count when it began). */
+  private pdusTaken = 0
+  private partial: { serial: number, timer: NodeJS.Timeout } | undefined
 
   constructor (private readonly socket: Socket, private readonly policy: AssociationPolicy) {
     socket.setNoDelay(true)
@@ -78,6 +81,7 @@ export class Association {
       this.chunks.push(chunk)
       this.buffered += chunk.length
       void this.drain()
+      this.watchPartialPdu()
     })
     socket.on('error', () => this.close())
     socket.on('close', () => this.close())
@@ -89,8 +93,33 @@ export class Association {
     this.abort(2, 0)
   }
 
+  /**
+   * A PDU must arrive whole within DICOM_IDLE_TIMEOUT_S of its first byte. The idle timeout alone restarts with every
+   * byte, so a peer trickling one byte a second held its connection for good, and twice DICOM_MAX_ASSOCIATIONS such
+   * peers shut every PACS out. A PDU is at most DICOM_MAX_PDU_BYTES (64 KiB by default): a working peer sends one in
+   * far less. Bytes that wait while we classify (reading is paused then) are not the peer's delay: the clock restarts.
+   */
+  private watchPartialPdu (): void {
+    if (this.buffered === 0 || this.state === 'closed') {
+      clearTimeout(this.partial?.timer)
+      this.partial = undefined
+      return
+    }
+    if (this.partial?.serial === this.pdusTaken) return
+    clearTimeout(this.partial?.timer)
+    const serial = this.pdusTaken
+    const timer = setTimeout(() => {
+      this.partial = undefined
+      if (this.busy !== undefined || this.pdusTaken !== serial) { this.watchPartialPdu(); return }
+      this.policy.event('pdu-timeout', { callingAe: this.request?.callingAe, received: this.buffered })
+      this.abort(2, 0)
+    }, this.policy.idleTimeoutMs).unref()
+    this.partial = { serial, timer }
+  }
+
   private close (): void {
     if (this.state === 'closed') return
+    clearTimeout(this.partial?.timer)
     this.state = 'closed'
     this.chunks = []
     this.pending = undefined
@@ -99,6 +128,7 @@ export class Association {
 
   private abort (source: 0 | 2, reason: number): void {
     if (this.state === 'closed') return
+    clearTimeout(this.partial?.timer)
     this.socket.end(abort(source, reason))
     this.state = 'closed'
     this.socket.destroySoon()
@@ -120,6 +150,7 @@ export class Association {
     const body = data.subarray(6, 6 + length)
     this.chunks = data.length > 6 + length ? [data.subarray(6 + length)] : []
     this.buffered = data.length - 6 - length
+    this.pdusTaken++
     return { type: data[0], body }
   }
 
@@ -135,6 +166,7 @@ export class Association {
       this.abort(2, error instanceof PduError ? 6 : 0)
     } finally {
       this.draining = false
+      this.watchPartialPdu()
     }
   }
 

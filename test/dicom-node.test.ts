@@ -142,3 +142,22 @@ t.test('hostile bytes: a command set that never ends is aborted once over its bo
   const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
   t.equal(echo.code, 0, 'the node still answers')
 })
+
+t.test('slow peers: a PDU trickled a byte at a time is aborted once it has taken DICOM_IDLE_TIMEOUT_S', async (t) => {
+  // Never silent for the idle timeout (1 s here), yet never finishing its A-ASSOCIATE-RQ: DICOM_MAX_ASSOCIATIONS x 2
+  // such connections shut every PACS out for as long as they trickle. One byte every 400 ms: the idle timeout never
+  // fires, the request would take a minute and a half.
+  const peer = await rawPeer(app.dicomPort() as number)
+  let closed = false
+  void peer.closed.then(() => { closed = true })
+  const request = associateRequest('KIDNEYSTONE', 'ECHOSCU')
+  let sent = 0
+  for (; sent < 10 && !closed; sent++) {
+    peer.socket.write(request.subarray(sent, sent + 1))
+    await new Promise((resolve) => setTimeout(resolve, 400))
+  }
+  t.ok(closed, `the connection was closed after ${sent} of the ${request.length} bytes`)
+  t.equal(peer.received()[0], 0x07, 'with an A-ABORT')
+  const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(echo.code, 0, 'the node still answers')
+})
