@@ -113,6 +113,10 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     ['no expiry', signJwt(claims({ exp: undefined }), 'HS256', SECRET)],
     ['wrong secret', signJwt(claims(), 'HS256', 'another-secret-that-is-also-32-bytes-long')],
     ['alg none', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}.`],
+    // records belong to `jwt:<sub>`: without a subject every such token was the one caller `jwt:jwt`
+    ['no subject', signJwt(claims({ sub: undefined }), 'HS256', SECRET)],
+    ['a numeric subject', signJwt(claims({ sub: 42 }), 'HS256', SECRET)],
+    ['an empty subject', signJwt(claims({ sub: '' }), 'HS256', SECRET)],
     ['garbage', 'not.a.token']
   ]
   for (const [name, token] of refused) {
@@ -123,6 +127,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   }
   const expired = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused[0][1]) })
   t.match(expired.json().message, /expired/)
+  const anonymous = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'no subject')?.[1] ?? '') })
+  t.equal(anonymous.json().message, 'The bearer token names no subject (sub): the service keeps records per subject.')
   t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
 
   const slice = await ctKidneyImage('test/normal')

@@ -64,13 +64,19 @@ const JWT_MESSAGES: Record<string, string> = {
 }
 
 async function verifyBearer (request: FastifyRequest, scopeClaim: string | undefined): Promise<Principal> {
+  let payload: Record<string, unknown>
   try {
-    const payload = await request.jwtVerify<Record<string, unknown>>()
-    return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub : 'jwt', scopes: scopesOf(payload, scopeClaim) }
+    payload = await request.jwtVerify<Record<string, unknown>>()
   } catch (error) {
     const code = (error as { code?: string }).code ?? ''
     throw new AuthenticationError(JWT_MESSAGES[code] ?? 'The bearer token is invalid.')
   }
+  // The subject is whose records a caller reads (`jwt:<sub>`). Tokens without one (an identity provider's
+  // client-credentials tokens may leave it out) all became the one caller `jwt:jwt`, and read each other's records.
+  if (typeof payload.sub !== 'string' || payload.sub === '') {
+    throw new AuthenticationError('The bearer token names no subject (sub): the service keeps records per subject.')
+  }
+  return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, scopeClaim) }
 }
 
 async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise<Principal> {
