@@ -10,6 +10,39 @@ export class NotLiveError extends ServiceError {
 
 const SAMPLE_EVERY_MS = 1_000
 
+const GUARDED = Symbol.for('kidney-stone.memory-usage-guarded')
+
+/**
+ * process.memoryUsage() reads /proc/self/stat for the RSS, which takes a file descriptor: with every descriptor in use
+ * (connections up to the process's limit, `ulimit -n`) it throws EMFILE. This watch and @fastify/under-pressure call
+ * it from timers, where the throw ended the process: 120 idle connections to the service started with `ulimit -n 200`
+ * took it down. Wrapped once per process: a reading that fails for want of a descriptor repeats the last good one
+ * (memory does not jump in the second it takes connections to close again); any other failure still throws.
+ */
+export function guardMemoryUsage (): void {
+  const original = process.memoryUsage as typeof process.memoryUsage & { [GUARDED]?: true }
+  if (original[GUARDED] === true) return
+  const outOfDescriptors = (error: unknown): boolean => ['EMFILE', 'ENFILE'].includes((error as NodeJS.ErrnoException).code ?? '')
+  let last = original()
+  const read = (): NodeJS.MemoryUsage => {
+    try {
+      last = original()
+    } catch (error) {
+      if (!outOfDescriptors(error)) throw error
+    }
+    return last
+  }
+  const rss = (): number => {
+    try {
+      last = { ...last, rss: original.rss() }
+    } catch (error) {
+      if (!outOfDescriptors(error)) throw error
+    }
+    return last.rss
+  }
+  process.memoryUsage = Object.assign(read, { rss, [GUARDED]: true as const })
+}
+
 /**
  * Whether the process can still recover. Memory above the pressure limits sheds every request (503 OVERLOADED,
  * plugins/external/under-pressure.ts); if it stays there for LIVENESS_MEMORY_GRACE_S the instance is out of service
@@ -53,6 +86,7 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
+  guardMemoryUsage()
   const watch = new LivenessWatch(app.config.pressure, app.config.livenessMemoryGraceS * 1000)
   app.decorate('liveness', watch)
   app.addHook('onClose', async () => watch.stop())
