@@ -26,8 +26,14 @@ const CSV_COLUMNS = [
 ]
 const ERROR_COLUMNS = 2
 
+/**
+ * A text cell that a spreadsheet would take for a formula (it starts with = + - @, a tab or a carriage return) gets
+ * a leading apostrophe, which spreadsheets show as text (OWASP's CSV injection advice). File names are the caller's:
+ * an export folder on a shared drive holding `=HYPERLINK("http://…")_1.jpg` made the CSV a clinician opens in Excel
+ * run it. Numbers are never text here, so a negative one keeps its sign.
+ */
 function csvCell (value: string | number | undefined): string {
-  const text = value === undefined ? '' : String(value)
+  const text = value === undefined ? '' : typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? `'${value}` : String(value)
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 

