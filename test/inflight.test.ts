@@ -1,12 +1,16 @@
+import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import sharp from 'sharp'
 import type { FastifyInstance } from 'fastify'
 import { InflightBudgetError, RequestTooLargeError } from '../inference/errors.js'
 import { ByteBudget } from '../plugins/app/inflight.js'
 import { LivenessWatch } from '../plugins/app/liveness.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
-import { build, ctKidneyImage, multipart } from './helper.js'
+import { build, ctKidneyImage, multipart, RECORDS_OFF } from './helper.js'
 
 const MB = 1024 * 1024
 
@@ -119,4 +123,37 @@ t.test('the issue\'s scenario: memory stuck above the limit sheds every route, a
   for (let i = 0; i < 100 && live.statusCode === 200; i++) { await sleep(50); live = await app.inject({ method: 'GET', url: '/health/live' }) }
   t.equal(live.statusCode, 503, '/health/live fails, so an orchestrator restarts the instance')
   t.equal(live.json().code, 'NOT_LIVE')
+})
+
+t.test('an answer the client does not read is cut at HANDLER_TIMEOUT_MS: its connection and its share of the budget are released', async (t) => {
+  // An overlay of a 3000x3000 upload: a 12 MB PNG (more than loopback's socket buffers take) and 72 MB of the budget.
+  // Before, a client that asked for it and never read held both for as long as it liked: 25 such connections held
+  // 504 of the 512 MiB budget for minutes, and one more would have refused every upload (INFLIGHT_BUDGET_FULL).
+  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-unread-'))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  const app = await build(t, { config: { handlerTimeoutMs: 3_000, records: { ...RECORDS_OFF, store: 'pglite', dataDir } } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const noise = Buffer.alloc(3000 * 3000)
+  for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24
+  const jpeg = await sharp(noise, { raw: { width: 3000, height: 3000, channels: 1 } }).jpeg({ quality: 95 }).toBuffer()
+  const { id } = (await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', filename: 'a.jpg', contentType: 'image/jpeg', data: jpeg }]) })).json()
+
+  const reader = connect(port, '127.0.0.1')
+  let closed = false
+  let received = 0
+  reader.on('data', (chunk: Buffer) => { received += chunk.length }).on('close', () => { closed = true }).on('error', () => {})
+  reader.write(`GET /predictions/${id as string}/overlay.png HTTP/1.1\r\nHost: x\r\n\r\n`)
+  reader.pause()
+  t.teardown(() => reader.destroy())
+  await until(() => app.inflight.used >= 72_000_000, 'the overlay is drawn and charged')
+  t.ok(app.inflight.used >= 72_000_000, `the answer being sent holds its share: ${app.inflight.used} bytes`)
+  // bounded waits: five times the deadline
+  for (let i = 0; i < 150 && app.inflight.used > 0; i++) await sleep(100)
+  t.equal(app.inflight.used, 0, 'the share is given back to the budget')
+  reader.resume()
+  for (let i = 0; i < 150 && !closed; i++) await sleep(100)
+  t.ok(closed, `the server had closed the connection: read now, it ends after ${received} bytes`)
+  const full = await app.inject({ method: 'GET', url: `/predictions/${id as string}/overlay.png` })
+  t.ok(received < full.rawPayload.length, `short of the ${full.rawPayload.length} bytes of the answer`)
 })

@@ -5,14 +5,22 @@ import { RequestTimeoutError, sendError } from './errors.js'
  * A last-resort bound on every request: whatever it waits for (a multipart body its parser never finishes,
  * a stuck dependency), it is answered 408 with the typed body after HANDLER_TIMEOUT_MS and its connection is
  * closed, so that no request can hold a connection and its memory forever. Node's requestTimeout only covers
- * receiving the bytes, not a parser that stops consuming them.
+ * receiving the bytes, not a parser that stops consuming them. An answer sent by then that the client has not read
+ * (Node has not handed it all to the system) is cut too: it kept its bytes (an overlay PNG of tens of MB) and its
+ * share of the in-flight budget, released only when the response closes, for as long as the client did not read.
  */
 export default fp(async (app) => {
   const timeoutMs = app.config.handlerTimeoutMs
   const timers = new WeakMap<object, NodeJS.Timeout>()
   app.addHook('onRequest', async (request, reply) => {
     timers.set(request, setTimeout(() => {
-      if (reply.sent) return
+      if (reply.sent) {
+        const socket = request.raw.socket
+        if (reply.raw.writableFinished || socket === null || socket.destroyed) return
+        request.log.warn({ timeoutMs }, 'the client did not read the answer in time; connection closed')
+        socket.destroy()
+        return
+      }
       request.log.warn({ timeoutMs }, 'request deadline exceeded')
       reply.header('connection', 'close')
       sendError(reply, new RequestTimeoutError(`The request was not completed within ${timeoutMs} ms.`))
