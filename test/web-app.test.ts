@@ -195,3 +195,19 @@ t.test('over plain HTTP at a network address, not only on loopback: the page and
     'nothing refused (the browser notes that COOP needs HTTPS, and Swagger UI\'s inline style is the known cosmetic report)')
   await page.close()
 })
+
+t.test('Swagger UI keeps credentials typed into Authorize in the page only, never in the browser\'s storage', async (t) => {
+  // Clinical workstations are shared: with persistAuthorization Swagger UI kept the API key in localStorage, and the
+  // next person to open /docs in that browser found it filled in (the web page at /app/ keeps nothing either).
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'ward:ward-key-0123456789abcdef:predict' }).auth
+  const app = await build(t, { config: { auth } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const problems: string[] = []
+  const page = await openPage(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/docs`, problems)
+  await page.locator('.swagger-ui button.authorize').first().click()
+  await page.locator('.modal-ux input#api_key_value').fill('ward-key-0123456789abcdef')
+  await page.locator('.modal-ux button.authorize').first().click()
+  await page.locator('.modal-ux button', { hasText: 'Logout' }).first().waitFor()
+  t.same(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]), [0, 0, ''], 'nothing kept in the browser\'s storage')
+  await page.close()
+})

@@ -49,6 +49,8 @@ export default fp(async (app) => {
     routePrefix: '/docs',
     staticCSP: true,
     transformStaticCSP: (header: string) => header.replace(CSP_DIRECTIVES_LEFT_OUT, ''),
-    uiConfig: { persistAuthorization: true }
+    // Not persistAuthorization: it kept the API key or token typed into Authorize in the browser's localStorage, in
+    // clear, for the next person at a shared clinical workstation. Typed again after a reload, as on the web page.
+    uiConfig: { persistAuthorization: false }
   })
 }, { name: 'swagger', dependencies: ['config'] })
