@@ -17,6 +17,10 @@ export function describeDatabaseError (error: unknown): string {
   if (code === '28P01' || code === '28000') return 'the database refused the credentials'
   if (code === '3D000') return 'the database does not exist'
   if (code === '57014' || /timeout|timed out/i.test(message ?? '')) return 'the database did not answer in time'
+  // Class 53, insufficient resources: the operator's problem, named (it was 'refused the statement (SQLSTATE 53100)').
+  if (code === '53100') return 'the database\'s disk is full'
+  if (code === '53200') return 'the database is out of memory'
+  if (code === '53300') return 'the database has no connection left'
   if (/Connection terminated|not queryable|ended/i.test(message ?? '')) return 'the database connection was lost'
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `the database refused the statement (SQLSTATE ${code})`
   return 'the database cannot be reached'

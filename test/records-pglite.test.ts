@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { RECORDS_OFF } from './helper.js'
-import { recordsSuite } from './records/suite.js'
+import { ctKidneyImage, RECORDS_OFF } from './helper.js'
+import { predictJson, recordsApp, recordsSuite } from './records/suite.js'
 
 // The records test set on the embedded store (the default): one PGlite database for the whole file, opened and
 // closed by each test's app in turn (creating one costs seconds, and PGlite serves one process at a time).
@@ -12,3 +13,37 @@ const dataDir = await mkdtemp(join(tmpdir(), 'kidney-records-pglite-'))
 t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
 
 recordsSuite(t, { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir }) })
+
+t.test('pglite: its disk full, /predict answers 503 RECORDS_UNAVAILABLE saying so, keeps no upload, and records again once space is freed', async (t) => {
+  // A real full file system: a 120 MiB tmpfs (CI runs as root) holding the database (about 40 MiB), then filled.
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-records-full-'))
+  const run = async (command: string, ...args: string[]): Promise<void> => await new Promise((resolve, reject) =>
+    execFile(command, args, (error) => error === null ? resolve() : reject(error)))
+  await run('mount', '-t', 'tmpfs', '-o', 'size=120m,mode=0700', 'tmpfs', dir)
+  t.teardown(async () => { await run('umount', dir).catch(() => undefined); await rm(dir, { recursive: true, force: true }) })
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(dir, 'data') })
+  const slice = await ctKidneyImage('test/stone')
+  t.equal((await predictJson(app, slice)).statusCode, 200)
+  let answered = 1
+
+  const filler = await open(join(dir, 'filler'), 'w')
+  const chunk = Buffer.alloc(1024 * 1024)
+  try {
+    for (;;) await filler.write(chunk)
+  } catch (error) {
+    t.equal((error as NodeJS.ErrnoException).code, 'ENOSPC', 'the file system is full')
+  } finally {
+    await filler.close()
+  }
+  // PostgreSQL fails a write once it needs a new page (the first may still fit in pages it has): a bounded few
+  let refused: Awaited<ReturnType<typeof predictJson>> | undefined
+  for (let i = 0; i < 40 && refused === undefined; i++) {
+    const answer = await predictJson(app, slice)
+    if (answer.statusCode === 200) answered++
+    else refused = answer
+  }
+  t.match(refused, { statusCode: 503, body: { code: 'RECORDS_UNAVAILABLE', message: /\(the database's disk is full\)/ } })
+  t.equal((await readdir(app.uploads.dir)).length, answered, 'an upload kept for each answer given, none for the refusal')
+  await rm(join(dir, 'filler'))
+  t.equal((await predictJson(app, slice)).statusCode, 200, 'space freed: recorded again, no restart')
+})
