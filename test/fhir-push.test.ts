@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { backoffSeconds } from '../plugins/app/fhir-push.js'
-import { loadConfig } from '../plugins/app/config.js'
+import { ConfigError, loadConfig } from '../plugins/app/config.js'
 import { fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
@@ -162,4 +162,23 @@ t.test('a FHIR server that never answers: one study is claimed at a time, and st
   const cut = studies.find((_, i) => states[i]?.attempts === 1)?.studyInstanceUid as string
   t.match(await reopened.records.withPushQueue(async (q) => await q.state(cut)),
     { attempts: 1, pushed: false, gaveUp: false, lastError: 'the service stopped during the POST' }, 'retried after the restart')
+})
+
+t.test('FHIR_SERVER_URL that fetch cannot POST to stops start-up, without repeating a password', async (t) => {
+  // fetch refuses a URL with user:password (basic authentication written the usual way) and one it cannot parse:
+  // such a URL was accepted, and every push failed as 'could not be reached', ten times per study, then given up.
+  const refusal = (url: string): string => {
+    try {
+      loadConfig({ FHIR_SERVER_URL: url })
+      return 'accepted'
+    } catch (error) {
+      return error instanceof ConfigError ? error.message : String(error)
+    }
+  }
+  t.equal(refusal('https://push:s3cret@fhir.hospital.example/fhir'),
+    'Invalid FHIR push settings: FHIR_SERVER_URL carries a user name or password, which is never sent from a URL: give a bearer token in FHIR_SERVER_TOKEN(_FILE)')
+  t.equal(refusal('http://[::1/fhir'), 'Invalid FHIR push settings: FHIR_SERVER_URL is not a URL')
+  t.equal(refusal('https://fhir.hospital.example/fhir?tenant=a'),
+    'Invalid FHIR push settings: FHIR_SERVER_URL has a query or fragment: give the FHIR base URL, to which /DiagnosticReport is appended')
+  t.equal(loadConfig({ FHIR_SERVER_URL: 'https://fhir.hospital.example/fhir/' }).fhirPush.url, 'https://fhir.hospital.example/fhir', 'a base URL is taken, its trailing slash left off')
 })

@@ -5,8 +5,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
-import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, secretFrom, type AuthConfig } from './auth-config.js'
+import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
+import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
@@ -197,7 +198,7 @@ export interface AppConfig {
   series: { idleSeconds: number, minAdjacentSlices: number }
   dicomNode: DicomNodeSettings
   /** Where final studies' DiagnosticReports are POSTed (undefined: no push), how often a push is tried, the bearer token. */
-  fhirPush: { url?: string, maxAttempts: number, token?: string }
+  fhirPush: FhirPushConfig
 }
 
 export interface DicomNodeSettings {
@@ -319,7 +320,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxPduBytes: e.DICOM_MAX_PDU_BYTES,
       idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
     },
-    fhirPush: { url: e.FHIR_SERVER_URL?.replace(/\/+$/, ''), maxAttempts: e.FHIR_PUSH_MAX_ATTEMPTS, token: fhirTokenFrom(env) }
+    fhirPush: fhirPushConfigFrom(env, e)
   }
 }
 
@@ -341,11 +342,11 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
   }
 }
 
-function fhirTokenFrom (env: NodeJS.ProcessEnv): string | undefined {
+function fhirPushConfigFrom (env: NodeJS.ProcessEnv, e: Env): FhirPushConfig {
   try {
-    return secretFrom(env, SECRET_VARIABLES.fhirServerToken)
+    return loadFhirPushConfig(env, e.FHIR_SERVER_URL, e.FHIR_PUSH_MAX_ATTEMPTS)
   } catch (error) {
-    if (error instanceof AuthConfigError) throw new ConfigError(`Invalid FHIR push settings: ${error.message}`)
+    if (error instanceof FhirPushConfigError) throw new ConfigError(`Invalid FHIR push settings: ${error.message}`)
     throw error
   }
 }
