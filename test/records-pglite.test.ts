@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process'
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ctKidneyImage, RECORDS_OFF } from './helper.js'
+import { mountTmpfs } from './helpers/tmpfs.js'
 import { predictJson, recordsApp, recordsSuite } from './records/suite.js'
 
 // The records test set on the embedded store (the default): one PGlite database for the whole file, opened and
@@ -16,11 +16,7 @@ recordsSuite(t, { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, stor
 
 t.test('pglite: its disk full, /predict answers 503 RECORDS_UNAVAILABLE saying so, keeps no upload, and records again once space is freed', async (t) => {
   // A real full file system: a 120 MiB tmpfs (CI runs as root) holding the database (about 40 MiB), then filled.
-  const dir = await mkdtemp(join(tmpdir(), 'kidney-records-full-'))
-  const run = async (command: string, ...args: string[]): Promise<void> => await new Promise((resolve, reject) =>
-    execFile(command, args, (error) => error === null ? resolve() : reject(error)))
-  await run('mount', '-t', 'tmpfs', '-o', 'size=120m,mode=0700', 'tmpfs', dir)
-  t.teardown(async () => { await run('umount', dir).catch(() => undefined); await rm(dir, { recursive: true, force: true }) })
+  const { dir } = await mountTmpfs(t, '120m')
   const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(dir, 'data') })
   const slice = await ctKidneyImage('test/stone')
   t.equal((await predictJson(app, slice)).statusCode, 200)

@@ -9,6 +9,7 @@ import { buildApp } from '../app.js'
 import { ConfigError } from '../plugins/app/config.js'
 import { UploadStore } from '../plugins/app/uploads.js'
 import { build, ctKidneyImage, fileUpload, SHARED, UUID } from './helper.js'
+import { mountTmpfs } from './helpers/tmpfs.js'
 
 t.test('an accepted upload is stored as <uuid>.<detected type>, mode 0600, named by the response id', async (t) => {
   const app = await build(t)
@@ -115,11 +116,8 @@ t.test('UPLOAD_DIR must be a real directory of the service with mode 0700, else 
 
 t.test('a full, read-only or removed UPLOAD_DIR gets 503 UPLOADS_UNAVAILABLE, keeps no partial file, and recovers', async (t) => {
   // A real full file system: a 1 MiB tmpfs (CI runs as root) holds one 530 kB DICOM slice and part of a second.
-  const dir = await mkdtemp(join(tmpdir(), 'kidney-full-'))
-  const run = async (command: string, ...args: string[]): Promise<void> => await new Promise((resolve, reject) =>
-    execFile(command, args, (error) => error === null ? resolve() : reject(error)))
-  await run('mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', dir)
-  t.teardown(async () => { await run('umount', dir).catch(() => undefined); await rm(dir, { recursive: true, force: true }) })
+  const disk = await mountTmpfs(t, '1m')
+  const dir = disk.dir
   const app = await build(t, { config: { uploadDir: dir } })
   const slice = await readFile(join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm'))
   const predict = async (): Promise<{ statusCode: number, retryAfter?: string, body: any }> => {
@@ -138,16 +136,16 @@ t.test('a full, read-only or removed UPLOAD_DIR gets 503 UPLOADS_UNAVAILABLE, ke
   t.same(await readdir(dir), [`${first.body.id as string}.dcm`], 'the cut-off write leaves no partial file behind')
   t.equal((await stat(join(dir, `${first.body.id as string}.dcm`))).size, slice.length)
 
-  await run('mount', '-o', 'remount,ro', dir)
+  await disk.remount('ro')
   await rm(join(dir, `${first.body.id as string}.dcm`)).catch(() => undefined)
   t.match(await predict(), refused('the upload directory\'s file system is read-only'))
-  await run('mount', '-o', 'remount,rw', dir)
+  await disk.remount('rw')
   await rm(join(dir, `${first.body.id as string}.dcm`))
   const again = await predict()
   t.equal(again.statusCode, 200, 'space freed: uploads are kept again, no restart needed')
   t.same(await readdir(dir), [`${again.body.id as string}.dcm`])
 
-  await run('umount', dir)
+  await disk.unmount()
   await rm(dir, { recursive: true })
   t.match(await predict(), refused('the upload directory is gone'), 'a directory removed at run time')
 })
