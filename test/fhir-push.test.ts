@@ -10,6 +10,7 @@ import { fileUpload, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
 // Location, as a FHIR server does; the service retries with backoff and records the push in the records database.
@@ -52,7 +53,7 @@ t.test('backoff doubles from 1 s and stops growing at 5 minutes', async (t) => {
 
 t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with growing delays, then recorded as pushed', async (t) => {
   const stub = await fhirStub(t, [503, 503, 201])
-  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') }, {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: stub.url, token: 'stub-token' }
   })
@@ -88,7 +89,7 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
 
 t.test('a 4xx other than 408/429 is not retried: the push is given up at once', async (t) => {
   const stub = await fhirStub(t, [422])
-  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data-422') }, {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-422')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: stub.url }
   })
