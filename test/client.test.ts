@@ -13,6 +13,7 @@ import type { components } from '../client/api-types.js'
 import { createKidneyStoneClient, multipartBody, predictionOverlay, predictSlice, predictSliceAsFhir, storedPredictionAsFhir } from '../client/index.js'
 import { build, ctKidneyImage, RECORDS_OFF, SHARED } from './helper.js'
 import { hs256Token } from './helpers/jwt.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 const DICOM = join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm')
 
@@ -32,7 +33,7 @@ t.test('client/api-types.ts is what openapi-typescript generates from openapi.ya
 })
 
 t.test('the generated client calls every documented route of the real server over HTTP', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-client-records-'))
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-client-records-')))
   t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   // records on, in the default embedded store: the records routes are part of the contract
   const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir } } })

@@ -9,6 +9,7 @@ import { RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
 import { recordsApp } from './records/suite.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // The DICOM node driven by real DICOM clients nobody here wrote: dcmtk's echoscu and storescu (npm test's pretest
 // installs Debian's dcmtk; without it these tests fail). Results are read back over HTTP, as a PACS integrator would.
@@ -17,7 +18,7 @@ const work = await mkdtemp(join(tmpdir(), 'kidney-dicom-node-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 
 const ALLOWED = 'MODALITY1'
-const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') }, {
+const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) }, {
   dicomNode: { ...loadConfig().dicomNode, port: 0, allowedAes: [ALLOWED, 'ECHOSCU'], maxAssociations: 2, idleTimeoutMs: 1_000 },
   series: { idleSeconds: 2, minAdjacentSlices: 2 }
 })

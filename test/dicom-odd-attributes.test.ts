@@ -5,6 +5,7 @@ import t from 'tap'
 import { build, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
 import { modified, scratchDir } from './helpers/dcmtk.js'
 import { element, text, writeDicom } from './helpers/dicom-writer.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // Header values a PACS export should never carry but a file can: each gets an answer (the value left out), never a
 // 500 from the reader or a 503 from the records store.
@@ -31,7 +32,7 @@ t.test('a plane position or orientation with too few values is ignored: SliceLoc
 })
 
 t.test('an InstanceNumber outside the 32-bit IS range is left out, and neither it nor the answers recorded with it fail', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kidney-odd-attributes-'))
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-odd-attributes-')))
   t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
   const numbered = (value: string): Buffer => slice([element(0x0020, 0x0013, 'IS', text(value))])

@@ -11,6 +11,7 @@ import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
 import type { PushQueue } from '../records/push-queue.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
 // Location, as a FHIR server does; the service retries with backoff and records the push in the records database.
@@ -53,7 +54,7 @@ t.test('backoff doubles from 1 s and stops growing at 5 minutes', async (t) => {
 
 t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with growing delays, then recorded as pushed', async (t) => {
   const stub = await fhirStub(t, [503, 503, 201])
-  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') }, {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: stub.url, token: 'stub-token' }
   })
@@ -89,7 +90,7 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
 
 t.test('a 4xx other than 408/429 is not retried: the push is given up at once', async (t) => {
   const stub = await fhirStub(t, [422])
-  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data-422') }, {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-422')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: stub.url }
   })
@@ -120,7 +121,7 @@ t.test('a redirect is not followed: the report is not pushed as a GET, nor with 
     })
     await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', () => resolve()))
     t.teardown(async () => await new Promise<void>((resolve) => redirecting.close(() => resolve())))
-    const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, `data-${status}`) }, {
+    const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, `data-${status}`)) }, {
       series: { idleSeconds: 1, minAdjacentSlices: 2 },
       fhirPush: { ...loadConfig().fhirPush, url: `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}/fhir`, token: 'stub-token' }
     })
@@ -141,7 +142,7 @@ t.test('a FHIR server that never answers: one study is claimed at a time, and st
   const stub = createServer((request, response) => { request.resume(); hanging.push(response) })
   await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', () => resolve()))
   t.teardown(async () => { stub.closeAllConnections(); await new Promise<void>((resolve) => stub.close(() => resolve())) })
-  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data-hanging') }, {
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-hanging')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}/fhir` }
   })

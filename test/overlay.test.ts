@@ -10,10 +10,11 @@ import { renderOverlay } from '../inference/overlay.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { build, ctKidneyImage, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /predictions/{id}/overlay.png and the recorded answer's FHIR report, on the embedded records store.
 
-const dataDir = await mkdtemp(join(tmpdir(), 'kidney-overlay-records-'))
+const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-overlay-records-')))
 t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
 const RECORDS = { ...RECORDS_OFF, store: 'pglite', dataDir } as const
 

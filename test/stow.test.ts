@@ -9,6 +9,7 @@ import t from 'tap'
 import { RECORDS_OFF } from './helper.js'
 import { SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { recordsApp } from './records/suite.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // STOW-RS (POST /studies) with two clients nobody here wrote: curl, and dicomweb-client (the DICOMweb client of the
 // OHIF viewer) in Node with an XMLHttpRequest implementation (xhr2), as a browser viewer would send.
@@ -18,7 +19,7 @@ const run = promisify(execFile)
 const work = await mkdtemp(join(tmpdir(), 'kidney-stow-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 
-const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(work, 'data') })
+const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const http = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 

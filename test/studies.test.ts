@@ -10,6 +10,7 @@ import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
 
@@ -20,7 +21,7 @@ t.teardown(async () => await server.destroy())
 const validateReport = fhirR4Validator('DiagnosticReport')
 
 const backends: Array<{ engine: string, records: () => Promise<RecordsConfig> }> = [
-  { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir: await mkdtemp(join(work, 'pglite-')) }) },
+  { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(await mkdtemp(join(work, 'pglite-'))) }) },
   { engine: 'postgres', records: async () => ({ ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase(`studies_${Date.now()}`), poolSize: 2, timeoutMs: 5_000 }) }
 ]
 

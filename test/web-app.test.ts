@@ -7,13 +7,14 @@ import type { Page } from 'playwright-core'
 import { loadConfig } from '../plugins/app/config.js'
 import { launchChromium } from './helpers/chromium.js'
 import { build, ctKidneyFiles, RECORDS_OFF, SHARED } from './helper.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // The page at /app/ in a real browser (Debian's chromium through playwright-core) against a real server: a Stone and
 // a Normal slice, a DICOM file and a text file uploaded through the file picker; what it shows, the overlays, the
 // exports, phone width, the CSP, and the API key field with authentication on.
 // WEB_APP_SCREENSHOT=docs/web-app.png keeps the screenshot (npm run web:screenshot).
 
-const dataDir = await mkdtemp(join(tmpdir(), 'kidney-web-records-'))
+const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-web-records-')))
 const work = await mkdtemp(join(tmpdir(), 'kidney-web-'))
 t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }); await rm(work, { recursive: true, force: true }) })
 const RECORDS = { ...RECORDS_OFF, store: 'pglite', dataDir } as const
