@@ -111,6 +111,12 @@ export function addStoneTwins (target: GreyImage, pair: PatchPair, random: () =>
 }
 
 /**
+ * Seed base of the vascular mimics' per-slice random streams (slice k: MIMIC_SEED + k), apart from the twins'
+ * (k + 1): the training export and the evaluation draw their mimics from it.
+ */
+export const MIMIC_SEED = 1_000_003
+
+/**
  * A vascular-calcification mimic (label Normal; made for the evaluation, not trained on): a stone patch of the same
  * kind and strength as `addStoneTwins` blends, placed wholly in front of the vertebral body, where the aorta and the
  * vena cava run. Calcified vessel walls are the classic stone mimic on non-contrast CT: a stone counts only where

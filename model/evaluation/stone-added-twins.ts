@@ -1,6 +1,6 @@
 import type { Box } from '../../inference/letterbox.js'
 import { seededRandom } from '../data/random.js'
-import { addStoneTwins, addVascularMimic, patchPairs, type PatchPair } from '../data/stone-added.js'
+import { addStoneTwins, addVascularMimic, MIMIC_SEED, patchPairs, type PatchPair } from '../data/stone-added.js'
 import type { StoneTriplet } from './datasets.js'
 import type { EvaluationModel, SlicePrediction } from './model-runner.js'
 import type { StoneAddedTwin, VascularMimic } from './stone-added-metrics.js'
@@ -75,9 +75,6 @@ export async function stoneAddedTwins (model: EvaluationModel, bases: readonly B
     }
   })
 }
-
-/** Seed base of the vascular mimics' per-slice random streams (slice k: MIMIC_SEED + k), apart from the twins' (k + 1). */
-const MIMIC_SEED = 1_000_003
 
 /** Vascular-calcification mimics of held-out slices (model/data/stone-added.ts; not trained on), seeded per slice. */
 export async function vascularMimics (model: EvaluationModel, bases: readonly Base[], library: readonly PatchPair[]): Promise<VascularMimic[]> {

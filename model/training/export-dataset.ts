@@ -2,7 +2,7 @@
  * `npm run dataset`: turns every kidney CT slice (ct-kidney Normal / Stone, ct-kidney-other cyst / tumour) and
  * every yildirim slice (original, stones removed, decoy) into the exact 224x224 uint8 pixels the service feeds
  * the model, plus the stone boxes pushed through the same resize as masks, plus the stone-added counterfactuals
- * (model/data/stone-added.ts) of the stone-free axial train and val slices. Slice files go through the service's
+ * and vascular-calcification mimics (model/data/stone-added.ts) of the stone-free axial train and val slices. Slice files go through the service's
  * own `decodeForModel`; yildirim slices are decoded to full size for the in-painting (`decodeImage` +
  * `resizeForModel`, byte for byte the same at their 391x320, test/preprocess.test.ts). Python reads
  * `.cache/images.u8`, `.cache/masks.u8` and `.cache/index.json`, so training sees the served pixels and nothing else.
@@ -15,7 +15,7 @@ import { decodeForModel, resizeForModel } from '../../inference/preprocess.js'
 import { placeDecoy, removeStones } from '../data/counterfactual.js'
 import { seededRandom } from '../data/random.js'
 import { DATASET_DIRS, readAllSlices, readSeriesProtocols, SHARED_DIR, sliceFile, type Protocol, type SliceEntry, type Split } from '../data/slices.js'
-import { addStoneTwins, patchPairs, type PatchPair } from '../data/stone-added.js'
+import { addStoneTwins, addVascularMimic, MIMIC_SEED, patchPairs, type PatchPair } from '../data/stone-added.js'
 import { readYildirimManifest, readYoloBoxes, YILDIRIM_DIR, type PixelBox } from '../data/yildirim.js'
 import { TRAINING_INPUT, TRAINING_SPEC } from './training-input.js'
 
@@ -34,11 +34,22 @@ const STONE_ADDED_PER_SLICE: Record<Split, Record<string, number>> = {
   test: {}
 }
 
+/**
+ * Vascular-calcification mimics (label Normal) made per stone-free axial slice, as above. Trained on for the
+ * non-contrast cysts only: taken from the contrast slices' share too (a 2.3.0 candidate), they cost the ct-kidney
+ * figures more than they gave (model/MODEL_CARD.md, what was tried); val keeps every kind, to measure them.
+ */
+const MIMICS_PER_SLICE: Record<Split, Record<string, number>> = {
+  train: { cyst: 1 },
+  val: { cyst: 1, tumor: 1, normal: 1 / 3 },
+  test: {}
+}
+
 interface IndexEntry {
   /** Image path relative to the shared folder (`data/...`); for stone-added twins, the slice they were made from. */
   path: string
   source: 'ct-kidney' | 'ct-kidney-other' | 'ct-kidney-original' | 'yildirim' | 'stone-added'
-  variant: 'original' | 'removed' | 'decoy' | 'stone-added' | 'stone-added-decoy'
+  variant: 'original' | 'removed' | 'decoy' | 'stone-added' | 'stone-added-decoy' | 'vascular-mimic'
   label: 0 | 1
   /** ct-kidney / ct-kidney-other class of the slice (yildirim: stone). */
   finding: string
@@ -166,11 +177,32 @@ function exportStoneAdded (stoneFree: Array<{ slice: SliceEntry, pixels: Buffer 
   return made
 }
 
+/** Vascular-calcification mimics of the stone-free axial train and val slices, with stones of the same split. */
+function exportVascularMimics (stoneFree: Array<{ slice: SliceEntry, pixels: Buffer }>, pairs: Map<Split, PatchPair[]>, protocols: Map<string, Protocol>): number {
+  const { width, height } = TRAINING_INPUT
+  let made = 0
+  for (const [k, { slice, pixels }] of stoneFree.entries()) {
+    const library = pairs.get(slice.split) ?? []
+    const random = seededRandom(MIMIC_SEED + k)
+    const perSlice = MIMICS_PER_SLICE[slice.split][slice.finding] ?? 0
+    if (random() >= perSlice) continue
+    const mimic = addVascularMimic({ pixels, width, height }, library[Math.floor(random() * library.length)].stone, random)
+    if (mimic === undefined) continue
+    add({
+      path: `data/${slice.dataset}/${slice.path}`, source: 'stone-added', variant: 'vascular-mimic', label: 0, finding: slice.finding,
+      split: slice.split, group: slice.group, plane: slice.plane, protocol: protocols.get(slice.group) as Protocol
+    }, mimic.image, NO_STONE_MASK)
+    made++
+  }
+  return made
+}
+
 const started = Date.now()
 const protocols = await readSeriesProtocols()
 const stoneFree = await exportSlices(protocols)
 const { noDecoy, pairs } = await exportYildirim()
 const stoneAdded = exportStoneAdded(stoneFree, pairs, protocols)
+const mimics = exportVascularMimics(stoneFree, pairs, protocols)
 await mkdir(CACHE_DIR, { recursive: true })
 await writeFile(path.join(CACHE_DIR, 'images.u8'), Buffer.concat(images))
 await writeFile(path.join(CACHE_DIR, 'masks.u8'), Buffer.concat(masks))
@@ -181,5 +213,5 @@ await writeFile(path.join(CACHE_DIR, 'index.json'), JSON.stringify({
   entries
 }))
 console.log(`exported ${entries.length} images (${masks.length} masks, ${noDecoy} yildirim slices without a decoy place, ` +
-  `${stoneAdded} stone-added twin pairs from ${[...pairs.values()].reduce((n, p) => n + p.length, 0)} stone patches) ` +
+  `${stoneAdded} stone-added twin pairs and ${mimics} vascular mimics from ${[...pairs.values()].reduce((n, p) => n + p.length, 0)} stone patches) ` +
   `to ${path.relative(process.cwd(), CACHE_DIR)} in ${((Date.now() - started) / 1000).toFixed(0)} s`)

@@ -78,6 +78,7 @@ def val_masks(data, rows):
         'decoy': pick(lambda e: e['source'] == 'yildirim' and e['variant'] == 'decoy'),
         'added': pick(lambda e: e['source'] == 'stone-added' and e['variant'] == 'stone-added'),
         'added_decoy': pick(lambda e: e['source'] == 'stone-added' and e['variant'] == 'stone-added-decoy'),
+        'mimic': pick(lambda e: e['source'] == 'stone-added' and e['variant'] == 'vascular-mimic'),
         'real': pick(lambda e: e['source'] != 'stone-added'),
     }
 
@@ -107,6 +108,7 @@ def val_report(data, rows, logits, temperature=1.0):
         'val_yildirim_removed_specificity': 1 - called[m['removed']].mean(),
         'val_yildirim_decoy_sensitivity': called[m['decoy']].mean(),
         'val_stone_added_sensitivity': called[m['added']].mean(),
+        'val_vascular_mimic_specificity': 1 - called[m['mimic']].mean(),
         'val_ct_ece': expected_calibration_error(p[m['ct']], labels[m['ct']]),
     }
     report = {k: round(float(v), 4) for k, v in report.items()}
