@@ -47,7 +47,7 @@ def parse_args():
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
     p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
-    p.add_argument('--version', default='2.2.0', help='model version in the sidecar; bump it whenever the shipped weights change')
+    p.add_argument('--version', default='2.3.0', help='model version in the sidecar; bump it whenever the shipped weights change')
     return p.parse_args()
 
 
