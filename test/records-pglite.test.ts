@@ -40,6 +40,10 @@ t.test('pglite: its disk full, /predict answers 503 RECORDS_UNAVAILABLE saying s
   }
   t.match(refused, { statusCode: 503, body: { code: 'RECORDS_UNAVAILABLE', message: /\(the database's disk is full\)/ } })
   t.equal((await readdir(app.uploads.dir)).length, answered, 'an upload kept for each answer given, none for the refusal')
+  const notReady = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(notReady.statusCode, 503, 'readiness turns 503 while predictions cannot be recorded')
+  t.match(notReady.json(), { code: 'RECORDS_UNAVAILABLE', message: /last prediction could not be recorded: the database's disk is full/ })
   await rm(join(dir, 'filler'))
   t.equal((await predictJson(app, slice)).statusCode, 200, 'space freed: recorded again, no restart')
+  t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready again once a prediction is recorded')
 })

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
+import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
 import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions, type StudyRows } from '../../records/store.js'
 import type { ServiceMetrics } from './metrics.js'
@@ -19,6 +19,13 @@ export function recordOrigin (request: FastifyRequest): RecordOrigin {
 }
 
 const RETRY_MS = { first: 1_000, max: 30_000 }
+/**
+ * How long readiness stays 503 after a prediction could not be recorded for the database's sake (not one row's
+ * data). A successful write ends it sooner. It must end on its own: an instance taken out of a load balancer gets no
+ * writes that could prove the database is back, and a probe write cannot stand in for them (a full disk fails only
+ * the writes that need a new page; a one-row probe rarely does).
+ */
+const WRITE_FAILURE_HOLD_MS = 30_000
 /** Rows one retention statement deletes, and statements in one pass: a pass never holds the database for long. */
 const SWEEP_ROWS = 500
 const SWEEP_STATEMENTS_PER_PASS = 4
@@ -40,6 +47,13 @@ export class RecordsService {
   private readonly closing = new AbortController()
   /** False after a failed write until the next successful one: only the changes are logged, not every failure. */
   private writing = true
+  /**
+   * The last prediction that could not be recorded for the database's sake (readiness reports it), cleared by one
+   * recorded after it began. Writes are compared by when they began: one that began before the last success and
+   * failed late (a timeout from an outage already over) does not count.
+   */
+  private predictionWriteFailure: { reason: string, began: number, at: number } | undefined
+  private lastRecordedStart = 0
   private timer: NodeJS.Timeout | undefined
   private sweeping: Promise<void> | undefined
 
@@ -98,12 +112,16 @@ export class RecordsService {
   /** Records a prediction before it is answered. Throws RecordsUnavailableError unless RECORDS_REQUIRED=false. */
   async savePrediction (record: PredictionRecord): Promise<void> {
     if (this.state === 'off') return
+    const started = performance.now()
     try {
       if (this.store === undefined) throw new RecordStoreError(this.reason ?? 'the records store is not open')
       await this.store.savePrediction(record)
       this.written('prediction')
+      this.lastRecordedStart = Math.max(this.lastRecordedStart, started)
+      if ((this.predictionWriteFailure?.began ?? Infinity) <= started) this.predictionWriteFailure = undefined
     } catch (error) {
       const reason = this.failed('prediction', error)
+      if (!isRowFault(error) && started > this.lastRecordedStart) this.predictionWriteFailure = { reason, began: started, at: performance.now() }
       if (this.config.required) throw new RecordsUnavailableError(reason)
       this.metrics.recordsLost.inc({ kind: 'prediction' })
       this.log.error({ predictionId: record.id, reason }, 'prediction answered without a record (RECORDS_REQUIRED=false)')
@@ -197,6 +215,10 @@ export class RecordsService {
   /** Readiness: throws RecordsUnavailableError (naming why) when predictions cannot be recorded and must be. */
   async checkReady (): Promise<void> {
     if (this.state === 'off' || !this.config.required) return
+    const failure = this.predictionWriteFailure
+    if (failure !== undefined && performance.now() - failure.at < WRITE_FAILURE_HOLD_MS) {
+      throw new RecordsUnavailableError(`the last prediction could not be recorded: ${failure.reason}`)
+    }
     await this.reading(async (store) => await store.ping())
   }
 
