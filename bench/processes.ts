@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { get } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { processCpuMs } from './proc-cpu.js'
@@ -76,6 +77,21 @@ async function start (name: string, command: string, args: string[], env: NodeJS
   }
 }
 
+/** CPUs the services run on when the bench keeps them apart from everything else (`pinServicesTo`). */
+let serviceCpus: number[] | undefined
+
+/**
+ * Pins the services started from now on to `cpus` (taskset), with as many onnxruntime threads, and this process
+ * (its load generator, and the PostgreSQL server it starts) to the other CPUs: a database on a host of its own, as
+ * far as one machine can show it.
+ */
+export function pinServicesTo (list: number[]): void {
+  const others = cpus().map((_, cpu) => cpu).filter((cpu) => !list.includes(cpu))
+  if (list.length === 0 || others.length === 0) throw new Error(`--service-cpus must name some but not all of CPUs 0-${cpus().length - 1}`)
+  execFileSync('taskset', ['-a', '-p', '-c', others.join(','), String(process.pid)], { stdio: 'ignore' })
+  serviceCpus = list
+}
+
 /**
  * This service as a user starts it (`bin/serve`, what `npm start` runs, configured by environment variables), on
  * `port` or a free one; `repo`: from another checkout, to compare a change with it. The per-client rate limit is
@@ -83,8 +99,11 @@ async function start (name: string, command: string, args: string[], env: NodeJS
  */
 export async function startService (env: NodeJS.ProcessEnv, logPath: string, name = 'service', port?: number, repo = REPO): Promise<RunningServer> {
   port ??= await freePort()
-  return await start(name, join(repo, 'bin/serve'), [],
-    { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0', ...env }, port, logPath)
+  const serve = join(repo, 'bin/serve')
+  const base = { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_MAX: '0' }
+  if (serviceCpus === undefined) return await start(name, serve, [], { ...base, ...env }, port, logPath)
+  return await start(name, 'taskset', ['-c', serviceCpus.join(','), serve],
+    { ...base, ORT_INTRA_OP_THREADS: String(serviceCpus.length), ...env }, port, logPath)
 }
 
 /** The Flask + PyTorch baseline (bench/baseline/app.py) on Debian's python3. */

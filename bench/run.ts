@@ -10,7 +10,7 @@ import { dicomSeriesLine, measureDicomSeries } from './dicom-series.js'
 import { benchImageSets, type ImageSet } from './images.js'
 import { measureLimit, type LimitResult } from './limit.js'
 import { drive } from './load.js'
-import { REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
+import { pinServicesTo, REPO, metric, startBaseline, startService, type RunningServer } from './processes.js'
 import { NO_RECORDS, RECORDS_PGLITE, RECORDS_POSTGRES, recordsCostFor, recordsOrder, startRecordsContenders } from './records.js'
 import { ceilingFor, ceilingLines, median, medianRun, medianTable, resultsStamp, targetLines, targetsFor, type LimitRun, type ServerRun } from './report.js'
 
@@ -28,8 +28,9 @@ const program = new Command('bench')
   .option('--records-only', 'only the records comparison: /predict at 8 connections with records off, on PGlite and on PostgreSQL')
   .option('--dicom-series-only', 'only the DICOM series row: a series pushed with storescu vs the in-process limit for the same slices')
   .option('--dicom-slices <n>', 'slices of the DICOM series row', '300')
+  .option('--service-cpus <list>', 'with --records-only: the services on these CPUs (taskset), this bench, its load generator and the PostgreSQL server on the others')
   .parse()
-const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string }>()
+const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string, serviceCpus?: string }>()
 const recordsOnly = opts.recordsOnly === true
 /** The records comparison runs at this connection count only (the issue's target). */
 const RECORDS_CONNECTIONS = 8
@@ -38,6 +39,11 @@ const rounds = Number(opts.rounds)
 const seconds = Number(opts.duration)
 const connectionLevels = list(opts.connections)
 const config = { ...loadConfig(), modelPath: opts.model }
+if (opts.serviceCpus !== undefined) {
+  // only the records comparison: the limit and the baseline would share the bench's CPUs with the load generator
+  if (!recordsOnly) throw new Error('--service-cpus goes with --records-only')
+  pinServicesTo(list(opts.serviceCpus))
+}
 const THREADS = 2 // the machine's cores: the budget both servers get
 /** The commit measured, and whether the working tree differed from it (undefined outside a git checkout). */
 async function sourceVersion (): Promise<{ commit: string, uncommittedChanges: boolean } | undefined> {
@@ -166,9 +172,11 @@ const machine = {
   loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2)))
 }
 const settings = {
-  threadBudget: `${THREADS} cores for each contender, one measured at a time; the load generator runs on the same cores`,
+  threadBudget: opts.serviceCpus === undefined
+    ? `${THREADS} cores for each contender, one measured at a time; the load generator runs on the same cores`
+    : `services on CPUs ${opts.serviceCpus} (taskset, as many onnxruntime threads); the bench, its load generator and the PostgreSQL server on the others`,
   service: {
-    ORT_INTRA_OP_THREADS: config.intraOpThreads,
+    ORT_INTRA_OP_THREADS: opts.serviceCpus === undefined ? config.intraOpThreads : list(opts.serviceCpus).length,
     ORT_INTER_OP_THREADS: config.interOpThreads,
     ORT_GRAPH_OPTIMIZATION: config.graphOptimization,
     BATCH_MAX_SIZE: config.batchMaxSize,
