@@ -28,12 +28,13 @@ const program = new Command('bench')
   .option('--records-only', 'only the records comparison: /predict at 8 connections with records off, on PGlite and on PostgreSQL')
   .option('--dicom-series-only', 'only the DICOM series row: a series pushed with storescu vs the in-process limit for the same slices')
   .option('--dicom-slices <n>', 'slices of the DICOM series row', '300')
+  .option('--records-connections <n>', 'connections of the records comparison (the target is set at 8)', '8')
   .option('--service-cpus <list>', 'with --records-only: the services on these CPUs (taskset), this bench, its load generator and the PostgreSQL server on the others')
   .parse()
-const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string, serviceCpus?: string }>()
+const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string, serviceCpus?: string, recordsConnections: string }>()
 const recordsOnly = opts.recordsOnly === true
-/** The records comparison runs at this connection count only (the target). */
-const RECORDS_CONNECTIONS = 8
+/** The records comparison runs at one connection count: 8 by default, the target. */
+const RECORDS_CONNECTIONS = Number(opts.recordsConnections)
 const list = (value: string): number[] => value.split(',').map(Number)
 const rounds = Number(opts.rounds)
 const seconds = Number(opts.duration)
@@ -187,6 +188,7 @@ const settings = {
   },
   baseline: { torchThreads: THREADS, OMP_NUM_THREADS: THREADS, server: 'Flask threaded development server (app.run)' },
   rounds,
+  recordsConnections: RECORDS_CONNECTIONS,
   loadSecondsPerRun: seconds,
   limitSecondsPerRun: Number(opts.limitSeconds),
   scanSecondsPerBatchSize: Number(opts.scanSeconds),
