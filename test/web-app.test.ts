@@ -23,6 +23,7 @@ const RECORDS = { ...RECORDS_OFF, store: 'pglite', dataDir } as const
 const DICOM = join(SHARED, 'data/dicom/ct1-unc-explicit-little-endian.dcm')
 const SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457'
 
+const run = promisify(execFile)
 const browser = await launchChromium()
 t.teardown(async () => await browser.close())
 
@@ -43,8 +44,8 @@ async function networkAddress (t: Test): Promise<string> {
   const found = Object.values(networkInterfaces()).flat().find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address
   if (found !== undefined) return found
   const added = '192.0.2.77'
-  await promisify(execFile)('ip', ['address', 'add', `${added}/32`, 'dev', 'lo'])
-  t.teardown(async () => await promisify(execFile)('ip', ['address', 'del', `${added}/32`, 'dev', 'lo']))
+  await run('ip', ['address', 'add', `${added}/32`, 'dev', 'lo'])
+  t.teardown(async () => await run('ip', ['address', 'del', `${added}/32`, 'dev', 'lo']))
   return added
 }
 
