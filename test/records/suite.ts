@@ -6,6 +6,8 @@ import type { Test } from 'tap'
 import { loadConfig, type AppConfig } from '../../plugins/app/config.js'
 import type { RecordsConfig } from '../../plugins/app/records-config.js'
 import { sha256Hex, type AuditEvent, type PredictionRecord } from '../../records/record.js'
+import { openPGlite } from '../../records/pglite-driver.js'
+import { openPostgres } from '../../records/postgres-driver.js'
 import { RecordStore } from '../../records/store.js'
 import { build, ctKidneyImage, fileUpload, multipart, SHARED, UUID } from '../helper.js'
 import { hs256Token } from '../helpers/jwt.js'
@@ -334,6 +336,22 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     t.equal(next.statusCode, 200)
     const read = await app.inject({ method: 'GET', url: `/predictions/${next.body.id}` })
     t.same({ ...read.json(), createdAt: undefined, caller: undefined }, { ...next.body, createdAt: undefined, caller: undefined }, 'the next answer is recorded, exactly')
+  })
+
+  t.test(`${backend.engine}: a record is written as one row, its activation maps inside it, not in the TOAST table`, async (t) => {
+    const records = await backend.records()
+    const app = await recordsApp(t, records)
+    t.equal((await predictJson(app, await ctKidneyImage('test/stone'))).statusCode, 200)
+    await app.close()
+    const driver = records.store === 'postgres'
+      ? await openPostgres({ url: records.databaseUrl ?? '', poolSize: 1, timeoutMs: 5_000 })
+      : await openPGlite(records.dataDir)
+    t.teardown(async () => await driver.close())
+    const [{ toast }] = await driver.query<{ toast: string }>("SELECT reltoastrelid::regclass::text AS toast FROM pg_class WHERE relname = 'predictions'")
+    const [{ rows }] = await driver.query<{ rows: number }>('SELECT count(*)::int AS rows FROM predictions')
+    const [{ chunks }] = await driver.query<{ chunks: number }>(`SELECT count(*)::int AS chunks FROM ${toast}`)
+    t.ok(rows >= 1, 'records were written')
+    t.equal(chunks, 0, 'a 3 kB row above the default 2 kB toast threshold moved its maps out of line: a second row write per record')
   })
 
   t.test(`${backend.engine}: records survive a restart; migrations are applied once`, async (t) => {
