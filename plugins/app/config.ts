@@ -119,6 +119,8 @@ export const EnvSchema = Type.Object({
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
   DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
   DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
+  // Instance bytes per second an association must send, judged over each DICOM_IDLE_TIMEOUT_S (0: not judged).
+  DICOM_MIN_RATE_BYTES_S: Type.Integer({ minimum: 0, default: 8192 }),
   // FHIR push of final studies (plugins/app/fhir-push.ts): off unless FHIR_SERVER_URL is set.
   FHIR_SERVER_URL: Type.Optional(Type.String({ pattern: '^https?://\\S+$' })),
   FHIR_PUSH_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
@@ -210,6 +212,8 @@ export interface DicomNodeSettings {
   maxAssociations: number
   maxPduBytes: number
   idleTimeoutMs: number
+  /** Instance bytes per second an association must send, judged over each idleTimeoutMs; 0: not judged. */
+  minRateBytesPerS: number
 }
 
 
@@ -318,7 +322,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       allowedAes: e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== ''),
       maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
       maxPduBytes: e.DICOM_MAX_PDU_BYTES,
-      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
+      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
+      minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
     },
     fhirPush: fhirPushConfigFrom(env, e)
   }
