@@ -82,6 +82,9 @@ export const EnvSchema = Type.Object({
   PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
   // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
   MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
+  // An upload still arriving this long after it began is slow; slow uploads together hold at most this share of it.
+  SLOW_UPLOAD_AFTER_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  SLOW_UPLOADS_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
   LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
   TRUST_PROXY: Type.Boolean({ default: false }),
@@ -189,6 +192,8 @@ export interface AppConfig {
   pressure: PressureLimits
   /** Request bodies and decoded images held at once; a request that would exceed it is refused (503, or 413 alone). */
   maxInflightBytes: number
+  /** Uploads still arriving `afterMs` after they began are slow; together they hold at most `maxBytes` of maxInflightBytes. */
+  slowUploads: { afterMs: number, maxBytes: number }
   /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
   livenessMemoryGraceS: number
   trustProxy: boolean
@@ -310,6 +315,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       retryAfterS: e.PRESSURE_RETRY_AFTER_S
     },
     maxInflightBytes: e.MAX_INFLIGHT_BYTES,
+    // Never less than one file of MAX_FILE_BYTES: a slow link can always upload one.
+    slowUploads: { afterMs: e.SLOW_UPLOAD_AFTER_MS, maxBytes: Math.max(e.MAX_FILE_BYTES, Math.floor(e.SLOW_UPLOADS_SHARE * e.MAX_INFLIGHT_BYTES)) },
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: e.TRUST_PROXY,
     auth,
