@@ -46,10 +46,15 @@ export class SlowUploadsFullError extends RetryLaterError {
   }
 }
 
-/** One request needs more bytes in memory than the whole in-flight budget: it can never be served as it is. */
+/**
+ * One request needs more bytes in memory than the whole in-flight budget, or, arriving slowly, more than slow uploads may
+ * hold together: it can never be served as it is, so it is not told to retry.
+ */
 export class RequestTooLargeError extends ServiceError {
-  constructor (budgetBytes: number) {
-    super('REQUEST_TOO_LARGE', 413, `The request needs more than the ${budgetBytes} bytes the service may hold in memory for uploads; send fewer or smaller files.`)
+  constructor (limitBytes: number, slow = false) {
+    super('REQUEST_TOO_LARGE', 413, slow
+      ? `The request is arriving slowly and needs more than the ${limitBytes} bytes the service may hold for slowly arriving uploads; send fewer or smaller files per request.`
+      : `The request needs more than the ${limitBytes} bytes the service may hold in memory for uploads; send fewer or smaller files.`)
   }
 }
 

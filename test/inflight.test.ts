@@ -32,6 +32,22 @@ t.test('the byte budget: shared by requests, 503 while others hold it, 413 for a
   t.equal(budget.used, 0)
 })
 
+t.test('slow uploads: 503 while other slow uploads hold the share, 413 for one that alone exceeds it (a retry could never fit)', async (t) => {
+  const budget = new ByteBudget(100, 4, 10)
+  const [a, b, c] = [budget.account(), budget.account(), budget.account()]
+  a.charge(6)
+  t.ok(a.turnSlow())
+  b.charge(6)
+  t.notOk(b.turnSlow(), 'a second slow upload does not fit beside the first')
+  t.throws(() => a.charge(5), RequestTooLargeError, 'the first, alone over the share as it goes on arriving')
+  t.throws(() => a.charge(5), /slowly arriving uploads; send fewer or smaller files per request/)
+  c.charge(12)
+  t.notOk(c.turnSlow(), 'a request already over the share when it turns slow')
+  t.throws(() => c.charge(1), RequestTooLargeError, 'is refused as too large, not told to retry')
+  a.charge(4)
+  t.equal(budget.slow, 10, 'what fits in the share is still taken')
+})
+
 interface PartialUpload {
   socket: Socket
   /** Sends the next `bytes` of the body (all that is left by default). */

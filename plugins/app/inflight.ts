@@ -36,15 +36,22 @@ export class ByteBudget {
   take (account: InflightAccount, bytes: number): void {
     if (account.held + bytes > this.limitBytes) throw new RequestTooLargeError(this.limitBytes)
     if (this.usedBytes + bytes > this.limitBytes) throw new InflightBudgetError(this.retryAfterS)
-    if (account.slow && this.slowBytes + bytes > this.slowLimitBytes) throw new SlowUploadsFullError(this.retryAfterS)
+    if (account.slow) this.checkSlow(account.held + bytes, bytes)
     this.usedBytes += bytes
     if (account.slow) this.slowBytes += bytes
   }
 
   /** @internal Called by accounts only: `bytes` held by `account` become slow (true) or not (false). */
   move (bytes: number, slow: boolean): void {
-    if (slow && this.slowBytes + bytes > this.slowLimitBytes) throw new SlowUploadsFullError(this.retryAfterS)
+    if (slow) this.checkSlow(bytes, bytes)
     this.slowBytes += slow ? bytes : -bytes
+  }
+
+  /** A slow request that would hold `requestBytes` in all, `addedBytes` of them new to the slow share. */
+  private checkSlow (requestBytes: number, addedBytes: number): void {
+    // Alone over the share, it would be refused on every retry: 413, not 503.
+    if (requestBytes > this.slowLimitBytes) throw new RequestTooLargeError(this.slowLimitBytes, true)
+    if (this.slowBytes + addedBytes > this.slowLimitBytes) throw new SlowUploadsFullError(this.retryAfterS)
   }
 
   /** @internal Called by accounts only. */
