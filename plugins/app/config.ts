@@ -240,6 +240,13 @@ function durationMs (value: string): number {
 }
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
+  // Value.Convert truncates '1.5' to 1 for an integer: DICOM_IDLE_TIMEOUT_S=1.5 would silently become 1 s.
+  for (const [name, property] of Object.entries((schema as { properties?: Record<string, TSchema> }).properties ?? {})) {
+    const text = raw[name]
+    if (property.type === 'integer' && typeof text === 'string' && !/^\s*[-+]?\d+\s*$/.test(text)) {
+      throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(text)}: Expected integer`)
+    }
+  }
   const value = Value.Convert(schema, Value.Default(schema, raw))
   const error = Value.Errors(schema, value).First()
   if (error !== undefined) {
