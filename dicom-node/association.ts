@@ -38,6 +38,8 @@ export interface AssociationPolicy {
   maxPduBytes: number
   maxInstanceBytes: number
   idleTimeoutMs: number
+  /** Instance bytes per second an association must send, judged over each idleTimeoutMs (0: not judged). */
+  minRateBytesPerS: number
   acceptsTransferSyntax: (uid: string) => boolean
   store: (request: StoreRequest) => Promise<StoreResult>
   /** Whether one more association fits (checked when its A-ASSOCIATE-RQ arrives). */
@@ -69,6 +71,11 @@ export class Association {
   /** PDUs taken so far, and the deadline of the one partly received (its serial is the count when it began). */
   private pdusTaken = 0
   private partial: { serial: number, timer: NodeJS.Timeout } | undefined
+  /** Data-set bytes received and milliseconds spent classifying, over the association's life (see watchProgress). */
+  private instanceBytes = 0
+  private classifyingMs = 0
+  private classifyingSince: number | undefined
+  private progressTimer: NodeJS.Timeout | undefined
 
   constructor (private readonly socket: Socket, private readonly policy: AssociationPolicy) {
     socket.setNoDelay(true)
@@ -117,9 +124,36 @@ export class Association {
     this.partial = { serial, timer }
   }
 
+  /**
+   * Each DICOM_IDLE_TIMEOUT_S of an association's life, its peer must have sent DICOM_MIN_RATE_BYTES_S per second of
+   * instance data (data-set fragments). The idle and PDU timeouts restart with every PDU, so C-ECHOs, or P-DATA-TF of
+   * a few bytes, sent just often enough held a slot for good, and DICOM_MAX_ASSOCIATIONS such peers shut every PACS
+   * out. A push at any working speed sends far more; the time we spend classifying is ours, not counted against it.
+   */
+  private watchProgress (): void {
+    const { idleTimeoutMs, minRateBytesPerS } = this.policy
+    if (minRateBytesPerS === 0) return
+    const from = { at: performance.now(), ours: this.ourMs(), bytes: this.instanceBytes }
+    const judge = (): void => {
+      if (this.state === 'closed') return
+      const peerMs = performance.now() - from.at - (this.ourMs() - from.ours)
+      if (peerMs < idleTimeoutMs) { this.progressTimer = setTimeout(judge, idleTimeoutMs - peerMs).unref(); return }
+      const sent = this.instanceBytes - from.bytes
+      if (sent >= minRateBytesPerS * idleTimeoutMs / 1000) { this.watchProgress(); return }
+      this.policy.event('too-slow', { callingAe: this.request?.callingAe, instanceBytes: sent, seconds: idleTimeoutMs / 1000 })
+      this.abort(2, 0)
+    }
+    this.progressTimer = setTimeout(judge, idleTimeoutMs).unref()
+  }
+
+  private ourMs (): number {
+    return this.classifyingMs + (this.classifyingSince === undefined ? 0 : performance.now() - this.classifyingSince)
+  }
+
   private close (): void {
     if (this.state === 'closed') return
     clearTimeout(this.partial?.timer)
+    clearTimeout(this.progressTimer)
     this.state = 'closed'
     this.chunks = []
     this.pending = undefined
@@ -129,6 +163,7 @@ export class Association {
   private abort (source: 0 | 2, reason: number): void {
     if (this.state === 'closed') return
     clearTimeout(this.partial?.timer)
+    clearTimeout(this.progressTimer)
     this.socket.end(abort(source, reason))
     this.state = 'closed'
     this.socket.destroySoon()
@@ -211,6 +246,7 @@ export class Association {
     this.state = 'established'
     policy.event('association-accepted', { callingAe: request.callingAe, contexts: this.accepted.size, proposed: request.contexts.length })
     this.send([associateAccept(request, answers, policy.maxPduBytes)])
+    this.watchProgress()
   }
 
   private async fragment (context: number, isCommand: boolean, last: boolean, value: Buffer): Promise<void> {
@@ -228,6 +264,7 @@ export class Association {
     }
     const pending = this.pending
     if (pending === undefined) throw new CommandError('data set fragment without a command')
+    this.instanceBytes += value.length
     pending.bytes += value.length
     if (pending.bytes > this.policy.maxInstanceBytes) { pending.tooLarge = true; pending.parts = [] } else pending.parts.push(value)
     if (!last) return
@@ -252,6 +289,7 @@ export class Association {
       const bytes = part10(Buffer.concat(data.parts), { sopClassUid, sopInstanceUid, transferSyntaxUid: negotiated.transferSyntax, sourceAe: this.request?.callingAe })
       data.parts = []
       this.socket.pause()
+      this.classifyingSince = performance.now()
       const handling = this.policy.store({ callingAe: this.request?.callingAe ?? '', sopClassUid, sopInstanceUid, transferSyntaxUid: negotiated.transferSyntax, bytes })
       this.busy = handling.then(() => {}, () => {})
       try {
@@ -259,6 +297,8 @@ export class Association {
       } catch {
         result = { status: STATUS.processingFailure, comment: 'INTERNAL_ERROR' }
       } finally {
+        this.classifyingMs = this.ourMs()
+        this.classifyingSince = undefined
         this.busy = undefined
         if (this.state !== 'closed') this.socket.resume()
       }

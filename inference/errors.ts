@@ -35,10 +35,26 @@ export class InflightBudgetError extends RetryLaterError {
   }
 }
 
-/** One request needs more bytes in memory than the whole in-flight budget: it can never be served as it is. */
+/**
+ * An upload still arriving SLOW_UPLOAD_AFTER_MS after it began counts as slow, and slow uploads together may hold only
+ * SLOW_UPLOADS_SHARE of the in-flight byte budget: this one does not fit in what others hold. Without that share, a
+ * few clients trickling their bodies held the whole budget until REQUEST_TIMEOUT_MS and every other upload was refused.
+ */
+export class SlowUploadsFullError extends RetryLaterError {
+  constructor (retryAfterSeconds: number) {
+    super('SLOW_UPLOADS_FULL', 'The service holds as many slowly arriving uploads as it may; retry after the delay given in Retry-After, or send faster.', retryAfterSeconds)
+  }
+}
+
+/**
+ * One request needs more bytes in memory than the whole in-flight budget, or, arriving slowly, more than slow uploads may
+ * hold together: it can never be served as it is, so it is not told to retry.
+ */
 export class RequestTooLargeError extends ServiceError {
-  constructor (budgetBytes: number) {
-    super('REQUEST_TOO_LARGE', 413, `The request needs more than the ${budgetBytes} bytes the service may hold in memory for uploads; send fewer or smaller files.`)
+  constructor (limitBytes: number, slow = false) {
+    super('REQUEST_TOO_LARGE', 413, slow
+      ? `The request is arriving slowly and needs more than the ${limitBytes} bytes the service may hold for slowly arriving uploads; send fewer or smaller files per request.`
+      : `The request needs more than the ${limitBytes} bytes the service may hold in memory for uploads; send fewer or smaller files.`)
   }
 }
 

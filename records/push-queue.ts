@@ -59,6 +59,17 @@ export class PushQueue {
       'WHERE study_instance_uid = $1 AND version = $2::timestamptz', [push.studyInstanceUid, push.version, error.slice(0, 500), giveUp, retryInSeconds], 'pushes.failed')
   }
 
+  /**
+   * This attempt was cut by the service's own shutdown: the FHIR server is not at fault, so the claim is undone as if
+   * the attempt had not happened (its count and the backoff), and the study is due at once for the next process. Not
+   * when another replica has claimed the study since (the lease passed): that claim counts its own attempt.
+   */
+  async released (push: ClaimedPush): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET attempts = attempts - 1, next_attempt_at = now() ' +
+      'WHERE study_instance_uid = $1 AND version = $2::timestamptz AND attempts = $3 AND pushed_at IS NULL',
+    [push.studyInstanceUid, push.version, push.attempts], 'pushes.released')
+  }
+
   /** A study's push state (tests, operations). */
   async state (studyInstanceUid: string): Promise<{ attempts: number, pushed: boolean, gaveUp: boolean, lastError?: string, location?: string } | undefined> {
     const rows = await this.driver.query<{ attempts: number, pushed_at: string | null, gave_up: boolean, last_error: string | null, location: string | null }>(

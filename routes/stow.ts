@@ -22,10 +22,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
   // (MAX_INFLIGHT_BYTES): a study too large for it is refused while it uploads (413 alone, 503 while others hold it).
   app.addContentTypeParser('multipart/related', async (request: FastifyRequest, payload: AsyncIterable<Buffer>) => {
     const chunks: Buffer[] = []
-    for await (const chunk of payload) {
-      request.inflight.charge(chunk.length)
-      chunks.push(chunk)
-    }
+    for await (const chunk of request.inflight.receive(payload)) chunks.push(chunk)
     return Buffer.concat(chunks)
   })
 

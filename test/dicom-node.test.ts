@@ -1,13 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
-import { loadConfig } from '../plugins/app/config.js'
+import t, { type Test } from 'tap'
+import { ConfigError, loadConfig } from '../plugins/app/config.js'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
-import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+import { associateRequest, commandSet, dcmtk, pDataPdu, rawPeer } from './helpers/dcmtk-clients.js'
 import { recordsApp } from './records/suite.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
@@ -18,6 +18,8 @@ const work = await mkdtemp(join(tmpdir(), 'kidney-dicom-node-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 
 const ALLOWED = 'MODALITY1'
+// DICOM_IDLE_TIMEOUT_S of 1 s, and DICOM_MIN_RATE_BYTES_S at its default (8 KiB/s, judged over each second here): the
+// pushes below run under the same bound that aborts the slow peers.
 const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) }, {
   dicomNode: { ...loadConfig().dicomNode, port: 0, allowedAes: [ALLOWED, 'ECHOSCU'], maxAssociations: 2, idleTimeoutMs: 1_000 },
   series: { idleSeconds: 2, minAdjacentSlices: 2 }
@@ -161,4 +163,80 @@ t.test('slow peers: a PDU trickled a byte at a time is aborted once it has taken
   t.equal(peer.received()[0], 0x07, 'with an A-ABORT')
   const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
   t.equal(echo.code, 0, 'the node still answers')
+})
+
+t.test('slow peers: C-ECHOs or P-DATA-TF of a few bytes, sent just often enough to never be idle, are aborted for too little instance data', async (t) => {
+  // Whole, valid PDUs every 400 ms: neither the idle timeout (1 s here) nor the PDU deadline ever fires, and before
+  // DICOM_MIN_RATE_BYTES_S DICOM_MAX_ASSOCIATIONS such peers held every slot for as long as they kept sending.
+  const store = commandSet(0x0001, 1)
+  const peers = {
+    'repeated C-ECHO': (n: number) => pDataPdu(commandSet(0x0030, n + 1), { command: true, last: true }),
+    'a command sent a byte at a time': (n: number) => pDataPdu(store.subarray(n, n + 1), { command: true, last: false }),
+    'a data set sent a few bytes at a time': (n: number) => n === 0
+      ? pDataPdu(store, { command: true, last: true })
+      : pDataPdu(Buffer.alloc(16, n), { command: false, last: false })
+  }
+  for (const [name, pdu] of Object.entries(peers)) {
+    const peer = await rawPeer(app.dicomPort() as number)
+    let closed = false
+    void peer.closed.then(() => { closed = true })
+    peer.socket.write(associateRequest('KIDNEYSTONE', 'ECHOSCU'))
+    let sent = 0
+    for (; sent < 10 && !closed; sent++) {
+      peer.socket.write(pdu(sent))
+      await new Promise((resolve) => setTimeout(resolve, 400))
+    }
+    t.ok(closed, `${name}: the association was aborted after ${sent} PDUs`)
+    const received = peer.received()
+    t.same([received[0], received[received.length - 10]], [0x02, 0x07], `${name}: an A-ASSOCIATE-AC, then an A-ABORT`)
+    // CommandField (0000,0100) = C-ECHO-RSP: the node took them for the valid requests they are.
+    if (name === 'repeated C-ECHO') t.ok(received.includes(Buffer.from([0, 0, 0, 1, 2, 0, 0, 0, 0x30, 0x80])), 'the echoes were answered')
+  }
+  const echo = await dcmtk('echoscu', ['-aec', 'KIDNEYSTONE', '127.0.0.1', port])
+  t.equal(echo.code, 0, 'the node still answers')
+})
+
+/** A TCP relay to the node that forwards what its client sends at `bytesPerSecond` (a tenth every 100 ms): a slow link. */
+async function slowLink (t: Test, bytesPerSecond: number): Promise<string> {
+  const relay = createServer((client) => {
+    const node = connect(app.dicomPort() as number, '127.0.0.1')
+    let queued = Buffer.alloc(0)
+    let ended = false
+    client.on('data', (chunk: Buffer) => { queued = Buffer.concat([queued, chunk]); if (queued.length > bytesPerSecond) client.pause() })
+    client.on('end', () => { ended = true })
+    const tick = setInterval(() => {
+      node.write(queued.subarray(0, bytesPerSecond / 10))
+      queued = queued.subarray(bytesPerSecond / 10)
+      if (queued.length <= bytesPerSecond) client.resume()
+      if (ended && queued.length === 0) node.end()
+    }, 100)
+    node.pipe(client)
+    for (const socket of [client, node]) socket.on('error', () => {}).on('close', () => { clearInterval(tick); client.destroy(); node.destroy() })
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => await new Promise<void>((resolve) => relay.close(() => resolve())))
+  return String((relay.address() as AddressInfo).port)
+}
+
+t.test('a push over a slow link is not cut: 512x512 slices at 128 KiB/s, each taking four DICOM_IDLE_TIMEOUT_S to arrive', async (t) => {
+  // The bound is instance data per DICOM_IDLE_TIMEOUT_S, not whole instances: a slice of 518 KiB takes 4 s here, four
+  // times the 1 s timeout, and brings 128 KiB each second, far over DICOM_MIN_RATE_BYTES_S (8 KiB/s).
+  const series = await writeCtSeries(join(work, 'slow-link'), { slices: 2 })
+  const pushed = await dcmtk('storescu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', ALLOWED, '127.0.0.1', await slowLink(t, 128 * 1024), ...series.files])
+  t.equal(pushed.code, 0, pushed.output.slice(-2000))
+  t.equal(pushed.output.match(/Received Store Response \(Success\)/g)?.length, 2, 'both slices stored on one association')
+})
+
+t.test('DICOM_MIN_RATE_BYTES_S: 8 KiB/s by default, 0 turns it off, a negative or non-numeric value stops start-up', async (t) => {
+  t.equal(loadConfig({}).dicomNode.minRateBytesPerS, 8192)
+  t.equal(loadConfig({ DICOM_MIN_RATE_BYTES_S: '0' }).dicomNode.minRateBytesPerS, 0)
+  const refusal = (value: string): string => {
+    try {
+      loadConfig({ DICOM_MIN_RATE_BYTES_S: value })
+      return 'accepted'
+    } catch (error) {
+      return error instanceof ConfigError ? error.message : String(error)
+    }
+  }
+  for (const value of ['-1', 'fast']) t.match(refusal(value), /^Invalid environment variable DICOM_MIN_RATE_BYTES_S=/, value)
 })

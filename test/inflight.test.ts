@@ -8,6 +8,7 @@ import sharp from 'sharp'
 import type { FastifyInstance } from 'fastify'
 import { InflightBudgetError, RequestTooLargeError } from '../inference/errors.js'
 import { ByteBudget } from '../plugins/app/inflight.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { LivenessWatch } from '../plugins/app/liveness.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
 import { build, ctKidneyImage, multipart, RECORDS_OFF } from './helper.js'
@@ -31,13 +32,50 @@ t.test('the byte budget: shared by requests, 503 while others hold it, 413 for a
   t.equal(budget.used, 0)
 })
 
-/** Opens a raw upload of `total` body bytes and sends the first `sent`; the socket stays open until destroyed. */
-async function partialUpload (port: number, file: Buffer, sent: number): Promise<Socket> {
+t.test('slow uploads: 503 while other slow uploads hold the share, 413 for one that alone exceeds it (a retry could never fit)', async (t) => {
+  const budget = new ByteBudget(100, 4, 10)
+  const [a, b, c] = [budget.account(), budget.account(), budget.account()]
+  a.charge(6)
+  t.ok(a.turnSlow())
+  b.charge(6)
+  t.notOk(b.turnSlow(), 'a second slow upload does not fit beside the first')
+  t.throws(() => a.charge(5), RequestTooLargeError, 'the first, alone over the share as it goes on arriving')
+  t.throws(() => a.charge(5), /slowly arriving uploads; send fewer or smaller files per request/)
+  c.charge(12)
+  t.notOk(c.turnSlow(), 'a request already over the share when it turns slow')
+  t.throws(() => c.charge(1), RequestTooLargeError, 'is refused as too large, not told to retry')
+  a.charge(4)
+  t.equal(budget.slow, 10, 'what fits in the share is still taken')
+})
+
+interface PartialUpload {
+  socket: Socket
+  /** Sends the next `bytes` of the body (all that is left by default). */
+  send: (bytes?: number) => void
+  /** What the service answered so far. */
+  answer: () => string
+  closed: Promise<void>
+}
+
+/**
+ * Opens a raw upload of `file` and sends the first `sent` bytes of its body (negative: all but the last -`sent`); the
+ * socket stays open until destroyed.
+ */
+async function partialUpload (port: number, file: Buffer, sent: number): Promise<PartialUpload> {
   const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: file }])
+  if (sent < 0) sent += body.length
   const head = `POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`
-  return await new Promise((resolve) => {
+  const socket = await new Promise<Socket>((resolve) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(head, () => socket.write(body.subarray(0, sent), () => resolve(socket))))
   })
+  const answer: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => answer.push(chunk)).on('error', () => {})
+  return {
+    socket,
+    send: (bytes = body.length) => { socket.write(body.subarray(sent, sent + bytes)); sent += bytes },
+    answer: () => Buffer.concat(answer).toString('latin1'),
+    closed: new Promise((resolve) => socket.once('close', () => resolve()))
+  }
 }
 
 async function until (check: () => boolean, what: string): Promise<void> {
@@ -68,7 +106,7 @@ t.test('uploads are charged as their bytes arrive and released on success, refus
   t.ok(Number(refused.headers.get('retry-after')) >= 1, 'with Retry-After')
   t.equal(refused.headers.get('connection'), 'close', 'and the connection is closed: the rest of its body is not read')
 
-  held.destroy()
+  held.socket.destroy()
   await until(() => app.inflight.used === 0, 'the aborted upload is released')
   t.equal(app.inflight.used, 0, 'an aborted upload gives its bytes back')
 
@@ -79,6 +117,67 @@ t.test('uploads are charged as their bytes arrive and released on success, refus
   await until(() => app.inflight.used === 0, 'both are released')
   t.equal(app.inflight.used, 0, 'success and refusal give their bytes back')
   t.equal((await fetch(`${url}/health/ready`)).status, 200, 'ready again')
+})
+
+t.test('slow uploads hold at most their share of the budget: trickling clients cannot refuse everyone else\'s uploads', async (t) => {
+  // Before, a client that sent most of its upload and then trickled the rest, a byte now and then, held its bytes until
+  // REQUEST_TIMEOUT_MS (60 s): four such clients held 7.6 of the 8 MB budget and every other upload was refused with
+  // INFLIGHT_BUDGET_FULL; reconnecting each minute, they held it for good. Here an upload still arriving after 1 s is
+  // slow, and slow uploads together hold at most 4 MB.
+  const app: FastifyInstance = await build(t, {
+    config: { maxFileBytes: 2 * MB, maxInflightBytes: 8 * MB, slowUploads: { afterMs: 1000, maxBytes: 4 * MB }, rateLimit: { max: 0, windowMs: 60_000 } }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const trickling = await Promise.all([1, 2, 3, 4].map(async () => await partialUpload(port, Buffer.alloc(2 * MB - 1024, 7), 1.9 * MB)))
+  await until(() => app.inflight.used >= 4 * 1.85 * MB, 'the four bursts are charged')
+  // A byte every 200 ms each, never silent: once slow, two fit in the slow share and the other two are refused.
+  const answered = (): PartialUpload[] => trickling.filter((upload) => upload.answer() !== '')
+  for (let round = 0; round < 50 && answered().length < 2; round++) {
+    for (const upload of trickling) if (upload.answer() === '') upload.send(1)
+    await sleep(200)
+  }
+  t.equal(answered().length, 2, 'two of the four trickling uploads are answered')
+  for (const upload of answered()) {
+    t.match(upload.answer(), /^HTTP\/1\.1 503 /, '503')
+    t.match(upload.answer(), /\r\nretry-after: \d+\r\n/i, 'with Retry-After')
+    t.match(upload.answer(), /"code":"SLOW_UPLOADS_FULL"/, 'and the typed code')
+  }
+  await until(() => app.inflight.used <= 4 * MB, 'the refused ones are released')
+  t.ok(app.inflight.slow <= 4 * MB && app.inflight.slow === app.inflight.used, `the two left hold the slow share only: ${app.inflight.slow}`)
+
+  const slice = await ctKidneyImage('test/stone')
+  const form = new FormData()
+  form.append('file', new Blob([new Uint8Array(Buffer.concat([slice, Buffer.alloc(1.5 * MB)]))], { type: 'image/jpeg' }), 'big.jpg')
+  const fast = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', body: form })
+  t.equal(fast.status, 200, 'an upload of 1.5 MB from a client on a fast link is served meanwhile')
+
+  // Its whole file part and the boundary after it, then silence instead of the '--' and CRLF that end the body: once
+  // slow, no part is being read that the refusal could stop, so the connection is closed; before, it held its 1.9 MB
+  // until REQUEST_TIMEOUT_MS.
+  const stalled = await partialUpload(port, Buffer.alloc(1.9 * MB, 7), -'--\r\n'.length)
+  await stalled.closed
+  t.equal(stalled.answer(), '', 'a client stalled between parts is cut off')
+  await until(() => app.inflight.used <= 4 * MB, 'its bytes are released')
+
+  for (const upload of trickling) upload.socket.destroy()
+  await until(() => app.inflight.used === 0, 'the trickling ones are released')
+  // An honest client on a slow link: it turns slow, fits in the share, and is answered once its body has arrived.
+  const honest = await partialUpload(port, slice, slice.length / 2)
+  for (let round = 0; round < 50 && app.inflight.slow === 0; round++) { honest.send(1); await sleep(200) }
+  t.ok(app.inflight.slow > 0, 'the slow link\'s upload counts as slow')
+  honest.send()
+  await until(() => honest.answer().includes('"recommendations"'), 'the slow upload is answered')
+  t.match(honest.answer(), /^HTTP\/1\.1 200 /, 'and served')
+  honest.socket.destroy()
+  await until(() => app.inflight.used === 0, 'all released')
+  t.equal(app.inflight.slow, 0, 'nothing left in the slow share')
+})
+
+t.test('SLOW_UPLOADS_SHARE: a quarter of MAX_INFLIGHT_BYTES by default, never less than one MAX_FILE_BYTES, 0 or over 1 stops start-up', async (t) => {
+  t.same(loadConfig({}).slowUploads, { afterMs: 10_000, maxBytes: 128 * MB })
+  t.equal(loadConfig({ MAX_INFLIGHT_BYTES: String(40 * MB) }).slowUploads.maxBytes, 20 * MB, 'a slow link can still upload one file')
+  for (const value of ['0', '1.5', 'half']) t.throws(() => loadConfig({ SLOW_UPLOADS_SHARE: value }), /^Invalid environment variable SLOW_UPLOADS_SHARE=/, value)
 })
 
 t.test('a batch that alone needs more than the whole budget is 413 REQUEST_TOO_LARGE', async (t) => {

@@ -108,6 +108,11 @@ t.test('a bad environment variable stops start-up with a message naming it', asy
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/)
   t.throws(() => loadConfig({ UPLOAD_RETENTION: 'forever' }), /UPLOAD_RETENTION/)
   t.throws(() => loadConfig({ MAX_FILE_BYTES: '-1' }), /MAX_FILE_BYTES/)
+  // a fraction for a whole-number variable is refused, not truncated (1.5 s of idle timeout was 1 s)
+  for (const [name, value] of [['DICOM_IDLE_TIMEOUT_S', '1.5'], ['MAX_INFLIGHT_BYTES', '5e8'], ['PORT', '3000.0']]) {
+    t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="${value}": Expected integer$`), `${name}=${value}`)
+  }
+  t.equal(loadConfig({ DICOM_IDLE_TIMEOUT_S: ' 2 ' }).dicomNode.idleTimeoutMs, 2000, 'whole numbers as before, spaces around them too')
   t.equal(loadConfig({ UPLOAD_RETENTION: 'none' }).uploadMaxAgeMs, 0)
   t.equal(loadConfig({ UPLOAD_RETENTION: '2h' }).uploadMaxAgeMs, 7_200_000)
   t.equal(loadConfig({}).port, 3000)

@@ -82,6 +82,9 @@ export const EnvSchema = Type.Object({
   PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
   // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
   MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
+  // An upload still arriving this long after it began is slow; slow uploads together hold at most this share of it.
+  SLOW_UPLOAD_AFTER_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  SLOW_UPLOADS_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
   LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
   TRUST_PROXY: Type.Boolean({ default: false }),
@@ -119,6 +122,8 @@ export const EnvSchema = Type.Object({
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
   DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
   DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
+  // Instance bytes per second an association must send, judged over each DICOM_IDLE_TIMEOUT_S (0: not judged).
+  DICOM_MIN_RATE_BYTES_S: Type.Integer({ minimum: 0, default: 8192 }),
   // FHIR push of final studies (plugins/app/fhir-push.ts): off unless FHIR_SERVER_URL is set.
   FHIR_SERVER_URL: Type.Optional(Type.String({ pattern: '^https?://\\S+$' })),
   FHIR_PUSH_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
@@ -187,6 +192,8 @@ export interface AppConfig {
   pressure: PressureLimits
   /** Request bodies and decoded images held at once; a request that would exceed it is refused (503, or 413 alone). */
   maxInflightBytes: number
+  /** Uploads still arriving `afterMs` after they began are slow; together they hold at most `maxBytes` of maxInflightBytes. */
+  slowUploads: { afterMs: number, maxBytes: number }
   /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
   livenessMemoryGraceS: number
   trustProxy: boolean
@@ -210,6 +217,8 @@ export interface DicomNodeSettings {
   maxAssociations: number
   maxPduBytes: number
   idleTimeoutMs: number
+  /** Instance bytes per second an association must send, judged over each idleTimeoutMs; 0: not judged. */
+  minRateBytesPerS: number
 }
 
 
@@ -231,6 +240,13 @@ function durationMs (value: string): number {
 }
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
+  // Value.Convert truncates '1.5' to 1 for an integer: DICOM_IDLE_TIMEOUT_S=1.5 would silently become 1 s.
+  for (const [name, property] of Object.entries((schema as { properties?: Record<string, TSchema> }).properties ?? {})) {
+    const text = raw[name]
+    if (property.type === 'integer' && typeof text === 'string' && !/^\s*[-+]?\d+\s*$/.test(text)) {
+      throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(text)}: Expected integer`)
+    }
+  }
   const value = Value.Convert(schema, Value.Default(schema, raw))
   const error = Value.Errors(schema, value).First()
   if (error !== undefined) {
@@ -306,6 +322,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       retryAfterS: e.PRESSURE_RETRY_AFTER_S
     },
     maxInflightBytes: e.MAX_INFLIGHT_BYTES,
+    // Never less than one file of MAX_FILE_BYTES: a slow link can always upload one.
+    slowUploads: { afterMs: e.SLOW_UPLOAD_AFTER_MS, maxBytes: Math.max(e.MAX_FILE_BYTES, Math.floor(e.SLOW_UPLOADS_SHARE * e.MAX_INFLIGHT_BYTES)) },
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: e.TRUST_PROXY,
     auth,
@@ -318,7 +336,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       allowedAes: e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== ''),
       maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
       maxPduBytes: e.DICOM_MAX_PDU_BYTES,
-      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000
+      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
+      minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
     },
     fhirPush: fhirPushConfigFrom(env, e)
   }

@@ -41,6 +41,7 @@ export default fp(async (app) => {
     maxPduBytes: settings.maxPduBytes,
     maxInstanceBytes: app.config.maxFileBytes,
     idleTimeoutMs: settings.idleTimeoutMs,
+    minRateBytesPerS: settings.minRateBytesPerS,
     acceptsTransferSyntax: (uid) => NATIVE_SYNTAXES.has(uid) || isEncapsulatedSyntax(uid),
     store,
     event: (name, details) => app.log.info({ ...details, event: name }, `DICOM node: ${name}`)

@@ -58,10 +58,13 @@ export default fp(async (app) => {
         ? { error: `HTTP ${response.status}: the FHIR server redirects; set FHIR_SERVER_URL to the address it redirects to`, retry: false }
         : { error: `HTTP ${response.status}`, retry: response.status === 408 || response.status === 429 || response.status >= 500 }
     } catch (error) {
-      const why = stopping.signal.aborted
-        ? 'the service stopped during the POST'
-        : (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached'
-      failure = { error: why, retry: true }
+      if (stopping.signal.aborted) {
+        // Our shutdown cut it, not the FHIR server: not an attempt (no count toward FHIR_PUSH_MAX_ATTEMPTS, no backoff).
+        await app.records.withPushQueue(async (queue) => await queue.released(push))
+        app.log.info({ study: push.studyInstanceUid }, 'FHIR push cut by the shutdown: left for the next start')
+        return
+      }
+      failure = { error: (error as Error).name === 'TimeoutError' ? 'timed out' : 'the FHIR server could not be reached', retry: true }
     }
     const giveUp = !failure.retry || push.attempts >= maxAttempts
     app.log.warn({ study: push.studyInstanceUid, attempt: push.attempts, error: failure.error, giveUp }, 'FHIR push failed')

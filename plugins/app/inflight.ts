@@ -1,19 +1,26 @@
 import fp from 'fastify-plugin'
-import { InflightBudgetError, RequestTooLargeError } from '../../inference/errors.js'
+import { InflightBudgetError, RequestTooLargeError, SlowUploadsFullError } from '../../inference/errors.js'
 
 /**
  * The bytes all requests together may hold in memory: request bodies as they arrive (multipart streams into it,
  * plugins/external/multipart.ts) and decoded images before they are decoded (`reserve`, inference/decode.ts).
  * Charged as they come, released in one place when the request's response closes, whatever happened to it
- * (answered, failed, aborted by the client).
+ * (answered, failed, aborted by the client). Uploads still arriving after SLOW_UPLOAD_AFTER_MS are slow and together
+ * hold at most `slowLimitBytes`: what they hold is held until their body ends, so the rest is kept for the others.
  */
 export class ByteBudget {
   private usedBytes = 0
+  private slowBytes = 0
 
-  constructor (readonly limitBytes: number, private readonly retryAfterS: number) {}
+  constructor (readonly limitBytes: number, private readonly retryAfterS: number, readonly slowLimitBytes = limitBytes) {}
 
   get used (): number {
     return this.usedBytes
+  }
+
+  /** Held by slow uploads, part of `used`. */
+  get slow (): number {
+    return this.slowBytes
   }
 
   /** What is left: the service reports overload on /health/ready when the largest upload would not fit. */
@@ -29,18 +36,37 @@ export class ByteBudget {
   take (account: InflightAccount, bytes: number): void {
     if (account.held + bytes > this.limitBytes) throw new RequestTooLargeError(this.limitBytes)
     if (this.usedBytes + bytes > this.limitBytes) throw new InflightBudgetError(this.retryAfterS)
+    if (account.slow) this.checkSlow(account.held + bytes, bytes)
     this.usedBytes += bytes
+    if (account.slow) this.slowBytes += bytes
+  }
+
+  /** @internal Called by accounts only: `bytes` held by `account` become slow (true) or not (false). */
+  move (bytes: number, slow: boolean): void {
+    if (slow) this.checkSlow(bytes, bytes)
+    this.slowBytes += slow ? bytes : -bytes
+  }
+
+  /** A slow request that would hold `requestBytes` in all, `addedBytes` of them new to the slow share. */
+  private checkSlow (requestBytes: number, addedBytes: number): void {
+    // Alone over the share, it would be refused on every retry: 413, not 503.
+    if (requestBytes > this.slowLimitBytes) throw new RequestTooLargeError(this.slowLimitBytes, true)
+    if (this.slowBytes + addedBytes > this.slowLimitBytes) throw new SlowUploadsFullError(this.retryAfterS)
   }
 
   /** @internal Called by accounts only. */
-  give (bytes: number): void {
+  give (account: InflightAccount, bytes: number): void {
     this.usedBytes -= bytes
+    if (account.slow) this.slowBytes -= bytes
   }
 }
 
 /** One request's share of the budget. */
 export class InflightAccount {
   private heldBytes = 0
+  private slowUpload = false
+  private readonly refusal = new AbortController()
+  private receiving = 0
 
   constructor (private readonly budget: ByteBudget) {}
 
@@ -48,16 +74,78 @@ export class InflightAccount {
     return this.heldBytes
   }
 
-  /** Throws 503 INFLIGHT_BUDGET_FULL when others hold the rest, 413 REQUEST_TOO_LARGE when this request alone would not fit. */
+  /** Whether this request's upload is slow (still arriving after SLOW_UPLOAD_AFTER_MS). */
+  get slow (): boolean {
+    return this.slowUpload
+  }
+
+  /** Whether a body (or one multipart part) of this request is being read through `receive`. */
+  get reading (): boolean {
+    return this.receiving > 0
+  }
+
+  /**
+   * Throws 503 INFLIGHT_BUDGET_FULL when others hold the rest, 413 REQUEST_TOO_LARGE when this request alone would not
+   * fit, 503 SLOW_UPLOADS_FULL when it is slow and other slow uploads hold their share.
+   */
   charge (bytes: number): void {
+    this.refusal.signal.throwIfAborted()
     this.budget.take(this, bytes)
     this.heldBytes += bytes
+  }
+
+  /**
+   * The chunks of a body as they arrive, each charged before it is handed on. Refused as a slow upload (`turnSlow`),
+   * it ends with that error at once, not at the next chunk: a client that has stopped sending is answered too.
+   */
+  async * receive (body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const { signal } = this.refusal
+    signal.throwIfAborted()
+    let refuse = (): void => {}
+    const refused = new Promise<never>((_resolve, reject) => { refuse = () => reject(signal.reason) })
+    refused.catch(() => {})
+    signal.addEventListener('abort', refuse, { once: true })
+    const chunks = body[Symbol.asyncIterator]()
+    this.receiving++
+    try {
+      for (let next = await Promise.race([chunks.next(), refused]); next.done !== true; next = await Promise.race([chunks.next(), refused])) {
+        this.charge(next.value.length)
+        yield next.value
+      }
+    } finally {
+      this.receiving--
+      signal.removeEventListener('abort', refuse)
+      // As `for await` does, except after the refusal: a read is still pending then, and the answer needs the socket.
+      if (!signal.aborted) await chunks.return?.()
+    }
+  }
+
+  /**
+   * The upload is still arriving SLOW_UPLOAD_AFTER_MS after it began: what it holds, and what it charges until its body
+   * ends, counts toward the slow uploads' share. When that share cannot take it, the request is refused (`refused`).
+   */
+  turnSlow (): boolean {
+    try {
+      this.budget.move(this.heldBytes, true)
+      this.slowUpload = true
+      return true
+    } catch (error) {
+      this.refusal.abort(error)
+      return false
+    }
+  }
+
+  /** The body has arrived: what is charged from now on (decoded images) is not a slow upload's. */
+  arrived (): void {
+    if (!this.slowUpload) return
+    this.budget.move(this.heldBytes, false)
+    this.slowUpload = false
   }
 
   /** Gives everything back and says how much that was; safe to call more than once. */
   release (): number {
     const released = this.heldBytes
-    this.budget.give(released)
+    this.budget.give(this, released)
     this.heldBytes = 0
     return released
   }
@@ -77,7 +165,8 @@ declare module 'fastify' {
 const COLLECT_AFTER_BYTES = 64 * 1024 * 1024
 
 export default fp(async (app) => {
-  const budget = new ByteBudget(app.config.maxInflightBytes, app.config.pressure.retryAfterS)
+  const { afterMs: slowAfterMs, maxBytes: slowMaxBytes } = app.config.slowUploads
+  const budget = new ByteBudget(app.config.maxInflightBytes, app.config.pressure.retryAfterS, slowMaxBytes)
   app.decorate('inflight', budget)
   app.decorateRequest('inflight', null as unknown as InflightAccount)
 
@@ -101,7 +190,17 @@ export default fp(async (app) => {
   app.addHook('onRequest', async (request, reply) => {
     const account = budget.account()
     request.inflight = account
+    let arrived = false
+    request.raw.once('end', () => { arrived = true; account.arrived() })
+    const slow = setTimeout(() => {
+      // Refused while its body is read, the reader ends with the typed error, which is answered; between two multipart
+      // parts nothing reads it, and the connection is closed instead.
+      if (!arrived && !account.turnSlow() && !account.reading) request.raw.destroy()
+    }, slowAfterMs).unref()
     // 'close' fires once the response is finished or the connection is gone, whichever way the request ended.
-    reply.raw.once('close', () => collectSoon(account.release()))
+    reply.raw.once('close', () => {
+      clearTimeout(slow)
+      collectSoon(account.release())
+    })
   })
 }, { name: 'inflight', dependencies: ['config'] })

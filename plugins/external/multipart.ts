@@ -26,8 +26,7 @@ async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<
   const declared = Number(this.headers['content-length'])
   let bytes = Buffer.from(new SharedArrayBuffer(Number.isInteger(declared) && declared > 0 ? Math.min(declared, maxFileBytes) : 64 * 1024))
   let length = 0
-  for await (const chunk of part.file as AsyncIterable<Buffer>) {
-    this.inflight.charge(chunk.length)
+  for await (const chunk of this.inflight.receive(part.file)) {
     if (length + chunk.length > bytes.length) {
       const grown = Buffer.from(new SharedArrayBuffer(Math.min(maxFileBytes, Math.max(2 * bytes.length, length + chunk.length))))
       bytes.copy(grown, 0, 0, length)

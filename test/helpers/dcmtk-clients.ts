@@ -47,3 +47,35 @@ export async function rawPeer (port: number): Promise<{ socket: Socket, received
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
   return { socket, received: () => Buffer.concat(chunks), closed }
 }
+
+/**
+ * One P-DATA-TF PDU of one PDV (context 1): a command fragment, or a data-set fragment, `last` or not. Written by hand,
+ * as a peer that sends what dcmtk never would (PDUs of a few bytes, just often enough) needs.
+ */
+export function pDataPdu (value: Buffer, options: { command: boolean, last: boolean }): Buffer {
+  const pdu = Buffer.alloc(12)
+  pdu[0] = 0x04
+  pdu.writeUInt32BE(6 + value.length, 2)
+  pdu.writeUInt32BE(2 + value.length, 6)
+  pdu[10] = 1
+  pdu[11] = (options.command ? 1 : 0) | (options.last ? 2 : 0)
+  return Buffer.concat([pdu, value])
+}
+
+/** A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030) or C-STORE-RQ (0x0001, with a data set). */
+export function commandSet (field: 0x0030 | 0x0001, messageId: number): Buffer {
+  const element = (tag: number, value: Buffer): Buffer => {
+    const head = Buffer.alloc(8)
+    head.writeUInt16LE(0, 0)
+    head.writeUInt16LE(tag, 2)
+    head.writeUInt32LE(value.length, 4)
+    return Buffer.concat([head, value])
+  }
+  const u16 = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
+  const sopClass = Buffer.from(field === 0x0030 ? '1.2.840.10008.1.1\0' : '1.2.840.10008.5.1.4.1.1.2\0', 'latin1')
+  const body = Buffer.concat([element(0x0002, sopClass), element(0x0100, u16(field)), element(0x0110, u16(messageId)),
+    element(0x0800, u16(field === 0x0030 ? 0x0101 : 0x0000))])
+  const length = Buffer.alloc(4)
+  length.writeUInt32LE(body.length)
+  return Buffer.concat([element(0x0000, length), body])
+}
