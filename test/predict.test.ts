@@ -87,6 +87,25 @@ t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted'
     'EXIF orientation is applied: the rotated file reads like the upright one')
 })
 
+t.test('a JPEG whose scan ends early (a copy padded with zeros) is refused, not classified as the grey it decodes to', async (t) => {
+  const app = await build(t)
+  for (const folder of ['test/stone', 'test/normal']) {
+    for (const index of [0, 1]) {
+      const jpeg = await ctKidneyImage(folder, index)
+      // Cut at half and padded with zeros to its full size, EOI kept: the tail of a preallocated file whose copy
+      // stopped. libjpeg decodes it with a warning ("Corrupt JPEG data: premature end of data segment").
+      const half = jpeg.length >> 1
+      const zeroTail = Buffer.concat([jpeg.subarray(0, half), Buffer.alloc(jpeg.length - 2 - half), jpeg.subarray(-2)])
+      const intact = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })
+      t.equal(intact.statusCode, 200, `${folder} #${index}: the intact file is classified`)
+      const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(zeroTail) })
+      t.equal(res.statusCode, 422, `${folder} #${index}, zero tail: refused`)
+      t.equal(res.json().code, 'CORRUPT_IMAGE', `${folder} #${index}, zero tail`)
+    }
+  }
+  t.equal((await readdir(app.config.uploadDir)).length, 4, 'only the four intact files were kept')
+})
+
 t.test('every error code, each triggered by a real input, with a typed body and nothing stored', async (t) => {
   const app = await build(t, { config: { maxFileBytes: 200_000, maxPixels: 40_000_000 } })
   const jpeg = await ctKidneyImage('originals/normal', 0)
