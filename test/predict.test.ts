@@ -106,6 +106,22 @@ t.test('a JPEG whose scan ends early (a copy padded with zeros) is refused, not 
   t.equal((await readdir(app.config.uploadDir)).length, 4, 'only the four intact files were kept')
 })
 
+t.test('a file part without a filename (.NET MultipartFormDataContent, curl -F \'file=<x\') is read as the file', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  const named = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+  for (const contentType of [undefined, 'image/jpeg']) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', data: jpeg, contentType }]) })
+    t.equal(res.statusCode, 200, `no filename, Content-Type ${contentType ?? 'none'} (on the old code: 400 VALIDATION_ERROR)`)
+    t.equal(res.json().probabilities.Stone, named.probabilities.Stone, 'the same answer as with a filename')
+  }
+  const batch = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([{ name: 'files', data: jpeg }, { name: 'files', data: jpeg }]) })
+  t.equal(batch.statusCode, 200, 'the batch route too')
+  t.equal(batch.json().summary.succeeded, 2)
+  const text = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', data: 'not an image' }]) })
+  t.equal(text.json().code, 'UNSUPPORTED_MEDIA_TYPE', 'text in the field "file" is a file that is not an image')
+})
+
 t.test('every error code, each triggered by a real input, with a typed body and nothing stored', async (t) => {
   const app = await build(t, { config: { maxFileBytes: 200_000, maxPixels: 40_000_000 } })
   const jpeg = await ctKidneyImage('originals/normal', 0)

@@ -44,9 +44,22 @@ async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<
  * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
  * nothing touches disk before the image is valid.
  */
+/**
+ * The upload routes' file fields (`file` on /predict, `files` on /predict/batch). A part in one of them is a file
+ * whether or not its Content-Disposition names a file: .NET's `MultipartFormDataContent.Add(content, "file")` and
+ * curl's `-F 'file=<slice.jpg'` send none, and busboy makes such a part a text field, which the body schema
+ * refused as VALIDATION_ERROR although the image was in the right field.
+ */
+const FILE_FIELDS = new Set(['file', 'files'])
+
+function isFilePart (name: string | undefined, contentType: string | undefined, filename: string | undefined): boolean {
+  return filename !== undefined || contentType === 'application/octet-stream' || FILE_FIELDS.has(name ?? '')
+}
+
 export default fp(async (app) => {
   await app.register(multipart, {
     attachFieldsToBody: true,
+    isPartAFile: isFilePart,
     onFile: collectFile,
     throwFileSizeLimit: true,
     limits: {
