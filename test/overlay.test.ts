@@ -116,6 +116,28 @@ t.test('DICOM: the overlay is Columns x Rows; a Normal answer has no boxes', asy
   await app.close()
 })
 
+t.test('GET /predictions/{id} and /studies/{uid} choose JSON or FHIR by Accept\'s q, and refuse (406) an Accept naming neither', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const dicom = await readFile(join(SHARED, 'data/dicom/ct-small-pydicom.dcm'))
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'ct.dcm', 'application/dicom') })).json()
+  for (const url of [`/predictions/${answer.id}`, `/studies/${answer.dicom.studyInstanceUid}`]) {
+    const get = async (accept?: string): Promise<{ status: number, type: string, code?: string }> => {
+      const res = await app.inject({ method: 'GET', url, headers: accept === undefined ? {} : { accept } })
+      return { status: res.statusCode, type: String(res.headers['content-type']).split(';')[0], code: res.json().code }
+    }
+    // On the old code every Accept containing the text application/fhir+json got FHIR, q=0 or not, and any other got JSON.
+    t.match(await get('application/json, application/fhir+json;q=0.1'), { status: 200, type: 'application/json' }, `${url}: JSON preferred`)
+    t.match(await get('application/fhir+json;q=0, application/json'), { status: 200, type: 'application/json' }, `${url}: FHIR refused by q=0`)
+    t.match(await get('application/fhir+xml'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: FHIR XML`)
+    t.match(await get('text/html'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: HTML`)
+    t.match(await get('application/fhir+json'), { status: 200, type: 'application/fhir+json' }, `${url}: FHIR`)
+    for (const accept of [undefined, '*/*', 'application/json']) {
+      t.match(await get(accept), { status: 200, type: 'application/json' }, `${url}: Accept ${accept ?? '(none)'}`)
+    }
+  }
+  await app.close()
+})
+
 t.test('with authentication: the overlay follows GET /predictions/{id}\'s rules; not kept uploads are a typed 404', async (t) => {
   const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'alice:alice-key-0123456789abcdef:predict,bob:bob-key-0123456789abcdefgh:predict' }).auth
   const app = await build(t, { config: { records: RECORDS, auth, uploadMaxAgeMs: 0 } })
