@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import sharp from 'sharp'
 import t from 'tap'
 import { build, ctKidneyImage, fileUpload, SHARED } from './helper.js'
+import { modified, scratchDir } from './helpers/dcmtk.js'
 import { writeDicom } from './helpers/dicom-writer.js'
 import { PYDICOM_FILES, pydicomFile } from './helpers/pydicom-files.js'
 import type { FastifyInstance } from 'fastify'
@@ -31,6 +32,19 @@ t.test('CT only by default: MR and NM images are refused naming their modality; 
 
   const wider = await build(t, { config: { dicomModalities: ['CT', 'MR'] } })
   t.equal((await predict(wider, await pydicomFile('MR_small.dcm'))).statusCode, 200, 'DICOM_MODALITIES=CT,MR: MR is classified')
+})
+
+t.test('a CT localizer (scout, topogram) is refused as not a slice; other image types of CT are classified', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const scout = await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': 'ORIGINAL\\PRIMARY\\LOCALIZER' }))
+  // On the old code: 200, the slice classified whatever its ImageType.
+  t.match(scout, { statusCode: 415, body: { code: 'UNSUPPORTED_DICOM_IMAGE', message: /localizer \(ImageType LOCALIZER: a scout or topogram/ } })
+  const lower = await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': 'ORIGINAL\\PRIMARY\\localizer\\CT_SOM5 TOP' }))
+  t.equal(lower.body.code, 'UNSUPPORTED_DICOM_IMAGE', 'in any case, with a vendor value after it')
+  for (const imageType of ['ORIGINAL\\PRIMARY\\AXIAL', 'DERIVED\\SECONDARY\\REFORMATTED\\AVERAGE']) {
+    t.equal((await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': imageType }))).statusCode, 200, imageType)
+  }
 })
 
 t.test('a secondary capture of a CT (8-bit display pixels, no rescale) gets the answer of the same pixels sent as PNG', async (t) => {

@@ -41,6 +41,8 @@ export interface DicomImageHeader {
   modality?: string
   /** SOPClassUID (0008,0016), else MediaStorageSOPClassUID (0002,0002). */
   sopClassUid?: string
+  /** ImageType (0008,0008), its values upper case (e.g. ORIGINAL, PRIMARY, AXIAL); empty when absent. */
+  imageType: string[]
   /** Rescale, window and slice position of every frame (functional groups of enhanced objects, frame-attributes.ts). */
   frameAttributes: FrameAttributes[]
   voiLutFunction: string
@@ -61,6 +63,7 @@ const TAG = {
   transferSyntaxUid: 'x00020010',
   sopClassUid: 'x00080016',
   modality: 'x00080060',
+  imageType: 'x00080008',
   sopInstanceUid: 'x00080018',
   instanceNumber: 'x00200013',
   studyInstanceUid: 'x0020000d',
@@ -232,6 +235,7 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
     signed: dataSet.uint16(TAG.pixelRepresentation) === 1,
     modality: optionalString(dataSet, TAG.modality)?.toUpperCase(),
     sopClassUid: optionalString(dataSet, TAG.sopClassUid) ?? optionalString(dataSet, TAG.mediaStorageSopClassUid),
+    imageType: optionalString(dataSet, TAG.imageType)?.toUpperCase().split('\\').map((value) => value.trim()) ?? [],
     frameAttributes,
     voiLutFunction: optionalString(dataSet, TAG.voiLutFunction) ?? 'LINEAR',
     identifiers: {
