@@ -1372,17 +1372,17 @@ export interface components {
                 /** @enum {string} */
                 vr: "SQ";
                 Value: {
-                    /** @description ReferencedSOPClassUID */
+                    /** @description ReferencedSOPClassUID; no Value when it could not be read from the instance */
                     "00081150": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
-                    /** @description ReferencedSOPInstanceUID */
+                    /** @description ReferencedSOPInstanceUID; no Value when it could not be read from the instance */
                     "00081155": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
                     "00081197"?: {
@@ -1397,17 +1397,17 @@ export interface components {
                 /** @enum {string} */
                 vr: "SQ";
                 Value: {
-                    /** @description ReferencedSOPClassUID */
+                    /** @description ReferencedSOPClassUID; no Value when it could not be read from the instance */
                     "00081150": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
-                    /** @description ReferencedSOPInstanceUID */
+                    /** @description ReferencedSOPInstanceUID; no Value when it could not be read from the instance */
                     "00081155": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
                     "00081197"?: {
