@@ -32,13 +32,17 @@ export interface DecodeOptions extends DecodeTarget {
 /**
  * Third step of an upload's path, decoding, for callers that need the full-size image (training export and
  * evaluation: in-painting, overlays): sniff -> pixel budget -> 8-bit pixels, auto-oriented, alpha flattened onto
- * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/); multi-frame DICOM
- * is refused here (MULTI_FRAME_DICOM): its callers (training export, evaluation) take slices.
+ * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/). A multi-frame
+ * DICOM object is refused (MULTI_FRAME_DICOM: training export and evaluation take slices) unless `frame` (0-based)
+ * names the one wanted, as the overlay of its answer does; it is then decoded within `dicomMaxFrames`.
  */
-export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+export async function decodeImage (bytes: Buffer, options: DecodeOptions, frame?: number): Promise<DecodedImage> {
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
-  if (format === 'dicom') return (await decodeDicomUpload(bytes, { ...options, dicomMaxFrames: 1 })).frames[0].image
+  if (format === 'dicom') {
+    const { frames } = await decodeDicomUpload(bytes, frame === undefined ? { ...options, dicomMaxFrames: 1 } : options)
+    return frames[frame ?? 0].image
+  }
   await checkImageHeader(bytes, format, options)
   return await decodeCheckedImage(bytes, options)
 }

@@ -10,6 +10,7 @@ import { renderOverlay } from '../inference/overlay.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { build, ctKidneyImage, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
+import { writeDicom } from './helpers/dicom-writer.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /predictions/{id}/overlay.png and the recorded answer's FHIR report, on the embedded records store.
@@ -113,6 +114,29 @@ t.test('DICOM: the overlay is Columns x Rows; a Normal answer has no boxes', asy
   const normal = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/normal', 0)) })).json()
   t.same([normal.prediction, normal.findings], ['Normal', []])
   t.equal((await app.inject({ method: 'GET', url: `/predictions/${normal.id}/overlay.png` })).statusCode, 200)
+  await app.close()
+})
+
+t.test('a multi-frame DICOM object: the overlay draws the frame its answer was given for', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const { width, height } = stone.info
+  // A multi-frame secondary capture (8-bit display pixels): a black frame, then the stone slice.
+  const dicom = writeDicom({
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.7.2', modality: 'OT', rows: height, columns: width, frames: 2, bitsAllocated: 8, signed: false,
+    values: [...new Array(width * height).fill(0), ...stone.data]
+  })
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'series.dcm', 'application/dicom') })).json()
+  t.same(answer.frames.map((f: any) => f.prediction), ['Normal', 'Stone'])
+  t.equal(answer.probabilities.Stone, answer.frames[1].probabilities.Stone, 'the answer is the second frame\'s')
+  const res = await app.inject({ method: 'GET', url: `/predictions/${answer.id as string}/overlay.png?heatmap=false` })
+  t.equal(res.statusCode, 200, 'drawn (on the old code: 422 MULTI_FRAME_DICOM, "only single-frame images are classified")')
+  const plain = await pixels(res.rawPayload)
+  t.same([plain.width, plain.height], [width, height])
+  // Outside the boxes' rims (a few hundred pixels) the boxes-only overlay is the frame itself.
+  let differing = 0
+  for (let i = 0; i < width * height; i++) if (plain.data[i * 3] !== stone.data[i]) differing++
+  t.ok(differing < 0.02 * width * height, `the second frame's pixels (${differing} of ${width * height} differ)`)
   await app.close()
 })
 
