@@ -51,7 +51,29 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions, frame?
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedHeader> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
   options.reserve?.(header.width * header.height * options.channels)
+  if (header.sixteenBitGrey) await refuseRawValues(bytes, header, options)
   return header
+}
+
+/**
+ * A 16-bit greyscale PNG is a display image only when it is an 8-bit one widened: every sample a multiple of 257,
+ * as libvips, ImageMagick and PIL widen. Any other holds raw values, stored values or Hounsfield units (HU + 32768
+ * in DeepLesion, HU + 1024 from a script saving pydicom's pixel_array), whose window the PNG does not carry; cut to
+ * 8 bits they are a near-uniform grey that the model still reads with confidence: CT_small.dcm is Stone (P 0.5645)
+ * as DICOM and as a windowed 8-bit PNG (0.5676), and was Normal as 16-bit PNGs of HU + 32768 (0.0003) and of
+ * HU + 1024 (0.0000).
+ */
+async function refuseRawValues (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<void> {
+  options.reserve?.(header.width * header.height * 2)
+  const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'truncated' })
+    .toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true }))
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
+  for (let i = 0; i < samples.length; i += info.channels) {
+    if (samples[i] % 257 !== 0) {
+      throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
+        'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
+    }
+  }
 }
 
 /** A DICOM upload through its decoder, which checks every budget before it decodes (inference/dicom/). */

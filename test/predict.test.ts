@@ -87,6 +87,22 @@ t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted'
     'EXIF orientation is applied: the rotated file reads like the upright one')
 })
 
+t.test('a 16-bit greyscale PNG of raw values (no window) is refused; one widened from 8 bits is read as the 8-bit image', async (t) => {
+  const app = await build(t)
+  const { data: grey, info } = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const sixteenBit = async (value: (g: number) => number): Promise<Buffer> => await sharp(Uint16Array.from(grey, value),
+    { raw: { width: info.width, height: info.height, channels: 1, premultiplied: false } }).toColourspace('grey16').png().toBuffer()
+  const eightBit = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sharp(grey, { raw: { ...info, channels: 1 } }).png().toBuffer(), 'slice.png', 'image/png') })).json()
+  const widened = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sixteenBit((g) => g * 257), 'slice.png', 'image/png') })).json()
+  t.equal(widened.probabilities.Stone, eightBit.probabilities.Stone, 'widened x257: the answer of the 8-bit image')
+  // 12-bit stored values, and a DeepLesion-like HU + 32768 band: on the old code both 200, Normal with high confidence.
+  for (const [name, value] of Object.entries({ '12-bit values': (g: number) => g * 16, 'HU + 32768': (g: number) => 32768 - 1000 + g * 8 })) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sixteenBit(value), 'slice.png', 'image/png') })
+    t.equal(res.statusCode, 415, name)
+    t.match(res.json(), { code: 'UNSUPPORTED_MEDIA_TYPE', message: /16-bit greyscale PNG holds raw values .* send the DICOM file/ }, name)
+  }
+})
+
 t.test('a JPEG whose scan ends early (a copy padded with zeros) is refused, not classified as the grey it decodes to', async (t) => {
   const app = await build(t)
   for (const folder of ['test/stone', 'test/normal']) {
