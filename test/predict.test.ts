@@ -87,6 +87,19 @@ t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted'
     'EXIF orientation is applied: the rotated file reads like the upright one')
 })
 
+t.test('a PNG whose chunk CRC does not match is refused: a damaged IHDR decoded as what it said', async (t) => {
+  const app = await build(t)
+  const png = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().png().toBuffer()
+  const intact = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(png, 'slice.png', 'image/png') })
+  t.equal(intact.json().prediction, 'Stone')
+  // IHDR's height (bytes 20-23) cut to 180 rows, its CRC left as it was: on the old code 200, the rows with the
+  // stone gone, Normal.
+  const shorter = Buffer.from(png)
+  shorter.writeUInt32BE(180, 20)
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(shorter, 'slice.png', 'image/png') })
+  t.match([res.statusCode, res.json().code], [422, 'CORRUPT_IMAGE'], 'a height that does not match its CRC')
+})
+
 t.test('a 16-bit greyscale PNG of raw values (no window) is refused; one widened from 8 bits is read as the 8-bit image', async (t) => {
   const app = await build(t)
   const { data: grey, info } = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
