@@ -1,4 +1,4 @@
-import { deflateSync, crc32 } from 'node:zlib'
+import { deflateSync, crc32, gzipSync } from 'node:zlib'
 import { readdir, readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import sharp from 'sharp'
@@ -85,6 +85,20 @@ t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted'
   const rotated = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(variants['EXIF-rotated JPEG']) })).json()
   t.ok(Math.abs(rotated.probabilities.Stone - upright.probabilities.Stone) < 0.05,
     'EXIF orientation is applied: the rotated file reads like the upright one')
+})
+
+t.test('a compressed request body (Content-Encoding) is refused as such, on /predict, /predict/batch and STOW-RS', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  const gzipped = (url: string, form: ReturnType<typeof multipart>, contentType = form.headers['content-type']) =>
+    app.inject({ method: 'POST', url, payload: gzipSync(form.payload), headers: { ...form.headers, 'content-type': contentType, 'content-encoding': 'gzip' } })
+  // On the old code: 400 MALFORMED_MULTIPART, and 'the boundary never occurs' from STOW-RS, for a well-formed body.
+  for (const res of [await gzipped('/predict', fileUpload(jpeg)), await gzipped('/predict/batch', multipart([{ name: 'files', filename: 'a.jpg', data: jpeg }])),
+    await gzipped('/studies', multipart([]), 'multipart/related; type="application/dicom"; boundary=x')]) {
+    t.match([res.statusCode, res.json().code, res.json().message], [415, 'UNSUPPORTED_MEDIA_TYPE', /Content-Encoding .* send it uncompressed/])
+  }
+  const identity = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg), headers: { ...fileUpload(jpeg).headers, 'content-encoding': 'identity' } })
+  t.equal(identity.statusCode, 200, 'Content-Encoding: identity is no encoding')
 })
 
 t.test('a PNG whose chunk CRC does not match is refused: a damaged IHDR decoded as what it said', async (t) => {

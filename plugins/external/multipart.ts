@@ -72,11 +72,18 @@ export default fp(async (app) => {
       headerPairs: 100
     }
   })
-  // A JSON or text body sent to an upload route is refused by type before any parser reads it.
+  // A JSON or text body sent to an upload route is refused by type before any parser reads it. So is a compressed
+  // body on any route that takes one (this one's, STOW-RS's multipart/related): no parser here decodes a
+  // Content-Encoding, and a gzipped form was refused as 'malformed' or as one whose 'boundary never occurs'.
   app.addHook('onRequest', async (request) => {
-    const uploadRoute = request.routeOptions.schema?.consumes?.includes('multipart/form-data') === true
+    const consumes = request.routeOptions.schema?.consumes
+    if (consumes === undefined) return
+    const coding = request.headers['content-encoding']?.trim().toLowerCase()
+    if (coding !== undefined && coding !== '' && coding !== 'identity') {
+      throw new UnsupportedMediaTypeError('The request body has a Content-Encoding (gzip, deflate, br…), which this service does not decode: send it uncompressed.')
+    }
     const mediaType = request.headers['content-type']?.split(';')[0].trim().toLowerCase()
-    if (uploadRoute && mediaType !== undefined && mediaType !== 'multipart/form-data') {
+    if (consumes.includes('multipart/form-data') && mediaType !== undefined && mediaType !== 'multipart/form-data') {
       throw new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     }
   })
