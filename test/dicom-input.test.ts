@@ -47,6 +47,19 @@ t.test('a CT localizer (scout, topogram) is refused as not a slice; other image 
   }
 })
 
+t.test('a sagittal slice is refused naming its plane; axial, coronal and slightly oblique slices are classified', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const oriented = async (orientation: string): Promise<{ statusCode: number, body: any }> =>
+    await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0020,0037)': orientation }))
+  // On the old code: 200, the slice classified whatever its plane.
+  t.match(await oriented('0\\1\\0\\0\\0\\-1'), { statusCode: 415, body: { code: 'UNSUPPORTED_DICOM_IMAGE', message: /sagittal slice .* axial and coronal/ } }, 'sagittal')
+  t.equal((await oriented('0\\0.98\\0.2\\0\\-0.2\\-0.98')).body.code, 'UNSUPPORTED_DICOM_IMAGE', 'oblique, nearest sagittal')
+  for (const [plane, orientation] of [['axial', '1\\0\\0\\0\\1\\0'], ['coronal', '1\\0\\0\\0\\0\\-1'], ['axial tilted 15 degrees', '1\\0\\0\\0\\0.966\\-0.259']]) {
+    t.equal((await oriented(orientation)).statusCode, 200, plane)
+  }
+})
+
 t.test('a secondary capture of a CT (8-bit display pixels, no rescale) gets the answer of the same pixels sent as PNG', async (t) => {
   const app = await build(t)
   const { data, info } = await sharp(await ctKidneyImage('test/stone')).greyscale().raw().toBuffer({ resolveWithObject: true })

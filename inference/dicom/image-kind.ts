@@ -32,7 +32,8 @@ function isDisplayImage (header: DicomImageHeader): boolean {
  * images); anything else is refused before any pixel is decoded, naming the modality. So is a localizer (ImageType
  * LOCALIZER: the scout or topogram that opens every CT study, a projection through the whole body, not a slice):
  * it is a CT image of the CT Image SOP class, and a PACS pushing a study sends it first, in a series of its own
- * whose conclusion would count towards the study's verdict.
+ * whose conclusion would count towards the study's verdict. So is a sagittal slice (a reformat sent with the study):
+ * the model card is for axial and coronal slices.
  */
 export function imageKind (header: DicomImageHeader, modalities: readonly string[] = DEFAULT_MODALITIES): ImageKind {
   const display = isDisplayImage(header)
@@ -41,6 +42,9 @@ export function imageKind (header: DicomImageHeader, modalities: readonly string
   if (!accepted) throw new UnsupportedModalityError(modality, modalities)
   if (header.imageType.includes('LOCALIZER')) {
     throw new UnsupportedDicomImageError('a localizer (ImageType LOCALIZER: a scout or topogram, a projection rather than a slice) is not classified')
+  }
+  if (header.frameAttributes.some((frame) => frame.plane === 'sagittal')) {
+    throw new UnsupportedDicomImageError('a sagittal slice (from ImageOrientationPatient) is not classified: the model reads axial and coronal slices')
   }
   return display ? 'display' : 'hu'
 }
