@@ -382,7 +382,7 @@ export interface paths {
         };
         /**
          * One recorded answer, exactly as /predict returned it, with its time and caller
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). With `Accept: application/fhir+json` the answer is its FHIR R4 DiagnosticReport, issued at the time it was given.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). With `Accept: application/fhir+json` (preferred by its q) the answer is its FHIR R4 DiagnosticReport, issued at the time it was given; an Accept naming neither JSON type is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -435,6 +435,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -751,7 +760,7 @@ export interface paths {
         };
         /**
          * The results of one study: each series with its instances, slice probabilities in order and its conclusion
-         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json`: one FHIR R4 DiagnosticReport for the study. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).
+         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json` (preferred by its q): one FHIR R4 DiagnosticReport for the study; an Accept naming neither JSON type is 406 NOT_ACCEPTABLE. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).
          */
         get: {
             parameters: {
@@ -804,6 +813,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1354,17 +1372,17 @@ export interface components {
                 /** @enum {string} */
                 vr: "SQ";
                 Value: {
-                    /** @description ReferencedSOPClassUID */
+                    /** @description ReferencedSOPClassUID; no Value when it could not be read from the instance */
                     "00081150": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
-                    /** @description ReferencedSOPInstanceUID */
+                    /** @description ReferencedSOPInstanceUID; no Value when it could not be read from the instance */
                     "00081155": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
                     "00081197"?: {
@@ -1379,17 +1397,17 @@ export interface components {
                 /** @enum {string} */
                 vr: "SQ";
                 Value: {
-                    /** @description ReferencedSOPClassUID */
+                    /** @description ReferencedSOPClassUID; no Value when it could not be read from the instance */
                     "00081150": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
-                    /** @description ReferencedSOPInstanceUID */
+                    /** @description ReferencedSOPInstanceUID; no Value when it could not be read from the instance */
                     "00081155": {
                         /** @enum {string} */
                         vr: "UI";
-                        Value: string[];
+                        Value?: string[];
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
                     "00081197"?: {

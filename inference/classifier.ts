@@ -171,8 +171,8 @@ export class Classifier {
    * Upload bytes -> the full-size 8-bit image the model's input is resized from (what an overlay is drawn on),
    * decoded with the options `classify` uses; a multi-frame DICOM object is refused (MULTI_FRAME_DICOM).
    */
-  async decodeFullSize (bytes: Buffer, { reserve }: ClassifyOptions = {}): Promise<DecodedImage> {
-    return await decodeImage(bytes, { ...this.decodeOptions(), reserve })
+  async decodeFullSize (bytes: Buffer, { reserve }: ClassifyOptions = {}, frame?: number): Promise<DecodedImage> {
+    return await decodeImage(bytes, { ...this.decodeOptions(), reserve }, frame)
   }
 
   /** How `classify` and `decodeFullSize` decode: the same budgets, window and decoder threads. */

@@ -32,13 +32,17 @@ export interface DecodeOptions extends DecodeTarget {
 /**
  * Third step of an upload's path, decoding, for callers that need the full-size image (training export and
  * evaluation: in-painting, overlays): sniff -> pixel budget -> 8-bit pixels, auto-oriented, alpha flattened onto
- * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/); multi-frame DICOM
- * is refused here (MULTI_FRAME_DICOM): its callers (training export, evaluation) take slices.
+ * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/). A multi-frame
+ * DICOM object is refused (MULTI_FRAME_DICOM: training export and evaluation take slices) unless `frame` (0-based)
+ * names the one wanted, as the overlay of its answer does; it is then decoded within `dicomMaxFrames`.
  */
-export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+export async function decodeImage (bytes: Buffer, options: DecodeOptions, frame?: number): Promise<DecodedImage> {
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
-  if (format === 'dicom') return (await decodeDicomUpload(bytes, { ...options, dicomMaxFrames: 1 })).frames[0].image
+  if (format === 'dicom') {
+    const { frames } = await decodeDicomUpload(bytes, frame === undefined ? { ...options, dicomMaxFrames: 1 } : options)
+    return frames[frame ?? 0].image
+  }
   await checkImageHeader(bytes, format, options)
   return await decodeCheckedImage(bytes, options)
 }
@@ -47,7 +51,29 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions): Promi
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedHeader> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
   options.reserve?.(header.width * header.height * options.channels)
+  if (header.sixteenBitGrey) await refuseRawValues(bytes, header, options)
   return header
+}
+
+/**
+ * A 16-bit greyscale PNG is a display image only when it is an 8-bit one widened: every sample a multiple of 257,
+ * as libvips, ImageMagick and PIL widen. Any other holds raw values, stored values or Hounsfield units (HU + 32768
+ * in DeepLesion, HU + 1024 from a script saving pydicom's pixel_array), whose window the PNG does not carry; cut to
+ * 8 bits they are a near-uniform grey that the model still reads with confidence: CT_small.dcm is Stone (P 0.5645)
+ * as DICOM and as a windowed 8-bit PNG (0.5676), and was Normal as 16-bit PNGs of HU + 32768 (0.0003) and of
+ * HU + 1024 (0.0000).
+ */
+async function refuseRawValues (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<void> {
+  options.reserve?.(header.width * header.height * 2)
+  const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error' })
+    .toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true }))
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
+  for (let i = 0; i < samples.length; i += info.channels) {
+    if (samples[i] % 257 !== 0) {
+      throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
+        'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
+    }
+  }
 }
 
 /** A DICOM upload through its decoder, which checks every budget before it decodes (inference/dicom/). */
@@ -69,9 +95,20 @@ export async function decodeCheckedImage (bytes: Buffer, options: DecodeTarget):
   return { pixels: data, width: info.width, height: info.height, channels: options.channels }
 }
 
-/** The libvips steps that turn JPEG/PNG bytes into the service's pixels: auto-orient, flatten, colour mode. */
+/**
+ * The libvips steps that turn JPEG/PNG bytes into the service's pixels: auto-orient, flatten, colour mode.
+ * A JPEG that libjpeg warns about is refused, not decoded: JPEG has no checksum, and a scan that ends before the
+ * image does (a copy cut short and padded with zeros, as a preallocated file is) decodes with only a warning
+ * ("Corrupt JPEG data: premature end of data segment") into grey blocks that the model reads as anatomy: a stone
+ * slice, P(Stone) 0.996, with its second half zeroed came back Normal, 0.0006. None of the 6,534 JPEGs under
+ * ../shared/data warns. libvips does not pass on every libjpeg warning: a bad Huffman code or bytes left after
+ * the scan still decode (docs/api.md). A PNG is refused on an error: below that level libvips has libpng ignore
+ * chunk CRCs, and a damaged IHDR decoded as what it said: the stone slice with its height changed from 384 to 180
+ * rows (CRC left as it was) lost the rows with the stone and came back Normal, 0.0010.
+ */
 export function decodingPipeline (bytes: Buffer, options: DecodeTarget): Sharp {
-  return sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'truncated', autoOrient: true })
+  const failOn = sniffFormat(bytes) === 'jpeg' ? 'warning' : 'error'
+  return sharp(bytes, { limitInputPixels: options.maxPixels, failOn, autoOrient: true })
     .flatten({ background: '#000000' })
     .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
 }

@@ -14,6 +14,8 @@ export interface CheckedHeader {
   eightBitGreyOrSrgb: boolean
   /** An EXIF orientation other than "as stored": the picture is rotated or mirrored when decoded. */
   reoriented: boolean
+  /** 16-bit greyscale samples (PNG): display grey levels only if an 8-bit image was widened (inference/decode.ts). */
+  sixteenBitGrey: boolean
 }
 
 /** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
@@ -21,7 +23,7 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)
-    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false }
+    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false, sixteenBitGrey: false }
   }
   let header: Metadata
   try {
@@ -36,7 +38,8 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   return {
     ...header.autoOrient,
     eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? ''),
-    reoriented: (header.orientation ?? 1) !== 1
+    reoriented: (header.orientation ?? 1) !== 1,
+    sixteenBitGrey: header.depth === 'ushort' && header.space === 'grey16'
   }
 }
 

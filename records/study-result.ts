@@ -8,6 +8,8 @@ export interface StudyResultOptions {
   idleSeconds: number
   /** k of the series conclusion rule. */
   minAdjacentSlices: number
+  /** The serving model's decision threshold: the rule stated for a series none of whose instances was classified. */
+  threshold: number
   now: Date
 }
 
@@ -55,7 +57,7 @@ function seriesResult (seriesInstanceUid: string, rows: SeriesRows, options: Stu
     prediction: row.prediction as 'Normal' | 'Stone'
   })))
   // The threshold of the model that classified the newest instance: a series re-sent after a model change is judged as now.
-  const conclusion = concludeSeries(slices, { threshold: newest?.threshold ?? 0.5, minAdjacentSlices: options.minAdjacentSlices })
+  const conclusion = concludeSeries(slices, { threshold: newest?.threshold ?? options.threshold, minAdjacentSlices: options.minAdjacentSlices })
   const finalAt = new Date(Date.parse(iso(rows.lastReceivedAt)) + options.idleSeconds * 1000)
   return {
     seriesInstanceUid,

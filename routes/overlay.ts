@@ -13,6 +13,21 @@ const OverlayQuerySchema = Type.Object({
 /** Bytes an overlay holds while it is drawn: the decoded slice, the heatmap layer (RGBA) and the PNG (at most RGB). */
 const OVERLAY_BYTES_PER_PIXEL = 1 + 4 + 3
 
+interface RecordedAnswer {
+  probabilities: Record<string, number>
+  findings?: Finding[]
+  frames?: Array<{ frame: number, probabilities: Record<string, number> }>
+}
+
+/**
+ * The frame (0-based) a multi-frame object's answer was given for: its most probably positive frame, the first of
+ * equals (inference/classifier.ts), whose probabilities, activation map and findings the answer carries.
+ */
+function answeredFrame (answer: RecordedAnswer, positiveClass: string): number | undefined {
+  const frame = answer.frames?.find((f) => f.probabilities[positiveClass] === answer.probabilities[positiveClass])
+  return frame === undefined ? undefined : frame.frame - 1
+}
+
 const overlay: FastifyPluginAsyncTypebox = async (app) => {
   const authOn = app.config.auth.mode !== 'none'
 
@@ -39,8 +54,10 @@ const overlay: FastifyPluginAsyncTypebox = async (app) => {
     const bytes = record.input.uploadFile === undefined ? undefined : await app.uploads.read(record.input.uploadFile)
     if (bytes === undefined) throw new UploadNotKeptError(id)
     const classifier = app.model.get()
-    const image = await classifier.decodeFullSize(bytes, { reserve: (size) => request.inflight.charge(size * OVERLAY_BYTES_PER_PIXEL) })
-    const findings = (record.answer as { findings?: Finding[] }).findings ?? []
+    const answer = record.answer as RecordedAnswer
+    const image = await classifier.decodeFullSize(bytes, { reserve: (size) => request.inflight.charge(size * OVERLAY_BYTES_PER_PIXEL) },
+      answeredFrame(answer, classifier.spec.positiveClass))
+    const findings = answer.findings ?? []
     const png = await renderOverlay({ image, cam: record.cam, findings, spec: classifier.spec, heatmap: request.query.heatmap ?? true })
     return await reply.type('image/png').header('cache-control', 'private, no-store').send(png)
   })

@@ -33,7 +33,7 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
-    return await app.predictBatch(uploadedBatchFiles(request.body.files), recordOrigin(request), options)
+    return await app.predictBatch(uploadedBatchFiles(request.body), recordOrigin(request), options)
   })
 }
 

@@ -4,17 +4,14 @@ import { acceptOnly, answerType } from '../plugins/app/accept.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
-import { FhirDiagnosticReportSchema } from '../schemas/fhir.js'
+import { FhirDiagnosticReportSchema, JSON_OR_FHIR } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
-
-/** What /predict answers with, chosen by Accept before any work is done. */
-const ANSWER_TYPES = ['application/json', 'application/fhir+json'] as const
 
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict', {
     // An Accept this route cannot answer (e.g. application/fhir+xml) is refused before the upload is classified.
-    onRequest: acceptOnly(ANSWER_TYPES),
+    onRequest: acceptOnly(JSON_OR_FHIR),
     schema: {
       tags: ['prediction'],
       summary: 'Classify one kidney CT slice (JPEG, PNG or DICOM)',
@@ -41,7 +38,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), options)
     const issued = new Date()
     reply.header('Server-Timing', serverTiming(timings))
-    if (answerType(request.headers.accept, ANSWER_TYPES) === 'application/fhir+json') {
+    if (answerType(request.headers.accept, JSON_OR_FHIR) === 'application/fhir+json') {
       const { spec, modelSha256 } = app.model.get()
       const report = toDiagnosticReport({
         ...prediction, id: prediction.id, positiveClass: spec.positiveClass, identifiers: prediction.dicom,

@@ -9,7 +9,8 @@ import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
 import { STATUS } from '../dicom-node/dimse.js'
 
-const uiAttribute = (uid: string | undefined): { vr: 'UI', Value: [string] } => ({ vr: 'UI', Value: [uid ?? ''] })
+/** An empty DICOM JSON attribute has no Value (PS3.18 F.2.5); `[""]` would be a UID that is not one. */
+const uiAttribute = (uid: string | undefined): { vr: 'UI', Value?: [string] } => uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] }
 
 /** PS3.18 10.5.3: 200 all stored, 202 some failed, 409 none stored. */
 function stowStatus (outcomes: IntakeOutcome[]): 200 | 202 | 409 {

@@ -30,7 +30,5 @@ export function jsonOrFhirResponse<T extends TSchema> (json: T, description: str
   }
 }
 
-/** Whether a request asks for the FHIR report (`Accept: application/fhir+json`). */
-export function wantsFhir (accept: string | undefined): boolean {
-  return accept?.includes('application/fhir+json') === true
-}
+/** The media types of a `jsonOrFhirResponse`, JSON first: what such a route answers without an Accept header. */
+export const JSON_OR_FHIR = ['application/json', 'application/fhir+json'] as const

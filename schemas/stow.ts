@@ -3,9 +3,14 @@ import { Type } from '@sinclair/typebox'
 const attribute = (vr: string, value: ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>, description: string) =>
   Type.Object({ vr: Type.Literal(vr), Value: Type.Array(value, { minItems: 1, maxItems: 1 }) }, { description })
 
+/** A UID the instance may not have given (it could not be read): then present without a Value (PS3.18 F.2.5). */
+const uid = (description: string) =>
+  Type.Object({ vr: Type.Literal('UI'), Value: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 1 })) },
+    { description: `${description}; no Value when it could not be read from the instance` })
+
 const SopReference = Type.Object({
-  '00081150': attribute('UI', Type.String(), 'ReferencedSOPClassUID'),
-  '00081155': attribute('UI', Type.String(), 'ReferencedSOPInstanceUID'),
+  '00081150': uid('ReferencedSOPClassUID'),
+  '00081155': uid('ReferencedSOPInstanceUID'),
   '00081197': Type.Optional(attribute('US', Type.Integer(), 'FailureReason: 0xA700 (42752) out of resources, retry later; ' +
     '0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure.'))
 })

@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import sharp from 'sharp'
 import t from 'tap'
 import { build, ctKidneyImage, fileUpload, SHARED } from './helper.js'
+import { modified, scratchDir } from './helpers/dcmtk.js'
 import { writeDicom } from './helpers/dicom-writer.js'
 import { PYDICOM_FILES, pydicomFile } from './helpers/pydicom-files.js'
 import type { FastifyInstance } from 'fastify'
@@ -31,6 +32,32 @@ t.test('CT only by default: MR and NM images are refused naming their modality; 
 
   const wider = await build(t, { config: { dicomModalities: ['CT', 'MR'] } })
   t.equal((await predict(wider, await pydicomFile('MR_small.dcm'))).statusCode, 200, 'DICOM_MODALITIES=CT,MR: MR is classified')
+})
+
+t.test('a CT localizer (scout, topogram) is refused as not a slice; other image types of CT are classified', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const scout = await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': 'ORIGINAL\\PRIMARY\\LOCALIZER' }))
+  // On the old code: 200, the slice classified whatever its ImageType.
+  t.match(scout, { statusCode: 415, body: { code: 'UNSUPPORTED_DICOM_IMAGE', message: /localizer \(ImageType LOCALIZER: a scout or topogram/ } })
+  const lower = await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': 'ORIGINAL\\PRIMARY\\localizer\\CT_SOM5 TOP' }))
+  t.equal(lower.body.code, 'UNSUPPORTED_DICOM_IMAGE', 'in any case, with a vendor value after it')
+  for (const imageType of ['ORIGINAL\\PRIMARY\\AXIAL', 'DERIVED\\SECONDARY\\REFORMATTED\\AVERAGE']) {
+    t.equal((await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0008,0008)': imageType }))).statusCode, 200, imageType)
+  }
+})
+
+t.test('a sagittal slice is refused naming its plane; axial, coronal and slightly oblique slices are classified', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const oriented = async (orientation: string): Promise<{ statusCode: number, body: any }> =>
+    await predict(app, await modified(dir, await ct1('explicit-little-endian'), { '(0020,0037)': orientation }))
+  // On the old code: 200, the slice classified whatever its plane.
+  t.match(await oriented('0\\1\\0\\0\\0\\-1'), { statusCode: 415, body: { code: 'UNSUPPORTED_DICOM_IMAGE', message: /sagittal slice .* axial and coronal/ } }, 'sagittal')
+  t.equal((await oriented('0\\0.98\\0.2\\0\\-0.2\\-0.98')).body.code, 'UNSUPPORTED_DICOM_IMAGE', 'oblique, nearest sagittal')
+  for (const [plane, orientation] of [['axial', '1\\0\\0\\0\\1\\0'], ['coronal', '1\\0\\0\\0\\0\\-1'], ['axial tilted 15 degrees', '1\\0\\0\\0\\0.966\\-0.259']]) {
+    t.equal((await oriented(orientation)).statusCode, 200, plane)
+  }
 })
 
 t.test('a secondary capture of a CT (8-bit display pixels, no rescale) gets the answer of the same pixels sent as PNG', async (t) => {

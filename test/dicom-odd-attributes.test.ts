@@ -73,3 +73,17 @@ t.test('identifiers that are not DICOM UIDs are left out of the answer and the F
   const kept = await send({ '(0020,000D)': `1.${'2'.repeat(62)}` })
   t.equal(kept.dicom?.studyInstanceUid, `1.${'2'.repeat(62)}`, 'a UID of 64 characters is kept')
 })
+
+t.test('pixels at the Pixel Padding Value are black whatever the rescale makes of them (a signed padding in unsigned pixels)', async (t) => {
+  const app = await build(t)
+  const dir = await scratchDir(t)
+  const ct1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
+  const stoneOf = async (bytes: Buffer): Promise<number> => (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes, 'slice.dcm') })).json().probabilities.Stone
+  // CT1 is signed with PixelPaddingValue -2000 (HU -3024, black in any soft-tissue window). The same bytes declared
+  // unsigned read the padding as 63536, HU 62512: on the old code white around the scan circle, P(Stone) 0.0132
+  // against CT1's 0.0214; its tissue values are all positive, so with the padding black the image is CT1's.
+  const unsigned = await modified(dir, ct1, { '(0028,0103)': '0' })
+  t.equal(await stoneOf(unsigned), await stoneOf(ct1), 'unsigned pixels with padding 63536 (as SS -2000): the answer of CT1')
+  const ranged = await modified(dir, ct1, { '(0028,0103)': '0', '(0028,0120)': '63000', '(0028,0121)': '64000' })
+  t.equal(await stoneOf(ranged), await stoneOf(ct1), 'a padding range from 63000 to 64000 too')
+})

@@ -37,7 +37,7 @@ t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', a
   t.same(model.dicom, { window: { center: 40, width: 400 }, windowSource: 'model', modalities: ['CT'] })
 })
 
-t.test('a batch request without any file names the batch field "files", whatever the form lacks', async (t) => {
+t.test('a batch request without any file, or with a file beside "files", names the batch field "files"', async (t) => {
   const app = await build(t)
   const empty = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([]) })
   t.match(empty.json(), { statusCode: 400, code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the closing boundary only')
@@ -45,6 +45,9 @@ t.test('a batch request without any file names the batch field "files", whatever
   t.match(wrongField.json(), { code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'the file in "file"')
   const noBody = await app.inject({ method: 'POST', url: '/predict/batch', headers: { 'content-type': 'multipart/form-data; boundary=x' } })
   t.match(noBody.json(), { statusCode: 400, code: 'NO_FILE', message: /repeated multipart field "files"/ }, 'no body at all')
+  const stray = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([dicomPart(CT1), { ...dicomPart(CT1), name: 'file' }]) })
+  t.match(stray.json(), { statusCode: 400, code: 'VALIDATION_ERROR', message: /Every file of a batch goes in the repeated multipart field "files"/ },
+    'a file in "file" beside one in "files" (on the old code: 200, a batch of one)')
   const single = await app.inject({ method: 'POST', url: '/predict', ...multipart([]) })
   t.match(single.json(), { code: 'NO_FILE', message: /the multipart field "file"/ }, '/predict keeps its own wording')
 })

@@ -10,6 +10,7 @@ import { renderOverlay } from '../inference/overlay.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { build, ctKidneyImage, fileUpload, RECORDS_OFF, SHARED } from './helper.js'
+import { writeDicom } from './helpers/dicom-writer.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /predictions/{id}/overlay.png and the recorded answer's FHIR report, on the embedded records store.
@@ -113,6 +114,51 @@ t.test('DICOM: the overlay is Columns x Rows; a Normal answer has no boxes', asy
   const normal = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/normal', 0)) })).json()
   t.same([normal.prediction, normal.findings], ['Normal', []])
   t.equal((await app.inject({ method: 'GET', url: `/predictions/${normal.id}/overlay.png` })).statusCode, 200)
+  await app.close()
+})
+
+t.test('a multi-frame DICOM object: the overlay draws the frame its answer was given for', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const { width, height } = stone.info
+  // A multi-frame secondary capture (8-bit display pixels): a black frame, then the stone slice.
+  const dicom = writeDicom({
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.7.2', modality: 'OT', rows: height, columns: width, frames: 2, bitsAllocated: 8, signed: false,
+    values: [...new Array(width * height).fill(0), ...stone.data]
+  })
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'series.dcm', 'application/dicom') })).json()
+  t.same(answer.frames.map((f: any) => f.prediction), ['Normal', 'Stone'])
+  t.equal(answer.probabilities.Stone, answer.frames[1].probabilities.Stone, 'the answer is the second frame\'s')
+  const res = await app.inject({ method: 'GET', url: `/predictions/${answer.id as string}/overlay.png?heatmap=false` })
+  t.equal(res.statusCode, 200, 'drawn (on the old code: 422 MULTI_FRAME_DICOM, "only single-frame images are classified")')
+  const plain = await pixels(res.rawPayload)
+  t.same([plain.width, plain.height], [width, height])
+  // Outside the boxes' rims (a few hundred pixels) the boxes-only overlay is the frame itself.
+  let differing = 0
+  for (let i = 0; i < width * height; i++) if (plain.data[i * 3] !== stone.data[i]) differing++
+  t.ok(differing < 0.02 * width * height, `the second frame's pixels (${differing} of ${width * height} differ)`)
+  await app.close()
+})
+
+t.test('GET /predictions/{id} and /studies/{uid} choose JSON or FHIR by Accept\'s q, and refuse (406) an Accept naming neither', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const dicom = await readFile(join(SHARED, 'data/dicom/ct-small-pydicom.dcm'))
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'ct.dcm', 'application/dicom') })).json()
+  for (const url of [`/predictions/${answer.id}`, `/studies/${answer.dicom.studyInstanceUid}`]) {
+    const get = async (accept?: string): Promise<{ status: number, type: string, code?: string }> => {
+      const res = await app.inject({ method: 'GET', url, headers: accept === undefined ? {} : { accept } })
+      return { status: res.statusCode, type: String(res.headers['content-type']).split(';')[0], code: res.json().code }
+    }
+    // On the old code every Accept containing the text application/fhir+json got FHIR, q=0 or not, and any other got JSON.
+    t.match(await get('application/json, application/fhir+json;q=0.1'), { status: 200, type: 'application/json' }, `${url}: JSON preferred`)
+    t.match(await get('application/fhir+json;q=0, application/json'), { status: 200, type: 'application/json' }, `${url}: FHIR refused by q=0`)
+    t.match(await get('application/fhir+xml'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: FHIR XML`)
+    t.match(await get('text/html'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: HTML`)
+    t.match(await get('application/fhir+json'), { status: 200, type: 'application/fhir+json' }, `${url}: FHIR`)
+    for (const accept of [undefined, '*/*', 'application/json']) {
+      t.match(await get(accept), { status: 200, type: 'application/json' }, `${url}: Accept ${accept ?? '(none)'}`)
+    }
+  }
   await app.close()
 })
 

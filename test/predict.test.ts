@@ -1,4 +1,4 @@
-import { deflateSync, crc32 } from 'node:zlib'
+import { deflateSync, crc32, gzipSync } from 'node:zlib'
 import { readdir, readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
 import sharp from 'sharp'
@@ -85,6 +85,84 @@ t.test('greyscale, RGB, RGBA, 16-bit PNG and EXIF-rotated JPEG are all accepted'
   const rotated = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(variants['EXIF-rotated JPEG']) })).json()
   t.ok(Math.abs(rotated.probabilities.Stone - upright.probabilities.Stone) < 0.05,
     'EXIF orientation is applied: the rotated file reads like the upright one')
+})
+
+t.test('a compressed request body (Content-Encoding) is refused as such, on /predict, /predict/batch and STOW-RS', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  const gzipped = (url: string, form: ReturnType<typeof multipart>, contentType = form.headers['content-type']) =>
+    app.inject({ method: 'POST', url, payload: gzipSync(form.payload), headers: { ...form.headers, 'content-type': contentType, 'content-encoding': 'gzip' } })
+  // On the old code: 400 MALFORMED_MULTIPART, and 'the boundary never occurs' from STOW-RS, for a well-formed body.
+  for (const res of [await gzipped('/predict', fileUpload(jpeg)), await gzipped('/predict/batch', multipart([{ name: 'files', filename: 'a.jpg', data: jpeg }])),
+    await gzipped('/studies', multipart([]), 'multipart/related; type="application/dicom"; boundary=x')]) {
+    t.match([res.statusCode, res.json().code, res.json().message], [415, 'UNSUPPORTED_MEDIA_TYPE', /Content-Encoding .* send it uncompressed/])
+  }
+  const identity = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg), headers: { ...fileUpload(jpeg).headers, 'content-encoding': 'identity' } })
+  t.equal(identity.statusCode, 200, 'Content-Encoding: identity is no encoding')
+})
+
+t.test('a PNG whose chunk CRC does not match is refused: a damaged IHDR decoded as what it said', async (t) => {
+  const app = await build(t)
+  const png = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().png().toBuffer()
+  const intact = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(png, 'slice.png', 'image/png') })
+  t.equal(intact.json().prediction, 'Stone')
+  // IHDR's height (bytes 20-23) cut to 180 rows, its CRC left as it was: on the old code 200, the rows with the
+  // stone gone, Normal.
+  const shorter = Buffer.from(png)
+  shorter.writeUInt32BE(180, 20)
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(shorter, 'slice.png', 'image/png') })
+  t.match([res.statusCode, res.json().code], [422, 'CORRUPT_IMAGE'], 'a height that does not match its CRC')
+})
+
+t.test('a 16-bit greyscale PNG of raw values (no window) is refused; one widened from 8 bits is read as the 8-bit image', async (t) => {
+  const app = await build(t)
+  const { data: grey, info } = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const sixteenBit = async (value: (g: number) => number): Promise<Buffer> => await sharp(Uint16Array.from(grey, value),
+    { raw: { width: info.width, height: info.height, channels: 1, premultiplied: false } }).toColourspace('grey16').png().toBuffer()
+  const eightBit = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sharp(grey, { raw: { ...info, channels: 1 } }).png().toBuffer(), 'slice.png', 'image/png') })).json()
+  const widened = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sixteenBit((g) => g * 257), 'slice.png', 'image/png') })).json()
+  t.equal(widened.probabilities.Stone, eightBit.probabilities.Stone, 'widened x257: the answer of the 8-bit image')
+  // 12-bit stored values, and a DeepLesion-like HU + 32768 band: on the old code both 200, Normal with high confidence.
+  for (const [name, value] of Object.entries({ '12-bit values': (g: number) => g * 16, 'HU + 32768': (g: number) => 32768 - 1000 + g * 8 })) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await sixteenBit(value), 'slice.png', 'image/png') })
+    t.equal(res.statusCode, 415, name)
+    t.match(res.json(), { code: 'UNSUPPORTED_MEDIA_TYPE', message: /16-bit greyscale PNG holds raw values .* send the DICOM file/ }, name)
+  }
+})
+
+t.test('a JPEG whose scan ends early (a copy padded with zeros) is refused, not classified as the grey it decodes to', async (t) => {
+  const app = await build(t)
+  for (const folder of ['test/stone', 'test/normal']) {
+    for (const index of [0, 1]) {
+      const jpeg = await ctKidneyImage(folder, index)
+      // Cut at half and padded with zeros to its full size, EOI kept: the tail of a preallocated file whose copy
+      // stopped. libjpeg decodes it with a warning ("Corrupt JPEG data: premature end of data segment").
+      const half = jpeg.length >> 1
+      const zeroTail = Buffer.concat([jpeg.subarray(0, half), Buffer.alloc(jpeg.length - 2 - half), jpeg.subarray(-2)])
+      const intact = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })
+      t.equal(intact.statusCode, 200, `${folder} #${index}: the intact file is classified`)
+      const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(zeroTail) })
+      t.equal(res.statusCode, 422, `${folder} #${index}, zero tail: refused`)
+      t.equal(res.json().code, 'CORRUPT_IMAGE', `${folder} #${index}, zero tail`)
+    }
+  }
+  t.equal((await readdir(app.config.uploadDir)).length, 4, 'only the four intact files were kept')
+})
+
+t.test('a file part without a filename (.NET MultipartFormDataContent, curl -F \'file=<x\') is read as the file', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  const named = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+  for (const contentType of [undefined, 'image/jpeg']) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', data: jpeg, contentType }]) })
+    t.equal(res.statusCode, 200, `no filename, Content-Type ${contentType ?? 'none'} (on the old code: 400 VALIDATION_ERROR)`)
+    t.equal(res.json().probabilities.Stone, named.probabilities.Stone, 'the same answer as with a filename')
+  }
+  const batch = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([{ name: 'files', data: jpeg }, { name: 'files', data: jpeg }]) })
+  t.equal(batch.statusCode, 200, 'the batch route too')
+  t.equal(batch.json().summary.succeeded, 2)
+  const text = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', data: 'not an image' }]) })
+  t.equal(text.json().code, 'UNSUPPORTED_MEDIA_TYPE', 'text in the field "file" is a file that is not an image')
 })
 
 t.test('every error code, each triggered by a real input, with a typed body and nothing stored', async (t) => {

@@ -62,6 +62,7 @@ for (const backend of backends) {
     t.same(ct.failures.map((f: any) => f.code), ['UNSUPPORTED_MODALITY'])
     t.same(refused.instances, { received: 1, classified: 0, failed: 1 })
     t.equal(refused.conclusion, 'Undetermined')
+    t.equal(refused.rule.threshold, app.model.get().spec.threshold, 'its rule states the model\'s threshold (on the old code: 0.5, no model\'s)')
     t.equal(study.verdict, ct.conclusion, 'the verdict follows the only series with results')
 
     // Each slice's prediction id reads back the full answer.
@@ -82,7 +83,10 @@ for (const backend of backends) {
     const report = fhir.json()
     t.ok(validateReport(report), JSON.stringify(validateReport.errors))
     t.equal(report.status, 'preliminary', 'final study: preliminary (automated, awaiting review)')
-    t.equal(report.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'one Observation per series')
+    const observations = report.contained.filter((r: any) => r.resourceType === 'Observation')
+    t.equal(observations.length, 2, 'one Observation per series')
+    const thresholds = observations.map((o: any) => o.component.find((c: any) => c.code.text === 'Decision threshold').valueQuantity.value)
+    t.same(thresholds, [ct.rule.threshold, ct.rule.threshold], 'the refused series\' Observation states the model\'s threshold too')
     t.equal(report.conclusionCode[0].coding[0].code, study.verdict === 'Stone' ? '95570007' : '281900007')
     t.match(report.conclusion, series.seriesInstanceUid)
     t.same(report.imagingStudy[0].identifier, { system: 'urn:dicom:uid', value: `urn:oid:${series.studyInstanceUid as string}` })

@@ -41,6 +41,10 @@ export interface DicomImageHeader {
   modality?: string
   /** SOPClassUID (0008,0016), else MediaStorageSOPClassUID (0002,0002). */
   sopClassUid?: string
+  /** ImageType (0008,0008), its values upper case (e.g. ORIGINAL, PRIMARY, AXIAL); empty when absent. */
+  imageType: string[]
+  /** Pixel Padding Value (0028,0120) and Range Limit (0028,0121), as their 16-bit patterns (US or SS alike). */
+  pixelPadding?: PixelPadding
   /** Rescale, window and slice position of every frame (functional groups of enhanced objects, frame-attributes.ts). */
   frameAttributes: FrameAttributes[]
   voiLutFunction: string
@@ -48,6 +52,11 @@ export interface DicomImageHeader {
   /** The first frame's place (a single-frame object's). */
   placement: SlicePlacement
   acquired?: string
+}
+
+export interface PixelPadding {
+  value: number
+  rangeLimit?: number
 }
 
 export interface ParsedDicom {
@@ -61,6 +70,7 @@ const TAG = {
   transferSyntaxUid: 'x00020010',
   sopClassUid: 'x00080016',
   modality: 'x00080060',
+  imageType: 'x00080008',
   sopInstanceUid: 'x00080018',
   instanceNumber: 'x00200013',
   studyInstanceUid: 'x0020000d',
@@ -75,6 +85,8 @@ const TAG = {
   highBit: 'x00280102',
   pixelRepresentation: 'x00280103',
   voiLutFunction: 'x00281056',
+  pixelPaddingValue: 'x00280120',
+  pixelPaddingRangeLimit: 'x00280121',
   pixelData: 'x7fe00010'
 } as const
 
@@ -223,6 +235,8 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
   const instanceNumber = dataSet.intString(TAG.instanceNumber)
   const slicePosition = frameAttributes[0].slicePosition
   const acquired = acquisitionDateTime(dataSet)
+  const paddingValue = dataSet.uint16(TAG.pixelPaddingValue)
+  const paddingLimit = dataSet.uint16(TAG.pixelPaddingRangeLimit)
   const header: DicomImageHeader = {
     ...geometry,
     transferSyntaxUid: optionalString(dataSet, TAG.transferSyntaxUid) ?? '1.2.840.10008.1.2',
@@ -232,6 +246,7 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
     signed: dataSet.uint16(TAG.pixelRepresentation) === 1,
     modality: optionalString(dataSet, TAG.modality)?.toUpperCase(),
     sopClassUid: optionalString(dataSet, TAG.sopClassUid) ?? optionalString(dataSet, TAG.mediaStorageSopClassUid),
+    imageType: optionalString(dataSet, TAG.imageType)?.toUpperCase().split('\\').map((value) => value.trim()) ?? [],
     frameAttributes,
     voiLutFunction: optionalString(dataSet, TAG.voiLutFunction) ?? 'LINEAR',
     identifiers: {
@@ -243,7 +258,8 @@ export function parseDicomImage (bytes: Buffer, limits: DicomLimits): ParsedDico
       ...(isInstanceNumber(instanceNumber) ? { instanceNumber } : {}),
       ...(slicePosition === undefined ? {} : { slicePosition })
     },
-    ...(acquired === undefined ? {} : { acquired })
+    ...(acquired === undefined ? {} : { acquired }),
+    ...(paddingValue === undefined ? {} : { pixelPadding: { value: paddingValue, ...(paddingLimit === undefined ? {} : { rangeLimit: paddingLimit }) } })
   }
   checkSupportedImage(header)
   return { header, dataSet, pixelData }

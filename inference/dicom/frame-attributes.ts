@@ -26,7 +26,11 @@ export interface FrameAttributes {
   /** First WindowCenter/WindowWidth pair, when both are present and the width is at least 1. */
   window?: DicomWindow
   slicePosition?: number
+  /** The anatomical plane the slice is closest to, from ImageOrientationPatient (absent without one). */
+  plane?: SlicePlane
 }
+
+export type SlicePlane = 'axial' | 'coronal' | 'sagittal'
 
 const TAG = {
   imagePosition: 'x00200032',
@@ -79,13 +83,25 @@ function windowOf (dataSet: dicomParser.DataSet): DicomWindow | undefined {
   return center === undefined || width === undefined || !(width >= 1) ? undefined : { center, width }
 }
 
-function slicePositionOf (position: dicomParser.DataSet, orientation: dicomParser.DataSet, top: dicomParser.DataSet): number | undefined {
-  const origin = numbers(position, TAG.imagePosition, 3)
+/** The slice's normal: the cross product of the ImageOrientationPatient row and column directions. */
+function normalOf (orientation: dicomParser.DataSet): number[] | undefined {
   const directions = numbers(orientation, TAG.imageOrientation, 6)
-  if (origin === undefined || directions === undefined) return finite(top.floatString(TAG.sliceLocation))
+  if (directions === undefined) return undefined
   const [rx, ry, rz, cx, cy, cz] = directions
-  const normal = [ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx]
+  return [ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx]
+}
+
+function slicePositionOf (position: dicomParser.DataSet, normal: number[] | undefined, top: dicomParser.DataSet): number | undefined {
+  const origin = numbers(position, TAG.imagePosition, 3)
+  if (origin === undefined || normal === undefined) return finite(top.floatString(TAG.sliceLocation))
   return origin[0] * normal[0] + origin[1] * normal[1] + origin[2] * normal[2]
+}
+
+/** The patient axis the normal lies closest to: x (left-right) sagittal, y (front-back) coronal, z (feet-head) axial. */
+function planeOf (normal: number[] | undefined): SlicePlane | undefined {
+  if (normal === undefined || normal.every((v) => v === 0)) return undefined
+  const [x, y, z] = normal.map(Math.abs)
+  return z >= x && z >= y ? 'axial' : y >= x ? 'coronal' : 'sagittal'
 }
 
 /**
@@ -100,14 +116,17 @@ export function readFrameAttributes (dataSet: dicomParser.DataSet, frames: numbe
     const rescale = lookUp(groups, dataSet, TAG.pixelValueTransformation)
     const slope = finite(rescale.floatString(TAG.rescaleSlope))
     const intercept = finite(rescale.floatString(TAG.rescaleIntercept))
-    const slicePosition = slicePositionOf(lookUp(groups, dataSet, TAG.planePosition), lookUp(groups, dataSet, TAG.planeOrientation), dataSet)
+    const normal = normalOf(lookUp(groups, dataSet, TAG.planeOrientation))
+    const slicePosition = slicePositionOf(lookUp(groups, dataSet, TAG.planePosition), normal, dataSet)
+    const plane = planeOf(normal)
     const window = windowOf(lookUp(groups, dataSet, TAG.frameVoiLut))
     return {
       rescaleSlope: slope !== undefined && slope !== 0 ? slope : 1,
       rescaleIntercept: intercept ?? 0,
       hasRescale: slope !== undefined || intercept !== undefined,
       ...(window === undefined ? {} : { window }),
-      ...(slicePosition === undefined ? {} : { slicePosition })
+      ...(slicePosition === undefined ? {} : { slicePosition }),
+      ...(plane === undefined ? {} : { plane })
     }
   })
 }

@@ -1,5 +1,5 @@
 import type { DicomImageHeader } from './dataset.js'
-import { UnsupportedModalityError } from './errors.js'
+import { UnsupportedDicomImageError, UnsupportedModalityError } from './errors.js'
 
 /**
  * How an image's stored values become the model's grey levels:
@@ -29,12 +29,22 @@ function isDisplayImage (header: DicomImageHeader): boolean {
 
 /**
  * Whether this service reads the image, and how: the modality must be one of `modalities` (OT and SC too for display
- * images); anything else is refused before any pixel is decoded, naming the modality.
+ * images); anything else is refused before any pixel is decoded, naming the modality. So is a localizer (ImageType
+ * LOCALIZER: the scout or topogram that opens every CT study, a projection through the whole body, not a slice):
+ * it is a CT image of the CT Image SOP class, and a PACS pushing a study sends it first, in a series of its own
+ * whose conclusion would count towards the study's verdict. So is a sagittal slice (a reformat sent with the study):
+ * the model card is for axial and coronal slices.
  */
 export function imageKind (header: DicomImageHeader, modalities: readonly string[] = DEFAULT_MODALITIES): ImageKind {
   const display = isDisplayImage(header)
   const modality = header.modality
   const accepted = modality !== undefined && (modalities.includes(modality) || (display && DISPLAY_MODALITIES.has(modality)))
   if (!accepted) throw new UnsupportedModalityError(modality, modalities)
+  if (header.imageType.includes('LOCALIZER')) {
+    throw new UnsupportedDicomImageError('a localizer (ImageType LOCALIZER: a scout or topogram, a projection rather than a slice) is not classified')
+  }
+  if (header.frameAttributes.some((frame) => frame.plane === 'sagittal')) {
+    throw new UnsupportedDicomImageError('a sagittal slice (from ImageOrientationPatient) is not classified: the model reads axial and coronal slices')
+  }
   return display ? 'display' : 'hu'
 }

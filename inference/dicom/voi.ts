@@ -1,4 +1,4 @@
-import type { DicomWindow } from './dataset.js'
+import type { DicomWindow, PixelPadding } from './dataset.js'
 import { storedValueOf, type StoredValueBits } from './pixel-data.js'
 
 /**
@@ -42,6 +42,7 @@ export interface WindowedRescale extends StoredValueBits {
   fn: VoiFunction
   /** MONOCHROME1. */
   invert: boolean
+  pixelPadding?: PixelPadding
 }
 
 /**
@@ -51,13 +52,30 @@ export interface WindowedRescale extends StoredValueBits {
  * arrays of stored and modality values took 12 bytes per pixel (480 MB for a 40-megapixel slice);
  * pixel-data.ts `lookUpSamples` needs none.
  */
-export function windowTable ({ rescaleSlope, rescaleIntercept, window, fn, invert, ...bits }: WindowedRescale): Uint8Array {
+export function windowTable ({ rescaleSlope, rescaleIntercept, window, fn, invert, pixelPadding, ...bits }: WindowedRescale): Uint8Array {
   const table = new Uint8Array(1 << bits.bitsStored)
+  const padding = paddingRange(pixelPadding, bits)
   for (let code = 0; code < table.length; code++) {
-    const grey = Math.round(windowValue(storedValueOf(code, bits) * rescaleSlope + rescaleIntercept, window, fn))
-    table[code] = invert ? 255 - grey : grey
+    const value = storedValueOf(code, bits)
+    const grey = Math.round(windowValue(value * rescaleSlope + rescaleIntercept, window, fn))
+    table[code] = padding !== undefined && value >= padding[0] && value <= padding[1] ? 0 : invert ? 255 - grey : grey
   }
   return table
+}
+
+/**
+ * The stored values that mark pixels outside the scanned field (Pixel Padding Value, up to its Range Limit: PS3.3
+ * C.7.5.1.1.2), not tissue: they are drawn black, as viewers draw them, whatever the rescale makes of them. A
+ * scanner that writes -2000 into unsigned pixels (PixelRepresentation 0, 63536) otherwise had HU 62512 there: white
+ * all around the scan circle, a quarter of CT1's pixels, which no training slice has. Compared as the image's own
+ * stored values, so the element's VR (US or SS) does not matter.
+ */
+function paddingRange (padding: PixelPadding | undefined, bits: StoredValueBits): [number, number] | undefined {
+  if (padding === undefined) return undefined
+  const mask = (1 << bits.bitsStored) - 1
+  const value = storedValueOf(padding.value & mask, bits)
+  const limit = padding.rangeLimit === undefined ? value : storedValueOf(padding.rangeLimit & mask, bits)
+  return [Math.min(value, limit), Math.max(value, limit)]
 }
 
 /**

@@ -9,12 +9,24 @@ import { uploadedBytes } from '../external/multipart.js'
 import { errorBody, InternalError } from './errors.js'
 import type { PredictOptions } from './predictor.js'
 
-/** The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). */
-export function uploadedBatchFiles (field: unknown): Buffer[] {
-  const parts = (Array.isArray(field) ? field : field === undefined ? [] : [field]) as Array<Partial<MultipartFile>>
-  const files = parts.filter((part) => part.type === 'file')
+/**
+ * The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). A file
+ * in any other field alongside them is refused: the answer would cover fewer files than were sent, and the series
+ * conclusion would leave that slice out without a word.
+ */
+export function uploadedBatchFiles (body: Record<string, unknown>): Buffer[] {
+  const files = filePartsOf(body.files)
   if (files.length === 0) throw new NoBatchFileError()
-  return files.map((part) => uploadedBytes(part as MultipartFile))
+  if (Object.entries(body).some(([name, field]) => name !== 'files' && filePartsOf(field).length > 0)) {
+    throw new ServiceError('VALIDATION_ERROR', 400, 'Every file of a batch goes in the repeated multipart field "files"; ' +
+      'this request also has a file in another field, which would not be classified.')
+  }
+  return files.map((part) => uploadedBytes(part))
+}
+
+function filePartsOf (field: unknown): MultipartFile[] {
+  const parts = (Array.isArray(field) ? field : field === undefined ? [] : [field]) as Array<Partial<MultipartFile> | undefined>
+  return parts.filter((part) => part?.type === 'file') as MultipartFile[]
 }
 
 declare module 'fastify' {

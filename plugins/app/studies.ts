@@ -17,6 +17,7 @@ export default fp(async (app) => {
   const { idleSeconds, minAdjacentSlices } = app.config.series
   app.decorate('studyResult', async (studyInstanceUid: string, caller?: Caller): Promise<StudyResult | undefined> => {
     const rows = await app.records.readStudy(studyInstanceUid, caller)
-    return studyResult(studyInstanceUid, rows, { idleSeconds, minAdjacentSlices, now: new Date() })
+    const { threshold } = (await app.model.loaded).spec
+    return studyResult(studyInstanceUid, rows, { idleSeconds, minAdjacentSlices, threshold, now: new Date() })
   })
-}, { name: 'studies', dependencies: ['config', 'records'] })
+}, { name: 'studies', dependencies: ['config', 'records', 'model'] })

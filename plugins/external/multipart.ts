@@ -43,9 +43,22 @@ async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<
  * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
  * nothing touches disk before the image is valid.
  */
+/**
+ * The upload routes' file fields (`file` on /predict, `files` on /predict/batch). A part in one of them is a file
+ * whether or not its Content-Disposition names a file: .NET's `MultipartFormDataContent.Add(content, "file")` and
+ * curl's `-F 'file=<slice.jpg'` send none, and busboy makes such a part a text field, which the body schema
+ * refused as VALIDATION_ERROR although the image was in the right field.
+ */
+const FILE_FIELDS = new Set(['file', 'files'])
+
+function isFilePart (name: string | undefined, contentType: string | undefined, filename: string | undefined): boolean {
+  return filename !== undefined || contentType === 'application/octet-stream' || FILE_FIELDS.has(name ?? '')
+}
+
 export default fp(async (app) => {
   await app.register(multipart, {
     attachFieldsToBody: true,
+    isPartAFile: isFilePart,
     onFile: collectFile,
     throwFileSizeLimit: true,
     limits: {
@@ -58,11 +71,18 @@ export default fp(async (app) => {
       headerPairs: 100
     }
   })
-  // A JSON or text body sent to an upload route is refused by type before any parser reads it.
+  // A JSON or text body sent to an upload route is refused by type before any parser reads it. So is a compressed
+  // body on any route that takes one (this one's, STOW-RS's multipart/related): no parser here decodes a
+  // Content-Encoding, and a gzipped form was refused as 'malformed' or as one whose 'boundary never occurs'.
   app.addHook('onRequest', async (request) => {
-    const uploadRoute = request.routeOptions.schema?.consumes?.includes('multipart/form-data') === true
+    const consumes = request.routeOptions.schema?.consumes
+    if (consumes === undefined) return
+    const coding = request.headers['content-encoding']?.trim().toLowerCase()
+    if (coding !== undefined && coding !== '' && coding !== 'identity') {
+      throw new UnsupportedMediaTypeError('The request body has a Content-Encoding (gzip, deflate, br…), which this service does not decode: send it uncompressed.')
+    }
     const mediaType = request.headers['content-type']?.split(';')[0].trim().toLowerCase()
-    if (uploadRoute && mediaType !== undefined && mediaType !== 'multipart/form-data') {
+    if (consumes.includes('multipart/form-data') && mediaType !== undefined && mediaType !== 'multipart/form-data') {
       throw new UnsupportedMediaTypeError('Send the image as multipart/form-data in the field "file".')
     }
   })
