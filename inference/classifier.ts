@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
+import { checkNotBlank } from './blank.js'
 import { decodeImage, type DecodeOptions } from './decode.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
 import type { WindowSource } from './dicom/decode-dicom.js'
@@ -185,7 +186,9 @@ export class Classifier {
   }
 
   private async prepare (bytes: Buffer, { reserve }: ClassifyOptions): Promise<ModelInput> {
-    return await prepareModelInput(bytes, this.spec, { ...this.decodeOptions(), reserve })
+    const input = await prepareModelInput(bytes, this.spec, { ...this.decodeOptions(), reserve })
+    checkNotBlank(input.frames?.map((frame) => frame.pixels) ?? [input.pixels], input.size, this.spec.input)
+    return input
   }
 
   /** One decoded image (`decode`'s model-size pixels) through the micro-batcher: its probabilities and how it got them. */

@@ -90,6 +90,13 @@ export class CorruptImageError extends ServiceError {
   }
 }
 
+/** Nothing to classify: one flat grey level where the image is (inference/blank.ts). */
+export class BlankImageError extends ServiceError {
+  constructor () {
+    super('BLANK_IMAGE', 422, 'The image is blank: one grey level throughout (for DICOM, in the soft-tissue window the model reads), so there is nothing to classify. Check the export.')
+  }
+}
+
 export class ImageTooLargeError extends ServiceError {
   constructor (width: number, height: number, maxPixels: number) {
     super('IMAGE_TOO_LARGE', 422,

@@ -17,15 +17,23 @@ function pool (t: Test, options: Partial<DecoderPoolOptions> = {}): DicomDecoder
   return created
 }
 
-/** A 40-megapixel RLE slice of one value: seconds of decoding in a thread, a few hundred kilobytes to send. */
+/**
+ * A 40-megapixel RLE slice of two values, 4 in its top half and 1028 below (two grey levels in the model's window: a
+ * blank slice would be refused before it is classified): seconds of decoding in a thread, a few hundred kilobytes to send.
+ */
 function bigRle (): Buffer {
   const pixels = 6000 * 6000
-  const segment = Buffer.alloc(Math.ceil(pixels / 128) * 2)
-  for (let i = 0; i < segment.length; i += 2) { segment[i] = 0x81; segment[i + 1] = 0x04 }
+  const runs = (value: (run: number) => number): Buffer => {
+    const segment = Buffer.alloc(Math.ceil(pixels / 128) * 2)
+    for (let i = 0; i < segment.length; i += 2) { segment[i] = 0x81; segment[i + 1] = value(i / 2) }
+    return segment
+  }
+  const high = runs((run) => run < pixels / 256 ? 0x00 : 0x04)
+  const low = runs(() => 0x04)
   const header = Buffer.alloc(64)
-  header.writeUInt32LE(2, 0); header.writeUInt32LE(64, 4); header.writeUInt32LE(64 + segment.length, 8)
+  header.writeUInt32LE(2, 0); header.writeUInt32LE(64, 4); header.writeUInt32LE(64 + high.length, 8)
   return writeDicom({ transferSyntaxUid: '1.2.840.10008.1.2.5', rows: 6000, columns: 6000, bitsAllocated: 16, signed: false,
-    encapsulatedFragment: Buffer.concat([header, segment, segment]) })
+    encapsulatedFragment: Buffer.concat([header, high, low]) })
 }
 
 t.test('a thread decodes exactly what decodeDicomInstance decodes in this thread, identifiers included', async (t) => {

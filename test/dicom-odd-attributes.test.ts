@@ -11,7 +11,7 @@ import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 // 500 from the reader or a 503 from the records store.
 
 const slice = (extraElements: Buffer[]): Buffer =>
-  writeDicom({ rows: 16, columns: 16, bitsAllocated: 16, signed: true, rescaleIntercept: -1024, values: new Array(256).fill(1064), extraElements })
+  writeDicom({ rows: 16, columns: 16, bitsAllocated: 16, signed: true, rescaleIntercept: -1024, values: Array.from({ length: 256 }, (_, i) => 1000 + 8 * (i % 16)), extraElements })
 const ds = (elem: number, value: string): Buffer => element(0x0020, elem, 'DS', text(value))
 const AXIAL = '1\\0\\0\\0\\1\\0'
 

@@ -1,13 +1,14 @@
 import { deflateSync, crc32, gzipSync } from 'node:zlib'
 import { readdir, readFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
-import sharp from 'sharp'
+import sharp, { type Sharp } from 'sharp'
 import { Value } from '@sinclair/typebox/value'
 import { ErrorSchema } from '../schemas/error.js'
 import { FindingSchema } from '../schemas/finding.js'
 import { ModelRefSchema } from '../schemas/model.js'
 import { PredictionSchema, ProbabilitiesSchema } from '../schemas/prediction.js'
 import { build, ctKidneyFiles, ctKidneyImage, fileUpload, multipart } from './helper.js'
+import { writeDicom } from './helpers/dicom-writer.js'
 
 function pngChunk (type: string, data: Buffer): Buffer {
   const length = Buffer.alloc(4)
@@ -112,6 +113,33 @@ t.test('a PNG whose chunk CRC does not match is refused: a damaged IHDR decoded 
   shorter.writeUInt32BE(180, 20)
   const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(shorter, 'slice.png', 'image/png') })
   t.match([res.statusCode, res.json().code], [422, 'CORRUPT_IMAGE'], 'a height that does not match its CRC')
+})
+
+t.test('a blank image (one grey level where the image is) is refused, not answered Normal with high confidence', async (t) => {
+  const app = await build(t)
+  const post = async (bytes: Buffer, name: string): Promise<{ status: number, body: any }> => {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes, name) })
+    return { status: res.statusCode, body: res.json() }
+  }
+  const solid = (width: number, height: number, grey: number): Sharp =>
+    sharp({ create: { width, height, channels: 3, background: { r: grey, g: grey, b: grey } } })
+  // On the old code every one of these was 200: Normal, P(Stone) 0.0000-0.02, confidence band high.
+  const blank: Record<string, Buffer> = {
+    'black PNG 512x512': await solid(512, 512, 0).png().toBuffer(),
+    'white JPEG 512x512 (JPEG noise at the edges of its blocks)': await solid(512, 512, 255).jpeg({ quality: 70 }).toBuffer(),
+    'grey JPEG 600x200 (a wide image: the black letterbox bands are not its content)': await solid(600, 200, 90).jpeg().toBuffer(),
+    'white 4000x1 line': await solid(4000, 1, 255).png().toBuffer(),
+    'CT slice of air alone (-1000 HU, black in the soft-tissue window)': writeDicom({ rows: 64, columns: 64, bitsAllocated: 16, signed: true, rescaleIntercept: -1024, values: Array(64 * 64).fill(24) })
+  }
+  for (const [name, bytes] of Object.entries(blank)) {
+    const { status, body } = await post(bytes, name.startsWith('CT') ? 'air.dcm' : 'blank')
+    t.match([status, body.code, body.message], [422, 'BLANK_IMAGE', /one grey level throughout .* nothing to classify/], name)
+  }
+  // A bright spot of 3x3 pixels on black is content: it is classified, whatever the model makes of it.
+  const dot = await solid(512, 512, 0).composite([{ input: await solid(3, 3, 255).png().toBuffer(), left: 300, top: 260 }]).png().toBuffer()
+  t.equal((await post(dot, 'dot.png')).status, 200, 'a 3x3 bright spot on black')
+  const slice = await post(await ctKidneyImage('test/normal', 0), 'slice.jpg')
+  t.equal(slice.status, 200, 'a real slice')
 })
 
 t.test('a 16-bit greyscale PNG of raw values (no window) is refused; one widened from 8 bits is read as the 8-bit image', async (t) => {

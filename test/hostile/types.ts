@@ -19,6 +19,8 @@ export const TOO_LARGE: Outcome[] = [{ status: 422, code: 'IMAGE_TOO_LARGE' }]
 export const CORRUPT_DICOM: Outcome[] = [{ status: 422, code: 'CORRUPT_DICOM' }]
 export const DICOM_TOO_LARGE: Outcome[] = [{ status: 422, code: 'DICOM_TOO_LARGE' }]
 export const DECODE_TIMEOUT: Outcome[] = [{ status: 422, code: 'DECODE_TIMEOUT' }]
+/** Decoded whole, and one grey level throughout by construction (inference/blank.ts): nothing to classify. */
+export const BLANK: Outcome[] = [{ status: 422, code: 'BLANK_IMAGE' }]
 /** Damage a decoder may or may not notice (a flipped bit in entropy data still yields pixels). */
 export const DECODED_OR_CORRUPT: Outcome[] = [...ACCEPTED, ...CORRUPT, ...TOO_LARGE]
 

@@ -1,0 +1,41 @@
+import { BlankImageError } from './errors.js'
+import { letterboxOf } from './letterbox.js'
+import type { ModelSpec } from './model-spec.js'
+
+/**
+ * Grey levels (of 255) an image's content may span and still be one flat level: JPEG noise on a uniform export
+ * spans one or two; a CT slice in the soft-tissue window spans most of the range.
+ */
+const FLAT_RANGE = 4
+
+/**
+ * Whether the model-size pixels hold one flat grey level where the upload sits (the letterbox padding left out, and
+ * the row and column at its edge, which the resize blends with the padding). A black, white or grey export, or a
+ * DICOM slice of air alone in the soft-tissue window, was answered Normal with high confidence: the model has nothing
+ * to say about it, and a failed export must not read as a clear scan.
+ */
+export function isBlank (pixels: Buffer, size: { width: number, height: number }, input: ModelSpec['input']): boolean {
+  const { scaleX, scaleY, offsetX, offsetY } = letterboxOf(size, input)
+  const inset = (extent: number): number => extent > 2 ? 1 : 0
+  const contentWidth = Math.round(size.width * scaleX)
+  const contentHeight = Math.round(size.height * scaleY)
+  const [x0, x1] = [offsetX + inset(contentWidth), offsetX + contentWidth - inset(contentWidth)]
+  const [y0, y1] = [offsetY + inset(contentHeight), offsetY + contentHeight - inset(contentHeight)]
+  const { width, channels } = input
+  let min = 255
+  let max = 0
+  for (let y = y0; y < y1; y++) {
+    for (let i = (y * width + x0) * channels, end = (y * width + x1) * channels; i < end; i++) {
+      const value = pixels[i]
+      if (value < min) min = value
+      if (value > max) max = value
+    }
+    if (max - min > FLAT_RANGE) return false
+  }
+  return true
+}
+
+/** Refuses an upload whose every image (each frame of a multi-frame object) is blank (`isBlank`). */
+export function checkNotBlank (images: Buffer[], size: { width: number, height: number }, input: ModelSpec['input']): void {
+  if (images.every((pixels) => isBlank(pixels, size, input))) throw new BlankImageError()
+}
