@@ -26,7 +26,7 @@ from weight_average import WeightAverage
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument('--steps', type=int, default=7000, help='optimizer steps (batch size --batch)')
+    p.add_argument('--steps', type=int, default=6000, help='optimizer steps (batch size --batch)')
     p.add_argument('--max-minutes', type=float, default=0,
                    help='stop after this long and ship the best val checkpoint (0: off). A time-based stop makes the '
                         'result depend on the machine\'s speed, so the shipped run ends on its step count')
@@ -47,7 +47,7 @@ def parse_args():
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
     p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
-    p.add_argument('--version', default='2.3.0', help='model version in the sidecar; bump it whenever the shipped weights change')
+    p.add_argument('--version', default='2.4.0', help='model version in the sidecar; bump it whenever the shipped weights change')
     return p.parse_args()
 
 
@@ -257,7 +257,7 @@ def main():
     source = {
         'version': args.version,
         'framework': f'pytorch {torch.__version__}',
-        'architecture': f'compact CNN, 4x4 patch conv + 3x3 conv/BN/ReLU stack, {pooled}, dense head',
+        'architecture': f'compact CNN, two 2x2/2 stem convs + 3x3 conv/BN/ReLU stack, {pooled}, dense head',
         'layers': [list(spec) for spec in LAYERS],
         'outputs': {'logits': '[N,2]', 'cam': f'[N,2,{cam_size()},{cam_size()}] head applied per location; '
                                               f'logits = its spatial {args.pooling}'},
