@@ -21,6 +21,8 @@ export interface DecodeOptions extends DecodeTarget {
   dicomMaxFrames?: number
   /** DICOM only: Rows x Columns x frames of a multi-frame object at most. */
   dicomMaxTotalPixels?: number
+  /** DICOM only: decode this frame (0-based) of a multi-frame object, and nothing else. */
+  dicomFrame?: number
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
    * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
@@ -34,14 +36,15 @@ export interface DecodeOptions extends DecodeTarget {
  * evaluation: in-painting, overlays): sniff -> pixel budget -> 8-bit pixels, auto-oriented, alpha flattened onto
  * black; a single-frame DICOM file through HU windowing to the same 8-bit form (inference/dicom/). A multi-frame
  * DICOM object is refused (MULTI_FRAME_DICOM: training export and evaluation take slices) unless `frame` (0-based)
- * names the one wanted, as the overlay of its answer does; it is then decoded within `dicomMaxFrames`.
+ * names the one wanted, as the overlay of its answer does: only that frame is decoded and charged (an object of 300
+ * frames decoded whole for one frame's overlay needed more than the whole in-flight budget).
  */
 export async function decodeImage (bytes: Buffer, options: DecodeOptions, frame?: number): Promise<DecodedImage> {
   const format = sniffFormat(bytes)
   if (format === undefined) throw new UnsupportedMediaTypeError()
   if (format === 'dicom') {
-    const { frames } = await decodeDicomUpload(bytes, frame === undefined ? { ...options, dicomMaxFrames: 1 } : options)
-    return frames[frame ?? 0].image
+    const { frames } = await decodeDicomUpload(bytes, frame === undefined ? { ...options, dicomMaxFrames: 1 } : { ...options, dicomFrame: frame })
+    return frames[0].image
   }
   await checkImageHeader(bytes, format, options)
   return await decodeCheckedImage(bytes, options)
@@ -81,7 +84,8 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
   const decode = options.dicomDecoder ?? decodeDicomInstance
   const instance = await decode(bytes, {
     channels: options.channels, maxPixels: options.maxPixels, window: options.dicomWindow, windowSource: options.dicomWindowSource,
-    modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels
+    modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels,
+    ...(options.dicomFrame === undefined ? {} : { frame: options.dicomFrame })
   })
   options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
   return instance

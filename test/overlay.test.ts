@@ -54,6 +54,18 @@ t.test('viridis never gets darker as the evidence grows, so the heatmap reads in
   t.ok(steps[255] - steps[0] > 150, `from ${steps[0].toFixed(0)} to ${steps[255].toFixed(0)}`)
 })
 
+t.test('an overlay decoded after SLOW_UPLOAD_AFTER_MS is not a slow upload: a request without a body never is', async (t) => {
+  // A GET never reads its request stream, so its end came only after the answer: past SLOW_UPLOAD_AFTER_MS the overlay
+  // counted as a slow upload, and its decoded image (8 bytes a pixel: 1.2 MB for a 384x384 slice) did not fit the slow
+  // uploads' 1 MB share: 413 REQUEST_TOO_LARGE 'arriving slowly' on the old code.
+  const MB = 1024 * 1024
+  const app = await build(t, { config: { records: RECORDS, maxFileBytes: MB, maxInflightBytes: 64 * MB, slowUploads: { afterMs: 1, maxBytes: MB } } })
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone', 0)) })).json()
+  const overlay = await app.inject({ method: 'GET', url: `/predictions/${answer.id}/overlay.png` })
+  t.equal(overlay.statusCode, 200, overlay.statusCode === 200 ? 'drawn' : overlay.body)
+  t.equal(app.inflight.slow, 0, 'nothing counted as slow')
+})
+
 t.test('a Stone slice: overlay at the uploaded size, boxes where the answer says, heatmap only where asked', async (t) => {
   const app = await build(t, { config: { records: RECORDS } })
   const bytes = await ctKidneyImage('originals/stone', 0)
@@ -137,6 +149,26 @@ t.test('a multi-frame DICOM object: the overlay draws the frame its answer was g
   let differing = 0
   for (let i = 0; i < width * height; i++) if (plain.data[i * 3] !== stone.data[i]) differing++
   t.ok(differing < 0.02 * width * height, `the second frame's pixels (${differing} of ${width * height} differ)`)
+  await app.close()
+})
+
+t.test('the overlay of one frame of a multi-frame object decodes and charges that frame only', async (t) => {
+  // Six frames, the stone slice last; a budget of 4 MiB takes the upload and its six decoded frames, and one frame's
+  // overlay (8 bytes a pixel: 1.2 MB), not six (7.1 MB): on the old code every frame was decoded and charged for the
+  // overlay of one, 413 REQUEST_TOO_LARGE (a 300-frame CT needs 629 MB so, more than the default budget).
+  const MiB = 1024 * 1024
+  const app = await build(t, { config: { records: RECORDS, maxFileBytes: 2 * MiB, maxInflightBytes: 4 * MiB } })
+  const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const { width, height } = stone.info
+  const dicom = writeDicom({
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.7.2', modality: 'OT', rows: height, columns: width, frames: 6, bitsAllocated: 8, signed: false,
+    values: [...new Array(5 * width * height).fill(0), ...stone.data]
+  })
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(dicom, 'series.dcm', 'application/dicom') })).json()
+  t.equal(answer.frames?.length, 6, 'classified, every frame')
+  const res = await app.inject({ method: 'GET', url: `/predictions/${answer.id as string}/overlay.png?heatmap=false` })
+  t.equal(res.statusCode, 200, res.statusCode === 200 ? 'drawn' : res.body)
+  t.same(await pixels(res.rawPayload).then(({ width, height }) => [width, height]), [width, height])
   await app.close()
 })
 

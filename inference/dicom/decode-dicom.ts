@@ -23,6 +23,8 @@ export interface DicomDecodeOptions extends DecodeTarget {
   window?: DicomWindow
   /** Default `model`. */
   windowSource?: WindowSource
+  /** Decode this frame only (0-based), so `frames` holds its one image: the overlay of one frame of an answer. */
+  frame?: number
 }
 
 /** The window an image was read with; `display`: a display image's own grey levels, no window (image-kind.ts). */
@@ -107,8 +109,8 @@ export async function decodeDicomInstance (bytes: Buffer, options: DicomDecodeOp
   const parsed = parseDicomImage(bytes, limitsOf({ ...options, maxFrames: options.maxFrames ?? 1 }))
   const decoded = await decodeFrames(parsed, options)
   const { placement, acquired, frameAttributes } = parsed.header
-  const frames = decoded.frames.map((image, frame) => {
-    const { slicePosition } = frameAttributes[frame]
+  const frames = decoded.frames.map((image, i) => {
+    const { slicePosition } = frameAttributes[options.frame ?? i]
     return { image, ...(slicePosition === undefined ? {} : { slicePosition }) }
   })
   return { frames, identifiers: decoded.identifiers, ...placement, ...(acquired === undefined ? {} : { acquired }) }
@@ -133,7 +135,11 @@ async function decodeFrames (parsed: ParsedDicom, options: DicomDecodeOptions): 
   const tables = new Map<string, ReturnType<typeof frameTable>>()
   const frames: DecodedImage[] = []
   let first: AppliedWindow | undefined
-  for (let frame = 0; frame < header.frames; frame++) {
+  if (options.frame !== undefined && !(options.frame >= 0 && options.frame < header.frames)) {
+    throw new Error(`frame ${options.frame} asked of an object of ${header.frames}`)
+  }
+  const wanted = options.frame === undefined ? Array.from({ length: header.frames }, (_, frame) => frame) : [options.frame]
+  for (const frame of wanted) {
     // Frames that share a rescale and window share a table (all of them, in nearly every object).
     const { rescaleSlope, rescaleIntercept, window } = header.frameAttributes[frame]
     const key = `${rescaleSlope}/${rescaleIntercept}/${window?.center}/${window?.width}`
