@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
-import { acceptOnly, answerType } from '../plugins/app/accept.js'
+import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
@@ -38,7 +38,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), options)
     const issued = new Date()
     reply.header('Server-Timing', serverTiming(timings))
-    if (answerType(request.headers.accept, JSON_OR_FHIR) === 'application/fhir+json') {
+    if (wantsFhir(request.headers.accept)) {
       const { spec, modelSha256 } = app.model.get()
       const report = toDiagnosticReport({
         ...prediction, id: prediction.id, positiveClass: spec.positiveClass, identifiers: prediction.dicom,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { diagnosticReportOf } from '../inference/fhir.js'
-import { acceptOnly, answerType } from '../plugins/app/accept.js'
+import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { PredictionNotFoundError } from '../records/errors.js'
 import { instantOf } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
@@ -27,7 +27,7 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const caller = app.records.readerScope(request, authOn)
-    if (answerType(request.headers.accept, JSON_OR_FHIR) === 'application/fhir+json') {
+    if (wantsFhir(request.headers.accept)) {
       const record = await app.records.getPredictionRecord(request.params.id, caller)
       if (record === undefined) throw new PredictionNotFoundError(request.params.id)
       const report = diagnosticReportOf(record.answer as Prediction, { positiveClass: app.model.get().spec.positiveClass, sha256: record.model.sha256, issued: record.createdAt })

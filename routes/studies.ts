@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toStudyDiagnosticReport } from '../inference/study-fhir.js'
-import { acceptOnly, answerType } from '../plugins/app/accept.js'
+import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { StudyNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
@@ -31,7 +31,7 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
     const { studyInstanceUid } = request.params
     const study = await app.studyResult(studyInstanceUid, caller)
     if (study === undefined) throw new StudyNotFoundError(studyInstanceUid)
-    if (answerType(request.headers.accept, JSON_OR_FHIR) === 'application/fhir+json') {
+    if (wantsFhir(request.headers.accept)) {
       return await reply.type('application/fhir+json; charset=utf-8').send(toStudyDiagnosticReport(study))
     }
     return study

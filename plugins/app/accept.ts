@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ServiceError } from '../../inference/errors.js'
+import { JSON_OR_FHIR } from '../../schemas/fhir.js'
 
 /** The Accept header names no media type this route can answer with. */
 export class NotAcceptableError extends ServiceError {
@@ -54,4 +55,9 @@ export function acceptOnly (offered: readonly string[]): (request: FastifyReques
   return async (request) => {
     if (answerType(request.headers.accept, offered) === undefined) throw new NotAcceptableError(offered)
   }
+}
+
+/** Whether a route that answers JSON_OR_FHIR answers this Accept with the FHIR resource. */
+export function wantsFhir (accept: string | undefined): boolean {
+  return answerType(accept, JSON_OR_FHIR) === 'application/fhir+json'
 }
