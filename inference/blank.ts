@@ -1,5 +1,5 @@
 import { BlankImageError } from './errors.js'
-import { letterboxOf } from './letterbox.js'
+import { letterboxOf, toModelBox } from './letterbox.js'
 import type { ModelSpec } from './model-spec.js'
 
 /**
@@ -15,12 +15,10 @@ const FLAT_RANGE = 4
  * to say about it, and a failed export must not read as a clear scan.
  */
 export function isBlank (pixels: Buffer, size: { width: number, height: number }, input: ModelSpec['input']): boolean {
-  const { scaleX, scaleY, offsetX, offsetY } = letterboxOf(size, input)
+  const content = toModelBox({ x: 0, y: 0, ...size }, letterboxOf(size, input))
   const inset = (extent: number): number => extent > 2 ? 1 : 0
-  const contentWidth = Math.round(size.width * scaleX)
-  const contentHeight = Math.round(size.height * scaleY)
-  const [x0, x1] = [offsetX + inset(contentWidth), offsetX + contentWidth - inset(contentWidth)]
-  const [y0, y1] = [offsetY + inset(contentHeight), offsetY + contentHeight - inset(contentHeight)]
+  const [x0, x1] = [content.x + inset(content.width), content.x + content.width - inset(content.width)].map(Math.round)
+  const [y0, y1] = [content.y + inset(content.height), content.y + content.height - inset(content.height)].map(Math.round)
   const { width, channels } = input
   let min = 255
   let max = 0

@@ -39,11 +39,6 @@ async function collectFile (this: FastifyRequest, part: MultipartFile): Promise<
 }
 
 /**
- * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
- * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
- * nothing touches disk before the image is valid.
- */
-/**
  * The upload routes' file fields (`file` on /predict, `files` on /predict/batch). A part in one of them is a file
  * whether or not its Content-Disposition names a file: .NET's `MultipartFormDataContent.Add(content, "file")` and
  * curl's `-F 'file=<slice.jpg'` send none, and busboy makes such a part a text field, which the body schema
@@ -55,6 +50,11 @@ function isFilePart (name: string | undefined, contentType: string | undefined, 
   return filename !== undefined || contentType === 'application/octet-stream' || FILE_FIELDS.has(name ?? '')
 }
 
+/**
+ * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
+ * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
+ * nothing touches disk before the image is valid.
+ */
 export default fp(async (app) => {
   await app.register(multipart, {
     attachFieldsToBody: true,
