@@ -93,7 +93,7 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
 
 /** A JPEG or PNG whose header `checkImageHeader` has passed, decoded to full size. */
 export async function decodeCheckedImage (bytes: Buffer, options: DecodeTarget): Promise<DecodedImage> {
-  const { data, info } = await asCorruptImageError(async () => await decodingPipeline(bytes, options).raw({ depth: 'uchar' })
+  const { data, info } = await decodePixels(bytes, options, async (pipeline) => await pipeline.raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true }))
   if (info.channels !== options.channels) throw new CorruptImageError()
   return { pixels: data, width: info.width, height: info.height, channels: options.channels }
@@ -109,9 +109,46 @@ export async function decodeCheckedImage (bytes: Buffer, options: DecodeTarget):
  * the scan still decode (docs/api.md). A PNG is refused on an error: below that level libvips has libpng ignore
  * chunk CRCs, and a damaged IHDR decoded as what it said: the stone slice with its height changed from 384 to 180
  * rows (CRC left as it was) lost the rows with the stone and came back Normal, 0.0010.
+ * One JPEG warning says nothing about the pixels: bytes between two header segments ("2 extraneous bytes before
+ * marker 0xdb", which some exporters write). A JPEG refused with only that warning is decoded again, as strictly,
+ * without those bytes: its scan is still checked (libjpeg stops at the first warning, so the scan was not read).
  */
-export function decodingPipeline (bytes: Buffer, options: DecodeTarget): Sharp {
-  const failOn = sniffFormat(bytes) === 'jpeg' ? 'warning' : 'error'
+export async function decodePixels<T> (bytes: Buffer, options: DecodeTarget, finish: (pipeline: Sharp) => Promise<T>): Promise<T> {
+  const jpeg = sniffFormat(bytes) === 'jpeg'
+  try {
+    return await finish(decodingPipeline(bytes, options, jpeg ? 'warning' : 'error'))
+  } catch (error) {
+    const repaired = jpeg && onlyHeaderGaps(error) ? withoutHeaderGaps(bytes) : undefined
+    if (repaired === undefined) throw new CorruptImageError()
+    return await asCorruptImageError(async () => await finish(decodingPipeline(repaired, options, 'warning')))
+  }
+}
+
+/** The JPEG with the bytes between its header segments (SOI to SOS) left out; undefined when there are none. */
+function withoutHeaderGaps (bytes: Buffer): Buffer | undefined {
+  const kept: Buffer[] = [bytes.subarray(0, 2)]
+  let gaps = false
+  let at = 2
+  while (at + 3 < bytes.length) {
+    if (bytes[at] !== 0xff) { gaps = true; at++; continue }
+    if (bytes[at + 1] === 0xff) { at++; continue } // fill bytes before a marker
+    if (bytes[at + 1] === 0xda) { kept.push(bytes.subarray(at)); return gaps ? Buffer.concat(kept) : undefined }
+    const end = at + 2 + bytes.readUInt16BE(at + 2)
+    kept.push(bytes.subarray(at, end))
+    at = end
+  }
+  return undefined
+}
+
+/** Markers of header segments (SOFn, DHT, DAC, SOS, DQT, DRI, APPn, COM): not the scan's RSTn, nor EOI. */
+const HEADER_GAP = /^VipsJpeg: Corrupt JPEG data: \d+ extraneous bytes before marker 0x(c[0-9a-f]|d[abd]|e[0-9a-f]|fe)$/
+
+function onlyHeaderGaps (error: unknown): boolean {
+  const lines = (error instanceof Error ? error.message : '').split('\n').filter((line) => line.trim() !== '')
+  return lines.length > 0 && lines.every((line) => HEADER_GAP.test(line.trim()))
+}
+
+function decodingPipeline (bytes: Buffer, options: DecodeTarget, failOn: 'warning' | 'error'): Sharp {
   return sharp(bytes, { limitInputPixels: options.maxPixels, failOn, autoOrient: true })
     .flatten({ background: '#000000' })
     .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')

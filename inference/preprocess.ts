@@ -1,6 +1,6 @@
 import sharp, { type OutputInfo, type Sharp } from 'sharp'
 import type { DicomInstance } from './dicom/dataset.js'
-import { asCorruptImageError, checkImageHeader, decodeCheckedImage, decodeDicomUpload, decodingPipeline, type DecodeOptions } from './decode.js'
+import { checkImageHeader, decodeCheckedImage, decodeDicomUpload, decodePixels, type DecodeOptions } from './decode.js'
 import { UnsupportedMediaTypeError } from './errors.js'
 import type { DecodedImage } from './image.js'
 import type { ModelSpec } from './model-spec.js'
@@ -61,8 +61,7 @@ export async function prepareModelInput (bytes: Buffer, spec: ModelSpec, options
     const image = await decodeCheckedImage(bytes, options)
     return { format, pixels: await resizeForModel(image, spec), size: sizeOf(image) }
   }
-  const pipeline = toModelSize(decodingPipeline(bytes, options), spec)
-  const pixels = checkedModelPixels(await asCorruptImageError(async () => await pipeline.toBuffer({ resolveWithObject: true })), spec)
+  const pixels = checkedModelPixels(await decodePixels(bytes, options, async (pipeline) => await toModelSize(pipeline, spec).toBuffer({ resolveWithObject: true })), spec)
   return { format, pixels, size: { width, height } }
 }
 

@@ -177,6 +177,23 @@ t.test('a JPEG whose scan ends early (a copy padded with zeros) is refused, not 
   t.equal((await readdir(app.config.uploadDir)).length, 4, 'only the four intact files were kept')
 })
 
+t.test('a JPEG with stray bytes between two header segments (a warning about nothing in its pixels) is classified as the intact file', async (t) => {
+  const app = await build(t)
+  const jpeg = await ctKidneyImage('test/stone', 0)
+  // Two bytes before the DQT segment: libjpeg warns '2 extraneous bytes before marker 0xdb', and the refusal of
+  // JPEGs that warn (a scan cut short) refused this one too, 422 CORRUPT_IMAGE on the old code.
+  const at = jpeg.indexOf(Buffer.from([0xff, 0xdb]))
+  const gap = Buffer.concat([jpeg.subarray(0, at), Buffer.from([0x12, 0x34]), jpeg.subarray(at)])
+  const intact = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(jpeg) })).json()
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(gap) })
+  t.equal(res.statusCode, 200, res.statusCode === 200 ? 'classified' : res.body)
+  t.equal(res.json().probabilities?.Stone, intact.probabilities.Stone, 'with the intact file\'s answer')
+  // The same gap with the scan cut short and zero-padded still warns of the scan: refused.
+  const half = gap.length >> 1
+  const both = Buffer.concat([gap.subarray(0, half), Buffer.alloc(gap.length - 2 - half), gap.subarray(-2)])
+  t.match((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(both) })).json(), { code: 'CORRUPT_IMAGE' }, 'a gap and a scan cut short')
+})
+
 t.test('a file part without a filename (.NET MultipartFormDataContent, curl -F \'file=<x\') is read as the file', async (t) => {
   const app = await build(t)
   const jpeg = await ctKidneyImage('test/stone', 0)
