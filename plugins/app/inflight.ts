@@ -190,18 +190,19 @@ export default fp(async (app) => {
   app.addHook('onRequest', async (request, reply) => {
     const account = budget.account()
     request.inflight = account
-    request.raw.once('end', () => account.arrived())
     // Only a body can arrive slowly. A request without one (GET /…/overlay.png decoding an upload) never reads its
     // stream, so 'end' would come only after the answer: it was judged a slow upload after SLOW_UPLOAD_AFTER_MS.
     const withBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0
-    const slow = withBody
-      ? setTimeout(() => {
+    let slow: NodeJS.Timeout | undefined
+    if (withBody) {
+      request.raw.once('end', () => account.arrived())
+      slow = setTimeout(() => {
         // `complete`: the whole message has been received, whether or not it has been read yet. Refused while its
         // body is read, the reader ends with the typed error, which is answered; between two multipart parts nothing
         // reads it, and the connection is closed instead.
         if (!request.raw.complete && !account.turnSlow() && !account.reading) request.raw.destroy()
       }, slowAfterMs).unref()
-      : undefined
+    }
     // 'close' fires once the response is finished or the connection is gone, whichever way the request ended.
     reply.raw.once('close', () => {
       clearTimeout(slow)
