@@ -479,7 +479,7 @@ export interface paths {
         };
         /**
          * Recorded answers, newest first, filtered and paged by cursor
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). Follow `next` until it is absent.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). Follow `next` until it is absent. JSON only: an Accept without application/json is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -539,6 +539,15 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -566,7 +575,7 @@ export interface paths {
         };
         /**
          * Refused requests (the audit trail), newest first, filtered and paged by cursor
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent. JSON only: an Accept without application/json is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -625,6 +634,15 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -652,7 +670,7 @@ export interface paths {
         };
         /**
          * The slice with where the model looked: heatmap and findings' boxes, as a PNG of the uploaded size
-         * @description Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this image's own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the top finding's box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. Who may read it: as GET /predictions/{id}.
+         * @description Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this image's own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the top finding's box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. Who may read it: as GET /predictions/{id}. PNG only: an Accept without image/png (or image/*, *\/*) is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -707,6 +725,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
