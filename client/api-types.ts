@@ -886,7 +886,7 @@ export interface paths {
         put?: never;
         /**
          * STOW-RS: store (classify) the DICOM instances of one or more studies
-         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
          */
         post: {
             parameters: {

@@ -107,6 +107,22 @@ t.test('only multipart/related of application/dicom: other types are 415; a body
   t.same((await none.json())['00081198'].Value, [{ '00081150': { vr: 'UI' }, [SOP_INSTANCE]: { vr: 'UI' }, [FAILURE_REASON]: { vr: 'US', Value: [0xc000] } }])
 })
 
+t.test('a part typed application/octet-stream is 415 naming the part and the type to send (PS3.18: instances are application/dicom parts); nothing is stored', async (t) => {
+  const series = await writeCtSeries(join(work, 'octet'), { slices: 2 })
+  const [dicom, octet] = await Promise.all(series.files.map(async (file) => await readFile(file)))
+  const payload = Buffer.concat([
+    Buffer.from('--o\r\nContent-Type: application/dicom\r\n\r\n'), dicom, Buffer.from('\r\n'),
+    Buffer.from('--o\r\nContent-Type: application/octet-stream\r\n\r\n'), octet, Buffer.from('\r\n--o--\r\n')
+  ])
+  const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=o' }, payload })
+  // On the old code: 202, the octet-stream part in FailedSOPSequence with 49152 and no UIDs, and no word of why.
+  t.equal(res.statusCode, 415, res.body.slice(0, 300))
+  t.match(res.json(), { code: 'UNSUPPORTED_MEDIA_TYPE', message: /part 2 is of type application\/octet-stream; send each file as a part with Content-Type: application\/dicom/ })
+  t.equal((await fetch(`${http}/studies/${series.studyInstanceUid}`)).status, 404, 'no part was classified')
+  const untyped = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=o' }, payload: Buffer.concat([Buffer.from('--o\r\n\r\n'), dicom, Buffer.from('\r\n--o--\r\n')]) })
+  t.equal(untyped.statusCode, 200, 'a part without a Content-Type is read as DICOM')
+})
+
 t.test('a request of more parts than STOW_MAX_INSTANCES is refused as a whole, before any part is read', async (t) => {
   const app = await recordsApp(t, RECORDS_OFF, { stowMaxInstances: 3 })
   const body = (parts: number): string => '--x\r\nContent-Type: application/dicom\r\n\r\nX\r\n'.repeat(parts) + '--x--\r\n'
