@@ -293,7 +293,7 @@ export interface paths {
         put?: never;
         /**
          * Classify several CT slices (JPEG, PNG, DICOM) in one request
-         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone). The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.
+         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series by the series rule of GET /studies (Stone when at least SERIES_MIN_ADJACENT_SLICES adjacent slices are positive). The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.
          */
         post: {
             parameters: {
@@ -1198,16 +1198,20 @@ export interface components {
                     Normal: number;
                     Stone: number;
                 };
-                /** @description Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID. */
+                /** @description Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID, concluded as GET /studies concludes a series. */
                 series: {
                     studyInstanceUid?: string;
                     seriesInstanceUid: string;
+                    /** @description Slices classified: a multi-frame object counts each frame; the same SOP instance in two files counts once (the later file). */
                     slices: number;
-                    /** @description Stone if any slice of the series is Stone. */
+                    /** @description The series rule of GET /studies (inference/series-conclusion.ts): Stone when at least SERIES_MIN_ADJACENT_SLICES (k, default 2; at most the slice count) adjacent slices have P(Stone) at or above the model threshold, else Normal. A lone positive slice among normal neighbours does not make the series Stone; it is still listed in stoneSlices. */
                     conclusion: "Normal" | "Stone";
-                    /** @description The slices that made the series Stone, most probable first. */
+                    /** @description Every positive slice (P(Stone) at or above the threshold), most probable first, whether or not it is in a run of k. */
                     stoneSlices: {
+                        /** @description The file (its index in the request). */
                         index: number;
+                        /** @description The frame, for a multi-frame object (1-based). */
+                        frame?: number;
                         sopInstanceUid?: string;
                         probability: number;
                     }[];
