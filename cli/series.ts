@@ -1,4 +1,5 @@
-import { concludeSeries, type SeriesConclusion, type SliceResult } from '../inference/series-conclusion.js'
+import { concludeFileSeries } from '../inference/batch-summary.js'
+import type { SeriesConclusion } from '../inference/series-conclusion.js'
 import { failed, type FileResult } from './output.js'
 
 /** One DICOM series among the files of a run, with the service's series conclusion (inference/series-conclusion.ts). */
@@ -11,35 +12,18 @@ export interface SeriesSummary {
 }
 
 /**
- * The classified DICOM files grouped by SeriesInstanceUID, each series concluded by the same rule as the service's
- * study results: a multi-frame object's frames are slices of its series. Failed files are absent, so a slice that
- * failed breaks a run of positive slices rather than joining it. One SOP instance is one slice, as the service counts
- * an instance sent again once: the same instance in two files (two encodings, a second export) would otherwise be two
- * adjacent slices, and one positive slice a Stone series. The later file in path order replaces the earlier.
+ * The classified DICOM files grouped by series and concluded as POST /predict/batch and the study results conclude
+ * them (inference/batch-summary.ts: frames are slices, one SOP instance is one slice, the later file in path order
+ * replaces the earlier).
  */
 export function concludeSeriesOf (results: FileResult[], minAdjacentSlices?: number): SeriesSummary[] {
-  const groups = new Map<string, { studyInstanceUid?: string, threshold: number, slices: Map<string, SliceResult> }>()
-  for (const [index, result] of results.entries()) {
-    if (failed(result) || result.dicom?.seriesInstanceUid === undefined) continue
-    const { seriesInstanceUid, studyInstanceUid, sopInstanceUid, instanceNumber, slicePosition } = result.dicom
-    const group = groups.get(seriesInstanceUid) ?? { studyInstanceUid, threshold: result.threshold, slices: new Map() }
-    const frames = result.frames ?? [{ slicePosition, prediction: result.prediction, probabilities: result.probabilities }]
-    for (const [frameIndex, frame] of frames.entries()) {
-      group.slices.set(`${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`, {
-        ...(frame.slicePosition === undefined ? {} : { slicePosition: frame.slicePosition }),
-        ...(instanceNumber === undefined || result.frames !== undefined ? {} : { instanceNumber }),
-        probability: frame.probabilities.Stone,
-        prediction: frame.prediction
-      })
-    }
-    groups.set(seriesInstanceUid, group)
-  }
-  return [...groups].map(([seriesInstanceUid, { studyInstanceUid, threshold, slices }]) => ({
-    seriesInstanceUid,
-    ...(studyInstanceUid === undefined ? {} : { studyInstanceUid }),
-    slices: slices.size,
-    conclusion: concludeSeries([...slices.values()], { threshold, ...(minAdjacentSlices === undefined ? {} : { minAdjacentSlices }) })
-  }))
+  return concludeFileSeries(results.map((result) => failed(result) ? undefined : result), minAdjacentSlices)
+    .map(({ seriesInstanceUid, studyInstanceUid, slices, conclusion }) => ({
+      seriesInstanceUid,
+      ...(studyInstanceUid === undefined ? {} : { studyInstanceUid }),
+      slices: slices.length,
+      conclusion
+    }))
 }
 
 function where (range: SeriesConclusion['positiveRanges'][number]): string {

@@ -293,7 +293,7 @@ export interface paths {
         put?: never;
         /**
          * Classify several CT slices (JPEG, PNG, DICOM) in one request
-         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone). The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.
+         * @description Repeat the multipart field "files". Each file gets its own result or its own typed error, in request order; the summary counts the classes and concludes per DICOM series by the series rule of GET /studies (Stone when at least SERIES_MIN_ADJACENT_SLICES adjacent slices are positive). The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.
          */
         post: {
             parameters: {
@@ -479,7 +479,7 @@ export interface paths {
         };
         /**
          * Recorded answers, newest first, filtered and paged by cursor
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). Follow `next` until it is absent.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). Follow `next` until it is absent. JSON only: an Accept without application/json is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -539,6 +539,15 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -566,7 +575,7 @@ export interface paths {
         };
         /**
          * Refused requests (the audit trail), newest first, filtered and paged by cursor
-         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent.
+         * @description With authentication on, a caller reads only its own records unless its credentials carry the `records:read-all` scope (RECORDS_READ_ALL_SCOPE); without authentication this API follows RECORDS_API (on by default only when the service listens on a loopback address). An event is written just after its refusal is sent, so the newest may appear a moment later. Follow `next` until it is absent. JSON only: an Accept without application/json is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -625,6 +634,15 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -652,7 +670,7 @@ export interface paths {
         };
         /**
          * The slice with where the model looked: heatmap and findings' boxes, as a PNG of the uploaded size
-         * @description Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this image's own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the top finding's box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. Who may read it: as GET /predictions/{id}.
+         * @description Drawn from the kept upload (decoded as the model saw it: DICOM through its window, greyscale) and the activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this image's own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the top finding's box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. Who may read it: as GET /predictions/{id}. PNG only: an Accept without image/png (or image/*, *\/*) is 406 NOT_ACCEPTABLE.
          */
         get: {
             parameters: {
@@ -707,6 +725,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -859,7 +886,7 @@ export interface paths {
         put?: never;
         /**
          * STOW-RS: store (classify) the DICOM instances of one or more studies
-         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
          */
         post: {
             parameters: {
@@ -1171,16 +1198,20 @@ export interface components {
                     Normal: number;
                     Stone: number;
                 };
-                /** @description Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID. */
+                /** @description Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID, concluded as GET /studies concludes a series. */
                 series: {
                     studyInstanceUid?: string;
                     seriesInstanceUid: string;
+                    /** @description Slices classified: a multi-frame object counts each frame; the same SOP instance in two files counts once (the later file). */
                     slices: number;
-                    /** @description Stone if any slice of the series is Stone. */
+                    /** @description The series rule of GET /studies (inference/series-conclusion.ts): Stone when at least SERIES_MIN_ADJACENT_SLICES (k, default 2; at most the slice count) adjacent slices have P(Stone) at or above the model threshold, else Normal. A lone positive slice among normal neighbours does not make the series Stone; it is still listed in stoneSlices. */
                     conclusion: "Normal" | "Stone";
-                    /** @description The slices that made the series Stone, most probable first. */
+                    /** @description Every positive slice (P(Stone) at or above the threshold), most probable first, whether or not it is in a run of k. */
                     stoneSlices: {
+                        /** @description The file (its index in the request). */
                         index: number;
+                        /** @description The frame, for a multi-frame object (1-based). */
+                        frame?: number;
                         sopInstanceUid?: string;
                         probability: number;
                     }[];

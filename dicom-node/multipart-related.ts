@@ -31,6 +31,20 @@ export function stowBoundary (contentType: string | undefined): string {
   return boundary
 }
 
+/**
+ * STOW-RS carries PS3.10 instances as application/dicom parts (PS3.18 10.5.1.4); application/octet-stream and the
+ * other types are the bulk data of metadata-and-bulk-data requests, which this service does not take. A part of
+ * another type refuses the request (415, as Orthanc's STOW-RS does) with a message naming the type to send: a failed
+ * instance in the DICOM JSON answer carries only its FailureReason, so a per-part refusal never told the sender why.
+ * A part without a Content-Type is read as DICOM.
+ */
+export function requireDicomParts (parts: RelatedPart[]): void {
+  const index = parts.findIndex((part) => part.contentType !== undefined && part.contentType !== 'application/dicom')
+  if (index === -1) return
+  throw new StowMediaTypeError(`part ${index + 1} is of type ${parts[index].contentType?.slice(0, 100) ?? ''}; send each file as a part with ` +
+    'Content-Type: application/dicom (application/octet-stream is for the bulk data of a metadata-and-bulk-data request, which this service does not take)')
+}
+
 export class TooManyInstancesError extends ServiceError {
   constructor (max: number) {
     super('TOO_MANY_FILES', 400, `STOW-RS takes at most ${max} instances in one request (STOW_MAX_INSTANCES): send a larger study in several requests.`)

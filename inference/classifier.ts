@@ -85,7 +85,8 @@ export interface Classification extends Decision {
   dicom?: DicomInstance
   /**
    * A multi-frame DICOM object: every frame's decision, in frame order. The object's own decision (and `cam`) is then
-   * its most probably positive frame's: positive when any frame is, as a series is (inference/batch-summary.ts).
+   * its most probably positive frame's: positive when any frame is. Series summaries take each frame as a slice
+   * (inference/batch-summary.ts).
    */
   frames?: FrameDecision[]
 }

@@ -46,16 +46,20 @@ export async function decodeImage (bytes: Buffer, options: DecodeOptions, frame?
     const { frames } = await decodeDicomUpload(bytes, frame === undefined ? { ...options, dicomMaxFrames: 1 } : { ...options, dicomFrame: frame })
     return frames[0].image
   }
-  await checkImageHeader(bytes, format, options)
-  return await decodeCheckedImage(bytes, options)
+  const { decoded } = await checkImageHeader(bytes, format, options)
+  return decoded ?? await decodeCheckedImage(bytes, options)
+}
+
+export interface CheckedImage extends CheckedHeader {
+  /** A 16-bit greyscale PNG, decoded once while its samples were checked (`decodeSixteenBitGrey`). */
+  decoded?: DecodedImage
 }
 
 /** The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded. */
-export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedHeader> {
+export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedImage> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
   options.reserve?.(header.width * header.height * options.channels)
-  if (header.sixteenBitGrey) await refuseRawValues(bytes, header, options)
-  return header
+  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, header, options) } : header
 }
 
 /**
@@ -64,11 +68,14 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
  * in DeepLesion, HU + 1024 from a script saving pydicom's pixel_array), whose window the PNG does not carry; cut to
  * 8 bits they are a near-uniform grey that the model still reads with confidence: CT_small.dcm is Stone (P 0.5645)
  * as DICOM and as a windowed 8-bit PNG (0.5676), and was Normal as 16-bit PNGs of HU + 32768 (0.0003) and of
- * HU + 1024 (0.0000).
+ * HU + 1024 (0.0000). A widened one is decoded once: the samples checked become the 8-bit image here, where the
+ * file was decoded a second time before.
  */
-async function refuseRawValues (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<void> {
+async function decodeSixteenBitGrey (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<DecodedImage> {
   options.reserve?.(header.width * header.height * 2)
-  const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error' })
+  // Oriented as decodingPipeline orients, so that the steps below give decodeCheckedImage's pixels without a second
+  // decode of the file (byte for byte: test/preprocess.test.ts).
+  const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true })
     .toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true }))
   const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
   for (let i = 0; i < samples.length; i += info.channels) {
@@ -77,6 +84,8 @@ async function refuseRawValues (bytes: Buffer, header: CheckedHeader, options: D
         'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
     }
   }
+  const raw = { width: info.width, height: info.height, channels: info.channels as 1 | 2 }
+  return await toDecodedImage(servicePixels(sharp(samples, { raw }), options), options)
 }
 
 /** A DICOM upload through its decoder, which checks every budget before it decodes (inference/dicom/). */
@@ -93,8 +102,11 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
 
 /** A JPEG or PNG whose header `checkImageHeader` has passed, decoded to full size. */
 export async function decodeCheckedImage (bytes: Buffer, options: DecodeTarget): Promise<DecodedImage> {
-  const { data, info } = await decodePixels(bytes, options, async (pipeline) => await pipeline.raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true }))
+  return await decodePixels(bytes, options, async (pipeline) => await toDecodedImage(pipeline, options))
+}
+
+async function toDecodedImage (pipeline: Sharp, options: DecodeTarget): Promise<DecodedImage> {
+  const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })
   if (info.channels !== options.channels) throw new CorruptImageError()
   return { pixels: data, width: info.width, height: info.height, channels: options.channels }
 }
@@ -149,9 +161,12 @@ function onlyHeaderGaps (error: unknown): boolean {
 }
 
 function decodingPipeline (bytes: Buffer, options: DecodeTarget, failOn: 'warning' | 'error'): Sharp {
-  return sharp(bytes, { limitInputPixels: options.maxPixels, failOn, autoOrient: true })
-    .flatten({ background: '#000000' })
-    .toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
+  return servicePixels(sharp(bytes, { limitInputPixels: options.maxPixels, failOn, autoOrient: true }), options)
+}
+
+/** After decoding and orientation: alpha flattened onto black, then the colour mode asked for. */
+function servicePixels (pipeline: Sharp, options: DecodeTarget): Sharp {
+  return pipeline.flatten({ background: '#000000' }).toColourspace(options.channels === 1 ? 'b-w' : 'srgb')
 }
 
 /** libvips reports broken input with free-text errors; clients get the typed 422 instead. */

@@ -54,11 +54,11 @@ export async function prepareModelInput (bytes: Buffer, spec: ModelSpec, options
     }
     return { format, pixels: inputs[0].pixels, size: sizeOf(frames[0].image), dicom: instance, ...(inputs.length > 1 ? { frames: inputs } : {}) }
   }
-  const { eightBitGreyOrSrgb, reoriented, width, height } = await checkImageHeader(bytes, format, options)
+  const { eightBitGreyOrSrgb, reoriented, width, height, decoded } = await checkImageHeader(bytes, format, options)
   // In one pipeline, 16-bit and CMYK sources would be resized before their conversion to 8-bit sRGB/grey, and
   // EXIF-oriented ones rotated after the resize: both would round differently, so they take the two steps.
   if (!eightBitGreyOrSrgb || reoriented) {
-    const image = await decodeCheckedImage(bytes, options)
+    const image = decoded ?? await decodeCheckedImage(bytes, options)
     return { format, pixels: await resizeForModel(image, spec), size: sizeOf(image) }
   }
   const pixels = checkedModelPixels(await decodePixels(bytes, options, async (pipeline) => await toModelSize(pipeline, spec).toBuffer({ resolveWithObject: true })), spec)

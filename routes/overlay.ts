@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Finding } from '../inference/findings.js'
 import { renderOverlay } from '../inference/overlay.js'
+import { acceptOnly } from '../plugins/app/accept.js'
 import { PredictionNotFoundError, UploadNotKeptError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { PredictionIdParamsSchema } from '../schemas/records.js'
@@ -32,6 +33,8 @@ const overlay: FastifyPluginAsyncTypebox = async (app) => {
   const authOn = app.config.auth.mode !== 'none'
 
   app.get('/predictions/:id/overlay.png', {
+    // Refused before the record is read or the slice decoded, as the other records routes refuse what they cannot send.
+    onRequest: acceptOnly(['image/png']),
     schema: {
       tags: ['records'],
       summary: 'The slice with where the model looked: heatmap and findings\' boxes, as a PNG of the uploaded size',
@@ -39,12 +42,12 @@ const overlay: FastifyPluginAsyncTypebox = async (app) => {
         'activation map recorded with the answer: the Stone-minus-Normal map as a viridis heatmap relative to this ' +
         'image\'s own map (transparent at its median, brightest at its peak; viridis reads in greyscale print too), the ' +
         'top finding\'s box solid, the others dashed. 404 UPLOAD_NOT_KEPT once the upload is past UPLOAD_RETENTION. ' +
-        'Who may read it: as GET /predictions/{id}.',
+        'Who may read it: as GET /predictions/{id}. PNG only: an Accept without image/png (or image/*, */*) is 406 NOT_ACCEPTABLE.',
       params: PredictionIdParamsSchema,
       querystring: OverlayQuerySchema,
       response: {
         200: { description: 'PNG, the size of the uploaded image (DICOM: Columns x Rows).', content: { 'image/png': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
-        ...errorResponses(400, 401, 403, 404, 413, 422, 503)
+        ...errorResponses(400, 401, 403, 404, 406, 413, 422, 503)
       }
     }
   }, async (request, reply) => {

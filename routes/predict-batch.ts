@@ -25,7 +25,8 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['prediction'],
       summary: 'Classify several CT slices (JPEG, PNG, DICOM) in one request',
       description: 'Repeat the multipart field "files". Each file gets its own result or its own typed error, in ' +
-        'request order; the summary counts the classes and concludes per DICOM series (Stone if any slice is Stone). ' +
+        'request order; the summary counts the classes and concludes per DICOM series by the series rule of GET /studies ' +
+        '(Stone when at least SERIES_MIN_ADJACENT_SLICES adjacent slices are positive). ' +
         'The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.',
       consumes: ['multipart/form-data'],
       body: batchBodySchema(maxFiles),

@@ -39,12 +39,13 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.get('/predictions', {
+    onRequest: acceptOnly(['application/json']),
     schema: {
       tags: ['records'],
       summary: 'Recorded answers, newest first, filtered and paged by cursor',
-      description: `${RECORDS_ACCESS} Follow \`next\` until it is absent.`,
+      description: `${RECORDS_ACCESS} Follow \`next\` until it is absent. JSON only: an Accept without application/json is 406 NOT_ACCEPTABLE.`,
       querystring: PredictionQuerySchema,
-      response: { 200: refTo(PredictionPageSchema), ...errorResponses(400, 401, 403, 503) }
+      response: { 200: refTo(PredictionPageSchema), ...errorResponses(400, 401, 403, 406, 503) }
     }
   }, async (request) => {
     const caller = app.records.readerScope(request, authOn)

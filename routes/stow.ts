@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
-import { stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
 import type { IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
-import { STATUS } from '../dicom-node/dimse.js'
 
 /** An empty DICOM JSON attribute has no Value (PS3.18 F.2.5); `[""]` would be a UID that is not one. */
 const uiAttribute = (uid: string | undefined): { vr: 'UI', Value?: [string] } => uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] }
@@ -32,7 +31,8 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['studies'],
       summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies',
       description: 'DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, ' +
-        'one DICOM Part 10 file per part, at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other ' +
+        'one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream ' +
+        'included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other ' +
         'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. ' +
         'Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.',
       consumes: ['multipart/related'],
@@ -45,16 +45,12 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const parts = splitRelated(request.body as Buffer, stowBoundary(request.headers['content-type']), app.config.stowMaxInstances)
+    requireDicomParts(parts)
     const origin = recordOrigin(request)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
-    const outcomes = await Promise.all(parts.map(async (part) => await slots(async (): Promise<IntakeOutcome> => {
-      if (part.contentType !== undefined && part.contentType !== 'application/dicom') {
-        const refusal = { code: 'UNSUPPORTED_MEDIA_TYPE', statusCode: 415, message: `a part of type ${part.contentType}` }
-        return { classified: false, keys: {}, refusal, status: STATUS.cannotUnderstand, comment: refusal.message }
-      }
-      return await app.receiveInstance(part.body, origin, {}, options)
-    })))
+    const outcomes = await Promise.all(parts.map(async (part) => await slots(async (): Promise<IntakeOutcome> =>
+      await app.receiveInstance(part.body, origin, {}, options))))
     const reference = (outcome: IntakeOutcome) => ({
       '00081150': uiAttribute(outcome.keys.sopClassUid),
       '00081155': uiAttribute(outcome.keys.sopInstanceUid),

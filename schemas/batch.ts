@@ -28,14 +28,19 @@ export const BatchResponseSchema = Type.Object({
     series: Type.Array(Type.Object({
       studyInstanceUid: Type.Optional(Type.String()),
       seriesInstanceUid: Type.String(),
-      slices: Type.Integer(),
-      conclusion: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], { description: 'Stone if any slice of the series is Stone.' }),
+      slices: Type.Integer({ description: 'Slices classified: a multi-frame object counts each frame; the same SOP instance in two files counts once (the later file).' }),
+      conclusion: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], {
+        description: 'The series rule of GET /studies (inference/series-conclusion.ts): Stone when at least SERIES_MIN_ADJACENT_SLICES ' +
+          '(k, default 2; at most the slice count) adjacent slices have P(Stone) at or above the model threshold, else Normal. A lone ' +
+          'positive slice among normal neighbours does not make the series Stone; it is still listed in stoneSlices.'
+      }),
       stoneSlices: Type.Array(Type.Object({
-        index: Type.Integer(),
+        index: Type.Integer({ description: 'The file (its index in the request).' }),
+        frame: Type.Optional(Type.Integer({ minimum: 1, description: 'The frame, for a multi-frame object (1-based).' })),
         sopInstanceUid: Type.Optional(Type.String()),
         probability: Type.Number()
-      }), { description: 'The slices that made the series Stone, most probable first.' })
-    }), { description: 'Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID.' })
+      }), { description: 'Every positive slice (P(Stone) at or above the threshold), most probable first, whether or not it is in a run of k.' })
+    }), { description: 'Series-level conclusions for the DICOM files, grouped by SeriesInstanceUID, concluded as GET /studies concludes a series.' })
   })
 }, { $id: 'BatchResponse', title: 'BatchResponse' })
 

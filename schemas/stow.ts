@@ -1,12 +1,16 @@
-import { Type } from '@sinclair/typebox'
+import { Type, type TInteger, type TString } from '@sinclair/typebox'
 
-const attribute = (vr: string, value: ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>, description: string) =>
-  Type.Object({ vr: Type.Literal(vr), Value: Type.Array(value, { minItems: 1, maxItems: 1 }) }, { description })
+/**
+ * A DICOM JSON attribute of one value (PS3.18 F.2). `mayBeEmpty`: a UID the instance may not have given (it could
+ * not be read), then present without a Value (F.2.5).
+ */
+const attribute = (vr: string, value: TString | TInteger, description: string, { mayBeEmpty = false } = {}) => {
+  const values = Type.Array(value, { minItems: 1, maxItems: 1 })
+  return Type.Object({ vr: Type.Literal(vr), Value: mayBeEmpty ? Type.Optional(values) : values }, { description })
+}
 
-/** A UID the instance may not have given (it could not be read): then present without a Value (PS3.18 F.2.5). */
 const uid = (description: string) =>
-  Type.Object({ vr: Type.Literal('UI'), Value: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 1 })) },
-    { description: `${description}; no Value when it could not be read from the instance` })
+  attribute('UI', Type.String(), `${description}; no Value when it could not be read from the instance`, { mayBeEmpty: true })
 
 const SopReference = Type.Object({
   '00081150': uid('ReferencedSOPClassUID'),

@@ -82,6 +82,20 @@ t.test('a non-CT instance gets a failure status and is counted as failed in its 
   t.same(study.series.find((s: any) => s.seriesInstanceUid === series.seriesInstanceUid).instances, { received: 3, classified: 3, failed: 0 })
 })
 
+t.test('an instance whose Rescale Slope is not a number gets C000 (cannot understand), not a crash; the association goes on', async (t) => {
+  const series = await writeCtSeries(join(work, 'slope'), { slices: 2 })
+  const broken = await writeCtSeries(join(work, 'slope-nan'), { slices: 1, studyInstanceUid: series.studyInstanceUid, attributes: { RescaleSlope: 'NaN' } })
+  const pushed = await dcmtk('storescu', ['-v', '--no-halt', '-aec', 'KIDNEYSTONE', '-aet', ALLOWED, '127.0.0.1', port, series.files[0], broken.files[0], series.files[1]])
+  t.match(pushed.output, /Received Store Response \(Error: CannotUnderstand\)/)
+  t.equal(pushed.output.match(/Received Store Response \(Success\)/g)?.length, 2, 'the slices after it are stored')
+  let study: any
+  for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {
+    study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.same(study.series.find((s: any) => s.seriesInstanceUid === broken.seriesInstanceUid).failures.map((f: any) => f.code), ['CORRUPT_DICOM'])
+})
+
 t.test('associations: a disallowed calling AE and a wrong called AE are rejected; nothing is classified', async (t) => {
   const series = await writeCtSeries(join(work, 'intruder'), { slices: 1 })
   const intruder = await store(series.files, 'INTRUDER')

@@ -1,12 +1,18 @@
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Response as LightMyRequestResponse } from 'light-my-request'
+import sharp from 'sharp'
 import t from 'tap'
+import { CT_SOURCES, writeCtSeries } from '../bench/ct-series.js'
 import { createKidneyStoneClient, multipartBody } from '../client/index.js'
 import { answerType } from '../plugins/app/accept.js'
-import { build, fileUpload, multipart, SHARED } from './helper.js'
+import { build, ctKidneyImage, fileUpload, multipart, RECORDS_OFF, SHARED } from './helper.js'
 import { modified, scratchDir } from './helpers/dcmtk.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
+import { SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 const CT1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
 const dicomPart = (bytes: Buffer, i = 0): { name: string, filename: string, contentType: string, data: Buffer } =>
@@ -24,6 +30,40 @@ t.test('POST /predict/batch with exactly one file is a batch of one (inject and 
   const { data, response } = await client.POST('/predict/batch', multipartBody('files', [{ name: 'IM0.dcm', bytes: CT1 }]))
   t.equal(response.status, 200)
   t.same([data?.summary.files, data?.summary.succeeded, data?.summary.series.length], [1, 1, 1])
+})
+
+t.test('the batch summary concludes a series as GET /studies does (k adjacent positive slices) and counts a multi-frame object\'s frames', async (t) => {
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-batch-series-')))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
+  const dir = await scratchDir(t)
+  // Five slices of CT1 (P(Stone) 0.003) with ct-small (0.41, above the threshold) at slice 3, or at slices 2 and 3.
+  const isolated = await writeCtSeries(join(dir, 'isolated'), { slices: 5, source: (i) => i === 2 ? CT_SOURCES.small : CT_SOURCES.ct1 })
+  const adjacent = await writeCtSeries(join(dir, 'adjacent'), { slices: 5, source: (i) => i === 1 || i === 2 ? CT_SOURCES.small : CT_SOURCES.ct1 })
+  // A multi-frame object of three frames: a stone slice's pixels as an 8-bit secondary capture.
+  const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const multiFrame = writeDicom({
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.7.2', modality: 'OT', rows: stone.info.height, columns: stone.info.width, frames: 3, bitsAllocated: 8, signed: false,
+    values: [...stone.data, ...stone.data, ...stone.data]
+  })
+  const files = await Promise.all([...isolated.files, ...adjacent.files].map(async (file) => await readFile(file)))
+  const res = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([...files, multiFrame].map((bytes, i) => dicomPart(bytes, i))) })
+  t.equal(res.statusCode, 200, res.body.slice(0, 300))
+  const { results, summary } = res.json()
+  t.same(results.slice(0, 10).map((r: any) => r.result.prediction), ['Normal', 'Normal', 'Stone', 'Normal', 'Normal', 'Normal', 'Stone', 'Stone', 'Normal', 'Normal'])
+  const of = (uid: string): any => summary.series.find((s: any) => s.seriesInstanceUid === uid)
+  // On the old code: Stone (one Stone file made the series Stone) and slices 1 for the three frames.
+  t.match(of(isolated.seriesInstanceUid), { slices: 5, conclusion: 'Normal' }, 'one positive slice among normal neighbours: Normal, rule k=2')
+  t.same(of(isolated.seriesInstanceUid).stoneSlices.map((s: any) => s.index), [2], 'the lone positive slice is still listed')
+  t.match(of(adjacent.seriesInstanceUid), { slices: 5, conclusion: 'Stone' }, 'two adjacent positive slices: Stone')
+  t.equal(results[10].result.frames.length, 3)
+  t.match(of(SYNTHETIC_UIDS.seriesInstanceUid), { slices: 3, conclusion: results[10].result.prediction }, 'three frames, three slices')
+  t.same(of(SYNTHETIC_UIDS.seriesInstanceUid).stoneSlices.map((s: any) => [s.index, s.frame]).sort(),
+    results[10].result.frames.filter((f: any) => f.prediction === 'Stone').map((f: any) => [10, f.frame]).sort(), 'each positive frame, by file and frame')
+  for (const series of [isolated, adjacent]) {
+    const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+    t.equal(of(series.seriesInstanceUid).conclusion, study.series[0].conclusion, 'the conclusion GET /studies gives the same slices')
+  }
 })
 
 t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', async (t) => {

@@ -194,6 +194,27 @@ t.test('GET /predictions/{id} and /studies/{uid} choose JSON or FHIR by Accept\'
   await app.close()
 })
 
+t.test('GET /predictions, /audit-events and the overlay honour Accept as the other records routes do: 406 for a type they cannot send, q respected', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  const answer = (await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone', 0)) })).json()
+  const routes: Array<[string, string]> = [['/predictions', 'application/json'], ['/audit-events', 'application/json'], [`/predictions/${answer.id as string}/overlay.png?heatmap=false`, 'image/png']]
+  for (const [url, type] of routes) {
+    const get = async (accept?: string): Promise<{ status: number, type: string, code?: string }> => {
+      const res = await app.inject({ method: 'GET', url, headers: accept === undefined ? {} : { accept } })
+      const contentType = String(res.headers['content-type']).split(';')[0]
+      return { status: res.statusCode, type: contentType, code: contentType === 'application/json' && res.statusCode !== 200 ? res.json().code : undefined }
+    }
+    // On the old code each of these was 200 with its one type, whatever Accept said.
+    t.match(await get('text/html'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: HTML`)
+    t.match(await get('application/fhir+json'), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: FHIR`)
+    t.match(await get(`${type};q=0, */*;q=0.5`), { status: 406, code: 'NOT_ACCEPTABLE' }, `${url}: its type refused by q=0`)
+    for (const accept of [undefined, '*/*', type, `${type.split('/')[0]}/*`, `text/html, ${type};q=0.1`]) {
+      t.match(await get(accept), { status: 200, type }, `${url}: Accept ${accept ?? '(none)'}`)
+    }
+  }
+  await app.close()
+})
+
 t.test('with authentication: the overlay follows GET /predictions/{id}\'s rules; not kept uploads are a typed 404', async (t) => {
   const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'alice:alice-key-0123456789abcdef:predict,bob:bob-key-0123456789abcdefgh:predict' }).auth
   const app = await build(t, { config: { records: RECORDS, auth, uploadMaxAgeMs: 0 } })

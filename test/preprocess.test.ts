@@ -1,12 +1,13 @@
 import { join } from 'node:path'
+import sharp from 'sharp'
 import t from 'tap'
-import { decodeImage, type DecodeOptions } from '../inference/decode.js'
+import { decodeCheckedImage, decodeImage, type DecodeOptions } from '../inference/decode.js'
 import { readCheckedHeader } from '../inference/image-header.js'
 import { sniffFormat } from '../inference/sniff.js'
 import { readModelSpec, sidecarPathFor, type ModelSpec } from '../inference/model-spec.js'
 import { decodeForModel, resizeForModel } from '../inference/preprocess.js'
 import { loadConfig } from '../plugins/app/config.js'
-import { CT_KIDNEY, SHARED, spreadFiles } from './helper.js'
+import { CT_KIDNEY, ctKidneyImage, SHARED, spreadFiles } from './helper.js'
 import { loadSources } from './hostile/corpus.js'
 import { fileCases } from './hostile/image-cases.js'
 
@@ -72,6 +73,30 @@ t.test('training and evaluation images: one pipeline gives exactly the pixels of
       t.equal(identical, files.length, `${setName}, ${specName}: ${identical} of ${files.length} byte-identical`)
     }
   }
+})
+
+t.test('a 16-bit greyscale PNG widened from 8 bits, decoded once while checked, gives the pixels of decoding the file again', async (t) => {
+  // Cut to a landscape picture, so that an orientation shows in its size.
+  const { data, info } = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const [width, height] = [info.width, info.height - 64]
+  const grey = data.subarray(0, width * height)
+  const png16 = (samples: Uint16Array, channels: 1 | 2) => sharp(samples, { raw: { width, height, channels } }).toColourspace('grey16').png()
+  const pngs: Record<string, Buffer> = {
+    grey: await png16(Uint16Array.from(grey, (g) => g * 257), 1).toBuffer(),
+    'grey with a partial alpha': await png16(Uint16Array.from({ length: 2 * width * height }, (_, i) => i % 2 === 0 ? grey[i >> 1] * 257 : ((i >> 1) % 7) * 9000), 2).toBuffer(),
+    'EXIF orientation 6': await png16(Uint16Array.from(grey, (g) => g * 257), 1).withMetadata({ orientation: 6 }).toBuffer()
+  }
+  for (const channels of [1, 3] as const) {
+    const options = { channels, maxPixels: config.maxPixels }
+    for (const [name, png] of Object.entries(pngs)) {
+      const once = await decodeImage(png, options)
+      const again = await decodeCheckedImage(png, options) // the file decoded by the pipeline JPEG and 8-bit PNG take
+      t.same([once.width, once.height, once.channels], [again.width, again.height, again.channels], `${name}, ${channels} channel(s): size`)
+      t.ok(once.pixels.equals(again.pixels), `${name}, ${channels} channel(s): byte-identical`)
+    }
+  }
+  const oriented = await decodeImage(pngs['EXIF orientation 6'], { channels: 1, maxPixels: config.maxPixels })
+  t.same([oriented.width, oriented.height], [height, width], 'oriented: turned a quarter')
 })
 
 t.test('full-size hospital exports: decoded at reduced scale, pixels within 2 grey levels of a full decode on average', async (t) => {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { Value } from '@sinclair/typebox/value'
@@ -8,7 +10,8 @@ import { loadClassifier } from '../plugins/app/classifier.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { ErrorSchema } from '../schemas/error.js'
 import { HealthSchema, ModelInfoSchema, ModelRefSchema, StatusSchema } from '../schemas/model.js'
-import { build, ctKidneyImage, fileUpload } from './helper.js'
+import { build, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 t.test('GET / reports the service, its version and the loaded model', async (t) => {
   const app = await build(t)
@@ -51,6 +54,29 @@ t.test('while the model loads: ready and predict answer 503 MODEL_NOT_READY, liv
   finishLoading(await loadClassifier(app.config))
   await app.model.loaded
   t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready once loaded')
+})
+
+t.test('while the model loads: GET /studies/{uid} answers as /predict does, 503 MODEL_NOT_READY, instead of waiting for the load', async (t) => {
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-studies-loading-')))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  let finishLoading!: (c: Classifier) => void
+  const pending = new Promise<Classifier>((resolve) => { finishLoading = resolve })
+  const app = await build(t, { loadClassifier: async () => await pending, config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } }, { waitForModel: false })
+  await app.records.opened
+  const url = '/studies/1.2.826.0.1.3680043.8.498.1'
+  // Sent while the model loads, looked at once it has loaded: on the old code these were held until then and answered
+  // 404 STUDY_NOT_FOUND; now they are answered at once, as /predict is.
+  const studies = [app.inject({ method: 'GET', url }), app.inject({ method: 'GET', url, headers: { accept: 'application/fhir+json' } })]
+  const predict = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(predict.statusCode, 503, predict.body)
+  finishLoading(await loadClassifier(app.config))
+  await app.model.loaded
+  for (const study of await Promise.all(studies)) {
+    t.equal(study.statusCode, predict.statusCode, study.body)
+    t.same(study.json(), predict.json(), 'the same code and message as /predict')
+    t.equal(study.headers['retry-after'], predict.headers['retry-after'], 'Retry-After as /predict (none)')
+  }
+  t.equal((await app.inject({ method: 'GET', url })).json().code, 'STUDY_NOT_FOUND', 'once loaded, the study is looked up')
 })
 
 t.test('when the model runtime dies: ready and predict answer 503 MODEL_FAILED, GET / says failed', async (t) => {

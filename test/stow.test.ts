@@ -62,6 +62,20 @@ t.test('curl: a CT series and an MR instance in one request: 202, ReferencedSOPS
   t.same(study.series.find((s: any) => s.seriesInstanceUid === mr.seriesInstanceUid).failures.map((f: any) => f.code), ['UNSUPPORTED_SOP_CLASS'])
 })
 
+t.test('an instance whose Rescale Slope is 0 is a failed SOP (C000, CORRUPT_DICOM), counted as failed in its series', async (t) => {
+  const series = await writeCtSeries(join(work, 'slope'), { slices: 2 })
+  const broken = await writeCtSeries(join(work, 'slope-0'), { slices: 1, studyInstanceUid: series.studyInstanceUid, attributes: { RescaleSlope: '0' } })
+  const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=slope' }, payload: await relatedBody([...series.files, broken.files[0]], 'slope') })
+  t.equal(res.statusCode, 202, res.body.slice(0, 300))
+  t.same(res.json()['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[broken.sopInstanceUids[0], 0xc000]])
+  let study: any
+  for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {
+    study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.same(study.series.find((s: any) => s.seriesInstanceUid === broken.seriesInstanceUid).failures.map((f: any) => f.code), ['CORRUPT_DICOM'])
+})
+
 t.test('dicomweb-client storeInstances: 200 with every instance referenced', async (t) => {
   ;(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = require('xhr2')
   t.teardown(() => { delete (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest })
@@ -91,6 +105,22 @@ t.test('only multipart/related of application/dicom: other types are 415; a body
   t.equal(none.status, 409, 'nothing stored')
   // Its UIDs could not be read: the attributes are there without a Value (on the old code: Value [""]).
   t.same((await none.json())['00081198'].Value, [{ '00081150': { vr: 'UI' }, [SOP_INSTANCE]: { vr: 'UI' }, [FAILURE_REASON]: { vr: 'US', Value: [0xc000] } }])
+})
+
+t.test('a part typed application/octet-stream is 415 naming the part and the type to send (PS3.18: instances are application/dicom parts); nothing is stored', async (t) => {
+  const series = await writeCtSeries(join(work, 'octet'), { slices: 2 })
+  const [dicom, octet] = await Promise.all(series.files.map(async (file) => await readFile(file)))
+  const payload = Buffer.concat([
+    Buffer.from('--o\r\nContent-Type: application/dicom\r\n\r\n'), dicom, Buffer.from('\r\n'),
+    Buffer.from('--o\r\nContent-Type: application/octet-stream\r\n\r\n'), octet, Buffer.from('\r\n--o--\r\n')
+  ])
+  const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=o' }, payload })
+  // On the old code: 202, the octet-stream part in FailedSOPSequence with 49152 and no UIDs, and no word of why.
+  t.equal(res.statusCode, 415, res.body.slice(0, 300))
+  t.match(res.json(), { code: 'UNSUPPORTED_MEDIA_TYPE', message: /part 2 is of type application\/octet-stream; send each file as a part with Content-Type: application\/dicom/ })
+  t.equal((await fetch(`${http}/studies/${series.studyInstanceUid}`)).status, 404, 'no part was classified')
+  const untyped = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=o' }, payload: Buffer.concat([Buffer.from('--o\r\n\r\n'), dicom, Buffer.from('\r\n--o--\r\n')]) })
+  t.equal(untyped.statusCode, 200, 'a part without a Content-Type is read as DICOM')
 })
 
 t.test('a request of more parts than STOW_MAX_INSTANCES is refused as a whole, before any part is read', async (t) => {

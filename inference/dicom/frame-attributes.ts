@@ -1,4 +1,5 @@
 import type dicomParser from 'dicom-parser'
+import { CorruptDicomError } from './errors.js'
 
 /** A VOI window, centre and width in the Modality LUT's output unit (HU for CT). */
 export interface DicomWindow {
@@ -50,6 +51,24 @@ const TAG = {
 
 function finite (value: number | undefined): number | undefined {
   return value !== undefined && Number.isFinite(value) ? value : undefined
+}
+
+/** A Decimal String (PS3.5 6.2): an optional sign, digits with an optional point, an optional exponent. */
+const DECIMAL_STRING = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/**
+ * RescaleSlope or RescaleIntercept: undefined when absent or empty (the identity then stands in for it), else its
+ * number. A value that is there but is no number, or a slope of 0, is refused: read as slope 1 / intercept 0, as it
+ * once was, the stored values passed for Hounsfield units and the slice was classified on them.
+ */
+function rescaleValue (dataSet: dicomParser.DataSet, tag: string, name: string): number | undefined {
+  const value = dataSet.string(tag, 0)
+  if (value === undefined || value === '') return undefined
+  const number = DECIMAL_STRING.test(value) ? Number(value) : NaN
+  const label = `(${tag.slice(1, 5)},${tag.slice(5)})`
+  if (!Number.isFinite(number)) throw new CorruptDicomError(`its ${name} ${label} is not a number, so its pixel values cannot be read as Hounsfield units`)
+  if (tag === TAG.rescaleSlope && number === 0) throw new CorruptDicomError(`its ${name} ${label} is 0, so its pixel values cannot be read as Hounsfield units`)
+  return number
 }
 
 /** The first `count` values of a multi-valued DS element; fewer values than that count as absent (dicom-parser throws there). */
@@ -114,14 +133,14 @@ export function readFrameAttributes (dataSet: dicomParser.DataSet, frames: numbe
   return Array.from({ length: frames }, (_, frame) => {
     const groups = [perFrame?.[frame]?.dataSet, shared]
     const rescale = lookUp(groups, dataSet, TAG.pixelValueTransformation)
-    const slope = finite(rescale.floatString(TAG.rescaleSlope))
-    const intercept = finite(rescale.floatString(TAG.rescaleIntercept))
+    const slope = rescaleValue(rescale, TAG.rescaleSlope, 'Rescale Slope')
+    const intercept = rescaleValue(rescale, TAG.rescaleIntercept, 'Rescale Intercept')
     const normal = normalOf(lookUp(groups, dataSet, TAG.planeOrientation))
     const slicePosition = slicePositionOf(lookUp(groups, dataSet, TAG.planePosition), normal, dataSet)
     const plane = planeOf(normal)
     const window = windowOf(lookUp(groups, dataSet, TAG.frameVoiLut))
     return {
-      rescaleSlope: slope !== undefined && slope !== 0 ? slope : 1,
+      rescaleSlope: slope ?? 1,
       rescaleIntercept: intercept ?? 0,
       hasRescale: slope !== undefined || intercept !== undefined,
       ...(window === undefined ? {} : { window }),

@@ -57,6 +57,6 @@ export default fp(async (app) => {
         return refused(index, new InternalError())
       }
     })))
-    return { results, summary: summarizeBatch(results) }
+    return { results, summary: summarizeBatch(results, app.config.series.minAdjacentSlices) }
   })
 }, { name: 'batch-predictor', dependencies: ['predictor', 'model', 'records'] })

@@ -72,6 +72,8 @@ export default fp(async (app) => {
   }
 
   const runPass = async (): Promise<void> => {
+    // A report needs the model's threshold (app.studyResult): no study is claimed before the model is loaded.
+    if (app.model.state === 'loading') return
     try {
       await app.records.withPushQueue(async (queue) => await queue.enqueueFinal(idleSeconds))
       for (let n = 0; n < PUSHES_PER_PASS && !stopping.signal.aborted; n++) {
@@ -94,4 +96,4 @@ export default fp(async (app) => {
     clearTimeout(timer)
     await pass
   })
-}, { name: 'fhir-push', dependencies: ['config', 'records', 'studies'] })
+}, { name: 'fhir-push', dependencies: ['config', 'model', 'records', 'studies'] })

@@ -16,8 +16,10 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const { idleSeconds, minAdjacentSlices } = app.config.series
   app.decorate('studyResult', async (studyInstanceUid: string, caller?: Caller): Promise<StudyResult | undefined> => {
+    // The conclusion needs the model's threshold: while the model loads this is 503 MODEL_NOT_READY at once, as
+    // /predict answers then, not a request held until the load ends.
+    const { threshold } = app.model.get().spec
     const rows = await app.records.readStudy(studyInstanceUid, caller)
-    const { threshold } = (await app.model.loaded).spec
     return studyResult(studyInstanceUid, rows, { idleSeconds, minAdjacentSlices, threshold, now: new Date() })
   })
 }, { name: 'studies', dependencies: ['config', 'records', 'model'] })
