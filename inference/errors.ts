@@ -104,9 +104,12 @@ export class ImageTooLargeError extends ServiceError {
   }
 }
 
-export class ModelNotReadyError extends ServiceError {
+/** Seconds a caller should wait before retrying while the model loads (a load with its warm-up takes well under a second here). */
+export const MODEL_LOAD_RETRY_AFTER_SECONDS = 2
+
+export class ModelNotReadyError extends RetryLaterError {
   constructor () {
-    super('MODEL_NOT_READY', 503, 'The model is not loaded yet; retry shortly.')
+    super('MODEL_NOT_READY', 'The model is not loaded yet; retry after the delay given in Retry-After.', MODEL_LOAD_RETRY_AFTER_SECONDS)
   }
 }
 

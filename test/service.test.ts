@@ -6,6 +6,7 @@ import type { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { Value } from '@sinclair/typebox/value'
 import { Classifier } from '../inference/classifier.js'
+import { MODEL_LOAD_RETRY_AFTER_SECONDS } from '../inference/errors.js'
 import { loadClassifier } from '../plugins/app/classifier.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { ErrorSchema } from '../schemas/error.js'
@@ -50,6 +51,8 @@ t.test('while the model loads: ready and predict answer 503 MODEL_NOT_READY, liv
   t.equal(predict.statusCode, 503, predict.body)
   t.ok(Value.Check(ErrorSchema, predict.json()))
   t.equal(predict.json().code, 'MODEL_NOT_READY')
+  // without Retry-After, client/retry.ts (and any careful script) would not retry a start-up it could simply wait out
+  t.equal(predict.headers['retry-after'], String(MODEL_LOAD_RETRY_AFTER_SECONDS), 'Retry-After while the model loads')
 
   finishLoading(await loadClassifier(app.config))
   await app.model.loaded
@@ -74,7 +77,7 @@ t.test('while the model loads: GET /studies/{uid} answers as /predict does, 503 
   for (const study of await Promise.all(studies)) {
     t.equal(study.statusCode, predict.statusCode, study.body)
     t.same(study.json(), predict.json(), 'the same code and message as /predict')
-    t.equal(study.headers['retry-after'], predict.headers['retry-after'], 'Retry-After as /predict (none)')
+    t.equal(study.headers['retry-after'], predict.headers['retry-after'], 'Retry-After as /predict')
   }
   t.equal((await app.inject({ method: 'GET', url })).json().code, 'STUDY_NOT_FOUND', 'once loaded, the study is looked up')
 })
