@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
-import { stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
-import type { IntakeOutcome } from '../plugins/app/dicom-intake.js'
+import { readInstanceKeys } from '../dicom-node/instance-keys.js'
+import { DuplicateInstanceError, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
-import { STATUS } from '../dicom-node/dimse.js'
 
 /** An empty DICOM JSON attribute has no Value (PS3.18 F.2.5); `[""]` would be a UID that is not one. */
 const uiAttribute = (uid: string | undefined): { vr: 'UI', Value?: [string] } => uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] }
@@ -48,13 +48,25 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     const origin = recordOrigin(request)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
-    const outcomes = await Promise.all(parts.map(async (part) => await slots(async (): Promise<IntakeOutcome> => {
+    // The first part of each SOP Instance UID. A part repeating it with the same bytes shares its outcome (one
+    // classification, one record); with other bytes it is refused, not left to which record commits first.
+    const firstParts = new Map<string, { body: Buffer, outcome: Promise<IntakeOutcome> }>()
+    const outcomes = await Promise.all(parts.map(async (part): Promise<IntakeOutcome> => {
       if (part.contentType !== undefined && part.contentType !== 'application/dicom') {
-        const refusal = { code: 'UNSUPPORTED_MEDIA_TYPE', statusCode: 415, message: `a part of type ${part.contentType}` }
-        return { classified: false, keys: {}, refusal, status: STATUS.cannotUnderstand, comment: refusal.message }
+        return refusedOutcome({}, { code: 'UNSUPPORTED_MEDIA_TYPE', statusCode: 415, message: `a part of type ${part.contentType}` })
       }
-      return await app.receiveInstance(part.body, origin, {}, options)
-    })))
+      const keys = readInstanceKeys(part.body)
+      const sop = keys.sopInstanceUid
+      const first = sop === undefined ? undefined : firstParts.get(sop)
+      if (sop !== undefined && first !== undefined) {
+        if (first.body.equals(part.body)) return await first.outcome
+        const { code, statusCode, message } = new DuplicateInstanceError(sop)
+        return refusedOutcome(keys, { code, statusCode, message })
+      }
+      const outcome = slots(async () => await app.receiveInstance(part.body, origin, keys, options))
+      if (sop !== undefined) firstParts.set(sop, { body: part.body, outcome })
+      return await outcome
+    }))
     const reference = (outcome: IntakeOutcome) => ({
       '00081150': uiAttribute(outcome.keys.sopClassUid),
       '00081155': uiAttribute(outcome.keys.sopInstanceUid),
