@@ -781,7 +781,7 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["StudyResult"];
-                        "application/fhir+json": components["schemas"]["FhirDiagnosticReport"];
+                        "application/fhir+json": components["schemas"]["FhirStudyReport"];
                     };
                 };
                 /** @description Default Response */
@@ -1145,6 +1145,25 @@ export interface components {
             /** @description SNOMED CT 95570007 kidney stone or 281900007 no abnormality detected. */
             conclusionCode: unknown[];
             /** @description The Observation (probability, threshold) and the Device (model, version). */
+            contained: unknown[];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FhirStudyReport
+         * @description FHIR R4 DiagnosticReport of a study: https://hl7.org/fhir/R4/diagnosticreport.html
+         */
+        FhirStudyReport: {
+            /** @enum {string} */
+            resourceType: "DiagnosticReport";
+            /** @description The StudyInstanceUID. */
+            id: string;
+            /** @description `partial` while a series may still receive instances, `preliminary` once every series is final. */
+            status: "partial" | "preliminary";
+            conclusion: string;
+            /** @description SNOMED CT 95570007 kidney stone or 281900007 no abnormality detected; absent when no instance could be classified. */
+            conclusionCode?: unknown[];
+            /** @description One Observation per series and the Device (model, version). */
             contained: unknown[];
         } & {
             [key: string]: unknown;

@@ -93,6 +93,37 @@ for (const backend of backends) {
   })
 }
 
+t.test('the FHIR form of a study still receiving instances is partial, and of a study with nothing classified has no conclusionCode', async (t) => {
+  const app = await recordsApp(t, await backends[0].records(), { series: { idleSeconds: 3600, minAdjacentSlices: 2 } })
+  const series = await writeCtSeries(join(work, 'fhir-partial'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+  const fhir = async (uid: string): Promise<{ statusCode: number, body: Record<string, any> }> => {
+    const res = await app.inject({ method: 'GET', url: `/studies/${uid}`, headers: { accept: 'application/fhir+json' } })
+    return { statusCode: res.statusCode, body: res.json() }
+  }
+  const open = await fhir(series.studyInstanceUid)
+  t.equal(open.statusCode, 200)
+  t.ok(validateReport(open.body), JSON.stringify(validateReport.errors))
+  // On the old code 'preliminary': the response schema (the one prediction's) wrote its literal over the report's value.
+  t.equal(open.body.status, 'partial', 'final only an hour after its last instance')
+  t.match(open.body.conclusion, /Instances may still arrive: this report is partial\./)
+
+  // Only a refused instance (as the DICOM node records an MR slice): Undetermined. On the old code a 500
+  // ('"conclusionCode" is required!' from the serializer).
+  const refusedStudy = newUid()
+  app.records.failedInstance({ caller: 'anonymous', route: 'DIMSE C-STORE', createdAt: new Date(), studyInstanceUid: refusedStudy, seriesInstanceUid: newUid(), sopInstanceUid: newUid(), status: 422, code: 'UNSUPPORTED_SOP_CLASS' })
+  let refused = await fhir(refusedStudy)
+  for (let attempt = 0; attempt < 100 && refused.statusCode === 404; attempt++) { // written in the background
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    refused = await fhir(refusedStudy)
+  }
+  t.equal(refused.statusCode, 200, JSON.stringify(refused.body))
+  t.ok(validateReport(refused.body), JSON.stringify(validateReport.errors))
+  t.notOk('conclusionCode' in refused.body)
+  t.match(refused.body.conclusion, /^No CT instance of this study could be classified\./)
+})
+
 t.test('postgres: two replicas on one database give the same study result, and it survives a restart', async (t) => {
   const records = await backends[1].records()
   const [a, b] = await Promise.all([recordsApp(t, records), recordsApp(t, records)])
