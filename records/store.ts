@@ -27,6 +27,7 @@ export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
 export interface StudyInstanceRow {
   id: string
   created_at: string
+  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   instance_number: number | null
@@ -41,6 +42,7 @@ export interface StudyInstanceRow {
 /** One refused instance of a study. */
 export interface StudyFailureRow {
   created_at: string
+  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   code: string
@@ -196,11 +198,11 @@ export class RecordStore {
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
     const instances = await this.driver.query<StudyInstanceRow>(
-      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
+      'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
       `model_version, threshold, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
       'ORDER BY created_at, id LIMIT $3', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
-      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
+      `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
       'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at, id LIMIT $3', params, 'records.study.failed')
     return { instances, failures }
   }

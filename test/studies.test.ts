@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { loadConfig } from '../plugins/app/config.js'
@@ -14,6 +16,7 @@ import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
 
+const run = promisify(execFile)
 const work = await mkdtemp(join(tmpdir(), 'kidney-studies-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const server = await startPostgres()
@@ -162,6 +165,36 @@ t.test('with authentication, a study is read as records are: a caller sees its o
   t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
   const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
   t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')
+})
+
+t.test('with authentication, another caller\'s copy of an instance does not replace its sender\'s result in the study everyone reads', async (t) => {
+  const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
+  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  // Two slices from CT1 (P(Stone) 0.0028 on model 2.4.0), then CT_small (0.41, positive) under the same UIDs.
+  const sent = await writeCtSeries(join(work, 'copy-sent'), { slices: 2 })
+  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 2, studyInstanceUid: sent.studyInstanceUid, source: () => CT_SOURCES.small })
+  for (const [i, file] of copies.files.entries()) {
+    await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, '-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`, file])
+  }
+  const predict = async (file: string, key: string): Promise<void> => {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
+  }
+  for (const file of sent.files) await predict(file, keys.pacs)
+  for (const file of copies.files) await predict(file, keys.alice)
+  const study = async (key: string): Promise<{ verdict: string, probabilities: number[] }> => {
+    const body = (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}`, headers: { 'x-api-key': key } })).json()
+    t.same(body.series[0].instances, { received: 2, classified: 2, failed: 0 })
+    return { verdict: body.verdict, probabilities: body.series[0].slices.map((s: any) => s.probability) }
+  }
+  const pacs = await study(keys.pacs)
+  const alice = await study(keys.alice)
+  t.equal(pacs.verdict, 'Normal')
+  t.equal(alice.verdict, 'Stone', 'alice\'s own view: her copies')
+  // On the old code 'Stone' with alice's probabilities: the newest result per SOP instance, whoever sent it, in the
+  // view of every records:read-all reader and in the report the FHIR push sends.
+  t.same(await study(keys.auditor), pacs, 'everyone\'s view: the sender\'s results')
 })
 
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
