@@ -486,7 +486,7 @@ export interface paths {
                 query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
-                    /** @description Only answers given before this time. */
+                    /** @description Only answers given before this time; one before `since` is 400 VALIDATION_ERROR. */
                     until?: string;
                     prediction?: "Normal" | "Stone";
                     /** @description Only the instances of this DICOM study. */
@@ -573,7 +573,7 @@ export interface paths {
                 query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
-                    /** @description Only answers given before this time. */
+                    /** @description Only answers given before this time; one before `since` is 400 VALIDATION_ERROR. */
                     until?: string;
                     /** @description Only refusals with this error code. */
                     code?: string;
