@@ -171,30 +171,38 @@ t.test('with authentication, another caller\'s copy of an instance does not repl
   const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
   const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
   const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
-  // Two slices from CT1 (P(Stone) 0.0028 on model 2.4.0), then CT_small (0.41, positive) under the same UIDs.
+  // Two slices from CT1 (P(Stone) 0.0028 on model 2.4.0), then CT_small (0.41, positive) under the same UIDs, and a
+  // third slice of CT_small next to them, which the sender had sent too but was refused.
   const sent = await writeCtSeries(join(work, 'copy-sent'), { slices: 2 })
-  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 2, studyInstanceUid: sent.studyInstanceUid, source: () => CT_SOURCES.small })
+  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => CT_SOURCES.small })
   for (const [i, file] of copies.files.entries()) {
-    await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, '-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`, file])
+    await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, ...(i < 2 ? ['-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`] : []), file])
   }
   const predict = async (file: string, key: string): Promise<void> => {
     const upload = fileUpload(await readFile(file), 'slice.dcm')
     t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
   }
   for (const file of sent.files) await predict(file, keys.pacs)
-  for (const file of copies.files) await predict(file, keys.alice)
-  const study = async (key: string): Promise<{ verdict: string, probabilities: number[] }> => {
+  app.records.failedInstance({ caller: 'api-key:pacs', route: '/predict', createdAt: new Date(), studyInstanceUid: sent.studyInstanceUid, seriesInstanceUid: sent.seriesInstanceUid, sopInstanceUid: copies.sopInstanceUids[2], status: 503, code: 'OVERLOADED' })
+  const study = async (key: string): Promise<{ verdict: string, instances: Record<string, number>, probabilities: number[] }> => {
     const body = (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}`, headers: { 'x-api-key': key } })).json()
-    t.same(body.series[0].instances, { received: 2, classified: 2, failed: 0 })
-    return { verdict: body.verdict, probabilities: body.series[0].slices.map((s: any) => s.probability) }
+    return { verdict: body.verdict, instances: body.series[0].instances, probabilities: body.series[0].slices.map((s: any) => s.probability) }
   }
+  for (let attempt = 0; attempt < 100 && (await study(keys.pacs)).instances.failed === 0; attempt++) { // written in the background
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  for (const file of copies.files) await predict(file, keys.alice)
   const pacs = await study(keys.pacs)
   const alice = await study(keys.alice)
-  t.equal(pacs.verdict, 'Normal')
-  t.equal(alice.verdict, 'Stone', 'alice\'s own view: her copies')
-  // On the old code 'Stone' with alice's probabilities: the newest result per SOP instance, whoever sent it, in the
-  // view of every records:read-all reader and in the report the FHIR push sends.
-  t.same(await study(keys.auditor), pacs, 'everyone\'s view: the sender\'s results')
+  t.match(pacs, { verdict: 'Normal', instances: { received: 3, classified: 2, failed: 1 } })
+  t.match(alice, { verdict: 'Stone', instances: { received: 3, classified: 3, failed: 0 } }, 'alice\'s own view: her copies')
+  // On the old code 'Stone' with alice's probabilities throughout: the newest result per SOP instance, whoever sent
+  // it, in the view of every records:read-all reader and in the report the FHIR push sends.
+  t.same(await study(keys.auditor), {
+    verdict: 'Normal',
+    instances: { received: 3, classified: 3, failed: 0 },
+    probabilities: [...pacs.probabilities, alice.probabilities[2]]
+  }, 'everyone\'s view: the first classifying sender\'s results; a refusal claims nothing')
 })
 
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
