@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +13,7 @@ import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
+import { MAX_STUDY_ROWS } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
@@ -203,6 +205,25 @@ t.test('with authentication, another caller\'s copy of an instance does not repl
     instances: { received: 3, classified: 3, failed: 0 },
     probabilities: [...pacs.probabilities, alice.probabilities[2]]
   }, 'everyone\'s view: the first classifying sender\'s results; a refusal claims nothing')
+})
+
+t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {
+  const app = await recordsApp(t, await backends[0].records())
+  const series = await writeCtSeries(join(work, 'resent'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  const current = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).json()
+  const template = await app.records.getPredictionRecord(current.id)
+  if (template === undefined) throw new Error('no record')
+  // MAX_STUDY_ROWS earlier results of the same instance (a day older, one a millisecond), positive unlike the current one.
+  const since = Date.now() - 86_400_000
+  await Promise.all(Array.from({ length: MAX_STUDY_ROWS }, async (_, i) => await app.records.savePrediction({
+    ...template, id: randomUUID(), createdAt: new Date(since + i), prediction: 'Stone', probabilities: { Normal: 0.1, Stone: 0.9 }
+  })))
+  const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+  t.same(study.series[0].instances, { received: 1, classified: 1, failed: 0 })
+  // On the old code 0.9: the oldest MAX_STUDY_ROWS rows were read, and the current result was the one left out.
+  t.equal(study.series[0].slices[0].probability, current.probabilities.Stone)
+  t.equal(study.series[0].slices[0].predictionId, current.id)
 })
 
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
