@@ -486,7 +486,7 @@ export interface paths {
                 query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
-                    /** @description Only answers given before this time. */
+                    /** @description Only answers given before this time; one before `since` is 400 VALIDATION_ERROR. */
                     until?: string;
                     prediction?: "Normal" | "Stone";
                     /** @description Only the instances of this DICOM study. */
@@ -582,7 +582,7 @@ export interface paths {
                 query?: {
                     /** @description Only answers given at or after this time (ISO 8601 with a time zone). */
                     since?: string;
-                    /** @description Only answers given before this time. */
+                    /** @description Only answers given before this time; one before `since` is 400 VALIDATION_ERROR. */
                     until?: string;
                     /** @description Only refusals with this error code. */
                     code?: string;
@@ -808,7 +808,7 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["StudyResult"];
-                        "application/fhir+json": components["schemas"]["FhirDiagnosticReport"];
+                        "application/fhir+json": components["schemas"]["FhirStudyReport"];
                     };
                 };
                 /** @description Default Response */
@@ -1172,6 +1172,25 @@ export interface components {
             /** @description SNOMED CT 95570007 kidney stone or 281900007 no abnormality detected. */
             conclusionCode: unknown[];
             /** @description The Observation (probability, threshold) and the Device (model, version). */
+            contained: unknown[];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FhirStudyReport
+         * @description FHIR R4 DiagnosticReport of a study: https://hl7.org/fhir/R4/diagnosticreport.html
+         */
+        FhirStudyReport: {
+            /** @enum {string} */
+            resourceType: "DiagnosticReport";
+            /** @description The StudyInstanceUID. */
+            id: string;
+            /** @description `partial` while a series may still receive instances, `preliminary` once every series is final. */
+            status: "partial" | "preliminary";
+            conclusion: string;
+            /** @description SNOMED CT 95570007 kidney stone or 281900007 no abnormality detected; absent when no instance could be classified. */
+            conclusionCode?: unknown[];
+            /** @description One Observation per series and the Device (model, version). */
             contained: unknown[];
         } & {
             [key: string]: unknown;

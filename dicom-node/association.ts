@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
 import { part10 } from './part10.js'
 import {
-  abort, associateAccept, associateReject, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
+  abort, associateAccept, associateReject, isAeTitle, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
   type AssociateRequest, type ContextAnswer
 } from './pdu.js'
 
@@ -233,7 +233,8 @@ export class Association {
     }
     if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported'); return }
     if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized'); return }
-    if (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe)) { refuse('callingAeNotRecognized'); return }
+    // A calling AE title names the caller of its records (dicom:<title>): one with a NUL could not be recorded at all.
+    if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized'); return }
     if (!policy.admit()) { refuse('localLimitExceeded'); return }
     this.admitted = true
     const answers: ContextAnswer[] = request.contexts.map(({ id, abstractSyntax, transferSyntaxes }) => {

@@ -51,6 +51,16 @@ export class TooManyInstancesError extends ServiceError {
   }
 }
 
+/**
+ * A part repeating an earlier part's SOP Instance UID with other bytes. Both would be recorded in the same group write,
+ * at the same millisecond, and the study would show whichever the database returned first.
+ */
+export class DuplicateInstanceError extends ServiceError {
+  constructor (sopInstanceUid: string) {
+    super('DUPLICATE_SOP_INSTANCE', 409, `SOP Instance UID ${sopInstanceUid} is also an earlier part of this request, with other bytes: only the first is classified; send a changed instance in a request of its own.`)
+  }
+}
+
 export interface RelatedPart {
   /** Content-Type of the part, lower-cased, without parameters; undefined when the part has none. */
   contentType?: string

@@ -36,7 +36,16 @@ export interface AssociateRequest {
   maxPduLength: number
 }
 
-const ae = (bytes: Buffer): string => bytes.toString('latin1').trim()
+/**
+ * Spaces pad an AE title (PS3.8 9.3.2); some peers pad with NULs, as UIDs are padded, and mean the same title. What is
+ * left may still be no AE title (isAeTitle): the association says so.
+ */
+const ae = (bytes: Buffer): string => bytes.toString('latin1').replace(/^[\0 ]+|[\0 ]+$/g, '')
+
+/** PS3.5 6.2 (AE): not only spaces, and characters of the default repertoire other than backslash; no control characters. */
+export function isAeTitle (title: string): boolean {
+  return /^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(title)
+}
 const uid = (bytes: Buffer): string => bytes.toString('latin1').replace(/[\0 ]+$/, '')
 
 /** The items of a PDU's variable part (or of a sub-item list): type and value, in order. */

@@ -70,6 +70,13 @@ export class InvalidTimeError extends ServiceError {
   }
 }
 
+/** A window that ends before it begins: every record would be left out, which reads as 'nothing was recorded'. */
+export class EmptyTimeRangeError extends ServiceError {
+  constructor () {
+    super('VALIDATION_ERROR', 400, '`since` is after `until`: nothing can be in between (`since` is the earliest time, inclusive; `until` the end, exclusive).')
+  }
+}
+
 export class InvalidCursorError extends ServiceError {
   constructor () {
     super('INVALID_CURSOR', 400, 'The cursor is not one this service returned in `next`; start again without it.')

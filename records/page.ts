@@ -1,5 +1,5 @@
 import { decodeCursor, encodeCursor, isDatabaseInstant, type IdKind, type PagePosition } from './cursor.js'
-import { InvalidTimeError } from './errors.js'
+import { EmptyTimeRangeError, InvalidTimeError } from './errors.js'
 
 /** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
 export interface PageQuery {
@@ -21,11 +21,19 @@ export interface PageQuery {
  * that it is one: a leap second (23:59:60) has no Date, and a year outside 0001-9999 once in UTC is refused by the
  * database (it would come back as a 503, the caller's mistake reported as an outage).
  */
-export function instantOf (text: string | undefined, parameter: string): Date | undefined {
+function instantOf (text: string | undefined, parameter: string): Date | undefined {
   if (text === undefined) return undefined
   const instant = new Date(text)
   if (!isDatabaseInstant(instant.getTime())) throw new InvalidTimeError(parameter)
   return instant
+}
+
+/** A listing's `since` and `until` as instants (instantOf), refused when the window ends before it begins. */
+export function timeRange (query: { since?: string, until?: string }): { since?: Date, until?: Date } {
+  const since = instantOf(query.since, 'since')
+  const until = instantOf(query.until, 'until')
+  if (since !== undefined && until !== undefined && since > until) throw new EmptyTimeRangeError()
+  return { since, until }
 }
 
 /** Microseconds, UTC: the database's own precision, so cursors compare exactly. */

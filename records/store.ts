@@ -27,6 +27,7 @@ export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
 export interface StudyInstanceRow {
   id: string
   created_at: string
+  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   instance_number: number | null
@@ -41,6 +42,7 @@ export interface StudyInstanceRow {
 /** One refused instance of a study. */
 export interface StudyFailureRow {
   created_at: string
+  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   code: string
@@ -190,19 +192,20 @@ export class RecordStore {
   }
 
   /**
-   * What was received for one study, in arrival order (at most MAX_STUDY_ROWS of each): the classified instances and
-   * the refused ones; with `caller`, only that caller's.
+   * What was received for one study, in arrival order: the classified instances and the refused ones, the newest
+   * MAX_STUDY_ROWS of each; with `caller`, only that caller's. The newest, since a study sent again many times has its
+   * current results in its last rows: the oldest rows kept every result as first received, the newer never read.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
     const instances = await this.driver.query<StudyInstanceRow>(
-      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
+      'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
       `model_version, threshold, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
-      'ORDER BY created_at, id LIMIT $3', params, 'records.study')
+      'ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
-      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
-      'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at, id LIMIT $3', params, 'records.study.failed')
-    return { instances, failures }
+      `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
+      'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
+    return { instances: instances.reverse(), failures: failures.reverse() }
   }
 
   /** One recorded answer; with `caller`, only if that caller made it. */

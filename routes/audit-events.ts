@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { acceptOnly } from '../plugins/app/accept.js'
-import { instantOf } from '../records/page.js'
+import { timeRange } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
 import { AuditEventPageSchema, DEFAULT_PAGE_SIZE, AuditQuerySchema, RECORDS_ACCESS } from '../schemas/records.js'
 import { refTo } from '../schemas/ref.js'
@@ -23,8 +23,7 @@ const auditEvents: FastifyPluginAsyncTypebox = async (app) => {
     const { since, until, code, limit, cursor } = request.query
     const page = await app.records.listAuditEvents({
       caller,
-      since: instantOf(since, 'since'),
-      until: instantOf(until, 'until'),
+      ...timeRange({ since, until }),
       code,
       limit: limit ?? DEFAULT_PAGE_SIZE,
       cursor

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { diagnosticReportOf } from '../inference/fhir.js'
 import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { PredictionNotFoundError } from '../records/errors.js'
-import { instantOf } from '../records/page.js'
+import { timeRange } from '../records/page.js'
 import { errorResponses } from '../schemas/error.js'
 import { JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
 import type { Prediction } from '../schemas/prediction.js'
@@ -52,8 +52,7 @@ const predictions: FastifyPluginAsyncTypebox = async (app) => {
     const { since, until, prediction, studyInstanceUid, limit, cursor } = request.query
     const page = await app.records.listPredictions({
       caller,
-      since: instantOf(since, 'since'),
-      until: instantOf(until, 'until'),
+      ...timeRange({ since, until }),
       prediction,
       studyInstanceUid,
       limit: limit ?? DEFAULT_PAGE_SIZE,

@@ -3,7 +3,7 @@ import { toStudyDiagnosticReport } from '../inference/study-fhir.js'
 import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { StudyNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
-import { JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
+import { FhirStudyReportSchema, JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
 import { refTo } from '../schemas/ref.js'
 import { StudyParamsSchema, StudyResultSchema } from '../schemas/study.js'
 
@@ -22,7 +22,7 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
         'carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).',
       params: StudyParamsSchema,
       response: {
-        200: jsonOrFhirResponse(refTo(StudyResultSchema), 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).'),
+        200: jsonOrFhirResponse(refTo(StudyResultSchema), 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).', FhirStudyReportSchema),
         ...errorResponses(400, 401, 403, 404, 406, 503)
       }
     }

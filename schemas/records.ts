@@ -33,7 +33,7 @@ export const DEFAULT_PAGE_SIZE = 50
 
 export const PredictionQuerySchema = Type.Object({
   since: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given at or after this time (ISO 8601 with a time zone).' })),
-  until: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given before this time.' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given before this time; one before `since` is 400 VALIDATION_ERROR.' })),
   prediction: Type.Optional(Type.Union([Type.Literal('Normal'), Type.Literal('Stone')])),
   studyInstanceUid: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)*$', maxLength: 64, description: 'Only the instances of this DICOM study.' })),
   // Optional with a default: callers may leave it out (Ajv fills it in; the routes fall back to it for the type checker).

@@ -117,6 +117,9 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     ['no subject', signJwt(claims({ sub: undefined }), 'HS256', SECRET)],
     ['a numeric subject', signJwt(claims({ sub: 42 }), 'HS256', SECRET)],
     ['an empty subject', signJwt(claims({ sub: '' }), 'HS256', SECRET)],
+    // accepted on the old code: its caller jwt:clinic\0admin could not be written (PostgreSQL text holds no NUL), so its
+    // every prediction was 503 RECORDS_UNAVAILABLE 'retry after 5 s' and counted as a records write failure
+    ['a subject with a NUL', signJwt(claims({ sub: 'clinic\u0000admin' }), 'HS256', SECRET)],
     ['garbage', 'not.a.token']
   ]
   for (const [name, token] of refused) {
@@ -129,6 +132,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.match(expired.json().message, /expired/)
   const anonymous = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'no subject')?.[1] ?? '') })
   t.equal(anonymous.json().message, 'The bearer token names no subject (sub): the service keeps records per subject.')
+  const nul = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a NUL')?.[1] ?? '') })
+  t.equal(nul.json().message, 'The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
   t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
 
   const slice = await ctKidneyImage('test/normal')

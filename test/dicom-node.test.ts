@@ -210,6 +210,50 @@ t.test('slow peers: C-ECHOs or P-DATA-TF of a few bytes, sent just often enough 
   t.equal(echo.code, 0, 'the node still answers')
 })
 
+/** A TCP relay to the node that pads the AE titles of its client's A-ASSOCIATE-RQ with NULs instead of spaces. */
+async function nulPaddingLink (t: Test): Promise<string> {
+  const relay = createServer((client) => {
+    const node = connect(app.dicomPort() as number, '127.0.0.1')
+    let first = true
+    client.on('data', (chunk: Buffer) => {
+      // The called and calling AE titles: bytes 10-25 and 26-41 of the first PDU (storescu writes it in one piece).
+      if (first) for (let i = 10; i < 42; i++) if (chunk[i] === 0x20) chunk[i] = 0
+      first = false
+      node.write(chunk)
+    })
+    node.pipe(client)
+    for (const socket of [client, node]) socket.on('error', () => {}).on('close', () => { client.destroy(); node.destroy() })
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => await new Promise<void>((resolve) => relay.close(() => resolve())))
+  return String((relay.address() as AddressInfo).port)
+}
+
+t.test('AE titles: NUL padding is padding; a calling AE title that is none (a control character, only spaces) is rejected', async (t) => {
+  // On the old code NUL padding stayed part of the title: 'KIDNEYSTONE\0\0\0\0\0' was not this node (Called AE Title
+  // Not Recognized), and without DICOM_ALLOWED_AES a calling 'PACS\0...' became the caller of records PostgreSQL cannot
+  // hold (text without NUL): every instance was refused Out of Resources (A700), to be sent again forever.
+  const series = await writeCtSeries(join(work, 'nul-padding'), { slices: 1 })
+  const pushed = await dcmtk('storescu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', ALLOWED, '127.0.0.1', await nulPaddingLink(t), ...series.files])
+  t.equal(pushed.code, 0, pushed.output.slice(-2000))
+  t.match(pushed.output, /Received Store Response \(Success\)/)
+
+  const open = await recordsApp(t, RECORDS_OFF, { dicomNode: { ...loadConfig().dicomNode, port: 0 } })
+  /** The node's answer to an A-ASSOCIATE-RQ: its PDU type, and for a rejection (0x03) its reason. */
+  const answer = async (callingAe: string): Promise<number[]> => {
+    const peer = await rawPeer(open.dicomPort() as number)
+    peer.socket.write(associateRequest('KIDNEYSTONE', callingAe))
+    for (let attempt = 0; attempt < 100 && peer.received().length < 10; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+    peer.socket.destroy()
+    const received = peer.received()
+    return received[0] === 0x03 ? [0x03, received[9]] : [received[0]]
+  }
+  for (const title of ['PACS\0B', 'PACS\x01', 'PACS\\1', '']) {
+    t.same(await answer(title), [0x03, 3], `${JSON.stringify(title)}: A-ASSOCIATE-RJ, calling AE title not recognized (an A-ASSOCIATE-AC on the old code)`)
+  }
+  t.same(await answer('PACS B'), [0x02], 'a title with a space inside is one')
+})
+
 /** A TCP relay to the node that forwards what its client sends at `bytesPerSecond` (a tenth every 100 ms): a slow link. */
 async function slowLink (t: Test, bytesPerSecond: number): Promise<string> {
   const relay = createServer((client) => {

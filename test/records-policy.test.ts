@@ -27,6 +27,14 @@ t.test('records configuration: embedded by default, a server with DATABASE_URL, 
   t.equal(loadConfig({ DATABASE_URL_FILE: join(dir, 'url') }).records.databaseUrl, 'postgresql://svc:secret@db/kidney', 'from a mounted secret')
   t.throws(() => loadConfig({ RECORDS_STORE: 'postgres' }), /RECORDS_STORE=postgres needs DATABASE_URL/)
   t.throws(() => loadConfig({ RECORD_RETENTION: '1y' }), /RECORD_RETENTION/)
+  // On the old code 0d was 0 ms, the value that means forever: an age of zero kept everything. An age whose cutoff falls
+  // before the year 0001 (1,000,000 days) was taken too, and the sweep failed every minute ("time zone displacement out
+  // of range" from the database).
+  for (const value of ['0d', '0s', '000h', '1000000d', `${'9'.repeat(400)}d`]) {
+    t.throws(() => loadConfig({ RECORD_RETENTION: value }), new RegExp(`^Invalid environment variable RECORD_RETENTION=${value}: give an age above zero and up to 1000 years \\(365000d\\), or forever`), value)
+  }
+  t.equal(loadConfig({ RECORD_RETENTION: '365000d' }).records.retentionMs, 365_000 * 86_400_000)
+  t.equal(loadConfig({ RECORD_RETENTION: '1s' }).records.retentionMs, 1_000)
   let message = ''
   try { loadConfig({ DATABASE_URL: 'mysql://root:hunter2@db/kidney' }) } catch (error) { message = (error as Error).message }
   t.match(message, /DATABASE_URL must be a postgres/)

@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { loadConfig } from '../plugins/app/config.js'
@@ -10,10 +13,12 @@ import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
+import { MAX_STUDY_ROWS } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
 
+const run = promisify(execFile)
 const work = await mkdtemp(join(tmpdir(), 'kidney-studies-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const server = await startPostgres()
@@ -93,6 +98,37 @@ for (const backend of backends) {
   })
 }
 
+t.test('the FHIR form of a study still receiving instances is partial, and of a study with nothing classified has no conclusionCode', async (t) => {
+  const app = await recordsApp(t, await backends[0].records(), { series: { idleSeconds: 3600, minAdjacentSlices: 2 } })
+  const series = await writeCtSeries(join(work, 'fhir-partial'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+  const fhir = async (uid: string): Promise<{ statusCode: number, body: Record<string, any> }> => {
+    const res = await app.inject({ method: 'GET', url: `/studies/${uid}`, headers: { accept: 'application/fhir+json' } })
+    return { statusCode: res.statusCode, body: res.json() }
+  }
+  const open = await fhir(series.studyInstanceUid)
+  t.equal(open.statusCode, 200)
+  t.ok(validateReport(open.body), JSON.stringify(validateReport.errors))
+  // On the old code 'preliminary': the response schema (the one prediction's) wrote its literal over the report's value.
+  t.equal(open.body.status, 'partial', 'final only an hour after its last instance')
+  t.match(open.body.conclusion, /Instances may still arrive: this report is partial\./)
+
+  // Only a refused instance (as the DICOM node records an MR slice): Undetermined. On the old code a 500
+  // ('"conclusionCode" is required!' from the serializer).
+  const refusedStudy = newUid()
+  app.records.failedInstance({ caller: 'anonymous', route: 'DIMSE C-STORE', createdAt: new Date(), studyInstanceUid: refusedStudy, seriesInstanceUid: newUid(), sopInstanceUid: newUid(), status: 422, code: 'UNSUPPORTED_SOP_CLASS' })
+  let refused = await fhir(refusedStudy)
+  for (let attempt = 0; attempt < 100 && refused.statusCode === 404; attempt++) { // written in the background
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    refused = await fhir(refusedStudy)
+  }
+  t.equal(refused.statusCode, 200, JSON.stringify(refused.body))
+  t.ok(validateReport(refused.body), JSON.stringify(validateReport.errors))
+  t.notOk('conclusionCode' in refused.body)
+  t.match(refused.body.conclusion, /^No CT instance of this study could be classified\./)
+})
+
 t.test('postgres: two replicas on one database give the same study result, and it survives a restart', async (t) => {
   const records = await backends[1].records()
   const [a, b] = await Promise.all([recordsApp(t, records), recordsApp(t, records)])
@@ -131,6 +167,63 @@ t.test('with authentication, a study is read as records are: a caller sees its o
   t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
   const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
   t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')
+})
+
+t.test('with authentication, another caller\'s copy of an instance does not replace its sender\'s result in the study everyone reads', async (t) => {
+  const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
+  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  // Two slices from CT1 (P(Stone) 0.0028 on model 2.4.0), then CT_small (0.41, positive) under the same UIDs, and a
+  // third slice of CT_small next to them, which the sender had sent too but was refused.
+  const sent = await writeCtSeries(join(work, 'copy-sent'), { slices: 2 })
+  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => CT_SOURCES.small })
+  for (const [i, file] of copies.files.entries()) {
+    await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, ...(i < 2 ? ['-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`] : []), file])
+  }
+  const predict = async (file: string, key: string): Promise<void> => {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
+  }
+  for (const file of sent.files) await predict(file, keys.pacs)
+  app.records.failedInstance({ caller: 'api-key:pacs', route: '/predict', createdAt: new Date(), studyInstanceUid: sent.studyInstanceUid, seriesInstanceUid: sent.seriesInstanceUid, sopInstanceUid: copies.sopInstanceUids[2], status: 503, code: 'OVERLOADED' })
+  const study = async (key: string): Promise<{ verdict: string, instances: Record<string, number>, probabilities: number[] }> => {
+    const body = (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}`, headers: { 'x-api-key': key } })).json()
+    return { verdict: body.verdict, instances: body.series[0].instances, probabilities: body.series[0].slices.map((s: any) => s.probability) }
+  }
+  for (let attempt = 0; attempt < 100 && (await study(keys.pacs)).instances.failed === 0; attempt++) { // written in the background
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  for (const file of copies.files) await predict(file, keys.alice)
+  const pacs = await study(keys.pacs)
+  const alice = await study(keys.alice)
+  t.match(pacs, { verdict: 'Normal', instances: { received: 3, classified: 2, failed: 1 } })
+  t.match(alice, { verdict: 'Stone', instances: { received: 3, classified: 3, failed: 0 } }, 'alice\'s own view: her copies')
+  // On the old code 'Stone' with alice's probabilities throughout: the newest result per SOP instance, whoever sent
+  // it, in the view of every records:read-all reader and in the report the FHIR push sends.
+  t.same(await study(keys.auditor), {
+    verdict: 'Normal',
+    instances: { received: 3, classified: 3, failed: 0 },
+    probabilities: [...pacs.probabilities, alice.probabilities[2]]
+  }, 'everyone\'s view: the first classifying sender\'s results; a refusal claims nothing')
+})
+
+t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {
+  const app = await recordsApp(t, await backends[0].records())
+  const series = await writeCtSeries(join(work, 'resent'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  const current = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).json()
+  const template = await app.records.getPredictionRecord(current.id)
+  if (template === undefined) throw new Error('no record')
+  // MAX_STUDY_ROWS earlier results of the same instance (a day older, one a millisecond), positive unlike the current one.
+  const since = Date.now() - 86_400_000
+  await Promise.all(Array.from({ length: MAX_STUDY_ROWS }, async (_, i) => await app.records.savePrediction({
+    ...template, id: randomUUID(), createdAt: new Date(since + i), prediction: 'Stone', probabilities: { Normal: 0.1, Stone: 0.9 }
+  })))
+  const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+  t.same(study.series[0].instances, { received: 1, classified: 1, failed: 0 })
+  // On the old code 0.9: the oldest MAX_STUDY_ROWS rows were read, and the current result was the one left out.
+  t.equal(study.series[0].slices[0].probability, current.probabilities.Stone)
+  t.equal(study.series[0].slices[0].predictionId, current.id)
 })
 
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {

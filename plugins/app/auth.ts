@@ -76,6 +76,9 @@ async function verifyBearer (request: FastifyRequest, scopeClaim: string | undef
   if (typeof payload.sub !== 'string' || payload.sub === '') {
     throw new AuthenticationError('The bearer token names no subject (sub): the service keeps records per subject.')
   }
+  if (payload.sub.includes('\0')) {
+    throw new AuthenticationError('The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
+  }
   return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, scopeClaim) }
 }
 

@@ -234,9 +234,25 @@ export class ConfigError extends Error {}
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 
+const MAX_RECORD_RETENTION_MS = 365_000 * UNIT_MS.d
+
 function durationMs (value: string): number {
   if (value === 'none') return 0
   return Number(value.slice(0, -1)) * UNIT_MS[value.at(-1) as keyof typeof UNIT_MS]
+}
+
+/**
+ * RECORD_RETENTION in ms, 0 for forever. A zero age would have every record deleted as it is written (records are the
+ * failure policy's proof that an answer was given), and one beyond about 2,000 years puts the sweep's cutoff before the
+ * year 0001, which the database cannot compare with: the sweep failed every minute. Both are refused.
+ */
+function recordRetentionMs (value: string): number {
+  if (value === 'forever') return 0
+  const ms = durationMs(value)
+  if (ms === 0 || ms > MAX_RECORD_RETENTION_MS) {
+    throw new ConfigError(`Invalid environment variable RECORD_RETENTION=${value}: give an age above zero and up to 1000 years (365000d), or forever to keep everything`)
+  }
+  return ms
 }
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
@@ -350,7 +366,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       dataDir: resolve(e.DATA_DIR),
       poolSize: e.DATABASE_POOL_SIZE,
       timeoutMs: e.DATABASE_TIMEOUT_MS,
-      retentionMs: e.RECORD_RETENTION === 'forever' ? 0 : durationMs(e.RECORD_RETENTION),
+      retentionMs: recordRetentionMs(e.RECORD_RETENTION),
       required: e.RECORDS_REQUIRED,
       api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
       readAllScope: e.RECORDS_READ_ALL_SCOPE

@@ -12,6 +12,11 @@ export type IntakeOutcome =
   /** `status`: the DIMSE status / STOW-RS FailureReason; `comment`: the ErrorComment. */
   | { classified: false, keys: InstanceKeys, refusal: Refusal, status: number, comment: string }
 
+/** An instance refused for `refusal`, with its DIMSE status (the STOW-RS FailureReason) and ErrorComment. */
+export function refusedOutcome (keys: InstanceKeys, refusal: Refusal): IntakeOutcome {
+  return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -48,7 +53,7 @@ export default fp(async (app) => {
           code: refusal.code
         })
       }
-      return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
+      return refusedOutcome(keys, refusal)
     }
   })
 }, { name: 'dicom-intake', dependencies: ['predictor', 'records', 'metrics'] })

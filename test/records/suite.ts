@@ -231,12 +231,18 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
       [`/predictions/urn:uuid:${randomUUID()}`, 400, 'VALIDATION_ERROR'],
       [`/predictions/urn:uuid:${randomUUID()}/overlay.png`, 400, 'VALIDATION_ERROR'],
       [`/audit-events?cursor=${nested}`, 400, 'INVALID_CURSOR'],
-      ['/predictions?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z&limit=1', 200, ''] // the edges themselves
+      ['/predictions?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z&limit=1', 200, ''], // the edges themselves
+      // A window that ends before it begins: an empty page on the old code, as if nothing had been recorded.
+      ['/predictions?since=2026-12-05T09:00:00Z&until=2026-12-05T07:00:00Z', 400, 'VALIDATION_ERROR'],
+      ['/audit-events?since=2026-12-05T07:00:01Z&until=2026-12-05T07:00:00Z', 400, 'VALIDATION_ERROR'],
+      ['/audit-events?since=2026-12-05T08:00:00%2B01:00&until=2026-12-05T07:30:00Z', 200, ''] // 07:00 UTC: compared as instants
     ]
     for (const [url, status, expected] of cases) {
       const [got, gotCode] = await code(url)
       t.same([got, got === 200 ? '' : gotCode], [status, expected], url)
     }
+    const swapped = await app.inject({ method: 'GET', url: '/predictions?since=2026-12-05T09:00:00Z&until=2026-12-05T07:00:00Z' })
+    t.match(swapped.json().message, /^`since` is after `until`/)
   })
 
   t.test(`${backend.engine}: the retention sweep deletes what is older than RECORD_RETENTION, in bounded passes, and nothing newer`, async (t) => {
