@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from calibration import fit_platt, fold_calibration
 from dataset import ExportedData, augment, sampling_weights
+from hard_examples import HardExampleWeights
 from export import REPO, export_facts, export_model, parity_inputs, write_parity_fixture, write_sidecar
 from network import LAYERS, POOLINGS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
 from weight_average import WeightAverage
@@ -41,13 +42,17 @@ def parse_args():
                    help='decay of the exponential moving average of the weights that is evaluated and shipped (0: the raw weights)')
     p.add_argument('--label-smoothing', type=float, default=0.0,
                    help='cross-entropy label smoothing (caps confident probabilities below 1, which temperature scaling cannot undo)')
+    p.add_argument('--hard-examples', type=float, default=0.5,
+                   help='strength of hard-example sampling inside each cell (0: even spread; hard_examples.py)')
+    p.add_argument('--hard-examples-after', type=float, default=0.15,
+                   help='share of the steps (the warm-up) drawn evenly before the hard-example weights apply')
     p.add_argument('--eval-every', type=int, default=250)
     p.add_argument('--coronal-normal-val-series', type=int, default=2,
                    help='coronal Normal ct-kidney train series moved to validation (ct-kidney val has none)')
     p.add_argument('--seed', type=int, default=20261125)
     p.add_argument('--out', default=str(REPO / 'model' / 'kidney-stone-cnn'), help='output path without extension')
     p.add_argument('--fixture', default=str(REPO / 'test' / 'fixtures' / 'model-parity.json'))
-    p.add_argument('--version', default='2.4.0', help='model version in the sidecar; bump it whenever the shipped weights change')
+    p.add_argument('--version', default='2.5.0', help='model version in the sidecar; bump it whenever the shipped weights change')
     return p.parse_args()
 
 
@@ -191,6 +196,8 @@ def main():
     mean = round(float(data.images[sample].float().mean() / 255), 4)
     std = round(float(data.images[sample].float().std() / 255), 4)
     weights = sampling_weights(data, train_rows)
+    hard = HardExampleWeights(weights, [data.cell(i) for i in train_rows], args.hard_examples)
+    hard_from = int(args.hard_examples_after * args.steps)
     train_rows = torch.as_tensor(train_rows)
     print(f'train {len(train_rows)} val {len(val_rows)} (with train series {sorted(moved)}) mean {mean} std {std} '
           f'cam {cam_size()}x{cam_size()} pooling {args.pooling}', flush=True)
@@ -203,11 +210,16 @@ def main():
     seen = 0
     tick = time.time()
     for step in range(1, args.steps + 1):
-        rows = train_rows[torch.multinomial(weights, args.batch, replacement=True, generator=gen)]
+        picked = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
+        rows = train_rows[picked]
         x, m, y, has = data.batch(rows)
         x, m = augment(x, m, gen)
         logits, cam = net((x - mean) / std)
-        ce = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
+        ce_each = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing, reduction='none')
+        ce = ce_each.mean()
+        hard.observe(picked, ce_each)
+        if step >= hard_from and step % 25 == 0:
+            weights = hard.weights()
         loc = localisation_loss(cam, m, has)
         loss = ce + args.cam_weight * loc
         opt.zero_grad()
