@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { answerType } from '../plugins/app/accept.js'
 import { build, ctKidneyImage, fileUpload, multipart, RECORDS_OFF, SHARED } from './helper.js'
 import { modified, scratchDir } from './helpers/dcmtk.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
-import { SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
+import { ctSliceFromImage, SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 const CT1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
@@ -37,9 +37,11 @@ t.test('the batch summary concludes a series as GET /studies does (k adjacent po
   t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
   const dir = await scratchDir(t)
-  // Five slices of CT1 (P(Stone) 0.003) with ct-small (0.41, above the threshold) at slice 3, or at slices 2 and 3.
-  const isolated = await writeCtSeries(join(dir, 'isolated'), { slices: 5, source: (i) => i === 2 ? CT_SOURCES.small : CT_SOURCES.ct1 })
-  const adjacent = await writeCtSeries(join(dir, 'adjacent'), { slices: 5, source: (i) => i === 1 || i === 2 ? CT_SOURCES.small : CT_SOURCES.ct1 })
+  // Five slices of CT1 (a chest slice, Normal) with a ct-kidney stone slice made DICOM at slice 3, or at slices 2 and 3.
+  const stoneSlice = join(dir, 'stone.dcm')
+  await writeFile(stoneSlice, await ctSliceFromImage(await ctKidneyImage('test/stone', 0)))
+  const isolated = await writeCtSeries(join(dir, 'isolated'), { slices: 5, source: (i) => i === 2 ? stoneSlice : CT_SOURCES.ct1 })
+  const adjacent = await writeCtSeries(join(dir, 'adjacent'), { slices: 5, source: (i) => i === 1 || i === 2 ? stoneSlice : CT_SOURCES.ct1 })
   // A multi-frame object of three frames: a stone slice's pixels as an 8-bit secondary capture.
   const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
   const multiFrame = writeDicom({

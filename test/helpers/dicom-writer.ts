@@ -1,4 +1,5 @@
 import { deflateRawSync } from 'node:zlib'
+import sharp from 'sharp'
 
 export const DEFLATED_EXPLICIT_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99'
 
@@ -145,4 +146,24 @@ export function writeDicom (spec: SyntheticDicom): Buffer {
   const transferSyntax = spec.transferSyntaxUid ?? '1.2.840.10008.1.2.1'
   const dataSet = Buffer.concat([imageAttributes(spec), pixelData(spec)])
   return Buffer.concat([part10Header(transferSyntax, spec.sopClassUid), transferSyntax === DEFLATED_EXPLICIT_LITTLE_ENDIAN ? deflateRawSync(dataSet) : dataSet])
+}
+
+/**
+ * A CT slice made from an exported image (a ct-kidney JPEG): its grey levels turned back into Hounsfield units
+ * through the abdomen window the model's DICOM input is displayed with (centre 40, width 400), so that the service
+ * windows it to the same picture. A series test needs slices the model calls Stone; the shared DICOM files are a
+ * chest and a spine slice, whose answers move with every model.
+ */
+export async function ctSliceFromImage (image: Buffer, window = { center: 40, width: 400 }): Promise<Buffer> {
+  const { data, info } = await sharp(image).greyscale().raw().toBuffer({ resolveWithObject: true })
+  const low = window.center - window.width / 2
+  return writeDicom({
+    rows: info.height,
+    columns: info.width,
+    bitsAllocated: 16,
+    signed: true,
+    rescaleSlope: 1,
+    rescaleIntercept: 0,
+    values: [...data].map((grey) => Math.round(low + grey / 255 * window.width))
+  })
 }
