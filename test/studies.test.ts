@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -8,8 +8,9 @@ import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { loadConfig } from '../plugins/app/config.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
-import { fileUpload, RECORDS_OFF } from './helper.js'
+import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
+import { ctSliceFromImage } from './helpers/dicom-writer.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
@@ -24,6 +25,10 @@ t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const server = await startPostgres()
 t.teardown(async () => await server.destroy())
 const validateReport = fhirR4Validator('DiagnosticReport')
+// A slice every model here calls Stone: a ct-kidney stone slice made DICOM. The shared spine slice CT_small is no such
+// slice: its answer moves with the model (2.4.0 Stone at 0.409, 2.5.0 Normal at 0.160).
+const STONE_SLICE = join(work, 'stone.dcm')
+await writeFile(STONE_SLICE, await ctSliceFromImage(await ctKidneyImage('test/stone', 0)))
 
 const backends: Array<{ engine: string, records: () => Promise<RecordsConfig> }> = [
   { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(await mkdtemp(join(work, 'pglite-'))) }) },
@@ -34,7 +39,7 @@ for (const backend of backends) {
   t.test(`${backend.engine}: a series sent slice by slice in any order comes back ordered, counted and concluded`, async (t) => {
     const app = await recordsApp(t, await backend.records(), { series: { idleSeconds: 1, minAdjacentSlices: 2 } })
     const series = await writeCtSeries(join(work, `${backend.engine}-series`), {
-      slices: 8, source: (i) => i % 3 === 0 ? CT_SOURCES.small : CT_SOURCES.ct1
+      slices: 8, source: (i) => i % 3 === 0 ? STONE_SLICE : CT_SOURCES.ct1
     })
     const order = [5, 0, 7, 2, 1, 6, 3, 4]
     for (const i of order) {
@@ -173,10 +178,10 @@ t.test('with authentication, another caller\'s copy of an instance does not repl
   const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
   const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
   const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
-  // Two slices from CT1 (P(Stone) 0.0028 on model 2.4.0), then CT_small (0.41, positive) under the same UIDs, and a
-  // third slice of CT_small next to them, which the sender had sent too but was refused.
+  // Two slices from CT1 (a chest slice, Normal), then a ct-kidney stone slice made DICOM (Stone) under the same UIDs,
+  // and a third copy of it next to them, which the sender had sent too but was refused.
   const sent = await writeCtSeries(join(work, 'copy-sent'), { slices: 2 })
-  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => CT_SOURCES.small })
+  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => STONE_SLICE })
   for (const [i, file] of copies.files.entries()) {
     await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, ...(i < 2 ? ['-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`] : []), file])
   }
