@@ -18,8 +18,8 @@ class HardExampleWeights:
         self.base = base_weights.double()
         names = sorted(set(cells))
         self.cell = torch.tensor([names.index(c) for c in cells])
-        self.cells = len(names)
-        self.share = torch.zeros(self.cells, dtype=torch.double).index_add_(0, self.cell, self.base)
+        self.cell_count = len(names)
+        self.share = torch.zeros(self.cell_count, dtype=torch.double).index_add_(0, self.cell, self.base)
         self.loss = torch.full((len(cells),), float('nan'), dtype=torch.double)
         self.strength, self.cap, self.momentum = strength, cap, momentum
 
@@ -34,13 +34,13 @@ class HardExampleWeights:
         if self.strength <= 0:
             return self.base
         seen = ~torch.isnan(self.loss)
-        totals = torch.zeros(self.cells, dtype=torch.double).index_add_(0, self.cell[seen], self.loss[seen])
-        counts = torch.zeros(self.cells, dtype=torch.double).index_add_(0, self.cell[seen], torch.ones_like(self.loss[seen]))
+        totals = torch.zeros(self.cell_count, dtype=torch.double).index_add_(0, self.cell[seen], self.loss[seen])
+        counts = torch.zeros(self.cell_count, dtype=torch.double).index_add_(0, self.cell[seen], torch.ones_like(self.loss[seen]))
         cell_mean = (totals / counts.clamp(min=1)).clamp(min=1e-12)
         loss = torch.where(seen, self.loss, cell_mean[self.cell])
         ratio = (loss / cell_mean[self.cell]).clamp(max=self.cap)
         # cells with no row seen yet: ratio 1 everywhere, the even spread
         ratio = torch.where(counts[self.cell] > 0, ratio, torch.ones_like(ratio))
         q = self.base * ((1 - self.strength) + self.strength * ratio)
-        cell_q = torch.zeros(self.cells, dtype=torch.double).index_add_(0, self.cell, q)
+        cell_q = torch.zeros(self.cell_count, dtype=torch.double).index_add_(0, self.cell, q)
         return q * (self.share / cell_q)[self.cell]
