@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { ServiceError } from '../../inference/errors.js'
-import { readInstanceKeys, type InstanceKeys } from '../../dicom-node/instance-keys.js'
+import type { InstanceKeys } from '../../dicom-node/instance-keys.js'
 import { CLASSIFIED_SOP_CLASSES, UnsupportedSopClassError } from '../../dicom-node/sop-classes.js'
 import { errorComment, failureStatus, type Refusal } from '../../dicom-node/status.js'
 import type { RecordOrigin } from '../../records/record.js'
@@ -22,15 +22,15 @@ declare module 'fastify' {
     /**
      * One DICOM instance received as a DICOM node (C-STORE, STOW-RS): classified through app.predict (so recorded like
      * any answer), or refused with a typed error that is recorded with the instance's UIDs so its study counts it.
-     * Never throws.
+     * `keys`: the instance's, as the caller read them from its bytes (readInstanceKeys, with what the C-STORE
+     * command says), once: STOW-RS needs them before classification to find repeated instances. Never throws.
      */
-    receiveInstance: (bytes: Buffer, origin: RecordOrigin, known?: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
+    receiveInstance: (bytes: Buffer, origin: RecordOrigin, keys: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, known: InstanceKeys = {}, options: PredictOptions = {}): Promise<IntakeOutcome> => {
-    const keys = readInstanceKeys(bytes, known)
+  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction } = await app.predict(bytes, origin, options)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { isEncapsulatedSyntax } from '../../inference/dicom/codecs.js'
 import { STATUS } from '../../dicom-node/dimse.js'
+import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { DicomNode, type StoreRequest, type StoreResult } from '../../dicom-node/server.js'
 
 /** Uncompressed syntaxes the decoder reads besides the encapsulated ones (inference/dicom/codecs.ts). */
@@ -27,7 +28,8 @@ export default fp(async (app) => {
 
   const store = async (request: StoreRequest): Promise<StoreResult> => {
     const origin = { caller: `dicom:${request.callingAe}`, route: 'DIMSE C-STORE', requestId: randomUUID() }
-    const outcome = await app.receiveInstance(request.bytes, origin, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
+    const keys = readInstanceKeys(request.bytes, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
+    const outcome = await app.receiveInstance(request.bytes, origin, keys)
     if (outcome.classified) return { status: STATUS.success }
     app.log.info({ requestId: origin.requestId, callingAe: request.callingAe, code: outcome.refusal.code, status: outcome.status.toString(16) }, 'C-STORE refused')
     return { status: outcome.status, comment: outcome.comment }
