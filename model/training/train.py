@@ -7,7 +7,6 @@ twins of val slices); test data is never looked at here except to write the pari
 decisions).
 """
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -18,8 +17,9 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from calibration import fit_platt, fold_calibration
-from dataset import ExportedData, augment, sampling_weights
+from dataset import ExportedData, sampling_weights
 from hard_examples import HardExampleWeights
+from pipeline import BackgroundValidation, BatchPrefetcher
 from export import REPO, export_facts, export_model, parity_inputs, write_parity_fixture, write_sidecar
 from network import LAYERS, POOLINGS, KidneyStoneNet, cam_size, mask_to_cam, stone_map
 from weight_average import WeightAverage
@@ -206,20 +206,29 @@ def main():
     average = WeightAverage(net, args.weight_average) if args.weight_average > 0 else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
-    best = (-1.0, None, None, -1)
+    def validate(evaluated):
+        val_logits = predict(evaluated, data, val_rows, mean, std)
+        report, _ = val_report(data, val_rows, val_logits)
+        return selection_score(report), val_logits, report
+
+    batches = BatchPrefetcher(data, train_rows, args.batch, gen, args.threads)
+    validation = BackgroundValidation(validate, args.threads)
+    batches.request(weights)
     seen = 0
     tick = time.time()
     for step in range(1, args.steps + 1):
-        picked = torch.multinomial(weights, args.batch, replacement=True, generator=gen)
-        rows = train_rows[picked]
-        x, m, y, has = data.batch(rows)
-        x, m = augment(x, m, gen)
+        picked, x, m, y, has = batches.take()
+        reweigh = step >= hard_from and step % 25 == 0
+        if not reweigh and step < args.steps:
+            batches.request(weights)
         logits, cam = net((x - mean) / std)
         ce_each = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing, reduction='none')
         ce = ce_each.mean()
         hard.observe(picked, ce_each)
-        if step >= hard_from and step % 25 == 0:
+        if reweigh:
             weights = hard.weights()
+            if step < args.steps:
+                batches.request(weights)
         loc = localisation_loss(cam, m, has)
         loss = ce + args.cam_weight * loc
         opt.zero_grad()
@@ -228,24 +237,19 @@ def main():
         sched.step()
         if average is not None:
             average.update(net)
-        seen += len(rows)
+        seen += len(picked)
         if step % 25 == 0:
             print(f'step {step} ce {ce.item():.3f} loc {loc.item():.3f} {seen / (time.time() - tick):.1f} img/s '
                   f'{(time.time() - started) / 60:.1f} min', flush=True)
         out_of_time = args.max_minutes > 0 and (time.time() - started) / 60 > args.max_minutes
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
-            evaluated = net if average is None else average.net
-            val_logits = predict(evaluated, data, val_rows, mean, std)
-            report, _ = val_report(data, val_rows, val_logits)
-            score = selection_score(report)
-            print(f'eval step {step}: {report} score {score:.4f}', flush=True)
-            if score > best[0]:
-                best = (score, copy.deepcopy(evaluated.state_dict()), val_logits, step)
+            validation.submit(step, net if average is None else average.net)
             if out_of_time:
                 print(f'stopping at step {step}: --max-minutes {args.max_minutes} reached', flush=True)
                 break
+    batches.close()
 
-    score, state, val_logits, best_step = best
+    score, state, val_logits, best_step = validation.result()
     net.load_state_dict(state)
     net.eval()
     # calibrated on the real val slices of the ct-kidney hospital (ct-kidney, cysts, tumours): the yildirim
