@@ -20,19 +20,25 @@ const LOOKBACK_SECONDS = 7 * 24 * 3600
 export class PushQueue {
   constructor (private readonly driver: SqlDriver) {}
 
-  /** Queues every study final for `idleSeconds` whose newest version is not queued yet; returns how many. */
-  async enqueueFinal (idleSeconds: number): Promise<number> {
+  /**
+   * Queues every study final for `idleSeconds` at `now` whose newest version is not queued yet; returns how many.
+   * `now` is the service's clock, the clock that wrote created_at: measured against the database's now(), a service
+   * host 10 minutes behind the database server pushed every study 10 minutes before it was final, one ahead pushed it
+   * late. The leases and retry times below stay on the database's clock: they are written and compared by it alone,
+   * one clock shared by every replica.
+   */
+  async enqueueFinal (idleSeconds: number, now: Date): Promise<number> {
     const rows = await this.driver.query<{ n: number }>(
       'WITH received AS (' +
-      '  SELECT study_instance_uid, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > now() - make_interval(secs => $1)' +
-      '  UNION ALL SELECT study_instance_uid, created_at FROM failed_instances WHERE created_at > now() - make_interval(secs => $1)' +
+      '  SELECT study_instance_uid, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > $3::timestamptz - make_interval(secs => $1)' +
+      '  UNION ALL SELECT study_instance_uid, created_at FROM failed_instances WHERE created_at > $3::timestamptz - make_interval(secs => $1)' +
       '), final AS (' +
-      '  SELECT study_instance_uid, max(created_at) AS version FROM received GROUP BY study_instance_uid HAVING max(created_at) <= now() - make_interval(secs => $2)' +
+      '  SELECT study_instance_uid, max(created_at) AS version FROM received GROUP BY study_instance_uid HAVING max(created_at) <= $3::timestamptz - make_interval(secs => $2)' +
       '), queued AS (' +
       '  INSERT INTO study_pushes (study_instance_uid, version, next_attempt_at) SELECT study_instance_uid, version, now() FROM final ' +
       '  ON CONFLICT (study_instance_uid) DO UPDATE SET version = EXCLUDED.version, attempts = 0, pushed_at = NULL, gave_up = false, ' +
       '    last_error = NULL, location = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
-      ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds], 'pushes.enqueue')
+      ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds, now.toISOString()], 'pushes.enqueue')
     return Number(rows[0]?.n ?? 0)
   }
 

@@ -120,6 +120,9 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     // accepted on the old code: its caller jwt:clinic\0admin could not be written (PostgreSQL text holds no NUL), so its
     // every prediction was 503 RECORDS_UNAVAILABLE 'retry after 5 s' and counted as a records write failure
     ['a subject with a NUL', signJwt(claims({ sub: 'clinic\u0000admin' }), 'HS256', SECRET)],
+    // accepted on the old code (200): fast-jwt checks exp and nbf against the clock, never iat
+    ['issued an hour in the future', signJwt(claims({ iat: now + 3600, exp: now + 3900 }), 'HS256', SECRET)],
+    ['an iat that is not a number', signJwt(claims({ iat: String(now + 3600) }), 'HS256', SECRET)],
     ['garbage', 'not.a.token']
   ]
   for (const [name, token] of refused) {
@@ -134,6 +137,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.equal(anonymous.json().message, 'The bearer token names no subject (sub): the service keeps records per subject.')
   const nul = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a NUL')?.[1] ?? '') })
   t.equal(nul.json().message, 'The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
+  const future = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'issued an hour in the future')?.[1] ?? '') })
+  t.equal(future.json().message, `The bearer token was issued in the future (iat ${new Date((now + 3600) * 1000).toISOString()}), beyond the clock tolerance of 5 s.`)
   t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
 
   const slice = await ctKidneyImage('test/normal')
@@ -144,6 +149,16 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.equal(await predictWith(signJwt(claims({ scope: 'read' }), 'HS256', SECRET)), 403, 'no predict scope')
   t.equal(await predictWith(signJwt(claims({ scope: undefined, scp: ['read', 'predict'] }), 'HS256', SECRET)), 200, 'scp array')
   t.equal(await predictWith(signJwt(claims({ scope: 'openid predict' }), 'HS256', SECRET)), 200, 'space-separated scope')
+})
+
+t.test('JWT iat: a token issued in the future is accepted within AUTH_JWT_CLOCK_TOLERANCE_S, the tolerance of exp and nbf', async (t) => {
+  const app = await authApp(t, { AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_CLOCK_TOLERANCE_S: '600' })
+  const now = Math.floor(Date.now() / 1000)
+  const bearer = (payload: Record<string, unknown>): Record<string, string> => ({ authorization: `Bearer ${signJwt(claims(payload), 'HS256', SECRET)}` })
+  t.same(await status(app, '/model', bearer({ iat: now + 300 })), [200, undefined], 'issuer\'s clock 5 minutes ahead, within 600 s')
+  t.same(await status(app, '/model', bearer({ nbf: now + 300 })), [200, undefined], 'nbf within the same tolerance')
+  t.same(await status(app, '/model', bearer({ iat: now + 3600, exp: now + 3900 })), [401, 'UNAUTHORIZED'], 'an hour ahead: beyond it')
+  t.same(await status(app, '/model', bearer({ iat: undefined })), [200, undefined], 'iat stays optional')
 })
 
 t.test('JWT RS256 and ES256 with a public key file; AUTH_MODE=any accepts either credential', async (t) => {

@@ -11,6 +11,7 @@ import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
 import type { PushQueue } from '../records/push-queue.js'
+import { RecordStore } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
@@ -86,6 +87,26 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
   t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
   await until(() => stub.received.length >= 4, 'the new version pushed')
   t.equal(stub.received[3].body.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'with the new series')
+})
+
+t.test('a study is final by the service\'s clock, which wrote its instance times, whatever the database\'s clock says', async (t) => {
+  // The database here runs on this host's clock; the service's clock is set an hour off it, as on a service host whose
+  // clock is skewed from the database server's. On the old code (the database's now()) the study behind the database's
+  // clock was queued at once, 59 minutes before it was final, and the study ahead of it was not queued before an hour.
+  const { store } = await RecordStore.open({ engine: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-skew')) })
+  t.teardown(async () => await store.close())
+  const idleSeconds = 60
+  const instance = async (studyInstanceUid: string, createdAt: Date): Promise<void> =>
+    await store.saveFailedInstance({ caller: 'anonymous', route: '/studies', createdAt, studyInstanceUid, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+  const hour = 3_600_000
+  const ahead = new Date(Date.now() + hour)
+  await instance('1.2.826.0.1.3680043.8.498.1', new Date(ahead.getTime() - 2 * idleSeconds * 1000))
+  t.equal(await store.pushes.enqueueFinal(idleSeconds, ahead), 1, 'service clock an hour ahead: two idle minutes make a study final')
+  t.match(await store.pushes.state('1.2.826.0.1.3680043.8.498.1'), { attempts: 0, pushed: false })
+  const behind = new Date(Date.now() - hour)
+  await instance('1.2.826.0.1.3680043.8.498.2', behind)
+  t.equal(await store.pushes.enqueueFinal(idleSeconds, behind), 0, 'service clock an hour behind: a study received just now is not final')
+  t.equal(await store.pushes.state('1.2.826.0.1.3680043.8.498.2'), undefined)
 })
 
 t.test('a 4xx other than 408/429 is not retried: the push is given up at once', async (t) => {

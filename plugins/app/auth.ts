@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import jwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
-import { PREDICT_SCOPE, sha256, type ApiKey, type AuthConfig } from './auth-config.js'
+import { PREDICT_SCOPE, sha256, type ApiKey, type AuthConfig, type JwtVerification } from './auth-config.js'
 import { AuthenticationError, ForbiddenError } from './errors.js'
 
 export interface Principal {
@@ -63,7 +63,21 @@ const JWT_MESSAGES: Record<string, string> = {
   FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'The bearer token was not issued for this service.'
 }
 
-async function verifyBearer (request: FastifyRequest, scopeClaim: string | undefined): Promise<Principal> {
+/**
+ * @fastify/jwt (fast-jwt) checks `exp` and `nbf` but never `iat`: a token issued in the future, by an issuer whose
+ * clock runs ahead or one minted to outlive its issuer's key rotation, passed. Refused beyond the same tolerance.
+ */
+function checkIssuedAt (iat: unknown, clockToleranceS: number): void {
+  if (iat === undefined) return
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) {
+    throw new AuthenticationError('The bearer token\'s issue time (iat) is not a number of seconds.')
+  }
+  if (iat * 1000 > Date.now() + clockToleranceS * 1000) {
+    throw new AuthenticationError(`The bearer token was issued in the future (iat ${new Date(iat * 1000).toISOString()}), beyond the clock tolerance of ${clockToleranceS} s.`)
+  }
+}
+
+async function verifyBearer (request: FastifyRequest, jwtConfig: JwtVerification): Promise<Principal> {
   let payload: Record<string, unknown>
   try {
     payload = await request.jwtVerify<Record<string, unknown>>()
@@ -71,6 +85,7 @@ async function verifyBearer (request: FastifyRequest, scopeClaim: string | undef
     const code = (error as { code?: string }).code ?? ''
     throw new AuthenticationError(JWT_MESSAGES[code] ?? 'The bearer token is invalid.')
   }
+  checkIssuedAt(payload.iat, jwtConfig.clockToleranceS)
   // The subject is whose records a caller reads (`jwt:<sub>`). Tokens without one (an identity provider's
   // client-credentials tokens may leave it out) all became the one caller `jwt:jwt`, and read each other's records.
   if (typeof payload.sub !== 'string' || payload.sub === '') {
@@ -79,7 +94,7 @@ async function verifyBearer (request: FastifyRequest, scopeClaim: string | undef
   if (payload.sub.includes('\0')) {
     throw new AuthenticationError('The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
   }
-  return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, scopeClaim) }
+  return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, jwtConfig.scopeClaim) }
 }
 
 async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise<Principal> {
@@ -90,7 +105,7 @@ async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise
     return { kind: 'api-key', name: key.name, scopes: key.scopes }
   }
   if (auth.jwt !== undefined && request.headers.authorization?.toLowerCase().startsWith('bearer ') === true) {
-    return await verifyBearer(request, auth.jwt.scopeClaim)
+    return await verifyBearer(request, auth.jwt)
   }
   throw new AuthenticationError()
 }

@@ -75,7 +75,7 @@ export default fp(async (app) => {
     // A report needs the model's threshold (app.studyResult): no study is claimed before the model is loaded.
     if (app.model.state === 'loading') return
     try {
-      await app.records.withPushQueue(async (queue) => await queue.enqueueFinal(idleSeconds))
+      await app.records.withPushQueue(async (queue) => await queue.enqueueFinal(idleSeconds, new Date()))
       for (let n = 0; n < PUSHES_PER_PASS && !stopping.signal.aborted; n++) {
         const [push] = await app.records.withPushQueue(async (queue) => await queue.claimDue(1, LEASE_SECONDS))
         if (push === undefined) break
