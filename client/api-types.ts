@@ -1348,7 +1348,10 @@ export interface components {
              */
             predictionId: string;
             sopInstanceUid?: string;
+            /** @description The instance's InstanceNumber; absent on the frames of a multi-frame object. */
             instanceNumber?: number;
+            /** @description Of a multi-frame object (its frames are slices of the series): the frame, 1-based. */
+            frame?: number;
             /** @description mm along the slice normal. */
             slicePosition?: number;
             /** @description P(Stone). */
@@ -1394,7 +1397,7 @@ export interface components {
             maxProbabilityIndex?: number;
             rule: components["schemas"]["SeriesRule"];
             model?: components["schemas"]["ModelRef"];
-            /** @description Classified instances ordered by slice position, then InstanceNumber. */
+            /** @description Classified slices (each instance, each frame of a multi-frame object) ordered by slice position, then InstanceNumber. */
             slices: components["schemas"]["StudySlice"][];
             /** @description Refused instances, in the order received. */
             failures: components["schemas"]["FailedInstance"][];
