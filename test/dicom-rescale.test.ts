@@ -11,6 +11,7 @@ import { modified, scratchDir } from './helpers/dcmtk.js'
 const CT1 = await readFile(`${SHARED}/data/dicom/ct1-unc-explicit-little-endian.dcm`)
 const SLOPE = '(0028,1053)'
 const INTERCEPT = '(0028,1052)'
+const SOP_INSTANCE = '(0008,0018)'
 const BROKEN: Array<[string, Record<string, string>, RegExp]> = [
   ['slope 0', { [SLOPE]: '0' }, /Rescale Slope \(0028,1053\) is 0/],
   ['slope 0.000', { [SLOPE]: '0.000' }, /Rescale Slope \(0028,1053\) is 0/],
@@ -46,7 +47,8 @@ t.test('POST /predict: an unusable Rescale Slope or Intercept is 422 CORRUPT_DIC
 t.test('POST /predict/batch: the file with a slope of 0 has its own CORRUPT_DICOM, the others are classified', async (t) => {
   const app = await build(t)
   const dir = await scratchDir(t)
-  const broken = await modified(dir, CT1, { [SLOPE]: '0' })
+  // Its own SOP Instance UID: a second file under CT1's UID would be refused as a repeat of the first (DUPLICATE_SOP_INSTANCE).
+  const broken = await modified(dir, CT1, { [SLOPE]: '0', [SOP_INSTANCE]: '2.25.1053' })
   const part = (data: Buffer, i: number): { name: string, filename: string, contentType: string, data: Buffer } =>
     ({ name: 'files', filename: `IM${i}.dcm`, contentType: 'application/dicom', data })
   const res = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([part(CT1, 0), part(broken, 1)]) })
@@ -79,7 +81,7 @@ t.test('a CT slice with a Rescale Intercept and no Slope, or the reverse, is 422
 t.test('POST /predict/batch: the CT slice without its Rescale Slope has its own CORRUPT_DICOM beside a classified one', async (t) => {
   const app = await build(t)
   const dir = await scratchDir(t)
-  const half = await modified(dir, CT1, { [SLOPE]: null })
+  const half = await modified(dir, CT1, { [SLOPE]: null, [SOP_INSTANCE]: '2.25.1052' })
   const res = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([CT1, half].map((data, i) => ({ name: 'files', filename: `IM${i}.dcm`, contentType: 'application/dicom', data }))) })
   t.equal(res.statusCode, 200, res.body.slice(0, 300))
   const { results, summary } = res.json()
