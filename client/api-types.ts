@@ -1221,7 +1221,7 @@ export interface components {
                 series: {
                     studyInstanceUid?: string;
                     seriesInstanceUid: string;
-                    /** @description Slices classified: a multi-frame object counts each frame; the same SOP instance in two files counts once (the later file). */
+                    /** @description Slices classified: a multi-frame object counts each frame; a SOP instance sent twice counts once (the first file: a repeat with the same bytes shares its result, one with other bytes is 409 DUPLICATE_SOP_INSTANCE). */
                     slices: number;
                     /** @description The series rule of GET /studies (inference/series-conclusion.ts): Stone when at least SERIES_MIN_ADJACENT_SLICES (k, default 2; at most the slice count) adjacent slices have P(Stone) at or above the model threshold, else Normal. A lone positive slice among normal neighbours does not make the series Stone; it is still listed in stoneSlices. */
                     conclusion: "Normal" | "Stone";
@@ -1348,7 +1348,10 @@ export interface components {
              */
             predictionId: string;
             sopInstanceUid?: string;
+            /** @description The instance's InstanceNumber; absent on the frames of a multi-frame object. */
             instanceNumber?: number;
+            /** @description Of a multi-frame object (its frames are slices of the series): the frame, 1-based. */
+            frame?: number;
             /** @description mm along the slice normal. */
             slicePosition?: number;
             /** @description P(Stone). */
@@ -1394,7 +1397,7 @@ export interface components {
             maxProbabilityIndex?: number;
             rule: components["schemas"]["SeriesRule"];
             model?: components["schemas"]["ModelRef"];
-            /** @description Classified instances ordered by slice position, then InstanceNumber. */
+            /** @description Classified slices (each instance, each frame of a multi-frame object) ordered by slice position, then InstanceNumber. */
             slices: components["schemas"]["StudySlice"][];
             /** @description Refused instances, in the order received. */
             failures: components["schemas"]["FailedInstance"][];

@@ -1,5 +1,5 @@
 import type { PredictionFields } from './prediction.js'
-import { concludeSeries, type SeriesConclusion, type SliceResult } from './series-conclusion.js'
+import { concludeSeries, instanceSlices, type SeriesConclusion, type SliceResult } from './series-conclusion.js'
 
 export interface BatchEntry {
   index: number
@@ -36,17 +36,14 @@ export function concludeFileSeries (results: ReadonlyArray<PredictionFields | un
     if (result?.dicom?.seriesInstanceUid === undefined) continue
     const { seriesInstanceUid, studyInstanceUid, sopInstanceUid, instanceNumber, slicePosition } = result.dicom
     const group = groups.get(seriesInstanceUid) ?? { studyInstanceUid, threshold: result.threshold, slices: new Map() }
-    const frames = result.frames ?? [{ frame: undefined, slicePosition, prediction: result.prediction, probabilities: result.probabilities }]
-    for (const [frameIndex, { frame, ...decision }] of frames.entries()) {
-      group.slices.set(`${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`, {
-        index,
-        ...(frame === undefined ? {} : { frame }),
-        ...(sopInstanceUid === undefined ? {} : { sopInstanceUid }),
-        ...(decision.slicePosition === undefined ? {} : { slicePosition: decision.slicePosition }),
-        ...(instanceNumber === undefined || result.frames !== undefined ? {} : { instanceNumber }),
-        probability: decision.probabilities.Stone,
-        prediction: decision.prediction
-      })
+    const instance = {
+      ...(slicePosition === undefined ? {} : { slicePosition }),
+      ...(instanceNumber === undefined ? {} : { instanceNumber }),
+      probability: result.probabilities.Stone,
+      prediction: result.prediction
+    }
+    for (const [frameIndex, slice] of instanceSlices(instance, result.frames).entries()) {
+      group.slices.set(`${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`, { index, ...(sopInstanceUid === undefined ? {} : { sopInstanceUid }), ...slice })
     }
     groups.set(seriesInstanceUid, group)
   }

@@ -39,6 +39,30 @@ export interface SliceResult {
   prediction: string
 }
 
+/** One frame's answer in a multi-frame object's answer (its `frames`): `frame` 1-based. */
+export interface FrameAnswer {
+  frame: number
+  slicePosition?: number
+  prediction: string
+  probabilities: { Stone: number }
+}
+
+/**
+ * The slices one classified instance brings to its series: each frame of a multi-frame object (an Enhanced CT holds a
+ * series in one object), with its own position and answer, else the instance itself. A frame carries no
+ * InstanceNumber: the object's names all its frames alike. POST /predict/batch and the CLI (batch-summary.ts) and
+ * GET /studies (records/study-result.ts) count and conclude slices through this one function.
+ */
+export function instanceSlices (instance: SliceResult, frames: readonly FrameAnswer[] | undefined): Array<SliceResult & { frame?: number }> {
+  if (frames === undefined) return [instance]
+  return frames.map(({ frame, slicePosition, prediction, probabilities }) => ({
+    frame,
+    ...(slicePosition === undefined ? {} : { slicePosition }),
+    probability: probabilities.Stone,
+    prediction
+  }))
+}
+
 export interface SeriesRule {
   /** P(Stone) at or above which a slice is positive: the model's decision threshold. */
   threshold: number

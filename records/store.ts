@@ -8,6 +8,7 @@ import { openPostgres } from './postgres-driver.js'
 import { PushQueue } from './push-queue.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
+import type { FrameAnswer } from '../inference/series-conclusion.js'
 
 export type StoreOptions =
   | { engine: 'pglite', dataDir: string }
@@ -37,6 +38,8 @@ export interface StudyInstanceRow {
   model_name: string
   model_version: string
   threshold: number
+  /** A multi-frame object's per-frame answers (its answer's `frames`), each frame a slice; null for a single image. */
+  frames?: FrameAnswer[] | null
 }
 
 /** One refused instance of a study. */
@@ -200,7 +203,7 @@ export class RecordStore {
     const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
     const instances = await this.driver.query<StudyInstanceRow>(
       'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
-      `model_version, threshold, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
+      `model_version, threshold, answer->'frames' AS frames, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
       'ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
       `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +

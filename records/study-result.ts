@@ -1,4 +1,4 @@
-import { concludeSeries, concludeStudy, orderSlices } from '../inference/series-conclusion.js'
+import { concludeSeries, concludeStudy, instanceSlices, orderSlices } from '../inference/series-conclusion.js'
 import { DISCLAIMER } from '../inference/recommend.js'
 import type { SeriesResult, StudyResult } from '../schemas/study.js'
 import type { StudyFailureRow, StudyInstanceRow, StudyRows } from './store.js'
@@ -58,14 +58,18 @@ function groupBySeries ({ instances, failures }: StudyRows): Map<string, SeriesR
 function seriesResult (seriesInstanceUid: string, rows: SeriesRows, options: StudyResultOptions): SeriesResult {
   const instances = [...rows.instances.values()]
   const newest = instances.reduce<StudyInstanceRow | undefined>((latest, row) => latest === undefined || row.created_at > latest.created_at ? row : latest, undefined)
-  const slices = orderSlices(instances.map((row) => ({
-    predictionId: row.id,
-    ...(row.sop_instance_uid === null ? {} : { sopInstanceUid: row.sop_instance_uid }),
+  // A multi-frame object's frames are slices of its series, counted and concluded as POST /predict/batch does.
+  const slices = orderSlices(instances.flatMap((row) => instanceSlices({
     ...(row.instance_number === null ? {} : { instanceNumber: row.instance_number }),
     ...(row.slice_position === null ? {} : { slicePosition: row.slice_position }),
     probability: row.probability_stone,
-    prediction: row.prediction as 'Normal' | 'Stone'
-  })))
+    prediction: row.prediction
+  }, row.frames ?? undefined).map((slice) => ({
+    predictionId: row.id,
+    ...(row.sop_instance_uid === null ? {} : { sopInstanceUid: row.sop_instance_uid }),
+    ...slice,
+    prediction: slice.prediction as 'Normal' | 'Stone'
+  }))))
   // The threshold of the model that classified the newest instance: a series re-sent after a model change is judged as now.
   const conclusion = concludeSeries(slices, { threshold: newest?.threshold ?? options.threshold, minAdjacentSlices: options.minAdjacentSlices })
   const finalAt = new Date(Date.parse(iso(rows.lastReceivedAt)) + options.idleSeconds * 1000)

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
 import { readInstanceKeys } from '../dicom-node/instance-keys.js'
-import { DuplicateInstanceError, requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
@@ -50,22 +51,10 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     const origin = recordOrigin(request)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
-    // The first part of each SOP Instance UID. A part repeating it with the same bytes shares its outcome (one
-    // classification, one record); with other bytes it is refused, not left to which record commits first.
-    const firstParts = new Map<string, { body: Buffer, outcome: Promise<IntakeOutcome> }>()
-    const outcomes = await Promise.all(parts.map(async (part): Promise<IntakeOutcome> => {
-      const keys = readInstanceKeys(part.body)
-      const sop = keys.sopInstanceUid
-      const first = sop === undefined ? undefined : firstParts.get(sop)
-      if (sop !== undefined && first !== undefined) {
-        if (first.body.equals(part.body)) return await first.outcome
-        const { code, statusCode, message } = new DuplicateInstanceError(sop)
-        return refusedOutcome(keys, { code, statusCode, message })
-      }
-      const outcome = slots(async () => await app.receiveInstance(part.body, origin, keys, options))
-      if (sop !== undefined) firstParts.set(sop, { body: part.body, outcome })
-      return await outcome
-    }))
+    const keys = parts.map((part) => readInstanceKeys(part.body))
+    const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),
+      async (i) => await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
+      (i, { code, statusCode, message }) => refusedOutcome(keys[i], { code, statusCode, message }))
     const reference = (outcome: IntakeOutcome) => ({
       '00081150': uiAttribute(outcome.keys.sopClassUid),
       '00081155': uiAttribute(outcome.keys.sopInstanceUid),

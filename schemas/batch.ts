@@ -28,7 +28,7 @@ export const BatchResponseSchema = Type.Object({
     series: Type.Array(Type.Object({
       studyInstanceUid: Type.Optional(Type.String()),
       seriesInstanceUid: Type.String(),
-      slices: Type.Integer({ description: 'Slices classified: a multi-frame object counts each frame; the same SOP instance in two files counts once (the later file).' }),
+      slices: Type.Integer({ description: 'Slices classified: a multi-frame object counts each frame; a SOP instance sent twice counts once (the first file: a repeat with the same bytes shares its result, one with other bytes is 409 DUPLICATE_SOP_INSTANCE).' }),
       conclusion: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], {
         description: 'The series rule of GET /studies (inference/series-conclusion.ts): Stone when at least SERIES_MIN_ADJACENT_SLICES ' +
           '(k, default 2; at most the slice count) adjacent slices have P(Stone) at or above the model threshold, else Normal. A lone ' +

@@ -29,7 +29,8 @@ export const PositiveRangeSchema = Type.Object({
 export const StudySliceSchema = Type.Object({
   predictionId: Type.String({ format: 'uuid', description: 'GET /predictions/{id} gives the full answer for this slice.' }),
   sopInstanceUid: Type.Optional(Type.String()),
-  instanceNumber: Type.Optional(Type.Integer()),
+  instanceNumber: Type.Optional(Type.Integer({ description: 'The instance\'s InstanceNumber; absent on the frames of a multi-frame object.' })),
+  frame: Type.Optional(Type.Integer({ minimum: 1, description: 'Of a multi-frame object (its frames are slices of the series): the frame, 1-based.' })),
   slicePosition: Type.Optional(Type.Number({ description: 'mm along the slice normal.' })),
   probability: Type.Number({ minimum: 0, maximum: 1, description: 'P(Stone).' }),
   prediction: Type.Union([Type.Literal('Normal'), Type.Literal('Stone')], { description: 'The per-slice decision.' })
@@ -58,7 +59,7 @@ export const SeriesResultSchema = Type.Object({
   maxProbabilityIndex: Type.Optional(Type.Integer({ minimum: 0, description: 'Index in `slices` of the slice with the highest P(Stone).' })),
   rule: refTo(SeriesRuleSchema),
   model: Type.Optional(refTo(ModelRefSchema)),
-  slices: Type.Array(refTo(StudySliceSchema), { description: 'Classified instances ordered by slice position, then InstanceNumber.' }),
+  slices: Type.Array(refTo(StudySliceSchema), { description: 'Classified slices (each instance, each frame of a multi-frame object) ordered by slice position, then InstanceNumber.' }),
   failures: Type.Array(refTo(FailedInstanceSchema), { description: 'Refused instances, in the order received.' })
 }, { $id: 'SeriesResult', title: 'SeriesResult' })
 

@@ -84,3 +84,15 @@ t.test('a multi-frame object whose frames would not fit where they are decoded i
   await t.rejects(decodeDicomInstance(bytes, { channels: 1, maxPixels: 16, maxFrames: 3, maxTotalPixels: 47 }),
     { code: 'DICOM_TOO_LARGE', message: /3 frames of 4x4 would decode to more than the 47 pixels/ })
 })
+
+t.test('an Enhanced CT frame whose Pixel Value Transformation has an intercept and no slope is 422 CORRUPT_DICOM naming the slope', async (t) => {
+  const app = await build(t)
+  const stored = Array.from(ct1Hu, (hu) => hu + 1024)
+  const interceptOnly = sequence(0x0028, 0x9145, [[element(0x0028, 0x1052, 'DS', text(-1024)), element(0x0028, 0x1054, 'LO', text('HU'))]])
+  const bytes = enhancedCt([
+    { stored, perFrame: [planePosition(-120), pixelValueTransformation(-1024)] },
+    { stored, perFrame: [planePosition(-115), interceptOnly] }
+  ], [planeOrientation()])
+  // On the old code: 200, the second frame read with slope 1 (the identity standing in for the missing slope).
+  t.match(await predict(app, bytes), { statusCode: 422, body: { code: 'CORRUPT_DICOM', message: /Rescale Slope \(0028,1053\) is missing beside its Rescale Intercept \(0028,1052\)/ } })
+})

@@ -68,6 +68,43 @@ t.test('the batch summary concludes a series as GET /studies does (k adjacent po
   }
 })
 
+t.test('a SOP instance sent twice in one batch is classified once: the same bytes share the first file\'s answer, other bytes are 409 DUPLICATE_SOP_INSTANCE; GET /studies agrees', async (t) => {
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-batch-repeat-')))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
+  const dir = await scratchDir(t)
+  const stoneSlice = join(dir, 'stone.dcm')
+  await writeFile(stoneSlice, await ctSliceFromImage(await ctKidneyImage('test/stone', 0)))
+  // Five slices, the stone slice at slice 3 among normal ones: Normal under k=2. Counted twice, the stone slice would
+  // be a second positive slice at the same position, adjacent to the first: Stone.
+  const series = await writeCtSeries(join(dir, 'series'), { slices: 5, source: (i) => i === 2 ? stoneSlice : CT_SOURCES.ct1 })
+  const files = await Promise.all([...series.files, series.files[2]].map(async (file) => await readFile(file)))
+  const batch = async (parts: Buffer[]): Promise<any> =>
+    (await app.inject({ method: 'POST', url: '/predict/batch', ...multipart(parts.map((bytes, i) => dicomPart(bytes, i))) })).json()
+  const same = await batch(files)
+  t.same(same.results.map((r: any) => r.index), [0, 1, 2, 3, 4, 5], 'each file its own item')
+  t.equal(same.results[5].result.id, same.results[2].result.id, 'the same bytes again: the first file\'s answer and record')
+  t.same([same.summary.files, same.summary.succeeded], [6, 6])
+  t.match(same.summary.series, [{ slices: 5, conclusion: 'Normal' }], 'five slices: the repeated instance counts once')
+  t.same(same.summary.series[0].stoneSlices.map((s: any) => s.sopInstanceUid), [series.sopInstanceUids[2]])
+  // Another file under the stone slice's SOP Instance UID (CT1's chest slice, Normal) after it. On the old code both
+  // were classified and recorded: the summary took the later (Normal), GET /studies the one whose record committed
+  // last, either (a probe of six such batches: two disagreed).
+  const other = await writeCtSeries(join(dir, 'other'), { slices: 1, attributes: { StudyInstanceUID: series.studyInstanceUid, SeriesInstanceUID: series.seriesInstanceUid, SOPInstanceUID: series.sopInstanceUids[2] } })
+  const changed = await batch([...files.slice(0, 5), await readFile(other.files[0])])
+  t.match(changed.results[5], { index: 5, error: { code: 'DUPLICATE_SOP_INSTANCE', statusCode: 409 } })
+  t.match(changed.summary, { succeeded: 5, failed: 1, series: [{ slices: 5, conclusion: 'Normal' }] })
+  t.same(changed.summary.series[0].stoneSlices.map((s: any) => [s.index, s.sopInstanceUid]), [[2, series.sopInstanceUids[2]]], 'the first file\'s answer')
+  const ofStone = async (): Promise<any> => (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+    .series[0].slices.find((s: any) => s.sopInstanceUid === series.sopInstanceUids[2])
+  let slice = await ofStone()
+  for (let attempt = 0; attempt < 100 && slice.predictionId !== changed.results[2].result.id; attempt++) { // records are written in the background
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    slice = await ofStone()
+  }
+  t.match(slice, { predictionId: changed.results[2].result.id, prediction: 'Stone' }, 'the study keeps the first file\'s answer too')
+})
+
 t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', async (t) => {
   const app = await build(t, { config: { batchMaxFiles: 3 } })
   const tooMany = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([0, 1, 2, 3].map((i) => dicomPart(CT1, i))) })

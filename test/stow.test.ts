@@ -63,18 +63,21 @@ t.test('curl: a CT series and an MR instance in one request: 202, ReferencedSOPS
   t.same(study.series.find((s: any) => s.seriesInstanceUid === mr.seriesInstanceUid).failures.map((f: any) => f.code), ['UNSUPPORTED_SOP_CLASS'])
 })
 
-t.test('an instance whose Rescale Slope is 0 is a failed SOP (C000, CORRUPT_DICOM), counted as failed in its series', async (t) => {
+t.test('an instance whose Rescale Slope is 0, and one with no Rescale Intercept, are failed SOPs (C000, CORRUPT_DICOM), counted as failed in their series', async (t) => {
   const series = await writeCtSeries(join(work, 'slope'), { slices: 2 })
-  const broken = await writeCtSeries(join(work, 'slope-0'), { slices: 1, studyInstanceUid: series.studyInstanceUid, attributes: { RescaleSlope: '0' } })
-  const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=slope' }, payload: await relatedBody([...series.files, broken.files[0]], 'slope') })
+  const broken = await writeCtSeries(join(work, 'slope-0'), { slices: 2, studyInstanceUid: series.studyInstanceUid })
+  await run('dcmodify', ['-nb', '-i', '(0028,1053)=0', broken.files[0]])
+  // On the old code the slice without its intercept was stored and classified (intercept read as 0).
+  await run('dcmodify', ['-nb', '-e', '(0028,1052)', broken.files[1]])
+  const res = await app.inject({ method: 'POST', url: '/studies', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=slope' }, payload: await relatedBody([...series.files, ...broken.files], 'slope') })
   t.equal(res.statusCode, 202, res.body.slice(0, 300))
-  t.same(res.json()['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[broken.sopInstanceUids[0], 0xc000]])
+  t.same(res.json()['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), broken.sopInstanceUids.map((uid) => [uid, 0xc000]))
   let study: any
   for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {
     study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  t.same(study.series.find((s: any) => s.seriesInstanceUid === broken.seriesInstanceUid).failures.map((f: any) => f.code), ['CORRUPT_DICOM'])
+  t.same(study.series.find((s: any) => s.seriesInstanceUid === broken.seriesInstanceUid).failures.map((f: any) => f.code), ['CORRUPT_DICOM', 'CORRUPT_DICOM'])
 })
 
 t.test('dicomweb-client storeInstances: 200 with every instance referenced', async (t) => {

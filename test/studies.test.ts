@@ -4,13 +4,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import sharp from 'sharp'
 import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import { loadConfig } from '../plugins/app/config.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
-import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { ctKidneyImage, fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
-import { ctSliceFromImage } from './helpers/dicom-writer.js'
+import { ctSliceFromImage, SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-writer.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
@@ -100,6 +101,38 @@ for (const backend of backends) {
     t.equal(report.conclusionCode[0].coding[0].code, study.verdict === 'Stone' ? '95570007' : '281900007')
     t.match(report.conclusion, series.seriesInstanceUid)
     t.same(report.imagingStudy[0].identifier, { system: 'urn:dicom:uid', value: `urn:oid:${series.studyInstanceUid as string}` })
+  })
+}
+
+for (const backend of backends) {
+  t.test(`${backend.engine}: a multi-frame object's frames are slices of its series in GET /studies, counted and concluded as POST /predict/batch does`, async (t) => {
+    const app = await recordsApp(t, await backend.records())
+    // Three frames (8-bit display pixels of a ct-kidney stone slice, a black frame, the stone slice again): two
+    // positive slices with a negative one between them, so no two adjacent. pydicom's multi-frame files (RGB, 32-bit
+    // RT Dose) are refused before classification, so the frames are made here.
+    const stone = await sharp(await ctKidneyImage('test/stone', 0)).greyscale().raw().toBuffer({ resolveWithObject: true })
+    const { width, height } = stone.info
+    const object = writeDicom({
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.7.2', modality: 'OT', rows: height, columns: width, frames: 3, bitsAllocated: 8, signed: false,
+      values: [...stone.data, ...new Array(width * height).fill(0), ...stone.data]
+    })
+    const batch = await app.inject({ method: 'POST', url: '/predict/batch', ...multipart([{ name: 'files', filename: 'frames.dcm', contentType: 'application/dicom', data: object }]) })
+    t.equal(batch.statusCode, 200, batch.body.slice(0, 300))
+    const { results: [{ result }], summary: { series: [batched] } } = batch.json()
+    t.same(result.frames.map((f: any) => f.prediction), ['Stone', 'Normal', 'Stone'])
+    t.match(batched, { slices: 3, conclusion: 'Normal' })
+    let study: Record<string, any> = {}
+    for (let attempt = 0; attempt < 100 && study.series === undefined; attempt++) { // records are written in the background
+      study = (await app.inject({ method: 'GET', url: `/studies/${SYNTHETIC_UIDS.studyInstanceUid}` })).json()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const [series] = study.series
+    t.same(series.instances, { received: 1, classified: 1, failed: 0 }, 'one instance')
+    // On the old code: one slice (the object's answer, Stone) and the series Stone.
+    t.same(series.slices.map((s: any) => [s.frame, s.prediction, s.predictionId]), result.frames.map((f: any) => [f.frame, f.prediction, result.id]), 'its three frames')
+    t.equal(series.conclusion, batched.conclusion)
+    t.equal(series.isolatedPositiveSlices, 2)
+    t.same(series.slices.filter((s: any) => s.prediction === 'Stone').map((s: any) => s.frame), batched.stoneSlices.map((s: any) => s.frame).sort())
   })
 }
 

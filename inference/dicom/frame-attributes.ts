@@ -24,6 +24,8 @@ export interface FrameAttributes {
   rescaleIntercept: number
   /** Whether RescaleSlope/RescaleIntercept were given at all (a display image has none). */
   hasRescale: boolean
+  /** Named when one of RescaleSlope/RescaleIntercept was given without the other (image-kind.ts refuses it for HU). */
+  halfRescale?: { missing: string, given: string }
   /** First WindowCenter/WindowWidth pair, when both are present and the width is at least 1. */
   window?: DicomWindow
   slicePosition?: number
@@ -53,6 +55,9 @@ function finite (value: number | undefined): number | undefined {
   return value !== undefined && Number.isFinite(value) ? value : undefined
 }
 
+const SLOPE = 'Rescale Slope (0028,1053)'
+const INTERCEPT = 'Rescale Intercept (0028,1052)'
+
 /** A Decimal String (PS3.5 6.2): an optional sign, digits with an optional point, an optional exponent. */
 const DECIMAL_STRING = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 
@@ -65,9 +70,8 @@ function rescaleValue (dataSet: dicomParser.DataSet, tag: string, name: string):
   const value = dataSet.string(tag, 0)
   if (value === undefined || value === '') return undefined
   const number = DECIMAL_STRING.test(value) ? Number(value) : NaN
-  const label = `(${tag.slice(1, 5)},${tag.slice(5)})`
-  if (!Number.isFinite(number)) throw new CorruptDicomError(`its ${name} ${label} is not a number, so its pixel values cannot be read as Hounsfield units`)
-  if (tag === TAG.rescaleSlope && number === 0) throw new CorruptDicomError(`its ${name} ${label} is 0, so its pixel values cannot be read as Hounsfield units`)
+  if (!Number.isFinite(number)) throw new CorruptDicomError(`its ${name} is not a number, so its pixel values cannot be read as Hounsfield units`)
+  if (tag === TAG.rescaleSlope && number === 0) throw new CorruptDicomError(`its ${name} is 0, so its pixel values cannot be read as Hounsfield units`)
   return number
 }
 
@@ -133,16 +137,20 @@ export function readFrameAttributes (dataSet: dicomParser.DataSet, frames: numbe
   return Array.from({ length: frames }, (_, frame) => {
     const groups = [perFrame?.[frame]?.dataSet, shared]
     const rescale = lookUp(groups, dataSet, TAG.pixelValueTransformation)
-    const slope = rescaleValue(rescale, TAG.rescaleSlope, 'Rescale Slope')
-    const intercept = rescaleValue(rescale, TAG.rescaleIntercept, 'Rescale Intercept')
+    const slope = rescaleValue(rescale, TAG.rescaleSlope, SLOPE)
+    const intercept = rescaleValue(rescale, TAG.rescaleIntercept, INTERCEPT)
     const normal = normalOf(lookUp(groups, dataSet, TAG.planeOrientation))
     const slicePosition = slicePositionOf(lookUp(groups, dataSet, TAG.planePosition), normal, dataSet)
     const plane = planeOf(normal)
     const window = windowOf(lookUp(groups, dataSet, TAG.frameVoiLut))
+    const halfRescale = (slope === undefined) === (intercept === undefined)
+      ? undefined
+      : slope === undefined ? { missing: SLOPE, given: INTERCEPT } : { missing: INTERCEPT, given: SLOPE }
     return {
       rescaleSlope: slope ?? 1,
       rescaleIntercept: intercept ?? 0,
       hasRescale: slope !== undefined || intercept !== undefined,
+      ...(halfRescale === undefined ? {} : { halfRescale }),
       ...(window === undefined ? {} : { window }),
       ...(slicePosition === undefined ? {} : { slicePosition }),
       ...(plane === undefined ? {} : { plane })

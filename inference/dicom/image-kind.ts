@@ -1,5 +1,5 @@
 import type { DicomImageHeader } from './dataset.js'
-import { UnsupportedDicomImageError, UnsupportedModalityError } from './errors.js'
+import { CorruptDicomError, UnsupportedDicomImageError, UnsupportedModalityError } from './errors.js'
 
 /**
  * How an image's stored values become the model's grey levels:
@@ -46,5 +46,13 @@ export function imageKind (header: DicomImageHeader, modalities: readonly string
   if (header.frameAttributes.some((frame) => frame.plane === 'sagittal')) {
     throw new UnsupportedDicomImageError('a sagittal slice (from ImageOrientationPatient) is not classified: the model reads axial and coronal slices')
   }
-  return display ? 'display' : 'hu'
+  if (display) return 'display'
+  // Slope and intercept are both Type 1 in a CT image (PS3.3 C.8.2.1) and in the Pixel Value Transformation
+  // functional group: one without the other is a half-given Modality LUT, and reading the missing one as the identity
+  // turned stored values into made-up HU. With neither, the identity is the standard's (PS3.4 N.2.1): see hospital.md.
+  const half = header.frameAttributes.find((frame) => frame.halfRescale !== undefined)?.halfRescale
+  if (half !== undefined) {
+    throw new CorruptDicomError(`its ${half.missing} is missing beside its ${half.given}, so its pixel values cannot be read as Hounsfield units`)
+  }
+  return 'hu'
 }

@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
+import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
+import { oncePerInstance } from '../../dicom-node/repeated-instances.js'
 import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoBatchFileError, NoFileError, ServiceError } from '../../inference/errors.js'
 import type { RecordOrigin } from '../../records/record.js'
@@ -43,20 +45,24 @@ export default fp(async (app) => {
   app.decorate('predictBatch', async (files: Buffer[], origin: RecordOrigin, options: PredictOptions = {}): Promise<BatchResponse> => {
     // Enough files in flight to fill one inference batch, without flooding the shared inference queue.
     const slots = pLimit(app.model.get().batching.maxBatchSize)
-    const refused = (index: number, error: ServiceError): { index: number, error: ReturnType<typeof errorBody> } => {
+    const refused = (index: number, error: ServiceError): { error: ReturnType<typeof errorBody> } => {
       app.records.audit({ ...origin, createdAt: new Date(), method: 'POST', status: error.statusCode, code: error.code, fileIndex: index })
-      return { index, error: errorBody(error) }
+      return { error: errorBody(error) }
     }
-    const results = await Promise.all(files.map(async (bytes, index) => await slots(async () => {
+    // A DICOM instance sent twice is classified once, as in STOW-RS: the first file's answer is the instance's.
+    const instances = files.map((bytes) => ({ bytes, sopInstanceUid: bytes.length === 0 ? undefined : readInstanceKeys(bytes).sopInstanceUid }))
+    const outcomes = await oncePerInstance(instances, async (index) => await slots(async () => {
+      const bytes = files[index]
       if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
       try {
-        return { index, result: (await app.predict(bytes, origin, options)).prediction }
+        return { result: (await app.predict(bytes, origin, options)).prediction }
       } catch (error) {
         if (error instanceof ServiceError) return refused(index, error)
         app.log.error({ err: error, index }, 'unexpected error in a batch file')
         return refused(index, new InternalError())
       }
-    })))
+    }), refused)
+    const results = outcomes.map((outcome, index) => ({ index, ...outcome }))
     return { results, summary: summarizeBatch(results, app.config.series.minAdjacentSlices) }
   })
 }, { name: 'batch-predictor', dependencies: ['predictor', 'model', 'records'] })

@@ -26,11 +26,15 @@ export async function scratchDir (t: { teardown: (fn: () => unknown) => void }, 
   return dir
 }
 
-/** `bytes` with the data elements set by `dcmodify -i "(gggg,eeee)=value"` (values as dcmodify takes them, e.g. `40\\-600`). */
-export async function modified (dir: string, bytes: Buffer, values: Record<string, string>, name = 'modified.dcm'): Promise<Buffer> {
+/**
+ * `bytes` with the data elements set by `dcmodify -i "(gggg,eeee)=value"` (values as dcmodify takes them, e.g.
+ * `40\\-600`), or removed by `dcmodify -e "(gggg,eeee)"` for a value of null.
+ */
+export async function modified (dir: string, bytes: Buffer, values: Record<string, string | null>, name = 'modified.dcm'): Promise<Buffer> {
   const file = join(dir, name)
   await writeFile(file, bytes)
-  await dcmtk('dcmodify', ['-q', '-nb', ...Object.entries(values).flatMap(([tag, value]) => ['-i', `${tag}=${value}`]), file])
+  const changes = Object.entries(values).flatMap(([tag, value]) => value === null ? ['-e', tag] : ['-i', `${tag}=${value}`])
+  await dcmtk('dcmodify', ['-q', '-nb', ...changes, file])
   return await readFile(file)
 }
 

@@ -23,6 +23,7 @@ export interface SyntheticDicom {
   signed: boolean
   photometric?: string
   samplesPerPixel?: number
+  /** RescaleSlope/RescaleIntercept: when either is given both are written, the other as the identity (1 or 0). */
   rescaleSlope?: number
   rescaleIntercept?: number
   window?: { center: number, width: number }
@@ -115,8 +116,10 @@ export function imageAttributes (spec: SyntheticDicom): Buffer {
   if (spec.window !== undefined) {
     optional.push(element(0x0028, 0x1050, 'DS', text(spec.window.center)), element(0x0028, 0x1051, 'DS', text(spec.window.width)))
   }
-  if (spec.rescaleIntercept !== undefined) optional.push(element(0x0028, 0x1052, 'DS', text(spec.rescaleIntercept)))
-  if (spec.rescaleSlope !== undefined) optional.push(element(0x0028, 0x1053, 'DS', text(spec.rescaleSlope)))
+  // Slope and intercept come as a pair (CT: both Type 1, PS3.3 C.8.2.1); the one not given is written as the identity.
+  if (spec.rescaleIntercept !== undefined || spec.rescaleSlope !== undefined) {
+    optional.push(element(0x0028, 0x1052, 'DS', text(spec.rescaleIntercept ?? 0)), element(0x0028, 0x1053, 'DS', text(spec.rescaleSlope ?? 1)))
+  }
   if (spec.voiLutFunction !== undefined) optional.push(element(0x0028, 0x1056, 'CS', text(spec.voiLutFunction)))
   const modality = spec.modality === undefined ? 'CT' : spec.modality
   return Buffer.concat([
