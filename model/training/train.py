@@ -34,8 +34,9 @@ def parse_args():
     p.add_argument('--pooling', choices=POOLINGS, default='max', help='how the activation map becomes the logits')
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--threads', type=int, default=1,
-                   help='PyTorch threads; results are reproducible for a given count. One thread: on 2 shared cores, '
-                        'two OpenMP threads ran 5-8x slower than one whenever other jobs ran (spin-waiting at barriers)')
+                   help='PyTorch threads of each of the loop\'s threads (training, batch drawing, validation); results '
+                        'are reproducible for a given count. One: on 2 shared cores, two OpenMP threads ran 5-8x '
+                        'slower than one whenever other jobs ran (spin-waiting at barriers)')
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--cam-weight', type=float, default=0.5, help='weight of the box-guided localisation loss')
     p.add_argument('--weight-average', type=float, default=0.998,
