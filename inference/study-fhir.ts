@@ -20,9 +20,12 @@ export function seriesSentence (series: SeriesResult): string {
     : `${r.slices} slices from ${mm(r.fromPosition)} to ${mm(r.toPosition)}`)
   const rule_ = `rule: at least ${rule.minAdjacentSlices} adjacent slices with P(Stone) >= ${rule.threshold.toFixed(3)}`
   const maximum = `highest P(Stone) ${(series.maxProbability ?? 0).toFixed(3)}`
+  // Isolated positives are said in both verdicts: a reader of a Stone report must see a positive slice the rule
+  // left out as much as a reader of a Normal one (the study JSON and the CLI line show it either way).
+  const isolated = `${series.isolatedPositiveSlices} isolated positive slices not counted`
   return series.conclusion === 'Stone'
-    ? `Series ${series.seriesInstanceUid}: kidney stone suspected on ${ranges.join(' and ')}; ${maximum}; ${counted}; ${rule_}.`
-    : `Series ${series.seriesInstanceUid}: no kidney stone detected; ${maximum}; ${series.isolatedPositiveSlices} isolated positive slices not counted; ${counted}; ${rule_}.`
+    ? `Series ${series.seriesInstanceUid}: kidney stone suspected on ${ranges.join(' and ')}; ${maximum}; ${series.isolatedPositiveSlices > 0 ? `${isolated}; ` : ''}${counted}; ${rule_}.`
+    : `Series ${series.seriesInstanceUid}: no kidney stone detected; ${maximum}; ${isolated}; ${counted}; ${rule_}.`
 }
 
 function seriesObservation (series: SeriesResult, index: number, study: Reference): Observation {

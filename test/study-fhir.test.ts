@@ -1,0 +1,34 @@
+import t from 'tap'
+import { seriesSentence } from '../inference/study-fhir.js'
+import type { SeriesResult } from '../schemas/study.js'
+
+// A series like the docs' g094 example: a run of four positive slices and one positive slice on its own.
+function stoneSeries (isolatedPositiveSlices: number): SeriesResult {
+  const at = '2026-12-05T10:00:00.000Z'
+  return {
+    seriesInstanceUid: '2.25.201',
+    instances: { received: 9, classified: 9, failed: 0 },
+    final: true,
+    lastReceivedAt: at,
+    finalAt: at,
+    conclusion: 'Stone',
+    positiveRanges: [{ first: 5, last: 8, slices: 4, fromPosition: 30, toPosition: 45, maxProbability: 1 }],
+    isolatedPositiveSlices,
+    maxProbability: 1,
+    rule: { threshold: 0.2018, minAdjacentSlices: 2, gapFactor: 1.5 },
+    slices: [],
+    failures: []
+  }
+}
+
+t.test('a Stone series sentence names the isolated positive slices the rule did not count', async (t) => {
+  const sentence = seriesSentence(stoneSeries(1))
+  t.match(sentence, /kidney stone suspected on 4 slices from 30\.0 mm to 45\.0 mm/)
+  t.match(sentence, /1 isolated positive slices not counted/)
+  t.notMatch(seriesSentence(stoneSeries(0)), /isolated/, 'and says nothing of them when there are none')
+})
+
+t.test('a Normal series sentence always gives the count', async (t) => {
+  const normal: SeriesResult = { ...stoneSeries(0), conclusion: 'Normal', positiveRanges: [], maxProbability: 0.1 }
+  t.match(seriesSentence(normal), /no kidney stone detected; highest P\(Stone\) 0\.100; 0 isolated positive slices not counted/)
+})
