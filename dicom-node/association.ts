@@ -32,6 +32,12 @@ export interface StoreResult {
   comment?: string
 }
 
+/** A limit on associations served at once, named in the event of the association it refused. */
+export interface AssociationLimit {
+  name: 'total' | 'per calling AE'
+  max: number
+}
+
 export interface AssociationPolicy {
   aeTitle: string
   allowedAes: readonly string[]
@@ -42,8 +48,8 @@ export interface AssociationPolicy {
   minRateBytesPerS: number
   acceptsTransferSyntax: (uid: string) => boolean
   store: (request: StoreRequest) => Promise<StoreResult>
-  /** Whether one more association fits (checked when its A-ASSOCIATE-RQ arrives). */
-  admit: () => boolean
+  /** The limit one more association from callingAe would exceed, or undefined when it fits (checked at its A-ASSOCIATE-RQ). */
+  admit: (callingAe: string) => AssociationLimit | undefined
   event: (name: string, details: Record<string, unknown>) => void
 }
 
@@ -92,6 +98,10 @@ export class Association {
     })
     socket.on('error', () => this.close())
     socket.on('close', () => this.close())
+  }
+
+  get callingAe (): string | undefined {
+    return this.request?.callingAe
   }
 
   /** Sends A-ABORT (after the message being handled is answered) and closes: used when the node stops. */
@@ -225,8 +235,8 @@ export class Association {
   private associate (request: AssociateRequest): void {
     this.request = request
     const { policy } = this
-    const refuse = (why: keyof typeof REJECT): void => {
-      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why })
+    const refuse = (why: keyof typeof REJECT, limit?: AssociationLimit): void => {
+      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max }) })
       this.send([associateReject(REJECT[why])])
       this.socket.end()
       this.state = 'closed'
@@ -235,7 +245,8 @@ export class Association {
     if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized'); return }
     // A calling AE title names the caller of its records (dicom:<title>): one with a NUL could not be recorded at all.
     if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized'); return }
-    if (!policy.admit()) { refuse('localLimitExceeded'); return }
+    const limit = policy.admit(request.callingAe)
+    if (limit !== undefined) { refuse('localLimitExceeded', limit); return }
     this.admitted = true
     const answers: ContextAnswer[] = request.contexts.map(({ id, abstractSyntax, transferSyntaxes }) => {
       if (abstractSyntax !== VERIFICATION_SOP_CLASS && !abstractSyntax.startsWith(STORAGE_SOP_CLASS_ROOT)) return { id, result: 3 }

@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { Association, type AssociationPolicy } from './association.js'
+import { Association, type AssociationLimit, type AssociationPolicy } from './association.js'
 
 export type { StoreRequest, StoreResult } from './association.js'
 
@@ -8,13 +8,15 @@ export interface DicomNodeOptions extends Omit<AssociationPolicy, 'admit'> {
   port: number
   /** Associations served at once; the next one is rejected (transient, local limit exceeded). */
   maxAssociations: number
+  /** Associations served at once for one calling AE title, at most maxAssociations; the next one is rejected the same way. */
+  maxAssociationsPerAe: number
 }
 
 /**
  * A DICOM storage SCP with verification (C-STORE, C-ECHO) on one TCP port. What happens to a received instance is
  * the caller's `store`; this class owns only the protocol and the limits: AE titles, PDU size, instance size,
- * associations at once, idle time. Connections beyond twice the association limit are closed without a word, so a
- * flood of idle sockets cannot hold memory.
+ * associations at once (in all, and per calling AE title), idle time. Connections beyond twice the association limit
+ * are closed without a word, so a flood of idle sockets cannot hold memory.
  */
 export class DicomNode {
   private readonly server: Server
@@ -33,10 +35,22 @@ export class DicomNode {
     }
     const association: Association = new Association(socket, {
       ...this.options,
-      admit: () => [...this.associations].filter((a) => a.admitted).length < this.options.maxAssociations
+      admit: (callingAe) => this.limitReached(callingAe)
     })
     this.associations.add(association)
     socket.on('close', () => this.associations.delete(association))
+  }
+
+  /**
+   * The limit one more association from `callingAe` would exceed, if any. The per-AE limit keeps one sender (a PACS
+   * opening many parallel associations, a modality retrying in a loop) from taking every slot and shutting the others out.
+   */
+  private limitReached (callingAe: string): AssociationLimit | undefined {
+    const serving = this.serving()
+    if (serving.length >= this.options.maxAssociations) return { name: 'total', max: this.options.maxAssociations }
+    const fromAe = serving.filter((a) => a.callingAe === callingAe).length
+    if (fromAe >= this.options.maxAssociationsPerAe) return { name: 'per calling AE', max: this.options.maxAssociationsPerAe }
+    return undefined
   }
 
   async listen (): Promise<number> {
@@ -49,7 +63,11 @@ export class DicomNode {
 
   /** Associations currently admitted (after A-ASSOCIATE-AC). */
   get active (): number {
-    return [...this.associations].filter((a) => a.admitted && a.state !== 'closed').length
+    return this.serving().length
+  }
+
+  private serving (): Association[] {
+    return [...this.associations].filter((a) => a.admitted && a.state !== 'closed')
   }
 
   /** Stops accepting connections, lets the instances being classified be answered, then aborts every association. */

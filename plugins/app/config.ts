@@ -120,6 +120,8 @@ export const EnvSchema = Type.Object({
   DICOM_AE_TITLE: Type.String({ pattern: '^[ -~]{1,16}$', default: 'KIDNEYSTONE' }),
   DICOM_ALLOWED_AES: Type.String({ default: '' }),
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
+  // Associations at once per calling AE title; unset: two of DICOM_MAX_ASSOCIATIONS kept for others (dicomNodeFrom).
+  DICOM_MAX_ASSOCIATIONS_PER_AE: Type.Optional(Type.Integer({ minimum: 1 })),
   DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
   DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
   // Instance bytes per second an association must send, judged over each DICOM_IDLE_TIMEOUT_S (0: not judged).
@@ -215,6 +217,8 @@ export interface DicomNodeSettings {
   /** Calling AE titles allowed to associate; empty: any. */
   allowedAes: string[]
   maxAssociations: number
+  /** Associations served at once for one calling AE title; at most maxAssociations. */
+  maxAssociationsPerAe: number
   maxPduBytes: number
   idleTimeoutMs: number
   /** Instance bytes per second an association must send, judged over each idleTimeoutMs; 0: not judged. */
@@ -285,6 +289,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   if ((e.DICOM_WINDOW_CENTER === undefined) !== (e.DICOM_WINDOW_WIDTH === undefined)) {
     throw new ConfigError('Invalid environment variables DICOM_WINDOW_CENTER / DICOM_WINDOW_WIDTH: set both or neither')
   }
+  if (e.DICOM_MAX_ASSOCIATIONS_PER_AE !== undefined && e.DICOM_MAX_ASSOCIATIONS_PER_AE > e.DICOM_MAX_ASSOCIATIONS) {
+    throw new ConfigError(`Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=${e.DICOM_MAX_ASSOCIATIONS_PER_AE}: must not exceed DICOM_MAX_ASSOCIATIONS (${e.DICOM_MAX_ASSOCIATIONS})`)
+  }
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }
@@ -346,16 +353,29 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
     records: recordsConfigFrom(env, e, auth.mode !== 'none'),
     series: { idleSeconds: e.SERIES_IDLE_SECONDS, minAdjacentSlices: e.SERIES_MIN_ADJACENT_SLICES },
-    dicomNode: {
-      port: e.DICOM_PORT,
-      aeTitle: e.DICOM_AE_TITLE.trim(),
-      allowedAes: e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== ''),
-      maxAssociations: e.DICOM_MAX_ASSOCIATIONS,
-      maxPduBytes: e.DICOM_MAX_PDU_BYTES,
-      idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
-      minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
-    },
+    dicomNode: dicomNodeFrom(e),
     fhirPush: fhirPushConfigFrom(env, e)
+  }
+}
+
+/**
+ * The DICOM node's settings. Unset, DICOM_MAX_ASSOCIATIONS_PER_AE keeps two of DICOM_MAX_ASSOCIATIONS for other
+ * senders (the per-AE limit is never below 1): a PACS pushing with many parallel associations, or a modality retrying
+ * in a loop, cannot then refuse every other modality's push. When DICOM_ALLOWED_AES names one sender there is no other
+ * to keep slots for, and it may use them all.
+ */
+function dicomNodeFrom (e: Env): DicomNodeSettings {
+  const allowedAes = e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== '')
+  const maxAssociations = e.DICOM_MAX_ASSOCIATIONS
+  return {
+    port: e.DICOM_PORT,
+    aeTitle: e.DICOM_AE_TITLE.trim(),
+    allowedAes,
+    maxAssociations,
+    maxAssociationsPerAe: e.DICOM_MAX_ASSOCIATIONS_PER_AE ?? (allowedAes.length === 1 ? maxAssociations : Math.max(1, maxAssociations - 2)),
+    maxPduBytes: e.DICOM_MAX_PDU_BYTES,
+    idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
+    minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
   }
 }
 

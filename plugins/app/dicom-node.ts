@@ -40,6 +40,7 @@ export default fp(async (app) => {
     aeTitle: settings.aeTitle,
     allowedAes: settings.allowedAes,
     maxAssociations: settings.maxAssociations,
+    maxAssociationsPerAe: settings.maxAssociationsPerAe,
     maxPduBytes: settings.maxPduBytes,
     maxInstanceBytes: app.config.maxFileBytes,
     idleTimeoutMs: settings.idleTimeoutMs,

@@ -1,0 +1,61 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { loadConfig } from '../plugins/app/config.js'
+import { build } from './helper.js'
+import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+
+// DICOM_MAX_ASSOCIATIONS_PER_AE with dcmtk's echoscu (see test/dicom-node.test.ts): one sender cannot take every slot.
+
+t.test('DICOM_MAX_ASSOCIATIONS_PER_AE: two of DICOM_MAX_ASSOCIATIONS kept for others by default, all of them for a sole allowed AE; above the total stops start-up', async (t) => {
+  const perAe = (env: NodeJS.ProcessEnv): number => loadConfig(env).dicomNode.maxAssociationsPerAe
+  t.equal(perAe({}), 6)
+  t.same(['1', '2', '3', '4'].map((total) => perAe({ DICOM_MAX_ASSOCIATIONS: total })), [1, 1, 1, 2], 'never below 1')
+  t.equal(perAe({ DICOM_ALLOWED_AES: 'PACS' }), 8, 'no other sender to keep slots for')
+  t.equal(perAe({ DICOM_ALLOWED_AES: 'PACS, CT1' }), 6)
+  t.equal(perAe({ DICOM_MAX_ASSOCIATIONS_PER_AE: '8' }), 8)
+  t.throws(() => loadConfig({ DICOM_MAX_ASSOCIATIONS_PER_AE: '9' }),
+    { message: 'Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=9: must not exceed DICOM_MAX_ASSOCIATIONS (8)' })
+  for (const value of ['0', 'two']) t.throws(() => loadConfig({ DICOM_MAX_ASSOCIATIONS_PER_AE: value }), /^Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=/, value)
+})
+
+t.test('per calling AE: a second association from an AE holding its one is refused (transient) while another AE is served; once released, the AE is served again', async (t) => {
+  const events: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { events.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, maxAssociations: 2, maxAssociationsPerAe: 1 } } })
+  const port = app.dicomPort() as number
+  const echo = async (callingAe: string): Promise<{ code: number, output: string }> =>
+    await dcmtk('echoscu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', callingAe, '127.0.0.1', String(port)])
+  /** An association from `callingAe` held open (a raw peer associates and sends nothing more), as the total-limit test does. */
+  const hold = async (callingAe: string): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
+    const peer = await rawPeer(port)
+    peer.socket.write(associateRequest('KIDNEYSTONE', callingAe))
+    for (let attempt = 0; attempt < 100 && peer.received().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.equal(peer.received()[0], 0x02, `${callingAe} held open (A-ASSOCIATE-AC)`)
+    return peer
+  }
+  const rejected = (): Array<Record<string, unknown>> => events.filter((e) => e.event === 'association-rejected')
+
+  const pacs = await hold('PACS')
+  const again = await echo('PACS')
+  t.not(again.code, 0)
+  t.match(again.output, /Rejected Transient/)
+  t.match(again.output, /Local Limit Exceeded/)
+  t.match(rejected(), [{ callingAe: 'PACS', reason: 'localLimitExceeded', limit: 'per calling AE', max: 1 }], 'the log line names the AE and the limit')
+  const other = await echo('MODALITY')
+  t.equal(other.code, 0, other.output)
+  t.match(other.output, /Received Echo Response \(Success\)/)
+
+  // Both slots held, by two AEs: a third AE meets the total limit, and its log line says so.
+  const modality = await hold('MODALITY')
+  t.match((await echo('CT2')).output, /Local Limit Exceeded/)
+  t.match(rejected().at(-1), { callingAe: 'CT2', limit: 'total', max: 2 })
+  modality.socket.destroy()
+  await modality.closed
+
+  pacs.socket.write(Buffer.from([0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0])) // A-RELEASE-RQ
+  await pacs.closed
+  t.equal(pacs.received().at(-10), 0x06, 'released (A-RELEASE-RP)')
+  const after = await echo('PACS')
+  t.equal(after.code, 0, after.output)
+  t.equal(rejected().length, 2, 'nothing else refused')
+})
