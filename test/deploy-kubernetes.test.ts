@@ -42,6 +42,7 @@ t.test('the DICOM node component: its port is the configured DICOM_PORT, exposed
   const service = find(objects, 'Service', 'kidney-stone-dicom')
   t.ok(selects(service.spec.selector, pod.metadata.labels), 'the DICOM Service selects the pods')
   t.same(service.spec.ports.map((port: { targetPort: string }) => port.targetPort), ['dicom'])
+  t.not(service.spec.sessionAffinity, 'ClientIP', 'a PACS\'s parallel associations (one client address) can reach every replica')
   const policy = find(objects, 'NetworkPolicy', 'kidney-stone')
   t.ok(policy.spec.ingress.some((rule: { ports: Array<{ port: string }> }) => rule.ports.some((port) => port.port === 'dicom')),
     'the network policy lets the PACS in on the dicom port')
