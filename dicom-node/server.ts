@@ -61,11 +61,7 @@ export class DicomNode {
     return (this.server.address() as AddressInfo).port
   }
 
-  /** Associations currently admitted (after A-ASSOCIATE-AC). */
-  get active (): number {
-    return this.serving().length
-  }
-
+  /** Associations currently admitted (after A-ASSOCIATE-AC) and not closed. */
   private serving (): Association[] {
     return [...this.associations].filter((a) => a.admitted && a.state !== 'closed')
   }
