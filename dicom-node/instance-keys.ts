@@ -1,5 +1,6 @@
 import dicomParser from 'dicom-parser'
-import { isDicomUid } from '../inference/dicom/dataset.js'
+import { isDicomUid, MAX_HEADER_BYTES } from '../inference/dicom/dataset.js'
+import { inflatePrefix } from '../inference/dicom/inflate.js'
 
 /** What identifies a received instance and decides whether it is classified: UIDs and SOP class, never patient data. */
 export interface InstanceKeys {
@@ -19,9 +20,15 @@ const TAG = { sopClassUid: 'x00080016', sopInstanceUid: 'x00080018', studyInstan
 export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): InstanceKeys {
   let dataSet: dicomParser.DataSet | undefined
   try {
-    dataSet = dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' })
+    dataSet = dicomParser.parseDicom(bytes, {
+      untilTag: 'x7fe00010',
+      // Left to itself, dicom-parser inflates a deflated data set whole (zlib.inflateRawSync, on the event loop): a
+      // 20 MiB upload can inflate to gigabytes. The keys come before the pixels, within what the decoder allows there.
+      inflater: (part10: Uint8Array, position: number) =>
+        Buffer.concat([part10.subarray(0, position), ...inflatePrefix(part10.subarray(position), MAX_HEADER_BYTES)])
+    })
   } catch (error) {
-    // dicom-parser hands back what it read before the fault; a deflated data set without an inflater reads nothing.
+    // dicom-parser hands back what it read before the fault (the end of an inflated prefix is one).
     dataSet = typeof error === 'object' && error !== null && 'dataSet' in error ? (error as { dataSet?: dicomParser.DataSet }).dataSet : undefined
   }
   const read = (tag: string): string | undefined => {

@@ -11,8 +11,9 @@ export interface RequestInstance {
  * instance repeating an earlier one's UID with the same bytes shares its outcome (one classification, one record);
  * with other bytes it is refused (DUPLICATE_SOP_INSTANCE), not left to which record commits first: GET /studies shows
  * the newest record of an instance, and two classified at once commit in either order. Instances without a UID are
- * each their own. STOW-RS and POST /predict/batch use it alike. `classify` must start its work before it awaits
- * anything, so that every repeat sees the first outcome.
+ * each their own. STOW-RS and POST /predict/batch use it alike. Every repeat sees the first outcome whatever `classify`
+ * does: Promise.all's map runs each callback up to its first await in request order, and the first instance's entry is
+ * set before its callback awaits.
  */
 export async function oncePerInstance<T> (
   instances: readonly RequestInstance[],

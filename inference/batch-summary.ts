@@ -28,7 +28,8 @@ export interface FileSeries {
  * absent, so a slice that failed breaks a run of positive slices rather than joining it. One SOP instance is one
  * slice, as the study results count an instance sent again once: the same instance in two files (two encodings, a
  * second export) would otherwise be two adjacent slices, and one positive slice a Stone series. The later file
- * replaces the earlier. POST /predict/batch and the CLI use it alike.
+ * replaces the earlier (the CLI's rule; POST /predict/batch hands it only each instance's first file, summarizeBatch).
+ * POST /predict/batch and the CLI use it alike.
  */
 export function concludeFileSeries (results: ReadonlyArray<PredictionFields | undefined>, minAdjacentSlices?: number): FileSeries[] {
   const groups = new Map<string, { studyInstanceUid?: string, threshold: number, slices: Map<string, FileSlice> }>()
@@ -74,11 +75,23 @@ export interface BatchSummary {
   series: BatchSeries[]
 }
 
-/** `minAdjacentSlices`: k of the series rule (SERIES_MIN_ADJACENT_SLICES). */
+/**
+ * `minAdjacentSlices`: k of the series rule (SERIES_MIN_ADJACENT_SLICES). `counts` count files; a SOP instance's
+ * slices are its first file's: a later file of it in a batch either shares that file's result (the same bytes) or is
+ * 409 (dicom-node/repeated-instances.ts), so `stoneSlices` name the file that was classified.
+ */
 export function summarizeBatch (entries: BatchEntry[], minAdjacentSlices?: number): BatchSummary {
   const counts = { Normal: 0, Stone: 0 }
   for (const { result } of entries) if (result !== undefined) counts[result.prediction] += 1
-  const series = concludeFileSeries(entries.map((entry) => entry.result), minAdjacentSlices).map(({ studyInstanceUid, seriesInstanceUid, slices, conclusion }) => ({
+  const instances = new Set<string>()
+  const firstFiles = entries.map(({ result }) => {
+    const sop = result?.dicom?.sopInstanceUid
+    if (sop === undefined) return result
+    if (instances.has(sop)) return undefined
+    instances.add(sop)
+    return result
+  })
+  const series = concludeFileSeries(firstFiles, minAdjacentSlices).map(({ studyInstanceUid, seriesInstanceUid, slices, conclusion }) => ({
     ...(studyInstanceUid === undefined ? {} : { studyInstanceUid }),
     seriesInstanceUid,
     slices: slices.length,

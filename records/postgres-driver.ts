@@ -3,6 +3,9 @@ import pg from 'pg'
 import { guarded } from './errors.js'
 import type { SqlDriver, SqlSession } from './sql-driver.js'
 
+/** How much longer than the server's statement_timeout the client waits for an answer (a hung server, a lost link). */
+const CLIENT_WAIT_MARGIN_MS = 1_000
+
 export interface PostgresOptions {
   url: string
   poolSize: number
@@ -47,10 +50,13 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
     connectionString: options.url,
     max: options.poolSize,
     connectionTimeoutMillis: options.timeoutMs,
-    query_timeout: options.timeoutMs,
+    // query_timeout only stops the client waiting: the server's statement went on, and an INSERT held up by a lock
+    // committed after its /predict had been answered 503 (and its upload removed). The server's own statement_timeout
+    // rolls it back; the client waits a little longer, so that the server's cancel comes first.
+    query_timeout: options.timeoutMs + CLIENT_WAIT_MARGIN_MS,
     idleTimeoutMillis: 30_000,
     application_name: 'kidney-stone-service',
-    options: '-c TimeZone=UTC',
+    options: `-c TimeZone=UTC -c statement_timeout=${options.timeoutMs}`,
     stream: () => followSignal(new Socket(), options.signal)
   })
   pool.on('error', (error) => options.onPoolError?.(error))

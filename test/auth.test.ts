@@ -123,6 +123,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     // accepted on the old code (200): fast-jwt checks exp and nbf against the clock, never iat
     ['issued an hour in the future', signJwt(claims({ iat: now + 3600, exp: now + 3900 }), 'HS256', SECRET)],
     ['an iat that is not a number', signJwt(claims({ iat: String(now + 3600) }), 'HS256', SECRET)],
+    // 500 INTERNAL_ERROR before: the message's new Date(iat * 1000).toISOString() threw RangeError past year 275760
+    ['an iat in microseconds', signJwt(claims({ iat: now * 1_000_000 }), 'HS256', SECRET)],
     ['garbage', 'not.a.token']
   ]
   for (const [name, token] of refused) {
@@ -139,6 +141,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.equal(nul.json().message, 'The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
   const future = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'issued an hour in the future')?.[1] ?? '') })
   t.equal(future.json().message, `The bearer token was issued in the future (iat ${new Date((now + 3600) * 1000).toISOString()}), beyond the clock tolerance of 5 s.`)
+  const micro = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'an iat in microseconds')?.[1] ?? '') })
+  t.equal(micro.json().message, `The bearer token was issued in the future (iat ${now * 1_000_000} s), beyond the clock tolerance of 5 s.`)
   t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
 
   const slice = await ctKidneyImage('test/normal')

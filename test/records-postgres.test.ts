@@ -99,6 +99,26 @@ t.test('two service processes on one PostgreSQL: a record written through one is
   t.same(migrations.sort((x, y) => y.length - x.length), [VERSIONS, []], 'the migrations ran in one process only')
 })
 
+t.test('a write held up past DATABASE_TIMEOUT_MS by a lock is answered 503 and never commits', async (t) => {
+  const url = await server.createDatabase('late_commit')
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'postgres', databaseUrl: url, poolSize: 2, timeoutMs: 1_000 })
+  const slice = await ctKidneyImage('test/normal')
+  t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice) })).statusCode, 200, 'a first prediction is recorded')
+  const holder = new pg.Client({ connectionString: url })
+  await holder.connect()
+  t.teardown(async () => await holder.end())
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE predictions IN SHARE ROW EXCLUSIVE MODE')
+  const held = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice) })
+  t.match(held.json(), { statusCode: 503, code: 'RECORDS_UNAVAILABLE' })
+  await holder.query('COMMIT')
+  const inserting = async (): Promise<number> => Number((await holder.query(
+    "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'INSERT INTO predictions%'")).rows[0].n)
+  while (await inserting() > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  // On the old code (pg's query_timeout alone) the INSERT waited on, and committed once the lock was gone: 2 rows.
+  t.equal((await holder.query('SELECT count(*)::integer AS n FROM predictions')).rows[0].n, 1, 'only the answered prediction has a record')
+})
+
 t.test('PostgreSQL stopped under load: every answer is 200 or 503 RECORDS_UNAVAILABLE, nothing is answered without a record, and service resumes', async (t) => {
   const app = await recordsApp(t, { ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase('outage'), poolSize: 4, timeoutMs: 2_000 })
   const jpeg = await ctKidneyImage('test/stone')

@@ -60,3 +60,26 @@ export function inflateWithinBudget (deflated: Uint8Array, budget: InflateBudget
   if (!ended) throw new CorruptDicomError('the deflated data set is truncated')
   return chunks
 }
+
+/**
+ * The start of a raw DEFLATE stream, about `maxBytes` of it (one push more at most), for a reader that needs only the
+ * elements before the pixels (dicom-node/instance-keys.ts). A corrupt stream ends the prefix where it breaks.
+ */
+export function inflatePrefix (deflated: Uint8Array, maxBytes: number): Uint8Array[] {
+  const chunks: Uint8Array[] = []
+  let total = 0
+  let ended = false
+  const inflater = new Inflate((chunk, final) => {
+    chunks.push(chunk)
+    total += chunk.length
+    ended ||= final
+  })
+  try {
+    for (let offset = 0; offset < deflated.length && !ended && total < maxBytes; offset += INPUT_STEP) {
+      inflater.push(deflated.subarray(offset, offset + INPUT_STEP), offset + INPUT_STEP >= deflated.length)
+    }
+  } catch {
+    // the reader parses what inflated before the fault
+  }
+  return chunks
+}

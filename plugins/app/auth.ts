@@ -73,7 +73,10 @@ function checkIssuedAt (iat: unknown, clockToleranceS: number): void {
     throw new AuthenticationError('The bearer token\'s issue time (iat) is not a number of seconds.')
   }
   if (iat * 1000 > Date.now() + clockToleranceS * 1000) {
-    throw new AuthenticationError(`The bearer token was issued in the future (iat ${new Date(iat * 1000).toISOString()}), beyond the clock tolerance of ${clockToleranceS} s.`)
+    // An iat in microseconds (an issuer's unit mix-up) is past the last date a Date holds: toISOString() would throw.
+    const issued = new Date(iat * 1000)
+    const when = Number.isNaN(issued.getTime()) ? `${iat} s` : issued.toISOString()
+    throw new AuthenticationError(`The bearer token was issued in the future (iat ${when}), beyond the clock tolerance of ${clockToleranceS} s.`)
   }
 }
 
