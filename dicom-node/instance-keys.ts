@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import dicomParser from 'dicom-parser'
 import { isDicomUid } from '../inference/dicom/dataset.js'
 import { inflatePrefix } from '../inference/dicom/inflate.js'
@@ -63,4 +64,18 @@ export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): Inst
     studyInstanceUid: read(TAG.studyInstanceUid) ?? known.studyInstanceUid,
     seriesInstanceUid: read(TAG.seriesInstanceUid) ?? known.seriesInstanceUid
   }
+}
+
+/**
+ * The keys of each file of one request (STOW-RS, POST /predict/batch), in order. One file's parse is bounded
+ * (KEYS_PREFIX_BYTES), but a request may carry up to STOW_MAX_INSTANCES (1000) or BATCH_MAX_FILES of them: the event
+ * loop is given back between files, so other requests and health checks are served meanwhile.
+ */
+export async function readEachInstanceKeys (files: readonly Buffer[]): Promise<InstanceKeys[]> {
+  const keys: InstanceKeys[] = []
+  for (const bytes of files) {
+    if (keys.length > 0) await nextTurn()
+    keys.push(readInstanceKeys(bytes))
+  }
+  return keys
 }

@@ -1,7 +1,7 @@
 import { deflateRawSync } from 'node:zlib'
 import t from 'tap'
-import { KEYS_PREFIX_BYTES, readInstanceKeys } from '../dicom-node/instance-keys.js'
-import { DEFLATED_EXPLICIT_LITTLE_ENDIAN, element, imageAttributes, part10Header, pixelData, SYNTHETIC_UIDS, text, type SyntheticDicom } from './helpers/dicom-writer.js'
+import { KEYS_PREFIX_BYTES, readEachInstanceKeys, readInstanceKeys } from '../dicom-node/instance-keys.js'
+import { DEFLATED_EXPLICIT_LITTLE_ENDIAN, element, imageAttributes, part10Header, pixelData, SYNTHETIC_UIDS, text, writeDicom, type SyntheticDicom } from './helpers/dicom-writer.js'
 
 // readInstanceKeys runs on the event loop for every STOW-RS part, every DICOM node instance and every POST
 // /predict/batch file. dicom-parser, given no inflater, inflated a deflated data set whole there (zlib.inflateRawSync):
@@ -54,4 +54,16 @@ t.test('an element flood before the keys is parsed no further than KEYS_PREFIX_B
   const far = readInstanceKeys(flooded(KEYS_PREFIX_BYTES / 8))
   t.same(far, { sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: SYNTHETIC_UIDS.sopInstanceUid, studyInstanceUid: undefined, seriesInstanceUid: undefined },
     'keys past KEYS_PREFIX_BYTES are not reached (the old code parsed all 32k elements and read them)')
+})
+
+t.test('the files of one request are read one per turn of the event loop', async (t) => {
+  // Each file is bounded, but STOW-RS takes up to 1000 of them. A callback queued before the reading starts runs
+  // after the first file and before the second, here one that blanks the second file.
+  const [first, second] = [writeDicom(small), writeDicom(small)]
+  setImmediate(() => second.fill(0))
+  const [firstKeys, secondKeys] = await readEachInstanceKeys([first, second])
+  t.match(firstKeys, SYNTHETIC_UIDS, 'the first file is read at once')
+  // Read in one synchronous map, as stow.ts and batch-predictor.ts did, the second file still had its keys.
+  t.same(secondKeys, { sopClassUid: undefined, sopInstanceUid: undefined, studyInstanceUid: undefined, seriesInstanceUid: undefined },
+    'the second is read after the event loop ran what was waiting')
 })
