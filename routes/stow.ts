@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
-import { readInstanceKeys } from '../dicom-node/instance-keys.js'
+import { readEachInstanceKeys } from '../dicom-node/instance-keys.js'
 import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
@@ -51,7 +51,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     const origin = recordOrigin(request)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
-    const keys = parts.map((part) => readInstanceKeys(part.body))
+    const keys = await readEachInstanceKeys(parts.map((part) => part.body))
     const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),
       async (i) => await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
       (i, { code, statusCode, message }) => refusedOutcome(keys[i], { code, statusCode, message }))

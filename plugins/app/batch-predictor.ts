@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
 import type { MultipartFile } from '@fastify/multipart'
-import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
+import { readEachInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { oncePerInstance } from '../../dicom-node/repeated-instances.js'
 import { summarizeBatch } from '../../inference/batch-summary.js'
 import { NoBatchFileError, NoFileError, ServiceError } from '../../inference/errors.js'
@@ -50,7 +50,8 @@ export default fp(async (app) => {
       return { error: errorBody(error) }
     }
     // A DICOM instance sent twice is classified once, as in STOW-RS: the first file's answer is the instance's.
-    const instances = files.map((bytes) => ({ bytes, sopInstanceUid: bytes.length === 0 ? undefined : readInstanceKeys(bytes).sopInstanceUid }))
+    const keys = await readEachInstanceKeys(files)
+    const instances = files.map((bytes, index) => ({ bytes, sopInstanceUid: keys[index].sopInstanceUid }))
     const outcomes = await oncePerInstance(instances, async (index) => await slots(async () => {
       const bytes = files[index]
       if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
