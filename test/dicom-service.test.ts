@@ -2,9 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
 import type { Response as LightMyRequestResponse } from 'light-my-request'
 import sharp from 'sharp'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { CT_SOURCES, writeCtSeries } from '../bench/ct-series.js'
 import { createKidneyStoneClient, multipartBody } from '../client/index.js'
 import { answerType } from '../plugins/app/accept.js'
@@ -32,14 +33,20 @@ t.test('POST /predict/batch with exactly one file is a batch of one (inject and 
   t.same([data?.summary.files, data?.summary.succeeded, data?.summary.series.length], [1, 1, 1])
 })
 
-t.test('the batch summary concludes a series as GET /studies does (k adjacent positive slices) and counts a multi-frame object\'s frames', async (t) => {
-  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-batch-series-')))
+/** A service recording to its own embedded database, a scratch folder, and a ct-kidney stone slice made DICOM in it. */
+async function recordingApp (t: Test): Promise<{ app: FastifyInstance, dir: string, stoneSlice: string }> {
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-batch-')))
   t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
   const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
   const dir = await scratchDir(t)
-  // Five slices of CT1 (a chest slice, Normal) with a ct-kidney stone slice made DICOM at slice 3, or at slices 2 and 3.
   const stoneSlice = join(dir, 'stone.dcm')
   await writeFile(stoneSlice, await ctSliceFromImage(await ctKidneyImage('test/stone', 0)))
+  return { app, dir, stoneSlice }
+}
+
+t.test('the batch summary concludes a series as GET /studies does (k adjacent positive slices) and counts a multi-frame object\'s frames', async (t) => {
+  const { app, dir, stoneSlice } = await recordingApp(t)
+  // Five slices of CT1 (a chest slice, Normal) with a ct-kidney stone slice made DICOM at slice 3, or at slices 2 and 3.
   const isolated = await writeCtSeries(join(dir, 'isolated'), { slices: 5, source: (i) => i === 2 ? stoneSlice : CT_SOURCES.ct1 })
   const adjacent = await writeCtSeries(join(dir, 'adjacent'), { slices: 5, source: (i) => i === 1 || i === 2 ? stoneSlice : CT_SOURCES.ct1 })
   // A multi-frame object of three frames: a stone slice's pixels as an 8-bit secondary capture.
@@ -69,12 +76,7 @@ t.test('the batch summary concludes a series as GET /studies does (k adjacent po
 })
 
 t.test('a SOP instance sent twice in one batch is classified once: the same bytes share the first file\'s answer, other bytes are 409 DUPLICATE_SOP_INSTANCE; GET /studies agrees', async (t) => {
-  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-batch-repeat-')))
-  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
-  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir, api: true } } })
-  const dir = await scratchDir(t)
-  const stoneSlice = join(dir, 'stone.dcm')
-  await writeFile(stoneSlice, await ctSliceFromImage(await ctKidneyImage('test/stone', 0)))
+  const { app, dir, stoneSlice } = await recordingApp(t)
   // Five slices, the stone slice at slice 3 among normal ones: Normal under k=2. Counted twice, the stone slice would
   // be a second positive slice at the same position, adjacent to the first: Stone.
   const series = await writeCtSeries(join(dir, 'series'), { slices: 5, source: (i) => i === 2 ? stoneSlice : CT_SOURCES.ct1 })
