@@ -53,7 +53,12 @@ export interface StudyFailureRow {
 
 export interface StudyRows { instances: StudyInstanceRow[], failures: StudyFailureRow[] }
 
-/** The most instances one study read returns (a CT study has a few series of up to a few thousand slices). */
+/**
+ * The most slices, and so the most instances, one study read returns (a CT study has a few series of up to a few
+ * thousand slices). Slices, not rows: a multi-frame object brings up to DICOM_MAX_FRAMES of them, and 20,000 objects
+ * of 300 frames would have made one answer of 6 million slices (measured at 1,000 such objects: 53 MB of JSON, the
+ * event loop held about a second, +330 MB).
+ */
 export const MAX_STUDY_ROWS = 20_000
 
 export interface StoredPrediction {
@@ -196,15 +201,19 @@ export class RecordStore {
 
   /**
    * What was received for one study, in arrival order: the classified instances and the refused ones, the newest
-   * MAX_STUDY_ROWS of each; with `caller`, only that caller's. The newest, since a study sent again many times has its
-   * current results in its last rows: the oldest rows kept every result as first received, the newer never read.
+   * MAX_STUDY_ROWS of each (of classified slices: a multi-frame object counts its frames); with `caller`, only that
+   * caller's. The newest, since a study sent again many times has its current results in its last rows: the oldest
+   * rows kept every result as first received, the newer never read.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
+    // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(
       'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
-      `model_version, threshold, answer->'frames' AS frames, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
-      'ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study')
+      `model_version, threshold, frames, ${CREATED_AT_US} FROM (SELECT *, answer->'frames' AS frames, ` +
+      "sum(coalesce(json_array_length(answer->'frames'), 1)) OVER (ORDER BY created_at DESC, id DESC) AS slices_through " +
+      'FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
+      'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
       `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
       'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')

@@ -264,6 +264,32 @@ t.test('a study sent again and again is read with its newest results, not with t
   t.equal(study.series[0].slices[0].predictionId, current.id)
 })
 
+t.test('a study of many multi-frame objects is read up to MAX_STUDY_ROWS slices, newest objects first', async (t) => {
+  const app = await recordsApp(t, await backends[0].records())
+  const series = await writeCtSeries(join(work, 'multi-frame-flood'), { slices: 1 })
+  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
+  const first = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).json()
+  const template = await app.records.getPredictionRecord(first.id)
+  if (template === undefined) throw new Error('no record')
+  // Objects of 300 frames (DICOM_MAX_FRAMES' default), one a millisecond after the other, enough to pass the bound.
+  const framesEach = 300
+  const objects = Math.ceil(MAX_STUDY_ROWS / framesEach) + 3
+  const since = Date.now() - 86_400_000
+  const frames = Array.from({ length: framesEach }, (_, i) => ({ frame: i + 1, slicePosition: i, prediction: 'Normal', probabilities: { Normal: 0.99, Stone: 0.01 } }))
+  const ids = Array.from({ length: objects }, () => randomUUID())
+  await Promise.all(ids.map(async (id, i) => await app.records.savePrediction({
+    ...template, id, createdAt: new Date(since + i), dicom: { ...template.dicom, sopInstanceUid: `${series.studyInstanceUid}.9.${i}` },
+    answer: { ...template.answer, id, frames }
+  })))
+  const study = (await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).json()
+  // the newest slice is the single-frame upload's: then as many whole objects as fit
+  const kept = Math.floor((MAX_STUDY_ROWS - 1) / framesEach)
+  // On the old code every object was read: objects x 300 + 1 slices.
+  t.equal(study.series[0].slices.length, kept * framesEach + 1, 'whole objects, up to MAX_STUDY_ROWS slices')
+  t.same(new Set(study.series[0].slices.map((slice: { predictionId: string }) => slice.predictionId)), new Set([first.id, ...ids.slice(-kept)]),
+    'the newest objects')
+})
+
 t.test('an unknown study is 404 STUDY_NOT_FOUND; a malformed UID is 400', async (t) => {
   const app = await recordsApp(t, await backends[0].records())
   const missing = await app.inject({ method: 'GET', url: `/studies/${newUid()}` })
