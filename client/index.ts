@@ -17,6 +17,9 @@ export type Finding = components['schemas']['Finding']
 /** A recorded answer (GET /predictions/{id}): the Prediction as it was sent, plus createdAt and caller. */
 export type StoredPrediction = components['schemas']['StoredPrediction']
 export type PredictionPage = components['schemas']['PredictionPage']
+/** GET /audit-events: one refused request (no bytes, no file names), and a page of them with its cursor. */
+export type AuditEvent = components['schemas']['AuditEvent']
+export type AuditEventPage = components['schemas']['AuditEventPage']
 
 export interface ClientAuth {
   /** Sent in `apiKeyHeader` (default x-api-key) when the service runs with AUTH_MODE=api-key or any. */

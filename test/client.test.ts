@@ -10,7 +10,7 @@ import { parse } from 'yaml'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
 import sharp from 'sharp'
 import type { components } from '../client/api-types.js'
-import { createKidneyStoneClient, multipartBody, predictionOverlay, predictSlice, predictSliceAsFhir, storedPredictionAsFhir } from '../client/index.js'
+import { createKidneyStoneClient, multipartBody, predictionOverlay, predictSlice, predictSliceAsFhir, storedPredictionAsFhir, type AuditEvent, type AuditEventPage } from '../client/index.js'
 import { build, ctKidneyImage, RECORDS_OFF, SHARED } from './helper.js'
 import { hs256Token } from './helpers/jwt.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
@@ -105,7 +105,10 @@ t.test('the generated client calls every documented route of the real server ove
     await new Promise((resolve) => setTimeout(resolve, 50))
     audit = await client.GET('/audit-events', { params: { query: { code: 'PREDICTION_NOT_FOUND', limit: 5 } } })
   }
-  t.match(audit.data?.items[0], { route: '/predictions/:id', status: 404, code: 'PREDICTION_NOT_FOUND', caller: 'anonymous' }, 'the refusal is in the audit trail')
+  // the client exports the listing's types by name (docs/records.md), as it does StoredPrediction and PredictionPage
+  const trail: AuditEventPage | undefined = audit.data
+  const refusal: AuditEvent | undefined = trail?.items[0]
+  t.match(refusal, { route: '/predictions/:id', status: 404, code: 'PREDICTION_NOT_FOUND', caller: 'anonymous' }, 'the refusal is in the audit trail')
 
   // STOW-RS takes a multipart/related body, which openapi-fetch sends as given
   const boundary = 'kidney-client-test-boundary'
