@@ -236,13 +236,35 @@ t.test('with authentication, another caller\'s copy of an instance does not repl
   const alice = await study(keys.alice)
   t.match(pacs, { verdict: 'Normal', instances: { received: 3, classified: 2, failed: 1 } })
   t.match(alice, { verdict: 'Stone', instances: { received: 3, classified: 3, failed: 0 } }, 'alice\'s own view: her copies')
-  // On the old code 'Stone' with alice's probabilities throughout: the newest result per SOP instance, whoever sent
-  // it, in the view of every records:read-all reader and in the report the FHIR push sends.
-  t.same(await study(keys.auditor), {
-    verdict: 'Normal',
-    instances: { received: 3, classified: 3, failed: 0 },
-    probabilities: [...pacs.probabilities, alice.probabilities[2]]
-  }, 'everyone\'s view: the first classifying sender\'s results; a refusal claims nothing')
+  // Until 2026-12-05 'Stone' with alice's probabilities throughout: the newest result per SOP instance, whoever sent
+  // it, in the view of every records:read-all reader and in the report the FHIR push sends. Then, while only
+  // instances had owners, alice's copy of the instance refused to the PACS counted there too.
+  t.same(await study(keys.auditor), pacs, 'everyone\'s view: the study\'s first classifying sender\'s rows alone')
+})
+
+t.test('with authentication, another caller\'s series in a study does not count in the study everyone reads', async (t) => {
+  const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
+  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  // The PACS's series: two CT1 slices (Normal). Alice's: a series of her own (new Series and SOP Instance UIDs) of
+  // three ct-kidney stone slices (Stone) under the PACS's StudyInstanceUID.
+  const sent = await writeCtSeries(join(work, 'series-sent'), { slices: 2 })
+  const other = await writeCtSeries(join(work, 'series-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => STONE_SLICE })
+  for (const [files, key] of [[sent.files, keys.pacs], [other.files, keys.alice]] as const) {
+    for (const file of files) {
+      const upload = fileUpload(await readFile(file), 'slice.dcm')
+      t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
+    }
+  }
+  const study = async (key: string): Promise<{ verdict: string, series: string[] }> => {
+    const body = (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}`, headers: { 'x-api-key': key } })).json()
+    return { verdict: body.verdict, series: body.series.map((s: any) => `${s.seriesInstanceUid as string} ${s.conclusion as string}`) }
+  }
+  t.same(await study(keys.pacs), { verdict: 'Normal', series: [`${sent.seriesInstanceUid} Normal`] })
+  t.same(await study(keys.alice), { verdict: 'Stone', series: [`${other.seriesInstanceUid} Stone`] }, 'alice\'s own view: her series')
+  // On the old code 'Stone', with both series: any caller with the predict scope turned the PACS's study Stone for
+  // every records:read-all reader and in the report the FHIR push sends (the same read, app.studyResult(uid)).
+  t.same(await study(keys.auditor), { verdict: 'Normal', series: [`${sent.seriesInstanceUid} Normal`] }, 'everyone\'s view: the PACS\'s study')
 })
 
 t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {
