@@ -12,7 +12,7 @@ import type { FrameAnswer } from '../inference/series-conclusion.js'
 
 export type StoreOptions =
   | { engine: 'pglite', dataDir: string }
-  | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number }
+  | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number, migrationTimeoutMs: number }
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
@@ -164,7 +164,7 @@ export class RecordStore {
         ? await openPGlite(options.dataDir)
         : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
       try {
-        const applied = await migrate(driver, migrations)
+        const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)
         // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
         const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
         return { store: new RecordStore(driver, hooks, writesInFlight), applied }
