@@ -28,7 +28,6 @@ export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
 export interface StudyInstanceRow {
   id: string
   created_at: string
-  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   instance_number: number | null
@@ -45,7 +44,6 @@ export interface StudyInstanceRow {
 /** One refused instance of a study. */
 export interface StudyFailureRow {
   created_at: string
-  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   code: string
@@ -196,17 +194,24 @@ export class RecordStore {
 
   /**
    * What was received for one study, in arrival order: the classified instances and the refused ones, the newest
-   * MAX_STUDY_ROWS of each; with `caller`, only that caller's. The newest, since a study sent again many times has its
-   * current results in its last rows: the oldest rows kept every result as first received, the newer never read.
+   * MAX_STUDY_ROWS of each. The newest, since a study sent again many times has its current results in its last rows:
+   * the oldest rows kept every result as first received, the newer never read. With `caller`, only that caller's
+   * (its own view). Without, the study's: its owner's, the caller that first had one of its instances classified, or
+   * every caller's refusals while nothing is classified. Any caller with the predict scope can send instances under
+   * any StudyInstanceUID, a copy of one or a series of its own, and would otherwise rewrite the study that every
+   * records:read-all reader and the FHIR push see. The owner is read from all the study's rows, not from the newest:
+   * another caller's flood of the study's UID would fill those.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
-    const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
+    const owner = caller ?? (await this.driver.query<{ caller: string }>(
+      'SELECT caller FROM predictions WHERE study_instance_uid = $1 ORDER BY created_at, id LIMIT 1', [studyInstanceUid], 'records.study.owner'))[0]?.caller
+    const params = [studyInstanceUid, owner ?? null, MAX_STUDY_ROWS]
     const instances = await this.driver.query<StudyInstanceRow>(
-      'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
+      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
       `model_version, threshold, answer->'frames' AS frames, ${CREATED_AT_US} FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ` +
       'ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
-      `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
+      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
       'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
     return { instances: instances.reverse(), failures: failures.reverse() }
   }

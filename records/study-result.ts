@@ -35,14 +35,7 @@ function groupBySeries ({ instances, failures }: StudyRows): Map<string, SeriesR
   // Arrival order, so that the first instance of each series fixes the series order and later rows replace earlier ones.
   const rows = [...instances.map((row) => ({ row, failed: false })), ...failures.map((row) => ({ row, failed: true }))]
     .sort((a, b) => a.row.created_at.localeCompare(b.row.created_at))
-  // A study is the caller's that first had one of its instances classified: only that caller's rows, classified or
-  // refused, make it. Any caller with the predict scope can upload an instance with the study's UID (a copy of an
-  // instance, or a series of its own) and would otherwise rewrite the study that every reader and the FHIR push see;
-  // that caller still sees its rows in its own view, which holds its rows alone. A refusal claims nothing: while
-  // nothing is classified, every caller's refusals show (a PACS may forward what a modality had refused busy).
-  const owner = rows.find(({ failed }) => !failed)?.row.caller
   rows.forEach(({ row, failed }, index) => {
-    if (owner !== undefined && row.caller !== owner) return
     const sop = row.sop_instance_uid ?? `#${index}`
     const group = entry(row.series_instance_uid, row.created_at)
     if (failed) group.failures.set(sop, row as StudyFailureRow)
