@@ -77,7 +77,7 @@ try {
   for (const engine of opts.engines.split(',')) {
     stores[engine] = engine === 'pglite'
       ? { store: (await RecordStore.open({ engine: 'pglite', dataDir: join(work, 'pglite') })).store }
-      : { store: (await RecordStore.open({ engine: 'postgres', url: await pgServer.createDatabase('bench'), poolSize: 10, timeoutMs: 10_000 })).store, port: pgServer.port }
+      : { store: (await RecordStore.open({ engine: 'postgres', url: await pgServer.createDatabase('bench'), poolSize: 10, timeoutMs: 10_000, migrationTimeoutMs: 600_000 })).store, port: pgServer.port }
   }
   const total = Number(opts.records)
   const clients = Number(opts.clients)

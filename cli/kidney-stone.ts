@@ -7,7 +7,7 @@ import type { WindowSource } from '../inference/dicom/decode-dicom.js'
 import { DEFAULT_MIN_ADJACENT_SLICES } from '../inference/series-conclusion.js'
 import { collectFiles } from './collect-files.js'
 import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
-import { inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
+import { eachInstanceOnce, inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
 import { concludeSeriesOf, seriesLine } from './series.js'
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../model/kidney-stone-cnn.onnx', import.meta.url))
@@ -77,7 +77,7 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
     const skips = skippedSummary(skipped)
     throw new Error(`no JPEG, PNG or DICOM file found in ${paths.join(', ')}${skips === '' ? '' : `; ${skips}`}`)
   }
-  const predictor = await predictorFor(options)
+  const predictor = eachInstanceOnce(await predictorFor(options))
   // The bar goes to stderr and only when stdout is a terminal: piped or redirected output stays clean.
   const bar = options.progress && process.stdout.isTTY === true
     ? new cliProgress.SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} files | {file}', hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -138,9 +138,11 @@ confidence, probabilities, threshold, ..., "dicom" UIDs for DICOM files) or "err
 CSV has one row per file with the same facts, error_code/error_message filled for failures.
 
 Series: DICOM files (and the frames of a multi-frame object) are grouped by SeriesInstanceUID, ordered by slice
-position, one slice per SOP instance (two files of one instance count once), and each series is concluded on
+position, one slice per SOP instance, and each series is concluded on
 stderr by the service's rule: Stone when at least k adjacent slices have P(Stone) at or above the model
-threshold (--min-adjacent-slices, default 2), with the slice range and max P.
+threshold (--min-adjacent-slices, default 2), with the slice range and max P. A SOP instance is classified
+once, as in one POST /predict/batch request: a later file of it with the same bytes gets the first file's result,
+with other bytes the error DUPLICATE_SOP_INSTANCE.
 
 Folders: files are taken by content (JPEG, PNG, DICOM with or without preamble) or by name (.jpg .jpeg .png
 .dcm .dicom .ima, any case); such a file that cannot be classified is a failed row, never left out. Skipped:

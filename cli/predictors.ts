@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
+import { readInstanceKeys } from '../dicom-node/instance-keys.js'
+import { RepeatedInstances } from '../dicom-node/repeated-instances.js'
 import { Classifier } from '../inference/classifier.js'
 import type { DicomWindow } from '../inference/dicom/dataset.js'
 import type { WindowSource } from '../inference/dicom/decode-dicom.js'
@@ -66,5 +69,24 @@ export function remotePredictor (baseUrl: string, auth: ClientAuth, retry: Retry
       }
     },
     close: async () => {}
+  }
+}
+
+/**
+ * Each SOP Instance UID of a run classified once, as in one POST /predict/batch request: a later file of it with the
+ * same bytes gets the first file's result, with other bytes DUPLICATE_SOP_INSTANCE (dicom-node/repeated-instances.ts).
+ * Compared by SHA-256, so the run keeps no file in memory.
+ */
+export function eachInstanceOnce (predictor: FilePredictor): FilePredictor {
+  const repeated = new RepeatedInstances<FileResult>()
+  return {
+    async predict (file, bytes) {
+      const { sopInstanceUid } = readInstanceKeys(bytes)
+      if (sopInstanceUid === undefined) return await predictor.predict(file, bytes)
+      const result = await repeated.outcome({ bytes: createHash('sha256').update(bytes).digest(), sopInstanceUid },
+        async () => await predictor.predict(file, bytes), (error) => ({ file, error: toFileError(error) }))
+      return { ...result, file }
+    },
+    close: async () => { await predictor.close() }
   }
 }

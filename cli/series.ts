@@ -14,8 +14,8 @@ export interface SeriesSummary {
 /**
  * The classified DICOM files grouped by series and concluded as POST /predict/batch and the study results conclude
  * them (inference/batch-summary.ts: frames are slices, one SOP instance is one slice). Of two files of one instance
- * the later in path order counts, as the study results keep the newest of an instance sent again; one POST
- * /predict/batch request classifies only the first (dicom-node/repeated-instances.ts).
+ * the first in path order counts: the run classifies it once, as one POST /predict/batch request does
+ * (eachInstanceOnce in predictors.ts).
  */
 export function concludeSeriesOf (results: FileResult[], minAdjacentSlices?: number): SeriesSummary[] {
   return concludeFileSeries(results.map((result) => failed(result) ? undefined : result), minAdjacentSlices)

@@ -787,7 +787,7 @@ export interface paths {
         };
         /**
          * The results of one study: each series with its instances, slice probabilities in order and its conclusion
-         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json` (preferred by its q): one FHIR R4 DiagnosticReport for the study; an Accept naming neither JSON type is 406 NOT_ACCEPTABLE. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope (instances pushed over DICOM belong to `dicom:<calling AE title>`).
+         * @description Built from the records store, whichever way the instances came (DICOM C-STORE, STOW-RS, /predict, /predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last instance. With `Accept: application/fhir+json` (preferred by its q): one FHIR R4 DiagnosticReport for the study; an Accept naming neither JSON type is 406 NOT_ACCEPTABLE. Access as for `GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials carry the `records:read-all` scope, which reads a study as the caller that first had one of its instances classified sent it (what other callers sent under its UID shows in their own views only; instances pushed over DICOM belong to `dicom:<calling AE title>`).
          */
         get: {
             parameters: {

@@ -27,9 +27,10 @@ export interface FileSeries {
  * study results (GET /studies): a multi-frame object's frames are slices of its series. Failed files (undefined) are
  * absent, so a slice that failed breaks a run of positive slices rather than joining it. One SOP instance is one
  * slice, as the study results count an instance sent again once: the same instance in two files (two encodings, a
- * second export) would otherwise be two adjacent slices, and one positive slice a Stone series. The later file
- * replaces the earlier (the CLI's rule; POST /predict/batch hands it only each instance's first file, summarizeBatch).
- * POST /predict/batch and the CLI use it alike.
+ * second export) would otherwise be two adjacent slices, and one positive slice a Stone series. The first file
+ * counts: both callers classify each instance once (dicom-node/repeated-instances.ts), a later file of it sharing the
+ * first's result or refused, so the slice names the file that was classified. POST /predict/batch and the CLI use it
+ * alike.
  */
 export function concludeFileSeries (results: ReadonlyArray<PredictionFields | undefined>, minAdjacentSlices?: number): FileSeries[] {
   const groups = new Map<string, { studyInstanceUid?: string, threshold: number, slices: Map<string, FileSlice> }>()
@@ -44,7 +45,8 @@ export function concludeFileSeries (results: ReadonlyArray<PredictionFields | un
       prediction: result.prediction
     }
     for (const [frameIndex, slice] of instanceSlices(instance, result.frames).entries()) {
-      group.slices.set(`${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`, { index, ...(sopInstanceUid === undefined ? {} : { sopInstanceUid }), ...slice })
+      const key = `${sopInstanceUid ?? `file ${index}`} frame ${frameIndex}`
+      if (!group.slices.has(key)) group.slices.set(key, { index, ...(sopInstanceUid === undefined ? {} : { sopInstanceUid }), ...slice })
     }
     groups.set(seriesInstanceUid, group)
   }
@@ -83,15 +85,7 @@ export interface BatchSummary {
 export function summarizeBatch (entries: BatchEntry[], minAdjacentSlices?: number): BatchSummary {
   const counts = { Normal: 0, Stone: 0 }
   for (const { result } of entries) if (result !== undefined) counts[result.prediction] += 1
-  const instances = new Set<string>()
-  const firstFiles = entries.map(({ result }) => {
-    const sop = result?.dicom?.sopInstanceUid
-    if (sop === undefined) return result
-    if (instances.has(sop)) return undefined
-    instances.add(sop)
-    return result
-  })
-  const series = concludeFileSeries(firstFiles, minAdjacentSlices).map(({ studyInstanceUid, seriesInstanceUid, slices, conclusion }) => ({
+  const series = concludeFileSeries(entries.map(({ result }) => result), minAdjacentSlices).map(({ studyInstanceUid, seriesInstanceUid, slices, conclusion }) => ({
     ...(studyInstanceUid === undefined ? {} : { studyInstanceUid }),
     seriesInstanceUid,
     slices: slices.length,

@@ -31,9 +31,11 @@ export async function readMigrations (dir = MIGRATIONS_DIR): Promise<Migration[]
 /**
  * Applies the migrations this database has not seen, each in its own transaction, and returns the versions applied.
  * The whole check-and-apply runs under one session advisory lock, so replicas starting together wait for the first
- * and then find nothing left to do; running it again is a no-op.
+ * and then find nothing left to do; running it again is a no-op. Each statement, the wait for the lock included, is
+ * bounded by `timeoutMs` (DATABASE_MIGRATION_TIMEOUT_MS) rather than by the writes' timeout: a migration of a large
+ * table, or the wait for another replica's, takes longer than any write should.
  */
-export async function migrate (driver: SqlDriver, migrations: Migration[]): Promise<number[]> {
+export async function migrate (driver: SqlDriver, migrations: Migration[], timeoutMs?: number): Promise<number[]> {
   return await driver.withSession(async (session) => {
     await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
     try {
@@ -57,5 +59,5 @@ export async function migrate (driver: SqlDriver, migrations: Migration[]): Prom
     } finally {
       await session.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {})
     }
-  })
+  }, { timeoutMs })
 }

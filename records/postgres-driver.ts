@@ -19,11 +19,13 @@ export interface PostgresOptions {
   signal?: AbortSignal
 }
 
-function sessionOf (client: pg.Pool | pg.PoolClient): SqlSession {
+/** `waitMs`: how long the client waits for each answer, when not the pool's query_timeout. */
+function sessionOf (client: pg.Pool | pg.PoolClient, waitMs?: number): SqlSession {
+  const wait = waitMs === undefined ? {} : { query_timeout: waitMs }
   return {
     query: async <R>(text: string, params: unknown[] = [], name?: string) =>
-      await guarded(async () => (await client.query({ text, values: params, ...(name === undefined ? {} : { name }) })).rows as R[]),
-    exec: async (script: string) => { await guarded(async () => await client.query(script)) }
+      await guarded(async () => (await client.query({ text, values: params, ...(name === undefined ? {} : { name }), ...wait })).rows as R[]),
+    exec: async (script: string) => { await guarded(async () => await client.query({ text: script, ...wait })) }
   }
 }
 
@@ -73,7 +75,7 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
   return {
     engine: 'postgres',
     ...session,
-    withSession: async (work) => {
+    withSession: async (work, { timeoutMs } = {}) => {
       const client = await guarded(async () => await pool.connect())
       // A checked-out client whose socket fails (an abort destroys it) emits 'error' besides failing its statement; the
       // pool listens only to idle clients, and an unheard 'error' would end the process.
@@ -81,14 +83,17 @@ export async function openPostgres (options: PostgresOptions): Promise<SqlDriver
       const broken = (): void => { failed = true }
       client.on('error', broken)
       try {
-        return await work(sessionOf(client))
+        if (timeoutMs === undefined) return await work(sessionOf(client))
+        await guarded(async () => await client.query('SELECT set_config($1, $2, false)', ['statement_timeout', String(timeoutMs)]))
+        return await work(sessionOf(client, timeoutMs + CLIENT_WAIT_MARGIN_MS))
       } catch (error) {
         failed = true
         throw error
       } finally {
-        // a connection that failed mid-work is dropped rather than handed to the next caller
+        // A connection that failed mid-work is dropped rather than handed to the next caller, and so is one with a
+        // timeout of its own: a write on it would not be bounded by DATABASE_TIMEOUT_MS.
         client.off('error', broken)
-        client.release(failed)
+        client.release(failed || timeoutMs !== undefined)
       }
     },
     close: end

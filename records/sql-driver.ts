@@ -6,9 +6,14 @@ export interface SqlSession {
   exec: (script: string) => Promise<void>
 }
 
+export interface SessionOptions {
+  /** Each statement of this session may take this long instead of the driver's timeout (a server's; PGlite has none). */
+  timeoutMs?: number
+}
+
 export interface SqlDriver extends SqlSession {
   readonly engine: 'pglite' | 'postgres'
   /** Runs `work` on one connection held for its duration: session-level advisory locks and transactions need that. */
-  withSession: <T>(work: (session: SqlSession) => Promise<T>) => Promise<T>
+  withSession: <T>(work: (session: SqlSession) => Promise<T>, options?: SessionOptions) => Promise<T>
   close: () => Promise<void>
 }

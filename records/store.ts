@@ -12,7 +12,7 @@ import type { FrameAnswer } from '../inference/series-conclusion.js'
 
 export type StoreOptions =
   | { engine: 'pglite', dataDir: string }
-  | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number }
+  | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number, migrationTimeoutMs: number }
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
@@ -28,7 +28,6 @@ export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
 export interface StudyInstanceRow {
   id: string
   created_at: string
-  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   instance_number: number | null
@@ -45,7 +44,6 @@ export interface StudyInstanceRow {
 /** One refused instance of a study. */
 export interface StudyFailureRow {
   created_at: string
-  caller: string
   series_instance_uid: string | null
   sop_instance_uid: string | null
   code: string
@@ -169,7 +167,7 @@ export class RecordStore {
         ? await openPGlite(options.dataDir)
         : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
       try {
-        const applied = await migrate(driver, migrations)
+        const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)
         // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
         const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
         return { store: new RecordStore(driver, hooks, writesInFlight), applied }
@@ -201,21 +199,28 @@ export class RecordStore {
 
   /**
    * What was received for one study, in arrival order: the classified instances and the refused ones, the newest
-   * MAX_STUDY_ROWS of each (of classified slices: a multi-frame object counts its frames); with `caller`, only that
-   * caller's. The newest, since a study sent again many times has its current results in its last rows: the oldest
-   * rows kept every result as first received, the newer never read.
+   * MAX_STUDY_ROWS of each (of classified slices: a multi-frame object counts its frames). The newest, since a study
+   * sent again many times has its current results in its last rows: the oldest rows kept every result as first
+   * received, the newer never read. With `caller`, only that caller's (its own view). Without, the study's: its
+   * owner's, the caller that first had one of its instances classified, or every caller's refusals while nothing is
+   * classified. Any caller with the predict scope can send instances under any StudyInstanceUID, a copy of one or a
+   * series of its own, and would otherwise rewrite the study that every records:read-all reader and the FHIR push see.
+   * The owner is read from all the study's rows, not from the newest: another caller's flood of the study's UID would
+   * fill those.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
-    const params = [studyInstanceUid, caller ?? null, MAX_STUDY_ROWS]
+    const owner = caller ?? (await this.driver.query<{ caller: string }>(
+      'SELECT caller FROM predictions WHERE study_instance_uid = $1 ORDER BY created_at, id LIMIT 1', [studyInstanceUid], 'records.study.owner'))[0]?.caller
+    const params = [studyInstanceUid, owner ?? null, MAX_STUDY_ROWS]
     // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(
-      'SELECT id, caller, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
+      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
       `model_version, threshold, frames, ${CREATED_AT_US} FROM (SELECT *, answer->'frames' AS frames, ` +
       "sum(coalesce(json_array_length(answer->'frames'), 1)) OVER (ORDER BY created_at DESC, id DESC) AS slices_through " +
       'FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
       'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
-      `SELECT caller, series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
+      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
       'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
     return { instances: instances.reverse(), failures: failures.reverse() }
   }

@@ -35,18 +35,8 @@ function groupBySeries ({ instances, failures }: StudyRows): Map<string, SeriesR
   // Arrival order, so that the first instance of each series fixes the series order and later rows replace earlier ones.
   const rows = [...instances.map((row) => ({ row, failed: false })), ...failures.map((row) => ({ row, failed: true }))]
     .sort((a, b) => a.row.created_at.localeCompare(b.row.created_at))
-  // A classified instance is the first classifying caller's: only that caller's later results replace it. Another
-  // caller's copy of the same SOP Instance UID (any caller with the predict scope can upload one) would otherwise
-  // rewrite the study that every reader and the FHIR push see; that caller still sees its copy in its own view. A
-  // refusal claims nothing: the instance may come through another sender (a PACS forwarding what was refused busy).
-  const senders = new Map<string, string>()
   rows.forEach(({ row, failed }, index) => {
     const sop = row.sop_instance_uid ?? `#${index}`
-    if (!failed) {
-      const sender = senders.get(sop) ?? row.caller
-      if (sender !== row.caller) return
-      senders.set(sop, sender)
-    }
     const group = entry(row.series_instance_uid, row.created_at)
     if (failed) group.failures.set(sop, row as StudyFailureRow)
     else group.instances.set(sop, row as StudyInstanceRow)

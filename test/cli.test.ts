@@ -45,7 +45,7 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   const { code, stdout, stderr } = await cli('predict', DICOM_DIR, jpeg, '/no/such/slice.png')
   t.equal(code, 1, 'one file failed, so the exit code is 1')
   const { series, summary } = stderrParts(stderr)
-  t.equal(summary, '7 file(s): 6 classified, 1 failed; 1 skipped (1 not JPEG, PNG or DICOM)\n', 'the summary line (the folder\'s README.md is skipped)')
+  t.equal(summary, '7 file(s): 3 classified, 4 failed; 1 skipped (1 not JPEG, PNG or DICOM)\n', 'the summary line (the folder\'s README.md is skipped)')
   t.equal(series.length, 2, 'one conclusion per DICOM series: CT1\'s four encodings, CT_small')
   t.match(series.find((line) => line.includes('1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')), /: (Stone|Normal)\b.*; 1 slice\(s\), max P\(Stone\) 0\.\d{3}/, 'the four encodings are one SOP instance: one slice')
   t.notMatch(stdout, /█|░/, 'no progress bar when stdout is not a terminal')
@@ -54,12 +54,11 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
     'ct-small-pydicom.dcm', 'ct1-unc-explicit-big-endian.dcm', 'ct1-unc-explicit-little-endian.dcm',
     'ct1-unc-implicit-little-endian.dcm', 'ct1-unc-jpeg-ls.dcm', jpeg.split('/').at(-1), 'slice.png'
   ], 'folder contents sorted, then the named files in order')
-  const ct1 = results.filter((r) => r.file.includes('ct1-unc'))
-  t.equal(ct1.length, 4)
-  for (const r of ct1) {
-    t.same(r.probabilities, ct1[0].probabilities, `${r.file}: same prediction as the other encodings`)
-    t.equal(r.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
-  }
+  // The four encodings are one SOP instance with other bytes each: the first in path order is classified, as in one
+  // POST /predict/batch request (their agreement is test/dicom.test.ts's).
+  const [first, ...others] = results.filter((r) => r.file.includes('ct1-unc'))
+  t.equal(first.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
+  t.same(others.map((r) => r.error.code), ['DUPLICATE_SOP_INSTANCE', 'DUPLICATE_SOP_INSTANCE', 'DUPLICATE_SOP_INSTANCE'])
   t.equal(results[5].prediction, 'Stone', 'the stone JPEG is classified')
   t.ok(results[5].findings.length >= 1, 'with the box where the model found its evidence')
   for (const { box } of results[5].findings) t.ok(box.x + box.width <= 384 && box.y + box.height <= 384, 'inside the 384x384 slice')
@@ -124,8 +123,11 @@ async function mixedFolder (t: Test): Promise<string> {
   await writeFile(join(dir, 'broken.jpg'), 'an error page saved under an image name\n')
   await writeFile(join(dir, 'cut.JPEG'), jpeg.subarray(0, 3000))
   await writeFile(join(dir, 'empty.dcm'), '')
-  await writeFile(join(dir, 'IM0002'), dicom.subarray(0, 2000)) // preamble, truncated
-  await writeFile(join(dir, 'IM0003'), dicom.subarray(132)) // a data set without the preamble
+  // Each its own SOP instance: a later file of IM0001's instance with other bytes would be refused as a repeat.
+  await writeFile(join(dir, 'IM0002'), (await readFile(join(DICOM_DIR, 'ct-small-pydicom.dcm'))).subarray(0, 2000)) // preamble, truncated
+  await writeFile(join(dir, 'IM0003'), dicom)
+  await promisify(execFile)('dcmodify', ['-q', '-nb', '-i', '(0008,0018)=1.2.826.0.1.3680043.8.498.79.1', join(dir, 'IM0003')])
+  await writeFile(join(dir, 'IM0003'), (await readFile(join(dir, 'IM0003'))).subarray(132)) // a data set without the preamble
   await writeFile(join(dir, 'scan.dicom'), 'not DICOM at all')
   await writeFile(join(dir, 'notes.txt'), 'patient list\n')
   await writeFile(join(dir, 'series.json'), '{}\n')
@@ -208,4 +210,27 @@ t.test('a DICOM folder of two series: each concluded by the service\'s series ru
   if (positives === 5) t.match(five?.conclusion.positiveRanges, [{ slices: 5, fromPosition: -100, toPosition: -80 }], 'the range runs in slice order')
   t.equal(series.length, 2)
   t.match(series.join('\n'), /series 1\.2\.826\.0\.1\.3680043\.8\.498\.77: (Stone|Normal).*; 5 slice\(s\)/)
+})
+
+t.test('two files of one SOP instance: the first in path order is classified, a copy shares its result, other bytes are refused, as POST /predict/batch does', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-repeat-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  // a.dcm: CT1; b.dcm: its copy; c.dcm: CT_small (other pixels) under the same Series and SOP Instance UIDs.
+  await copyFile(join(DICOM_DIR, 'ct1-unc-explicit-little-endian.dcm'), join(dir, 'a.dcm'))
+  await copyFile(join(DICOM_DIR, 'ct-small-pydicom.dcm'), join(dir, 'c.dcm'))
+  for (const file of ['a.dcm', 'c.dcm']) {
+    await promisify(execFile)('dcmodify', ['-q', '-nb', '-i', '(0020,000E)=1.2.826.0.1.3680043.8.498.78', '-i', '(0008,0018)=1.2.826.0.1.3680043.8.498.78.1', join(dir, file)])
+  }
+  await copyFile(join(dir, 'a.dcm'), join(dir, 'b.dcm'))
+  const out = join(dir, 'series.json')
+  const { code, stdout, stderr } = await cli('predict', dir, '--series-out', out)
+  const rows = JSON.parse(stdout) as Array<{ file: string, probabilities?: { Stone: number }, error?: { code: string } }>
+  const a = rows.find((row) => row.file.endsWith('a.dcm'))
+  t.same(rows.find((row) => row.file.endsWith('b.dcm')), { ...a, file: join(dir, 'b.dcm') }, 'the copy: the first file\'s result')
+  // On the old code c.dcm was classified too, and its result, the later in path order, was the series' slice.
+  t.match(rows.find((row) => row.file.endsWith('c.dcm')), { error: { code: 'DUPLICATE_SOP_INSTANCE', statusCode: 409 } })
+  const [series] = JSON.parse(await readFile(out, 'utf8')) as Array<{ slices: number, conclusion: { maxProbability: number } }>
+  t.same([series.slices, series.conclusion.maxProbability], [1, a?.probabilities?.Stone], 'one slice: the first file\'s')
+  t.equal(code, 1, 'a refused file fails the run')
+  t.equal(stderrParts(stderr).summary, '3 file(s): 2 classified, 1 failed\n')
 })

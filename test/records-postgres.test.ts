@@ -28,13 +28,39 @@ recordsSuite(t, {
 
 t.test('replicas starting together apply each migration once (advisory lock)', async (t) => {
   const url = await server.createDatabase('migrations')
-  const opened = await Promise.all(Array.from({ length: 4 }, async () => await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000 })))
+  const opened = await Promise.all(Array.from({ length: 4 }, async () => await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000, migrationTimeoutMs: 600_000 })))
   t.teardown(async () => { for (const { store } of opened) await store.close() })
   t.same(opened.map(({ applied }) => applied).sort((a, b) => b.length - a.length), [VERSIONS, [], [], []], 'one applies, the others find it done')
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   t.teardown(async () => await client.end())
   t.same((await client.query('SELECT version FROM schema_migrations ORDER BY version')).rows, VERSIONS.map((version) => ({ version })))
+})
+
+/** Sessions of this database waiting for the migration lock. */
+async function waitingForMigrationLock (client: pg.Client): Promise<number> {
+  return Number((await client.query(
+    "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")).rows[0].n)
+}
+
+t.test('a store waits for another replica\'s migration past DATABASE_TIMEOUT_MS (DATABASE_MIGRATION_TIMEOUT_MS bounds it), then starts', async (t) => {
+  const url = await server.createDatabase('migration_wait')
+  const holder = new pg.Client({ connectionString: url })
+  await holder.connect()
+  t.teardown(async () => await holder.end())
+  await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+  const timeoutMs = 200
+  const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs, migrationTimeoutMs: 600_000 })
+    .then((opened) => opened, (error: Error) => error)
+  // Another replica's migration outlasts the statement timeout, the server's and the client's second after it.
+  await new Promise((resolve) => setTimeout(resolve, timeoutMs + 2_000))
+  // On the old code 0 here: the open had failed at the statement timeout ('the database did not answer in time').
+  t.equal(await waitingForMigrationLock(holder), 1, 'still waiting for the lock')
+  await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+  const opened = await opening
+  if (opened instanceof Error) return t.fail(`the store did not open: ${opened.message}`)
+  t.teardown(async () => await opened.store.close())
+  t.same(opened.applied, VERSIONS, 'then it migrates')
 })
 
 t.test('a store opening while another replica holds the migration lock is cut at once when its opening is aborted', async (t) => {
@@ -45,19 +71,17 @@ t.test('a store opening while another replica holds the migration lock is cut at
   await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
   // an hour per statement: only the abort can end this open within the test
   const aborting = new AbortController()
-  const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 2, timeoutMs: 3_600_000 }, {}, aborting.signal)
-  const waiting = async (): Promise<number> => Number((await holder.query(
-    "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")).rows[0].n)
-  while (await waiting() === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 2, timeoutMs: 3_600_000, migrationTimeoutMs: 3_600_000 }, {}, aborting.signal)
+  while (await waitingForMigrationLock(holder) === 0) await new Promise((resolve) => setTimeout(resolve, 50))
   aborting.abort()
   await t.rejects(opening, { name: 'RecordStoreError' }, 'the open fails at once, with the store\'s own error')
-  await t.rejects(RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 3_600_000 }, {}, aborting.signal), { name: 'RecordStoreError' }, 'an open after the abort does not start')
+  await t.rejects(RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 3_600_000, migrationTimeoutMs: 3_600_000 }, {}, aborting.signal), { name: 'RecordStoreError' }, 'an open after the abort does not start')
   // The server notices the cut connection once its lock wait ends: then it holds nothing and a replica migrates.
   await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
   const others = async (): Promise<number> => Number((await holder.query(
     'SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows[0].n)
   while (await others() > 0) await new Promise((resolve) => setTimeout(resolve, 50))
-  const { store, applied } = await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000 })
+  const { store, applied } = await RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs: 10_000, migrationTimeoutMs: 600_000 })
   await store.close()
   t.same(applied, VERSIONS, 'the next open applies every migration: the cut one applied none and left no lock')
 })

@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import sharp from 'sharp'
 import t from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
-import { loadConfig } from '../plugins/app/config.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
 import { ctKidneyImage, fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { CT_SOURCES, newUid, writeCtSeries } from '../bench/ct-series.js'
@@ -20,7 +17,6 @@ import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.
 
-const run = promisify(execFile)
 const work = await mkdtemp(join(tmpdir(), 'kidney-studies-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const server = await startPostgres()
@@ -186,63 +182,6 @@ t.test('postgres: two replicas on one database give the same study result, and i
   await a.close()
   const restarted = await recordsApp(t, records)
   t.same(await read(restarted), throughA, 'the same answer after a restart')
-})
-
-t.test('with authentication, a study is read as records are: a caller sees its own instances; records:read-all sees all; STOW needs predict', async (t) => {
-  const keys = { alice: 'alice-0123456789abcdef', bob: 'bob-0123456789abcdefgh', auditor: 'auditor-0123456789abcdef' }
-  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `alice:${keys.alice}:predict,bob:${keys.bob}:predict,auditor:${keys.auditor}:records:read-all` }).auth
-  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
-  const series = await writeCtSeries(join(work, 'auth'), { slices: 1 })
-  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
-  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': keys.alice } })).statusCode, 200)
-  const as = async (key: string): Promise<[number, string]> => {
-    const res = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}`, headers: { 'x-api-key': key } })
-    return [res.statusCode, res.json().code ?? `${res.json().series[0].instances.classified as number} classified`]
-  }
-  t.same(await as(keys.alice), [200, '1 classified'], 'its own')
-  t.same(await as(keys.bob), [404, 'STUDY_NOT_FOUND'], 'someone else\'s study does not exist for this caller')
-  t.same(await as(keys.auditor), [200, '1 classified'], 'records:read-all')
-  t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
-  const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
-  t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')
-})
-
-t.test('with authentication, another caller\'s copy of an instance does not replace its sender\'s result in the study everyone reads', async (t) => {
-  const keys = { pacs: 'pacs-0123456789abcdefgh', alice: 'alice-0123456789abcdef', auditor: 'auditor-0123456789abcdef' }
-  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,alice:${keys.alice}:predict,auditor:${keys.auditor}:records:read-all` }).auth
-  const app = await recordsApp(t, await backends[0].records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
-  // Two slices from CT1 (a chest slice, Normal), then a ct-kidney stone slice made DICOM (Stone) under the same UIDs,
-  // and a third copy of it next to them, which the sender had sent too but was refused.
-  const sent = await writeCtSeries(join(work, 'copy-sent'), { slices: 2 })
-  const copies = await writeCtSeries(join(work, 'copy-other'), { slices: 3, studyInstanceUid: sent.studyInstanceUid, source: () => STONE_SLICE })
-  for (const [i, file] of copies.files.entries()) {
-    await run('dcmodify', ['-nb', '-i', `SeriesInstanceUID=${sent.seriesInstanceUid}`, ...(i < 2 ? ['-i', `SOPInstanceUID=${sent.sopInstanceUids[i]}`] : []), file])
-  }
-  const predict = async (file: string, key: string): Promise<void> => {
-    const upload = fileUpload(await readFile(file), 'slice.dcm')
-    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
-  }
-  for (const file of sent.files) await predict(file, keys.pacs)
-  app.records.failedInstance({ caller: 'api-key:pacs', route: '/predict', createdAt: new Date(), studyInstanceUid: sent.studyInstanceUid, seriesInstanceUid: sent.seriesInstanceUid, sopInstanceUid: copies.sopInstanceUids[2], status: 503, code: 'OVERLOADED' })
-  const study = async (key: string): Promise<{ verdict: string, instances: Record<string, number>, probabilities: number[] }> => {
-    const body = (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}`, headers: { 'x-api-key': key } })).json()
-    return { verdict: body.verdict, instances: body.series[0].instances, probabilities: body.series[0].slices.map((s: any) => s.probability) }
-  }
-  for (let attempt = 0; attempt < 100 && (await study(keys.pacs)).instances.failed === 0; attempt++) { // written in the background
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  for (const file of copies.files) await predict(file, keys.alice)
-  const pacs = await study(keys.pacs)
-  const alice = await study(keys.alice)
-  t.match(pacs, { verdict: 'Normal', instances: { received: 3, classified: 2, failed: 1 } })
-  t.match(alice, { verdict: 'Stone', instances: { received: 3, classified: 3, failed: 0 } }, 'alice\'s own view: her copies')
-  // On the old code 'Stone' with alice's probabilities throughout: the newest result per SOP instance, whoever sent
-  // it, in the view of every records:read-all reader and in the report the FHIR push sends.
-  t.same(await study(keys.auditor), {
-    verdict: 'Normal',
-    instances: { received: 3, classified: 3, failed: 0 },
-    probabilities: [...pacs.probabilities, alice.probabilities[2]]
-  }, 'everyone\'s view: the first classifying sender\'s results; a refusal claims nothing')
 })
 
 t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {

@@ -106,6 +106,8 @@ export const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
   DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000 }),
+  // At most a day: the client's wait is a Node.js timer, which fires at once past 2^31-1 ms (24.8 days).
+  DATABASE_MIGRATION_TIMEOUT_MS: Type.Integer({ minimum: 1_000, maximum: 86_400_000, default: 1_800_000 }),
   RECORDS_STORE: Type.Optional(Type.Union([Type.Literal('pglite'), Type.Literal('postgres'), Type.Literal('off')])),
   RECORD_RETENTION: Type.String({ pattern: '^(forever|[0-9]+[smhd])$', default: '365d' }),
   RECORDS_REQUIRED: Type.Boolean({ default: true }),
@@ -386,6 +388,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       dataDir: resolve(e.DATA_DIR),
       poolSize: e.DATABASE_POOL_SIZE,
       timeoutMs: e.DATABASE_TIMEOUT_MS,
+      migrationTimeoutMs: e.DATABASE_MIGRATION_TIMEOUT_MS,
       retentionMs: recordRetentionMs(e.RECORD_RETENTION),
       required: e.RECORDS_REQUIRED,
       api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',

@@ -9,6 +9,8 @@ export interface RecordsConfig {
   poolSize: number
   /** Connect and statement timeout for the PostgreSQL server. */
   timeoutMs: number
+  /** Statement timeout of the migrations at start-up, the wait for another replica's included. */
+  migrationTimeoutMs: number
   /** How long records and audit events are kept; 0 keeps them forever. */
   retentionMs: number
   /** true: a prediction that cannot be recorded is answered 503 RECORDS_UNAVAILABLE; false: answered, the loss logged and counted. */

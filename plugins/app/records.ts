@@ -69,9 +69,9 @@ export class RecordsService {
   }
 
   private storeOptions (): StoreOptions {
-    const { store, dataDir, databaseUrl, poolSize, timeoutMs } = this.config
+    const { store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs } = this.config
     return store === 'postgres'
-      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs }
+      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs }
       : { engine: 'pglite', dataDir }
   }
 

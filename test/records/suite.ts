@@ -368,7 +368,7 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     await first.close()
 
     const { store, applied } = await RecordStore.open(records.store === 'postgres'
-      ? { engine: 'postgres', url: records.databaseUrl ?? '', poolSize: 1, timeoutMs: 5_000 }
+      ? { engine: 'postgres', url: records.databaseUrl ?? '', poolSize: 1, timeoutMs: 5_000, migrationTimeoutMs: 600_000 }
       : { engine: 'pglite', dataDir: records.dataDir })
     t.same(applied, [], 'opening again applies nothing')
     await store.close()
