@@ -1,4 +1,5 @@
 import type { SqlDriver } from './sql-driver.js'
+import { studyOwnerSql } from './study-owner.js'
 
 /** A study whose DiagnosticReport this replica has claimed to push. */
 export interface ClaimedPush {
@@ -22,6 +23,8 @@ export class PushQueue {
 
   /**
    * Queues every study final for `idleSeconds` at `now` whose newest version is not queued yet; returns how many.
+   * A study's instances are its owner's (study-owner.ts), as in the report that is pushed: another caller sending under
+   * its UID neither holds the push back nor makes it go out again with the same report.
    * `now` is the service's clock, the clock that wrote created_at: measured against the database's now(), a service
    * host 10 minutes behind the database server pushed every study 10 minutes before it was final, one ahead pushed it
    * late. The leases and retry times below stay on the database's clock: they are written and compared by it alone,
@@ -29,9 +32,12 @@ export class PushQueue {
    */
   async enqueueFinal (idleSeconds: number, now: Date): Promise<number> {
     const rows = await this.driver.query<{ n: number }>(
-      'WITH received AS (' +
-      '  SELECT study_instance_uid, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > $3::timestamptz - make_interval(secs => $1)' +
-      '  UNION ALL SELECT study_instance_uid, created_at FROM failed_instances WHERE created_at > $3::timestamptz - make_interval(secs => $1)' +
+      'WITH recent AS (' +
+      '  SELECT study_instance_uid, caller, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > $3::timestamptz - make_interval(secs => $1)' +
+      '  UNION ALL SELECT study_instance_uid, caller, created_at FROM failed_instances WHERE created_at > $3::timestamptz - make_interval(secs => $1)' +
+      `), owners AS (SELECT study_instance_uid, ${studyOwnerSql('studies.study_instance_uid')} AS owner FROM (SELECT DISTINCT study_instance_uid FROM recent) AS studies` +
+      '), received AS (' +
+      '  SELECT study_instance_uid, created_at FROM recent JOIN owners USING (study_instance_uid) WHERE owners.owner IS NULL OR recent.caller = owners.owner' +
       '), final AS (' +
       '  SELECT study_instance_uid, max(created_at) AS version FROM received GROUP BY study_instance_uid HAVING max(created_at) <= $3::timestamptz - make_interval(secs => $2)' +
       '), queued AS (' +

@@ -6,6 +6,7 @@ import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
 import { PushQueue } from './push-queue.js'
+import { studyOwnerSql } from './study-owner.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 import type { FrameAnswer } from '../inference/series-conclusion.js'
@@ -209,8 +210,8 @@ export class RecordStore {
    * fill those.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
-    const owner = caller ?? (await this.driver.query<{ caller: string }>(
-      'SELECT caller FROM predictions WHERE study_instance_uid = $1 ORDER BY created_at, id LIMIT 1', [studyInstanceUid], 'records.study.owner'))[0]?.caller
+    const owner = caller ?? (await this.driver.query<{ caller: string | null }>(
+      `SELECT ${studyOwnerSql('$1')} AS caller`, [studyInstanceUid], 'records.study.owner'))[0]?.caller
     const params = [studyInstanceUid, owner ?? null, MAX_STUDY_ROWS]
     // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(

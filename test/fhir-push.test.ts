@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage } from 'node:http'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -11,8 +12,9 @@ import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { recordsApp } from './records/suite.js'
 import type { PushQueue } from '../records/push-queue.js'
-import { RecordStore } from '../records/store.js'
+import { RecordStore, type StoreOptions } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { startPostgres } from './helpers/postgres.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
 // Location, as a FHIR server does; the service retries with backoff and records the push in the records database.
@@ -107,6 +109,45 @@ t.test('a study is final by the service\'s clock, which wrote its instance times
   await instance('1.2.826.0.1.3680043.8.498.2', behind)
   t.equal(await store.pushes.enqueueFinal(idleSeconds, behind), 0, 'service clock an hour behind: a study received just now is not final')
   t.equal(await store.pushes.state('1.2.826.0.1.3680043.8.498.2'), undefined)
+})
+
+const ownerStores: Array<[string, (t: Test) => Promise<StoreOptions>]> = [
+  ['pglite', async () => ({ engine: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-owner')) })],
+  ['postgres', async (t) => {
+    const server = await startPostgres()
+    t.teardown(async () => await server.destroy())
+    return { engine: 'postgres', url: await server.createDatabase('pushes_owner'), poolSize: 2, timeoutMs: 5_000, migrationTimeoutMs: 60_000 }
+  }]
+]
+for (const [engine, options] of ownerStores) t.test(`${engine}: another caller sending under a study's UID neither holds its push back nor sends the same report again`, async (t) => {
+  // The report pushed is the owner's (the caller that first had an instance classified, GET /studies' read-all view);
+  // on the old code every caller's rows decided when the study was final: alice's instance 25 s after the PACS'
+  // series kept it from being final at 31 s, and her next one, 40 s in, queued a new version of the same report.
+  const { store } = await RecordStore.open(await options(t))
+  t.teardown(async () => await store.close())
+  const study = '1.2.826.0.1.3680043.8.498.3'
+  const start = Date.now() - 3_600_000
+  const classified = async (caller: string, afterSeconds: number): Promise<void> => {
+    const id = randomUUID()
+    await store.savePrediction({
+      id, caller, route: '/predict', createdAt: new Date(start + afterSeconds * 1000),
+      input: { sha256: '0'.repeat(64), bytes: 1, format: 'dicom' },
+      dicom: { studyInstanceUid: study, seriesInstanceUid: `${study}.${caller.length}`, sopInstanceUid: `${study}.${caller.length}.${afterSeconds}` },
+      model: { name: 'kidney-stone-cnn', version: 'test', sha256: '0'.repeat(64), threshold: 0.5, temperature: 1 },
+      prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, confidenceBand: 'high', timings: {}, answer: { id }
+    })
+  }
+  const at = (seconds: number): Date => new Date(start + seconds * 1000)
+  await classified('api-key:pacs', 0)
+  await classified('api-key:pacs', 1)
+  await classified('api-key:alice', 25)
+  await store.saveFailedInstance({ caller: 'api-key:alice', route: '/studies', createdAt: at(26), studyInstanceUid: study, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+  t.equal(await store.pushes.enqueueFinal(30, at(32)), 1, 'final 31 s after the owner\'s last instance')
+  t.match(await store.pushes.state(study), { attempts: 0, pushed: false })
+  await classified('api-key:alice', 40)
+  t.equal(await store.pushes.enqueueFinal(30, at(80)), 0, 'the same version: not queued again')
+  await classified('api-key:pacs', 90)
+  t.equal(await store.pushes.enqueueFinal(30, at(121)), 1, 'the owner\'s new instance: a new version')
 })
 
 t.test('a 4xx other than 408/429 is not retried: the push is given up at once', async (t) => {
