@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TInteger, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
@@ -15,6 +15,14 @@ const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
  * Every environment variable the service reads, with its default. Validated once at start-up: a bad value
  * stops the process with a message naming the variable. docs/operations.md documents each (test/docs.test.ts).
  */
+// Node runs a timer set longer than 2^31 - 1 ms after 1 ms instead (TimeoutOverflowWarning): HANDLER_TIMEOUT_MS=2147483648
+// answered every request 408 at once, DECODE_TIMEOUT_MS so every DICOM file 422 DECODE_TIMEOUT. A duration is bounded to
+// what a timer can wait, about 24.8 days.
+const MAX_TIMER_MS = 2_147_483_647
+const timerMs = (minimum: number, defaultMs: number): TInteger => Type.Integer({ minimum, maximum: MAX_TIMER_MS, default: defaultMs })
+const timerSeconds = (minimum: number, defaultSeconds: number): TInteger =>
+  Type.Integer({ minimum, maximum: Math.floor(MAX_TIMER_MS / 1000), default: defaultSeconds })
+
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -57,7 +65,7 @@ export const EnvSchema = Type.Object({
   // DICOM decoder threads (inference/dicom/decoder-pool.ts): never on the event loop, each file bounded in time and memory.
   DECODE_WORKERS: Type.Integer({ minimum: 1, default: 2 }),
   DECODE_QUEUE: Type.Integer({ minimum: 0, default: 32 }),
-  DECODE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000 }),
+  DECODE_TIMEOUT_MS: timerMs(1, 15_000),
   DECODE_WORKER_MAX_MEMORY_BYTES: Type.Integer({ minimum: 32 * 1024 * 1024, default: 256 * 1024 * 1024 }),
 
   // Request limits: what one request may carry and how long it may take to arrive.
@@ -65,28 +73,28 @@ export const EnvSchema = Type.Object({
   MAX_FILES: Type.Integer({ minimum: 1, default: 1 }),
   MAX_FIELDS: Type.Integer({ minimum: 0, default: 10 }),
   MAX_FIELD_BYTES: Type.Integer({ minimum: 1, default: 1024 }),
-  HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
-  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 60_000 }),
-  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
-  HANDLER_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 120_000 }),
-  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  HEADERS_TIMEOUT_MS: timerMs(1, 10_000),
+  REQUEST_TIMEOUT_MS: timerMs(1, 60_000),
+  KEEP_ALIVE_TIMEOUT_MS: timerMs(1, 5_000),
+  HANDLER_TIMEOUT_MS: timerMs(1, 120_000),
+  SHUTDOWN_GRACE_MS: timerMs(1, 10_000),
 
   // Overload: 0 switches a check off. Ten 300-slice series a minute per client, one slice per request as the CLI
   // sends them; above the CLI's measured sequential rate (bench/series.ts, docs/operations.md "Rate limit").
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 3000 }),
-  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1, default: 60_000 }),
-  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
+  RATE_LIMIT_WINDOW_MS: timerMs(1, 60_000),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: timerMs(0, 0),
   PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   PRESSURE_MAX_HEAP_BYTES: Type.Integer({ minimum: 0, default: 1024 ** 3 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 3 * 1024 ** 3 }),
-  PRESSURE_RETRY_AFTER_S: Type.Integer({ minimum: 1, default: 10 }),
+  PRESSURE_RETRY_AFTER_S: timerSeconds(1, 10),
   // Bytes of request bodies and decoded images held at once, by all requests together (plugins/app/inflight.ts).
   MAX_INFLIGHT_BYTES: Type.Integer({ minimum: 1, default: 512 * 1024 ** 2 }),
   // An upload still arriving this long after it began is slow; slow uploads together hold at most this share of it.
-  SLOW_UPLOAD_AFTER_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  SLOW_UPLOAD_AFTER_MS: timerMs(1, 10_000),
   SLOW_UPLOADS_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
-  LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
+  LIVENESS_MEMORY_GRACE_S: timerSeconds(0, 60),
   TRUST_PROXY: Type.Boolean({ default: false }),
 
   // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
@@ -105,7 +113,7 @@ export const EnvSchema = Type.Object({
   // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.
   DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
-  DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000 }),
+  DATABASE_TIMEOUT_MS: timerMs(100, 5_000),
   // At most a day: the client's wait is a Node.js timer, which fires at once past 2^31-1 ms (24.8 days).
   DATABASE_MIGRATION_TIMEOUT_MS: Type.Integer({ minimum: 1_000, maximum: 86_400_000, default: 1_800_000 }),
   RECORDS_STORE: Type.Optional(Type.Union([Type.Literal('pglite'), Type.Literal('postgres'), Type.Literal('off')])),
@@ -125,7 +133,7 @@ export const EnvSchema = Type.Object({
   // Associations at once per calling AE title; unset: two of DICOM_MAX_ASSOCIATIONS kept for others (dicomNodeFrom).
   DICOM_MAX_ASSOCIATIONS_PER_AE: Type.Optional(Type.Integer({ minimum: 1 })),
   DICOM_MAX_PDU_BYTES: Type.Integer({ minimum: 4096, maximum: 16 * 1024 * 1024, default: 65536 }),
-  DICOM_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 60 }),
+  DICOM_IDLE_TIMEOUT_S: timerSeconds(1, 60),
   // Instance bytes per second an association must send, judged over each DICOM_IDLE_TIMEOUT_S (0: not judged).
   DICOM_MIN_RATE_BYTES_S: Type.Integer({ minimum: 0, default: 8192 }),
   // FHIR push of final studies (plugins/app/fhir-push.ts): off unless FHIR_SERVER_URL is set.
