@@ -8,6 +8,7 @@ import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
 import { AuthConfigError, loadAuthConfig, SECRET_VARIABLES, type AuthConfig } from './auth-config.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
+import { trustProxyOf } from './trust-proxy-config.js'
 
 const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 
@@ -95,7 +96,8 @@ export const EnvSchema = Type.Object({
   SLOW_UPLOADS_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
   LIVENESS_MEMORY_GRACE_S: timerSeconds(0, 60),
-  TRUST_PROXY: Type.Boolean({ default: false }),
+  // false, true, or the proxies' addresses and CIDR ranges (trust-proxy-config.ts).
+  TRUST_PROXY: Type.String({ default: 'false' }),
 
   // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
   AUTH_MODE: Type.Union([Type.Literal('none'), Type.Literal('api-key'), Type.Literal('jwt'), Type.Literal('any')],
@@ -208,7 +210,8 @@ export interface AppConfig {
   slowUploads: { afterMs: number, maxBytes: number }
   /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
   livenessMemoryGraceS: number
-  trustProxy: boolean
+  /** Fastify's trustProxy: whose X-Forwarded-For address is the client's (rate limit, logs). */
+  trustProxy: boolean | string[]
   auth: AuthConfig
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
@@ -286,6 +289,15 @@ function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>):
   return value as Static<T>
 }
 
+function trustProxyFrom (value: string): boolean | string[] {
+  const trust = trustProxyOf(value)
+  if (trust === undefined) {
+    throw new ConfigError(`Invalid environment variable TRUST_PROXY=${JSON.stringify(value)}: give false, true, or the ` +
+      'proxies\' addresses and CIDR ranges, comma-separated (e.g. 10.42.0.0/16,127.0.0.1)')
+  }
+  return trust
+}
+
 /** Reads the service's variables from `env` (only those; anything else in the environment is ignored). */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   const raw = Object.fromEntries(Object.keys(EnvSchema.properties)
@@ -358,7 +370,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     // Never less than one file of MAX_FILE_BYTES: a slow link can always upload one.
     slowUploads: { afterMs: e.SLOW_UPLOAD_AFTER_MS, maxBytes: Math.max(e.MAX_FILE_BYTES, Math.floor(e.SLOW_UPLOADS_SHARE * e.MAX_INFLIGHT_BYTES)) },
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
-    trustProxy: e.TRUST_PROXY,
+    trustProxy: trustProxyFrom(e.TRUST_PROXY),
     auth,
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
     records: recordsConfigFrom(env, e, auth.mode !== 'none'),
