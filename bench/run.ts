@@ -28,10 +28,11 @@ const program = new Command('bench')
   .option('--records-only', 'only the records comparison: /predict at 8 connections with records off, on PGlite and on PostgreSQL')
   .option('--dicom-series-only', 'only the DICOM series row: a series pushed with storescu vs the in-process limit for the same slices')
   .option('--dicom-slices <n>', 'slices of the DICOM series row', '300')
+  .option('--dicom-associations <list>', 'the DICOM series row also pushed over this many parallel associations at once (one calling AE), e.g. 2,4,6,8', '')
   .option('--records-connections <n>', 'connections of the records comparison (the target is set at 8)', '8')
   .option('--service-cpus <list>', 'with --records-only: the services on these CPUs (taskset), this bench, its load generator and the PostgreSQL server on the others')
   .parse()
-const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string, serviceCpus?: string, recordsConnections: string }>()
+const opts = program.opts<{ rounds: string, duration: string, limitSeconds: string, scanSeconds: string, connections: string, batchSizes: string, model: string, checkpoint?: string, out: string, recordsOnly?: boolean, dicomSeriesOnly?: boolean, dicomSlices: string, dicomAssociations: string, serviceCpus?: string, recordsConnections: string }>()
 const recordsOnly = opts.recordsOnly === true
 /** The records comparison runs at one connection count: 8 by default, the issue's target. */
 const RECORDS_CONNECTIONS = Number(opts.recordsConnections)
@@ -86,7 +87,7 @@ const work = await mkdtemp(join(tmpdir(), 'kidney-bench-'))
 await mkdir(opts.out, { recursive: true })
 const stamp = resultsStamp(started)
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
-const dicomSeriesOptions = { slices: Number(opts.dicomSlices), rounds, limitSeconds: Number(opts.limitSeconds) }
+const dicomSeriesOptions = { slices: Number(opts.dicomSlices), rounds, limitSeconds: Number(opts.limitSeconds), associations: opts.dicomAssociations === '' ? [] : list(opts.dicomAssociations) }
 
 if (opts.dicomSeriesOnly === true) {
   const dicomSeries = await measureDicomSeries(config, work, dicomSeriesOptions)
