@@ -49,12 +49,25 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
 }
 
+/** A caller's own request id: a trace or proxy id is a few dozen visible ASCII characters (a UUID, a W3C traceparent). */
+const CALLER_REQUEST_ID = /^[\x21-\x7e]{1,128}$/
+
+/**
+ * The request's id, in every log line of the request and in its records and audit events: the caller's
+ * x-request-id when it is a plain identifier, else a new UUID. Any value was kept, up to Node's 16 kB header limit,
+ * and chosen by clients without credentials too, for every refusal's audit event.
+ */
+function requestId (header: string | string[] | undefined): string {
+  return typeof header === 'string' && CALLER_REQUEST_ID.test(header) ? header : randomUUID()
+}
+
 export async function buildApp (options: AppOptions = {}): Promise<FastifyInstance> {
   const config: AppConfig = { ...loadConfig(), ...options.config }
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The caller's x-request-id, read by requestId below, not by Fastify's requestIdHeader, which takes any value.
+    requestIdHeader: false,
+    genReqId: (request) => requestId(request.headers['x-request-id']),
     ajv: { plugins: [ajvFilePlugin] },
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,

@@ -6,7 +6,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { ErrorSchema } from '../schemas/error.js'
 import { sha256 } from '../plugins/app/auth-config.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
-import { build, ctKidneyImage, fileUpload } from './helper.js'
+import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
 
 const KEY = 'radiology-0123456789abcdef'
 const METRICS_ONLY = 'grafana-0123456789abcdef'
@@ -122,6 +122,19 @@ t.test('errors the router raises before any route are typed too, without the pat
   const traced = await app.inject({ method: 'GET', url: '/predictions/%E0%A4%A', headers: { 'x-request-id': 'trace-42' } })
   t.equal(traced.headers['x-request-id'], 'trace-42', 'the caller\'s request id comes back, as on any answer')
   t.match(String(long.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'one is made when the caller sent none')
+})
+
+t.test('a caller\'s x-request-id is kept only when it is a plain identifier of at most 128 characters', async (t) => {
+  // The id goes into every log line of the request and into its records and audit events: a client without
+  // credentials chose up to 16 kB (Node's header limit) for each refusal's audit event.
+  const app = await build(t)
+  const idOf = async (id: string): Promise<string> => String((await app.inject({ method: 'GET', url: '/model', headers: { 'x-request-id': id } })).headers['x-request-id'])
+  for (const kept of ['trace-42', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'Root=1-5759e988-bd862e3fe1be46a994272793', 'x'.repeat(128)]) {
+    t.equal(await idOf(kept), kept, `kept: ${kept.slice(0, 40)}`)
+  }
+  for (const replaced of ['x'.repeat(129), 'r'.repeat(15_000), 'two words', 'caf\u00e9']) {
+    t.match(await idOf(replaced), UUID, `replaced by a UUID: ${replaced.slice(0, 20)}`)
+  }
 })
 
 /** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
