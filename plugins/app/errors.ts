@@ -99,7 +99,11 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
       return new ServiceError('TOO_MANY_PARTS', 400, 'Too many form fields in one request.')
   }
   if (error.code === 'FST_INVALID_JSON_FIELD_ERROR') return new ServiceError('VALIDATION_ERROR', 400, 'A form field declared as JSON is not valid JSON.')
-  if (error.code === 'FST_PROTO_VIOLATION') return new ServiceError('VALIDATION_ERROR', 400, 'Form field names "__proto__" and "constructor" are not allowed.')
+  if (error.code === 'FST_PROTO_VIOLATION') {
+    // @fastify/multipart refuses every name on Object.prototype, not only the two that pollute it.
+    return new ServiceError('VALIDATION_ERROR', 400, 'A form field name is one every JavaScript object already has (__proto__, constructor, ' +
+      'toString, hasOwnProperty, valueOf, __defineGetter__, ...): name the field otherwise.')
+  }
   if (error.code === undefined && MALFORMED_MULTIPART.test(error.message)) {
     return new ServiceError('MALFORMED_MULTIPART', 400, 'The multipart/form-data body is malformed or incomplete.')
   }
