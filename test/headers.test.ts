@@ -137,6 +137,16 @@ t.test('a caller\'s x-request-id is kept only when it is a plain identifier of a
   }
 })
 
+t.test('a path the web page\'s static files will not resolve is 404 NOT_FOUND, not the FORBIDDEN of a missing scope', async (t) => {
+  // @fastify/static answers an empty segment, '..' or a NUL with 403, which the error handler passed on as
+  // 403 FORBIDDEN, the code api.md gives to valid credentials without the predict scope.
+  const app = await build(t)
+  for (const url of ['/app//etc/passwd', '/app/....//....//package.json', '/app/index.html%00.js']) {
+    typed(t, await app.inject({ method: 'GET', url }), 404, 'NOT_FOUND')
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/app/' })).statusCode, 200, 'the page itself is served')
+})
+
 /** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
 function corsHeaders (res: LightMyRequestResponse): Record<string, unknown> {
   return Object.fromEntries(Object.entries(res.headers).filter(([name]) => name.startsWith('access-control-') || name === 'vary'))
