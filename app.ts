@@ -9,6 +9,7 @@ import dicomIntakePlugin from './plugins/app/dicom-intake.js'
 import dicomNodePlugin from './plugins/app/dicom-node.js'
 import fhirPushPlugin from './plugins/app/fhir-push.js'
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/app/errors.js'
+import expectContinuePlugin from './plugins/app/expect-continue.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
@@ -96,6 +97,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(expectContinuePlugin)
   // Security headers first, so that every answer carries them, refusals of the hooks below included.
   await app.register(helmetPlugin)
   await app.register(inflightPlugin)

@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { LightMyRequestResponse } from 'fastify'
 import { ErrorSchema } from '../schemas/error.js'
 import { sha256 } from '../plugins/app/auth-config.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
 import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
 
@@ -173,6 +174,40 @@ t.test('the router\'s own errors carry the CORS headers of any other answer: a b
   const closed = await build(t)
   const none = await closed.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
   t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
+})
+
+/** What the server sends on a new connection after `head`, until it closes it or `body` has been answered. */
+async function exchange (port: number, head: string, body: Buffer): Promise<string> {
+  return await new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head))
+    let text = ''
+    let sent = false
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1')
+      // The client sends its body only once invited, as curl and .NET do (curl waits a second, then sends anyway).
+      if (/^HTTP\/1\.1 100 /.test(text) && !sent) {
+        sent = true
+        socket.write(body)
+      }
+    })
+    socket.on('close', () => resolve(text))
+  })
+}
+
+t.test('Expect: 100-continue is answered 100 only once the request may send its body', async (t) => {
+  // Node sent 100 Continue on arrival, before any refusal: a client without credentials was invited to send its
+  // upload, and was refused only then.
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef' }).auth
+  const app = await build(t, { config: { auth } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: await ctKidneyImage('test/stone') }])
+  const head = (key: string): string => `POST /predict HTTP/1.1\r\nHost: localhost\r\n${key}Content-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+    `Content-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`
+  const refused = await exchange(port, head(''), body)
+  t.match(refused, /^HTTP\/1\.1 401 /, 'without credentials: 401 at once, no 100 Continue')
+  const accepted = await exchange(port, head('x-api-key: clinic-0123456789abcdef\r\n'), body)
+  t.match(accepted, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'with them: 100, the body, then the answer')
 })
 
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {
