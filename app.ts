@@ -62,12 +62,6 @@ function requestId (header: string | string[] | undefined): string {
   return typeof header === 'string' && CALLER_REQUEST_ID.test(header) ? header : randomUUID()
 }
 
-/** Fastify runs a hop count as this function (its types take no number): the last `hops` addresses are proxies. */
-function trustedProxies (trust: AppConfig['trustProxy']): false | string[] | ((address: string, hop: number) => boolean) {
-  if (typeof trust !== 'number') return trust
-  return (_address, hop) => hop < trust
-}
-
 export async function buildApp (options: AppOptions = {}): Promise<FastifyInstance> {
   const config: AppConfig = { ...loadConfig(), ...options.config }
   const app = Fastify({
@@ -76,7 +70,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
     requestIdHeader: false,
     genReqId: (request) => requestId(request.headers['x-request-id']),
     ajv: { plugins: [ajvFilePlugin] },
-    trustProxy: trustedProxies(config.trustProxy),
+    trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     // Slow-loris defence: the headers, then the whole request, must arrive within these times.
     requestTimeout: config.requestTimeoutMs,

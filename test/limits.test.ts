@@ -54,24 +54,6 @@ t.test('rate limit: a client without credentials, or asking for unknown paths, s
   t.equal(other.statusCode, 200, 'another client has its own budget')
 })
 
-t.test('behind a proxy, a client cannot choose its own address by writing X-Forwarded-For (TRUST_PROXY)', async (t) => {
-  // TRUST_PROXY=true believed every entry, and the leftmost one, the client's own, became its address: a new
-  // X-Forwarded-For with each request was a new rate-limit budget each time.
-  t.throws(() => loadConfig({ TRUST_PROXY: 'true' }), /TRUST_PROXY="true": give false, the number of proxies in front/)
-  for (const value of ['10.0.0.0/33', '10.0.0.1,nonsense', 'maybe']) t.throws(() => loadConfig({ TRUST_PROXY: value }), /TRUST_PROXY/, value)
-  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 2001:db8::/32' }).trustProxy, ['10.0.0.0/8', '2001:db8::/32'])
-  t.equal(loadConfig({}).trustProxy, false)
-  for (const trustProxy of [loadConfig({ TRUST_PROXY: '1' }).trustProxy, loadConfig({ TRUST_PROXY: '10.0.0.9' }).trustProxy]) {
-    const app = await build(t, { config: { trustProxy, rateLimit: { max: 3, windowMs: 60_000 } } })
-    // One reverse proxy (10.0.0.9) appends the address it saw to the header the client sent.
-    const via = (forged: string, client = '203.0.113.5') => ({ remoteAddress: '10.0.0.9', headers: { 'x-forwarded-for': `${forged}, ${client}` } })
-    const statuses = []
-    for (let i = 0; i < 4; i++) statuses.push((await app.inject({ method: 'GET', url: '/model', ...via(`198.51.100.${i}`) })).statusCode)
-    t.same(statuses, [200, 200, 200, 429], `${JSON.stringify(trustProxy)}: a forged address each time, still one budget`)
-    t.equal((await app.inject({ method: 'GET', url: '/model', ...via('198.51.100.9', '203.0.113.6') })).statusCode, 200, 'another client behind the proxy has its own')
-  }
-})
-
 t.test('the default rate limit admits ten 300-slice series a minute from one client, one slice per request', async (t) => {
   const defaults = loadConfig({}).rateLimit
   t.equal(defaults.windowMs, 60_000, 'a one-minute window')

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { resolve } from 'node:path'
 import fp from 'fastify-plugin'
@@ -88,8 +87,7 @@ export const EnvSchema = Type.Object({
   SLOW_UPLOADS_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.25 }),
   // Seconds memory may stay above PRESSURE_MAX_RSS_BYTES / PRESSURE_MAX_HEAP_BYTES before /health/live fails; 0: never.
   LIVENESS_MEMORY_GRACE_S: Type.Integer({ minimum: 0, default: 60 }),
-  // false, the number of proxies in front, or their addresses: trustProxyFrom below.
-  TRUST_PROXY: Type.String({ default: 'false' }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
 
   // Authentication (keys and secrets are read in auth-config.ts, from the variable or its *_FILE twin).
   AUTH_MODE: Type.Union([Type.Literal('none'), Type.Literal('api-key'), Type.Literal('jwt'), Type.Literal('any')],
@@ -200,8 +198,7 @@ export interface AppConfig {
   slowUploads: { afterMs: number, maxBytes: number }
   /** Seconds memory may stay above the pressure limits before liveness fails (0: never). */
   livenessMemoryGraceS: number
-  /** Fastify's trustProxy: which X-Forwarded-For entries are believed (none, the last n, those added by these addresses). */
-  trustProxy: false | number | string[]
+  trustProxy: boolean
   auth: AuthConfig
   /** Allowed browser origins; empty: no cross-origin access; '*': any origin. */
   corsOrigins: string[]
@@ -260,31 +257,6 @@ function recordRetentionMs (value: string): number {
     throw new ConfigError(`Invalid environment variable RECORD_RETENTION=${value}: give an age above zero and up to 1000 years (365000d), or forever to keep everything`)
   }
   return ms
-}
-
-/** An IPv4 or IPv6 address, or a range of them in CIDR notation (10.0.0.0/8). */
-function isAddressOrRange (entry: string): boolean {
-  const [address, bits, ...rest] = entry.split('/')
-  const family = isIP(address)
-  return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)))
-}
-
-/**
- * TRUST_PROXY: the number of proxies in front of the service, or their addresses. `true` believed every
- * X-Forwarded-For entry, and Fastify then takes the leftmost, which is whatever the client wrote (a proxy appends to
- * the header it received): a client sending another X-Forwarded-For with each request had a new rate-limit budget,
- * and another address in the logs, each time. It is refused rather than read as 1, which behind two proxies would
- * put every client in one budget without a word.
- */
-function trustProxyFrom (value: string): false | number | string[] {
-  const text = value.trim()
-  if (text === 'false' || text === '0') return false
-  if (/^\d{1,3}$/.test(text)) return Number(text)
-  const entries = text.split(',').map((entry) => entry.trim())
-  if (entries.every(isAddressOrRange)) return entries
-  throw new ConfigError(`Invalid environment variable TRUST_PROXY=${JSON.stringify(value)}: give false, the number of proxies in front of the ` +
-    'service (1 for one reverse proxy or ingress), or their addresses (10.0.0.0/8,192.0.2.7); true would believe the addresses ' +
-    'a client writes into X-Forwarded-For itself')
 }
 
 function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>): Static<T> {
@@ -376,7 +348,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     // Never less than one file of MAX_FILE_BYTES: a slow link can always upload one.
     slowUploads: { afterMs: e.SLOW_UPLOAD_AFTER_MS, maxBytes: Math.max(e.MAX_FILE_BYTES, Math.floor(e.SLOW_UPLOADS_SHARE * e.MAX_INFLIGHT_BYTES)) },
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
-    trustProxy: trustProxyFrom(e.TRUST_PROXY),
+    trustProxy: e.TRUST_PROXY,
     auth,
     corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
     records: recordsConfigFrom(env, e, auth.mode !== 'none'),
