@@ -62,10 +62,20 @@ function requestId (header: string | string[] | undefined): string {
   return typeof header === 'string' && CALLER_REQUEST_ID.test(header) ? header : randomUUID()
 }
 
+/**
+ * Where a logged object can hold the request's credentials: its headers, wherever they are logged. @fastify/multipart
+ * logs the options it gives busboy at trace, the request headers among them, so every upload's API key and bearer
+ * token reached the log in clear at LOG_LEVEL=trace.
+ */
+function credentialPaths (config: AppConfig): { paths: string[], censor: string } {
+  const headers = ['authorization', config.auth.apiKeyHeader.toLowerCase()].map((name) => `headers["${name}"]`)
+  return { paths: [...headers, ...headers.map((path) => `*.${path}`)], censor: '[redacted]' }
+}
+
 export async function buildApp (options: AppOptions = {}): Promise<FastifyInstance> {
   const config: AppConfig = { ...loadConfig(), ...options.config }
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    logger: options.logger === false ? false : { level: config.logLevel, redact: credentialPaths(config), ...(typeof options.logger === 'object' ? options.logger : {}) },
     // The caller's x-request-id, read by requestId below, not by Fastify's requestIdHeader, which takes any value.
     requestIdHeader: false,
     genReqId: (request) => requestId(request.headers['x-request-id']),

@@ -176,6 +176,22 @@ t.test('the router\'s own errors carry the CORS headers of any other answer: a b
   t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
 })
 
+t.test('credentials are never logged, even at LOG_LEVEL=trace', async (t) => {
+  // @fastify/multipart logs the options it gives busboy at trace, the request's headers among them: every upload's
+  // API key and bearer token went to the log in clear.
+  const text: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { text.push(chunk.toString()); done() } })
+  const auth = loadConfig({ AUTH_MODE: 'any', AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef', AUTH_API_KEY_HEADER: 'X-Clinic-Key', AUTH_JWT_SECRET: 'a-test-only-hs256-secret-of-at-least-32-bytes', AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'kidney' }).auth
+  const app = await build(t, { logger: { level: 'trace', stream }, config: { auth } })
+  const upload = fileUpload(await ctKidneyImage('test/stone'))
+  const res = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-clinic-key': 'clinic-0123456789abcdef', authorization: 'Bearer not-a-token-but-secret' } })
+  t.equal(res.statusCode, 200, 'the key is accepted')
+  const log = text.join('')
+  t.match(log, /Providing options to busboy/, 'the trace line that carried the headers is still written')
+  t.notMatch(log, /clinic-0123456789abcdef/, 'no API key in the log')
+  t.notMatch(log, /not-a-token-but-secret/, 'no bearer token in the log')
+})
+
 /** What the server sends on a new connection after `head`, until it closes it or `body` has been answered. */
 async function exchange (port: number, head: string, body: Buffer): Promise<string> {
   return await new Promise<string>((resolve) => {
