@@ -9,6 +9,7 @@ import dicomIntakePlugin from './plugins/app/dicom-intake.js'
 import dicomNodePlugin from './plugins/app/dicom-node.js'
 import fhirPushPlugin from './plugins/app/fhir-push.js'
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/app/errors.js'
+import expectContinuePlugin from './plugins/app/expect-continue.js'
 import inflightPlugin from './plugins/app/inflight.js'
 import livenessPlugin from './plugins/app/liveness.js'
 import modelPlugin, { type ClassifierLoader } from './plugins/app/classifier.js'
@@ -49,12 +50,35 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
 }
 
+/** A caller's own request id: a trace or proxy id is a few dozen visible ASCII characters (a UUID, a W3C traceparent). */
+const CALLER_REQUEST_ID = /^[\x21-\x7e]{1,128}$/
+
+/**
+ * The request's id, in every log line of the request and in its records and audit events: the caller's
+ * x-request-id when it is a plain identifier, else a new UUID. Any value was kept, up to Node's 16 kB header limit,
+ * and chosen by clients without credentials too, for every refusal's audit event.
+ */
+function requestId (header: string | string[] | undefined): string {
+  return typeof header === 'string' && CALLER_REQUEST_ID.test(header) ? header : randomUUID()
+}
+
+/**
+ * Where a logged object can hold the request's credentials: its headers, wherever they are logged. @fastify/multipart
+ * logs the options it gives busboy at trace, the request headers among them, so every upload's API key and bearer
+ * token reached the log in clear at LOG_LEVEL=trace.
+ */
+function credentialPaths (config: AppConfig): { paths: string[], censor: string } {
+  const headers = ['authorization', config.auth.apiKeyHeader.toLowerCase()].map((name) => `headers["${name}"]`)
+  return { paths: [...headers, ...headers.map((path) => `*.${path}`)], censor: '[redacted]' }
+}
+
 export async function buildApp (options: AppOptions = {}): Promise<FastifyInstance> {
   const config: AppConfig = { ...loadConfig(), ...options.config }
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    logger: options.logger === false ? false : { level: config.logLevel, redact: credentialPaths(config), ...(typeof options.logger === 'object' ? options.logger : {}) },
+    // The caller's x-request-id, read by requestId below, not by Fastify's requestIdHeader, which takes any value.
+    requestIdHeader: false,
+    genReqId: (request) => requestId(request.headers['x-request-id']),
     ajv: { plugins: [ajvFilePlugin] },
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
@@ -77,6 +101,7 @@ export async function buildApp (options: AppOptions = {}): Promise<FastifyInstan
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
+  await app.register(expectContinuePlugin)
   // Security headers first, so that every answer carries them, refusals of the hooks below included.
   await app.register(helmetPlugin)
   await app.register(inflightPlugin)

@@ -148,7 +148,8 @@ try {
   const summary = {
     date: startedAt.toISOString(),
     command: `npm run bench:payloads -- ${process.argv.slice(2).join(' ')}`.trim(),
-    config: { maxPixels: config.maxPixels, maxInflightBytes: config.maxInflightBytes, dicomDecoders: config.dicomDecoders },
+    // What the peak depends on, so that a deployment's memory limit can be checked against a run with its settings.
+    config: { maxPixels: config.maxPixels, maxInflightBytes: config.maxInflightBytes, pressureMaxRssBytes: config.pressure.maxRssBytes, recordsStore: config.records.store, dicomDecoders: config.dicomDecoders },
     loadAverageAtEnd: loadavg().map((v) => Number(v.toFixed(2))),
     rssFiveSecondsAfterMiB: Number(settled.toFixed(1)),
     rows

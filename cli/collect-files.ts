@@ -1,4 +1,4 @@
-import { open, readdir, stat } from 'node:fs/promises'
+import { open, readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sniffFormat } from '../inference/sniff.js'
 
@@ -80,4 +80,16 @@ export async function collectFiles (paths: string[]): Promise<CollectedFiles> {
     else collected.files.push(path)
   }
   return collected
+}
+
+/**
+ * The bytes of one file to classify, or why it cannot be read. Only a regular file is read: a FIFO named on the
+ * command line (a process substitution, a pipe left in an export) blocked the CLI forever, and so did /dev/zero,
+ * which never ends; folders already skip them (`choose`).
+ */
+export async function readInput (path: string): Promise<Buffer | string> {
+  const info = await stat(path).catch(() => undefined)
+  if (info === undefined) return `cannot read ${path}`
+  if (!info.isFile()) return `${path} is not a regular file (a FIFO, device or socket is never read: it could block or never end)`
+  return await readFile(path).catch(() => `cannot read ${path}`)
 }

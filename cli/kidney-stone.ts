@@ -1,11 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { DEFAULT_RETRY } from '../client/index.js'
 import type { WindowSource } from '../inference/dicom/decode-dicom.js'
 import { DEFAULT_MIN_ADJACENT_SLICES } from '../inference/series-conclusion.js'
-import { collectFiles } from './collect-files.js'
+import { collectFiles, readInput } from './collect-files.js'
 import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
 import { eachInstanceOnce, inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
 import { concludeSeriesOf, seriesLine } from './series.js'
@@ -86,9 +86,9 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const results: FileResult[] = []
   try {
     for (const file of files) {
-      const bytes = await readFile(file).catch(() => undefined)
-      results.push(bytes === undefined
-        ? { file, error: { code: 'READ_ERROR', message: `cannot read ${file}` } }
+      const bytes = await readInput(file)
+      results.push(typeof bytes === 'string'
+        ? { file, error: { code: 'READ_ERROR', message: bytes } }
         : await predictor.predict(file, bytes))
       bar?.increment({ file })
     }

@@ -43,6 +43,19 @@ function followSignal (socket: Socket, signal: AbortSignal | undefined): Socket 
 }
 
 /**
+ * Whether pg can read this connection string. Its pool reads it only at the first connection, so a URL it cannot
+ * parse (a password with / or #, a port above 65535) started the service and failed every write as "the database
+ * cannot be reached: Invalid URL". A Client parses it in its constructor and connects to nothing.
+ */
+export function isConnectionString (url: string): boolean {
+  try {
+    return new pg.Client({ connectionString: url }) instanceof pg.Client
+  } catch {
+    return false
+  }
+}
+
+/**
  * A PostgreSQL server through a `pg` pool: what several instances share. Sessions run in UTC; named statements are
  * prepared once per pooled connection. A server that goes away fails the statements in flight (typed, never a
  * crash: the pool's idle-client errors are reported to `onPoolError`), and the pool reconnects once it is back.

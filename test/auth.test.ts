@@ -89,6 +89,11 @@ t.test('API keys from a file; docs can be protected; bad key settings stop start
   t.throws(() => loadConfig({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: 'too-short', AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE }),
     /at least 32 bytes/)
   t.throws(() => loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS_FILE: join(dir, 'missing') }), /cannot read/)
+  // The same key under two names was the second one's, with its scopes (records:read-all here): refused, not echoed.
+  let message = ''
+  try { loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `clinic:${CLINIC_KEY},auditor:${CLINIC_KEY}:records:read-all` }) } catch (error) { message = (error as Error).message }
+  t.match(message, /"clinic" and "auditor" have the same key/)
+  t.notMatch(message, CLINIC_KEY, 'the key is not in the message')
 })
 
 t.test('key matching compares hashes of every configured key and finds the right one', async (t) => {

@@ -66,6 +66,24 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   t.same(results[6].error.code, 'READ_ERROR')
 })
 
+t.test('a FIFO or a device named on the command line is a failed row, never read', async (t) => {
+  // Both were read with readFile: the FIFO (no writer) blocked the CLI forever, /dev/zero never ended.
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-fifo-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const fifo = join(dir, 'slice.dcm')
+  await promisify(execFile)('mkfifo', [fifo])
+  const [jpeg] = await ctKidneyFiles('test/stone', 1)
+  const { code, stdout } = await cli('predict', fifo, '/dev/zero', jpeg)
+  t.equal(code, 1, 'two files failed')
+  const results = JSON.parse(stdout) as Array<Record<string, any>>
+  for (const [i, path] of [fifo, '/dev/zero'].entries()) {
+    t.equal(results[i].file, path)
+    t.equal(results[i].error.code, 'READ_ERROR')
+    t.match(results[i].error.message, /is not a regular file/, `${path}: says why`)
+  }
+  t.equal(results[2].prediction, 'Stone', 'the image after them is classified')
+})
+
 t.test('CSV to --out, exit code 0 when every file succeeded', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))

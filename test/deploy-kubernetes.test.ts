@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -158,7 +158,23 @@ async function checkWorkload (t: Test, objects: K8sObject[]): Promise<void> {
   t.ok(bytesOf(container.resources.requests.memory) <= limit, 'memory request within the limit')
   t.ok(config.pressure.maxRssBytes > 0 && config.pressure.maxRssBytes < limit,
     `PRESSURE_MAX_RSS_BYTES (${config.pressure.maxRssBytes}) below the memory limit (${limit}): 503 before an OOM kill`)
+  // PRESSURE_MAX_RSS_BYTES turns away only requests that arrive after RSS was sampled above it: the limit must hold
+  // the peak of the requests already admitted, which bench:payloads measures (100 simultaneous 19 MiB uploads).
+  const payloadRuns = await payloadsRunsWith(config.maxInflightBytes, config.pressure.maxRssBytes)
+  t.ok(payloadRuns.length > 0, 'bench:payloads has been run with this MAX_INFLIGHT_BYTES and PRESSURE_MAX_RSS_BYTES')
+  for (const run of payloadRuns) {
+    t.ok(run.peakBytes < limit, `the memory limit (${limit}) is above the peak RSS of bench:payloads on ${run.date} (${run.peakBytes})`)
+  }
   const preStopS = Number(container.lifecycle?.preStop?.exec?.command?.at(-1) ?? 0)
   t.ok(pod.spec.terminationGracePeriodSeconds * 1000 > preStopS * 1000 + config.shutdownGraceMs,
     `terminationGracePeriodSeconds (${pod.spec.terminationGracePeriodSeconds} s) > preStop (${preStopS} s) + SHUTDOWN_GRACE_MS (${config.shutdownGraceMs} ms)`)
+}
+
+/** The bench:payloads results (bench/results) run with these memory settings, and their peak RSS in bytes. */
+async function payloadsRunsWith (maxInflightBytes: number, pressureMaxRssBytes: number): Promise<Array<{ date: string, peakBytes: number }>> {
+  const dir = join(REPO, 'bench/results')
+  const runs = await Promise.all((await readdir(dir)).filter((name) => /^payloads-.*\.json$/.test(name)).map(async (name) =>
+    JSON.parse(await readFile(join(dir, name), 'utf8')) as { date: string, config: { maxInflightBytes: number, pressureMaxRssBytes?: number }, rows: Array<{ rssPeakMiB: number }> }))
+  return runs.filter((run) => run.config.maxInflightBytes === maxInflightBytes && run.config.pressureMaxRssBytes === pressureMaxRssBytes)
+    .map((run) => ({ date: run.date, peakBytes: Math.max(...run.rows.map((row) => row.rssPeakMiB)) * 1024 * 1024 }))
 }

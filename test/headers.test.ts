@@ -5,8 +5,9 @@ import { Value } from '@sinclair/typebox/value'
 import type { LightMyRequestResponse } from 'fastify'
 import { ErrorSchema } from '../schemas/error.js'
 import { sha256 } from '../plugins/app/auth-config.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
-import { build, ctKidneyImage, fileUpload } from './helper.js'
+import { build, ctKidneyImage, fileUpload, UUID } from './helper.js'
 
 const KEY = 'radiology-0123456789abcdef'
 const METRICS_ONLY = 'grafana-0123456789abcdef'
@@ -124,6 +125,29 @@ t.test('errors the router raises before any route are typed too, without the pat
   t.match(String(long.headers['x-request-id']), /^[0-9a-f-]{36}$/, 'one is made when the caller sent none')
 })
 
+t.test('a caller\'s x-request-id is kept only when it is a plain identifier of at most 128 characters', async (t) => {
+  // The id goes into every log line of the request and into its records and audit events: a client without
+  // credentials chose up to 16 kB (Node's header limit) for each refusal's audit event.
+  const app = await build(t)
+  const idOf = async (id: string): Promise<string> => String((await app.inject({ method: 'GET', url: '/model', headers: { 'x-request-id': id } })).headers['x-request-id'])
+  for (const kept of ['trace-42', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'Root=1-5759e988-bd862e3fe1be46a994272793', 'x'.repeat(128)]) {
+    t.equal(await idOf(kept), kept, `kept: ${kept.slice(0, 40)}`)
+  }
+  for (const replaced of ['x'.repeat(129), 'r'.repeat(15_000), 'two words', 'caf\u00e9']) {
+    t.match(await idOf(replaced), UUID, `replaced by a UUID: ${replaced.slice(0, 20)}`)
+  }
+})
+
+t.test('a path the web page\'s static files will not resolve is 404 NOT_FOUND, not the FORBIDDEN of a missing scope', async (t) => {
+  // @fastify/static answers an empty segment, '..' or a NUL with 403, which the error handler passed on as
+  // 403 FORBIDDEN, the code api.md gives to valid credentials without the predict scope.
+  const app = await build(t)
+  for (const url of ['/app//etc/passwd', '/app/....//....//package.json', '/app/index.html%00.js']) {
+    typed(t, await app.inject({ method: 'GET', url }), 404, 'NOT_FOUND')
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/app/' })).statusCode, 200, 'the page itself is served')
+})
+
 /** The CORS headers of an answer (@fastify/cors sets Vary: Origin with them). */
 function corsHeaders (res: LightMyRequestResponse): Record<string, unknown> {
   return Object.fromEntries(Object.entries(res.headers).filter(([name]) => name.startsWith('access-control-') || name === 'vary'))
@@ -150,6 +174,56 @@ t.test('the router\'s own errors carry the CORS headers of any other answer: a b
   const closed = await build(t)
   const none = await closed.inject({ method: 'GET', url: `/predictions/${'x'.repeat(300)}`, headers: { origin: ORIGIN } })
   t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
+})
+
+t.test('credentials are never logged, even at LOG_LEVEL=trace', async (t) => {
+  // @fastify/multipart logs the options it gives busboy at trace, the request's headers among them: every upload's
+  // API key and bearer token went to the log in clear.
+  const text: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { text.push(chunk.toString()); done() } })
+  const auth = loadConfig({ AUTH_MODE: 'any', AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef', AUTH_API_KEY_HEADER: 'X-Clinic-Key', AUTH_JWT_SECRET: 'a-test-only-hs256-secret-of-at-least-32-bytes', AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'kidney' }).auth
+  const app = await build(t, { logger: { level: 'trace', stream }, config: { auth } })
+  const upload = fileUpload(await ctKidneyImage('test/stone'))
+  const res = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-clinic-key': 'clinic-0123456789abcdef', authorization: 'Bearer not-a-token-but-secret' } })
+  t.equal(res.statusCode, 200, 'the key is accepted')
+  const log = text.join('')
+  t.match(log, /Providing options to busboy/, 'the trace line that carried the headers is still written')
+  t.notMatch(log, /clinic-0123456789abcdef/, 'no API key in the log')
+  t.notMatch(log, /not-a-token-but-secret/, 'no bearer token in the log')
+})
+
+/** What the server sends on a new connection after `head`, until it closes it or `body` has been answered. */
+async function exchange (port: number, head: string, body: Buffer): Promise<string> {
+  return await new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head))
+    let text = ''
+    let sent = false
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1')
+      // The client sends its body only once invited, as curl and .NET do (curl waits a second, then sends anyway).
+      if (/^HTTP\/1\.1 100 /.test(text) && !sent) {
+        sent = true
+        socket.write(body)
+      }
+    })
+    socket.on('close', () => resolve(text))
+  })
+}
+
+t.test('Expect: 100-continue is answered 100 only once the request may send its body', async (t) => {
+  // Node sent 100 Continue on arrival, before any refusal: a client without credentials was invited to send its
+  // upload, and was refused only then.
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef' }).auth
+  const app = await build(t, { config: { auth } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const body = encodeMultipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: await ctKidneyImage('test/stone') }])
+  const head = (key: string): string => `POST /predict HTTP/1.1\r\nHost: localhost\r\n${key}Content-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+    `Content-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`
+  const refused = await exchange(port, head(''), body)
+  t.match(refused, /^HTTP\/1\.1 401 /, 'without credentials: 401 at once, no 100 Continue')
+  const accepted = await exchange(port, head('x-api-key: clinic-0123456789abcdef\r\n'), body)
+  t.match(accepted, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'with them: 100, the body, then the answer')
 })
 
 function encodedForm (name: string, value: string): { payload: Buffer, headers: Record<string, string> } {

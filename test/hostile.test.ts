@@ -43,8 +43,7 @@ async function hostileApp (test: Parameters<typeof build>[0], config = {}): Prom
     config: {
       uploadMaxAgeMs: 3_600_000,
       rateLimit: { max: 0, windowMs: 60_000 },
-      // The deadline answers the one case whose body busboy never finishes; DICOM files at the pixel budget
-      // take seconds on a loaded 2-core machine and must not be cut off by it.
+      // DICOM files at the pixel budget take seconds on a loaded 2-core machine and must not be cut off by the deadline.
       handlerTimeoutMs: 20_000,
       dicomDecoders: { ...loadConfig().dicomDecoders, maxWorkerMemoryBytes: 128 * MB },
       ...config

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -7,9 +7,11 @@ import { unzipSync, zipSync } from 'fflate'
 import * as ort from 'onnxruntime-node'
 import t from 'tap'
 import { convertKerasModel } from '../inference/keras/convert.js'
+import { resolveServableModel } from '../inference/keras/serve.js'
 import { KerasFileError, UnsupportedKerasLayerError } from '../inference/keras/errors.js'
 import { kerasModelSpec } from '../inference/keras/spec.js'
 import { FIXTURE_DIR, PYTHON, SHARED_DIR, imageTensor, referenceOutputs, type KerasFixture } from './keras/inputs.js'
+import { mountTmpfs } from './helpers/tmpfs.js'
 
 const TOLERANCE = 1e-4
 const BUILDER = new URL('./keras/build_functional.py', import.meta.url).pathname
@@ -99,4 +101,17 @@ t.test('corrupt and non-Keras files get a typed error, not a crash', async (t) =
   }
   const missing = await convertKerasModel(join(dir, 'missing.h5')).catch((e: unknown) => e)
   t.type(missing, KerasFileError, 'missing file')
+})
+
+t.test('a .keras model served with a small /tmp: its weights are unpacked beside the model cache', async (t) => {
+  // The container and the Deployment give /tmp a 64 MiB tmpfs; the weights were written there, so a model whose
+  // weights exceed it stopped start-up with ENOSPC. Here a 1 MiB tmpfs and a 3.9 MB archive.
+  const small = await mountTmpfs(t, '1m')
+  const tmpdirBefore = process.env.TMPDIR
+  process.env.TMPDIR = small.dir
+  t.teardown(() => { if (tmpdirBefore === undefined) delete process.env.TMPDIR; else process.env.TMPDIR = tmpdirBefore })
+  const cacheDir = join(dir, 'cache-small-tmp')
+  const served = await resolveServableModel(join(dir, 'sequential-k3.keras'), { cacheDir, overrides: { classes: ['Cyst', 'Normal', 'Stone', 'Tumor'] } })
+  t.match(served.spec, { output: { kind: 'probabilities' } }, 'converted')
+  t.same(await readdir(cacheDir).then((names) => names.filter((name) => name.startsWith('keras-weights-'))), [], 'the unpacked weights are removed')
 })

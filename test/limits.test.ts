@@ -35,6 +35,25 @@ t.test('rate limit: 429 RATE_LIMITED with Retry-After once a client spends its b
   t.equal(other.statusCode, 200, 'another client has its own budget')
 })
 
+t.test('rate limit: a client without credentials, or asking for unknown paths, spends the same budget', async (t) => {
+  // Authentication's hook ran before the rate limit's, which was tied to each route: with AUTH_MODE on, requests
+  // without credentials were refused 401 without limit, and so were unknown paths (404, no route), each leaving an
+  // audit event in the records database.
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef' }).auth
+  const app = await build(t, { config: { auth, rateLimit: { max: 3, windowMs: 60_000 } } })
+  const key = { 'x-api-key': 'clinic-0123456789abcdef' }
+  const statuses = []
+  for (const url of ['/model', '/no-such-path', '/predictions']) statuses.push((await app.inject({ method: 'GET', url })).statusCode)
+  const limited = await app.inject({ method: 'GET', url: '/model', headers: key })
+  t.same(statuses, [401, 401, 401])
+  t.equal(limited.statusCode, 429, 'the fourth request of the address is limited, credentials or not')
+  t.equal(limited.json().code, 'RATE_LIMITED')
+  t.equal((await app.inject({ method: 'GET', url: '/elsewhere', headers: key })).statusCode, 429, 'an unknown path too')
+  t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'probes stay exempt')
+  const other = await app.inject({ method: 'GET', url: '/model', headers: key, remoteAddress: '10.0.0.2' })
+  t.equal(other.statusCode, 200, 'another client has its own budget')
+})
+
 t.test('the default rate limit admits ten 300-slice series a minute from one client, one slice per request', async (t) => {
   const defaults = loadConfig({}).rateLimit
   t.equal(defaults.windowMs, 60_000, 'a one-minute window')

@@ -235,3 +235,16 @@ t.test('every error code, each triggered by a real input, with a typed body and 
   t.equal(noBody.json().code, 'NO_FILE', 'a POST without a body')
   t.same(await readdir(app.config.uploadDir), [], 'rejected uploads leave nothing on disk')
 })
+
+t.test('a form field named after a property every JavaScript object has is refused, and the message says which names', async (t) => {
+  // @fastify/multipart refuses every name found on Object.prototype; the message named only two of them, so a
+  // caller whose field was "toString" or "hasOwnProperty" was told its field names were "__proto__" or "constructor".
+  const app = await build(t)
+  const slice = await ctKidneyImage('test/normal')
+  for (const name of ['toString', 'hasOwnProperty', '__proto__']) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'file', filename: 'a.jpg', contentType: 'image/jpeg', data: slice }, { name, data: 'x' }]) })
+    t.equal(res.statusCode, 400)
+    t.equal(res.json().code, 'VALIDATION_ERROR')
+    t.match(res.json().message, name, `the message names ${name}`)
+  }
+})

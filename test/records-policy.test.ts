@@ -39,6 +39,16 @@ t.test('records configuration: embedded by default, a server with DATABASE_URL, 
   try { loadConfig({ DATABASE_URL: 'mysql://root:hunter2@db/kidney' }) } catch (error) { message = (error as Error).message }
   t.match(message, /DATABASE_URL must be a postgres/)
   t.notMatch(message, /hunter2/, 'a bad URL is never echoed: it may carry a password')
+  // pg parses the URL only at its first connection: these started, and every write failed 'the database cannot be
+  // reached: Invalid URL', each minute, for as long as the service ran (a base64 password holds / and +).
+  for (const url of ['postgres://svc:ab/cd+ef==@db/kidney', 'postgres://svc:hunter2#@db/kidney', 'postgres://svc:hunter2@db:99999/kidney', 'postgresql://svc:hunter2@[::1/kidney']) {
+    let refused = ''
+    try { loadConfig({ DATABASE_URL: url }) } catch (error) { refused = (error as Error).message }
+    t.match(refused, /DATABASE_URL cannot be read as a URL/, url)
+    t.notMatch(refused, /hunter2|ab\/cd/, 'and is not echoed')
+  }
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://svc:ab%2Fcd%2Bef%3D%3D@db/kidney' }).records.store, 'postgres', 'the same password percent-encoded')
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://svc:pw@/kidney?host=/var/run/postgresql' }).records.store, 'postgres', 'a Unix socket')
 })
 
 async function unreachable (t: Parameters<typeof build>[0], required: boolean): Promise<Awaited<ReturnType<typeof build>>> {

@@ -33,9 +33,12 @@ export const ONNX_OUTPUT_NAME = 'output'
 
 const refKey = (ref: TensorRef): string => `${ref.layer}:${ref.node}:${ref.tensor}`
 
-/** Converts a Keras `.h5` / `.keras` model to ONNX (opset 13) with an NHWC float input, like Keras's own. */
-export async function convertKerasModel (path: string): Promise<KerasConversion> {
-  const file = await openKerasFile(path)
+/**
+ * Converts a Keras `.h5` / `.keras` model to ONNX (opset 13) with an NHWC float input, like Keras's own; a `.keras`
+ * archive's weights are unpacked under `workDir` meanwhile (openKerasFile).
+ */
+export async function convertKerasModel (path: string, workDir?: string): Promise<KerasConversion> {
+  const file = await openKerasFile(path, workDir)
   try {
     const graph = readModelGraph(file.modelConfig)
     const kerasMajor = Number.parseInt(file.kerasVersion, 10) || (file.format === 'keras' ? 3 : 2)

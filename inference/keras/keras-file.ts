@@ -43,8 +43,11 @@ let hdf5: Awaited<H5Module['ready']>
 type H5File = InstanceType<typeof h5wasm.File>
 type H5Group = InstanceType<typeof h5wasm.Group>
 
-/** Opens a Keras 2 / Keras 3 `.h5` or a Keras 3 `.keras` archive, recognised by content, not by extension. */
-export async function openKerasFile (path: string): Promise<KerasModelFile> {
+/**
+ * Opens a Keras 2 / Keras 3 `.h5` or a Keras 3 `.keras` archive, recognised by content, not by extension. A `.keras`
+ * archive's weights are written to a private folder under `workDir` while they are read.
+ */
+export async function openKerasFile (path: string, workDir = tmpdir()): Promise<KerasModelFile> {
   let bytes: Buffer
   try {
     bytes = await readFile(path)
@@ -53,7 +56,7 @@ export async function openKerasFile (path: string): Promise<KerasModelFile> {
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   if (bytes.subarray(0, 8).equals(HDF5_SIGNATURE)) return await openLegacyH5(path, sha256)
-  if (bytes.subarray(0, 4).equals(ZIP_SIGNATURE)) return await openKerasArchive(bytes, sha256)
+  if (bytes.subarray(0, 4).equals(ZIP_SIGNATURE)) return await openKerasArchive(bytes, sha256, workDir)
   throw new KerasFileError(`${path} is neither an HDF5 (.h5) nor a zip (.keras) Keras model file`)
 }
 
@@ -171,7 +174,7 @@ function toSnakeCase (className: string): string {
 }
 
 /** Keras 3 `model.save('x.keras')`: a zip of config.json, metadata.json and model.weights.h5. */
-async function openKerasArchive (bytes: Buffer, sha256: string): Promise<KerasModelFile> {
+async function openKerasArchive (bytes: Buffer, sha256: string, workDir: string): Promise<KerasModelFile> {
   let entries: Record<string, Uint8Array>
   try {
     entries = unzipSync(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
@@ -185,12 +188,16 @@ async function openKerasArchive (bytes: Buffer, sha256: string): Promise<KerasMo
   const modelConfig = parseJson(strFromU8(entries['config.json']), 'config.json')
   const metadata = entries['metadata.json'] === undefined ? {} : parseJson(strFromU8(entries['metadata.json']), 'metadata.json')
 
-  // h5wasm on Node reads real files only, so the weights are written to a private temp directory.
-  const dir = await mkdtemp(join(tmpdir(), 'keras-weights-'))
+  // h5wasm on Node reads real files only, so the weights are written to a private folder, removed if they cannot be.
+  const dir = await mkdtemp(join(workDir, 'keras-weights-'))
   const weightsPath = join(dir, 'model.weights.h5')
-  await writeFile(weightsPath, entries['model.weights.h5'])
   let file: H5File
   try {
+    try {
+      await writeFile(weightsPath, entries['model.weights.h5'])
+    } catch (error) {
+      throw new KerasFileError(`cannot write the archive's weights (${entries['model.weights.h5'].length} bytes) to ${dir}: ${(error as NodeJS.ErrnoException).code ?? 'write error'}`)
+    }
     file = await openH5(weightsPath, 'model.weights.h5 in the .keras archive')
   } catch (error) {
     await rm(dir, { recursive: true, force: true })

@@ -53,7 +53,9 @@ export async function resolveServableModel (modelPath: string, options: ResolveO
   const factsPath = join(options.cacheDir, `${sha256}.keras-facts.json`)
   let facts = await cachedFacts(onnxPath, factsPath)
   if (facts === undefined) {
-    const conversion = await convertKerasModel(modelPath)
+    // Unpacked beside the cache, on its volume: /tmp is a 64 MiB tmpfs in the container and the Deployment, which a
+    // .keras model's weights above that filled (ENOSPC at start-up), in memory the pod is charged for.
+    const conversion = await convertKerasModel(modelPath, options.cacheDir)
     await writeAtomically(onnxPath, conversion.onnx)
     await writeAtomically(factsPath, JSON.stringify(conversion.facts, null, 2))
     facts = conversion.facts

@@ -70,6 +70,14 @@ export function parseApiKeys (text: string, source: string): ApiKey[] {
   })
   const names = new Set(keys.map((k) => k.name))
   if (names.size !== keys.length) throw new AuthConfigError(`${source}: API key names must be unique`)
+  // One key under two names was the last name's (matchApiKey keeps the last match), with that entry's scopes: the
+  // first entry's name and scopes never applied, without a word.
+  const holders = new Map<string, string>()
+  for (const key of keys) {
+    const earlier = holders.get(key.sha256.toString('hex'))
+    if (earlier !== undefined) throw new AuthConfigError(`${source}: "${earlier}" and "${key.name}" have the same key; give each caller its own`)
+    holders.set(key.sha256.toString('hex'), key.name)
+  }
   return keys
 }
 

@@ -81,6 +81,11 @@ function tooManyFiles (request: FastifyRequest, config: AppConfig): ServiceError
     `send several slices with POST /predict/batch (at most ${config.batchMaxFiles} per request).`)
 }
 
+/** No route or file answers this path; the path is the caller's text, so it is not echoed back. */
+function notFound (request: FastifyRequest): ServiceError {
+  return new ServiceError('NOT_FOUND', 404, `No route answers ${request.method} on this path; see /docs for the API.`)
+}
+
 /** Errors raised by Fastify and its plugins, given the service's stable codes and our own wording. */
 function fromFrameworkError (error: FastifyError, request: FastifyRequest, config: AppConfig): ServiceError | undefined {
   switch (error.code) {
@@ -94,12 +99,20 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
       return tooManyFiles(request, config)
     case 'FST_UNDER_PRESSURE':
       return new OverloadedError(config.pressure.retryAfterS)
+    // @fastify/static refuses a path under /app/ it will not resolve (an empty segment, '..', a NUL) with 403: no file
+    // answers it, and FORBIDDEN is this API's code for credentials without the scope.
+    case 'FST_STATIC_FORBIDDEN_PATH':
+      return notFound(request)
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':
       return new ServiceError('TOO_MANY_PARTS', 400, 'Too many form fields in one request.')
   }
   if (error.code === 'FST_INVALID_JSON_FIELD_ERROR') return new ServiceError('VALIDATION_ERROR', 400, 'A form field declared as JSON is not valid JSON.')
-  if (error.code === 'FST_PROTO_VIOLATION') return new ServiceError('VALIDATION_ERROR', 400, 'Form field names "__proto__" and "constructor" are not allowed.')
+  if (error.code === 'FST_PROTO_VIOLATION') {
+    // @fastify/multipart refuses every name on Object.prototype, not only the two that pollute it.
+    return new ServiceError('VALIDATION_ERROR', 400, 'A form field name is one every JavaScript object already has (__proto__, constructor, ' +
+      'toString, hasOwnProperty, valueOf, __defineGetter__, ...): name the field otherwise.')
+  }
   if (error.code === undefined && MALFORMED_MULTIPART.test(error.message)) {
     return new ServiceError('MALFORMED_MULTIPART', 400, 'The multipart/form-data body is malformed or incomplete.')
   }
@@ -236,8 +249,5 @@ export default fp(async (app) => {
     return sendError(reply, new InternalError())
   })
 
-  // The path is the caller's text: it is not echoed back.
-  app.setNotFoundHandler((request, reply) => {
-    return sendError(reply, new ServiceError('NOT_FOUND', 404, `No route answers ${request.method} on this path; see /docs for the API.`))
-  })
+  app.setNotFoundHandler((request, reply) => sendError(reply, notFound(request)))
 }, { name: 'errors', dependencies: ['config'] })

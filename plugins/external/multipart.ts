@@ -51,6 +51,16 @@ function isFilePart (name: string | undefined, contentType: string | undefined, 
 }
 
 /**
+ * busboy's buffer for one part (16 KiB by default). A part busboy skips (no Content-Disposition, one that is not
+ * form-data) is read by nobody; when more than this buffer of it arrived in one chunk with the closing boundary,
+ * busboy never called back for that chunk and never finished (@fastify/busboy 3.2.6): the request hung until
+ * HANDLER_TIMEOUT_MS (120 s) and was answered 408, a 27 kB JPEG in such a part over a plain socket. A socket hands
+ * Node at most 64 KiB at a time, so twice that always takes the chunk; the service's own reader drains every file
+ * part as it arrives, so the larger buffer does not fill.
+ */
+const PART_BUFFER_BYTES = 128 * 1024
+
+/**
  * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
  * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
  * nothing touches disk before the image is valid.
@@ -61,6 +71,7 @@ export default fp(async (app) => {
     isPartAFile: isFilePart,
     onFile: collectFile,
     throwFileSizeLimit: true,
+    fileHwm: PART_BUFFER_BYTES,
     limits: {
       fileSize: app.config.maxFileBytes,
       files: app.config.maxFiles,

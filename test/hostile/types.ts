@@ -12,8 +12,6 @@ export const VALIDATION: Outcome[] = [{ status: 400, code: 'VALIDATION_ERROR' }]
 export const MALFORMED: Outcome[] = [{ status: 400, code: 'MALFORMED_MULTIPART' }]
 export const FILE_TOO_LARGE: Outcome[] = [{ status: 413, code: 'FILE_TOO_LARGE' }]
 export const UNSUPPORTED: Outcome[] = [{ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }]
-/** The deadline answer (plugins/app/deadline.ts) for a request whose body parser stalls. */
-export const DEADLINE: Outcome[] = [{ status: 408, code: 'REQUEST_TIMEOUT' }]
 export const CORRUPT: Outcome[] = [{ status: 422, code: 'CORRUPT_IMAGE' }]
 export const TOO_LARGE: Outcome[] = [{ status: 422, code: 'IMAGE_TOO_LARGE' }]
 export const CORRUPT_DICOM: Outcome[] = [{ status: 422, code: 'CORRUPT_DICOM' }]
