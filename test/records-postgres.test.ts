@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startService, type RunningServer } from '../bench/processes.js'
 import { MIGRATION_LOCK_KEY, readMigrations } from '../records/migrate.js'
 import { openPostgres } from '../records/postgres-driver.js'
@@ -43,12 +43,18 @@ async function waitingForMigrationLock (client: pg.Client): Promise<number> {
     "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")).rows[0].n)
 }
 
-t.test('a store waits for another replica\'s migration past DATABASE_TIMEOUT_MS (DATABASE_MIGRATION_TIMEOUT_MS bounds it), then starts', async (t) => {
-  const url = await server.createDatabase('migration_wait')
+/** A new database whose migration lock another session (another replica, migrating) holds. */
+async function lockedForMigration (t: Test, name: string): Promise<{ url: string, holder: pg.Client }> {
+  const url = await server.createDatabase(name)
   const holder = new pg.Client({ connectionString: url })
   await holder.connect()
   t.teardown(async () => await holder.end())
   await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+  return { url, holder }
+}
+
+t.test('a store waits for another replica\'s migration past DATABASE_TIMEOUT_MS (DATABASE_MIGRATION_TIMEOUT_MS bounds it), then starts', async (t) => {
+  const { url, holder } = await lockedForMigration(t, 'migration_wait')
   const timeoutMs = 200
   const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 1, timeoutMs, migrationTimeoutMs: 600_000 })
     .then((opened) => opened, (error: Error) => error)
@@ -64,11 +70,7 @@ t.test('a store waits for another replica\'s migration past DATABASE_TIMEOUT_MS 
 })
 
 t.test('a store opening while another replica holds the migration lock is cut at once when its opening is aborted', async (t) => {
-  const url = await server.createDatabase('opening_cut')
-  const holder = new pg.Client({ connectionString: url })
-  await holder.connect()
-  t.teardown(async () => await holder.end())
-  await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+  const { url, holder } = await lockedForMigration(t, 'opening_cut')
   // an hour per statement: only the abort can end this open within the test
   const aborting = new AbortController()
   const opening = RecordStore.open({ engine: 'postgres', url, poolSize: 2, timeoutMs: 3_600_000, migrationTimeoutMs: 3_600_000 }, {}, aborting.signal)

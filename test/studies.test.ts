@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
 import { concludeSeries } from '../inference/series-conclusion.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
 import { ctKidneyImage, fileUpload, multipart, RECORDS_OFF } from './helper.js'
@@ -12,6 +13,7 @@ import { ctSliceFromImage, SYNTHETIC_UIDS, writeDicom } from './helpers/dicom-wr
 import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
+import type { PredictionRecord } from '../records/record.js'
 import { MAX_STUDY_ROWS } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
@@ -184,13 +186,19 @@ t.test('postgres: two replicas on one database give the same study result, and i
   t.same(await read(restarted), throughA, 'the same answer after a restart')
 })
 
-t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {
+/** A service on its own embedded database with one DICOM slice classified: its answer and its record, to copy. */
+async function oneRecordedSlice (t: Test, name: string): Promise<{ app: FastifyInstance, series: { studyInstanceUid: string }, current: any, template: PredictionRecord }> {
   const app = await recordsApp(t, await backends[0].records())
-  const series = await writeCtSeries(join(work, 'resent'), { slices: 1 })
+  const series = await writeCtSeries(join(work, name), { slices: 1 })
   const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
   const current = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).json()
   const template = await app.records.getPredictionRecord(current.id)
   if (template === undefined) throw new Error('no record')
+  return { app, series, current, template }
+}
+
+t.test('a study sent again and again is read with its newest results, not with the first MAX_STUDY_ROWS rows received', async (t) => {
+  const { app, series, current, template } = await oneRecordedSlice(t, 'resent')
   // MAX_STUDY_ROWS earlier results of the same instance (a day older, one a millisecond), positive unlike the current one.
   const since = Date.now() - 86_400_000
   await Promise.all(Array.from({ length: MAX_STUDY_ROWS }, async (_, i) => await app.records.savePrediction({
@@ -204,12 +212,7 @@ t.test('a study sent again and again is read with its newest results, not with t
 })
 
 t.test('a study of many multi-frame objects is read up to MAX_STUDY_ROWS slices, newest objects first', async (t) => {
-  const app = await recordsApp(t, await backends[0].records())
-  const series = await writeCtSeries(join(work, 'multi-frame-flood'), { slices: 1 })
-  const upload = fileUpload(await readFile(series.files[0]), 'slice.dcm')
-  const first = (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).json()
-  const template = await app.records.getPredictionRecord(first.id)
-  if (template === undefined) throw new Error('no record')
+  const { app, series, current: first, template } = await oneRecordedSlice(t, 'multi-frame-flood')
   // Objects of 300 frames (DICOM_MAX_FRAMES' default), one a millisecond after the other, enough to pass the bound.
   const framesEach = 300
   const objects = Math.ceil(MAX_STUDY_ROWS / framesEach) + 3
