@@ -43,15 +43,23 @@ function followSignal (socket: Socket, signal: AbortSignal | undefined): Socket 
 }
 
 /**
- * Whether pg can read this connection string. Its pool reads it only at the first connection, so a URL it cannot
- * parse (a password with / or #, a port above 65535) started the service and failed every write as "the database
- * cannot be reached: Invalid URL". A Client parses it in its constructor and connects to nothing.
+ * Why pg cannot use this connection string, or undefined when it can. Its pool reads it only at the first connection,
+ * so a URL it cannot parse (a password with / or #, a port above 65535) started the service and failed every write as
+ * "the database cannot be reached: Invalid URL". A Client parses it in its constructor and connects to nothing; the
+ * parse also reads the files that sslrootcert, sslcert and sslkey name, and a file it cannot read (a secret not
+ * mounted) is that fault, not the URL's spelling. Neither message holds the URL: it may carry a password.
  */
-export function isConnectionString (url: string): boolean {
+export function connectionStringFault (url: string): string | undefined {
   try {
-    return new pg.Client({ connectionString: url }) instanceof pg.Client
-  } catch {
-    return false
+    new pg.Client({ connectionString: url }) // eslint-disable-line no-new
+    return undefined
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      return `names a file the service cannot read (${code}): check its sslrootcert, sslcert and sslkey`
+    }
+    return 'cannot be read as a URL: percent-encode a user name or password holding / ? # @ [ ] % (encodeURIComponent), ' +
+      'and give a port from 1 to 65535'
   }
 }
 

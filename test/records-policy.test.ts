@@ -49,6 +49,13 @@ t.test('records configuration: embedded by default, a server with DATABASE_URL, 
   }
   t.equal(loadConfig({ DATABASE_URL: 'postgres://svc:ab%2Fcd%2Bef%3D%3D@db/kidney' }).records.store, 'postgres', 'the same password percent-encoded')
   t.equal(loadConfig({ DATABASE_URL: 'postgres://svc:pw@/kidney?host=/var/run/postgresql' }).records.store, 'postgres', 'a Unix socket')
+  // pg's parse reads the files sslrootcert, sslcert and sslkey name: one missing was refused as a URL to percent-encode.
+  for (const option of ['sslrootcert', 'sslcert', 'sslkey']) {
+    let refused = ''
+    try { loadConfig({ DATABASE_URL: `postgres://svc:hunter2@db/kidney?sslmode=verify-full&${option}=/nonexistent/file.pem` }) } catch (error) { refused = (error as Error).message }
+    t.match(refused, /DATABASE_URL names a file the service cannot read \(ENOENT\): check its sslrootcert, sslcert and sslkey/, option)
+    t.notMatch(refused, /percent-encode|hunter2/, 'not blamed on the spelling, not echoed')
+  }
 })
 
 async function unreachable (t: Parameters<typeof build>[0], required: boolean): Promise<Awaited<ReturnType<typeof build>>> {

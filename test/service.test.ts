@@ -148,6 +148,9 @@ t.test('a bad environment variable stops start-up with a message naming it', asy
     t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="?${value}"?: Expected integer to be less or equal to 2147483`), `${name}=${value}`)
   }
   t.equal(loadConfig({ HANDLER_TIMEOUT_MS: '2147483647' }).handlerTimeoutMs, 2_147_483_647, 'the longest a timer waits is accepted')
+  // The FHIR push reads 7 days back: SERIES_IDLE_SECONDS=604800 (or more) started, and no study was ever final to it.
+  t.throws(() => loadConfig({ SERIES_IDLE_SECONDS: '604800' }), /^Invalid environment variable SERIES_IDLE_SECONDS="?604800"?: Expected integer to be less or equal to 86400/)
+  t.equal(loadConfig({ SERIES_IDLE_SECONDS: '86400' }).series.idleSeconds, 86_400, 'a day is accepted')
   t.equal(loadConfig({ UPLOAD_RETENTION: 'none' }).uploadMaxAgeMs, 0)
   t.equal(loadConfig({ UPLOAD_RETENTION: '2h' }).uploadMaxAgeMs, 7_200_000)
   t.equal(loadConfig({}).port, 3000)

@@ -125,7 +125,9 @@ export const EnvSchema = Type.Object({
   RECORDS_READ_ALL_SCOPE: Type.String({ pattern: '^\\S+$', default: 'records:read-all' }),
 
   // Series and study results (GET /studies/{uid}, inference/series-conclusion.ts).
-  SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+  // At most a day: the FHIR push looks only at studies with an instance in the last 7 days (push-queue.ts), so a series
+  // idle longer than that was never final to it, and its report never sent.
+  SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 30 }),
   SERIES_MIN_ADJACENT_SLICES: Type.Integer({ minimum: 1, default: 2 }),
   // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
   DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),

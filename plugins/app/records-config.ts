@@ -1,4 +1,4 @@
-import { isConnectionString } from '../../records/postgres-driver.js'
+import { connectionStringFault } from '../../records/postgres-driver.js'
 import { SECRET_VARIABLES, secretFrom } from './auth-config.js'
 
 export interface RecordsConfig {
@@ -38,10 +38,8 @@ export function loadRecordsConfig (env: NodeJS.ProcessEnv, settings: Omit<Record
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl)) {
     throw new RecordsConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL')
   }
-  if (databaseUrl !== undefined && !isConnectionString(databaseUrl)) {
-    throw new RecordsConfigError('DATABASE_URL cannot be read as a URL: percent-encode a user name or password holding / ? # @ [ ] % ' +
-      '(encodeURIComponent), and give a port from 1 to 65535')
-  }
+  const fault = databaseUrl === undefined ? undefined : connectionStringFault(databaseUrl)
+  if (fault !== undefined) throw new RecordsConfigError(`DATABASE_URL ${fault}`)
   const store = settings.store ?? (databaseUrl !== undefined ? 'postgres' : 'pglite')
   if (store === 'postgres' && databaseUrl === undefined) throw new RecordsConfigError('RECORDS_STORE=postgres needs DATABASE_URL (or DATABASE_URL_FILE)')
   return { ...settings, store, databaseUrl }
