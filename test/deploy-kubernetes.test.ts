@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { CONFIG_VARIABLES, loadConfig } from '../plugins/app/config.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { CONFIG_VARIABLES } from '../plugins/app/env-schema.js'
 import { build } from './helper.js'
 import {
   bytesOf, dockerfileEnv, dockerfileUser, find, kustomizeVersion, renderOverlay, schemaError, selects, type K8sObject

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parse } from 'yaml'
-import { CONFIG_VARIABLES, EnvSchema } from '../plugins/app/config.js'
+import { CONFIG_VARIABLES, EnvSchema } from '../plugins/app/env-schema.js'
 
 // The docs stay true to the code: the configuration reference names exactly the variables the service reads, with
 // their defaults; the API reference names every route of the generated OpenAPI document; links resolve.
