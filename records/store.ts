@@ -60,6 +60,9 @@ export interface StudyRows { instances: StudyInstanceRow[], failures: StudyFailu
  */
 export const MAX_STUDY_ROWS = 20_000
 
+/** What a study read takes of each prediction row (not its answer, maps or input facts). */
+const STUDY_INSTANCE_COLUMNS = 'id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, model_version, threshold'
+
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */
   answer: Record<string, unknown>
@@ -215,8 +218,7 @@ export class RecordStore {
     const params = [studyInstanceUid, owner ?? null, MAX_STUDY_ROWS]
     // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(
-      'SELECT id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, ' +
-      `model_version, threshold, frames, ${CREATED_AT_US} FROM (SELECT *, answer->'frames' AS frames, ` +
+      `SELECT ${STUDY_INSTANCE_COLUMNS}, frames, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, answer->'frames' AS frames, ` +
       "sum(coalesce(json_array_length(answer->'frames'), 1)) OVER (ORDER BY created_at DESC, id DESC) AS slices_through " +
       'FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
       'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
