@@ -27,7 +27,7 @@ export default fp(async (app) => {
   if (settings.port === undefined) return
 
   const store = async (request: StoreRequest): Promise<StoreResult> => {
-    const origin = { caller: `dicom:${request.callingAe}`, route: 'DIMSE C-STORE', requestId: randomUUID() }
+    const origin = { caller: `dicom:${request.callingAe}`, route: 'DIMSE C-STORE', requestId: randomUUID(), callingAe: request.callingAe }
     const keys = readInstanceKeys(request.bytes, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
     const outcome = await app.receiveInstance(request.bytes, origin, keys)
     if (outcome.classified) return { status: STATUS.success }
@@ -47,11 +47,14 @@ export default fp(async (app) => {
     minRateBytesPerS: settings.minRateBytesPerS,
     acceptsTransferSyntax: (uid) => NATIVE_SYNTAXES.has(uid) || isEncapsulatedSyntax(uid),
     store,
-    event: (name, details) => app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
+    event: (name, details) => {
+      app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
+      if (details.refusal !== undefined) app.metrics.dicomAssociationsRefused.inc({ calling_ae: app.metrics.callingAeLabel(details.callingAe), reason: details.refusal })
+    }
   })
   app.addHook('onReady', async () => {
     port = await node.listen()
     app.log.info({ port, aeTitle: settings.aeTitle }, 'DICOM node listening')
   })
   app.addHook('preClose', async () => { await node.close() })
-}, { name: 'dicom-node', dependencies: ['config', 'dicom-intake'] })
+}, { name: 'dicom-node', dependencies: ['config', 'metrics', 'dicom-intake'] })
