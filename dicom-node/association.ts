@@ -295,6 +295,7 @@ export class Association {
     } else if (command.field !== COMMAND.cStoreRq || data === undefined) {
       result = { status: STATUS.unrecognizedOperation, comment: 'this node performs C-ECHO and C-STORE only' }
     } else if (data.tooLarge) {
+      this.policy.event('instance-refused', { callingAe: this.request?.callingAe, refusedInstance: 'FILE_TOO_LARGE', bytes: data.bytes, max: this.policy.maxInstanceBytes })
       result = { status: STATUS.cannotUnderstand, comment: `FILE_TOO_LARGE: instance over ${this.policy.maxInstanceBytes} bytes` }
     } else {
       const sopClassUid = command.affectedSopClassUid ?? negotiated.abstractSyntax

@@ -11,9 +11,14 @@ export type AssociationRefusal =
   | 'calling_ae_not_recognized' | 'called_ae_not_recognized' | 'protocol_version' | 'limit_total' | 'limit_per_ae'
   | 'idle_timeout' | 'pdu_timeout' | 'too_slow' | 'protocol_error' | 'too_many_connections'
 
-/** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, the refusal if it is one. */
+/** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
 export interface NodeEventDetails {
   callingAe?: string
   refusal?: AssociationRefusal
+  /**
+   * An instance the node refused itself, before any classification (its data set over MAX_FILE_BYTES, drained and not
+   * kept): the code its ErrorComment starts with, the `outcome` of kidney_dicom_instances_total.
+   */
+  refusedInstance?: 'FILE_TOO_LARGE'
   [detail: string]: unknown
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { writeCtSeries, SOP_CLASS } from '../bench/ct-series.js'
+import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
 import { associatedPeer, associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
@@ -63,6 +63,19 @@ t.test('refused instances: a listed AE\'s non-CT instance counts under its title
     '{route="DIMSE C-STORE",outcome="stored",calling_ae="PACS1"}': 1,
     '{route="DIMSE C-STORE",outcome="UNSUPPORTED_SOP_CLASS",calling_ae="PACS1"}': 1
   }, 'without calling_ae on the old code')
+})
+
+t.test('an instance over MAX_FILE_BYTES, refused by the node before classification, counts as FILE_TOO_LARGE under its sender', async (t) => {
+  const app = await build(t, { config: { maxFileBytes: 100 * 1024, dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes: ['PACS1'] } } })
+  const small = await writeCtSeries(join(work, 'small'), { slices: 1, source: () => CT_SOURCES.small }) // 128x128, about 40 KiB
+  const large = await writeCtSeries(join(work, 'large'), { slices: 1 }) // 512x512, about 518 KiB
+  const pushed = await dcmtk('storescu', ['-v', '--no-halt', '-aec', 'KIDNEYSTONE', '-aet', 'PACS1', '127.0.0.1', String(app.dicomPort()), large.files[0], small.files[0]])
+  t.match(pushed.output, /Received Store Response \(Error: CannotUnderstand\)/)
+  t.match(pushed.output, /Received Store Response \(Success\)/)
+  t.same(await samples(app, 'kidney_dicom_instances_total'), {
+    '{route="DIMSE C-STORE",outcome="FILE_TOO_LARGE",calling_ae="PACS1"}': 1,
+    '{route="DIMSE C-STORE",outcome="stored",calling_ae="PACS1"}': 1
+  }, 'the refusal was not counted on the old code')
 })
 
 t.test('1,000 distinct calling AE titles add no series: with DICOM_ALLOWED_AES set, and with it empty (any title accepted)', async (t) => {

@@ -37,18 +37,17 @@ declare module 'fastify' {
 export default fp(async (app) => {
   app.decorate('receiveInstance', async (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
     const { callingAe, ...origin } = from
-    const count = (outcome: string): void => { app.metrics.dicomInstances.inc({ route: origin.route, outcome, calling_ae: app.metrics.callingAeLabel(callingAe) }) }
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction } = await app.predict(bytes, origin, options)
-      count('stored')
+      app.metrics.dicomInstance(origin.route, 'stored', callingAe)
       return { classified: true, keys, prediction }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
       const refusal: Refusal = error instanceof ServiceError
         ? { code: error.code, statusCode: error.statusCode, message: error.message }
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
-      count(refusal.code)
+      app.metrics.dicomInstance(origin.route, refusal.code, callingAe)
       if (keys.studyInstanceUid !== undefined) {
         app.records.failedInstance({
           ...origin,

@@ -176,6 +176,16 @@ export class ServiceMetrics {
     return this.allowedAes.includes(callingAe) ? callingAe : 'unlisted'
   }
 
+  /** One DICOM association refused for `reason` (dicom-node/events.ts). */
+  dicomAssociationRefused (reason: string, callingAe: string | undefined): void {
+    this.dicomAssociationsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
+  }
+
+  /** One DICOM instance received on `route`: `stored`, or the refusal's code. */
+  dicomInstance (route: string, outcome: string, callingAe: string | undefined): void {
+    this.dicomInstances.inc({ route, outcome, calling_ae: this.callingAeLabel(callingAe) })
+  }
+
   /** A counter of records by `kind` (prediction, audit). */
   private counterByKind (name: string, help: string): Counter<'kind'> {
     return new Counter({ name, help, labelNames: ['kind'] as const, registers: [this.registry] })
