@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
+import type { AssociationRefusal, NodeEventDetails } from './events.js'
 import { part10 } from './part10.js'
 import {
   abort, associateAccept, associateReject, isAeTitle, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
@@ -50,7 +51,7 @@ export interface AssociationPolicy {
   store: (request: StoreRequest) => Promise<StoreResult>
   /** The limit one more association from callingAe would exceed, or undefined when it fits (checked at its A-ASSOCIATE-RQ). */
   admit: (callingAe: string) => AssociationLimit | undefined
-  event: (name: string, details: Record<string, unknown>) => void
+  event: (name: string, details: NodeEventDetails) => void
 }
 
 /** Transfer syntax for one proposed context: uncompressed first (always decodable), else the first we can decode. */
@@ -87,7 +88,7 @@ export class Association {
     socket.setNoDelay(true)
     socket.setTimeout(policy.idleTimeoutMs, () => {
       if (this.busy !== undefined) return // classifying: the peer is waiting for us, not idle
-      policy.event('idle-timeout', { callingAe: this.request?.callingAe })
+      policy.event('idle-timeout', { callingAe: this.request?.callingAe, refusal: 'idle_timeout' })
       this.abort(2, 0)
     })
     socket.on('data', (chunk: Buffer) => {
@@ -128,7 +129,7 @@ export class Association {
     const timer = setTimeout(() => {
       this.partial = undefined
       if (this.busy !== undefined || this.pdusTaken !== serial) { this.watchPartialPdu(); return }
-      this.policy.event('pdu-timeout', { callingAe: this.request?.callingAe, received: this.buffered })
+      this.policy.event('pdu-timeout', { callingAe: this.request?.callingAe, refusal: 'pdu_timeout', received: this.buffered })
       this.abort(2, 0)
     }, this.policy.idleTimeoutMs).unref()
     this.partial = { serial, timer }
@@ -150,7 +151,7 @@ export class Association {
       if (peerMs < idleTimeoutMs) { this.progressTimer = setTimeout(judge, idleTimeoutMs - peerMs).unref(); return }
       const sent = this.instanceBytes - from.bytes
       if (sent >= minRateBytesPerS * idleTimeoutMs / 1000) { this.watchProgress(); return }
-      this.policy.event('too-slow', { callingAe: this.request?.callingAe, instanceBytes: sent, seconds: idleTimeoutMs / 1000 })
+      this.policy.event('too-slow', { callingAe: this.request?.callingAe, refusal: 'too_slow', instanceBytes: sent, seconds: idleTimeoutMs / 1000 })
       this.abort(2, 0)
     }
     this.progressTimer = setTimeout(judge, idleTimeoutMs).unref()
@@ -207,7 +208,7 @@ export class Association {
         await this.handle(next.type, next.body)
       }
     } catch (error) {
-      this.policy.event('protocol-error', { callingAe: this.request?.callingAe, reason: (error as Error).message })
+      this.policy.event('protocol-error', { callingAe: this.request?.callingAe, refusal: 'protocol_error', reason: (error as Error).message })
       this.abort(2, error instanceof PduError ? 6 : 0)
     } finally {
       this.draining = false
@@ -235,18 +236,18 @@ export class Association {
   private associate (request: AssociateRequest): void {
     this.request = request
     const { policy } = this
-    const refuse = (why: keyof typeof REJECT, limit?: AssociationLimit): void => {
-      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max }) })
+    const refuse = (why: keyof typeof REJECT, refusal: AssociationRefusal, limit?: AssociationLimit): void => {
+      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, refusal, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max }) })
       this.send([associateReject(REJECT[why])])
       this.socket.end()
       this.state = 'closed'
     }
-    if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported'); return }
-    if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized'); return }
+    if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported', 'protocol_version'); return }
+    if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized', 'called_ae_not_recognized'); return }
     // A calling AE title names the caller of its records (dicom:<title>): one with a NUL could not be recorded at all.
-    if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized'); return }
+    if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized', 'calling_ae_not_recognized'); return }
     const limit = policy.admit(request.callingAe)
-    if (limit !== undefined) { refuse('localLimitExceeded', limit); return }
+    if (limit !== undefined) { refuse('localLimitExceeded', limit.name === 'total' ? 'limit_total' : 'limit_per_ae', limit); return }
     this.admitted = true
     const answers: ContextAnswer[] = request.contexts.map(({ id, abstractSyntax, transferSyntaxes }) => {
       if (abstractSyntax !== VERIFICATION_SOP_CLASS && !abstractSyntax.startsWith(STORAGE_SOP_CLASS_ROOT)) return { id, result: 3 }
@@ -294,6 +295,7 @@ export class Association {
     } else if (command.field !== COMMAND.cStoreRq || data === undefined) {
       result = { status: STATUS.unrecognizedOperation, comment: 'this node performs C-ECHO and C-STORE only' }
     } else if (data.tooLarge) {
+      this.policy.event('instance-refused', { callingAe: this.request?.callingAe, refusedInstance: 'FILE_TOO_LARGE', bytes: data.bytes, max: this.policy.maxInstanceBytes })
       result = { status: STATUS.cannotUnderstand, comment: `FILE_TOO_LARGE: instance over ${this.policy.maxInstanceBytes} bytes` }
     } else {
       const sopClassUid = command.affectedSopClassUid ?? negotiated.abstractSyntax

@@ -29,7 +29,7 @@ export class DicomNode {
 
   private connection (socket: Socket): void {
     if (this.associations.size >= 2 * this.options.maxAssociations) {
-      this.options.event('connection-dropped', { remote: socket.remoteAddress, reason: 'too many connections' })
+      this.options.event('connection-dropped', { remote: socket.remoteAddress, reason: 'too many connections', refusal: 'too_many_connections' })
       socket.destroy()
       return
     }

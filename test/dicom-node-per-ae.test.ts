@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
-import { associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+import { associatedPeer, dcmtk } from './helpers/dcmtk-clients.js'
 
 // DICOM_MAX_ASSOCIATIONS_PER_AE with dcmtk's echoscu (see test/dicom-node.test.ts): one sender cannot take every slot.
 
@@ -26,11 +26,9 @@ t.test('per calling AE: a second association from an AE holding its one is refus
   const echo = async (callingAe: string): Promise<{ code: number, output: string }> =>
     await dcmtk('echoscu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', callingAe, '127.0.0.1', String(port)])
   /** An association from `callingAe` held open (a raw peer associates and sends nothing more), as the total-limit test does. */
-  const hold = async (callingAe: string): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
-    const peer = await rawPeer(port)
-    peer.socket.write(associateRequest('KIDNEYSTONE', callingAe))
-    for (let attempt = 0; attempt < 100 && peer.received().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
-    t.equal(peer.received()[0], 0x02, `${callingAe} held open (A-ASSOCIATE-AC)`)
+  const hold = async (callingAe: string): Promise<Awaited<ReturnType<typeof associatedPeer>>> => {
+    const peer = await associatedPeer(port, 'KIDNEYSTONE', callingAe)
+    t.equal(peer.answer, 0x02, `${callingAe} held open (A-ASSOCIATE-AC)`)
     return peer
   }
   const rejected = (): Array<Record<string, unknown>> => events.filter((e) => e.event === 'association-rejected')

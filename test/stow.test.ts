@@ -49,8 +49,9 @@ t.test('curl: a CT series and an MR instance in one request: 202, ReferencedSOPS
   t.same(answer['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]).sort(), [...series.sopInstanceUids].sort())
   t.same(answer['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[mr.sopInstanceUids[0], 0x0122]])
   const metrics = await (await fetch(`${http}/metrics`)).text()
-  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="stored"} 4')
-  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="UNSUPPORTED_SOP_CLASS"} 1')
+  // An HTTP caller has no calling AE title: STOW-RS instances count under calling_ae="none".
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="stored",calling_ae="none"} 4')
+  t.match(metrics, 'kidney_dicom_instances_total{route="/studies",outcome="UNSUPPORTED_SOP_CLASS",calling_ae="none"} 1')
 
   let study: any
   for (let attempt = 0; attempt < 100 && study?.series?.length !== 2; attempt++) {

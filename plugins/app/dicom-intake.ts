@@ -17,6 +17,11 @@ export function refusedOutcome (keys: InstanceKeys, refusal: Refusal): IntakeOut
   return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
 }
 
+/** Where an instance came from: its records' origin and, over DIMSE, the calling AE title (a label of kidney_dicom_instances_total). */
+export interface IntakeOrigin extends RecordOrigin {
+  callingAe?: string
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -25,23 +30,24 @@ declare module 'fastify' {
      * `keys`: the instance's, as the caller read them from its bytes (readInstanceKeys, with what the C-STORE
      * command says), once: STOW-RS needs them before classification to find repeated instances. Never throws.
      */
-    receiveInstance: (bytes: Buffer, origin: RecordOrigin, keys: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
+    receiveInstance: (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('receiveInstance', async (bytes: Buffer, origin: RecordOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
+  app.decorate('receiveInstance', async (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
+    const { callingAe, ...origin } = from
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction } = await app.predict(bytes, origin, options)
-      app.metrics.dicomInstances.inc({ route: origin.route, outcome: 'stored' })
+      app.metrics.dicomInstance(origin.route, 'stored', callingAe)
       return { classified: true, keys, prediction }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
       const refusal: Refusal = error instanceof ServiceError
         ? { code: error.code, statusCode: error.statusCode, message: error.message }
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
-      app.metrics.dicomInstances.inc({ route: origin.route, outcome: refusal.code })
+      app.metrics.dicomInstance(origin.route, refusal.code, callingAe)
       if (keys.studyInstanceUid !== undefined) {
         app.records.failedInstance({
           ...origin,

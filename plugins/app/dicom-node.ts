@@ -5,6 +5,8 @@ import { STATUS } from '../../dicom-node/dimse.js'
 import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { DicomNode, type StoreRequest, type StoreResult } from '../../dicom-node/server.js'
 
+/** The route of this node's instances in their records and in kidney_dicom_instances_total. */
+const ROUTE = 'DIMSE C-STORE'
 /** Uncompressed syntaxes the decoder reads besides the encapsulated ones (inference/dicom/codecs.ts). */
 const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.1.99'])
 
@@ -27,7 +29,7 @@ export default fp(async (app) => {
   if (settings.port === undefined) return
 
   const store = async (request: StoreRequest): Promise<StoreResult> => {
-    const origin = { caller: `dicom:${request.callingAe}`, route: 'DIMSE C-STORE', requestId: randomUUID() }
+    const origin = { caller: `dicom:${request.callingAe}`, route: ROUTE, requestId: randomUUID(), callingAe: request.callingAe }
     const keys = readInstanceKeys(request.bytes, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
     const outcome = await app.receiveInstance(request.bytes, origin, keys)
     if (outcome.classified) return { status: STATUS.success }
@@ -47,11 +49,15 @@ export default fp(async (app) => {
     minRateBytesPerS: settings.minRateBytesPerS,
     acceptsTransferSyntax: (uid) => NATIVE_SYNTAXES.has(uid) || isEncapsulatedSyntax(uid),
     store,
-    event: (name, details) => app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
+    event: (name, details) => {
+      app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
+      if (details.refusal !== undefined) app.metrics.dicomAssociationRefused(details.refusal, details.callingAe)
+      if (details.refusedInstance !== undefined) app.metrics.dicomInstance(ROUTE, details.refusedInstance, details.callingAe)
+    }
   })
   app.addHook('onReady', async () => {
     port = await node.listen()
     app.log.info({ port, aeTitle: settings.aeTitle }, 'DICOM node listening')
   })
   app.addHook('preClose', async () => { await node.close() })
-}, { name: 'dicom-node', dependencies: ['config', 'dicom-intake'] })
+}, { name: 'dicom-node', dependencies: ['config', 'metrics', 'dicom-intake'] })

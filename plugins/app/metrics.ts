@@ -5,6 +5,7 @@ import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
+const CALLING_AE_HELP = 'the calling AE title when DICOM_ALLOWED_AES lists it, else unlisted'
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -61,8 +62,18 @@ export class ServiceMetrics {
 
   readonly dicomInstances = new Counter({
     name: 'kidney_dicom_instances_total',
-    help: 'DICOM instances received as a DICOM node, by route (DIMSE C-STORE or /studies) and outcome (stored, or the refusal\'s code).',
-    labelNames: ['route', 'outcome'] as const,
+    help: 'DICOM instances received as a DICOM node, by route (DIMSE C-STORE or /studies), outcome (stored, or the refusal\'s code) ' +
+      'and calling_ae (' + CALLING_AE_HELP + '; none over /studies).',
+    labelNames: ['route', 'outcome', 'calling_ae'] as const,
+    registers: [this.registry]
+  })
+
+  readonly dicomAssociationsRefused = new Counter({
+    name: 'kidney_dicom_associations_refused_total',
+    help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: rejected at their A-ASSOCIATE-RQ ' +
+      '(calling_ae_not_recognized, called_ae_not_recognized, protocol_version, limit_total, limit_per_ae), aborted ' +
+      '(idle_timeout, pdu_timeout, too_slow, protocol_error) or closed before any (too_many_connections).',
+    labelNames: ['calling_ae', 'reason'] as const,
     registers: [this.registry]
   })
 
@@ -148,8 +159,31 @@ export class ServiceMetrics {
     }
   })
 
-  constructor () {
+  /** `allowedAes`: DICOM_ALLOWED_AES, the calling AE titles that are labels of their own (callingAeLabel). */
+  constructor (private readonly allowedAes: readonly string[]) {
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  /**
+   * The calling_ae label of a DICOM peer. The peer chooses its title (any 16 characters), so only the titles listed in
+   * DICOM_ALLOWED_AES are labels of their own and every other is `unlisted`: a peer trying titles adds no series. With
+   * DICOM_ALLOWED_AES empty (any title accepted) every title is `unlisted`, never the first ones seen: a peer could take
+   * those places before the PACS does. `none`: no title, an instance over STOW-RS or a connection refused before its
+   * A-ASSOCIATE-RQ.
+   */
+  callingAeLabel (callingAe: string | undefined): string {
+    if (callingAe === undefined) return 'none'
+    return this.allowedAes.includes(callingAe) ? callingAe : 'unlisted'
+  }
+
+  /** One DICOM association refused for `reason` (dicom-node/events.ts). */
+  dicomAssociationRefused (reason: string, callingAe: string | undefined): void {
+    this.dicomAssociationsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
+  }
+
+  /** One DICOM instance received on `route`: `stored`, or the refusal's code. */
+  dicomInstance (route: string, outcome: string, callingAe: string | undefined): void {
+    this.dicomInstances.inc({ route, outcome, calling_ae: this.callingAeLabel(callingAe) })
   }
 
   /** A counter of records by `kind` (prediction, audit). */
@@ -169,7 +203,7 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
-  const metrics = new ServiceMetrics()
+  const metrics = new ServiceMetrics(app.config.dicomNode.allowedAes)
   metrics.modelStateSource = () => app.model.state
   metrics.inflightSource = () => app.inflight.used
   app.decorate('metrics', metrics)
@@ -198,4 +232,4 @@ export default fp(async (app) => {
     })
   }, () => {})
   app.addHook('onClose', async () => unsubscribe?.())
-}, { name: 'metrics', dependencies: ['model', 'inflight'] })
+}, { name: 'metrics', dependencies: ['config', 'model', 'inflight'] })

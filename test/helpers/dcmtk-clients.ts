@@ -48,6 +48,14 @@ export async function rawPeer (port: number): Promise<{ socket: Socket, received
   return { socket, received: () => Buffer.concat(chunks), closed }
 }
 
+/** A raw peer that has sent its A-ASSOCIATE-RQ, once the node answered (its first PDU type: 0x02 accepted, 0x03 rejected); kept open. */
+export async function associatedPeer (port: number, calledAe: string, callingAe: string): Promise<Awaited<ReturnType<typeof rawPeer>> & { answer: number }> {
+  const peer = await rawPeer(port)
+  peer.socket.write(associateRequest(calledAe, callingAe))
+  for (let attempt = 0; attempt < 100 && peer.received().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+  return { ...peer, answer: peer.received()[0] }
+}
+
 /**
  * One P-DATA-TF PDU of one PDV (context 1): a command fragment, or a data-set fragment, `last` or not. Written by hand,
  * as a peer that sends what dcmtk never would (PDUs of a few bytes, just often enough) needs.

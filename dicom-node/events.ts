@@ -1,0 +1,24 @@
+/**
+ * Why the node refused an association or cut it off, in our own words (the `reason` label of
+ * kidney_dicom_associations_refused_total): never anything the peer sent, so the label has these values only.
+ * Rejected at its A-ASSOCIATE-RQ: calling_ae_not_recognized (not in DICOM_ALLOWED_AES, or no AE title),
+ * called_ae_not_recognized (not DICOM_AE_TITLE), protocol_version, limit_total (DICOM_MAX_ASSOCIATIONS),
+ * limit_per_ae (DICOM_MAX_ASSOCIATIONS_PER_AE). Aborted: idle_timeout, pdu_timeout (a PDU not whole in time),
+ * too_slow (under DICOM_MIN_RATE_BYTES_S), protocol_error (bytes that are not the protocol). Closed unanswered:
+ * too_many_connections (twice DICOM_MAX_ASSOCIATIONS).
+ */
+export type AssociationRefusal =
+  | 'calling_ae_not_recognized' | 'called_ae_not_recognized' | 'protocol_version' | 'limit_total' | 'limit_per_ae'
+  | 'idle_timeout' | 'pdu_timeout' | 'too_slow' | 'protocol_error' | 'too_many_connections'
+
+/** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
+export interface NodeEventDetails {
+  callingAe?: string
+  refusal?: AssociationRefusal
+  /**
+   * An instance the node refused itself, before any classification (its data set over MAX_FILE_BYTES, drained and not
+   * kept): the code its ErrorComment starts with, the `outcome` of kidney_dicom_instances_total.
+   */
+  refusedInstance?: 'FILE_TOO_LARGE'
+  [detail: string]: unknown
+}
