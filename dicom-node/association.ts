@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net'
 import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
-import type { AssociationRefusal, NodeEventDetails } from './events.js'
+import type { AssociationRefusal } from './events.js'
 import { part10 } from './part10.js'
+import type { AssociationLimit, AssociationPolicy, StoreResult } from './policy.js'
 import {
   abort, associateAccept, associateReject, isAeTitle, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
   type AssociateRequest, type ContextAnswer
@@ -18,41 +19,6 @@ const MAX_REQUEST_PDU = 64 * 1024
  * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
  */
 const MAX_COMMAND_BYTES = 64 * 1024
-
-export interface StoreRequest {
-  callingAe: string
-  sopClassUid: string
-  sopInstanceUid: string
-  transferSyntaxUid: string
-  /** The data set as a Part 10 file. */
-  bytes: Buffer
-}
-
-export interface StoreResult {
-  status: number
-  comment?: string
-}
-
-/** A limit on associations served at once, named in the event of the association it refused. */
-export interface AssociationLimit {
-  name: 'total' | 'per calling AE'
-  max: number
-}
-
-export interface AssociationPolicy {
-  aeTitle: string
-  allowedAes: readonly string[]
-  maxPduBytes: number
-  maxInstanceBytes: number
-  idleTimeoutMs: number
-  /** Instance bytes per second an association must send, judged over each idleTimeoutMs (0: not judged). */
-  minRateBytesPerS: number
-  acceptsTransferSyntax: (uid: string) => boolean
-  store: (request: StoreRequest) => Promise<StoreResult>
-  /** The limit one more association from callingAe would exceed, or undefined when it fits (checked at its A-ASSOCIATE-RQ). */
-  admit: (callingAe: string) => AssociationLimit | undefined
-  event: (name: string, details: NodeEventDetails) => void
-}
 
 /** Transfer syntax for one proposed context: uncompressed first (always decodable), else the first we can decode. */
 function chooseTransferSyntax (proposed: string[], accepts: (uid: string) => boolean): string | undefined {

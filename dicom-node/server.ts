@@ -1,7 +1,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { Association, type AssociationLimit, type AssociationPolicy } from './association.js'
+import { Association } from './association.js'
+import type { AssociationLimit, AssociationPolicy } from './policy.js'
 
-export type { StoreRequest, StoreResult } from './association.js'
+export type { StoreRequest, StoreResult } from './policy.js'
 
 export interface DicomNodeOptions extends Omit<AssociationPolicy, 'admit'> {
   host: string
