@@ -19,12 +19,15 @@ const LOOKBACK_SECONDS = 7 * 24 * 3600
  * (FOR UPDATE SKIP LOCKED, then a lease), and is due again, as a new version, when instances arrive after its push.
  */
 export class PushQueue {
-  constructor (private readonly driver: SqlDriver) {}
+  /** `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller. */
+  constructor (private readonly driver: SqlDriver, private readonly studyOwners: string | null) {}
 
   /**
    * Queues every study final for `idleSeconds` at `now` whose newest version is not queued yet; returns how many.
    * A study's instances are its owner's (study-owner.ts), as in the report that is pushed: another caller sending under
-   * its UID neither holds the push back nor makes it go out again with the same report.
+   * its UID neither holds the push back nor makes it go out again with the same report. While it has no owner, the
+   * refusals of the callers that may own it count (every caller's without STUDY_OWNERS): a study of which nothing but
+   * unlisted callers' rows is left (their instances, or a listed owner's gone with retention) is never queued.
    * `now` is the service's clock, the clock that wrote created_at: measured against the database's now(), a service
    * host 10 minutes behind the database server pushed every study 10 minutes before it was final, one ahead pushed it
    * late. The leases and retry times below stay on the database's clock: they are written and compared by it alone,
@@ -35,16 +38,17 @@ export class PushQueue {
       'WITH recent AS (' +
       '  SELECT study_instance_uid, caller, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > $3::timestamptz - make_interval(secs => $1)' +
       '  UNION ALL SELECT study_instance_uid, caller, created_at FROM failed_instances WHERE created_at > $3::timestamptz - make_interval(secs => $1)' +
-      `), owners AS (SELECT study_instance_uid, ${studyOwnerSql('studies.study_instance_uid')} AS owner FROM (SELECT DISTINCT study_instance_uid FROM recent) AS studies` +
+      `), owners AS (SELECT study_instance_uid, ${studyOwnerSql('studies.study_instance_uid', '$4::text[]')} AS owner FROM (SELECT DISTINCT study_instance_uid FROM recent) AS studies` +
       '), received AS (' +
-      '  SELECT study_instance_uid, created_at FROM recent JOIN owners USING (study_instance_uid) WHERE owners.owner IS NULL OR recent.caller = owners.owner' +
+      '  SELECT study_instance_uid, created_at FROM recent JOIN owners USING (study_instance_uid) ' +
+      '  WHERE recent.caller = owners.owner OR (owners.owner IS NULL AND ($4::text[] IS NULL OR recent.caller = ANY($4::text[])))' +
       '), final AS (' +
       '  SELECT study_instance_uid, max(created_at) AS version FROM received GROUP BY study_instance_uid HAVING max(created_at) <= $3::timestamptz - make_interval(secs => $2)' +
       '), queued AS (' +
       '  INSERT INTO study_pushes (study_instance_uid, version, next_attempt_at) SELECT study_instance_uid, version, now() FROM final ' +
       '  ON CONFLICT (study_instance_uid) DO UPDATE SET version = EXCLUDED.version, attempts = 0, pushed_at = NULL, gave_up = false, ' +
       '    last_error = NULL, location = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
-      ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds, now.toISOString()], 'pushes.enqueue')
+      ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds, now.toISOString(), this.studyOwners], 'pushes.enqueue')
     return Number(rows[0]?.n ?? 0)
   }
 

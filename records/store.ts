@@ -6,14 +6,18 @@ import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
 import { PushQueue } from './push-queue.js'
-import { studyOwnerSql } from './study-owner.js'
+import { callersParam, studyOwnerSql } from './study-owner.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 import type { FrameAnswer } from '../inference/series-conclusion.js'
 
-export type StoreOptions =
+export type StoreOptions = (
   | { engine: 'pglite', dataDir: string }
   | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number, migrationTimeoutMs: number }
+) & {
+  /** STUDY_OWNERS: the callers that may own a study (study-owner.ts), for its read-all view and its FHIR push; unset: any. */
+  studyOwners?: readonly Caller[]
+}
 
 export interface StoreHooks {
   /** After each group write: how many rows of which kind, and how long the statement took. */
@@ -146,11 +150,14 @@ export class RecordStore {
   /** The FHIR push queue of final studies (records/push-queue.ts). */
   readonly pushes: PushQueue
 
-  /** `writesInFlight`: prediction writes that may run at once (a server pool commits them side by side). */
-  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number) {
+  /**
+   * `writesInFlight`: prediction writes that may run at once (a server pool commits them side by side). `studyOwners`:
+   * StoreOptions' as a text[] parameter (null: any caller), one value for the study view and the push alike.
+   */
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number, private readonly studyOwners: string | null) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight, isRowFault)
     this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault)
-    this.pushes = new PushQueue(driver)
+    this.pushes = new PushQueue(driver, studyOwners)
     this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault)
   }
 
@@ -174,7 +181,7 @@ export class RecordStore {
         const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)
         // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
         const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
-        return { store: new RecordStore(driver, hooks, writesInFlight), applied }
+        return { store: new RecordStore(driver, hooks, writesInFlight, callersParam(options.studyOwners)), applied }
       } catch (error) {
         await driver.close().catch(() => {})
         throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })
@@ -206,25 +213,27 @@ export class RecordStore {
    * MAX_STUDY_ROWS of each (of classified slices: a multi-frame object counts its frames). The newest, since a study
    * sent again many times has its current results in its last rows: the oldest rows kept every result as first
    * received, the newer never read. With `caller`, only that caller's (its own view). Without, the study's: its
-   * owner's, the caller that first had one of its instances classified, or every caller's refusals while nothing is
-   * classified. Any caller with the predict scope can send instances under any StudyInstanceUID, a copy of one or a
-   * series of its own, and would otherwise rewrite the study that every records:read-all reader and the FHIR push see.
-   * The owner is read from all the study's rows, not from the newest: another caller's flood of the study's UID would
-   * fill those.
+   * owner's, the caller that first had one of its instances classified (with STUDY_OWNERS, the first listed caller to),
+   * or, while it has none, the refusals of every caller that may own it. Any caller with the predict scope can send
+   * instances under any StudyInstanceUID, a copy of one or a series of its own, and would otherwise rewrite the study
+   * that every records:read-all reader and the FHIR push see. The owner is read from all the study's rows, not from
+   * the newest: another caller's flood of the study's UID would fill those.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     const owner = caller ?? (await this.driver.query<{ caller: string | null }>(
-      `SELECT ${studyOwnerSql('$1')} AS caller`, [studyInstanceUid], 'records.study.owner'))[0]?.caller
-    const params = [studyInstanceUid, owner ?? null, MAX_STUDY_ROWS]
+      `SELECT ${studyOwnerSql('$1', '$2::text[]')} AS caller`, [studyInstanceUid, this.studyOwners], 'records.study.owner'))[0]?.caller
+    // whose rows are read: null for every caller's
+    const callers = owner === undefined || owner === null ? this.studyOwners : callersParam([owner])
+    const params = [studyInstanceUid, callers, MAX_STUDY_ROWS]
     // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(
       `SELECT ${STUDY_INSTANCE_COLUMNS}, frames, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, answer->'frames' AS frames, ` +
       "sum(coalesce(json_array_length(answer->'frames'), 1)) OVER (ORDER BY created_at DESC, id DESC) AS slices_through " +
-      'FROM predictions WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
+      'FROM predictions WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
       'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
       `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
-      'WHERE study_instance_uid = $1 AND ($2::text IS NULL OR caller = $2) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
+      'WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
     return { instances: instances.reverse(), failures: failures.reverse() }
   }
 

@@ -19,8 +19,9 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
         '/predict/batch), so every replica gives the same answer. A series is final SERIES_IDLE_SECONDS after its last ' +
         'instance. With `Accept: application/fhir+json` (preferred by its q): one FHIR R4 DiagnosticReport for the study; an Accept naming neither JSON type is 406 NOT_ACCEPTABLE. Access as for ' +
         '`GET /predictions/{id}`: with authentication on, a caller reads only the instances it sent unless its credentials ' +
-        'carry the `records:read-all` scope, which reads a study as the caller that first had one of its instances classified ' +
-        'sent it (what other callers sent under its UID shows in their own views only; instances pushed over DICOM belong to `dicom:<calling AE title>`).',
+        'carry the `records:read-all` scope, which reads a study as its owner sent it: the caller that first had one of its instances ' +
+        'classified, of those STUDY_OWNERS lists when it is set (what other callers sent under its UID shows in their own views only; ' +
+        'instances pushed over DICOM belong to `dicom:<calling AE title>`).',
       params: StudyParamsSchema,
       response: {
         200: jsonOrFhirResponse(refTo(StudyResultSchema), 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).', FhirStudyReportSchema),

@@ -6,7 +6,7 @@ import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
 import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
 import { EnvSchema, type Env } from './env-schema.js'
-import { isLoopback, loadRecordsConfig, RecordsConfigError, type RecordsConfig } from './records-config.js'
+import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
 import { trustProxyOf } from './trust-proxy-config.js'
 
@@ -273,7 +273,8 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       retentionMs: recordRetentionMs(e.RECORD_RETENTION),
       required: e.RECORDS_REQUIRED,
       api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
-      readAllScope: e.RECORDS_READ_ALL_SCOPE
+      readAllScope: e.RECORDS_READ_ALL_SCOPE,
+      studyOwners: studyOwnersOf(e.STUDY_OWNERS)
     })
   } catch (error) {
     if (error instanceof RecordsConfigError || error instanceof AuthConfigError) throw new ConfigError(`Invalid records settings: ${error.message}`)

@@ -122,6 +122,8 @@ export const EnvSchema = Type.Object({
   // idle longer than that was never final to it, and its report never sent.
   SERIES_IDLE_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 30 }),
   SERIES_MIN_ADJACENT_SLICES: Type.Integer({ minimum: 1, default: 2 }),
+  // Callers that may own a study (records/study-owner.ts), checked in records-config.ts; empty: any caller.
+  STUDY_OWNERS: Type.String({ default: '' }),
   // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
   DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   DICOM_AE_TITLE: Type.String({ pattern: '^[ -~]{1,16}$', default: 'KIDNEYSTONE' }),

@@ -1,4 +1,6 @@
+import { isAeTitle } from '../../dicom-node/pdu.js'
 import { connectionStringFault } from '../../records/postgres-driver.js'
+import type { Caller } from '../../records/record.js'
 import { SECRET_VARIABLES, secretFrom } from './auth-config.js'
 
 export interface RecordsConfig {
@@ -20,6 +22,11 @@ export interface RecordsConfig {
   api: boolean
   /** The scope that lets an authenticated caller read every caller's records. */
   readAllScope: string
+  /**
+   * STUDY_OWNERS: the callers that may own a study (records/study-owner.ts), whose rows alone make its read-all view
+   * and its FHIR push; undefined: any caller, the first to have one of its instances classified.
+   */
+  studyOwners?: Caller[]
 }
 
 export class RecordsConfigError extends Error {}
@@ -43,4 +50,33 @@ export function loadRecordsConfig (env: NodeJS.ProcessEnv, settings: Omit<Record
   const store = settings.store ?? (databaseUrl !== undefined ? 'postgres' : 'pglite')
   if (store === 'postgres' && databaseUrl === undefined) throw new RecordsConfigError('RECORDS_STORE=postgres needs DATABASE_URL (or DATABASE_URL_FILE)')
   return { ...settings, store, databaseUrl }
+}
+
+/**
+ * A caller as the records name it: `dicom:<calling AE title>` (as the DICOM node stores it: no leading or trailing
+ * space), `api-key:<name>` (a name AUTH_API_KEYS can give: no ':'), `jwt:<sub>`, or `anonymous`.
+ */
+function isCaller (entry: string): boolean {
+  if (entry === 'anonymous') return true
+  const colon = entry.indexOf(':')
+  if (colon < 0) return false
+  const [kind, name] = [entry.slice(0, colon), entry.slice(colon + 1)]
+  if (kind === 'dicom') return isAeTitle(name) && name === name.trim()
+  if (kind === 'api-key') return name !== '' && !name.includes(':')
+  return kind === 'jwt' && name !== ''
+}
+
+/**
+ * STUDY_OWNERS, comma-separated callers; empty: undefined (any caller may own a study). An entry that names no caller
+ * stops start-up: a misspelt prefix would match no record, and the studies it was meant for would have no owner, their
+ * read-all view empty and their report never pushed, without a word.
+ */
+export function studyOwnersOf (text: string): Caller[] | undefined {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  const wrong = entries.find((entry) => !isCaller(entry))
+  if (wrong !== undefined) {
+    throw new RecordsConfigError(`STUDY_OWNERS entry ${JSON.stringify(wrong)} names no caller: give callers as the records name them, ` +
+      'comma-separated: dicom:<calling AE title>, api-key:<name>, jwt:<sub> or anonymous')
+  }
+  return entries.length === 0 ? undefined : entries
 }

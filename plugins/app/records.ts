@@ -69,10 +69,10 @@ export class RecordsService {
   }
 
   private storeOptions (): StoreOptions {
-    const { store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs } = this.config
+    const { store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs, studyOwners } = this.config
     return store === 'postgres'
-      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs }
-      : { engine: 'pglite', dataDir }
+      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }
+      : { engine: 'pglite', dataDir, studyOwners }
   }
 
   private async open (): Promise<void> {
