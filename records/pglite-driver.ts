@@ -2,20 +2,12 @@ import { existsSync } from 'node:fs'
 import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { processAlive } from '../inference/process-alive.js'
 import { guarded, RecordStoreError } from './errors.js'
 import type { SqlDriver, SqlSession } from './sql-driver.js'
 
 /** The data directories this process has open: PGlite has no lock of its own, and two openers corrupt the files. */
 const openHere = new Set<string>()
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * `DATA_DIR/records.lock` holds the pid of the one process using the database; a lock left by a process that
@@ -37,7 +29,7 @@ async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
         throw new RecordStoreError(`${dataDir} is in use by process ${owner}; run several instances on a PostgreSQL server (DATABASE_URL) instead`)
       }
       await rm(lockPath, { force: true })

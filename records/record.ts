@@ -95,8 +95,9 @@ export function fromFloat32LE (bytes: Uint8Array): Float32Array {
 }
 
 /**
- * A record as one row object of the insert's json_to_recordset (store.ts): snake_case names, the CAM as base64,
- * so that a whole batch of records travels as one JSON parameter of one prepared statement, on PGlite and pg alike.
+ * A record as one row object of the insert's json_to_recordset (insert-statements.ts): snake_case names, the CAM as
+ * base64, so that a whole batch of records travels as one JSON parameter of one prepared statement, on PGlite and pg
+ * alike.
  */
 export function predictionRow (record: PredictionRecord): Record<string, unknown> {
   const { input, dicom, model, cam } = record

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { strFromU8, unzipSync } from 'fflate'
 import { KerasDamagedFileError, KerasFileError } from './errors.js'
+import { makeWorkDir, removeWorkDir } from './work-dir.js'
 
 /** A stored weight: row-major float32 values and their Keras shape (e.g. a Conv2D kernel is kh, kw, in, out). */
 export interface WeightTensor {
@@ -188,8 +189,9 @@ async function openKerasArchive (bytes: Buffer, sha256: string, workDir: string)
   const modelConfig = parseJson(strFromU8(entries['config.json']), 'config.json')
   const metadata = entries['metadata.json'] === undefined ? {} : parseJson(strFromU8(entries['metadata.json']), 'metadata.json')
 
-  // h5wasm on Node reads real files only, so the weights are written to a private folder, removed if they cannot be.
-  const dir = await mkdtemp(join(workDir, 'keras-weights-'))
+  // h5wasm on Node reads real files only, so the weights are written to a private folder, removed if they cannot be
+  // (and by a later conversion if this process is killed first: work-dir.ts).
+  const dir = await makeWorkDir(workDir)
   const weightsPath = join(dir, 'model.weights.h5')
   let file: H5File
   try {
@@ -200,7 +202,7 @@ async function openKerasArchive (bytes: Buffer, sha256: string, workDir: string)
     }
     file = await openH5(weightsPath, 'model.weights.h5 in the .keras archive')
   } catch (error) {
-    await rm(dir, { recursive: true, force: true })
+    await removeWorkDir(dir)
     throw error
   }
 
@@ -244,7 +246,7 @@ async function openKerasArchive (bytes: Buffer, sha256: string, workDir: string)
     },
     close: async () => {
       file.close()
-      await rm(dir, { recursive: true, force: true })
+      await removeWorkDir(dir)
     }
   }
 }
