@@ -5,8 +5,10 @@
 // studies of realistic size, each written through the store: 3 series of 300 single-frame slices, and one series of
 // 1,000 multi-frame objects of 300 frames (the slice bound, MAX_STUDY_ROWS, keeps the newest of them). `--base <dir>`
 // adds the variants `<engine>@base`, the same studies written and read by another checkout's store (its own databases,
-// its own migrations), to compare a change with it in the same run. Run it pinned to one core:
-//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--base <dir>]
+// its own migrations), to compare a change with it in the same run; `--old-rows` adds `<engine>@old-rows`, this
+// store reading rows as written before migration 0006 (their `slices` emptied: counted from their answers). Run it
+// pinned to one core:
+//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--base <dir>] [--old-rows]
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +16,8 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startPostgres } from '../test/helpers/postgres.js'
+import { openPGlite } from '../records/pglite-driver.js'
+import { openPostgres } from '../records/postgres-driver.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
 import type { PredictionRecord } from '../records/record.js'
 import { postgresCpuMs, processCpuMs, threadCpuMs } from './proc-cpu.js'
@@ -25,7 +29,8 @@ const { values: opts } = parseArgs({
     reads: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
     engines: { type: 'string', default: 'pglite,postgres' },
-    base: { type: 'string' }
+    base: { type: 'string' },
+    'old-rows': { type: 'boolean', default: false }
   }
 })
 
@@ -95,8 +100,16 @@ function studies (): { uids: Record<string, string>, records: PredictionRecord[]
   return { uids, records }
 }
 
+/** Empties the column migration 0006 added, as on rows written before it (the store is closed meanwhile). */
+async function asBefore0006 (options: StoreOptions): Promise<void> {
+  const driver = options.engine === 'pglite' ? await openPGlite(options.dataDir) : await openPostgres({ ...options, poolSize: 1 })
+  await driver.query('UPDATE predictions SET slices = NULL')
+  await driver.close()
+}
+
 const { uids, records } = studies()
 const opens: Record<string, Open> = { '': RecordStore.open }
+if (opts['old-rows']) opens['@old-rows'] = RecordStore.open
 if (opts.base !== undefined) {
   opens['@base'] = ((await import(pathToFileURL(join(resolve(opts.base), 'records/store.ts')).href)) as { RecordStore: { open: Open } }).RecordStore.open
 }
@@ -107,12 +120,17 @@ try {
   for (const engine of opts.engines.split(',')) {
     for (const [suffix, open] of Object.entries(opens)) {
       const name = `${engine}${suffix}`
-      const tag = name.replace('@', '_')
+      const tag = name.replace(/[@-]/g, '_')
       const options: StoreOptions = engine === 'pglite'
         ? { engine: 'pglite', dataDir: join(work, tag) }
         : { engine: 'postgres', url: await pgServer.createDatabase(`study_read_${tag}`), poolSize: 4, timeoutMs: 60_000, migrationTimeoutMs: 600_000 }
-      const { store } = await open(options)
+      let { store } = await open(options)
       for (let i = 0; i < records.length; i += 64) await Promise.all(records.slice(i, i + 64).map(async (r) => await store.savePrediction(r)))
+      if (suffix === '@old-rows') {
+        await store.close()
+        await asBefore0006(options)
+        store = (await open(options)).store
+      }
       stores.set(name, { store, ...(engine === 'postgres' ? { port: pgServer.port } : {}) })
       for (const study of Object.values(uids)) await store.readStudy(study) // warm-up
     }
