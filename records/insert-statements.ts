@@ -7,7 +7,7 @@ const PREDICTION_COLUMNS: Array<[string, string]> = [
   ['model_sha256', 'text'], ['threshold', 'double precision'], ['temperature', 'double precision'], ['prediction', 'text'],
   ['probability_normal', 'double precision'], ['probability_stone', 'double precision'], ['confidence_band', 'text'],
   ['timings', 'json'], ['cam', 'text'], ['cam_classes', 'integer'], ['cam_height', 'integer'], ['cam_width', 'integer'],
-  ['answer', 'json']
+  ['answer', 'json'], ['slices', 'integer']
 ]
 const AUDIT_COLUMNS: Array<[string, string]> = [
   ['created_at', 'timestamptz'], ['caller', 'text'], ['method', 'text'], ['route', 'text'], ['status', 'integer'],

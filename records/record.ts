@@ -130,8 +130,18 @@ export function predictionRow (record: PredictionRecord): Record<string, unknown
     cam_classes: cam?.dims[0] ?? null,
     cam_height: cam?.dims[1] ?? null,
     cam_width: cam?.dims[2] ?? null,
-    answer: record.answer
+    answer: record.answer,
+    slices: slicesOf(record.answer)
   }
+}
+
+/**
+ * The slices a prediction brings to its study (the study read's bound counts them): a multi-frame object's frames,
+ * else 1. An answer has `frames` only for two or more (inference/preprocess.ts), so 1 means a single image.
+ */
+function slicesOf (answer: object): number {
+  const { frames } = answer as { frames?: unknown }
+  return Array.isArray(frames) ? frames.length : 1
 }
 
 export function auditRow (event: AuditEvent): Record<string, unknown> {
@@ -178,6 +188,8 @@ export interface PredictionRow {
   cam_height: number | null
   cam_width: number | null
   answer: object | string
+  /** Since migration 0006; null on rows written before. */
+  slices: number | null
 }
 
 export interface AuditRow {

@@ -67,6 +67,13 @@ export const MAX_STUDY_ROWS = 20_000
 
 /** What a study read takes of each prediction row (not its answer, maps or input facts). */
 const STUDY_INSTANCE_COLUMNS = 'id, series_instance_uid, sop_instance_uid, instance_number, slice_position, probability_stone, prediction, model_name, model_version, threshold'
+/**
+ * A row's slices as the study read's bound counts them, stored since migration 0006 (a row written before is counted
+ * from its answer); a multi-frame object's frames, taken only from the answers of the rows kept (the others pass
+ * through the window unparsed). A single image has no frames.
+ */
+const STUDY_SLICES = "coalesce(slices, json_array_length(answer->'frames'), 1)"
+const STUDY_FRAMES = "CASE WHEN slices = 1 THEN NULL ELSE answer->'frames' END AS frames"
 
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */
@@ -198,8 +205,8 @@ export class RecordStore {
     const params = [studyInstanceUid, callers, MAX_STUDY_ROWS]
     // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
     const instances = await this.driver.query<StudyInstanceRow>(
-      `SELECT ${STUDY_INSTANCE_COLUMNS}, frames, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, answer->'frames' AS frames, ` +
-      "sum(coalesce(json_array_length(answer->'frames'), 1)) OVER (ORDER BY created_at DESC, id DESC) AS slices_through " +
+      `SELECT ${STUDY_INSTANCE_COLUMNS}, ${STUDY_FRAMES}, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, slices, answer, ` +
+      `sum(${STUDY_SLICES}) OVER (ORDER BY created_at DESC, id DESC) AS slices_through ` +
       'FROM predictions WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
       'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
     const failures = await this.driver.query<StudyFailureRow>(
