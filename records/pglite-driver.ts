@@ -19,8 +19,15 @@ async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(lockPath, 'wx', 0o600)
-      await handle.writeFile(String(process.pid))
-      await handle.close()
+      try {
+        await handle.writeFile(String(process.pid))
+      } catch (error) {
+        // a full disk: no empty lock left behind, nor its file descriptor
+        await rm(lockPath, { force: true })
+        throw error
+      } finally {
+        await handle.close()
+      }
       openHere.add(dataDir)
       return async () => {
         openHere.delete(dataDir)
@@ -40,15 +47,33 @@ async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
 
 type WorkerMessage =
   | { type: 'ready' }
-  | { type: 'failed', message: string }
+  | { type: 'failed', message: string, code?: string }
   | { type: 'result', id: number, rows: unknown[] }
   | { type: 'error', id: number, message: string, code?: string }
 
-/** The database error as the worker saw it: message and SQLSTATE, for describeDatabaseError. */
+/** The database error as the worker saw it: message and SQLSTATE (or a file system error's code), for describeDatabaseError. */
 class EmbeddedDatabaseError extends Error {
   constructor (message: string, readonly code?: string) {
     super(message)
   }
+}
+
+/** The file system faults an operator fixes at the data directory, in words (the system's code kept for the search). */
+const FILE_SYSTEM_FAULTS: Record<string, string> = {
+  ENOSPC: 'its file system is full',
+  EDQUOT: 'its file system quota is used up',
+  EROFS: 'its file system is read-only',
+  EACCES: 'the service may not write there',
+  EPERM: 'the service may not write there',
+  EIO: 'its disk fails to read or write'
+}
+
+/** Why `dataDir` cannot be opened, in our words: a full, read-only or forbidden file system named with its code. */
+function openFailure (dataDir: string, error: unknown): RecordStoreError {
+  if (error instanceof RecordStoreError) return error
+  const code = (error as { code?: unknown }).code
+  const fault = typeof code === 'string' ? FILE_SYSTEM_FAULTS[code] : undefined
+  return new RecordStoreError(`the embedded database in ${dataDir} cannot be opened${fault === undefined ? '' : `: ${fault} (${code as string})`}`, { cause: error })
 }
 
 /** Starts the worker that owns the database and waits until it has opened (or created) it. */
@@ -63,7 +88,8 @@ async function startWorker (dataDir: string): Promise<Worker> {
   })
   if (ready.type !== 'ready') {
     await worker.terminate()
-    throw new Error(ready.type === 'failed' ? ready.message : `unexpected message from the embedded database thread: ${ready.type}`)
+    if (ready.type === 'failed') throw new EmbeddedDatabaseError(ready.message, ready.code)
+    throw new Error(`unexpected message from the embedded database thread: ${ready.type}`)
   }
   return worker
 }
@@ -84,16 +110,22 @@ async function stopWorker (worker: Worker): Promise<void> {
  * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
  */
 export async function openPGlite (dataDir: string): Promise<SqlDriver> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const unlock = await lockDataDir(dataDir)
+  let unlock: () => Promise<void>
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    unlock = await lockDataDir(dataDir)
+  } catch (error) {
+    throw openFailure(dataDir, error)
+  }
   let worker: Worker
   try {
     const databaseDir = join(dataDir, 'records')
+    // A creation cut short (a full disk) leaves no PG_VERSION, so the next start creates the database again over it.
     if (!existsSync(join(databaseDir, 'PG_VERSION'))) await stopWorker(await startWorker(databaseDir))
     worker = await startWorker(databaseDir)
   } catch (error) {
     await unlock()
-    throw new RecordStoreError(`the embedded database in ${dataDir} cannot be opened`, { cause: error })
+    throw openFailure(dataDir, error)
   }
   const pending = new Map<number, { resolve: (rows: unknown[]) => void, reject: (error: Error) => void }>()
   let nextId = 0

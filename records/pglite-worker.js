@@ -5,13 +5,29 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { PGlite, parse, protocol } from '@electric-sql/pglite'
 
+/**
+ * A file system error inside PGlite is Emscripten's ErrnoError: no Error, no message, only Emscripten's own errno
+ * number (not the system's), so a database that could not be created on a full disk was reported as '[object
+ * Object]'. The numbers of the errors an operator can fix, from Emscripten's ERRNO_CODES, back to their names.
+ */
+const EMSCRIPTEN_ERRNO = { 2: 'EACCES', 19: 'EDQUOT', 29: 'EIO', 44: 'ENOENT', 51: 'ENOSPC', 63: 'EPERM', 69: 'EROFS' }
+
+/** What went wrong, for the driver: a message and, for a file system error, the system's code (ENOSPC, EROFS, ...). */
+function described (error) {
+  if (error instanceof Error) return { message: error.message, code: error.code }
+  const errno = error?.name === 'ErrnoError' ? error.errno : undefined
+  if (errno === undefined) return { message: String(error) }
+  const code = EMSCRIPTEN_ERRNO[errno]
+  return { message: `file system error ${code ?? `(Emscripten errno ${errno})`}`, code }
+}
+
 let db
 try {
   db = await PGlite.create(workerData.dataDir)
   await db.exec("SET TIME ZONE 'UTC'")
   parentPort.postMessage({ type: 'ready' })
 } catch (error) {
-  parentPort.postMessage({ type: 'failed', message: error instanceof Error ? error.message : String(error) })
+  parentPort.postMessage({ type: 'failed', ...described(error) })
   process.exit(1)
 }
 
@@ -80,6 +96,6 @@ async function handle (message) {
     const rows = await run(message)
     parentPort.postMessage({ type: 'result', id: message.id, rows })
   } catch (error) {
-    parentPort.postMessage({ type: 'error', id: message.id, message: error instanceof Error ? error.message : String(error), code: error?.code })
+    parentPort.postMessage({ type: 'error', id: message.id, ...described(error) })
   }
 }

@@ -2,6 +2,8 @@ import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { RecordStoreError } from '../records/errors.js'
+import { openPGlite } from '../records/pglite-driver.js'
 import { ctKidneyImage, RECORDS_OFF } from './helper.js'
 import { mountTmpfs } from './helpers/tmpfs.js'
 import { predictJson, recordsApp, recordsSuite } from './records/suite.js'
@@ -46,4 +48,25 @@ t.test('pglite: its disk full, /predict answers 503 RECORDS_UNAVAILABLE saying s
   await rm(join(dir, 'filler'))
   t.equal((await predictJson(app, slice)).statusCode, 200, 'space freed: recorded again, no restart')
   t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready again once a prediction is recorded')
+})
+
+t.test('pglite: a data directory on a full or read-only file system cannot be opened, and the reason says which; freed, it opens', async (t) => {
+  // 2 MiB: initdb stops part way (the database needs about 40 MiB), inside PGlite's file system, whose error is no Error
+  const tmpfs = await mountTmpfs(t, '2m')
+  const dataDir = join(tmpfs.dir, 'data')
+  const full = await openPGlite(dataDir).then(() => undefined, (error: unknown) => error)
+  t.type(full, RecordStoreError)
+  t.match((full as RecordStoreError).reason, /cannot be opened: its file system is full \(ENOSPC\)$/)
+  t.match((full as Error).cause, { message: 'file system error ENOSPC' }, 'the log\'s cause is named too, not [object Object]')
+  t.same(await readdir(dataDir).then((names) => names.filter((name) => name !== 'records')), [], 'no lock left behind')
+
+  await tmpfs.remount('ro')
+  const readOnly = await openPGlite(dataDir).then(() => undefined, (error: unknown) => error)
+  t.match((readOnly as RecordStoreError).reason, /cannot be opened: its file system is read-only \(EROFS\)$/)
+
+  // space given: the half-created database is created again over, no hand work needed
+  await tmpfs.remount('rw,size=120m')
+  const driver = await openPGlite(dataDir)
+  t.same(await driver.query('SELECT 1 AS one'), [{ one: 1 }])
+  await driver.close()
 })
