@@ -76,14 +76,15 @@ export class PushQueue {
   }
 
   /**
-   * This attempt was cut by the service's own shutdown: the FHIR server is not at fault, so the claim is undone as if
-   * the attempt had not happened (its count and the backoff), and the study is due at once for the next process. Not
-   * when another replica has claimed the study since (the lease passed): that claim counts its own attempt.
+   * This attempt was not made for a reason other than the FHIR server (the service's own shutdown cut it, or the study
+   * is no longer final), so the claim is undone as if the attempt had not happened (its count and the backoff), and
+   * the study is due again after `dueInSeconds` (at once: for the next process). Not when another replica has
+   * claimed the study since (the lease passed): that claim counts its own attempt.
    */
-  async released (push: ClaimedPush): Promise<void> {
-    await this.driver.query('UPDATE study_pushes SET attempts = attempts - 1, next_attempt_at = now() ' +
+  async released (push: ClaimedPush, dueInSeconds = 0): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET attempts = attempts - 1, next_attempt_at = now() + make_interval(secs => $4) ' +
       'WHERE study_instance_uid = $1 AND version = $2::timestamptz AND attempts = $3 AND pushed_at IS NULL',
-    [push.studyInstanceUid, push.version, push.attempts], 'pushes.released')
+    [push.studyInstanceUid, push.version, push.attempts, dueInSeconds], 'pushes.released')
   }
 
   /** A study's push state (tests, operations). */

@@ -91,6 +91,42 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
   t.equal(stub.received[3].body.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'with the new series')
 })
 
+t.test('a study that receives a new series while its push waits to be retried is not pushed partial: one final report follows', async (t) => {
+  // On the old code the retry read the study as it stood, the new series not final, and POSTed a 'partial' report,
+  // recorded as the first version's push; the final report followed as a second one.
+  let firstAnswered: () => void = () => {}
+  const newSeriesRecorded = new Promise<void>((resolve) => { firstAnswered = resolve })
+  const received: any[] = []
+  const stub = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      received.push(JSON.parse(Buffer.concat(chunks).toString()))
+      // the first POST is held until the new series is recorded, then refused: its retry reads the study after it
+      const answer = async (): Promise<void> => { if (received.length === 1) await newSeriesRecorded }
+      void answer().then(() => response.writeHead(received.length === 1 ? 503 : 201).end())
+    })
+  })
+  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', () => resolve()))
+  t.teardown(async () => await new Promise<void>((resolve) => stub.close(() => resolve())))
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-late-series')) }, {
+    series: { idleSeconds: 10, minAdjacentSlices: 2 },
+    fhirPush: { ...loadConfig().fhirPush, url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}/fhir` }
+  })
+  const classify = async (file: string): Promise<void> => {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+  }
+  const first = await writeCtSeries(join(work, 'late-first'), { slices: 1 })
+  await classify(first.files[0])
+  await until(() => received.length === 1, 'the first POST')
+  await classify((await writeCtSeries(join(work, 'late-second'), { slices: 1, studyInstanceUid: first.studyInstanceUid })).files[0])
+  firstAnswered()
+  await until(async () => (await app.records.withPushQueue(async (q) => await q.state(first.studyInstanceUid)))?.pushed === true, 'the push recorded')
+  t.same(received.map((report) => [report.status, report.contained.filter((r: any) => r.resourceType === 'Observation').length]),
+    [['preliminary', 1], ['preliminary', 2]], 'the refused final report, then the final one with both series; nothing partial')
+})
+
 t.test('a study is final by the service\'s clock, which wrote its instance times, whatever the database\'s clock says', async (t) => {
   // The database here runs on this host's clock; the service's clock is set an hour off it, as on a service host whose
   // clock is skewed from the database server's. On the old code (the database's now()) the study behind the database's

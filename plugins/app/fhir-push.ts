@@ -36,6 +36,15 @@ export default fp(async (app) => {
   const post = async (push: ClaimedPush): Promise<void> => {
     const study = await app.studyResult(push.studyInstanceUid)
     if (study === undefined) return
+    if (!study.final) {
+      // Instances came after this version was queued (a new series while its retry waited out the backoff): its
+      // report would go out 'partial', be recorded as this version's push, and the final one follow as a second
+      // report. Not an attempt: the study is queued again, as a new version, once it is final.
+      const finalAt = Math.max(...study.series.map((series) => Date.parse(series.finalAt)))
+      await app.records.withPushQueue(async (queue) => await queue.released(push, Math.max(1, Math.ceil((finalAt - Date.now()) / 1000))))
+      app.log.info({ study: push.studyInstanceUid }, 'FHIR push: new instances arrived, the study waits to be final again')
+      return
+    }
     const report = toStudyDiagnosticReport(study)
     let failure: { error: string, retry: boolean }
     try {
