@@ -34,7 +34,15 @@ t.test('records configuration: embedded by default, a server with DATABASE_URL, 
     t.throws(() => loadConfig({ RECORD_RETENTION: value }), new RegExp(`^Invalid environment variable RECORD_RETENTION=${value}: give an age above zero and up to 1000 years \\(365000d\\), or forever`), value)
   }
   t.equal(loadConfig({ RECORD_RETENTION: '365000d' }).records.retentionMs, 365_000 * 86_400_000)
-  t.equal(loadConfig({ RECORD_RETENTION: '1s' }).records.retentionMs, 1_000)
+  // Kept no longer than SERIES_IDLE_SECONDS, a study's instances were deleted before its series were final: GET /studies
+  // never called one final and the FHIR push never sent a study (all of these were accepted on the old code).
+  for (const [retention, idle] of [['30s', '30'], ['1s', '30'], ['1h', '3600']]) {
+    t.throws(() => loadConfig({ RECORD_RETENTION: retention, SERIES_IDLE_SECONDS: idle }),
+      new RegExp(`^Invalid environment variable RECORD_RETENTION=${retention}: records must be kept longer than SERIES_IDLE_SECONDS \\(${idle} s\\)`), retention)
+  }
+  t.equal(loadConfig({ RECORD_RETENTION: '31s' }).records.retentionMs, 31_000)
+  t.equal(loadConfig({ RECORD_RETENTION: '2s', SERIES_IDLE_SECONDS: '1' }).records.retentionMs, 2_000)
+  t.equal(loadConfig({ RECORD_RETENTION: '1s', RECORDS_STORE: 'off' }).records.retentionMs, 1_000, 'nothing is kept: no study to be final')
   let message = ''
   try { loadConfig({ DATABASE_URL: 'mysql://root:hunter2@db/kidney' }) } catch (error) { message = (error as Error).message }
   t.match(message, /DATABASE_URL must be a postgres/)

@@ -122,13 +122,18 @@ function durationMs (value: string): number {
 /**
  * RECORD_RETENTION in ms, 0 for forever. A zero age would have every record deleted as it is written (records are the
  * failure policy's proof that an answer was given), and one beyond about 2,000 years puts the sweep's cutoff before the
- * year 0001, which the database cannot compare with: the sweep failed every minute. Both are refused.
+ * year 0001, which the database cannot compare with: the sweep failed every minute. Both are refused. So is an age
+ * not longer than SERIES_IDLE_SECONDS while records are kept: a series' instances were deleted before it was final, so
+ * GET /studies never called a series final (404 once swept) and the FHIR push never sent a study, without a word.
  */
-function recordRetentionMs (value: string): number {
+function recordRetentionMs (value: string, seriesIdleSeconds: number, recordsOff: boolean): number {
   if (value === 'forever') return 0
   const ms = durationMs(value)
   if (ms === 0 || ms > MAX_RECORD_RETENTION_MS) {
     throw new ConfigError(`Invalid environment variable RECORD_RETENTION=${value}: give an age above zero and up to 1000 years (365000d), or forever to keep everything`)
+  }
+  if (!recordsOff && ms <= seriesIdleSeconds * 1000) {
+    throw new ConfigError(`Invalid environment variable RECORD_RETENTION=${value}: records must be kept longer than SERIES_IDLE_SECONDS (${seriesIdleSeconds} s), or a study's instances are deleted before its series are final: GET /studies would never call them final and the FHIR push never send them`)
   }
   return ms
 }
@@ -270,7 +275,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       poolSize: e.DATABASE_POOL_SIZE,
       timeoutMs: e.DATABASE_TIMEOUT_MS,
       migrationTimeoutMs: e.DATABASE_MIGRATION_TIMEOUT_MS,
-      retentionMs: recordRetentionMs(e.RECORD_RETENTION),
+      retentionMs: recordRetentionMs(e.RECORD_RETENTION, e.SERIES_IDLE_SECONDS, e.RECORDS_STORE === 'off'),
       required: e.RECORDS_REQUIRED,
       api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
       readAllScope: e.RECORDS_READ_ALL_SCOPE,
