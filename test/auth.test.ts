@@ -1,5 +1,5 @@
 import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -7,7 +7,9 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig } from '../plugins/app/config.js'
 import { matchApiKey } from '../plugins/app/auth.js'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
-import { build, ctKidneyImage, fileUpload } from './helper.js'
+import { build, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { recordsApp } from './records/suite.js'
 
 const CLINIC_KEY = 'clinic-0123456789abcdef'
 const MONITOR_KEY = 'monitor-0123456789abcdef'
@@ -187,4 +189,19 @@ t.test('JWT RS256 and ES256 with a public key file; AUTH_MODE=any accepts either
       'HS256 token refused when a public key is configured')
     t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [200, undefined], 'API key also accepted in any mode')
   }
+})
+
+t.test('AUTH_MODE=any with both credentials: the API key decides; a token whose sub names an API key caller is its own caller', async (t) => {
+  const env = { AUTH_MODE: 'any', AUTH_API_KEYS: `clinic:${CLINIC_KEY}`, AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE }
+  const dataDir = await emptyPGliteDataDir(await mkdtemp(join(tmpdir(), 'kidney-auth-records-')))
+  t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir, api: true }, { auth: loadConfig(env).auth, rateLimit: { max: 0, windowMs: 1000 } })
+  const impostor = `Bearer ${signJwt(claims({ sub: 'api-key:clinic' }), 'HS256', SECRET)}`
+  t.same(await status(app, '/model', { 'x-api-key': 'clinic-0123456789abcdeX', authorization: impostor }), [401, 'UNAUTHORIZED'], 'a wrong key is not rescued by a valid token')
+  const upload = fileUpload(await ctKidneyImage('test/stone'), 'slice.jpg')
+  const answer = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': CLINIC_KEY, authorization: impostor } })
+  t.equal(answer.statusCode, 200)
+  const id: string = answer.json().id
+  t.same(await status(app, `/predictions/${id}`, { 'x-api-key': CLINIC_KEY }), [200, undefined], 'recorded as the key\'s caller, not the token\'s')
+  t.same(await status(app, `/predictions/${id}`, { authorization: impostor }), [404, 'PREDICTION_NOT_FOUND'], 'jwt:api-key:clinic is not api-key:clinic')
 })
