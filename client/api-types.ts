@@ -791,7 +791,10 @@ export interface paths {
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description true: only the instances this caller sent, also for a caller with the `records:read-all` scope, which otherwise reads the study as its first classifying caller sent it (the web page asks for its own uploads this way). */
+                    mine?: boolean;
+                };
                 header?: never;
                 path: {
                     /** @description StudyInstanceUID (0020,000D). */

@@ -115,8 +115,11 @@ export async function predictionOverlay (client: KidneyStoneClient, id: string, 
 /** The results of one study (GET /studies/{uid}): each series with its slices and the server's series conclusion. */
 export type StudyResult = components['schemas']['StudyResult']
 
-/** GET /studies/{studyInstanceUid} as JSON (the operation also answers FHIR; the Accept header sent here decides). */
-export async function studyResult (client: KidneyStoneClient, studyInstanceUid: string): Promise<Answer<StudyResult>> {
-  const { data, error, response } = await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid } }, headers: { accept: 'application/json' } })
+/**
+ * GET /studies/{studyInstanceUid} as JSON (the operation also answers FHIR; the Accept header sent here decides);
+ * `mine`: only the instances this caller sent, also with the records:read-all scope.
+ */
+export async function studyResult (client: KidneyStoneClient, studyInstanceUid: string, { mine = false } = {}): Promise<Answer<StudyResult>> {
+  const { data, error, response } = await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid }, query: { mine } }, headers: { accept: 'application/json' } })
   return { data: data as StudyResult | undefined, error, response }
 }

@@ -5,7 +5,8 @@ import { StudyNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { FhirStudyReportSchema, JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
 import { refTo } from '../schemas/ref.js'
-import { StudyParamsSchema, StudyResultSchema } from '../schemas/study.js'
+import { callerOf } from '../plugins/app/records.js'
+import { StudyParamsSchema, StudyQuerySchema, StudyResultSchema } from '../schemas/study.js'
 
 const studies: FastifyPluginAsyncTypebox = async (app) => {
   const authOn = app.config.auth.mode !== 'none'
@@ -23,13 +24,15 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
         'classified, of those STUDY_OWNERS lists when it is set (what other callers sent under its UID shows in their own views only; ' +
         'instances pushed over DICOM belong to `dicom:<calling AE title>`).',
       params: StudyParamsSchema,
+      querystring: StudyQuerySchema,
       response: {
         200: jsonOrFhirResponse(refTo(StudyResultSchema), 'The study result, as JSON or as a FHIR R4 DiagnosticReport (chosen by the Accept header).', FhirStudyReportSchema),
         ...errorResponses(400, 401, 403, 404, 406, 503)
       }
     }
   }, async (request, reply) => {
-    const caller = app.records.readerScope(request, authOn)
+    const scope = app.records.readerScope(request, authOn)
+    const caller = request.query.mine === true ? callerOf(request) : scope
     const { studyInstanceUid } = request.params
     const study = await app.studyResult(studyInstanceUid, caller)
     if (study === undefined) throw new StudyNotFoundError(studyInstanceUid)

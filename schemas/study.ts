@@ -9,6 +9,14 @@ export const StudyParamsSchema = Type.Object({
   studyInstanceUid: Type.String({ pattern: DICOM_UID, maxLength: 64, description: 'StudyInstanceUID (0020,000D).' })
 })
 
+export const StudyQuerySchema = Type.Object({
+  mine: Type.Optional(Type.Boolean({
+    default: false,
+    description: 'true: only the instances this caller sent, also for a caller with the `records:read-all` scope, which ' +
+      'otherwise reads the study as its first classifying caller sent it (the web page asks for its own uploads this way).'
+  }))
+}, { additionalProperties: false })
+
 export const SeriesRuleSchema = Type.Object({
   threshold: Type.Number({ description: 'P(Stone) at or above which a slice is positive: the model threshold.' }),
   minAdjacentSlices: Type.Integer({ minimum: 1, description: 'k: adjacent positive slices that make the series Stone (SERIES_MIN_ADJACENT_SLICES, capped at the slice count).' }),

@@ -120,3 +120,23 @@ t.test('with authentication, another caller\'s series in a study, however many r
   })))
   t.same(await study(keys.auditor), { verdict: 'Normal', series: [`${sent.seriesInstanceUid} Normal`] }, 'still the PACS\'s study')
 })
+
+t.test('with authentication, ?mine=true reads the instances this caller sent, also with records:read-all (the web page\'s own uploads)', async (t) => {
+  // A radiologist who may read everything sends a series of a study the PACS sent first. The study as a whole is the
+  // PACS', so on the old code the page showed her series as 'not held for you' (or, under the PACS' series UID, the
+  // PACS' slices in place of hers): ?mine was not read.
+  const keys = { pacs: 'pacs-0123456789abcdefgh', radiologist: 'radiologist-0123456789abcdef' }
+  const auth = loadConfig({ AUTH_MODE: 'api-key', AUTH_API_KEYS: `pacs:${keys.pacs}:predict,radiologist:${keys.radiologist}:predict records:read-all` }).auth
+  const app = await recordsApp(t, await records(), { auth, rateLimit: { max: 0, windowMs: 1000 } })
+  const sent = await writeCtSeries(join(work, 'mine-pacs'), { slices: 1 })
+  const hers = await writeCtSeries(join(work, 'mine-radiologist'), { slices: 1, studyInstanceUid: sent.studyInstanceUid })
+  for (const [file, key] of [[sent.files[0], keys.pacs], [hers.files[0], keys.radiologist]]) {
+    const upload = fileUpload(await readFile(file), 'slice.dcm')
+    t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': key } })).statusCode, 200)
+  }
+  const series = async (query: string): Promise<string[]> => (await app.inject({ method: 'GET', url: `/studies/${sent.studyInstanceUid}${query}`, headers: { 'x-api-key': keys.radiologist } }))
+    .json().series.map((s: { seriesInstanceUid: string }) => s.seriesInstanceUid)
+  t.same(await series(''), [sent.seriesInstanceUid], 'records:read-all: the study as its first sender sent it')
+  t.same(await series('?mine=true'), [hers.seriesInstanceUid], 'mine: her own series')
+  t.same(await series('?mine=false'), [sent.seriesInstanceUid])
+})

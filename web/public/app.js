@@ -570,8 +570,8 @@ async function predictionOverlay(client2, id, heatmap = true) {
   const { data, error, response } = await client2.GET("/predictions/{id}/overlay.png", { params: { path: { id }, query: { heatmap } }, parseAs: "blob" });
   return { data, error, response };
 }
-async function studyResult(client2, studyInstanceUid) {
-  const { data, error, response } = await client2.GET("/studies/{studyInstanceUid}", { params: { path: { studyInstanceUid } }, headers: { accept: "application/json" } });
+async function studyResult(client2, studyInstanceUid, { mine = false } = {}) {
+  const { data, error, response } = await client2.GET("/studies/{studyInstanceUid}", { params: { path: { studyInstanceUid }, query: { mine } }, headers: { accept: "application/json" } });
   return { data, error, response };
 }
 
@@ -855,7 +855,7 @@ function groupFor(entry) {
 async function refreshStudy(api, studyInstanceUid) {
   const slots = [...groups].flatMap(([seriesUid, group]) => group.conclusion !== void 0 && entries.some((e) => e.prediction?.dicom?.seriesInstanceUid === seriesUid && e.prediction.dicom.studyInstanceUid === studyInstanceUid) ? [{ seriesUid, slot: group.conclusion }] : []);
   try {
-    const { data, error, response } = await studyResult(api, studyInstanceUid);
+    const { data, error, response } = await studyResult(api, studyInstanceUid, { mine: true });
     for (const { seriesUid, slot } of slots) {
       const series = data?.series.find((s) => s.seriesInstanceUid === seriesUid);
       showSeriesConclusion(slot, series ?? { error: data === void 0 ? `${error?.message ?? response.statusText} (${error?.code ?? `HTTP ${response.status}`})` : "the service holds no classified instance of this series for you" });

@@ -65,7 +65,9 @@ async function refreshStudy (api: KidneyStoneClient, studyInstanceUid: string): 
       ? [{ seriesUid, slot: group.conclusion }]
       : [])
   try {
-    const { data, error, response } = await studyResult(api, studyInstanceUid)
+    // The files this page sent: with a records:read-all credential the study as a whole is its first sender's, where
+    // a series of these files under another sender's study was 'not held for you', or showed that sender's slices.
+    const { data, error, response } = await studyResult(api, studyInstanceUid, { mine: true })
     for (const { seriesUid, slot } of slots) {
       const series = data?.series.find((s) => s.seriesInstanceUid === seriesUid)
       showSeriesConclusion(slot, series ?? { error: data === undefined
