@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage } from 'node:http'
+import { createServer } from 'node:http'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { backoffSeconds, reportIdOf } from '../plugins/app/fhir-push.js'
-import { ConfigError, loadConfig } from '../plugins/app/config.js'
-import { fileUpload, multipart, RECORDS_OFF } from './helper.js'
+import { loadConfig } from '../plugins/app/config.js'
+import { configRefusal, fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
+import { fhirStub, until } from './helpers/fhir-stub.js'
 import { recordsApp } from './records/suite.js'
 import type { PushQueue } from '../records/push-queue.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
@@ -22,34 +23,6 @@ import { startPostgres } from './helpers/postgres.js'
 const work = await mkdtemp(join(tmpdir(), 'kidney-fhir-push-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const validate = fhirR4Validator('DiagnosticReport')
-
-interface Received { at: number, method?: string, path: string, headers: IncomingMessage['headers'], body: any }
-
-/** A FHIR stub answering each POST with the next status of `statuses` (the last one repeats). */
-async function fhirStub (t: Test, statuses: number[]): Promise<{ url: string, received: Received[] }> {
-  const received: Received[] = []
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = []
-    request.on('data', (chunk: Buffer) => chunks.push(chunk))
-    request.on('end', () => {
-      received.push({ at: Date.now(), method: request.method, path: request.url ?? '', headers: request.headers, body: JSON.parse(Buffer.concat(chunks).toString()) })
-      const status = statuses[Math.min(received.length - 1, statuses.length - 1)]
-      if (status === 201) response.setHeader('location', `/fhir/DiagnosticReport/${received.length}/_history/1`)
-      response.writeHead(status, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(status === 201 ? { resourceType: 'DiagnosticReport' } : { resourceType: 'OperationOutcome' }))
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  t.teardown(async () => await new Promise<void>((resolve) => server.close(() => resolve())))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`, received }
-}
-
-async function until (condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if (await condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 t.test('backoff doubles from 1 s and stops growing at 5 minutes', async (t) => {
   t.same([1, 2, 3, 4, 9, 10, 20].map(backoffSeconds), [1, 2, 4, 8, 256, 300, 300])
@@ -293,14 +266,7 @@ t.test('a FHIR server that never answers: one study is claimed at a time, and st
 t.test('FHIR_SERVER_URL that fetch cannot POST to stops start-up, without repeating a password', async (t) => {
   // fetch refuses a URL with user:password (basic authentication written the usual way) and one it cannot parse:
   // such a URL was accepted, and every push failed as 'could not be reached', ten times per study, then given up.
-  const refusal = (url: string): string => {
-    try {
-      loadConfig({ FHIR_SERVER_URL: url })
-      return 'accepted'
-    } catch (error) {
-      return error instanceof ConfigError ? error.message : String(error)
-    }
-  }
+  const refusal = (url: string): string => configRefusal({ FHIR_SERVER_URL: url })
   t.equal(refusal('https://push:s3cret@fhir.hospital.example/fhir'),
     'Invalid FHIR push settings: FHIR_SERVER_URL carries a user name or password, which is never sent from a URL: give a bearer token in FHIR_SERVER_TOKEN(_FILE)')
   t.equal(refusal('http://[::1/fhir'), 'Invalid FHIR push settings: FHIR_SERVER_URL is not a URL')

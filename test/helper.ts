@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { FormatRegistry } from '@sinclair/typebox'
 import { buildApp, type AppOptions } from '../app.js'
-import { loadConfig } from '../plugins/app/config.js'
+import { ConfigError, loadConfig } from '../plugins/app/config.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
 import type { FormPart } from './hostile/types.js'
 
@@ -18,6 +18,16 @@ export const SHARED = new URL('../../shared/', import.meta.url).pathname
 export const CT_KIDNEY = join(SHARED, 'data/ct-kidney')
 
 /** Records off: the tests of records (test/records/) pass a store of their own, on PGlite and on PostgreSQL. */
+/** What loadConfig says of `env`: 'accepted', or the refusal's message (a ConfigError's; anything else as it prints). */
+export function configRefusal (env: Record<string, string>): string {
+  try {
+    loadConfig(env)
+    return 'accepted'
+  } catch (error) {
+    return error instanceof ConfigError ? error.message : String(error)
+  }
+}
+
 export const RECORDS_OFF = { ...loadConfig().records, store: 'off' } as const
 
 /**

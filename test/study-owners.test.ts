@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { createServer } from 'node:http'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { ConfigError, loadConfig } from '../plugins/app/config.js'
+import t from 'tap'
+import { loadConfig } from '../plugins/app/config.js'
 import type { RecordsConfig } from '../plugins/app/records-config.js'
-import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { configRefusal, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { dcmtk } from './helpers/dcmtk-clients.js'
 import { ctSliceFromImage } from './helpers/dicom-writer.js'
+import { fhirStub, until } from './helpers/fhir-stub.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
@@ -34,30 +33,6 @@ const backends: Array<{ engine: 'pglite' | 'postgres', records: () => Promise<Re
   { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(await mkdtemp(join(work, 'pglite-'))) }) },
   { engine: 'postgres', records: async () => ({ ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase(`owners_${Date.now()}`), poolSize: 2, timeoutMs: 5_000 }) }
 ]
-
-async function until (condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if (await condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
-
-/** A FHIR stub that accepts every DiagnosticReport and keeps it. */
-async function fhirStub (t: Test): Promise<{ url: string, reports: any[] }> {
-  const reports: any[] = []
-  const stub = createServer((request, response) => {
-    const chunks: Buffer[] = []
-    request.on('data', (chunk: Buffer) => chunks.push(chunk))
-    request.on('end', () => {
-      reports.push(JSON.parse(Buffer.concat(chunks).toString()))
-      response.writeHead(201, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"DiagnosticReport"}')
-    })
-  })
-  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', () => resolve()))
-  t.teardown(async () => await new Promise<void>((resolve) => stub.close(() => resolve())))
-  return { url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}/fhir`, reports }
-}
 
 /** A pushed report in short: its study, conclusion code, and per series its UID and instances received. */
 function reportOf (report: any): { study: string, code: string, series: string[] } {
@@ -96,8 +71,8 @@ for (const backend of backends) {
     const pushed = { study: pacs.studyInstanceUid, code: '281900007', series: [`${pacs.seriesInstanceUid} 6 received`] }
     // On the old code the workstation owned the study: its three Stone slices were pushed as the study's report, and
     // no report of the PACS's six instances ever came (this wait timed out).
-    await until(() => stub.reports.some((report) => JSON.stringify(reportOf(report)) === JSON.stringify(pushed)), 'the PACS series pushed')
-    t.same(stub.reports.map(reportOf).filter((report) => report.study === pacs.studyInstanceUid && report.code !== pushed.code), [],
+    await until(() => stub.received.map((post) => post.body).some((report) => JSON.stringify(reportOf(report)) === JSON.stringify(pushed)), 'the PACS series pushed')
+    t.same(stub.received.map((post) => post.body).map(reportOf).filter((report) => report.study === pacs.studyInstanceUid && report.code !== pushed.code), [],
       'no report of the study judged on the workstation\'s slices')
     const study = async (uid: string, key: string): Promise<{ status: number, verdict?: string, series?: string[] }> => {
       const res = await app.inject({ method: 'GET', url: `/studies/${uid}`, headers: { 'x-api-key': key } })
@@ -113,7 +88,7 @@ for (const backend of backends) {
     t.same(await study(alone.studyInstanceUid, keys.auditor), { status: 404 }, 'read-all: no study')
     t.same(await study(alone.studyInstanceUid, keys.workstation), { status: 200, verdict: 'Stone', series: [`${alone.seriesInstanceUid} 1 received`] }, 'its sender\'s own view')
     t.equal(await app.records.withPushQueue(async (q) => await q.state(alone.studyInstanceUid)), undefined, 'never queued')
-    t.notOk(stub.reports.some((report) => reportOf(report).study === alone.studyInstanceUid), 'never pushed')
+    t.notOk(stub.received.map((post) => post.body).some((report) => reportOf(report).study === alone.studyInstanceUid), 'never pushed')
   })
 }
 
@@ -191,14 +166,7 @@ t.test('STUDY_OWNERS: callers as the records name them; anything else stops star
   t.equal(loadConfig({ STUDY_OWNERS: ' , ' }).records.studyOwners, undefined, 'no entry: any caller')
   t.same(loadConfig({ STUDY_OWNERS: 'dicom:PACS1, dicom:MAIN PACS,api-key:pacs,jwt:svc:pacs|1,anonymous' }).records.studyOwners,
     ['dicom:PACS1', 'dicom:MAIN PACS', 'api-key:pacs', 'jwt:svc:pacs|1', 'anonymous'])
-  const refusal = (value: string): string => {
-    try {
-      loadConfig({ STUDY_OWNERS: value })
-      return 'accepted'
-    } catch (error) {
-      return error instanceof ConfigError ? error.message : String(error)
-    }
-  }
+  const refusal = (value: string): string => configRefusal({ STUDY_OWNERS: value })
   for (const [value, entry] of [['PACS1', 'PACS1'], ['dicom:PACS1,DICOM:PACS2', 'DICOM:PACS2'], ['dicom:', 'dicom:'], ['dicom:A-TITLE-LONGER-THAN-16', 'dicom:A-TITLE-LONGER-THAN-16'],
     ['dicom:BACK\\SLASH', 'dicom:BACK\\SLASH'], ['api-key:a:b', 'api-key:a:b'], ['jwt:', 'jwt:'], ['user:alice', 'user:alice'], ['Anonymous', 'Anonymous']]) {
     t.equal(refusal(value), `Invalid records settings: STUDY_OWNERS entry ${JSON.stringify(entry)} names no caller: give callers as the records name them, ` +
