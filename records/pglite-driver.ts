@@ -1,49 +1,10 @@
 import { existsSync } from 'node:fs'
-import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { processAlive } from '../inference/process-alive.js'
 import { guarded, RecordStoreError } from './errors.js'
+import { lockDataDir } from './pglite-lock.js'
 import type { SqlDriver, SqlSession } from './sql-driver.js'
-
-/** The data directories this process has open: PGlite has no lock of its own, and two openers corrupt the files. */
-const openHere = new Set<string>()
-
-/**
- * `DATA_DIR/records.lock` holds the pid of the one process using the database; a lock left by a process that
- * is gone is taken over. Several instances need a PostgreSQL server (DATABASE_URL), not a shared PGlite directory.
- */
-async function lockDataDir (dataDir: string): Promise<() => Promise<void>> {
-  const lockPath = join(dataDir, 'records.lock')
-  if (openHere.has(dataDir)) throw new RecordStoreError(`${dataDir} is already open in this process`)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600)
-      try {
-        await handle.writeFile(String(process.pid))
-      } catch (error) {
-        // a full disk: no empty lock left behind, nor its file descriptor
-        await rm(lockPath, { force: true })
-        throw error
-      } finally {
-        await handle.close()
-      }
-      openHere.add(dataDir)
-      return async () => {
-        openHere.delete(dataDir)
-        await rm(lockPath, { force: true })
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
-        throw new RecordStoreError(`${dataDir} is in use by process ${owner}; run several instances on a PostgreSQL server (DATABASE_URL) instead`)
-      }
-      await rm(lockPath, { force: true })
-    }
-  }
-  throw new RecordStoreError(`cannot lock ${dataDir}`)
-}
 
 type WorkerMessage =
   | { type: 'ready' }
@@ -106,14 +67,16 @@ async function stopWorker (worker: Worker): Promise<void> {
  * nothing else. It runs in a worker thread (records/pglite-worker.js): a statement costs the event loop only the
  * message to and from it. One connection; PGlite runs one statement at a time.
  *
+ * Aborting `signal` ends a wait for another instance's lock (records/pglite-lock.ts).
+ *
  * A new database is created by a first worker that then exits: initdb leaves PGlite's WebAssembly memory at about
  * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
  */
-export async function openPGlite (dataDir: string): Promise<SqlDriver> {
+export async function openPGlite (dataDir: string, signal?: AbortSignal): Promise<SqlDriver> {
   let unlock: () => Promise<void>
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    unlock = await lockDataDir(dataDir)
+    unlock = await lockDataDir(dataDir, signal)
   } catch (error) {
     throw openFailure(dataDir, error)
   }

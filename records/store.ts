@@ -142,7 +142,8 @@ export class RecordStore {
   /**
    * Connects (or opens the embedded database) and applies pending migrations; `applied` lists the versions this call
    * applied. Aborting `signal` while a server is being connected to or migrated cuts its connections and fails the
-   * open at once (an opened store is closed with close(), which lets its writes finish).
+   * open at once, as it does a wait for another instance's lock on the embedded database (an opened store is closed
+   * with close(), which lets its writes finish).
    */
   static async open (options: StoreOptions, hooks: StoreHooks = {}, signal?: AbortSignal): Promise<{ store: RecordStore, applied: number[] }> {
     if (signal?.aborted === true) throw new RecordStoreError('the records store was closed while opening')
@@ -153,7 +154,7 @@ export class RecordStore {
     try {
       const migrations = await readMigrations()
       const driver = options.engine === 'pglite'
-        ? await openPGlite(options.dataDir)
+        ? await openPGlite(options.dataDir, opening.signal)
         : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
       try {
         const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)

@@ -1,10 +1,9 @@
-import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { processAlive } from '../process-alive.js'
+import { ownerGone, parseOwner, thisProcess, type ProcessOwner } from '../process-owner.js'
 
 const PREFIX = 'keras-weights-'
-/** `{ scope, pid }` of the process converting: see pidScope. */
+/** `{ scope, pid }` of the process converting: see pidScope in inference/process-owner.ts. */
 export const OWNER_FILE = 'owner.json'
 
 /**
@@ -18,26 +17,8 @@ export const ABANDONED_AFTER_MS = 15 * 60_000
 /** The folders of the conversions running in this process. */
 const ownHere = new Set<string>()
 
-let scope: Promise<string> | undefined
-/**
- * Where a pid means something: a pid names a process only in its pid namespace on its machine. Two containers on one
- * volume both run node as pid 1, and a pid written on another host names nothing here. The boot id tells the machine
- * (the host name, where there is none), the namespace link the pid namespace; both are Linux's.
- */
-async function pidScope (): Promise<string> {
-  scope ??= Promise.all([
-    readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => ''),
-    readlink('/proc/self/ns/pid').catch(() => '')
-  ]).then(([boot, namespace]) => `${hostname()} ${boot.trim()} ${namespace}`)
-  return await scope
-}
-
-async function readOwner (dir: string): Promise<{ scope: string, pid: number } | undefined> {
-  try {
-    const owner = JSON.parse(await readFile(join(dir, OWNER_FILE), 'utf8')) as { scope?: unknown, pid?: unknown }
-    if (typeof owner.scope === 'string' && Number.isInteger(owner.pid) && (owner.pid as number) > 0) return owner as { scope: string, pid: number }
-  } catch {}
-  return undefined
+async function readOwner (dir: string): Promise<ProcessOwner | undefined> {
+  return parseOwner(await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => ''))
 }
 
 async function olderThan (dir: string, ms: number): Promise<boolean> {
@@ -56,15 +37,14 @@ async function olderThan (dir: string, ms: number): Promise<boolean> {
  * pid 1 for their own; by age only, a killed conversion's folder on a host would outlive the pid that tells at once.
  */
 async function reclaimAbandoned (parent: string): Promise<void> {
-  const here = await pidScope()
   const names = await readdir(parent).catch(() => [])
   await Promise.all(names.filter((name) => name.startsWith(PREFIX)).map(async (name) => {
     const dir = join(parent, name)
     if (ownHere.has(dir)) return
     const owner = await readOwner(dir)
-    const ownerGone = owner?.scope === here && (owner.pid === process.pid || !processAlive(owner.pid))
+    const gone = owner !== undefined && await ownerGone(owner) === true
     // Another user's folder (a shared /tmp) cannot be removed; that is its owner's to do.
-    if (ownerGone || await olderThan(dir, ABANDONED_AFTER_MS)) await rm(dir, { recursive: true, force: true }).catch(() => {})
+    if (gone || await olderThan(dir, ABANDONED_AFTER_MS)) await rm(dir, { recursive: true, force: true }).catch(() => {})
   }))
 }
 
@@ -74,7 +54,7 @@ export async function makeWorkDir (parent: string): Promise<string> {
   const dir = await mkdtemp(join(parent, PREFIX))
   ownHere.add(dir)
   try {
-    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ scope: await pidScope(), pid: process.pid }))
+    await writeFile(join(dir, OWNER_FILE), JSON.stringify(await thisProcess()))
   } catch (error) {
     await removeWorkDir(dir)
     throw error

@@ -96,12 +96,13 @@ export class RecordsService {
       } catch (error) {
         const reason = error instanceof RecordStoreError ? error.reason : 'the records store cannot be opened'
         this.reason = reason
+        // closed while waiting for a server, or for another instance's lock on the embedded database: no failure
+        if (closing.aborted) return
         if (this.config.store === 'pglite') {
           this.state = 'failed'
           this.log.error({ err: error }, `records store: ${reason}`)
           throw error
         }
-        if (closing.aborted) return
         this.log.error({ err: error, retryInMs: delay }, `records store: ${reason}; retrying`)
         // Cut short by close(), which must never wait out a backoff (up to 30 s, on a timer that holds nothing open).
         await sleep(delay, undefined, { signal: closing, ref: false }).catch(() => {})

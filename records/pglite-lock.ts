@@ -1,0 +1,117 @@
+import { lstat, open, readFile, rm, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ownerGone, parseOwner, pidScope, thisProcess, type ProcessOwner } from '../inference/process-owner.js'
+import { RecordStoreError } from './errors.js'
+
+/**
+ * The lock is a lease: its holder touches the file's mtime every LEASE_REFRESH_MS, and a lock whose holder cannot be
+ * asked (another container or host) is abandoned once untouched for LEASE_STALE_MS. The refresh is a timer of the
+ * event loop, so it is late only while the loop is blocked, and a healthy service's never is for long: inference,
+ * DICOM decoding and SQL run in worker threads; the longest block is converting a Keras MODEL_PATH at start (a 200 MB
+ * archive, 7.7 s on a busy 2-core machine: inference/keras/work-dir.ts); Kubernetes' liveness probe restarts a pod
+ * whose loop has not answered for 30 s. A container restarted after a crash (a new pid namespace) waits this long at
+ * most to reopen its own database.
+ */
+export const LEASE_REFRESH_MS = 5_000
+export const LEASE_STALE_MS = 30_000
+/** How often a lock held elsewhere is looked at again. */
+const POLL_MS = 1_000
+/** How long it may stay fresh before the open gives up: past the stale age, so that a holder killed as we start is outlived. */
+const WAIT_MS = LEASE_STALE_MS + LEASE_REFRESH_MS
+
+/** The data directories this process has open: PGlite has no lock of its own, and two openers corrupt the files. */
+const openHere = new Set<string>()
+
+interface Lock {
+  /** Undefined for a file that says nothing: being written by its creator, or cut short. */
+  owner?: ProcessOwner
+  mtimeMs: number
+}
+
+/** The lock's holder and mtime, undefined if it is gone. A plain pid is the lock of the version before leases, of this host. */
+async function readLock (lockPath: string): Promise<Lock | undefined> {
+  const stats = await lstat(lockPath).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined
+    throw error
+  })
+  if (stats === undefined) return undefined
+  const text = (await readFile(lockPath, 'utf8').catch(() => '')).trim()
+  const owner = /^[1-9]\d*$/.test(text) ? { scope: await pidScope(), pid: Number(text) } : parseOwner(text)
+  return { owner, mtimeMs: stats.mtimeMs }
+}
+
+/** Creates the lock holding `content`, false if there is one; one that cannot be written (a full disk) is removed. */
+async function create (lockPath: string, content: string): Promise<boolean> {
+  let handle
+  try {
+    handle = await open(lockPath, 'wx', 0o600)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  }
+  try {
+    await handle.writeFile(content)
+  } catch (error) {
+    // no empty lock left behind, nor its file descriptor
+    await rm(lockPath, { force: true })
+    throw error
+  } finally {
+    await handle.close()
+  }
+  return true
+}
+
+function refusal (dataDir: string, lock: Lock, now: number): RecordStoreError {
+  const holder = lock.owner === undefined
+    ? `a process that left records.lock unreadable, touched ${Math.round((now - lock.mtimeMs) / 1000)} s ago`
+    : `process ${lock.owner.pid} on ${lock.owner.scope.split(' ')[0]}`
+  return new RecordStoreError(`${dataDir} is in use by ${holder}: stop that instance first (several instances need a PostgreSQL server, DATABASE_URL)`)
+}
+
+/**
+ * `DATA_DIR/records.lock` holds `{ scope, pid }` of the one process using the database (see pidScope). A lock of this
+ * scope is taken over when its pid is gone (or is ours: a restarted container's node is pid 1 again); one whose
+ * holder cannot be asked once its lease is stale, waited for while it is fresh, for a little longer than the stale
+ * age, and refused if it stays so; aborting `signal` ends the wait. Several instances need a PostgreSQL server
+ * (DATABASE_URL), not a shared directory.
+ */
+export async function lockDataDir (dataDir: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+  if (openHere.has(dataDir)) throw new RecordStoreError(`${dataDir} is already open in this process`)
+  const lockPath = join(dataDir, 'records.lock')
+  const content = JSON.stringify(await thisProcess())
+  const giveUpAt = Date.now() + WAIT_MS
+  // The mtime seen and since when by this clock: a lock that stops changing goes stale even if its holder's clock is
+  // ahead of ours (another host's); one already older than the stale age by ours goes at once.
+  let seen = { mtimeMs: NaN, since: 0 }
+  while (!await create(lockPath, content)) {
+    const lock = await readLock(lockPath)
+    // gone meanwhile: its holder closed
+    if (lock === undefined) continue
+    const now = Date.now()
+    const gone = lock.owner === undefined ? undefined : await ownerGone(lock.owner)
+    if (gone === false) throw refusal(dataDir, lock, now)
+    if (gone === undefined) {
+      if (lock.mtimeMs !== seen.mtimeMs) seen = { mtimeMs: lock.mtimeMs, since: now }
+      if (now - lock.mtimeMs < LEASE_STALE_MS && now - seen.since < LEASE_STALE_MS) {
+        if (now >= giveUpAt) throw refusal(dataDir, lock, now)
+        await sleep(POLL_MS, undefined, { signal }).catch(() => {
+          throw new RecordStoreError('the records store was closed while opening')
+        })
+        continue
+      }
+    }
+    await rm(lockPath, { force: true })
+  }
+  openHere.add(dataDir)
+  const refresh = setInterval(() => {
+    const now = new Date()
+    // a refresh that fails (a disk fault) is tried again at the next: the lease goes stale only after several
+    utimes(lockPath, now, now).catch(() => {})
+  }, LEASE_REFRESH_MS).unref()
+  return async () => {
+    clearInterval(refresh)
+    openHere.delete(dataDir)
+    await rm(lockPath, { force: true })
+  }
+}

@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { hostname, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import t, { type Test } from 'tap'
+import { pidScope } from '../inference/process-owner.js'
+import { RecordStoreError } from '../records/errors.js'
+import { openPGlite } from '../records/pglite-driver.js'
+import { LEASE_REFRESH_MS, LEASE_STALE_MS } from '../records/pglite-lock.js'
+import { build, RECORDS_OFF } from './helper.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+
+// PGlite has no lock of its own: DATA_DIR/records.lock keeps a second process out. Containers on one volume all run
+// node as pid 1, so a pid alone told nothing (each took the other's lock for its own); the lock is now a lease whose
+// holder touches it, and a holder that cannot be asked is waited for until its lease is stale. CI runs as root.
+const dir = await mkdtemp(join(tmpdir(), 'kidney-pglite-lock-'))
+t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+const HOLDER = new URL('./records/hold-pglite.ts', import.meta.url).pathname
+const ELSEWHERE = 'another-host 00000000-0000-0000-0000-000000000000 pid:[4026531836]'
+
+let dirs = 0
+const dataDir = async (): Promise<string> => await emptyPGliteDataDir(join(dir, `data-${dirs++}`))
+const lockOf = (dataDir: string): string => join(dataDir, 'records.lock')
+
+/** test/records/hold-pglite.ts alone in a new pid namespace, as a container's node (pid 1): its first line, and when. */
+function contained (t: Test, dataDir: string): { child: ReturnType<typeof spawn>, line: Promise<{ line: string, at: number }> } {
+  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '--import=tsx', HOLDER, dataDir],
+    { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const line = Promise.race([once(createInterface({ input: child.stdout! }), 'line'), once(child, 'exit').then(() => ['exited'])])
+    .then(([line]) => ({ line: line as string, at: Date.now() }))
+  return { child, line }
+}
+
+t.test('two containers on one DATA_DIR: the second is refused while the first holds it, and opens once the first is killed and its lease stale', async (t) => {
+  const data = await dataDir()
+  const first = contained(t, data)
+  t.equal((await first.line).line, 'open 1', 'the first opened, as pid 1 of its namespace')
+  const lock = JSON.parse(await readFile(lockOf(data), 'utf8')) as { scope: string, pid: number }
+  t.equal(lock.pid, 1)
+  t.not(lock.scope, await pidScope(), 'its scope is its own pid namespace')
+  const touched = (await stat(lockOf(data))).mtimeMs
+
+  const startedAt = Date.now()
+  const second = contained(t, data)
+  const refused = await second.line
+  t.equal(refused.line, `refused ${data} is in use by process 1 on ${hostname()}: stop that instance first (several instances need a PostgreSQL server, DATABASE_URL)`)
+  t.ok(refused.at - startedAt >= LEASE_STALE_MS, 'it waited for the lease to go stale first')
+  t.ok((await stat(lockOf(data))).mtimeMs > touched, 'the first kept its lease fresh meanwhile')
+
+  first.child.kill('SIGKILL')
+  await once(first.child, 'exit')
+  const lastTouched = (await stat(lockOf(data))).mtimeMs
+  const third = contained(t, data)
+  const opened = await third.line
+  t.equal(opened.line, 'open 1', 'a third opened once the killed one\'s lease was stale')
+  t.ok(opened.at >= lastTouched + LEASE_STALE_MS, 'not before')
+  third.child.stdin!.end()
+  t.equal((await once(third.child, 'exit'))[0], 0)
+  await t.rejects(stat(lockOf(data)), { code: 'ENOENT' }, 'closed, it removed its lock')
+})
+
+t.test('a lock of another container or host last touched longer ago than the stale age is taken over at once, and kept fresh', async (t) => {
+  const data = await dataDir()
+  await writeFile(lockOf(data), JSON.stringify({ scope: ELSEWHERE, pid: 1 }))
+  const longAgo = new Date(Date.now() - 2 * LEASE_STALE_MS)
+  await utimes(lockOf(data), longAgo, longAgo)
+  const startedAt = Date.now()
+  const driver = await openPGlite(data)
+  t.ok(Date.now() - startedAt < LEASE_STALE_MS, 'not waited for')
+  t.same(JSON.parse(await readFile(lockOf(data), 'utf8')), { scope: await pidScope(), pid: process.pid }, 'the lock is ours')
+  const written = (await stat(lockOf(data))).mtimeMs
+  await new Promise((resolve) => setTimeout(resolve, LEASE_REFRESH_MS + 1000))
+  t.ok((await stat(lockOf(data))).mtimeMs > written, 'touched again within the refresh interval')
+  await driver.close()
+})
+
+t.test('a lock of another container or host touched within the stale age is waited for', async (t) => {
+  const data = await dataDir()
+  await writeFile(lockOf(data), JSON.stringify({ scope: ELSEWHERE, pid: 1 }))
+  const touched = (await stat(lockOf(data))).mtimeMs
+  const driver = await openPGlite(data)
+  t.ok(Date.now() >= touched + LEASE_STALE_MS, 'opened once the lease was stale, not before')
+  await driver.close()
+})
+
+t.test('a service stopped while it waits for another\'s lock stops at once, leaving the lock alone', async (t) => {
+  const data = await dataDir()
+  const elsewhere = JSON.stringify({ scope: ELSEWHERE, pid: 1 })
+  await writeFile(lockOf(data), elsewhere)
+  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir: data } } }, { waitForModel: false })
+  await app.model.loaded
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.match(ready, { statusCode: 503 })
+  t.match(ready.json(), { code: 'RECORDS_UNAVAILABLE', message: /the records store is opening/ }, 'not ready while it waits')
+  const closing = Date.now()
+  await app.close()
+  t.ok(Date.now() - closing < LEASE_STALE_MS, 'the wait for the lease was cut')
+  await t.resolves(app.records.opened, 'a store closed while opening is no failure that stops the service')
+  t.equal(await readFile(lockOf(data), 'utf8'), elsewhere, 'the other\'s lock is left')
+})
+
+t.test('a lock of this host written as a plain pid (the version before leases) follows the pid', async (t) => {
+  const data = await dataDir()
+  const live = spawn('sleep', ['60'])
+  t.teardown(() => live.kill())
+  await writeFile(lockOf(data), String(live.pid))
+  const refused = await openPGlite(data).then(() => undefined, (error: unknown) => error)
+  t.type(refused, RecordStoreError)
+  t.equal((refused as RecordStoreError).reason, `${data} is in use by process ${live.pid} on ${hostname()}: stop that instance first (several instances need a PostgreSQL server, DATABASE_URL)`)
+
+  live.kill()
+  await once(live, 'exit')
+  const driver = await openPGlite(data)
+  t.same(JSON.parse(await readFile(lockOf(data), 'utf8')), { scope: await pidScope(), pid: process.pid }, 'its pid gone, taken over at once')
+  await driver.close()
+})
