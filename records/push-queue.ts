@@ -8,8 +8,6 @@ export interface ClaimedPush {
   version: string
   /** This attempt's number, from 1. */
   attempts: number
-  /** The Location the FHIR server answered the study's last accepted push with (an earlier version's). */
-  location?: string
 }
 
 /** Studies with an instance this recently are looked at; older studies were pushed (or given up on) long ago. */
@@ -49,33 +47,25 @@ export class PushQueue {
       '), queued AS (' +
       '  INSERT INTO study_pushes (study_instance_uid, version, next_attempt_at) SELECT study_instance_uid, version, now() FROM final ' +
       '  ON CONFLICT (study_instance_uid) DO UPDATE SET version = EXCLUDED.version, attempts = 0, pushed_at = NULL, gave_up = false, ' +
-      '    last_error = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
+      '    last_error = NULL, location = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
       ') SELECT count(*)::integer AS n FROM queued', [LOOKBACK_SECONDS, idleSeconds, now.toISOString(), this.studyOwners], 'pushes.enqueue')
     return Number(rows[0]?.n ?? 0)
   }
 
   /** Claims up to `limit` due pushes for `leaseSeconds` (another replica takes them over only after that). */
   async claimDue (limit: number, leaseSeconds: number): Promise<ClaimedPush[]> {
-    const rows = await this.driver.query<{ study_instance_uid: string, version: string, attempts: number, location: string | null }>(
+    const rows = await this.driver.query<{ study_instance_uid: string, version: string, attempts: number }>(
       'UPDATE study_pushes SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2) WHERE study_instance_uid IN (' +
       '  SELECT study_instance_uid FROM study_pushes WHERE pushed_at IS NULL AND NOT gave_up AND next_attempt_at <= now() ' +
       '  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED' +
-      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts, location`,
+      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts`,
       [limit, leaseSeconds], 'pushes.claim')
-    return rows.map((row) => ({
-      studyInstanceUid: row.study_instance_uid,
-      version: row.version,
-      attempts: Number(row.attempts),
-      ...(row.location === null ? {} : { location: row.location })
-    }))
+    return rows.map((row) => ({ studyInstanceUid: row.study_instance_uid, version: row.version, attempts: Number(row.attempts) }))
   }
 
-  /**
-   * The FHIR server accepted this version (a newer version queued meanwhile is left alone). Its Location is kept for
-   * the study's next version, which updates the report there; an update answered without one keeps the one known.
-   */
+  /** The FHIR server accepted this version (a newer version queued meanwhile is left alone). */
   async pushed (push: ClaimedPush, location: string | undefined): Promise<void> {
-    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), location = coalesce($3, location), last_error = NULL WHERE study_instance_uid = $1 AND version = $2::timestamptz',
+    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), location = $3, last_error = NULL WHERE study_instance_uid = $1 AND version = $2::timestamptz',
       [push.studyInstanceUid, push.version, location ?? null], 'pushes.pushed')
   }
 

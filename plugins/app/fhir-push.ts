@@ -7,19 +7,6 @@ export function backoffSeconds (attempt: number): number {
   return Math.min(300, 2 ** Math.max(0, attempt - 1))
 }
 
-/**
- * The id the FHIR server gave a study's report, from the Location of its accepted push ([base]/DiagnosticReport/<id>,
- * with /_history/<version> or not, absolute or relative); undefined when there is none to read one from.
- */
-export function reportIdOf (location: string | undefined): string | undefined {
-  const id = location === undefined ? undefined : /(?:^|\/)DiagnosticReport\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[^/?#]+)?\/?(?:[?#].*)?$/.exec(location)?.[1]
-  // '.' and '..' fit FHIR's id pattern but are path steps: the PUT would go to FHIR_SERVER_URL itself
-  return id === '.' || id === '..' ? undefined : id
-}
-
-/** A server that has no such report (any more), or takes no updates: the new version is created instead. */
-const UPDATE_REFUSED = new Set([404, 405, 410])
-
 /** A claim lasts longer than one POST may take, so no other replica pushes the same study meanwhile. */
 const POST_TIMEOUT_MS = 30_000
 const LEASE_SECONDS = 60
@@ -34,8 +21,7 @@ const PUSHES_PER_PASS = 8
  * DiagnosticReport is POSTed to `<FHIR_SERVER_URL>/DiagnosticReport`, with a bearer token when FHIR_SERVER_TOKEN is set.
  * Network errors, 408, 429 and 5xx are retried with exponential backoff up to FHIR_PUSH_MAX_ATTEMPTS; other 4xx
  * answers are not retried (the same report would be refused again). The queue lives in the records database, so
- * replicas share it and a restart resumes it; a study that grows after its push is pushed again, as a PUT of the
- * report at the Location its first push was answered with.
+ * replicas share it and a restart resumes it; a study that grows after its push is pushed again.
  */
 export default fp(async (app) => {
   const { url, maxAttempts, token } = app.config.fhirPush
@@ -60,27 +46,18 @@ export default fp(async (app) => {
       return
     }
     const report = toStudyDiagnosticReport(study)
-    const send = async (reportId: string | undefined): Promise<Response> => {
-      const response = await fetch(`${url}/DiagnosticReport${reportId === undefined ? '' : `/${reportId}`}`, {
-        method: reportId === undefined ? 'POST' : 'PUT',
+    let failure: { error: string, retry: boolean }
+    try {
+      const response = await fetch(`${url}/DiagnosticReport`, {
+        method: 'POST',
         headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-        body: JSON.stringify(reportId === undefined ? report : { ...report, id: reportId }),
+        body: JSON.stringify(report),
         // Never followed: a 301/302/303 turns the POST into a GET of the same URL, whose 200 (a search Bundle) would
         // count as an accepted report, and a 307/308 sends the clinical report to an address nobody configured.
         redirect: 'manual',
         signal: AbortSignal.any([AbortSignal.timeout(POST_TIMEOUT_MS), stopping.signal])
       })
       await response.body?.cancel()
-      return response
-    }
-    let failure: { error: string, retry: boolean }
-    try {
-      // A study pushed before, which grew, updates its report where the FHIR server keeps it (always under
-      // FHIR_SERVER_URL, whatever host its Location named): POSTed again, the server held two reports of the study,
-      // the stale one (fewer series, perhaps the other verdict) as current as the new.
-      const reportId = reportIdOf(push.location)
-      let response = await send(reportId)
-      if (reportId !== undefined && UPDATE_REFUSED.has(response.status)) response = await send(undefined)
       if (response.ok) {
         await app.records.withPushQueue(async (queue) => await queue.pushed(push, response.headers.get('location') ?? undefined))
         app.log.info({ study: push.studyInstanceUid, attempt: push.attempts, status: response.status }, 'FHIR push: DiagnosticReport accepted')
