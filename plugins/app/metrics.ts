@@ -176,9 +176,10 @@ export class ServiceMetrics {
 
   /**
    * A labelled counter is exported from its first increment, and Prometheus' increase() sees no increase in a series'
-   * first sample: the first refusal of a listed sender after every start would raise no alert. So every series the DICOM
-   * alerts watch is exported at 0 from the start: each calling_ae label (the listed titles, unlisted, none) by every
-   * refusal reason, and by the C-STORE outcomes of WATCHED_INSTANCE_OUTCOMES. Bounded by DICOM_ALLOWED_AES.
+   * first sample: the first refusal of a listed sender after every start would raise no alert. So these series are
+   * exported at 0 from the start: each calling_ae label (the listed titles, unlisted, none) by every refusal reason,
+   * and by the C-STORE outcomes of WATCHED_INSTANCE_OUTCOMES, bounded by DICOM_ALLOWED_AES. A refusal for a file's
+   * content (CORRUPT_DICOM, ...) is not among them: its code's first one after a start still raises nothing.
    */
   private exportDicomRefusalsAtZero (): void {
     for (const callingAe of [...this.allowedAes, 'unlisted', 'none']) {
