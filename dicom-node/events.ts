@@ -7,9 +7,11 @@
  * too_slow (under DICOM_MIN_RATE_BYTES_S), protocol_error (bytes that are not the protocol). Closed unanswered:
  * too_many_connections (twice DICOM_MAX_ASSOCIATIONS).
  */
-export type AssociationRefusal =
-  | 'calling_ae_not_recognized' | 'called_ae_not_recognized' | 'protocol_version' | 'limit_total' | 'limit_per_ae'
-  | 'idle_timeout' | 'pdu_timeout' | 'too_slow' | 'protocol_error' | 'too_many_connections'
+export const ASSOCIATION_REFUSALS = [
+  'calling_ae_not_recognized', 'called_ae_not_recognized', 'protocol_version', 'limit_total', 'limit_per_ae',
+  'idle_timeout', 'pdu_timeout', 'too_slow', 'protocol_error', 'too_many_connections'
+] as const
+export type AssociationRefusal = typeof ASSOCIATION_REFUSALS[number]
 
 /** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
 export interface NodeEventDetails {

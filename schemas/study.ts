@@ -13,7 +13,9 @@ export const StudyQuerySchema = Type.Object({
   mine: Type.Optional(Type.Boolean({
     default: false,
     description: 'true: only the instances this caller sent, also for a caller with the `records:read-all` scope, which ' +
-      'otherwise reads the study as its first classifying caller sent it (the web page asks for its own uploads this way).'
+      'otherwise reads the study as its owner sent it (the caller that first had one of its instances classified, of those ' +
+      'STUDY_OWNERS lists when it is set). Without authentication every HTTP caller is `anonymous`: true reads what they ' +
+      'sent, never a DICOM sender\'s instances. The web page asks for its own uploads this way.'
   }))
 }, { additionalProperties: false })
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
+import { ASSOCIATION_REFUSALS } from '../dicom-node/events.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
 import { associatedPeer, associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
@@ -21,12 +22,29 @@ async function nodeApp (t: Test, allowedAes: string[], limits: { maxAssociations
   return await build(t, { config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes, idleTimeoutMs: 1_000, minRateBytesPerS: 0, ...limits } } })
 }
 
-/** The samples of one metric family in a /metrics scrape: `{labels}` -> value. */
-async function samples (app: FastifyInstance, name: string): Promise<Record<string, number>> {
+/** The samples of one metric family in a /metrics scrape: `{labels}` -> value; `counted`: without the series at 0. */
+async function samples (app: FastifyInstance, name: string, which: 'all' | 'counted' = 'counted'): Promise<Record<string, number>> {
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
   return Object.fromEntries(text.split('\n').filter((line) => line.startsWith(`${name}{`))
-    .map((line) => [line.slice(name.length, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))]))
+    .map((line) => [line.slice(name.length, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))])
+    .filter(([, value]) => which === 'all' || value !== 0))
 }
+
+t.test('a fresh app exports the refusal series of every listed AE at 0, so the first refusal after a start is an increase', async (t) => {
+  const app = await nodeApp(t, ['PACS1', 'PACS2'])
+  const refused = await samples(app, REFUSED, 'all')
+  for (const callingAe of ['PACS1', 'PACS2', 'unlisted', 'none']) {
+    for (const reason of ASSOCIATION_REFUSALS) {
+      t.equal(refused[`{calling_ae="${callingAe}",reason="${reason}"}`], 0, `${callingAe} ${reason} at 0 (absent on the old code)`)
+    }
+  }
+  t.equal(Object.keys(refused).length, 4 * ASSOCIATION_REFUSALS.length, 'no other calling_ae: bounded by DICOM_ALLOWED_AES')
+  const instances = await samples(app, 'kidney_dicom_instances_total', 'all')
+  for (const outcome of ['QUEUE_FULL', 'RECORDS_UNAVAILABLE', 'MODEL_NOT_READY', 'FILE_TOO_LARGE']) {
+    t.equal(instances[`{route="DIMSE C-STORE",outcome="${outcome}",calling_ae="PACS1"}`], 0, `PACS1 ${outcome} at 0`)
+  }
+  t.same(await samples(app, REFUSED), {}, 'nothing counted yet')
+})
 
 t.test('refused associations: an unlisted calling AE counts under "unlisted", a listed one under its title, by reason', async (t) => {
   const app = await nodeApp(t, ['PACS1'], { maxAssociations: 2, maxAssociationsPerAe: 1 })

@@ -5,7 +5,8 @@ import t from 'tap'
 
 // inference/ is read the way the bytes of an upload flow (inference/preprocess.ts `prepareModelInput`): no file
 // imports a later step of the path, and no files import each other, directly or round a longer loop.
-const INFERENCE = fileURLToPath(new URL('../inference/', import.meta.url))
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const INFERENCE = join(ROOT, 'inference')
 const PATH_STEPS = ['sniff.ts', 'image-header.ts', 'dicom/', 'decode.ts', 'preprocess.ts', 'tensor.ts']
 
 async function sourceFiles (dir: string): Promise<string[]> {
@@ -18,16 +19,22 @@ async function sourceFiles (dir: string): Promise<string[]> {
   return nested.flat()
 }
 
-/** Relative imports (static, dynamic, tsImport) of one file, as paths under inference/. */
-async function importsOf (file: string): Promise<string[]> {
+/** Relative imports (static, dynamic, tsImport) of one file, as paths relative to `root` ('../' for those outside it). */
+async function importsOf (file: string, root: string): Promise<string[]> {
   const text = await readFile(file, 'utf8')
   const specifiers = [...text.matchAll(/(?:from|import\(|tsImport\()\s*'(\.{1,2}\/[^']+)'/g)].map((match) => match[1])
-  return specifiers.map((specifier) => relative(INFERENCE, resolve(dirname(file), specifier)).replace(/\.js$/, '.ts'))
-    .filter((path) => !path.startsWith('..'))
+  return specifiers.map((specifier) => relative(root, resolve(dirname(file), specifier)).replace(/\.js$/, '.ts'))
+}
+
+/** Every relative import of the files under one top-level folder, as paths from the repository's root. */
+async function importsOfFolder (folder: string): Promise<string[]> {
+  const imports = await Promise.all((await sourceFiles(join(ROOT, folder))).map(async (file) => await importsOf(file, ROOT)))
+  return [...new Set(imports.flat())].sort()
 }
 
 const files = (await sourceFiles(INFERENCE)).map((file) => relative(INFERENCE, file))
-const graph = new Map(await Promise.all(files.map(async (file) => [file, await importsOf(join(INFERENCE, file))] as const)))
+const graph = new Map(await Promise.all(files.map(async (file) =>
+  [file, (await importsOf(join(INFERENCE, file), INFERENCE)).filter((path) => !path.startsWith('..'))] as const)))
 
 /** Every import cycle (strongly connected set of more than one file, or a file importing itself). */
 function cycles (): string[][] {
@@ -72,4 +79,18 @@ t.test('no step of the upload path imports a later one', async (t) => {
     .map((target) => `${file} -> ${target}`))
   t.same(backwards, [])
   t.ok(graph.get('preprocess.ts')?.includes('sniff.ts'), 'the path itself (preprocess.ts) starts at the sniffing step')
+})
+
+// The plain-TypeScript rooms take from each other only what is theirs: the records store takes the series rule, the
+// disclaimer and the error classes from inference/. What two rooms need and neither owns (which process owns a file
+// on a shared volume: the embedded database's lock, a Keras conversion's work folder) is in shared/, which imports
+// none of the rooms.
+t.test('records/ imports from inference/ only the series rule, the disclaimer and the error classes', async (t) => {
+  t.same((await importsOfFolder('records')).filter((path) => path.startsWith('inference/')),
+    ['inference/errors.ts', 'inference/recommend.ts', 'inference/series-conclusion.ts'])
+})
+
+t.test('shared/ imports nothing of the service\'s rooms', async (t) => {
+  t.ok((await sourceFiles(join(ROOT, 'shared'))).length > 0)
+  t.same((await importsOfFolder('shared')).filter((path) => !path.startsWith('shared/')), [])
 })

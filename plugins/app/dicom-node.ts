@@ -4,9 +4,8 @@ import { isEncapsulatedSyntax } from '../../inference/dicom/codecs.js'
 import { STATUS } from '../../dicom-node/dimse.js'
 import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { DicomNode, type StoreRequest, type StoreResult } from '../../dicom-node/server.js'
+import { DIMSE_ROUTE } from './metrics.js'
 
-/** The route of this node's instances in their records and in kidney_dicom_instances_total. */
-const ROUTE = 'DIMSE C-STORE'
 /** Uncompressed syntaxes the decoder reads besides the encapsulated ones (inference/dicom/codecs.ts). */
 const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.1.99'])
 
@@ -29,7 +28,7 @@ export default fp(async (app) => {
   if (settings.port === undefined) return
 
   const store = async (request: StoreRequest): Promise<StoreResult> => {
-    const origin = { caller: `dicom:${request.callingAe}`, route: ROUTE, requestId: randomUUID(), callingAe: request.callingAe }
+    const origin = { caller: `dicom:${request.callingAe}`, route: DIMSE_ROUTE, requestId: randomUUID(), callingAe: request.callingAe }
     const keys = readInstanceKeys(request.bytes, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
     const outcome = await app.receiveInstance(request.bytes, origin, keys)
     if (outcome.classified) return { status: STATUS.success }
@@ -52,7 +51,7 @@ export default fp(async (app) => {
     event: (name, details) => {
       app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
       if (details.refusal !== undefined) app.metrics.dicomAssociationRefused(details.refusal, details.callingAe)
-      if (details.refusedInstance !== undefined) app.metrics.dicomInstance(ROUTE, details.refusedInstance, details.callingAe)
+      if (details.refusedInstance !== undefined) app.metrics.dicomInstance(DIMSE_ROUTE, details.refusedInstance, details.callingAe)
     }
   })
   app.addHook('onReady', async () => {

@@ -21,7 +21,8 @@ const PUSHES_PER_PASS = 8
  * DiagnosticReport is POSTed to `<FHIR_SERVER_URL>/DiagnosticReport`, with a bearer token when FHIR_SERVER_TOKEN is set.
  * Network errors, 408, 429 and 5xx are retried with exponential backoff up to FHIR_PUSH_MAX_ATTEMPTS; other 4xx
  * answers are not retried (the same report would be refused again). The queue lives in the records database, so
- * replicas share it and a restart resumes it; a study that grows after its push is pushed again.
+ * replicas share it and a restart resumes it; a study that grows after its push is pushed again, POSTed as a new
+ * DiagnosticReport beside the first: a PUT replaced what the receiving system had added to it (reverted, 3152e41).
  */
 export default fp(async (app) => {
   const { url, maxAttempts, token } = app.config.fhirPush

@@ -2,10 +2,19 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
 import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
+import { ASSOCIATION_REFUSALS } from '../../dicom-node/events.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
 const CALLING_AE_HELP = 'the calling AE title when DICOM_ALLOWED_AES lists it, else unlisted'
+/** The route of the DICOM node's instances in their records and in kidney_dicom_instances_total. */
+export const DIMSE_ROUTE = 'DIMSE C-STORE'
+/**
+ * The C-STORE refusals KidneyStoneDicomInstancesRefused watches that are not about one file's content: the service's
+ * capacity, model or storage (answered 0xA700, the sender retries), our own fault, and the node's size limit.
+ */
+const WATCHED_INSTANCE_OUTCOMES = ['QUEUE_FULL', 'DECODER_BUSY', 'MODEL_NOT_READY', 'MODEL_FAILED', 'RECORDS_UNAVAILABLE',
+  'UPLOADS_UNAVAILABLE', 'INTERNAL_ERROR', 'FILE_TOO_LARGE']
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -162,6 +171,21 @@ export class ServiceMetrics {
   /** `allowedAes`: DICOM_ALLOWED_AES, the calling AE titles that are labels of their own (callingAeLabel). */
   constructor (private readonly allowedAes: readonly string[]) {
     collectDefaultMetrics({ register: this.registry })
+    this.exportDicomRefusalsAtZero()
+  }
+
+  /**
+   * A labelled counter is exported from its first increment, and Prometheus' increase() sees no increase in a series'
+   * first sample: the first refusal of a listed sender after every start would raise no alert. So these series are
+   * exported at 0 from the start: each calling_ae label (the listed titles, unlisted, none) by every refusal reason,
+   * and by the C-STORE outcomes of WATCHED_INSTANCE_OUTCOMES, bounded by DICOM_ALLOWED_AES. A refusal for a file's
+   * content (CORRUPT_DICOM, ...) is not among them: its code's first one after a start still raises nothing.
+   */
+  private exportDicomRefusalsAtZero (): void {
+    for (const callingAe of [...this.allowedAes, 'unlisted', 'none']) {
+      for (const reason of ASSOCIATION_REFUSALS) this.dicomAssociationsRefused.inc({ calling_ae: callingAe, reason }, 0)
+      for (const outcome of WATCHED_INSTANCE_OUTCOMES) this.dicomInstances.inc({ route: DIMSE_ROUTE, outcome, calling_ae: callingAe }, 0)
+    }
   }
 
   /**

@@ -65,8 +65,9 @@ async function refreshStudy (api: KidneyStoneClient, studyInstanceUid: string): 
       ? [{ seriesUid, slot: group.conclusion }]
       : [])
   try {
-    // The files this page sent: with a records:read-all credential the study as a whole is its first sender's, where
-    // a series of these files under another sender's study was 'not held for you', or showed that sender's slices.
+    // The files this page sent: with a records:read-all credential the study as a whole is its owner's (the first
+    // classifying caller, of STUDY_OWNERS when set), where a series of these files under another sender's study was
+    // 'not held for you', or showed that sender's slices.
     const { data, error, response } = await studyResult(api, studyInstanceUid, { mine: true })
     for (const { seriesUid, slot } of slots) {
       const series = data?.series.find((s) => s.seriesInstanceUid === seriesUid)

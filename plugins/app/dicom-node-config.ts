@@ -1,0 +1,37 @@
+import type { Env } from './env-schema.js'
+
+export interface DicomNodeSettings {
+  /** undefined: the DICOM node is off. 0: any free port (tests). */
+  port?: number
+  aeTitle: string
+  /** Calling AE titles allowed to associate; empty: any. */
+  allowedAes: string[]
+  maxAssociations: number
+  /** Associations served at once for one calling AE title; at most maxAssociations. */
+  maxAssociationsPerAe: number
+  maxPduBytes: number
+  idleTimeoutMs: number
+  /** Instance bytes per second an association must send, judged over each idleTimeoutMs; 0: not judged. */
+  minRateBytesPerS: number
+}
+
+/**
+ * The DICOM node's settings. Unset, DICOM_MAX_ASSOCIATIONS_PER_AE keeps two of DICOM_MAX_ASSOCIATIONS for other
+ * senders (the per-AE limit is never below 1): a PACS pushing with many parallel associations, or a modality retrying
+ * in a loop, cannot then refuse every other modality's push. When DICOM_ALLOWED_AES names one sender there is no other
+ * to keep slots for, and it may use them all.
+ */
+export function dicomNodeFrom (e: Env): DicomNodeSettings {
+  const allowedAes = e.DICOM_ALLOWED_AES.split(',').map((ae) => ae.trim()).filter((ae) => ae !== '')
+  const maxAssociations = e.DICOM_MAX_ASSOCIATIONS
+  return {
+    port: e.DICOM_PORT,
+    aeTitle: e.DICOM_AE_TITLE.trim(),
+    allowedAes,
+    maxAssociations,
+    maxAssociationsPerAe: e.DICOM_MAX_ASSOCIATIONS_PER_AE ?? (allowedAes.length === 1 ? maxAssociations : Math.max(1, maxAssociations - 2)),
+    maxPduBytes: e.DICOM_MAX_PDU_BYTES,
+    idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
+    minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
+  }
+}
