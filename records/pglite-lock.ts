@@ -1,7 +1,7 @@
 import { lstat, open, readFile, rm, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ownerGone, parseOwner, pidScope, thisProcess, type ProcessOwner } from '../shared/process-owner.js'
+import { ownerGone, parseOwner, pidScope, thisProcess, type ProcessOwner } from '../platform/process-owner.js'
 import { RecordStoreError } from './errors.js'
 
 /**

@@ -83,14 +83,14 @@ t.test('no step of the upload path imports a later one', async (t) => {
 
 // The plain-TypeScript rooms take from each other only what is theirs: the records store takes the series rule, the
 // disclaimer and the error classes from inference/. What two rooms need and neither owns (which process owns a file
-// on a shared volume: the embedded database's lock, a Keras conversion's work folder) is in shared/, which imports
+// on a shared volume: the embedded database's lock, a Keras conversion's work folder) is in platform/, which imports
 // none of the rooms.
 t.test('records/ imports from inference/ only the series rule, the disclaimer and the error classes', async (t) => {
   t.same((await importsOfFolder('records')).filter((path) => path.startsWith('inference/')),
     ['inference/errors.ts', 'inference/recommend.ts', 'inference/series-conclusion.ts'])
 })
 
-t.test('shared/ imports nothing of the service\'s rooms', async (t) => {
-  t.ok((await sourceFiles(join(ROOT, 'shared'))).length > 0)
-  t.same((await importsOfFolder('shared')).filter((path) => !path.startsWith('shared/')), [])
+t.test('platform/ imports nothing of the service\'s rooms', async (t) => {
+  t.ok((await sourceFiles(join(ROOT, 'platform'))).length > 0)
+  t.same((await importsOfFolder('platform')).filter((path) => !path.startsWith('platform/')), [])
 })

@@ -1,9 +1,9 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ownerGone, parseOwner, thisProcess, type ProcessOwner } from '../../shared/process-owner.js'
+import { ownerGone, parseOwner, thisProcess, type ProcessOwner } from '../../platform/process-owner.js'
 
 const PREFIX = 'keras-weights-'
-/** `{ scope, pid }` of the process converting: see pidScope in shared/process-owner.ts. */
+/** `{ scope, pid }` of the process converting: see pidScope in platform/process-owner.ts. */
 export const OWNER_FILE = 'owner.json'
 
 /**
