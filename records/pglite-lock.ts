@@ -74,9 +74,10 @@ function refusal (dataDir: string, lock: Lock, now: number): RecordStoreError {
  * scope is taken over when its pid is gone (or is ours: a restarted container's node is pid 1 again); one whose
  * holder cannot be asked once its lease is stale, waited for while it is fresh, for a little longer than the stale
  * age, and refused if it stays so; aborting `signal` ends the wait. Several instances need a PostgreSQL server
- * (DATABASE_URL), not a shared directory.
+ * (DATABASE_URL), not a shared directory. `lost` is called, once, when the holder finds the lock is no longer the one it
+ * wrote (taken over while it was paused, or removed): the database is another's from then on.
  */
-export async function lockDataDir (dataDir: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+export async function lockDataDir (dataDir: string, signal?: AbortSignal, lost?: () => void): Promise<() => Promise<void>> {
   if (openHere.has(dataDir)) throw new RecordStoreError(`${dataDir} is already open in this process`)
   const lockPath = join(dataDir, 'records.lock')
   const content = JSON.stringify(await thisProcess())
@@ -104,14 +105,27 @@ export async function lockDataDir (dataDir: string, signal?: AbortSignal): Promi
     await rm(lockPath, { force: true })
   }
   openHere.add(dataDir)
+  // Ours while the file holds what we wrote: a holder paused past the stale age (SIGSTOP, docker pause) has lost it
+  // to another process when it resumes, and must neither keep that one's lease fresh nor remove it.
+  let held = true
+  const ours = async (): Promise<boolean | undefined> => await readFile(lockPath, 'utf8').then((text) => text === content,
+    (error: NodeJS.ErrnoException) => error.code === 'ENOENT' ? false : undefined)
   const refresh = setInterval(() => {
-    const now = new Date()
-    // a refresh that fails (a disk fault) is tried again at the next: the lease goes stale only after several
-    utimes(lockPath, now, now).catch(() => {})
+    void ours().then(async (still) => {
+      // a read or a refresh that fails (a disk fault) is tried again at the next: the lease goes stale only after several
+      if (still === true) await utimes(lockPath, new Date(), new Date()).catch(() => {})
+      if (still !== false || !held) return
+      held = false
+      clearInterval(refresh)
+      lost?.()
+    })
   }, LEASE_REFRESH_MS).unref()
   return async () => {
     clearInterval(refresh)
     openHere.delete(dataDir)
-    await rm(lockPath, { force: true })
+    if (!held) return
+    held = false
+    // one that cannot be read is left: it goes stale
+    if (await ours() === true) await rm(lockPath, { force: true })
   }
 }

@@ -4,12 +4,14 @@ import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { pidScope } from '../inference/process-owner.js'
 import { RecordStoreError } from '../records/errors.js'
-import { openPGlite } from '../records/pglite-driver.js'
+import { LOCK_LOST, openPGlite } from '../records/pglite-driver.js'
 import { LEASE_REFRESH_MS, LEASE_STALE_MS } from '../records/pglite-lock.js'
-import { build, RECORDS_OFF } from './helper.js'
+import { build, ctKidneyImage, RECORDS_OFF } from './helper.js'
+import { predictJson } from './records/suite.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // PGlite has no lock of its own: DATA_DIR/records.lock keeps a second process out. Containers on one volume all run
@@ -24,14 +26,18 @@ let dirs = 0
 const dataDir = async (): Promise<string> => await emptyPGliteDataDir(join(dir, `data-${dirs++}`))
 const lockOf = (dataDir: string): string => join(dataDir, 'records.lock')
 
-/** test/records/hold-pglite.ts alone in a new pid namespace, as a container's node (pid 1): its first line, and when. */
-function contained (t: Test, dataDir: string): { child: ReturnType<typeof spawn>, line: Promise<{ line: string, at: number }> } {
+/**
+ * test/records/hold-pglite.ts alone in a new pid namespace, as a container's node (pid 1): its first line, and when;
+ * `next` reads the lines after it ('exited' once it has). Its own process group, so that SIGSTOP reaches its node.
+ */
+function contained (t: Test, dataDir: string): { child: ReturnType<typeof spawn>, line: Promise<{ line: string, at: number }>, next: () => Promise<string>, signal: (signal: NodeJS.Signals) => void } {
   const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '--import=tsx', HOLDER, dataDir],
-    { stdio: ['pipe', 'pipe', 'inherit'] })
+    { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const line = Promise.race([once(createInterface({ input: child.stdout! }), 'line'), once(child, 'exit').then(() => ['exited'])])
-    .then(([line]) => ({ line: line as string, at: Date.now() }))
-  return { child, line }
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+  const next = async (): Promise<string> => await lines.next().then(({ value, done }) => done === true ? 'exited' : value as string)
+  const line = next().then((line) => ({ line, at: Date.now() }))
+  return { child, line, next, signal: (signal) => process.kill(-child.pid!, signal) }
 }
 
 t.test('two containers on one DATA_DIR: the second is refused while the first holds it, and opens once the first is killed and its lease stale', async (t) => {
@@ -116,4 +122,51 @@ t.test('a lock of this host written as a plain pid (the version before leases) f
   const driver = await openPGlite(data)
   t.same(JSON.parse(await readFile(lockOf(data), 'utf8')), { scope: await pidScope(), pid: process.pid }, 'its pid gone, taken over at once')
   await driver.close()
+})
+
+t.test('a holder paused past its lease and taken over neither refreshes nor removes the new lock, and stops using the database', async (t) => {
+  const data = await dataDir()
+  const first = contained(t, data)
+  t.equal((await first.line).line, 'open 1')
+  first.signal('SIGSTOP')
+  const second = contained(t, data)
+  t.equal((await second.line).line, 'open 1', 'the second took the paused one\'s stale lease over')
+  const secondLock = await readFile(lockOf(data), 'utf8')
+  // the second paused too: from here the lock changes only if the first touches it
+  second.signal('SIGSTOP')
+  const touched = (await stat(lockOf(data))).mtimeMs
+  first.signal('SIGCONT')
+  await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_REFRESH_MS))
+  t.equal((await stat(lockOf(data))).mtimeMs, touched, 'the first, resumed, did not touch the second\'s lock')
+  first.child.stdin!.end('query\n')
+  t.equal(await first.next(), `lost ${LOCK_LOST}`, 'it found its lock taken, and said so once')
+  t.equal(await first.next(), `failed ${LOCK_LOST}`, 'a statement fails, naming why')
+  t.equal(await first.next(), 'exited', 'and then closed')
+  t.equal(await readFile(lockOf(data), 'utf8'), secondLock, 'closed, it left the second\'s lock')
+  second.signal('SIGCONT')
+  second.child.stdin!.end('query\n')
+  t.equal(await second.next(), 'ok', 'the second uses the database')
+  t.equal(await second.next(), 'exited')
+  await t.rejects(stat(lockOf(data)), { code: 'ENOENT' }, 'the second removed its own lock')
+})
+
+t.test('a service whose lock was taken over answers 503 saying so, logs it once, and leaves the other\'s lock at close', async (t) => {
+  const data = await dataDir()
+  const logged: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { logged.push(JSON.parse(chunk.toString())); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { records: { ...RECORDS_OFF, store: 'pglite', dataDir: data } } })
+  await app.records.opened
+  const slice = await ctKidneyImage('test/stone')
+  t.equal((await predictJson(app, slice)).statusCode, 200)
+  // another process's lock where ours was, as a takeover while this one was paused leaves it
+  const elsewhere = JSON.stringify({ scope: ELSEWHERE, pid: 1 })
+  await writeFile(lockOf(data), elsewhere)
+  await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_REFRESH_MS))
+  t.match(await predictJson(app, slice), { statusCode: 503, body: { code: 'RECORDS_UNAVAILABLE', message: new RegExp(`\\(${LOCK_LOST}\\)`) } })
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json(), { code: 'RECORDS_UNAVAILABLE', message: new RegExp(`${LOCK_LOST}\\)`) })
+  t.equal(logged.filter(({ level, msg }) => level >= 50 && msg.startsWith(`records store: ${LOCK_LOST}:`)).length, 1, 'logged once, as an error')
+  await app.close()
+  t.equal(await readFile(lockOf(data), 'utf8'), elsewhere, 'the other\'s lock is left')
 })
