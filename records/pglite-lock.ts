@@ -1,7 +1,7 @@
 import { lstat, open, readFile, rm, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ownerGone, parseOwner, pidScope, thisProcess, type ProcessOwner } from '../inference/process-owner.js'
+import { ownerGone, parseOwner, pidScope, sameMachine, thisProcess, type ProcessOwner } from '../inference/process-owner.js'
 import { RecordStoreError } from './errors.js'
 
 /**
@@ -82,8 +82,9 @@ export async function lockDataDir (dataDir: string, signal?: AbortSignal, lost?:
   const lockPath = join(dataDir, 'records.lock')
   const content = JSON.stringify(await thisProcess())
   const giveUpAt = Date.now() + WAIT_MS
-  // The mtime seen and since when by this clock: a lock that stops changing goes stale even if its holder's clock is
-  // ahead of ours (another host's); one already older than the stale age by ours goes at once.
+  // The mtime seen and since when by this clock: a lock that stops changing goes stale whatever its writer's clock.
+  // One already older than the stale age by ours goes at once only if written on this machine (another container):
+  // another host's clock may be behind ours, and its holder alive.
   let seen = { mtimeMs: NaN, since: 0 }
   while (!await create(lockPath, content)) {
     const lock = await readLock(lockPath)
@@ -94,7 +95,8 @@ export async function lockDataDir (dataDir: string, signal?: AbortSignal, lost?:
     if (gone === false) throw refusal(dataDir, lock, now)
     if (gone === undefined) {
       if (lock.mtimeMs !== seen.mtimeMs) seen = { mtimeMs: lock.mtimeMs, since: now }
-      if (now - lock.mtimeMs < LEASE_STALE_MS && now - seen.since < LEASE_STALE_MS) {
+      const oldByOurClock = now - lock.mtimeMs >= LEASE_STALE_MS && lock.owner !== undefined && await sameMachine(lock.owner.scope)
+      if (!oldByOurClock && now - seen.since < LEASE_STALE_MS) {
         if (now >= giveUpAt) throw refusal(dataDir, lock, now)
         await sleep(POLL_MS, undefined, { signal }).catch(() => {
           throw new RecordStoreError('the records store was closed while opening')

@@ -22,6 +22,9 @@ t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
 const HOLDER = new URL('./records/hold-pglite.ts', import.meta.url).pathname
 const ELSEWHERE = 'another-host 00000000-0000-0000-0000-000000000000 pid:[4026531836]'
 
+/** A scope of this machine (our boot id) in another pid namespace: another container's. */
+const anotherContainer = async (): Promise<string> => `another-container ${(await pidScope()).split(' ')[1]} pid:[4026531999]`
+
 let dirs = 0
 const dataDir = async (): Promise<string> => await emptyPGliteDataDir(join(dir, `data-${dirs++}`))
 const lockOf = (dataDir: string): string => join(dataDir, 'records.lock')
@@ -68,9 +71,9 @@ t.test('two containers on one DATA_DIR: the second is refused while the first ho
   await t.rejects(stat(lockOf(data)), { code: 'ENOENT' }, 'closed, it removed its lock')
 })
 
-t.test('a lock of another container or host last touched longer ago than the stale age is taken over at once, and kept fresh', async (t) => {
+t.test('a lock of another container on this machine last touched longer ago than the stale age is taken over at once, and kept fresh', async (t) => {
   const data = await dataDir()
-  await writeFile(lockOf(data), JSON.stringify({ scope: ELSEWHERE, pid: 1 }))
+  await writeFile(lockOf(data), JSON.stringify({ scope: await anotherContainer(), pid: 1 }))
   const longAgo = new Date(Date.now() - 2 * LEASE_STALE_MS)
   await utimes(lockOf(data), longAgo, longAgo)
   const startedAt = Date.now()
@@ -80,6 +83,20 @@ t.test('a lock of another container or host last touched longer ago than the sta
   const written = (await stat(lockOf(data))).mtimeMs
   await new Promise((resolve) => setTimeout(resolve, LEASE_REFRESH_MS + 1000))
   t.ok((await stat(lockOf(data))).mtimeMs > written, 'touched again within the refresh interval')
+  await driver.close()
+})
+
+t.test('a lock of another host last touched longer ago than the stale age by our clock is waited for: its clock may be behind ours', async (t) => {
+  const data = await dataDir()
+  const elsewhere = JSON.stringify({ scope: ELSEWHERE, pid: 1 })
+  await writeFile(lockOf(data), elsewhere)
+  const longAgo = new Date(Date.now() - 2 * LEASE_STALE_MS)
+  await utimes(lockOf(data), longAgo, longAgo)
+  const opening = openPGlite(data)
+  await new Promise((resolve) => setTimeout(resolve, 3_000))
+  t.equal(await readFile(lockOf(data), 'utf8'), elsewhere, 'not taken over at once')
+  const driver = await opening
+  t.same(JSON.parse(await readFile(lockOf(data), 'utf8')), { scope: await pidScope(), pid: process.pid }, 'taken over once seen unchanged for the stale age')
   await driver.close()
 })
 
