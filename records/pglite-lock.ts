@@ -1,4 +1,5 @@
-import { lstat, open, readFile, rm, utimes } from 'node:fs/promises'
+import { randomUUID } from 'node:crypto'
+import { link, lstat, open, readFile, rename, rm, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ownerGone, parseOwner, pidScope, sameMachine, thisProcess, type ProcessOwner } from '../inference/process-owner.js'
@@ -27,6 +28,8 @@ interface Lock {
   /** Undefined for a file that says nothing: being written by its creator, or cut short. */
   owner?: ProcessOwner
   mtimeMs: number
+  /** Which file: a lock replaced meanwhile is another, whatever it holds. */
+  ino: number
 }
 
 /** The lock's holder and mtime, undefined if it is gone. A plain pid is the lock of the version before leases, of this host. */
@@ -38,7 +41,7 @@ async function readLock (lockPath: string): Promise<Lock | undefined> {
   if (stats === undefined) return undefined
   const text = (await readFile(lockPath, 'utf8').catch(() => '')).trim()
   const owner = /^[1-9]\d*$/.test(text) ? { scope: await pidScope(), pid: Number(text) } : parseOwner(text)
-  return { owner, mtimeMs: stats.mtimeMs }
+  return { owner, mtimeMs: stats.mtimeMs, ino: stats.ino }
 }
 
 /** Creates the lock holding `content`, false if there is one; one that cannot be written (a full disk) is removed. */
@@ -60,6 +63,29 @@ async function create (lockPath: string, content: string): Promise<boolean> {
     await handle.close()
   }
   return true
+}
+
+/**
+ * Removes `lock`, judged abandoned, so that the next create takes its place, but only if it is still that file: two
+ * waiters that judged it so would otherwise both remove and create, the second removing the first's new lock, and
+ * both open. It is moved to a name of its own (a rename is atomic: of two waiters, one moves it, the other finds
+ * nothing or the first's new lock); a file moved that is not the one judged (another's new lock, or one its holder
+ * touched meanwhile) is put back by a link, which never replaces a lock created in between.
+ */
+async function setAside (lockPath: string, lock: Lock): Promise<void> {
+  const aside = `${lockPath}.${randomUUID()}`
+  try {
+    await rename(lockPath, aside)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+  try {
+    const moved = await lstat(aside)
+    if (moved.ino !== lock.ino || moved.mtimeMs !== lock.mtimeMs) await link(aside, lockPath).catch(() => {})
+  } finally {
+    await rm(aside, { force: true })
+  }
 }
 
 function refusal (dataDir: string, lock: Lock, now: number): RecordStoreError {
@@ -104,7 +130,7 @@ export async function lockDataDir (dataDir: string, signal?: AbortSignal, lost?:
         continue
       }
     }
-    await rm(lockPath, { force: true })
+    await setAside(lockPath, lock)
   }
   openHere.add(dataDir)
   // Ours while the file holds what we wrote: a holder paused past the stale age (SIGSTOP, docker pause) has lost it

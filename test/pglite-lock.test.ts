@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -31,12 +31,13 @@ const lockOf = (dataDir: string): string => join(dataDir, 'records.lock')
 
 /**
  * test/records/hold-pglite.ts alone in a new pid namespace, as a container's node (pid 1): its first line, and when;
- * `next` reads the lines after it ('exited' once it has). Its own process group, so that SIGSTOP reaches its node.
+ * `next` reads the lines after it ('exited' once it has); `command` runs it (strace). Its own process group, so that
+ * SIGSTOP reaches its node.
  */
-function contained (t: Test, dataDir: string): { child: ReturnType<typeof spawn>, line: Promise<{ line: string, at: number }>, next: () => Promise<string>, signal: (signal: NodeJS.Signals) => void } {
-  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '--import=tsx', HOLDER, dataDir],
-    { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+function contained (t: Test, dataDir: string, args: string[] = [], command: string[] = []): { child: ReturnType<typeof spawn>, line: Promise<{ line: string, at: number }>, next: () => Promise<string>, signal: (signal: NodeJS.Signals) => void } {
+  const [program, ...rest] = [...command, 'unshare', '--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '--import=tsx', HOLDER, dataDir, ...args]
+  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL') })
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
   const next = async (): Promise<string> => await lines.next().then(({ value, done }) => done === true ? 'exited' : value as string)
   const line = next().then((line) => ({ line, at: Date.now() }))
@@ -186,4 +187,25 @@ t.test('a service whose lock was taken over answers 503 saying so, logs it once,
   t.equal(logged.filter(({ level, msg }) => level >= 50 && msg.startsWith(`records store: ${LOCK_LOST}:`)).length, 1, 'logged once, as an error')
   await app.close()
   t.equal(await readFile(lockOf(data), 'utf8'), elsewhere, 'the other\'s lock is left')
+})
+
+t.test('two waiters on one abandoned lock, the first held up between judging it abandoned and removing it: exactly one opens', async (t) => {
+  const data = await dataDir()
+  await writeFile(lockOf(data), JSON.stringify({ scope: await anotherContainer(), pid: 1 }))
+  const longAgo = new Date(Date.now() - 2 * LEASE_STALE_MS)
+  await utimes(lockOf(data), longAgo, longAgo)
+  // strace holds each of the first's removals and renames for 3 s before it runs: it has judged the lock abandoned,
+  // and the second, let go 1 s later, judges it so too and takes it over meanwhile
+  const first = contained(t, data, ['go'], ['strace', '-f', '-o', '/dev/null', '-e', 'inject=unlink,unlinkat,rename,renameat,renameat2:delay_enter=3000000'])
+  const second = contained(t, data, ['go'])
+  t.equal((await first.line).line, 'ready')
+  t.equal((await second.line).line, 'ready')
+  first.child.stdin!.write('go\n')
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  second.child.stdin!.write('go\n')
+  t.equal(await second.next(), 'open 1', 'the second took it over')
+  t.match(await first.next(), /^refused .* is in use by process 1 on /, 'the first, its move finding the second\'s lock, put it back and was refused')
+  second.child.stdin!.end()
+  t.equal(await second.next(), 'exited')
+  t.same((await readdir(data)).filter((name) => name.startsWith('records.lock')), [], 'no lock left, nor any set aside')
 })
