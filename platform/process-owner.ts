@@ -35,6 +35,16 @@ export async function pidScope (): Promise<string> {
   return await scope
 }
 
+/**
+ * Whether `scope` (pidScope's) is this machine's: the same boot id, or the same host name where there is none. Only
+ * there is a file's mtime written by the clock we read.
+ */
+export async function sameMachine (scope: string): Promise<boolean> {
+  const [host, boot] = scope.split(' ')
+  const [ourHost, ourBoot] = (await pidScope()).split(' ')
+  return boot !== '' && ourBoot !== '' ? boot === ourBoot : host === ourHost
+}
+
 /** This process as an owner file holds it: `{ scope, pid }`. */
 export async function thisProcess (): Promise<ProcessOwner> {
   return { scope: await pidScope(), pid: process.pid }

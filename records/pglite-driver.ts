@@ -37,6 +37,9 @@ function openFailure (dataDir: string, error: unknown): RecordStoreError {
   return new RecordStoreError(`the embedded database in ${dataDir} cannot be opened${fault === undefined ? '' : `: ${fault} (${code as string})`}`, { cause: error })
 }
 
+/** Why every statement fails once another process has taken the lock over: what readiness and /predict's 503 say. */
+export const LOCK_LOST = 'the embedded database\'s lock was taken by another process'
+
 /** Starts the worker that owns the database and waits until it has opened (or created) it. */
 async function startWorker (dataDir: string): Promise<Worker> {
   const worker = new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData: { dataDir } })
@@ -67,32 +70,45 @@ async function stopWorker (worker: Worker): Promise<void> {
  * nothing else. It runs in a worker thread (records/pglite-worker.js): a statement costs the event loop only the
  * message to and from it. One connection; PGlite runs one statement at a time.
  *
- * Aborting `signal` ends a wait for another instance's lock (records/pglite-lock.ts).
+ * Aborting `signal` ends a wait for another instance's lock (records/pglite-lock.ts). Should the lock be taken over
+ * by another process (this one was paused past its lease), the worker is stopped at once, every statement from then
+ * on fails with LOCK_LOST, and `lost` is told, once.
  *
  * A new database is created by a first worker that then exits: initdb leaves PGlite's WebAssembly memory at about
  * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
  */
-export async function openPGlite (dataDir: string, signal?: AbortSignal): Promise<SqlDriver> {
+export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: (reason: string) => void): Promise<SqlDriver> {
   let unlock: () => Promise<void>
+  let started: Worker | undefined
+  let stopped: Error | undefined
+  const lockLost = (): void => {
+    stopped = new RecordStoreError(LOCK_LOST)
+    lost?.(LOCK_LOST)
+    void started?.terminate()
+  }
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    unlock = await lockDataDir(dataDir, signal)
+    unlock = await lockDataDir(dataDir, signal, lockLost)
   } catch (error) {
     throw openFailure(dataDir, error)
   }
-  let worker: Worker
   try {
     const databaseDir = join(dataDir, 'records')
     // A creation cut short (a full disk) leaves no PG_VERSION, so the next start creates the database again over it.
     if (!existsSync(join(databaseDir, 'PG_VERSION'))) await stopWorker(await startWorker(databaseDir))
-    worker = await startWorker(databaseDir)
+    started = await startWorker(databaseDir)
+    // taken over while the database was being opened
+    if (stopped !== undefined) {
+      await started.terminate()
+      throw stopped
+    }
   } catch (error) {
     await unlock()
     throw openFailure(dataDir, error)
   }
+  const worker = started
   const pending = new Map<number, { resolve: (rows: unknown[]) => void, reject: (error: Error) => void }>()
   let nextId = 0
-  let stopped: Error | undefined
   let closing = false
   worker.on('message', (message: WorkerMessage) => {
     if (message.type !== 'result' && message.type !== 'error') return
@@ -102,7 +118,7 @@ export async function openPGlite (dataDir: string, signal?: AbortSignal): Promis
     else call?.reject(new EmbeddedDatabaseError(message.message, message.code))
   })
   worker.on('exit', (code) => {
-    stopped = new Error(closing ? 'the embedded database is closed' : `the embedded database thread exited (code ${code})`)
+    stopped ??= new Error(closing ? 'the embedded database is closed' : `the embedded database thread exited (code ${code})`)
     for (const call of pending.values()) call.reject(stopped)
     pending.clear()
   })

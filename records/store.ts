@@ -25,6 +25,8 @@ export interface StoreHooks {
   written?: (kind: RecordKind, rows: number, ms: number) => void
   /** An idle pooled server connection failed (the server went away); the next statement reconnects. */
   connectionError?: (error: Error) => void
+  /** The store can be used no more, and why: the embedded database's lock was taken by another process. */
+  lost?: (reason: string) => void
 }
 
 /** A recorded answer as GET /predictions/{id} returns it. */
@@ -154,7 +156,7 @@ export class RecordStore {
     try {
       const migrations = await readMigrations()
       const driver = options.engine === 'pglite'
-        ? await openPGlite(options.dataDir, opening.signal)
+        ? await openPGlite(options.dataDir, opening.signal, hooks.lost)
         : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
       try {
         const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)

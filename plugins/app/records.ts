@@ -84,7 +84,9 @@ export class RecordsService {
             this.metrics.recordsWriteDuration.observe({ kind }, ms / 1000)
             this.metrics.recordsWriteRows.observe({ kind }, rows)
           },
-          connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed')
+          connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed'),
+          // every later statement fails with this reason (readiness and /predict say it); only a restart reopens it
+          lost: (reason) => this.log.error(`records store: ${reason}: this instance no longer uses it (was it paused for longer than 30 s?); stop it, or restart it once the other has stopped`)
         }, closing)
         if (closing.aborted) { await store.close(); return }
         this.store = store
