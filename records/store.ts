@@ -272,6 +272,11 @@ export class RecordStore {
     return swept
   }
 
+  /** Removes one prediction record (one whose answer was not given after all). */
+  async deletePrediction (id: string): Promise<void> {
+    await this.driver.query('DELETE FROM predictions WHERE id = $1::uuid', [id], 'records.delete.prediction')
+  }
+
   /** A round trip to the database (readiness). */
   async ping (): Promise<void> {
     await this.driver.query('SELECT 1', [], 'records.ping')

@@ -6,7 +6,8 @@ import { RecordStoreError } from '../records/errors.js'
 import { openPGlite } from '../records/pglite-driver.js'
 import { ctKidneyImage, RECORDS_OFF } from './helper.js'
 import { mountTmpfs } from './helpers/tmpfs.js'
-import { predictJson, recordsApp, recordsSuite } from './records/suite.js'
+import { predictJson, recordsApp, recordsSuite, type RecordsBackend } from './records/suite.js'
+import { uploadRefusedTests } from './records/upload-refused.js'
 
 // The records test set on the embedded store (the default): one PGlite database for the whole file, opened and
 // closed by each test's app in turn (creating one costs seconds, and PGlite serves one process at a time).
@@ -14,7 +15,9 @@ import { predictJson, recordsApp, recordsSuite } from './records/suite.js'
 const dataDir = await mkdtemp(join(tmpdir(), 'kidney-records-pglite-'))
 t.teardown(async () => await rm(dataDir, { recursive: true, force: true }))
 
-recordsSuite(t, { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir }) })
+const backend: RecordsBackend = { engine: 'pglite', records: async () => ({ ...RECORDS_OFF, store: 'pglite', dataDir }) }
+recordsSuite(t, backend)
+uploadRefusedTests(t, backend)
 
 t.test('pglite: its disk full, /predict answers 503 RECORDS_UNAVAILABLE saying so, keeps no upload, and records again once space is freed', async (t) => {
   // A real full file system: a 120 MiB tmpfs (CI runs as root) holding the database (about 40 MiB), then filled.

@@ -10,7 +10,8 @@ import { openPostgres } from '../records/postgres-driver.js'
 import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, fileUpload, RECORDS_OFF, UUID } from './helper.js'
 import { startPostgres } from './helpers/postgres.js'
-import { recordsApp, recordsSuite } from './records/suite.js'
+import { recordsApp, recordsSuite, type RecordsBackend } from './records/suite.js'
+import { uploadRefusedTests } from './records/upload-refused.js'
 
 // The records test set on a real PostgreSQL server: a throwaway cluster (test/helpers/postgres.ts), a new database
 // per test. Debian's server binaries come from scripts/install-postgres.sh (npm test's pretest): without them, this
@@ -21,10 +22,12 @@ t.teardown(async () => await server.destroy())
 let databases = 0
 const VERSIONS = (await readMigrations()).map((m) => m.version)
 
-recordsSuite(t, {
+const backend: RecordsBackend = {
   engine: 'postgres',
   records: async () => ({ ...RECORDS_OFF, store: 'postgres', databaseUrl: await server.createDatabase(`records_${++databases}`), poolSize: 4, timeoutMs: 5_000 })
-})
+}
+recordsSuite(t, backend)
+uploadRefusedTests(t, backend)
 
 t.test('replicas starting together apply each migration once (advisory lock)', async (t) => {
   const url = await server.createDatabase('migrations')

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
 import type { Classification, ClassifyOptions, StageTimings } from '../../inference/classifier.js'
@@ -85,17 +86,27 @@ export default fp(async (app) => {
     const classification = await classifier.classify(bytes, options)
     // Answered meanwhile (408 at HANDLER_TIMEOUT_MS): the caller never learns the id, so nothing is kept.
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
-    const id = await app.uploads.save(bytes, format)
+    const id = randomUUID()
     const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
+    // The upload's write and the record's commit run side by side: the answer waits for the slower of the two, not for
+    // both in turn, and the records of one model batch reach the database together, in one statement. Either failing
+    // undoes the other, so no upload stays without a record and no record stays for an answer that was not given.
+    const saving = app.uploads.save(bytes, format, id)
     // With RECORDS_STORE=off nothing is built either (the input's SHA-256 is work only a record needs).
-    if (app.records.state !== 'off') {
+    if (app.records.state === 'off') {
+      await saving
+    } else {
       const { spec, modelSha256 } = classifier
       const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
-      try {
-        await app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
-      } catch (error) {
-        await app.uploads.discard(id, format)
-        throw error
+      const recording = app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
+      const [saved, recorded] = await Promise.allSettled([saving, recording])
+      if (recorded.status === 'rejected') {
+        if (saved.status === 'fulfilled') await app.uploads.discard(id, format)
+        throw recorded.reason
+      }
+      if (saved.status === 'rejected') {
+        await app.records.forgetPrediction(id)
+        throw saved.reason
       }
     }
     const acquired = classification.dicom?.acquired

@@ -131,6 +131,17 @@ export class RecordsService {
     }
   }
 
+  /**
+   * Removes the record of a prediction that was not answered after all (its upload could not be kept). Never throws:
+   * the request fails with its own error, and a record that could not be removed is logged with its id.
+   */
+  async forgetPrediction (id: string): Promise<void> {
+    if (this.state === 'off' || this.store === undefined) return
+    await this.store.deletePrediction(id).catch((error: unknown) => {
+      this.log.error({ predictionId: id, err: error }, 'records store: the record of a prediction that was not answered could not be removed')
+    })
+  }
+
   /** Records a refusal in the background: the refusal is sent whatever happens here. */
   audit (event: AuditEvent): void {
     this.inBackground('audit', (store) => store.saveAuditEvent(event))

@@ -103,9 +103,8 @@ export class UploadStore {
     return this.keepsFiles ? `${id}.${FILE_EXTENSIONS[format]}` : undefined
   }
 
-  /** Stores an upload that passed decoding and returns its id (also returned when nothing is kept). */
-  async save (bytes: Buffer, format: ImageFormat): Promise<string> {
-    const id = randomUUID()
+  /** Stores an upload that passed decoding under `id` (a new one by default) and returns the id, also when nothing is kept. */
+  async save (bytes: Buffer, format: ImageFormat, id: string = randomUUID()): Promise<string> {
     const name = this.fileName(id, format)
     if (name !== undefined) {
       const path = join(this.dir, name)
