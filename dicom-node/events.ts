@@ -1,17 +1,19 @@
 /**
  * Why the node refused an association or cut it off, in our own words (the `reason` label of
- * kidney_dicom_associations_refused_total): never anything the peer sent, so the label has these values only.
- * Rejected at its A-ASSOCIATE-RQ: calling_ae_not_recognized (not in DICOM_ALLOWED_AES, or no AE title),
- * called_ae_not_recognized (not DICOM_AE_TITLE), protocol_version, limit_total (DICOM_MAX_ASSOCIATIONS),
- * limit_per_ae (DICOM_MAX_ASSOCIATIONS_PER_AE). Aborted: idle_timeout, pdu_timeout (a PDU not whole in time),
- * too_slow (under DICOM_MIN_RATE_BYTES_S), protocol_error (bytes that are not the protocol). Closed unanswered:
- * too_many_connections (twice DICOM_MAX_ASSOCIATIONS).
+ * kidney_dicom_associations_refused_total), by when it happened: never anything the peer sent, so the label has these
+ * values only. The metric's help text is built from this list. Rejected at its A-ASSOCIATE-RQ:
+ * calling_ae_not_recognized (not in DICOM_ALLOWED_AES, or no AE title), called_ae_not_recognized (not DICOM_AE_TITLE),
+ * protocol_version, limit_total (DICOM_MAX_ASSOCIATIONS), limit_per_ae (DICOM_MAX_ASSOCIATIONS_PER_AE). Aborted:
+ * idle_timeout, pdu_timeout (a PDU not whole in time), too_slow (under DICOM_MIN_RATE_BYTES_S), protocol_error (bytes
+ * that are not the protocol). Closed unanswered: too_many_connections (twice DICOM_MAX_ASSOCIATIONS).
  */
-export const ASSOCIATION_REFUSALS = [
-  'calling_ae_not_recognized', 'called_ae_not_recognized', 'protocol_version', 'limit_total', 'limit_per_ae',
-  'idle_timeout', 'pdu_timeout', 'too_slow', 'protocol_error', 'too_many_connections'
-] as const
-export type AssociationRefusal = typeof ASSOCIATION_REFUSALS[number]
+export const ASSOCIATION_REFUSALS_BY_STAGE = {
+  'rejected at their A-ASSOCIATE-RQ': ['calling_ae_not_recognized', 'called_ae_not_recognized', 'protocol_version', 'limit_total', 'limit_per_ae'],
+  aborted: ['idle_timeout', 'pdu_timeout', 'too_slow', 'protocol_error'],
+  'closed unanswered': ['too_many_connections']
+} as const
+export type AssociationRefusal = typeof ASSOCIATION_REFUSALS_BY_STAGE[keyof typeof ASSOCIATION_REFUSALS_BY_STAGE][number]
+export const ASSOCIATION_REFUSALS: readonly AssociationRefusal[] = Object.values(ASSOCIATION_REFUSALS_BY_STAGE).flat()
 
 /** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
 export interface NodeEventDetails {

@@ -46,6 +46,14 @@ t.test('a fresh app exports the refusal series of every listed AE at 0, so the f
   t.same(await samples(app, REFUSED), {}, 'nothing counted yet')
 })
 
+t.test('the help of kidney_dicom_associations_refused_total names every reason of ASSOCIATION_REFUSALS and no other', async (t) => {
+  const app = await nodeApp(t, [])
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const help = text.split('\n').find((line) => line.startsWith(`# HELP ${REFUSED} `)) ?? ''
+  const named = help.slice(help.indexOf('reason:')).match(/\b[a-z]+(?:_[a-z]+)+\b/g) ?? []
+  t.same([...named].sort(), [...ASSOCIATION_REFUSALS].sort(), help)
+})
+
 t.test('refused associations: an unlisted calling AE counts under "unlisted", a listed one under its title, by reason', async (t) => {
   const app = await nodeApp(t, ['PACS1'], { maxAssociations: 2, maxAssociationsPerAe: 1 })
   const port = String(app.dicomPort())

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
 import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
-import { ASSOCIATION_REFUSALS } from '../../dicom-node/events.js'
+import { ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE } from '../../dicom-node/events.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -79,9 +79,8 @@ export class ServiceMetrics {
 
   readonly dicomAssociationsRefused = new Counter({
     name: 'kidney_dicom_associations_refused_total',
-    help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: rejected at their A-ASSOCIATE-RQ ' +
-      '(calling_ae_not_recognized, called_ae_not_recognized, protocol_version, limit_total, limit_per_ae), aborted ' +
-      '(idle_timeout, pdu_timeout, too_slow, protocol_error) or closed before any (too_many_connections).',
+    help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: ' +
+      Object.entries(ASSOCIATION_REFUSALS_BY_STAGE).map(([stage, reasons]) => `${stage} (${reasons.join(', ')})`).join('; ') + '.',
     labelNames: ['calling_ae', 'reason'] as const,
     registers: [this.registry]
   })
