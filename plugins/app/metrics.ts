@@ -178,7 +178,7 @@ export class ServiceMetrics {
    * first sample: the first refusal of a listed sender after every start would raise no alert. So these series are
    * exported at 0 from the start: each calling_ae label (the listed titles, unlisted, none) by every refusal reason,
    * and by the C-STORE outcomes of WATCHED_INSTANCE_OUTCOMES, bounded by DICOM_ALLOWED_AES. A refusal for a file's
-   * content (CORRUPT_DICOM, ...) is not among them: its code's first one after a start still raises nothing.
+   * content (CORRUPT_DICOM, ...; any typed error's code) is not among them: the alert's second term sees its new series.
    */
   private exportDicomRefusalsAtZero (): void {
     for (const callingAe of [...this.allowedAes, 'unlisted', 'none']) {
