@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
-import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
-import type { AssociationRefusal } from './events.js'
+import { COMMAND, CommandError, parseCommand, requestName, responseCommand, STATUS, type Command } from './dimse.js'
+import type { AssociationRefusal, CommandRefusal } from './events.js'
 import { part10 } from './part10.js'
 import type { AssociationLimit, AssociationPolicy, StoreResult } from './policy.js'
 import {
@@ -255,10 +255,12 @@ export class Association {
     const negotiated = this.accepted.get(context)
     let result: StoreResult
     if (negotiated === undefined) {
+      this.commandRefused(context, command, 'context_not_accepted')
       result = { status: STATUS.processingFailure, comment: 'presentation context not accepted' }
     } else if (command.field === COMMAND.cEchoRq) {
       result = { status: STATUS.success }
     } else if (command.field !== COMMAND.cStoreRq || data === undefined) {
+      this.commandRefused(context, command, 'unrecognized_operation')
       result = { status: STATUS.unrecognizedOperation, comment: 'this node performs C-ECHO and C-STORE only' }
     } else if (data.tooLarge) {
       this.policy.event('instance-refused', { callingAe: this.request?.callingAe, refusedInstance: 'FILE_TOO_LARGE', bytes: data.bytes, max: this.policy.maxInstanceBytes })
@@ -284,5 +286,11 @@ export class Association {
       }
     }
     this.send(pData(context, true, responseCommand(command, result.status, result.comment), this.request?.maxPduLength ?? 0))
+  }
+
+  /** A request answered without being performed: told, as its sender is misconfigured (it queries us, or ignores the negotiation). */
+  private commandRefused (context: number, command: Command, refusal: CommandRefusal): void {
+    const field = `0x${command.field.toString(16).padStart(4, '0')}`
+    this.policy.event('command-refused', { callingAe: this.request?.callingAe, refusedCommand: refusal, command: requestName(command.field), field, context, sopClassUid: command.affectedSopClassUid })
   }
 }

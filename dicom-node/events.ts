@@ -15,6 +15,16 @@ export const ASSOCIATION_REFUSALS_BY_STAGE = {
 export type AssociationRefusal = typeof ASSOCIATION_REFUSALS_BY_STAGE[keyof typeof ASSOCIATION_REFUSALS_BY_STAGE][number]
 export const ASSOCIATION_REFUSALS: readonly AssociationRefusal[] = Object.values(ASSOCIATION_REFUSALS_BY_STAGE).flat()
 
+/**
+ * Why the node answered a DIMSE request without performing it, with the answer (the `reason` label of
+ * kidney_dicom_commands_refused_total; its help text is built from this list).
+ */
+export const COMMAND_REFUSALS = {
+  context_not_accepted: 'sent on a presentation context not accepted at association, answered 0110',
+  unrecognized_operation: 'any command but C-ECHO and C-STORE, or a C-STORE without its data set, answered 0211'
+} as const
+export type CommandRefusal = keyof typeof COMMAND_REFUSALS
+
 /** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
 export interface NodeEventDetails {
   callingAe?: string
@@ -24,5 +34,8 @@ export interface NodeEventDetails {
    * kept): the code its ErrorComment starts with, the `outcome` of kidney_dicom_instances_total.
    */
   refusedInstance?: 'FILE_TOO_LARGE'
+  /** A request answered without being performed, and its name (requestName in dimse.ts). */
+  refusedCommand?: CommandRefusal
+  command?: string
   [detail: string]: unknown
 }

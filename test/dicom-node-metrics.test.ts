@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { ASSOCIATION_REFUSALS } from '../dicom-node/events.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
-import { associatedPeer, associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+import { associatedPeer, associateRequest, commandSet, dcmtk, dimseResponses, pDataPdu, rawPeer } from './helpers/dcmtk-clients.js'
 
 // The DICOM node's refusals in /metrics, by reason and calling AE, driven by dcmtk's echoscu and storescu (see
 // test/dicom-node.test.ts) and by raw A-ASSOCIATE-RQs for the peers dcmtk will not be.
@@ -89,6 +90,42 @@ t.test('refused instances: a listed AE\'s non-CT instance counts under its title
     '{route="DIMSE C-STORE",outcome="stored",calling_ae="PACS1"}': 1,
     '{route="DIMSE C-STORE",outcome="UNSUPPORTED_SOP_CLASS",calling_ae="PACS1"}': 1
   }, 'without calling_ae on the old code')
+})
+
+// Raw peers, not dcmtk: findscu, getscu and movescu propose their query/retrieve SOP classes, which the node rejects at
+// association, so they never send their command ("No Acceptable Presentation Contexts", "No adequate Presentation
+// Contexts for sending C-GET"), and storescu sends only on a context the node accepted ("No presentation context for").
+t.test('a request on a context not accepted and a command the node does not perform are answered, counted by command and logged', async (t) => {
+  const events: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { events.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes: ['PACS1'], minRateBytesPerS: 0 } } })
+  const peer = await associatedPeer(app.dicomPort() as number, 'KIDNEYSTONE', 'PACS1') // context 1: Verification, accepted
+  t.equal(peer.answer, 0x02, 'associated (A-ASSOCIATE-AC)')
+  const identifier = Buffer.from([0x08, 0x00, 0x52, 0x00, 0x06, 0, 0, 0, ...Buffer.from('STUDY ')]) // QueryRetrieveLevel
+  peer.socket.write(Buffer.concat([
+    pDataPdu(commandSet(0x0001, 1), { command: true, last: true, context: 3 }), // C-STORE on a context never proposed
+    pDataPdu(Buffer.alloc(16), { command: false, last: true, context: 3 }),
+    pDataPdu(commandSet(0x0020, 2, { sopClassUid: '1.2.840.10008.5.1.4.1.2.2.1' }), { command: true, last: true }), // C-FIND
+    pDataPdu(identifier, { command: false, last: true }),
+    pDataPdu(commandSet(0x0130, 3, { dataSet: false }), { command: true, last: true }), // N-ACTION
+    pDataPdu(commandSet(0x0030, 4), { command: true, last: true }) // C-ECHO: performed, not counted
+  ]))
+  for (let attempt = 0; attempt < 500 && dimseResponses(peer.received()).length < 4; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(dimseResponses(peer.received()), [
+    { field: 0x8001, status: 0x0110 }, { field: 0x8020, status: 0x0211 }, { field: 0x8130, status: 0x0211 }, { field: 0x8030, status: 0x0000 }
+  ], 'processing failure, unrecognized operation twice, then the echo answered')
+  peer.socket.destroy()
+  t.same(await samples(app, 'kidney_dicom_commands_refused_total'), {
+    '{calling_ae="PACS1",command="C-STORE",reason="context_not_accepted"}': 1,
+    '{calling_ae="PACS1",command="C-FIND",reason="unrecognized_operation"}': 1,
+    '{calling_ae="PACS1",command="N-ACTION",reason="unrecognized_operation"}': 1
+  }, 'no such metric on the old code')
+  t.match(events.filter((e) => e.event === 'command-refused'), [
+    { msg: 'DICOM node: command-refused', callingAe: 'PACS1', command: 'C-STORE', field: '0x0001', context: 3, refusedCommand: 'context_not_accepted' },
+    { callingAe: 'PACS1', command: 'C-FIND', context: 1, refusedCommand: 'unrecognized_operation', sopClassUid: '1.2.840.10008.5.1.4.1.2.2.1' },
+    { callingAe: 'PACS1', command: 'N-ACTION', context: 1, refusedCommand: 'unrecognized_operation' }
+  ], 'one log line each, none on the old code')
+  t.equal(events.filter((e) => e.event === 'command-refused').length, 3, 'the echo is not one')
 })
 
 t.test('an instance over MAX_FILE_BYTES, refused by the node before classification, counts as FILE_TOO_LARGE under its sender', async (t) => {

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
 import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
-import { ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE } from '../../dicom-node/events.js'
+import { ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE, COMMAND_REFUSALS, type CommandRefusal } from '../../dicom-node/events.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -82,6 +82,15 @@ export class ServiceMetrics {
     help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: ' +
       Object.entries(ASSOCIATION_REFUSALS_BY_STAGE).map(([stage, reasons]) => `${stage} (${reasons.join(', ')})`).join('; ') + '.',
     labelNames: ['calling_ae', 'reason'] as const,
+    registers: [this.registry]
+  })
+
+  readonly dicomCommandsRefused = new Counter({
+    name: 'kidney_dicom_commands_refused_total',
+    help: 'DIMSE requests the node answered without performing them, by calling_ae (' + CALLING_AE_HELP + '), command ' +
+      '(C-STORE, C-FIND, N-ACTION, ...; other for a field no DIMSE request has) and reason: ' +
+      Object.entries(COMMAND_REFUSALS).map(([reason, what]) => `${reason} (${what})`).join(', ') + '.',
+    labelNames: ['calling_ae', 'command', 'reason'] as const,
     registers: [this.registry]
   })
 
@@ -202,6 +211,11 @@ export class ServiceMetrics {
   /** One DICOM association refused for `reason` (dicom-node/events.ts). */
   dicomAssociationRefused (reason: string, callingAe: string | undefined): void {
     this.dicomAssociationsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
+  }
+
+  /** One DIMSE request (`command`: requestName in dicom-node/dimse.ts) answered without being performed. */
+  dicomCommandRefused (command: string, reason: CommandRefusal, callingAe: string | undefined): void {
+    this.dicomCommandsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), command, reason })
   }
 
   /** One DICOM instance received on `route`: `stored`, or the refusal's code. */
