@@ -25,6 +25,16 @@ export const COMMAND_REFUSALS = {
 } as const
 export type CommandRefusal = keyof typeof COMMAND_REFUSALS
 
+/**
+ * Why the node refused a presentation context at association (the `reason` label of kidney_dicom_contexts_rejected_total;
+ * its help text is built from this list).
+ */
+export const CONTEXT_REJECTIONS = {
+  abstract_syntax_not_supported: 'a service the node does not offer: query/retrieve, worklist, storage commitment, ...',
+  transfer_syntaxes_not_supported: 'a storage SOP class in no transfer syntax the node decodes'
+} as const
+export type ContextRejection = keyof typeof CONTEXT_REJECTIONS
+
 /** The details of a node event: the peer's calling AE title once its A-ASSOCIATE-RQ is read, what it refused if anything. */
 export interface NodeEventDetails {
   callingAe?: string
@@ -37,5 +47,7 @@ export interface NodeEventDetails {
   /** A request answered without being performed, and its name (requestName in dimse.ts). */
   refusedCommand?: CommandRefusal
   command?: string
+  /** Presentation contexts refused at association, each with its reason. */
+  rejectedContexts?: Array<{ reason: ContextRejection }>
   [detail: string]: unknown
 }

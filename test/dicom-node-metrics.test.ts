@@ -92,6 +92,37 @@ t.test('refused instances: a listed AE\'s non-CT instance counts under its title
   }, 'without calling_ae on the old code')
 })
 
+t.test('contexts refused at association: findscu, getscu and movescu, and storescu proposing MPEG-2, are counted by reason and logged', async (t) => {
+  const events: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { events.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes: ['PACS1'], minRateBytesPerS: 0 } } })
+  const peer = ['-aec', 'KIDNEYSTONE', '-aet', 'PACS1', '127.0.0.1', String(app.dicomPort())]
+  const query = [...peer, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID=1.2.3']
+  const ct = await writeCtSeries(join(work, 'contexts'), { slices: 1 })
+  type Rejected = Array<{ abstractSyntax: string, transferSyntaxes: string[], reason: string }>
+  /** The contexts the node logged as rejected while `tool` ran. */
+  const rejectedBy = async (tool: Parameters<typeof dcmtk>[0], args: string[], says: RegExp): Promise<Rejected> => {
+    const from = events.length
+    const run = await dcmtk(tool, args)
+    t.match(run.output, says, `${tool} ${args[0]}`)
+    return events.slice(from).filter((e) => e.event === 'contexts-rejected' && e.callingAe === 'PACS1').flatMap((e) => e.rejectedContexts as Rejected)
+  }
+  const find = await rejectedBy('findscu', ['-S', ...query], /No Acceptable Presentation Contexts/)
+  t.match(find, [{ abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', reason: 'abstract_syntax_not_supported' }], 'findscu: Study Root FIND')
+  const get = await rejectedBy('getscu', ['-S', '-od', work, ...query], /No adequate Presentation Contexts for sending C-GET/)
+  t.ok(get.some((c) => c.abstractSyntax === '1.2.840.10008.5.1.4.1.2.2.3' && c.reason === 'abstract_syntax_not_supported'), 'getscu: Study Root GET among them')
+  const move = await rejectedBy('movescu', ['-S', ...query], /No Acceptable Presentation Contexts/)
+  t.ok(move.some((c) => c.abstractSyntax === '1.2.840.10008.5.1.4.1.2.2.2'), 'movescu: Study Root MOVE among them')
+  const mpeg = await rejectedBy('storescu', ['-xm', '-R', ...peer, ct.files[0]], /No Acceptable Presentation Contexts/)
+  t.same(mpeg, [{ id: 1, abstractSyntax: SOP_CLASS.ct, transferSyntaxes: ['1.2.840.10008.1.2.4.100'], reason: 'transfer_syntaxes_not_supported' }], 'storescu: CT in MPEG-2 only')
+  t.same(await rejectedBy('storescu', ['-v', '-R', ...peer, ct.files[0]], /Received Store Response \(Success\)/), [], 'control: storescu in its default syntaxes, nothing rejected')
+  const queries = [...find, ...get, ...move].length
+  t.same(await samples(app, 'kidney_dicom_contexts_rejected_total'), {
+    '{calling_ae="PACS1",reason="abstract_syntax_not_supported"}': queries,
+    '{calling_ae="PACS1",reason="transfer_syntaxes_not_supported"}': 1
+  }, `every rejected context counted (${queries} of the query tools); no such metric, and no log line, on the old code`)
+})
+
 // Raw peers, not dcmtk: findscu, getscu and movescu propose their query/retrieve SOP classes, which the node rejects at
 // association, so they never send their command ("No Acceptable Presentation Contexts", "No adequate Presentation
 // Contexts for sending C-GET"), and storescu sends only on a context the node accepted ("No presentation context for").

@@ -2,7 +2,9 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
 import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
-import { ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE, COMMAND_REFUSALS, type CommandRefusal } from '../../dicom-node/events.js'
+import {
+  ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE, COMMAND_REFUSALS, CONTEXT_REJECTIONS, type CommandRefusal, type ContextRejection
+} from '../../dicom-node/events.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -91,6 +93,14 @@ export class ServiceMetrics {
       '(C-STORE, C-FIND, N-ACTION, ...; other for a field no DIMSE request has) and reason: ' +
       Object.entries(COMMAND_REFUSALS).map(([reason, what]) => `${reason} (${what})`).join(', ') + '.',
     labelNames: ['calling_ae', 'command', 'reason'] as const,
+    registers: [this.registry]
+  })
+
+  readonly dicomContextsRejected = new Counter({
+    name: 'kidney_dicom_contexts_rejected_total',
+    help: 'Presentation contexts the node refused at association, by calling_ae (' + CALLING_AE_HELP + ') and reason: ' +
+      Object.entries(CONTEXT_REJECTIONS).map(([reason, what]) => `${reason} (${what})`).join(', ') + '.',
+    labelNames: ['calling_ae', 'reason'] as const,
     registers: [this.registry]
   })
 
@@ -216,6 +226,11 @@ export class ServiceMetrics {
   /** One DIMSE request (`command`: requestName in dicom-node/dimse.ts) answered without being performed. */
   dicomCommandRefused (command: string, reason: CommandRefusal, callingAe: string | undefined): void {
     this.dicomCommandsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), command, reason })
+  }
+
+  /** One presentation context refused at association. */
+  dicomContextRejected (reason: ContextRejection, callingAe: string | undefined): void {
+    this.dicomContextsRejected.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
   }
 
   /** One DICOM instance received on `route`: `stored`, or the refusal's code. */

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 
-/** dcmtk's echoscu / storescu (Debian package dcmtk, installed by `npm test`'s pretest): exit code and output, never throws. */
-export async function dcmtk (tool: 'echoscu' | 'storescu', args: string[]): Promise<{ code: number, output: string }> {
+/** dcmtk's echoscu, storescu, findscu, getscu, movescu (Debian package dcmtk, installed by `npm test`'s pretest): exit code and output, never throws. */
+export async function dcmtk (tool: 'echoscu' | 'storescu' | 'findscu' | 'getscu' | 'movescu', args: string[]): Promise<{ code: number, output: string }> {
   return await new Promise((resolve) => {
     execFile(tool, args, { timeout: 600_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
