@@ -1,17 +1,14 @@
 import type { Socket } from 'node:net'
-import { COMMAND, CommandError, parseCommand, responseCommand, STATUS, type Command } from './dimse.js'
-import type { AssociationRefusal } from './events.js'
+import { COMMAND, CommandError, parseCommand, requestName, responseCommand, STATUS, type Command } from './dimse.js'
+import { negotiate, type NegotiatedContext } from './contexts.js'
+import type { AssociationRefusal, CommandRefusal } from './events.js'
 import { part10 } from './part10.js'
 import type { AssociationLimit, AssociationPolicy, StoreResult } from './policy.js'
 import {
   abort, associateAccept, associateReject, isAeTitle, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
-  type AssociateRequest, type ContextAnswer
+  type AssociateRequest
 } from './pdu.js'
 
-export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1'
-const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.'
-const IMPLICIT_LE = '1.2.840.10008.1.2'
-const EXPLICIT_LE = '1.2.840.10008.1.2.1'
 /** Largest PDU accepted before an association exists: an A-ASSOCIATE-RQ of a few hundred contexts fits easily. */
 const MAX_REQUEST_PDU = 64 * 1024
 /**
@@ -19,11 +16,6 @@ const MAX_REQUEST_PDU = 64 * 1024
  * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
  */
 const MAX_COMMAND_BYTES = 64 * 1024
-
-/** Transfer syntax for one proposed context: uncompressed first (always decodable), else the first we can decode. */
-function chooseTransferSyntax (proposed: string[], accepts: (uid: string) => boolean): string | undefined {
-  return [EXPLICIT_LE, IMPLICIT_LE].find((uid) => proposed.includes(uid)) ?? proposed.find(accepts)
-}
 
 /**
  * One TCP connection of the DICOM node, from A-ASSOCIATE-RQ to release or abort. Messages are handled one at a time:
@@ -34,7 +26,7 @@ export class Association {
   state: 'awaiting-request' | 'established' | 'closed' = 'awaiting-request'
   admitted = false
   private request: AssociateRequest | undefined
-  private accepted = new Map<number, { abstractSyntax: string, transferSyntax: string }>()
+  private accepted = new Map<number, NegotiatedContext>()
   private chunks: Buffer[] = []
   private buffered = 0
   private command: { context: number, parts: Buffer[], bytes: number } | undefined
@@ -215,15 +207,12 @@ export class Association {
     const limit = policy.admit(request.callingAe)
     if (limit !== undefined) { refuse('localLimitExceeded', limit.name === 'total' ? 'limit_total' : 'limit_per_ae', limit); return }
     this.admitted = true
-    const answers: ContextAnswer[] = request.contexts.map(({ id, abstractSyntax, transferSyntaxes }) => {
-      if (abstractSyntax !== VERIFICATION_SOP_CLASS && !abstractSyntax.startsWith(STORAGE_SOP_CLASS_ROOT)) return { id, result: 3 }
-      const transferSyntax = chooseTransferSyntax(transferSyntaxes, policy.acceptsTransferSyntax)
-      if (transferSyntax === undefined) return { id, result: 4 }
-      this.accepted.set(id, { abstractSyntax, transferSyntax })
-      return { id, result: 0, transferSyntax }
-    })
+    const { answers, accepted, rejected } = negotiate(request.contexts, policy.acceptsTransferSyntax)
+    this.accepted = accepted
     this.state = 'established'
-    policy.event('association-accepted', { callingAe: request.callingAe, contexts: this.accepted.size, proposed: request.contexts.length })
+    policy.event('association-accepted', { callingAe: request.callingAe, contexts: accepted.size, proposed: request.contexts.length })
+    // A sender asking for a service the node does not offer (C-FIND, a worklist, ...) or a syntax it cannot decode
+    if (rejected.length > 0) policy.event('contexts-rejected', { callingAe: request.callingAe, rejectedContexts: rejected })
     this.send([associateAccept(request, answers, policy.maxPduBytes)])
     this.watchProgress()
   }
@@ -255,10 +244,12 @@ export class Association {
     const negotiated = this.accepted.get(context)
     let result: StoreResult
     if (negotiated === undefined) {
+      this.commandRefused(context, command, 'context_not_accepted')
       result = { status: STATUS.processingFailure, comment: 'presentation context not accepted' }
     } else if (command.field === COMMAND.cEchoRq) {
       result = { status: STATUS.success }
     } else if (command.field !== COMMAND.cStoreRq || data === undefined) {
+      this.commandRefused(context, command, 'unrecognized_operation')
       result = { status: STATUS.unrecognizedOperation, comment: 'this node performs C-ECHO and C-STORE only' }
     } else if (data.tooLarge) {
       this.policy.event('instance-refused', { callingAe: this.request?.callingAe, refusedInstance: 'FILE_TOO_LARGE', bytes: data.bytes, max: this.policy.maxInstanceBytes })
@@ -284,5 +275,11 @@ export class Association {
       }
     }
     this.send(pData(context, true, responseCommand(command, result.status, result.comment), this.request?.maxPduLength ?? 0))
+  }
+
+  /** A request answered without being performed: told, as its sender is misconfigured (it queries us, or ignores the negotiation). */
+  private commandRefused (context: number, command: Command, refusal: CommandRefusal): void {
+    const field = `0x${command.field.toString(16).padStart(4, '0')}`
+    this.policy.event('command-refused', { callingAe: this.request?.callingAe, refusedCommand: refusal, command: requestName(command.field), field, context, sopClassUid: command.affectedSopClassUid })
   }
 }

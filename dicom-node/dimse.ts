@@ -10,6 +10,19 @@ export const COMMAND = {
   cEchoRsp: 0x8030
 } as const
 
+/**
+ * The DIMSE requests by CommandField (PS3.7 E.1-1 and E.2-1), named as the `command` label of
+ * kidney_dicom_commands_refused_total: a field that is none of them is `other`, so the label has these values only.
+ */
+const REQUESTS: ReadonlyMap<number, string> = new Map([
+  [0x0001, 'C-STORE'], [0x0010, 'C-GET'], [0x0020, 'C-FIND'], [0x0021, 'C-MOVE'], [0x0030, 'C-ECHO'], [0x0fff, 'C-CANCEL'],
+  [0x0100, 'N-EVENT-REPORT'], [0x0110, 'N-GET'], [0x0120, 'N-SET'], [0x0130, 'N-ACTION'], [0x0140, 'N-CREATE'], [0x0150, 'N-DELETE']
+])
+
+export function requestName (field: number): string {
+  return REQUESTS.get(field) ?? 'other'
+}
+
 /** CommandDataSetType (0000,0800): this value means no data set follows. */
 export const NO_DATA_SET = 0x0101
 

@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { ASSOCIATION_REFUSALS } from '../dicom-node/events.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
-import { associatedPeer, associateRequest, dcmtk, rawPeer } from './helpers/dcmtk-clients.js'
+import { associatedPeer, associateRequest, commandSet, dcmtk, dimseResponses, pDataPdu, rawPeer } from './helpers/dcmtk-clients.js'
 
 // The DICOM node's refusals in /metrics, by reason and calling AE, driven by dcmtk's echoscu and storescu (see
 // test/dicom-node.test.ts) and by raw A-ASSOCIATE-RQs for the peers dcmtk will not be.
@@ -46,6 +47,14 @@ t.test('a fresh app exports the refusal series of every listed AE at 0, so the f
   t.same(await samples(app, REFUSED), {}, 'nothing counted yet')
 })
 
+t.test('the help of kidney_dicom_associations_refused_total names every reason of ASSOCIATION_REFUSALS and no other', async (t) => {
+  const app = await nodeApp(t, [])
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const help = text.split('\n').find((line) => line.startsWith(`# HELP ${REFUSED} `)) ?? ''
+  const named = help.slice(help.indexOf('reason:')).match(/\b[a-z]+(?:_[a-z]+)+\b/g) ?? []
+  t.same([...named].sort(), [...ASSOCIATION_REFUSALS].sort(), help)
+})
+
 t.test('refused associations: an unlisted calling AE counts under "unlisted", a listed one under its title, by reason', async (t) => {
   const app = await nodeApp(t, ['PACS1'], { maxAssociations: 2, maxAssociationsPerAe: 1 })
   const port = String(app.dicomPort())
@@ -81,6 +90,73 @@ t.test('refused instances: a listed AE\'s non-CT instance counts under its title
     '{route="DIMSE C-STORE",outcome="stored",calling_ae="PACS1"}': 1,
     '{route="DIMSE C-STORE",outcome="UNSUPPORTED_SOP_CLASS",calling_ae="PACS1"}': 1
   }, 'without calling_ae on the old code')
+})
+
+t.test('contexts refused at association: findscu, getscu and movescu, and storescu proposing MPEG-2, are counted by reason and logged', async (t) => {
+  const events: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { events.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes: ['PACS1'], minRateBytesPerS: 0 } } })
+  const peer = ['-aec', 'KIDNEYSTONE', '-aet', 'PACS1', '127.0.0.1', String(app.dicomPort())]
+  const query = [...peer, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID=1.2.3']
+  const ct = await writeCtSeries(join(work, 'contexts'), { slices: 1 })
+  type Rejected = Array<{ abstractSyntax: string, transferSyntaxes: string[], reason: string }>
+  /** The contexts the node logged as rejected while `tool` ran. */
+  const rejectedBy = async (tool: Parameters<typeof dcmtk>[0], args: string[], says: RegExp): Promise<Rejected> => {
+    const from = events.length
+    const run = await dcmtk(tool, args)
+    t.match(run.output, says, `${tool} ${args[0]}`)
+    return events.slice(from).filter((e) => e.event === 'contexts-rejected' && e.callingAe === 'PACS1').flatMap((e) => e.rejectedContexts as Rejected)
+  }
+  const find = await rejectedBy('findscu', ['-S', ...query], /No Acceptable Presentation Contexts/)
+  t.match(find, [{ abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', reason: 'abstract_syntax_not_supported' }], 'findscu: Study Root FIND')
+  const get = await rejectedBy('getscu', ['-S', '-od', work, ...query], /No adequate Presentation Contexts for sending C-GET/)
+  t.ok(get.some((c) => c.abstractSyntax === '1.2.840.10008.5.1.4.1.2.2.3' && c.reason === 'abstract_syntax_not_supported'), 'getscu: Study Root GET among them')
+  const move = await rejectedBy('movescu', ['-S', ...query], /No Acceptable Presentation Contexts/)
+  t.ok(move.some((c) => c.abstractSyntax === '1.2.840.10008.5.1.4.1.2.2.2'), 'movescu: Study Root MOVE among them')
+  const mpeg = await rejectedBy('storescu', ['-xm', '-R', ...peer, ct.files[0]], /No Acceptable Presentation Contexts/)
+  t.same(mpeg, [{ id: 1, abstractSyntax: SOP_CLASS.ct, transferSyntaxes: ['1.2.840.10008.1.2.4.100'], reason: 'transfer_syntaxes_not_supported' }], 'storescu: CT in MPEG-2 only')
+  t.same(await rejectedBy('storescu', ['-v', '-R', ...peer, ct.files[0]], /Received Store Response \(Success\)/), [], 'control: storescu in its default syntaxes, nothing rejected')
+  const queries = [...find, ...get, ...move].length
+  t.same(await samples(app, 'kidney_dicom_contexts_rejected_total'), {
+    '{calling_ae="PACS1",reason="abstract_syntax_not_supported"}': queries,
+    '{calling_ae="PACS1",reason="transfer_syntaxes_not_supported"}': 1
+  }, `every rejected context counted (${queries} of the query tools); no such metric, and no log line, on the old code`)
+})
+
+// Raw peers, not dcmtk: findscu, getscu and movescu propose their query/retrieve SOP classes, which the node rejects at
+// association, so they never send their command ("No Acceptable Presentation Contexts", "No adequate Presentation
+// Contexts for sending C-GET"), and storescu sends only on a context the node accepted ("No presentation context for").
+t.test('a request on a context not accepted and a command the node does not perform are answered, counted by command and logged', async (t) => {
+  const events: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { events.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  const app = await build(t, { logger: { level: 'info', stream }, config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, allowedAes: ['PACS1'], minRateBytesPerS: 0 } } })
+  const peer = await associatedPeer(app.dicomPort() as number, 'KIDNEYSTONE', 'PACS1') // context 1: Verification, accepted
+  t.equal(peer.answer, 0x02, 'associated (A-ASSOCIATE-AC)')
+  const identifier = Buffer.from([0x08, 0x00, 0x52, 0x00, 0x06, 0, 0, 0, ...Buffer.from('STUDY ')]) // QueryRetrieveLevel
+  peer.socket.write(Buffer.concat([
+    pDataPdu(commandSet(0x0001, 1), { command: true, last: true, context: 3 }), // C-STORE on a context never proposed
+    pDataPdu(Buffer.alloc(16), { command: false, last: true, context: 3 }),
+    pDataPdu(commandSet(0x0020, 2, { sopClassUid: '1.2.840.10008.5.1.4.1.2.2.1' }), { command: true, last: true }), // C-FIND
+    pDataPdu(identifier, { command: false, last: true }),
+    pDataPdu(commandSet(0x0130, 3, { dataSet: false }), { command: true, last: true }), // N-ACTION
+    pDataPdu(commandSet(0x0030, 4), { command: true, last: true }) // C-ECHO: performed, not counted
+  ]))
+  for (let attempt = 0; attempt < 500 && dimseResponses(peer.received()).length < 4; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(dimseResponses(peer.received()), [
+    { field: 0x8001, status: 0x0110 }, { field: 0x8020, status: 0x0211 }, { field: 0x8130, status: 0x0211 }, { field: 0x8030, status: 0x0000 }
+  ], 'processing failure, unrecognized operation twice, then the echo answered')
+  peer.socket.destroy()
+  t.same(await samples(app, 'kidney_dicom_commands_refused_total'), {
+    '{calling_ae="PACS1",command="C-STORE",reason="context_not_accepted"}': 1,
+    '{calling_ae="PACS1",command="C-FIND",reason="unrecognized_operation"}': 1,
+    '{calling_ae="PACS1",command="N-ACTION",reason="unrecognized_operation"}': 1
+  }, 'no such metric on the old code')
+  t.match(events.filter((e) => e.event === 'command-refused'), [
+    { msg: 'DICOM node: command-refused', callingAe: 'PACS1', command: 'C-STORE', field: '0x0001', context: 3, refusedCommand: 'context_not_accepted' },
+    { callingAe: 'PACS1', command: 'C-FIND', context: 1, refusedCommand: 'unrecognized_operation', sopClassUid: '1.2.840.10008.5.1.4.1.2.2.1' },
+    { callingAe: 'PACS1', command: 'N-ACTION', context: 1, refusedCommand: 'unrecognized_operation' }
+  ], 'one log line each, none on the old code')
+  t.equal(events.filter((e) => e.event === 'command-refused').length, 3, 'the echo is not one')
 })
 
 t.test('an instance over MAX_FILE_BYTES, refused by the node before classification, counts as FILE_TOO_LARGE under its sender', async (t) => {

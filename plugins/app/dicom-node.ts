@@ -52,6 +52,8 @@ export default fp(async (app) => {
       app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
       if (details.refusal !== undefined) app.metrics.dicomAssociationRefused(details.refusal, details.callingAe)
       if (details.refusedInstance !== undefined) app.metrics.dicomInstance(DIMSE_ROUTE, details.refusedInstance, details.callingAe)
+      for (const { reason } of details.rejectedContexts ?? []) app.metrics.dicomContextRejected(reason, details.callingAe)
+      if (details.refusedCommand !== undefined) app.metrics.dicomCommandRefused(details.command ?? 'other', details.refusedCommand, details.callingAe)
     }
   })
   app.addHook('onReady', async () => {

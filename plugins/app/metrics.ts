@@ -2,7 +2,9 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StageTimings } from '../../inference/classifier.js'
 import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
-import { ASSOCIATION_REFUSALS } from '../../dicom-node/events.js'
+import {
+  ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE, COMMAND_REFUSALS, CONTEXT_REJECTIONS, type CommandRefusal, type ContextRejection
+} from '../../dicom-node/events.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -79,9 +81,25 @@ export class ServiceMetrics {
 
   readonly dicomAssociationsRefused = new Counter({
     name: 'kidney_dicom_associations_refused_total',
-    help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: rejected at their A-ASSOCIATE-RQ ' +
-      '(calling_ae_not_recognized, called_ae_not_recognized, protocol_version, limit_total, limit_per_ae), aborted ' +
-      '(idle_timeout, pdu_timeout, too_slow, protocol_error) or closed before any (too_many_connections).',
+    help: 'DICOM associations the node refused, by calling_ae (' + CALLING_AE_HELP + '; none before an A-ASSOCIATE-RQ) and reason: ' +
+      Object.entries(ASSOCIATION_REFUSALS_BY_STAGE).map(([stage, reasons]) => `${stage} (${reasons.join(', ')})`).join('; ') + '.',
+    labelNames: ['calling_ae', 'reason'] as const,
+    registers: [this.registry]
+  })
+
+  readonly dicomCommandsRefused = new Counter({
+    name: 'kidney_dicom_commands_refused_total',
+    help: 'DIMSE requests the node answered without performing them, by calling_ae (' + CALLING_AE_HELP + '), command ' +
+      '(C-STORE, C-FIND, N-ACTION, ...; other for a field no DIMSE request has) and reason: ' +
+      Object.entries(COMMAND_REFUSALS).map(([reason, what]) => `${reason} (${what})`).join(', ') + '.',
+    labelNames: ['calling_ae', 'command', 'reason'] as const,
+    registers: [this.registry]
+  })
+
+  readonly dicomContextsRejected = new Counter({
+    name: 'kidney_dicom_contexts_rejected_total',
+    help: 'Presentation contexts the node refused at association, by calling_ae (' + CALLING_AE_HELP + ') and reason: ' +
+      Object.entries(CONTEXT_REJECTIONS).map(([reason, what]) => `${reason} (${what})`).join(', ') + '.',
     labelNames: ['calling_ae', 'reason'] as const,
     registers: [this.registry]
   })
@@ -179,7 +197,7 @@ export class ServiceMetrics {
    * first sample: the first refusal of a listed sender after every start would raise no alert. So these series are
    * exported at 0 from the start: each calling_ae label (the listed titles, unlisted, none) by every refusal reason,
    * and by the C-STORE outcomes of WATCHED_INSTANCE_OUTCOMES, bounded by DICOM_ALLOWED_AES. A refusal for a file's
-   * content (CORRUPT_DICOM, ...) is not among them: its code's first one after a start still raises nothing.
+   * content (CORRUPT_DICOM, ...; any typed error's code) is not among them: the alert's second term sees its new series.
    */
   private exportDicomRefusalsAtZero (): void {
     for (const callingAe of [...this.allowedAes, 'unlisted', 'none']) {
@@ -203,6 +221,16 @@ export class ServiceMetrics {
   /** One DICOM association refused for `reason` (dicom-node/events.ts). */
   dicomAssociationRefused (reason: string, callingAe: string | undefined): void {
     this.dicomAssociationsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
+  }
+
+  /** One DIMSE request (`command`: requestName in dicom-node/dimse.ts) answered without being performed. */
+  dicomCommandRefused (command: string, reason: CommandRefusal, callingAe: string | undefined): void {
+    this.dicomCommandsRefused.inc({ calling_ae: this.callingAeLabel(callingAe), command, reason })
+  }
+
+  /** One presentation context refused at association. */
+  dicomContextRejected (reason: ContextRejection, callingAe: string | undefined): void {
+    this.dicomContextsRejected.inc({ calling_ae: this.callingAeLabel(callingAe), reason })
   }
 
   /** One DICOM instance received on `route`: `stored`, or the refusal's code. */

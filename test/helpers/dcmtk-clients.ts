@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 
-/** dcmtk's echoscu / storescu (Debian package dcmtk, installed by `npm test`'s pretest): exit code and output, never throws. */
-export async function dcmtk (tool: 'echoscu' | 'storescu', args: string[]): Promise<{ code: number, output: string }> {
+/** dcmtk's echoscu, storescu, findscu, getscu, movescu (Debian package dcmtk, installed by `npm test`'s pretest): exit code and output, never throws. */
+export async function dcmtk (tool: 'echoscu' | 'storescu' | 'findscu' | 'getscu' | 'movescu', args: string[]): Promise<{ code: number, output: string }> {
   return await new Promise((resolve) => {
     execFile(tool, args, { timeout: 600_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
@@ -57,21 +57,24 @@ export async function associatedPeer (port: number, calledAe: string, callingAe:
 }
 
 /**
- * One P-DATA-TF PDU of one PDV (context 1): a command fragment, or a data-set fragment, `last` or not. Written by hand,
- * as a peer that sends what dcmtk never would (PDUs of a few bytes, just often enough) needs.
+ * One P-DATA-TF PDU of one PDV (context 1 unless told): a command fragment, or a data-set fragment, `last` or not.
+ * Written by hand, as a peer that sends what dcmtk never would (PDUs of a few bytes, just often enough) needs.
  */
-export function pDataPdu (value: Buffer, options: { command: boolean, last: boolean }): Buffer {
+export function pDataPdu (value: Buffer, options: { command: boolean, last: boolean, context?: number }): Buffer {
   const pdu = Buffer.alloc(12)
   pdu[0] = 0x04
   pdu.writeUInt32BE(6 + value.length, 2)
   pdu.writeUInt32BE(2 + value.length, 6)
-  pdu[10] = 1
+  pdu[10] = options.context ?? 1
   pdu[11] = (options.command ? 1 : 0) | (options.last ? 2 : 0)
   return Buffer.concat([pdu, value])
 }
 
-/** A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030) or C-STORE-RQ (0x0001, with a data set). */
-export function commandSet (field: 0x0030 | 0x0001, messageId: number): Buffer {
+/**
+ * A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030), C-STORE-RQ (0x0001, with a data set), or any
+ * other CommandField, with a data set unless `dataSet` is false, for the Verification SOP class unless told.
+ */
+export function commandSet (field: number, messageId: number, options: { dataSet?: boolean, sopClassUid?: string } = {}): Buffer {
   const element = (tag: number, value: Buffer): Buffer => {
     const head = Buffer.alloc(8)
     head.writeUInt16LE(0, 0)
@@ -80,10 +83,30 @@ export function commandSet (field: 0x0030 | 0x0001, messageId: number): Buffer {
     return Buffer.concat([head, value])
   }
   const u16 = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
-  const sopClass = Buffer.from(field === 0x0030 ? '1.2.840.10008.1.1\0' : '1.2.840.10008.5.1.4.1.1.2\0', 'latin1')
+  const uid = options.sopClassUid ?? (field === 0x0001 ? '1.2.840.10008.5.1.4.1.1.2' : '1.2.840.10008.1.1')
+  const sopClass = Buffer.from(uid.length % 2 === 0 ? uid : `${uid}\0`, 'latin1')
+  const dataSet = options.dataSet ?? field !== 0x0030
   const body = Buffer.concat([element(0x0002, sopClass), element(0x0100, u16(field)), element(0x0110, u16(messageId)),
-    element(0x0800, u16(field === 0x0030 ? 0x0101 : 0x0000))])
+    element(0x0800, u16(dataSet ? 0x0000 : 0x0101))])
   const length = Buffer.alloc(4)
   length.writeUInt32LE(body.length)
   return Buffer.concat([element(0x0000, length), body])
+}
+
+/**
+ * The DIMSE responses in what a raw peer received after its A-ASSOCIATE-AC: each P-DATA-TF command's CommandField and
+ * Status (one PDV a PDU, as the node sends a response command).
+ */
+export function dimseResponses (received: Buffer): Array<{ field: number, status: number }> {
+  const responses: Array<{ field: number, status: number }> = []
+  for (let offset = 0; offset + 6 <= received.length; offset += 6 + received.readUInt32BE(offset + 2)) {
+    if (received[offset] !== 0x04) continue
+    const command = received.subarray(offset + 12, offset + 6 + received.readUInt32BE(offset + 2))
+    const values = new Map<number, number>()
+    for (let at = 0; at + 8 <= command.length; at += 8 + command.readUInt32LE(at + 4)) {
+      if (command.readUInt32LE(at + 4) === 2) values.set(command.readUInt16LE(at + 2), command.readUInt16LE(at + 8))
+    }
+    responses.push({ field: values.get(0x0100) ?? -1, status: values.get(0x0900) ?? -1 })
+  }
+  return responses
 }
