@@ -6,6 +6,7 @@ import { freePort } from '../bench/processes.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { GroupWriter } from '../records/group-writer.js'
 import { build, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { mountTmpfs } from './helpers/tmpfs.js'
 
 // The records policy that needs no database to be up: configuration, what is answered when the store cannot be
 // reached (a real PostgreSQL client against a loopback port where nothing listens), and the group writer.
@@ -66,9 +67,10 @@ t.test('records configuration: embedded by default, a server with DATABASE_URL, 
   }
 })
 
-async function unreachable (t: Parameters<typeof build>[0], required: boolean): Promise<Awaited<ReturnType<typeof build>>> {
+async function unreachable (t: Parameters<typeof build>[0], required: boolean, uploadDir?: string): Promise<Awaited<ReturnType<typeof build>>> {
   const databaseUrl = `postgres://kidney@127.0.0.1:${await freePort()}/records`
-  const app = await build(t, { config: { records: { ...RECORDS_OFF, store: 'postgres', databaseUrl, timeoutMs: 500, required } } }, { waitForModel: false })
+  const records = { ...RECORDS_OFF, store: 'postgres' as const, databaseUrl, timeoutMs: 500, required }
+  const app = await build(t, { config: { records, ...(uploadDir === undefined ? {} : { uploadDir }) } }, { waitForModel: false })
   await app.model.loaded
   return app
 }
@@ -123,6 +125,20 @@ t.test('RECORDS_REQUIRED=false answers without a record, logs the loss and count
   t.equal((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'ready: answers are still given')
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, /kidney_records_lost_total\{kind="prediction"\} 1/)
+})
+
+t.test('RECORDS_REQUIRED=false: an upload that cannot be kept is refused as that, and counts as no answer given without a record', async (t) => {
+  // The upload and its record are written side by side: the record fails (no server), then the upload (a full disk).
+  const disk = await mountTmpfs(t, '1m')
+  await writeFile(join(disk.dir, 'filler'), Buffer.alloc(2 * 1024 * 1024)).catch(() => undefined)
+  const app = await unreachable(t, false, disk.dir)
+  const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(await ctKidneyImage('test/stone')) })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'UPLOADS_UNAVAILABLE')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /kidney_records_write_failures_total\{kind="prediction"\} 1/, 'the record could not be written')
+  t.notMatch(metrics, /kidney_records_lost_total\{kind="prediction"\} [1-9]/, 'yet no answer was given, so none without a record')
+  t.notMatch(metrics, /kidney_records_withdrawn_total\{result="\w+"\} [1-9]/, 'and there is no record to withdraw')
 })
 
 t.test('with records off nothing is recorded and the records routes say so', async (t) => {

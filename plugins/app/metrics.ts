@@ -113,6 +113,13 @@ export class ServiceMetrics {
   readonly recordsLost = this.counterByKind('kidney_records_lost_total',
     'Answers given without a record (RECORDS_REQUIRED=false) and refusals whose audit event could not be written, by kind.')
 
+  readonly recordsWithdrawn = new Counter({
+    name: 'kidney_records_withdrawn_total',
+    help: 'Committed prediction records removed again because their answer was not given after all (the upload could not be kept, or the request had been answered 408), by result: ok, or failed (the record stays; the log names its id).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
   readonly recordsWriteDuration = new Histogram({
     name: 'kidney_records_write_duration_seconds',
     help: 'Duration of one group write (one INSERT carrying every record queued meanwhile), by kind.',

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
 import type { Classification, ClassifyOptions, StageTimings } from '../../inference/classifier.js'
+import type { ModelSpec } from '../../inference/model-spec.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 import { describeDecision } from '../../inference/prediction.js'
 import { sniffFormat, type ImageFormat } from '../../inference/sniff.js'
@@ -65,11 +67,52 @@ function predictionRecord ({ answer, classification, bytes, format, uploadFile, 
   }
 }
 
+/** What a record says about the model that made it. */
+function modelOf ({ spec, modelSha256 }: { spec: ModelSpec, modelSha256: string }): PredictionRecord['model'] {
+  return { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
+}
+
+interface Answerable {
+  id: string
+  bytes: Buffer
+  format: ImageFormat
+  /** Undefined with RECORDS_STORE=off. */
+  record?: PredictionRecord
+  answered?: () => boolean
+}
+
+/**
+ * Keeps the upload and commits its record side by side: the answer waits for the slower of the two, not for both in
+ * turn, and the records of one model batch reach the database together, in one statement. When the answer is not
+ * given after all, what was kept goes again: an upload that could not be kept withdraws its committed record, a
+ * record that could not be written removes the upload, and so does the request's deadline passing meanwhile (408:
+ * the caller never learns the id). A record write that failed is taken as not committed (docs/records.md).
+ */
+async function keepAndRecord (app: FastifyInstance, { id, bytes, format, record, answered }: Answerable): Promise<void> {
+  const [saved, recorded] = await Promise.allSettled([
+    app.uploads.save(bytes, format, id),
+    record === undefined ? undefined : app.records.savePrediction(record)
+  ])
+  const refusal = saved.status === 'rejected'
+    ? saved.reason
+    : recorded.status === 'rejected'
+      ? recorded.reason
+      : answered?.() === true ? new RequestTimeoutError('The request was answered before its result was kept.') : undefined
+  if (refusal === undefined) {
+    if (recorded.status === 'fulfilled' && recorded.value?.recorded === false) app.records.answeredWithoutRecord(id, recorded.value.reason)
+    return
+  }
+  if (saved.status === 'fulfilled') await app.uploads.discard(id, format)
+  if (recorded.status === 'fulfilled' && recorded.value?.recorded === true) await app.records.withdrawPrediction(id)
+  throw refusal
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * Sniff, classify, keep the upload, record: one upload to one contract answer. Rejected bytes are never kept, and
-     * an answer whose record cannot be written is not given (503 RECORDS_UNAVAILABLE, unless RECORDS_REQUIRED=false).
+     * Sniff, classify, then keep the upload and record it: one upload to one contract answer. Rejected bytes are never
+     * kept, and an answer whose record cannot be written is not given (503 RECORDS_UNAVAILABLE, unless
+     * RECORDS_REQUIRED=false).
      * `reserve` charges the decoded image to the request's share of the in-flight byte budget (plugins/app/inflight.ts).
      */
     predict: (bytes: Buffer, origin: RecordOrigin, options?: PredictOptions) => Promise<PredictionOutcome>
@@ -88,27 +131,11 @@ export default fp(async (app) => {
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = randomUUID()
     const answer: Prediction = { id, ...describeDecision(classification, classifier.spec, classification.dicom) }
-    // The upload's write and the record's commit run side by side: the answer waits for the slower of the two, not for
-    // both in turn, and the records of one model batch reach the database together, in one statement. Either failing
-    // undoes the other, so no upload stays without a record and no record stays for an answer that was not given.
-    const saving = app.uploads.save(bytes, format, id)
     // With RECORDS_STORE=off nothing is built either (the input's SHA-256 is work only a record needs).
-    if (app.records.state === 'off') {
-      await saving
-    } else {
-      const { spec, modelSha256 } = classifier
-      const model = { name: spec.name, version: spec.version, sha256: modelSha256, threshold: spec.threshold, temperature: spec.temperature }
-      const recording = app.records.savePrediction(predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model }, origin))
-      const [saved, recorded] = await Promise.allSettled([saving, recording])
-      if (recorded.status === 'rejected') {
-        if (saved.status === 'fulfilled') await app.uploads.discard(id, format)
-        throw recorded.reason
-      }
-      if (saved.status === 'rejected') {
-        await app.records.forgetPrediction(id)
-        throw saved.reason
-      }
-    }
+    const record = app.records.state === 'off'
+      ? undefined
+      : predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model: modelOf(classifier) }, origin)
+    await keepAndRecord(app, { id, bytes, format, record, answered: options.answered })
     const acquired = classification.dicom?.acquired
     return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
   })

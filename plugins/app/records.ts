@@ -3,11 +3,15 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
+import { sweepPass, type Swept } from '../../records/retention.js'
 import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions, type StudyRows } from '../../records/store.js'
 import type { ServiceMetrics } from './metrics.js'
 import type { RecordsConfig } from './records-config.js'
 
 export type RecordsState = 'off' | 'opening' | 'ready' | 'failed'
+
+/** Whether a prediction's record was committed; not, only with RECORDS_REQUIRED=false, and then why. */
+export type PredictionRecording = { recorded: true } | { recorded: false, reason: string }
 
 /** Who made a request, as records name it: 'api-key:<name>', 'jwt:<sub>', or 'anonymous' without credentials. */
 export function callerOf (request: FastifyRequest): Caller {
@@ -26,9 +30,6 @@ const RETRY_MS = { first: 1_000, max: 30_000 }
  * the writes that need a new page; a one-row probe rarely does).
  */
 const WRITE_FAILURE_HOLD_MS = 30_000
-/** Rows one retention statement deletes, and statements in one pass: a pass never holds the database for long. */
-const SWEEP_ROWS = 500
-const SWEEP_STATEMENTS_PER_PASS = 4
 
 /**
  * The records store of this instance and the service's policy around it: opened in the background (readiness waits
@@ -112,9 +113,11 @@ export class RecordsService {
     }
   }
 
-  /** Records a prediction before it is answered. Throws RecordsUnavailableError unless RECORDS_REQUIRED=false. */
-  async savePrediction (record: PredictionRecord): Promise<void> {
-    if (this.state === 'off') return
+  /**
+   * Records a prediction before it is answered. Throws RecordsUnavailableError unless RECORDS_REQUIRED=false; then a
+   * record that could not be written resolves `recorded: false` with the reason, for answeredWithoutRecord.
+   */
+  async savePrediction (record: PredictionRecord): Promise<PredictionRecording> {
     const started = performance.now()
     try {
       if (this.store === undefined) throw new RecordStoreError(this.reason ?? 'the records store is not open')
@@ -122,24 +125,36 @@ export class RecordsService {
       this.written('prediction')
       this.lastRecordedStart = Math.max(this.lastRecordedStart, started)
       if ((this.predictionWriteFailure?.began ?? Infinity) <= started) this.predictionWriteFailure = undefined
+      return { recorded: true }
     } catch (error) {
       const reason = this.failed('prediction', error)
       if (!isRowFault(error) && started > this.lastRecordedStart) this.predictionWriteFailure = { reason, began: started, at: performance.now() }
       if (this.config.required) throw new RecordsUnavailableError(reason)
-      this.metrics.recordsLost.inc({ kind: 'prediction' })
-      this.log.error({ predictionId: record.id, reason }, 'prediction answered without a record (RECORDS_REQUIRED=false)')
+      return { recorded: false, reason }
     }
   }
 
+  /** RECORDS_REQUIRED=false: a prediction is answered although its record could not be written. */
+  answeredWithoutRecord (id: string, reason: string): void {
+    this.metrics.recordsLost.inc({ kind: 'prediction' })
+    this.log.error({ predictionId: id, reason }, 'prediction answered without a record (RECORDS_REQUIRED=false)')
+  }
+
   /**
-   * Removes the record of a prediction that was not answered after all (its upload could not be kept). Never throws:
-   * the request fails with its own error, and a record that could not be removed is logged with its id.
+   * Removes the committed record of a prediction that was not answered after all (its upload could not be kept, or
+   * the request had been answered 408). Never throws: the request fails with its own error; a record that could not
+   * be removed is logged with its id and counted, since it tells of an answer nobody received.
    */
-  async forgetPrediction (id: string): Promise<void> {
-    if (this.state === 'off' || this.store === undefined) return
-    await this.store.deletePrediction(id).catch((error: unknown) => {
-      this.log.error({ predictionId: id, err: error }, 'records store: the record of a prediction that was not answered could not be removed')
-    })
+  async withdrawPrediction (id: string): Promise<void> {
+    try {
+      if (this.store === undefined) throw new RecordStoreError(this.reason ?? 'the records store is not open')
+      await this.store.deletePrediction(id)
+      this.metrics.recordsWithdrawn.inc({ result: 'ok' })
+      this.log.info({ predictionId: id }, 'records store: the record of a prediction that was not answered was withdrawn')
+    } catch (error) {
+      this.metrics.recordsWithdrawn.inc({ result: 'failed' })
+      this.log.error({ predictionId: id, err: error }, 'records store: the record of a prediction that was not answered could not be withdrawn: it stays')
+    }
   }
 
   /** Records a refusal in the background: the refusal is sent whatever happens here. */
@@ -248,24 +263,14 @@ export class RecordsService {
     }, delayMs).unref()
   }
 
-  /**
-   * One bounded retention pass (at most SWEEP_STATEMENTS_PER_PASS statements of SWEEP_ROWS rows per kind). `backlog`:
-   * it stopped at its bound, so the next pass comes after a second instead of a quarter of the retention (at most an hour).
-   */
-  async sweepExpired (): Promise<{ predictions: number, auditEvents: number, failedInstances: number, backlog: boolean }> {
+  /** One bounded retention pass (records/retention.ts); `backlog`: the next pass comes after a second, not a quarter of the retention. */
+  async sweepExpired (): Promise<Swept & { backlog: boolean }> {
     const cutoff = new Date(Date.now() - this.config.retentionMs)
-    const swept = { predictions: 0, auditEvents: 0, failedInstances: 0, backlog: false }
-    for (let statement = 0; statement < SWEEP_STATEMENTS_PER_PASS; statement++) {
-      const deleted = await this.reading(async (store) => await store.deleteExpired(cutoff, SWEEP_ROWS))
+    const swept = await sweepPass(async (limit) => await this.reading(async (store) => await store.deleteExpired(cutoff, limit)), (deleted) => {
       this.metrics.recordsSwept.inc({ kind: 'prediction' }, deleted.predictions)
       this.metrics.recordsSwept.inc({ kind: 'audit' }, deleted.auditEvents)
       this.metrics.recordsSwept.inc({ kind: 'failed-instance' }, deleted.failedInstances)
-      swept.predictions += deleted.predictions
-      swept.auditEvents += deleted.auditEvents
-      swept.failedInstances += deleted.failedInstances
-      swept.backlog = Object.values(deleted).some((rows) => rows === SWEEP_ROWS)
-      if (!swept.backlog) break
-    }
+    })
     if (swept.predictions + swept.auditEvents + swept.failedInstances > 0) this.log.info(swept, 'records retention sweep')
     return swept
   }

@@ -23,5 +23,7 @@ export function uploadRefusedTests (t: Test, backend: RecordsBackend): void {
     const recorded = await app.records.listPredictions({ since, limit: 10 })
     t.same(recorded.items.map((item) => item.answer.id), [first.body.id], 'only the answer given is recorded')
     t.same(await readdir(disk.dir), [`${first.body.id as string}.dcm`], 'and only its upload is kept')
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    t.match(metrics, /kidney_records_withdrawn_total\{result="ok"\} 1/, 'the refused answer\'s record was committed, then withdrawn')
   })
 }
