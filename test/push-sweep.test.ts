@@ -1,0 +1,48 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { RecordStore, type StoreOptions } from '../records/store.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { startPostgres } from './helpers/postgres.js'
+
+// The FHIR push sweep (PushQueue.enqueueFinal) reads 7 days of rows at a replica's first pass only; later passes read
+// from where the pass before stopped, less SERIES_IDLE_SECONDS and an overlap for rows that became visible late.
+
+const work = await mkdtemp(join(tmpdir(), 'kidney-push-sweep-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+
+const stores: Array<[string, (t: Test) => Promise<StoreOptions>]> = [
+  ['pglite', async () => ({ engine: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) })],
+  ['postgres', async (t) => {
+    const server = await startPostgres()
+    t.teardown(async () => await server.destroy())
+    return { engine: 'postgres', url: await server.createDatabase('push_sweep'), poolSize: 2, timeoutMs: 5_000, migrationTimeoutMs: 60_000 }
+  }]
+]
+
+for (const [engine, options] of stores) {
+  t.test(`${engine}: a later sweep still queues a study whose instance became visible after the sweep before it`, async (t) => {
+    const opened = await options(t)
+    let { store } = await RecordStore.open(opened)
+    t.teardown(async () => await store.close())
+    const idleSeconds = 30
+    const instance = async (studyInstanceUid: string, createdAt: Date): Promise<void> =>
+      await store.saveFailedInstance({ caller: 'anonymous', route: '/studies', createdAt, studyInstanceUid, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+    const now = Date.now()
+    await instance('1.2.826.0.1.3680043.8.498.11', new Date(now - 2 * 86_400_000))
+    t.equal(await store.pushes.enqueueFinal(idleSeconds, new Date(now)), 1, 'the first sweep looks back days: a study of two days ago')
+    // made 5 minutes before that sweep, visible only after it: a commit held up, another replica's clock behind ours
+    await instance('1.2.826.0.1.3680043.8.498.12', new Date(now - 300_000))
+    t.equal(await store.pushes.enqueueFinal(idleSeconds, new Date(now + 5_000)), 1, 'the next sweep, 5 s later, still sees it')
+    t.match(await store.pushes.state('1.2.826.0.1.3680043.8.498.12'), { attempts: 0, pushed: false })
+    t.equal(await store.pushes.enqueueFinal(idleSeconds, new Date(now + 10_000)), 0, 'and queues nothing twice')
+
+    // visible only now, but made a day ago: past the overlap, so only a restart's first sweep finds it
+    await instance('1.2.826.0.1.3680043.8.498.13', new Date(now - 86_400_000))
+    t.equal(await store.pushes.enqueueFinal(idleSeconds, new Date(now + 15_000)), 0, 'a later sweep reads no day-old rows')
+    await store.close();
+    ({ store } = await RecordStore.open(opened))
+    t.equal(await store.pushes.enqueueFinal(idleSeconds, new Date(now + 20_000)), 1, 'after a restart the first sweep looks back days again')
+  })
+}
