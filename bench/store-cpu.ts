@@ -2,15 +2,19 @@
 // writers in a loop on PGlite and on a PostgreSQL server (a throwaway cluster with the server's durable defaults), in
 // interleaved rounds (each round in another order); per record, this process's CPU (all threads: PGlite's included) and the server's processes'.
 // The records are realistic (a Stone answer with its texts and a finding, a 2x14x14 CAM); --no-cam and --no-answer
-// leave out the CAM or all of the answer but its id, to see what they cost. Run it pinned to one core:
-//   taskset -c 1 npx tsx bench/store-cpu.ts [--records 2000] [--rounds 3] [--clients 2] [--engines pglite,postgres]
+// leave out the CAM or all of the answer but its id, to see what they cost. --dicom gives each record a DICOM place
+// (studies of 300 slices, as a C-STORE's), which the study indexes (migrations 0005, 0007) are kept for; `--base <dir>`
+// adds `<engine>@base`, the same writes through another checkout's store (its own databases, its own migrations), to
+// compare a change with it in the same run. Run it pinned to one core:
+//   taskset -c 1 npx tsx bench/store-cpu.ts [--records 2000] [--rounds 3] [--clients 2] [--engines pglite,postgres] [--dicom] [--base <dir>]
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startPostgres } from '../test/helpers/postgres.js'
-import { RecordStore } from '../records/store.js'
+import { RecordStore, type StoreOptions } from '../records/store.js'
 import type { PredictionRecord } from '../records/record.js'
 import { postgresCpuMs } from './proc-cpu.js'
 import { recordsOrder } from './records.js'
@@ -23,7 +27,9 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     engines: { type: 'string', default: 'pglite,postgres' },
     'no-cam': { type: 'boolean', default: false },
-    'no-answer': { type: 'boolean', default: false }
+    'no-answer': { type: 'boolean', default: false },
+    dicom: { type: 'boolean', default: false },
+    base: { type: 'string' }
   }
 })
 
@@ -32,6 +38,8 @@ const cam = new Float32Array(2 * 14 * 14).map(() => Math.random() * 4 - 2)
 const sidecar = JSON.parse(await readFile(new URL('../model/kidney-stone-cnn.json', import.meta.url), 'utf8')) as
   { name: string, version: string, threshold: number, temperature: number }
 const shippedModel = { name: sidecar.name, version: sidecar.version }
+const run = randomUUID().slice(0, 8)
+let written = 0
 function record (): PredictionRecord {
   const id = randomUUID()
   const pStone = Math.random()
@@ -65,36 +73,51 @@ function record (): PredictionRecord {
     probabilities: { Normal: 1 - pStone, Stone: pStone },
     confidenceBand: 'high',
     timings: { imageWait: 0.012, decode: 3.456, batchWait: 1.234, preprocess: 0.123, inference: 2.345 },
+    ...(opts.dicom ? { dicom: dicomPlace(written++) } : {}),
     ...(opts['no-cam'] ? {} : { cam: { values: cam, dims: [2, 14, 14] } }),
     answer: opts['no-answer'] ? { id } : answer
   }
 }
 
+/** The n-th slice of a run: 300 to a study, one series each. */
+function dicomPlace (n: number): NonNullable<PredictionRecord['dicom']> {
+  const study = `2.25.${parseInt(run, 16)}.${Math.floor(n / 300)}`
+  return { studyInstanceUid: study, seriesInstanceUid: `${study}.1`, sopInstanceUid: `${study}.1.${n % 300 + 1}`, instanceNumber: n % 300 + 1 }
+}
+
+type Store = Pick<RecordStore, 'savePrediction' | 'close'>
+const opens: Record<string, (options: StoreOptions) => Promise<{ store: Store }>> = { '': RecordStore.open }
+if (opts.base !== undefined) {
+  opens['@base'] = ((await import(pathToFileURL(join(resolve(opts.base), 'records/store.ts')).href)) as { RecordStore: { open: typeof opens[string] } }).RecordStore.open
+}
 const work = await mkdtemp(join(tmpdir(), 'store-cpu-'))
 const pgServer = await startPostgres({ durable: true })
 try {
-  const stores: Record<string, { store: RecordStore, port?: number }> = {}
+  const stores: Record<string, { store: Store, port?: number }> = {}
   for (const engine of opts.engines.split(',')) {
-    stores[engine] = engine === 'pglite'
-      ? { store: (await RecordStore.open({ engine: 'pglite', dataDir: join(work, 'pglite') })).store }
-      : { store: (await RecordStore.open({ engine: 'postgres', url: await pgServer.createDatabase('bench'), poolSize: 10, timeoutMs: 10_000, migrationTimeoutMs: 600_000 })).store, port: pgServer.port }
+    for (const [suffix, open] of Object.entries(opens)) {
+      const tag = `${engine}${suffix.replace('@', '_')}`
+      stores[`${engine}${suffix}`] = engine === 'pglite'
+        ? { store: (await open({ engine: 'pglite', dataDir: join(work, tag) })).store }
+        : { store: (await open({ engine: 'postgres', url: await pgServer.createDatabase(`store_cpu_${tag}`), poolSize: 10, timeoutMs: 10_000, migrationTimeoutMs: 600_000 })).store, port: pgServer.port }
+    }
   }
   const total = Number(opts.records)
   const clients = Number(opts.clients)
-  const run = async (store: RecordStore, n: number): Promise<void> => {
+  const write = async (store: Store, n: number): Promise<void> => {
     let left = n
     await Promise.all(Array.from({ length: clients }, async () => {
       while (left-- > 0) await store.savePrediction(record())
     }))
   }
-  for (const { store } of Object.values(stores)) await run(store, 500) // warm-up
+  for (const { store } of Object.values(stores)) await write(store, 500) // warm-up
   const results: Record<string, Array<{ self: number, pg: number, ms: number }>> = {}
   for (let round = 0; round < Number(opts.rounds); round++) {
     for (const [engine, { store, port }] of recordsOrder(Object.entries(stores), round)) {
       const c0 = process.cpuUsage()
       const p0 = port === undefined ? 0 : await postgresCpuMs(port)
       const t0 = performance.now()
-      await run(store, total)
+      await write(store, total)
       const ms = performance.now() - t0
       const c = process.cpuUsage(c0)
       const p1 = port === undefined ? 0 : await postgresCpuMs(port)

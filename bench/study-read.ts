@@ -3,12 +3,14 @@
 // PGlite's database thread included; `main` is the event loop's share) and the PostgreSQL server's (a throwaway
 // cluster with the server's durable defaults), per read, in interleaved rounds (each round in another order). Two
 // studies of realistic size, each written through the store: 3 series of 300 single-frame slices, and one series of
-// 1,000 multi-frame objects of 300 frames (the slice bound, MAX_STUDY_ROWS, keeps the newest of them). `--base <dir>`
+// 1,000 multi-frame objects of 300 frames (the slice bound, MAX_STUDY_ROWS, keeps the newest of them); and, as a
+// PACS's study arrives after a workstation flooded its UID, `--flood` single-frame rows of an unlisted caller ahead of
+// 3 series of 300 of the owner's. Every store runs with STUDY_OWNERS naming the scanner, as production should. `--base <dir>`
 // adds the variants `<engine>@base`, the same studies written and read by another checkout's store (its own databases,
 // its own migrations), to compare a change with it in the same run; `--old-rows` adds `<engine>@old-rows`, this
 // store reading rows as written before migration 0006 (their `slices` emptied: counted from their answers). Run it
 // pinned to one core:
-//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--base <dir>] [--old-rows]
+//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--flood 20000] [--base <dir>] [--old-rows]
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -29,6 +31,7 @@ const { values: opts } = parseArgs({
     reads: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
     engines: { type: 'string', default: 'pglite,postgres' },
+    flood: { type: 'string', default: '20000' },
     base: { type: 'string' },
     'old-rows': { type: 'boolean', default: false }
   }
@@ -38,6 +41,8 @@ type Store = Pick<RecordStore, 'savePrediction' | 'readStudy' | 'close'>
 type Open = (options: StoreOptions) => Promise<{ store: Store }>
 
 const CALLER = 'dicom:CT_SCANNER'
+/** Sends under the scanner's study UIDs, and is not in STUDY_OWNERS. */
+const UNLISTED = 'dicom:WORKSTATION'
 const uid = (): string => `2.25.${BigInt(`0x${randomUUID().replaceAll('-', '')}`)}`
 const probabilities = (): { Normal: number, Stone: number } => {
   const stone = Math.random() * 0.2
@@ -46,7 +51,7 @@ const probabilities = (): { Normal: number, Stone: number } => {
 const cam = new Float32Array(2 * 14 * 14).map(() => Math.random() * 4 - 2)
 
 /** One classified instance as the service records it: the answer echoes its DICOM place; `frames` makes it multi-frame. */
-function record (study: string, series: string, instanceNumber: number, createdAt: Date, frames?: number): PredictionRecord {
+function record (study: string, series: string, instanceNumber: number, createdAt: Date, frames?: number, caller = CALLER): PredictionRecord {
   const id = randomUUID()
   const p = probabilities()
   const dicom = { studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: uid(), instanceNumber, slicePosition: -instanceNumber * 1.25 }
@@ -70,7 +75,7 @@ function record (study: string, series: string, instanceNumber: number, createdA
   }
   return {
     id,
-    caller: CALLER,
+    caller,
     route: 'DIMSE C-STORE',
     createdAt,
     input: { sha256: 'a'.repeat(64), bytes: 526_000, format: 'dicom' },
@@ -85,18 +90,27 @@ function record (study: string, series: string, instanceNumber: number, createdA
   }
 }
 
-/** The two studies' records, in arrival order (a millisecond apart). */
-function studies (): { uids: Record<string, string>, records: PredictionRecord[] } {
-  const uids = { 'single-frame 3x300': uid(), 'multi-frame 1000x300': uid() }
+/** The studies' records, in arrival order (a millisecond apart). */
+function studies (flood: number): { uids: Record<string, string>, records: PredictionRecord[] } {
+  const flooded = `${flood} unlisted + 3x300`
+  const uids: Record<string, string> = { 'single-frame 3x300': uid(), 'multi-frame 1000x300': uid(), ...(flood > 0 ? { [flooded]: uid() } : {}) }
   const since = Date.now() - 3_600_000
   const records: PredictionRecord[] = []
   const at = (): Date => new Date(since + records.length)
-  for (let s = 0; s < 3; s++) {
-    const series = uid()
-    for (let i = 1; i <= 300; i++) records.push(record(uids['single-frame 3x300'], series, i, at()))
+  const singleFrames = (study: string): void => {
+    for (let s = 0; s < 3; s++) {
+      const series = uid()
+      for (let i = 1; i <= 300; i++) records.push(record(study, series, i, at()))
+    }
   }
+  singleFrames(uids['single-frame 3x300'])
   const series = uid()
   for (let i = 1; i <= 1000; i++) records.push(record(uids['multi-frame 1000x300'], series, i, at(), 300))
+  if (flood > 0) {
+    const own = uid()
+    for (let i = 1; i <= flood; i++) records.push(record(uids[flooded], own, i, at(), undefined, UNLISTED))
+    singleFrames(uids[flooded])
+  }
   return { uids, records }
 }
 
@@ -107,7 +121,7 @@ async function asBefore0006 (options: StoreOptions): Promise<void> {
   await driver.close()
 }
 
-const { uids, records } = studies()
+const { uids, records } = studies(Number(opts.flood))
 const opens: Record<string, Open> = { '': RecordStore.open }
 if (opts['old-rows']) opens['@old-rows'] = RecordStore.open
 if (opts.base !== undefined) {
@@ -122,8 +136,8 @@ try {
       const name = `${engine}${suffix}`
       const tag = name.replace(/[@-]/g, '_')
       const options: StoreOptions = engine === 'pglite'
-        ? { engine: 'pglite', dataDir: join(work, tag) }
-        : { engine: 'postgres', url: await pgServer.createDatabase(`study_read_${tag}`), poolSize: 4, timeoutMs: 60_000, migrationTimeoutMs: 600_000 }
+        ? { engine: 'pglite', dataDir: join(work, tag), studyOwners: [CALLER] }
+        : { engine: 'postgres', url: await pgServer.createDatabase(`study_read_${tag}`), poolSize: 4, timeoutMs: 60_000, migrationTimeoutMs: 600_000, studyOwners: [CALLER] }
       let { store } = await open(options)
       for (let i = 0; i < records.length; i += 64) await Promise.all(records.slice(i, i + 64).map(async (r) => await store.savePrediction(r)))
       if (suffix === '@old-rows') {
@@ -163,10 +177,19 @@ try {
       }
     }
   }
+  const medians = new Map<string, { wall: number, cpu: number }>()
   for (const [key, rows] of results) {
     const of = (pick: (r: typeof rows[number]) => number): string => median(rows.map(pick)).toFixed(1)
+    medians.set(key, { wall: median(rows.map((r) => r.wall)), cpu: median(rows.map((r) => r.cpu + r.server)) })
     console.log(`${key}: median of ${rows.length} rounds of ${reads} reads: wall ${of((r) => r.wall)} ms/read, process CPU ` +
       `${of((r) => r.cpu)} (main thread ${of((r) => r.main)}) + PostgreSQL server ${of((r) => r.server)} = ${of((r) => r.cpu + r.server)} ms CPU/read`)
+  }
+  // this store over each variant, study by study
+  for (const [key, variant] of medians) {
+    const [name, ...label] = key.split(' ')
+    const ours = medians.get([name.replace(/@.*/, ''), ...label].join(' '))
+    if (!name.includes('@') || ours === undefined) continue
+    console.log(`${key.replace('@', ' over @')}: wall ${(ours.wall / variant.wall).toFixed(2)}, CPU ${(ours.cpu / variant.cpu).toFixed(2)}`)
   }
 } finally {
   for (const { store } of stores.values()) await store.close()

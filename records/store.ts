@@ -76,6 +76,14 @@ const STUDY_INSTANCE_COLUMNS = 'id, series_instance_uid, sop_instance_uid, insta
  */
 const STUDY_SLICES = "coalesce(slices, json_array_length(answer->'frames'), 1)"
 const STUDY_FRAMES = "CASE WHEN slices = 1 THEN NULL ELSE answer->'frames' END AS frames"
+/**
+ * A study's ($1) newest rows of one caller ($2) whose slices (a multi-frame object's frames, else one) add up to at
+ * most $3, MAX_STUDY_ROWS: a backward seek on predictions_study_caller (migration 0007), past no other caller's rows.
+ */
+export const STUDY_INSTANCES_SQL = `SELECT ${STUDY_INSTANCE_COLUMNS}, ${STUDY_FRAMES}, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, slices, answer, ` +
+  `sum(${STUDY_SLICES}) OVER (ORDER BY created_at DESC, id DESC) AS slices_through ` +
+  'FROM predictions WHERE study_instance_uid = $1 AND caller = $2 ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
+  'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC'
 
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */
@@ -198,23 +206,19 @@ export class RecordStore {
    * or, while it has none, the refusals of every caller that may own it. Any caller with the predict scope can send
    * instances under any StudyInstanceUID, a copy of one or a series of its own, and would otherwise rewrite the study
    * that every records:read-all reader and the FHIR push see. The owner is read from all the study's rows, not from
-   * the newest: another caller's flood of the study's UID would fill those.
+   * the newest: another caller's flood of the study's UID would fill those. The classified rows read are one caller's
+   * (STUDY_INSTANCES_SQL); a study without an owner has none of a caller that may own it.
    */
   async readStudy (studyInstanceUid: string, caller?: Caller): Promise<StudyRows> {
     const owner = caller ?? (await this.driver.query<{ caller: string | null }>(
       `SELECT ${studyOwnerSql('$1', '$2::text[]')} AS caller`, [studyInstanceUid, this.studyOwners], 'records.study.owner'))[0]?.caller
-    // whose rows are read: null for every caller's
-    const callers = owner === undefined || owner === null ? this.studyOwners : callersParam([owner])
-    const params = [studyInstanceUid, callers, MAX_STUDY_ROWS]
-    // the newest rows whose slices (a multi-frame object's frames, else one) add up to at most MAX_STUDY_ROWS
-    const instances = await this.driver.query<StudyInstanceRow>(
-      `SELECT ${STUDY_INSTANCE_COLUMNS}, ${STUDY_FRAMES}, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, slices, answer, ` +
-      `sum(${STUDY_SLICES}) OVER (ORDER BY created_at DESC, id DESC) AS slices_through ` +
-      'FROM predictions WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
-      'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC', params, 'records.study')
+    const found = owner !== undefined && owner !== null
+    const instances = found ? await this.driver.query<StudyInstanceRow>(STUDY_INSTANCES_SQL, [studyInstanceUid, owner, MAX_STUDY_ROWS], 'records.study') : []
+    // whose refusals are read: the owner's, else those of every caller that may own it (null: every caller's)
     const failures = await this.driver.query<StudyFailureRow>(
       `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
-      'WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3', params, 'records.study.failed')
+      'WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3',
+      [studyInstanceUid, found ? callersParam([owner]) : this.studyOwners, MAX_STUDY_ROWS], 'records.study.failed')
     return { instances: instances.reverse(), failures: failures.reverse() }
   }
 

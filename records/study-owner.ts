@@ -7,12 +7,17 @@ import type { Caller } from './record.js'
  * it, the oldest prediction of a listed caller, and null while no listed caller had one classified; NULL: any caller.
  * Any caller with the predict scope can send instances under any StudyInstanceUID, so what every records:read-all reader
  * of GET /studies sees and when the FHIR push sends its report are both judged by the owner's rows alone
- * (store.ts readStudy, push-queue.ts). The caller test is a filter on the walk of predictions_study_arrival (migration
- * 0005) in arrival order, which stops at the first listed row.
+ * (store.ts readStudy, push-queue.ts). Any caller: the first row of the study's walk in arrival order
+ * (predictions_study_arrival, migration 0005). Listed callers: each one's first row, one seek apiece on
+ * predictions_study_caller (migration 0007), the oldest of those; as a filter on the arrival walk, a lookup read every
+ * row unlisted callers had sent ahead of the first listed one. CASE runs only the branch taken.
  */
 export function studyOwnerSql (study: string, owners: string): string {
-  return `(SELECT earliest.caller FROM predictions AS earliest WHERE earliest.study_instance_uid = ${study} ` +
-    `AND (${owners} IS NULL OR earliest.caller = ANY(${owners})) ORDER BY earliest.created_at, earliest.id LIMIT 1)`
+  const first = (caller: string): string => 'SELECT earliest.caller, earliest.created_at, earliest.id FROM predictions AS earliest ' +
+    `WHERE earliest.study_instance_uid = ${study} AND ${caller} ORDER BY earliest.created_at, earliest.id LIMIT 1`
+  return `(CASE WHEN ${owners} IS NULL THEN (SELECT anyone.caller FROM (${first('true')}) AS anyone) ` +
+    `ELSE (SELECT listed.caller FROM unnest(${owners}) AS owner (caller) CROSS JOIN LATERAL (${first('earliest.caller = owner.caller')}) AS listed ` +
+    'ORDER BY listed.created_at, listed.id LIMIT 1) END)'
 }
 
 /**

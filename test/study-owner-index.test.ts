@@ -1,39 +1,122 @@
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { migrate, readMigrations } from '../records/migrate.js'
 import { openPGlite } from '../records/pglite-driver.js'
+import { openPostgres } from '../records/postgres-driver.js'
+import { MAX_STUDY_ROWS, RecordStore, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
 import { studyOwnerSql } from '../records/study-owner.js'
+import type { SqlDriver, SqlSession } from '../records/sql-driver.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { startPostgres } from './helpers/postgres.js'
 
 // A study's owner (records/study-owner.ts) is looked up by readStudy for every records:read-all reader and, per study
-// received lately, by every FHIR push sweep. Without an index in arrival order within a study, the lookup reads every
-// row of the study and sorts them, so a study flooded under its UID costs every sweep that much. The plan is asserted,
-// not a duration: with sequential scans off, the lookup must be an index scan that stops at the first row, no sort;
-// with STUDY_OWNERS, at the first row of a listed caller (a filter on the same walk). The plan is the generic one the
-// store's named statements come to, its parameters unknown.
+// received lately, by every FHIR push sweep; readStudy then reads the owner's newest rows. A workstation (not in
+// STUDY_OWNERS) sends many rows under the study's UID before the PACS's series and more after it: the lookup must not
+// walk the rows ahead of the PACS's first, nor the read those around the PACS's rows. Asserted on the plans the
+// store's named statements come to (the generic ones, parameters unknown), run on the data (EXPLAIN ANALYZE: rows, no
+// durations): an index seek with the caller in its condition, no row read and thrown away by a filter. Without
+// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort.
 
-t.test('the study owner lookup reads the study\'s rows in arrival order from an index and stops at the first, without a sort', async (t) => {
-  const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
-  t.teardown(async () => await rm(work, { recursive: true, force: true }))
-  const driver = await openPGlite(await emptyPGliteDataDir(work))
-  t.teardown(async () => await driver.close())
-  await migrate(driver, await readMigrations())
-  await driver.exec('SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan')
-  await driver.exec(`PREPARE owner (text, text[]) AS SELECT ${studyOwnerSql('$1', '$2::text[]')} AS caller`)
-  for (const [owners, what] of [['NULL', 'any caller'], [`'{"dicom:PACS1","api-key:pacs"}'`, 'STUDY_OWNERS']]) {
-    const [{ 'QUERY PLAN': plan }] = await driver.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) EXECUTE owner ('2.25.1', ${owners})`)
-    const nodes: Array<{ type: string, index?: string }> = []
-    const walk = (node: { 'Node Type': string, 'Index Name'?: string, Plans?: unknown[] }): void => {
-      nodes.push({ type: node['Node Type'], ...(node['Index Name'] === undefined ? {} : { index: node['Index Name'] }) })
-      for (const child of node.Plans ?? []) walk(child as typeof node)
-    }
-    walk((typeof plan === 'string' ? JSON.parse(plan) : plan)[0].Plan)
-    t.notOk(nodes.some(({ type }) => type === 'Sort'), `${what}: no sort of the study's rows: ${JSON.stringify(nodes)}`)
-    t.ok(nodes.some(({ type, index }) => type === 'Index Scan' && index === 'predictions_study_arrival'), `${what}: an index scan in arrival order`)
+const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+const server = await startPostgres()
+t.teardown(async () => await server.destroy())
+
+const PACS = 'dicom:PACS1'
+const OTHER_PACS = 'dicom:PACS2'
+const WORKSTATION = 'api-key:workstation'
+const FLOOD = 1_000
+const STUDY = '1.2.826.0.1.3680043.8.498.20'
+
+interface PlanNode { 'Node Type': string, 'Scan Direction'?: string, 'Relation Name'?: string, 'Index Name'?: string, 'Index Cond'?: string, Filter?: string, 'Rows Removed by Filter'?: number, 'Actual Rows': number, 'Actual Loops': number, Plans?: PlanNode[] }
+
+/** The nodes of a statement's generic plan that ran on the data (not those of a CASE branch not taken). */
+async function plan (session: SqlSession, statement: string, types: string, args: string): Promise<PlanNode[]> {
+  const name = `s${randomUUID().replaceAll('-', '')}`
+  await session.exec(`PREPARE ${name} (${types}) AS ${statement}`)
+  const [{ 'QUERY PLAN': json }] = await session.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE ${name} (${args})`)
+  const nodes: PlanNode[] = []
+  const walk = (node: PlanNode): void => {
+    if (node['Actual Loops'] > 0) nodes.push(node)
+    for (const child of node.Plans ?? []) walk(child)
   }
-  const indexes = await driver.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'predictions' ORDER BY indexname")
-  t.same(indexes.map(({ indexname }) => indexname), ['predictions_caller_newest', 'predictions_newest', 'predictions_pkey', 'predictions_study_arrival'],
-    'in place of the series index, which no query used: an insert maintains as many indexes as before')
-})
+  walk((typeof json === 'string' ? JSON.parse(json) : json)[0].Plan)
+  return nodes
+}
+
+/** What the plan read of predictions: per scan its index, condition, filter, and the rows it returned and threw away. */
+const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => nodes.filter((node) => node['Relation Name'] === 'predictions').map((node) => ({
+  type: `${node['Node Type']}${node['Scan Direction'] === 'Backward' ? ' Backward' : ''}`, index: node['Index Name'], cond: node['Index Cond'], filter: node.Filter, removed: node['Rows Removed by Filter'] ?? 0, rows: node['Actual Rows'] * node['Actual Loops']
+}))
+
+const engines: Array<{ engine: 'pglite' | 'postgres', options: () => Promise<StoreOptions>, driver: (options: StoreOptions) => Promise<SqlDriver> }> = [
+  {
+    engine: 'pglite',
+    options: async () => ({ engine: 'pglite', dataDir: await emptyPGliteDataDir(await mkdtemp(join(work, 'pglite-'))), studyOwners: [OTHER_PACS, PACS] }),
+    driver: async (options) => await openPGlite((options as { dataDir: string }).dataDir)
+  },
+  {
+    engine: 'postgres',
+    options: async () => ({ engine: 'postgres', url: await server.createDatabase(`owner_index_${Date.now()}`), poolSize: 2, timeoutMs: 10_000, migrationTimeoutMs: 60_000, studyOwners: [OTHER_PACS, PACS] }),
+    driver: async (options) => await openPostgres({ ...(options as { url: string, timeoutMs: number }), poolSize: 1 })
+  }
+]
+
+for (const { engine, options, driver } of engines) {
+  t.test(`${engine}: the owner is found, and its rows read, by a seek per caller, past none of the ${2 * FLOOD} rows an unlisted caller sent around them`, async (t) => {
+    const opened = await options()
+    const { store } = await RecordStore.open(opened)
+    const start = Date.now() - 3_600_000
+    let sent = 0
+    const classified = async (caller: string, count: number): Promise<void> => {
+      await Promise.all(Array.from({ length: count }, async () => {
+        const id = randomUUID()
+        const n = sent++
+        await store.savePrediction({
+          id, caller, route: '/predict', createdAt: new Date(start + n),
+          input: { sha256: '0'.repeat(64), bytes: 1, format: 'dicom' },
+          dicom: { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.${caller.length}`, sopInstanceUid: `${STUDY}.${caller.length}.${n}` },
+          model: { name: 'kidney-stone-cnn', version: 'test', sha256: '0'.repeat(64), threshold: 0.5, temperature: 1 },
+          prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, confidenceBand: 'high', timings: {}, answer: { id }
+        })
+      }))
+    }
+    // The workstation first, the PACS's three slices, the other listed PACS (listed first, sending later), the workstation again.
+    await classified(WORKSTATION, FLOOD)
+    await classified(PACS, 3)
+    await classified(OTHER_PACS, 1)
+    await classified(WORKSTATION, FLOOD)
+    t.same((await store.readStudy(STUDY)).instances.map((row) => row.series_instance_uid), Array(3).fill(`${STUDY}.${PACS.length}`), 'read-all: the PACS\'s rows, the first listed caller to send')
+    t.equal((await store.readStudy(STUDY, WORKSTATION)).instances.length, 2 * FLOOD, 'the workstation\'s own view: its rows')
+    await store.close()
+
+    const db = await driver(opened)
+    t.teardown(async () => await db.close())
+    await db.withSession(async (session) => {
+      await session.exec('SET enable_seqscan = off; SET enable_bitmapscan = off; SET plan_cache_mode = force_generic_plan')
+      const owner = `SELECT ${studyOwnerSql('$1', '$2::text[]')} AS caller`
+      const listed = `'{"${OTHER_PACS}","${PACS}"}'`
+      t.same(await session.query(owner.replaceAll('$1', `'${STUDY}'`).replaceAll('$2', listed)), [{ caller: PACS }], 'STUDY_OWNERS: the PACS owns it')
+      t.same(await session.query(owner.replaceAll('$1', `'${STUDY}'`).replaceAll('$2', 'NULL')), [{ caller: WORKSTATION }], 'any caller: the first to send owns it')
+
+      // On the old code one scan of predictions_study_arrival, caller a filter: 1,000 rows removed, one returned.
+      const withOwners = scans(await plan(session, owner, 'text, text[]', `'${STUDY}', ${listed}`))
+      t.ok(withOwners.length > 0, 'predictions are read')
+      for (const scan of withOwners) {
+        t.match(scan, { type: /^Index (Only )?Scan$/, index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0 }, `STUDY_OWNERS: a seek per listed caller: ${JSON.stringify(scan)}`)
+        t.ok((scan.rows as number) <= 2, `no more than a row per listed caller: ${JSON.stringify(scan)}`)
+      }
+      const anyCaller = await plan(session, owner, 'text, text[]', `'${STUDY}', NULL`)
+      t.notOk(anyCaller.some((node) => node['Node Type'] === 'Sort'), 'any caller: no sort of the study\'s rows')
+      t.equal(scans(anyCaller).length, 1, 'any caller: one scan')
+      t.match(scans(anyCaller), [{ type: 'Index Scan', index: 'predictions_study_arrival', removed: 0, rows: 1 }], 'any caller: the first row of the arrival walk')
+
+      // On the old code a backward walk of predictions_study_arrival filtered on the caller: 2,001 rows removed.
+      const read = scans(await plan(session, STUDY_INSTANCES_SQL, 'text, text, integer', `'${STUDY}', '${PACS}', ${MAX_STUDY_ROWS}`))
+      t.equal(read.length, 1, 'the owner\'s rows: one scan')
+      t.match(read, [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 3 }], 'the owner\'s rows: a backward seek')
+    })
+  })
+}
