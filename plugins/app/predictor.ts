@@ -20,6 +20,22 @@ export interface PredictionOutcome {
   timings: StageTimings
   /** A DICOM upload's acquisition time (FHIR dateTime), for reports; not part of the JSON answer. */
   acquired?: string
+  /** Removes the kept upload and the record again, for an answer that ends up not given (withdrawUnanswered). */
+  withdraw: () => Promise<void>
+}
+
+/**
+ * For a request of several files (POST /predict/batch, STOW-RS) once every file is done: when the request was
+ * answered meanwhile (408 at HANDLER_TIMEOUT_MS), the caller learns none of the ids, so the answers of the files
+ * classified before the deadline are withdrawn (their uploads and records removed), as a single /predict keeps nothing
+ * then (a retry of the request would otherwise add them again); and RequestTimeoutError is thrown, as the answer is
+ * already sent.
+ */
+export async function withdrawUnanswered (answered: PredictOptions['answered'], withdrawals: Array<PredictionOutcome['withdraw'] | undefined>): Promise<void> {
+  if (answered?.() !== true) return
+  // A repeated DICOM instance shares its first file's outcome: each answer is withdrawn once.
+  await Promise.all([...new Set(withdrawals)].map(async (withdraw) => await withdraw?.()))
+  throw new RequestTimeoutError('The request was answered before all its files were classified.')
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
@@ -109,7 +125,13 @@ export default fp(async (app) => {
         throw saved.reason
       }
     }
+    const withdraw = async (): Promise<void> => { await Promise.all([app.uploads.discard(id, format), app.records.forgetPrediction(id)]) }
+    // Answered while the upload and the record were being written: withdrawn as well.
+    if (options.answered?.() === true) {
+      await withdraw()
+      throw new RequestTimeoutError('The request was answered before its classification ended.')
+    }
     const acquired = classification.dicom?.acquired
-    return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
+    return { timings: classification.timings, prediction: answer, withdraw, ...(acquired === undefined ? {} : { acquired }) }
   })
 }, { name: 'predictor', dependencies: ['model', 'uploads', 'records'] })
