@@ -70,8 +70,11 @@ export function pDataPdu (value: Buffer, options: { command: boolean, last: bool
   return Buffer.concat([pdu, value])
 }
 
-/** A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030) or C-STORE-RQ (0x0001, with a data set). */
-export function commandSet (field: 0x0030 | 0x0001, messageId: number): Buffer {
+/**
+ * A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030) or C-STORE-RQ (0x0001, with a data set), the latter
+ * of a CT Image unless `store` names another SOP class, with an AffectedSOPInstanceUID when `store` gives one.
+ */
+export function commandSet (field: 0x0030 | 0x0001, messageId: number, store: { sopClassUid?: string, sopInstanceUid?: string } = {}): Buffer {
   const element = (tag: number, value: Buffer): Buffer => {
     const head = Buffer.alloc(8)
     head.writeUInt16LE(0, 0)
@@ -80,9 +83,11 @@ export function commandSet (field: 0x0030 | 0x0001, messageId: number): Buffer {
     return Buffer.concat([head, value])
   }
   const u16 = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
-  const sopClass = Buffer.from(field === 0x0030 ? '1.2.840.10008.1.1\0' : '1.2.840.10008.5.1.4.1.1.2\0', 'latin1')
+  const uid = (value: string): Buffer => Buffer.from(value.length % 2 === 0 ? value : `${value}\0`, 'latin1')
+  const sopClass = uid(field === 0x0030 ? '1.2.840.10008.1.1' : store.sopClassUid ?? '1.2.840.10008.5.1.4.1.1.2')
   const body = Buffer.concat([element(0x0002, sopClass), element(0x0100, u16(field)), element(0x0110, u16(messageId)),
-    element(0x0800, u16(field === 0x0030 ? 0x0101 : 0x0000))])
+    element(0x0800, u16(field === 0x0030 ? 0x0101 : 0x0000)),
+    ...(store.sopInstanceUid === undefined ? [] : [element(0x1000, uid(store.sopInstanceUid))])])
   const length = Buffer.alloc(4)
   length.writeUInt32LE(body.length)
   return Buffer.concat([element(0x0000, length), body])
