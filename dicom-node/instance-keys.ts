@@ -26,7 +26,9 @@ export const KEYS_PREFIX_BYTES = 256 * 1024
  * The keys of a Part 10 file. They come in ascending tag order, SeriesInstanceUID (0020,000E) last: parsing stops
  * there (dicom-parser's untilTag, top-level elements only), so whatever follows (private groups such as Siemens' CSA
  * headers, the image attributes, the pixels) is never parsed here. `known` (from the C-STORE command) fills what the
- * file does not give. Never throws: a data set too broken to read still gets a refusal, with whatever keys are known.
+ * file does not give, when it is a UID: the command comes from the peer as sent, and a refused instance is recorded
+ * with its keys (a NUL made that write fail, and the refusal was lost from its study). Never throws: a data set too
+ * broken to read still gets a refusal, with whatever keys are known.
  */
 export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): InstanceKeys {
   const prefix = bytes.subarray(0, KEYS_PREFIX_BYTES)
@@ -58,11 +60,12 @@ export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): Inst
       return undefined
     }
   }
+  const given = (value: string | undefined): string | undefined => value !== undefined && isDicomUid(value) ? value : undefined
   return {
-    sopClassUid: read(TAG.sopClassUid) ?? read('x00020002') ?? read('x00020002', meta) ?? known.sopClassUid,
-    sopInstanceUid: read(TAG.sopInstanceUid) ?? read('x00020003') ?? read('x00020003', meta) ?? known.sopInstanceUid,
-    studyInstanceUid: read(TAG.studyInstanceUid) ?? known.studyInstanceUid,
-    seriesInstanceUid: read(TAG.seriesInstanceUid) ?? known.seriesInstanceUid
+    sopClassUid: read(TAG.sopClassUid) ?? read('x00020002') ?? read('x00020002', meta) ?? given(known.sopClassUid),
+    sopInstanceUid: read(TAG.sopInstanceUid) ?? read('x00020003') ?? read('x00020003', meta) ?? given(known.sopInstanceUid),
+    studyInstanceUid: read(TAG.studyInstanceUid) ?? given(known.studyInstanceUid),
+    seriesInstanceUid: read(TAG.seriesInstanceUid) ?? given(known.seriesInstanceUid)
   }
 }
 

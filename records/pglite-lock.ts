@@ -39,6 +39,9 @@ async function readLock (lockPath: string): Promise<Lock | undefined> {
     throw error
   })
   if (stats === undefined) return undefined
+  // Never a lock this service wrote (a directory a volume mount made, a symbolic link): taken for an unreadable lock,
+  // a directory was waited on for the stale age, then moved aside and left, with Node's EISDIR as the only word.
+  if (!stats.isFile()) throw new RecordStoreError(`${lockPath} is not a file: it is no lock this service wrote; remove it`)
   const text = (await readFile(lockPath, 'utf8').catch(() => '')).trim()
   const owner = /^[1-9]\d*$/.test(text) ? { scope: await pidScope(), pid: Number(text) } : parseOwner(text)
   return { owner, mtimeMs: stats.mtimeMs, ino: stats.ino }

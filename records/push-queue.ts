@@ -8,6 +8,8 @@ export interface ClaimedPush {
   version: string
   /** This attempt's number, from 1. */
   attempts: number
+  /** The SHA-256 of the last report the FHIR server accepted for the study (reportSha256), if any. */
+  acceptedReport?: string
 }
 
 /** A replica's first sweep looks at studies with an instance this recently; older ones were pushed (or given up on) long ago. */
@@ -23,6 +25,8 @@ const OVERLAP_SECONDS = 600
  * The FHIR push queue in the records database (table study_pushes, migration 0002), shared by every replica: a
  * study becomes due when its newest instance is SERIES_IDLE_SECONDS old, is claimed by one replica at a time
  * (FOR UPDATE SKIP LOCKED, then a lease), and is due again, as a new version, when instances arrive after its push.
+ * `location` and `report_sha256` are those of the last report the FHIR server accepted for the study, kept across
+ * versions: a version whose report is that one again (the same instances sent again) is not sent (`unchanged`).
  */
 export class PushQueue {
   /** `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller. */
@@ -61,7 +65,7 @@ export class PushQueue {
       '), queued AS (' +
       '  INSERT INTO study_pushes (study_instance_uid, version, next_attempt_at) SELECT study_instance_uid, version, now() FROM final ' +
       '  ON CONFLICT (study_instance_uid) DO UPDATE SET version = EXCLUDED.version, attempts = 0, pushed_at = NULL, gave_up = false, ' +
-      '    last_error = NULL, location = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
+      '    last_error = NULL, next_attempt_at = EXCLUDED.next_attempt_at WHERE study_pushes.version < EXCLUDED.version RETURNING 1' +
       ') SELECT count(*)::integer AS n FROM queued', [lookback, idleSeconds, now.toISOString(), this.studyOwners], 'pushes.enqueue')
     this.lastSweep = now
     return Number(rows[0]?.n ?? 0)
@@ -69,19 +73,33 @@ export class PushQueue {
 
   /** Claims up to `limit` due pushes for `leaseSeconds` (another replica takes them over only after that). */
   async claimDue (limit: number, leaseSeconds: number): Promise<ClaimedPush[]> {
-    const rows = await this.driver.query<{ study_instance_uid: string, version: string, attempts: number }>(
+    const rows = await this.driver.query<{ study_instance_uid: string, version: string, attempts: number, report_sha256: string | null }>(
       'UPDATE study_pushes SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2) WHERE study_instance_uid IN (' +
       '  SELECT study_instance_uid FROM study_pushes WHERE pushed_at IS NULL AND NOT gave_up AND next_attempt_at <= now() ' +
       '  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED' +
-      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts`,
+      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts, report_sha256`,
       [limit, leaseSeconds], 'pushes.claim')
-    return rows.map((row) => ({ studyInstanceUid: row.study_instance_uid, version: row.version, attempts: Number(row.attempts) }))
+    return rows.map((row) => ({
+      studyInstanceUid: row.study_instance_uid,
+      version: row.version,
+      attempts: Number(row.attempts),
+      ...(row.report_sha256 === null ? {} : { acceptedReport: row.report_sha256 })
+    }))
   }
 
-  /** The FHIR server accepted this version (a newer version queued meanwhile is left alone). */
-  async pushed (push: ClaimedPush, location: string | undefined): Promise<void> {
-    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), location = $3, last_error = NULL WHERE study_instance_uid = $1 AND version = $2::timestamptz',
-      [push.studyInstanceUid, push.version, location ?? null], 'pushes.pushed')
+  /** The FHIR server accepted this version's report, of reportSha256 `report` (a newer version queued meanwhile is left alone). */
+  async pushed (push: ClaimedPush, report: string, location: string | undefined): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), report_sha256 = $3, location = $4, last_error = NULL ' +
+      'WHERE study_instance_uid = $1 AND version = $2::timestamptz', [push.studyInstanceUid, push.version, report, location ?? null], 'pushes.pushed')
+  }
+
+  /**
+   * This version's report is the one the FHIR server accepted last (acceptedReport): the version counts as pushed,
+   * nothing is sent, and the Location of that report stays.
+   */
+  async unchanged (push: ClaimedPush): Promise<void> {
+    await this.driver.query('UPDATE study_pushes SET pushed_at = now(), last_error = NULL WHERE study_instance_uid = $1 AND version = $2::timestamptz',
+      [push.studyInstanceUid, push.version], 'pushes.unchanged')
   }
 
   /** This attempt failed: retried after `retryInSeconds`, or never again when `giveUp`. */
@@ -103,12 +121,14 @@ export class PushQueue {
   }
 
   /** A study's push state (tests, operations). */
-  async state (studyInstanceUid: string): Promise<{ attempts: number, pushed: boolean, gaveUp: boolean, lastError?: string, location?: string } | undefined> {
-    const rows = await this.driver.query<{ attempts: number, pushed_at: string | null, gave_up: boolean, last_error: string | null, location: string | null }>(
-      'SELECT attempts, pushed_at::text, gave_up, last_error, location FROM study_pushes WHERE study_instance_uid = $1', [studyInstanceUid], 'pushes.state')
+  async state (studyInstanceUid: string): Promise<{ version: string, attempts: number, pushed: boolean, gaveUp: boolean, lastError?: string, location?: string } | undefined> {
+    const rows = await this.driver.query<{ version: string, attempts: number, pushed_at: string | null, gave_up: boolean, last_error: string | null, location: string | null }>(
+      `SELECT to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts, pushed_at::text, gave_up, last_error, location ` +
+      'FROM study_pushes WHERE study_instance_uid = $1', [studyInstanceUid], 'pushes.state')
     const row = rows[0]
     if (row === undefined) return undefined
     return {
+      version: row.version,
       attempts: Number(row.attempts),
       pushed: row.pushed_at !== null,
       gaveUp: row.gave_up,

@@ -5,6 +5,7 @@ import { readEachInstanceKeys } from '../dicom-node/instance-keys.js'
 import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
+import { withdrawUnanswered } from '../plugins/app/predictor.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
@@ -55,6 +56,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),
       async (i) => await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
       (i, { code, statusCode, message }) => refusedOutcome(keys[i], { code, statusCode, message }))
+    await withdrawUnanswered(options.answered, outcomes.map((outcome) => outcome.classified ? outcome.withdraw : undefined))
     const reference = (outcome: IntakeOutcome) => ({
       '00081150': uiAttribute(outcome.keys.sopClassUid),
       '00081155': uiAttribute(outcome.keys.sopInstanceUid),

@@ -64,6 +64,45 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
   t.equal(stub.received[3].body.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'with the new series')
 })
 
+t.test('a study sent again as it was is not POSTed again: the same report is not a second DiagnosticReport; a changed one is', async (t) => {
+  // A PACS sending a study again (a resend, a second routing rule) makes a new version of it (its newest instance is
+  // newer), whose report is the same, word for word but its issued time. On the old code it was POSTed a second time.
+  const stub = await fhirStub(t)
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-again')) }, {
+    series: { idleSeconds: 1, minAdjacentSlices: 2 },
+    fhirPush: { ...loadConfig().fhirPush, url: stub.url }
+  })
+  const send = async (files: string[]): Promise<void> => {
+    for (const file of files) {
+      const upload = fileUpload(await readFile(file), 'slice.dcm')
+      t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+    }
+  }
+  const state = async (uid: string) => await app.records.withPushQueue(async (q) => await q.state(uid))
+  /** Until the study's version after `version` is settled: pushed (or marked so), or a POST beyond `posts` arrived. */
+  const settled = async (uid: string, version: string | undefined, posts: number): Promise<void> => await until(async () => {
+    const now = await state(uid)
+    return stub.received.length > posts || (now?.pushed === true && now.version !== version)
+  }, 'the study settled')
+  const series = await writeCtSeries(join(work, 'again'), { slices: 2 })
+  await send(series.files)
+  await settled(series.studyInstanceUid, undefined, 0)
+  const first = await state(series.studyInstanceUid)
+  t.equal(stub.received.length, 1, 'the study is pushed once')
+
+  await send(series.files)
+  await settled(series.studyInstanceUid, first?.version, 1)
+  const again = await state(series.studyInstanceUid)
+  t.equal(stub.received.length, 1, 'sent again as it was: no second POST (old code: 2)')
+  t.not(again?.version, first?.version, 'a new version of the study, marked pushed')
+  t.match(again, { pushed: true, location: first?.location }, 'with the Location of the report accepted')
+
+  const more = await writeCtSeries(join(work, 'again-more'), { slices: 1, studyInstanceUid: series.studyInstanceUid })
+  await send(more.files)
+  await until(() => stub.received.length >= 2, 'the changed study pushed')
+  t.equal(stub.received[1].body.contained.filter((r: any) => r.resourceType === 'Observation').length, 2, 'a new series: the new report is POSTed')
+})
+
 t.test('a study that receives a new series while its push waits to be retried is not pushed partial: one final report follows', async (t) => {
   // On the old code the retry read the study as it stood, the new series not final, and POSTed a 'partial' report,
   // recorded as the first version's push; the final report followed as a second one.

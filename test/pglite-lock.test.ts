@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -108,6 +108,15 @@ t.test('a lock of another container or host touched within the stale age is wait
   const driver = await openPGlite(data)
   t.ok(Date.now() >= touched + LEASE_STALE_MS, 'opened once the lease was stale, not before')
   await driver.close()
+})
+
+t.test('a records.lock that is not a file (a directory a volume mount made) is refused, named, and left as it is', async (t) => {
+  // On the old code it was taken for an unreadable lock: waited on for the stale age, moved aside to
+  // records.lock.<uuid>, then the open failed on Node's 'Path is a directory: rm returned EISDIR' and left it there.
+  const data = await dataDir()
+  await mkdir(lockOf(data))
+  await t.rejects(openPGlite(data), { constructor: RecordStoreError, message: `records store: ${lockOf(data)} is not a file: it is no lock this service wrote; remove it` })
+  t.same((await readdir(data)).filter((name) => name.startsWith('records.lock')), ['records.lock'], 'nothing moved aside')
 })
 
 t.test('a service stopped while it waits for another\'s lock stops at once, leaving the lock alone', async (t) => {

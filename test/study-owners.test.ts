@@ -131,7 +131,7 @@ for (const { engine } of backends) {
     t.equal(await store.pushes.enqueueFinal(30, at(91)), 0, 'not final 29 s after the PACS\'s last instance')
     t.equal(await store.pushes.enqueueFinal(30, at(93)), 1, 'final 30 s after it')
     const [claimed] = await store.pushes.claimDue(1, 60)
-    await store.pushes.pushed(claimed, undefined)
+    await store.pushes.pushed(claimed, 'a report', undefined)
     await classified(study, 'api-key:workstation', 200)
     // Retention takes the oldest rows, the PACS's among them: the workstation's newer row does not take the study over.
     await store.deleteExpired(at(100), 500)

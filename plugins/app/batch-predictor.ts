@@ -9,7 +9,7 @@ import type { RecordOrigin } from '../../records/record.js'
 import type { BatchResponse } from '../../schemas/batch.js'
 import { uploadedBytes } from '../external/multipart.js'
 import { errorBody, InternalError } from './errors.js'
-import type { PredictOptions } from './predictor.js'
+import { withdrawUnanswered, type PredictOptions } from './predictor.js'
 
 /**
  * The parts of the repeated multipart field `files` (one part arrives as a single object, not an array). A file
@@ -56,14 +56,16 @@ export default fp(async (app) => {
       const bytes = files[index]
       if (bytes.length === 0) return refused(index, new NoFileError('The uploaded file is empty.'))
       try {
-        return { result: (await app.predict(bytes, origin, options)).prediction }
+        const { prediction, withdraw } = await app.predict(bytes, origin, options)
+        return { result: prediction, withdraw }
       } catch (error) {
         if (error instanceof ServiceError) return refused(index, error)
         app.log.error({ err: error, index }, 'unexpected error in a batch file')
         return refused(index, new InternalError())
       }
     }), refused)
-    const results = outcomes.map((outcome, index) => ({ index, ...outcome }))
+    await withdrawUnanswered(options.answered, outcomes.map((outcome) => 'withdraw' in outcome ? outcome.withdraw : undefined))
+    const results = outcomes.map((outcome, index) => ({ index, ...('result' in outcome ? { result: outcome.result } : outcome) }))
     return { results, summary: summarizeBatch(results, app.config.series.minAdjacentSlices) }
   })
 }, { name: 'batch-predictor', dependencies: ['predictor', 'model', 'records'] })

@@ -5,10 +5,11 @@ import { CLASSIFIED_SOP_CLASSES, UnsupportedSopClassError } from '../../dicom-no
 import { errorComment, failureStatus, type Refusal } from '../../dicom-node/status.js'
 import type { RecordOrigin } from '../../records/record.js'
 import type { Prediction } from '../../schemas/prediction.js'
-import type { PredictOptions } from './predictor.js'
+import { RequestTimeoutError } from './errors.js'
+import type { PredictionOutcome, PredictOptions } from './predictor.js'
 
 export type IntakeOutcome =
-  | { classified: true, keys: InstanceKeys, prediction: Prediction }
+  | { classified: true, keys: InstanceKeys, prediction: Prediction, withdraw: PredictionOutcome['withdraw'] }
   /** `status`: the DIMSE status / STOW-RS FailureReason; `comment`: the ErrorComment. */
   | { classified: false, keys: InstanceKeys, refusal: Refusal, status: number, comment: string }
 
@@ -39,16 +40,17 @@ export default fp(async (app) => {
     const { callingAe, ...origin } = from
     try {
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
-      const { prediction } = await app.predict(bytes, origin, options)
+      const { prediction, withdraw } = await app.predict(bytes, origin, options)
       app.metrics.dicomInstance(origin.route, 'stored', callingAe)
-      return { classified: true, keys, prediction }
+      return { classified: true, keys, prediction, withdraw }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
       const refusal: Refusal = error instanceof ServiceError
         ? { code: error.code, statusCode: error.statusCode, message: error.message }
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
       app.metrics.dicomInstance(origin.route, refusal.code, callingAe)
-      if (keys.studyInstanceUid !== undefined) {
+      // Its request was answered 408 meanwhile (STOW-RS): the instance was not refused, its sender was told nothing of it.
+      if (keys.studyInstanceUid !== undefined && !(error instanceof RequestTimeoutError)) {
         app.records.failedInstance({
           ...origin,
           createdAt: new Date(),

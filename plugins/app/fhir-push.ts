@@ -1,10 +1,20 @@
 import fp from 'fastify-plugin'
 import { toStudyDiagnosticReport } from '../../inference/study-fhir.js'
+import type { DiagnosticReport } from 'fhir/r4.js'
 import type { ClaimedPush } from '../../records/push-queue.js'
+import { sha256Hex } from '../../records/record.js'
 
 /** Retry delay after the n-th failed attempt: 1, 2, 4, ... seconds, at most 5 minutes (10 attempts span about 10 minutes). */
 export function backoffSeconds (attempt: number): number {
   return Math.min(300, 2 ** Math.max(0, attempt - 1))
+}
+
+/**
+ * What a report says, as a SHA-256: the report without its `issued` time, which is the time of each POST. Two versions
+ * of a study with the same hash are the same report (the same instances sent again).
+ */
+export function reportSha256 (report: DiagnosticReport): string {
+  return sha256Hex(Buffer.from(JSON.stringify({ ...report, issued: undefined })))
 }
 
 /** A claim lasts longer than one POST may take, so no other replica pushes the same study meanwhile. */
@@ -23,6 +33,7 @@ const PUSHES_PER_PASS = 8
  * answers are not retried (the same report would be refused again). The queue lives in the records database, so
  * replicas share it and a restart resumes it; a study that grows after its push is pushed again, POSTed as a new
  * DiagnosticReport beside the first: a PUT replaced what the receiving system had added to it (reverted, 3152e41).
+ * A new version whose report is the one accepted last (a PACS sending the same study again) is not sent again.
  */
 export default fp(async (app) => {
   const { url, maxAttempts, token } = app.config.fhirPush
@@ -47,6 +58,12 @@ export default fp(async (app) => {
       return
     }
     const report = toStudyDiagnosticReport(study)
+    const sha256 = reportSha256(report)
+    if (sha256 === push.acceptedReport) {
+      await app.records.withPushQueue(async (queue) => await queue.unchanged(push))
+      app.log.info({ study: push.studyInstanceUid }, 'FHIR push: the study was received again and its report is the one accepted before: not sent again')
+      return
+    }
     let failure: { error: string, retry: boolean }
     try {
       const response = await fetch(`${url}/DiagnosticReport`, {
@@ -60,7 +77,7 @@ export default fp(async (app) => {
       })
       await response.body?.cancel()
       if (response.ok) {
-        await app.records.withPushQueue(async (queue) => await queue.pushed(push, response.headers.get('location') ?? undefined))
+        await app.records.withPushQueue(async (queue) => await queue.pushed(push, sha256, response.headers.get('location') ?? undefined))
         app.log.info({ study: push.studyInstanceUid, attempt: push.attempts, status: response.status }, 'FHIR push: DiagnosticReport accepted')
         return
       }

@@ -22,6 +22,22 @@ export interface PredictionOutcome {
   timings: StageTimings
   /** A DICOM upload's acquisition time (FHIR dateTime), for reports; not part of the JSON answer. */
   acquired?: string
+  /** Removes the kept upload and the record again, for an answer that ends up not given (withdrawUnanswered). */
+  withdraw: () => Promise<void>
+}
+
+/**
+ * For a request of several files (POST /predict/batch, STOW-RS) once every file is done: when the request was
+ * answered meanwhile (408 at HANDLER_TIMEOUT_MS), the caller learns none of the ids, so the answers of the files
+ * classified before the deadline are withdrawn (their uploads and records removed), as a single /predict keeps nothing
+ * then (a retry of the request would otherwise add them again); and RequestTimeoutError is thrown, as the answer is
+ * already sent.
+ */
+export async function withdrawUnanswered (answered: PredictOptions['answered'], withdrawals: Array<PredictionOutcome['withdraw'] | undefined>): Promise<void> {
+  if (answered?.() !== true) return
+  // A repeated DICOM instance shares its first file's outcome: each answer is withdrawn once.
+  await Promise.all([...new Set(withdrawals)].map(async (withdraw) => await withdraw?.()))
+  throw new RequestTimeoutError('The request was answered before all its files were classified.')
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
@@ -86,9 +102,10 @@ interface Answerable {
  * turn, and the records of one model batch reach the database together, in one statement. When the answer is not
  * given after all, what was kept goes again: an upload that could not be kept withdraws its committed record, a
  * record that could not be written removes the upload, and so does the request's deadline passing meanwhile (408:
- * the caller never learns the id). A record write that failed is taken as not committed (docs/records.md).
+ * the caller never learns the id). A record write that failed is taken as not committed (docs/records.md). Resolves
+ * whether a record was committed.
  */
-async function keepAndRecord (app: FastifyInstance, { id, bytes, format, record, answered }: Answerable): Promise<void> {
+async function keepAndRecord (app: FastifyInstance, { id, bytes, format, record, answered }: Answerable): Promise<boolean> {
   const [saved, recorded] = await Promise.allSettled([
     app.uploads.save(bytes, format, id),
     record === undefined ? undefined : app.records.savePrediction(record)
@@ -100,7 +117,7 @@ async function keepAndRecord (app: FastifyInstance, { id, bytes, format, record,
       : answered?.() === true ? new RequestTimeoutError('The request was answered before its result was kept.') : undefined
   if (refusal === undefined) {
     if (recorded.status === 'fulfilled' && recorded.value?.recorded === false) app.records.answeredWithoutRecord(id, recorded.value.reason)
-    return
+    return recorded.status === 'fulfilled' && recorded.value?.recorded === true
   }
   if (saved.status === 'fulfilled') await app.uploads.discard(id, format)
   if (recorded.status === 'fulfilled' && recorded.value?.recorded === true) await app.records.withdrawPrediction(id)
@@ -135,8 +152,11 @@ export default fp(async (app) => {
     const record = app.records.state === 'off'
       ? undefined
       : predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model: modelOf(classifier) }, origin)
-    await keepAndRecord(app, { id, bytes, format, record, answered: options.answered })
+    const recorded = await keepAndRecord(app, { id, bytes, format, record, answered: options.answered })
+    const withdraw = async (): Promise<void> => {
+      await Promise.all([app.uploads.discard(id, format), recorded ? app.records.withdrawPrediction(id) : undefined])
+    }
     const acquired = classification.dicom?.acquired
-    return { timings: classification.timings, prediction: answer, ...(acquired === undefined ? {} : { acquired }) }
+    return { timings: classification.timings, prediction: answer, withdraw, ...(acquired === undefined ? {} : { acquired }) }
   })
 }, { name: 'predictor', dependencies: ['model', 'uploads', 'records'] })

@@ -72,9 +72,10 @@ export function pDataPdu (value: Buffer, options: { command: boolean, last: bool
 
 /**
  * A DIMSE command set (implicit VR little endian): C-ECHO-RQ (0x0030), C-STORE-RQ (0x0001, with a data set), or any
- * other CommandField, with a data set unless `dataSet` is false, for the Verification SOP class unless told.
+ * other CommandField, with a data set unless `dataSet` is false; for the Verification SOP class, or a CT Image for a
+ * C-STORE-RQ, unless `sopClassUid` names another; with an AffectedSOPInstanceUID when `sopInstanceUid` gives one.
  */
-export function commandSet (field: number, messageId: number, options: { dataSet?: boolean, sopClassUid?: string } = {}): Buffer {
+export function commandSet (field: number, messageId: number, options: { dataSet?: boolean, sopClassUid?: string, sopInstanceUid?: string } = {}): Buffer {
   const element = (tag: number, value: Buffer): Buffer => {
     const head = Buffer.alloc(8)
     head.writeUInt16LE(0, 0)
@@ -83,11 +84,12 @@ export function commandSet (field: number, messageId: number, options: { dataSet
     return Buffer.concat([head, value])
   }
   const u16 = (value: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(value); return b }
-  const uid = options.sopClassUid ?? (field === 0x0001 ? '1.2.840.10008.5.1.4.1.1.2' : '1.2.840.10008.1.1')
-  const sopClass = Buffer.from(uid.length % 2 === 0 ? uid : `${uid}\0`, 'latin1')
+  const uid = (value: string): Buffer => Buffer.from(value.length % 2 === 0 ? value : `${value}\0`, 'latin1')
+  const sopClass = uid(options.sopClassUid ?? (field === 0x0001 ? '1.2.840.10008.5.1.4.1.1.2' : '1.2.840.10008.1.1'))
   const dataSet = options.dataSet ?? field !== 0x0030
   const body = Buffer.concat([element(0x0002, sopClass), element(0x0100, u16(field)), element(0x0110, u16(messageId)),
-    element(0x0800, u16(dataSet ? 0x0000 : 0x0101))])
+    element(0x0800, u16(dataSet ? 0x0000 : 0x0101)),
+    ...(options.sopInstanceUid === undefined ? [] : [element(0x1000, uid(options.sopInstanceUid))])])
   const length = Buffer.alloc(4)
   length.writeUInt32LE(body.length)
   return Buffer.concat([element(0x0000, length), body])

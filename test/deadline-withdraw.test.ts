@@ -1,0 +1,67 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { RequestTimeoutError } from '../plugins/app/errors.js'
+import { ctKidneyFiles, RECORDS_OFF } from './helper.js'
+import { writeCtSeries } from '../bench/ct-series.js'
+import { readInstanceKeys } from '../dicom-node/instance-keys.js'
+import { recordsApp } from './records/suite.js'
+import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { until } from './helpers/fhir-stub.js'
+
+const MR_IMAGE = '1.2.840.10008.5.1.4.1.1.4'
+
+// A request answered 408 at HANDLER_TIMEOUT_MS gives its caller no id: none of its answers may stay recorded or kept.
+// `answered` is what the routes pass (reply.sent); here it turns true after a chosen number of looks, so the deadline
+// falls exactly where each case needs it, without timing.
+
+const work = await mkdtemp(join(tmpdir(), 'kidney-deadline-withdraw-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) })
+const origin = { caller: 'anonymous', route: '/predict/batch' }
+
+/** An `answered` that says false for the first `looks` calls, then true: the deadline passed after them. */
+function deadlineAfter (looks: number): () => boolean {
+  let seen = 0
+  return () => ++seen > looks
+}
+
+const kept = async (): Promise<{ records: number, uploads: number }> => {
+  const page = (await app.inject({ method: 'GET', url: '/predictions?limit=200' })).json()
+  return { records: page.items.length, uploads: (await readdir(app.config.uploadDir)).length }
+}
+
+t.test('POST /predict/batch answered 408 after some files were recorded: their records and uploads are withdrawn', async (t) => {
+  const files = await Promise.all((await ctKidneyFiles('test/stone', 4)).map(async (file) => await readFile(file)))
+  // Two files see the deadline not passed when classified and are recorded; the others, and the batch, see it passed.
+  // On the old code the batch resolved and the two answers nobody was given stayed: 2 records, 2 uploads.
+  await t.rejects(app.predictBatch(files, origin, { answered: deadlineAfter(2) }), RequestTimeoutError)
+  t.same(await kept(), { records: 0, uploads: 0 }, 'nothing kept of a batch answered 408')
+  const answered = await app.predictBatch(files, origin, { answered: () => false })
+  t.equal(answered.summary.succeeded, 4)
+  t.same(await kept(), { records: 4, uploads: 4 }, 'a batch answered in time keeps every answer')
+})
+
+t.test('POST /predict answered 408 while its upload and record were written: both withdrawn', async (t) => {
+  const before = await kept()
+  const [file] = await ctKidneyFiles('test/normal', 1)
+  // The first look (after classification) sees the deadline not passed; the second (once written) sees it passed.
+  await t.rejects(app.predict(await readFile(file), origin, { answered: deadlineAfter(1) }), RequestTimeoutError)
+  t.same(await kept(), before, 'old code: one more record and upload')
+})
+
+t.test('STOW-RS answered 408: an instance that meets the deadline is not recorded as refused in its study', async (t) => {
+  const series = await writeCtSeries(join(work, 'stow'), { slices: 2 })
+  const [late, other] = await Promise.all(series.files.map(async (file) => await readFile(file)))
+  const stow = { ...origin, route: '/studies' }
+  t.equal((await app.receiveInstance(late, stow, readInstanceKeys(late), { answered: () => true })).classified, false)
+  // A refusal that is recorded, written after it in the background: once it shows, the first would show too.
+  t.equal((await app.receiveInstance(other, stow, { ...readInstanceKeys(other), sopClassUid: MR_IMAGE })).classified, false)
+  const failures = async (): Promise<string[]> => {
+    const study = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })
+    return study.statusCode === 200 ? study.json().series.flatMap((s: any) => s.failures.map((f: any) => f.code)) : []
+  }
+  await until(async () => (await failures()).includes('UNSUPPORTED_SOP_CLASS'), 'the recorded refusal')
+  t.same(await failures(), ['UNSUPPORTED_SOP_CLASS'], 'old code: REQUEST_TIMEOUT as well, a refusal its sender never heard of')
+})
