@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { backoffSeconds } from '../plugins/app/fhir-push.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { configRefusal, fileUpload, multipart, RECORDS_OFF } from './helper.js'
@@ -13,9 +13,9 @@ import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { fhirStub, until } from './helpers/fhir-stub.js'
 import { recordsApp } from './records/suite.js'
 import type { PushQueue } from '../records/push-queue.js'
-import { RecordStore, type StoreOptions } from '../records/store.js'
+import { RecordStore } from '../records/store.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
-import { startPostgres } from './helpers/postgres.js'
+import { storeEngines } from './helpers/store-engines.js'
 
 // FHIR push against a small local FHIR stub: it refuses the first attempts with 503, then accepts with 201 and a
 // Location, as a FHIR server does; the service retries with backoff and records the push in the records database.
@@ -159,15 +159,7 @@ t.test('a study is final by the service\'s clock, which wrote its instance times
   t.equal(await store.pushes.state('1.2.826.0.1.3680043.8.498.2'), undefined)
 })
 
-const ownerStores: Array<[string, (t: Test) => Promise<StoreOptions>]> = [
-  ['pglite', async () => ({ engine: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-owner')) })],
-  ['postgres', async (t) => {
-    const server = await startPostgres()
-    t.teardown(async () => await server.destroy())
-    return { engine: 'postgres', url: await server.createDatabase('pushes_owner'), poolSize: 2, timeoutMs: 5_000, migrationTimeoutMs: 60_000 }
-  }]
-]
-for (const [engine, options] of ownerStores) t.test(`${engine}: another caller sending under a study's UID neither holds its push back nor sends the same report again`, async (t) => {
+for (const [engine, options] of storeEngines(join(work, 'data-owner'), 'pushes_owner')) t.test(`${engine}: another caller sending under a study's UID neither holds its push back nor sends the same report again`, async (t) => {
   // The report pushed is the owner's (the caller that first had an instance classified, GET /studies' read-all view);
   // on the old code every caller's rows decided when the study was final: alice's instance 25 s after the PACS'
   // series kept it from being final at 31 s, and her next one, 40 s in, queued a new version of the same report.

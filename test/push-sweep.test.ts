@@ -1,10 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { RecordStore, type StoreOptions } from '../records/store.js'
-import { emptyPGliteDataDir } from './helpers/pglite-template.js'
-import { startPostgres } from './helpers/postgres.js'
+import t from 'tap'
+import { RecordStore } from '../records/store.js'
+import { storeEngines } from './helpers/store-engines.js'
 
 // The FHIR push sweep (PushQueue.enqueueFinal) reads 7 days of rows at a replica's first pass only; later passes read
 // from where the pass before stopped, less SERIES_IDLE_SECONDS and an overlap for rows that became visible late.
@@ -12,16 +11,7 @@ import { startPostgres } from './helpers/postgres.js'
 const work = await mkdtemp(join(tmpdir(), 'kidney-push-sweep-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 
-const stores: Array<[string, (t: Test) => Promise<StoreOptions>]> = [
-  ['pglite', async () => ({ engine: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data')) })],
-  ['postgres', async (t) => {
-    const server = await startPostgres()
-    t.teardown(async () => await server.destroy())
-    return { engine: 'postgres', url: await server.createDatabase('push_sweep'), poolSize: 2, timeoutMs: 5_000, migrationTimeoutMs: 60_000 }
-  }]
-]
-
-for (const [engine, options] of stores) {
+for (const [engine, options] of storeEngines(join(work, 'data'), 'push_sweep')) {
   t.test(`${engine}: a later sweep still queues a study whose instance became visible after the sweep before it`, async (t) => {
     const opened = await options(t)
     let { store } = await RecordStore.open(opened)
