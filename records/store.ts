@@ -30,7 +30,8 @@ export interface StoreHooks {
 }
 
 /** A recorded answer as GET /predictions/{id} returns it. */
-export type RecordKind = 'prediction' | 'audit' | 'failed-instance'
+export const RECORD_KINDS = ['prediction', 'audit', 'failed-instance'] as const
+export type RecordKind = typeof RECORD_KINDS[number]
 
 /** One classified instance of a study, as the study results read it. */
 export interface StudyInstanceRow {

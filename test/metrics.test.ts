@@ -59,6 +59,16 @@ t.test('each app counts only its own requests', async (t) => {
   t.equal(sample(own, 'kidney_http_requests_total{method="GET",route="/health/live",status_code="200"}'), 1)
 })
 
+t.test('the records failures the alerts watch are exported at 0 from the start: a first failure shows as an increase', async (t) => {
+  const text = (await (await build(t)).inject({ method: 'GET', url: '/metrics' })).body
+  for (const kind of ['prediction', 'audit', 'failed-instance']) {
+    t.equal(sample(text, `kidney_records_write_failures_total{kind="${kind}"}`), 0)
+    t.equal(sample(text, `kidney_records_lost_total{kind="${kind}"}`), 0)
+  }
+  t.equal(sample(text, 'kidney_records_withdrawn_total{result="failed"}'), 0)
+  t.equal(sample(text, 'kidney_records_withdrawn_total{result="ok"}'), 0)
+})
+
 t.test('kidney_ready and kidney_model_state follow the readiness check: loading, ready, runtime stopped', async (t) => {
   let finishLoading!: (c: Classifier) => void
   const pending = new Promise<Classifier>((resolve) => { finishLoading = resolve })

@@ -5,6 +5,7 @@ import type { DecoderPoolStats } from '../../inference/dicom/decoder-pool.js'
 import {
   ASSOCIATION_REFUSALS, ASSOCIATION_REFUSALS_BY_STAGE, COMMAND_REFUSALS, CONTEXT_REJECTIONS, type CommandRefusal, type ContextRejection
 } from '../../dicom-node/events.js'
+import { RECORD_KINDS } from '../../records/store.js'
 import type { ModelState } from './classifier.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
@@ -197,6 +198,13 @@ export class ServiceMetrics {
   constructor (private readonly allowedAes: readonly string[]) {
     collectDefaultMetrics({ register: this.registry })
     this.exportDicomRefusalsAtZero()
+    this.exportRecordFailuresAtZero()
+  }
+
+  /** The records counters alerts watch, at 0 from the start as below: a failure is often the only one after a start. */
+  private exportRecordFailuresAtZero (): void {
+    for (const kind of RECORD_KINDS) for (const counter of [this.recordsWriteFailures, this.recordsLost]) counter.inc({ kind }, 0)
+    for (const result of ['ok', 'failed']) this.recordsWithdrawn.inc({ result }, 0)
   }
 
   /**
