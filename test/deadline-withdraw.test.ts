@@ -27,6 +27,12 @@ function deadlineAfter (looks: number): () => boolean {
   return () => ++seen > looks
 }
 
+const metricsText = async (): Promise<string> => (await app.inject({ method: 'GET', url: '/metrics' })).body
+const metricSample = (text: string, series: string): number =>
+  Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.slice(series.length + 1))
+/** Records withdrawn so far. */
+const withdrawn = async (): Promise<number> => metricSample(await metricsText(), 'kidney_records_withdrawn_total{result="ok"}')
+
 const kept = async (): Promise<{ records: number, uploads: number }> => {
   const page = (await app.inject({ method: 'GET', url: '/predictions?limit=200' })).json()
   return { records: page.items.length, uploads: (await readdir(app.config.uploadDir)).length }
@@ -34,10 +40,13 @@ const kept = async (): Promise<{ records: number, uploads: number }> => {
 
 t.test('POST /predict/batch answered 408 after some files were recorded: their records and uploads are withdrawn', async (t) => {
   const files = await Promise.all((await ctKidneyFiles('test/stone', 4)).map(async (file) => await readFile(file)))
-  // Two files see the deadline not passed when classified and are recorded; the others, and the batch, see it passed.
-  // On the old code the batch resolved and the two answers nobody was given stayed: 2 records, 2 uploads.
-  await t.rejects(app.predictBatch(files, origin, { answered: deadlineAfter(2) }), RequestTimeoutError)
+  // Each file looks before and after its classification and once written (4 + 4 + 4 looks, in that order: the four run
+  // side by side); the first two written see the deadline not passed and are recorded, the others, and the batch, see
+  // it passed. On the old code the batch resolved and the two answers nobody was given stayed: 2 records, 2 uploads.
+  const withdrawnBefore = await withdrawn()
+  await t.rejects(app.predictBatch(files, origin, { answered: deadlineAfter(10) }), RequestTimeoutError)
   t.same(await kept(), { records: 0, uploads: 0 }, 'nothing kept of a batch answered 408')
+  t.equal(await withdrawn() - withdrawnBefore, 4, 'two recorded, then withdrawn with the batch; two withdrawn as they were written')
   const answered = await app.predictBatch(files, origin, { answered: () => false })
   t.equal(answered.summary.succeeded, 4)
   t.same(await kept(), { records: 4, uploads: 4 }, 'a batch answered in time keeps every answer')
@@ -46,9 +55,22 @@ t.test('POST /predict/batch answered 408 after some files were recorded: their r
 t.test('POST /predict answered 408 while its upload and record were written: both withdrawn', async (t) => {
   const before = await kept()
   const [file] = await ctKidneyFiles('test/normal', 1)
-  // The first look (after classification) sees the deadline not passed; the second (once written) sees it passed.
-  await t.rejects(app.predict(await readFile(file), origin, { answered: deadlineAfter(1) }), RequestTimeoutError)
+  // The first two looks (before and after classification) see the deadline not passed; the third (once written) sees it passed.
+  const withdrawnBefore = await withdrawn()
+  await t.rejects(app.predict(await readFile(file), origin, { answered: deadlineAfter(2) }), RequestTimeoutError)
   t.same(await kept(), before, 'old code: one more record and upload')
+  t.equal(await withdrawn() - withdrawnBefore, 1, 'its record was written, then withdrawn')
+})
+
+t.test('a file of a request answered already is not classified at all', async (t) => {
+  const before = await kept()
+  const [file] = await ctKidneyFiles('test/normal', 1)
+  const classified = async (): Promise<number> => metricSample(await metricsText(), 'kidney_stage_duration_seconds_count{stage="inference"}')
+  const [withdrawnBefore, classifiedBefore] = [await withdrawn(), await classified()]
+  await t.rejects(app.predict(await readFile(file), origin, { answered: () => true }), RequestTimeoutError)
+  t.equal(await classified(), classifiedBefore, 'not classified (old code: one more image through the model)')
+  t.same(await kept(), before)
+  t.equal(await withdrawn() - withdrawnBefore, 0, 'nothing was written to withdraw')
 })
 
 t.test('STOW-RS answered 408: an instance that meets the deadline is not recorded as refused in its study', async (t) => {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { backoffSeconds } from '../plugins/app/fhir-push.js'
+import { backoffSeconds, reportSha256 } from '../plugins/app/fhir-push.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { configRefusal, fileUpload, multipart, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
@@ -26,6 +26,14 @@ const validate = fhirR4Validator('DiagnosticReport')
 
 t.test('backoff doubles from 1 s and stops growing at 5 minutes', async (t) => {
   t.same([1, 2, 3, 4, 9, 10, 20].map(backoffSeconds), [1, 2, 4, 8, 256, 300, 300])
+})
+
+t.test('a report\'s hash, which keeps a study sent again as it was from a second POST, covers the server it went to', async (t) => {
+  const report = { resourceType: 'DiagnosticReport', status: 'final', issued: '2026-12-05T10:00:00Z', code: { text: 'CT' } } as unknown as Parameters<typeof reportSha256>[1]
+  const url = 'https://ehr.example/fhir'
+  t.equal(reportSha256(url, report), reportSha256(url, { ...report, issued: '2026-12-05T11:00:00Z' }), 'the same report at another time: the same')
+  t.not(reportSha256(url, report), reportSha256('https://new-ehr.example/fhir', report), 'to a new FHIR_SERVER_URL: sent again')
+  t.not(reportSha256(url, report), reportSha256(url, { ...report, status: 'partial' }), 'another report: sent')
 })
 
 t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with growing delays, then recorded as pushed', async (t) => {

@@ -39,6 +39,8 @@ export default fp(async (app) => {
   app.decorate('receiveInstance', async (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
     const { callingAe, ...origin } = from
     try {
+      // Its request was answered 408 already (STOW-RS): nothing of this instance is looked at, nor kept.
+      if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before this instance was received.')
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction, withdraw } = await app.predict(bytes, origin, options)
       app.metrics.dicomInstance(origin.route, 'stored', callingAe)
@@ -50,7 +52,7 @@ export default fp(async (app) => {
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
       app.metrics.dicomInstance(origin.route, refusal.code, callingAe)
       // Its request was answered 408 meanwhile (STOW-RS): the instance was not refused, its sender was told nothing of it.
-      if (keys.studyInstanceUid !== undefined && !(error instanceof RequestTimeoutError)) {
+      if (keys.studyInstanceUid !== undefined && !(error instanceof RequestTimeoutError) && options.answered?.() !== true) {
         app.records.failedInstance({
           ...origin,
           createdAt: new Date(),

@@ -10,11 +10,12 @@ export function backoffSeconds (attempt: number): number {
 }
 
 /**
- * What a report says, as a SHA-256: the report without its `issued` time, which is the time of each POST. Two versions
- * of a study with the same hash are the same report (the same instances sent again).
+ * What a report says and where it goes, as a SHA-256: the FHIR server's URL and the report without its `issued` time,
+ * which is the time of each POST. Two versions of a study with the same hash are the same report (the same instances
+ * sent again) to the same server; after FHIR_SERVER_URL changes, a study sent again goes to the new server.
  */
-export function reportSha256 (report: DiagnosticReport): string {
-  return sha256Hex(Buffer.from(JSON.stringify({ ...report, issued: undefined })))
+export function reportSha256 (serverUrl: string, report: DiagnosticReport): string {
+  return sha256Hex(Buffer.from(`${serverUrl}\n${JSON.stringify({ ...report, issued: undefined })}`))
 }
 
 /** A claim lasts longer than one POST may take, so no other replica pushes the same study meanwhile. */
@@ -58,7 +59,7 @@ export default fp(async (app) => {
       return
     }
     const report = toStudyDiagnosticReport(study)
-    const sha256 = reportSha256(report)
+    const sha256 = reportSha256(url, report)
     if (sha256 === push.acceptedReport) {
       await app.records.withPushQueue(async (queue) => await queue.unchanged(push))
       app.log.info({ study: push.studyInstanceUid }, 'FHIR push: the study was received again and its report is the one accepted before: not sent again')

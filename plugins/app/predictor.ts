@@ -138,6 +138,8 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   app.decorate('predict', async (bytes: Buffer, origin: RecordOrigin, options: PredictOptions = {}): Promise<PredictionOutcome> => {
+    // Answered already (408 at HANDLER_TIMEOUT_MS; a batch's or STOW-RS request's later files): not classified at all.
+    if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before this file was classified.')
     const format = sniffFormat(bytes)
     if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
