@@ -29,10 +29,10 @@ const OVERLAP_SECONDS = 600
  * versions: a version whose report is that one again (the same instances sent again) is not sent (`unchanged`).
  */
 export class PushQueue {
-  /** `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller. */
   /** The `now` of this replica's last sweep that completed. */
   private lastSweep: Date | undefined
 
+  /** `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller. */
   constructor (private readonly driver: SqlDriver, private readonly studyOwners: string | null) {}
 
   /**

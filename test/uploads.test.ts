@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -39,7 +40,8 @@ t.test('the retention sweep removes expired files, then the oldest beyond the co
   const now = Date.now()
   const ids: string[] = []
   for (const ageMs of [120_000, 30_000, 20_000, 10_000]) {
-    const id = await writer.save(Buffer.from('x'), 'jpeg')
+    const id = randomUUID()
+    await writer.save(Buffer.from('x'), 'jpeg', id)
     const when = new Date(now - ageMs)
     await utimes(join(dir, `${id}.jpg`), when, when)
     ids.push(id)
@@ -61,7 +63,10 @@ t.test('saving beyond the maximum count removes the oldest upload at once, witho
   const store = new UploadStore(dir, { maxAgeMs: 60_000, maxFiles: 3 })
   await store.init()
   const ids: string[] = []
-  for (let i = 0; i < 5; i++) ids.push(await store.save(Buffer.from([i]), 'png'))
+  for (let i = 0; i < 5; i++) {
+    ids.push(randomUUID())
+    await store.save(Buffer.from([i]), 'png', ids[i])
+  }
   t.same((await readdir(dir)).sort(), ids.slice(2).map((id) => `${id}.png`).sort(), 'the three newest remain')
   t.equal(store.count, 3)
 })

@@ -119,9 +119,13 @@ async function keepAndRecord (app: FastifyInstance, { id, bytes, format, record,
     if (recorded.status === 'fulfilled' && recorded.value?.recorded === false) app.records.answeredWithoutRecord(id, recorded.value.reason)
     return recorded.status === 'fulfilled' && recorded.value?.recorded === true
   }
-  if (saved.status === 'fulfilled') await app.uploads.discard(id, format)
-  if (recorded.status === 'fulfilled' && recorded.value?.recorded === true) await app.records.withdrawPrediction(id)
+  await unkeep(app, id, format, { upload: saved.status === 'fulfilled', record: recorded.status === 'fulfilled' && recorded.value?.recorded === true })
   throw refusal
+}
+
+/** Removes what was kept of an answer that is not given after all: the upload, and the record if one was committed. */
+async function unkeep (app: FastifyInstance, id: string, format: ImageFormat, kept: { upload: boolean, record: boolean }): Promise<void> {
+  await Promise.all([kept.upload ? app.uploads.discard(id, format) : undefined, kept.record ? app.records.withdrawPrediction(id) : undefined])
 }
 
 declare module 'fastify' {
@@ -155,9 +159,7 @@ export default fp(async (app) => {
       ? undefined
       : predictionRecord({ answer, classification, bytes, format, uploadFile: app.uploads.fileName(id, format), model: modelOf(classifier) }, origin)
     const recorded = await keepAndRecord(app, { id, bytes, format, record, answered: options.answered })
-    const withdraw = async (): Promise<void> => {
-      await Promise.all([app.uploads.discard(id, format), recorded ? app.records.withdrawPrediction(id) : undefined])
-    }
+    const withdraw = async (): Promise<void> => { await unkeep(app, id, format, { upload: true, record: recorded }) }
     const acquired = classification.dicom?.acquired
     return { timings: classification.timings, prediction: answer, withdraw, ...(acquired === undefined ? {} : { acquired }) }
   })

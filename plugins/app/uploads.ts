@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { writeFile as writeFileWithCallback } from 'node:fs'
 import { lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -103,8 +102,8 @@ export class UploadStore {
     return this.keepsFiles ? `${id}.${FILE_EXTENSIONS[format]}` : undefined
   }
 
-  /** Stores an upload that passed decoding under `id` (a new one by default) and returns the id, also when nothing is kept. */
-  async save (bytes: Buffer, format: ImageFormat, id: string = randomUUID()): Promise<string> {
+  /** Stores an upload that passed decoding under `id` (nothing when uploads are not kept). */
+  async save (bytes: Buffer, format: ImageFormat, id: string): Promise<void> {
     const name = this.fileName(id, format)
     if (name !== undefined) {
       const path = join(this.dir, name)
@@ -120,7 +119,6 @@ export class UploadStore {
       this.stored.push({ path, savedAtMs: Date.now() })
       if (this.stored.length > this.policy.maxFiles) await this.remove(this.stored.length - this.policy.maxFiles)
     }
-    return id
   }
 
   /** A kept upload's bytes by the name `fileName` gave it; undefined once retention has removed it (or for a name not ours). */
