@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
 import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
 import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { FhirDiagnosticReportSchema, JSON_OR_FHIR } from '../schemas/fhir.js'
@@ -32,7 +33,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
         ...errorResponses(400, 406, 413, 415, 422, 503)
       }
     }
-  }, async (request, reply) => {
+  }, async (request, reply) => await unlessAnswered(reply, async () => {
     const bytes = uploadedFileBytes(request.body.file)
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), options)
@@ -47,7 +48,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       return await reply.type('application/fhir+json; charset=utf-8').send(report)
     }
     return prediction
-  })
+  }))
 }
 
 export default predict

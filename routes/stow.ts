@@ -6,6 +6,7 @@ import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/mul
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { withdrawUnanswered } from '../plugins/app/predictor.js'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
@@ -46,7 +47,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
         ...errorResponses(400, 401, 403, 413, 415, 503)
       }
     }
-  }, async (request, reply) => {
+  }, async (request, reply) => await unlessAnswered(reply, async () => {
     const parts = splitRelated(request.body as Buffer, stowBoundary(request.headers['content-type']), app.config.stowMaxInstances)
     requireDicomParts(parts)
     const origin = recordOrigin(request)
@@ -68,7 +69,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
       ...(stored.length === 0 ? {} : { '00081199': { vr: 'SQ', Value: stored } }),
       ...(failed.length === 0 ? {} : { '00081198': { vr: 'SQ', Value: failed } })
     })
-  })
+  }))
 }
 
 export default stow

@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { RequestTimeoutError } from '../plugins/app/errors.js'
 import { ctKidneyFiles, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
@@ -86,4 +87,16 @@ t.test('STOW-RS answered 408: an instance that meets the deadline is not recorde
   }
   await until(async () => (await failures()).includes('UNSUPPORTED_SOP_CLASS'), 'the recorded refusal')
   t.same(await failures(), ['UNSUPPORTED_SOP_CLASS'], 'old code: REQUEST_TIMEOUT as well, a refusal its sender never heard of')
+})
+
+t.test('a route whose request the deadline answered ends quietly: its work\'s RequestTimeoutError is not rethrown', async (t) => {
+  // Rethrown, Fastify logged it at error level with a stack ("Promise errored, but reply.sent = true was set"), once
+  // for each request the deadline answered (attack7). /predict, /predict/batch and STOW-RS run their work through it.
+  const timeout = async (): Promise<never> => { throw new RequestTimeoutError('answered meanwhile') }
+  const sent = { sent: true } as unknown as Parameters<typeof unlessAnswered>[0]
+  const open = { sent: false } as unknown as Parameters<typeof unlessAnswered>[0]
+  t.equal(await unlessAnswered(sent, timeout), sent, 'answered already: the reply sent is the handler\'s result')
+  await t.rejects(unlessAnswered(open, timeout), RequestTimeoutError, 'not answered yet: the error goes to the error handler')
+  await t.rejects(unlessAnswered(sent, async () => { throw new Error('other') }), /other/, 'any other error still surfaces')
+  t.equal(await unlessAnswered(open, async () => 42), 42)
 })

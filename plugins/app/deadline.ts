@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { RequestTimeoutError, sendError } from './errors.js'
 
@@ -30,3 +31,18 @@ export default fp(async (app) => {
   app.addHook('onResponse', clear)
   app.addHook('onRequestAbort', clear)
 }, { name: 'deadline', dependencies: ['config', 'errors'] })
+
+/**
+ * A route's work, for a request the deadline may answer 408 while it runs: app.predict and its kin then stop with
+ * RequestTimeoutError, and there is nothing left to answer. The handler resolves with the reply already sent instead
+ * of rejecting, which Fastify logged at error level with a stack ("Promise errored, but reply.sent = true was set"),
+ * once for every request the deadline answered.
+ */
+export async function unlessAnswered<T> (reply: FastifyReply, work: () => Promise<T>): Promise<T | FastifyReply> {
+  try {
+    return await work()
+  } catch (error) {
+    if (reply.sent && error instanceof RequestTimeoutError) return reply
+    throw error
+  }
+}
