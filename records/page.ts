@@ -36,8 +36,13 @@ export function timeRange (query: { since?: string, until?: string }): { since?:
   return { since, until }
 }
 
-/** Microseconds, UTC: the database's own precision, so cursors compare exactly. */
-export const CREATED_AT_US = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at`
+/** A timestamptz column selected as ISO 8601 text in microseconds, UTC: the database's own precision, so it compares exactly. */
+export function utcMicros (column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`
+}
+
+/** created_at so, for cursors. */
+export const CREATED_AT_US = utcMicros('created_at')
 
 /**
  * One page, newest first, ordered by (created_at, id) so that rows with the same time keep a stable order across

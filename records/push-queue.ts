@@ -1,3 +1,4 @@
+import { utcMicros } from './page.js'
 import type { SqlDriver } from './sql-driver.js'
 import { studyOwnerSql } from './study-owner.js'
 
@@ -77,7 +78,7 @@ export class PushQueue {
       'UPDATE study_pushes SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2) WHERE study_instance_uid IN (' +
       '  SELECT study_instance_uid FROM study_pushes WHERE pushed_at IS NULL AND NOT gave_up AND next_attempt_at <= now() ' +
       '  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED' +
-      `) RETURNING study_instance_uid, to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts, report_sha256`,
+      `) RETURNING study_instance_uid, ${utcMicros('version')}, attempts, report_sha256`,
       [limit, leaseSeconds], 'pushes.claim')
     return rows.map((row) => ({
       studyInstanceUid: row.study_instance_uid,
@@ -123,7 +124,7 @@ export class PushQueue {
   /** A study's push state (tests, operations). */
   async state (studyInstanceUid: string): Promise<{ version: string, attempts: number, pushed: boolean, gaveUp: boolean, lastError?: string, location?: string } | undefined> {
     const rows = await this.driver.query<{ version: string, attempts: number, pushed_at: string | null, gave_up: boolean, last_error: string | null, location: string | null }>(
-      `SELECT to_char(version AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS version, attempts, pushed_at::text, gave_up, last_error, location ` +
+      `SELECT ${utcMicros('version')}, attempts, pushed_at::text, gave_up, last_error, location ` +
       'FROM study_pushes WHERE study_instance_uid = $1', [studyInstanceUid], 'pushes.state')
     const row = rows[0]
     if (row === undefined) return undefined
