@@ -16,11 +16,11 @@ export interface ClaimedPush {
 /** A replica's first sweep looks at studies with an instance this recently; older ones were pushed (or given up on) long ago. */
 const LOOKBACK_SECONDS = 7 * 24 * 3600
 /**
- * A later sweep looks back to where the one before it stopped, plus this: the rows that became visible only after
- * that sweep although their created_at is older (a commit lands up to DATABASE_TIMEOUT_MS after the record was made;
- * another replica's clock runs a little apart).
+ * A later sweep looks back to where the one before it stopped, plus the rows that became visible only after that
+ * sweep although their created_at is older: those committed up to latestCommitMs after it (store.ts), and this for
+ * another replica's clock running a little behind this one's.
  */
-const OVERLAP_SECONDS = 600
+const CLOCK_ALLOWANCE_SECONDS = 300
 
 /**
  * The FHIR push queue in the records database (table study_pushes, migration 0002), shared by every replica: a
@@ -33,8 +33,16 @@ export class PushQueue {
   /** The `now` of this replica's last sweep that completed. */
   private lastSweep: Date | undefined
 
-  /** `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller. */
-  constructor (private readonly driver: SqlDriver, private readonly studyOwners: string | null) {}
+  /** Seconds a later sweep reads before the one before it, besides idleSeconds. */
+  private readonly overlapSeconds: number
+
+  /**
+   * `studyOwners`: the callers that may own a study as a text[] parameter (study-owner.ts), null for any caller.
+   * `latestCommitMs`: the longest from a row's created_at to its commit (store.ts).
+   */
+  constructor (private readonly driver: SqlDriver, private readonly studyOwners: string | null, latestCommitMs: number) {
+    this.overlapSeconds = latestCommitMs / 1000 + CLOCK_ALLOWANCE_SECONDS
+  }
 
   /**
    * Queues every study final for `idleSeconds` at `now` whose newest version is not queued yet; returns how many.
@@ -52,7 +60,7 @@ export class PushQueue {
     // only those rows are read, not 7 days of them (90,000 DICOM rows: 540 ms of PGlite's one connection every pass).
     const lookback = this.lastSweep === undefined
       ? LOOKBACK_SECONDS
-      : Math.min(LOOKBACK_SECONDS, Math.max(0, now.getTime() - this.lastSweep.getTime()) / 1000 + idleSeconds + OVERLAP_SECONDS)
+      : Math.min(LOOKBACK_SECONDS, Math.max(0, now.getTime() - this.lastSweep.getTime()) / 1000 + idleSeconds + this.overlapSeconds)
     const rows = await this.driver.query<{ n: number }>(
       'WITH recent AS (' +
       '  SELECT study_instance_uid, caller, created_at FROM predictions WHERE study_instance_uid IS NOT NULL AND created_at > $3::timestamptz - make_interval(secs => $1)' +

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { isRowFault, RecordStoreError } from './errors.js'
-import { GroupWriter } from './group-writer.js'
+import { GroupWriter, MAX_QUEUED_MS } from './group-writer.js'
 import { INSERT_AUDIT_EVENTS, INSERT_FAILED_INSTANCES, INSERT_PREDICTIONS } from './insert-statements.js'
 import { migrate, readMigrations } from './migrate.js'
 import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
@@ -117,6 +117,18 @@ export interface PredictionPage {
 
 const MAX_GROUP = 64
 
+/**
+ * The longest from a row's created_at to its commit, which the FHIR push sweep's overlap covers (push-queue.ts). The row
+ * is stamped just before it is queued and is sent within MAX_QUEUED_MS (group-writer.ts). A server then takes up to
+ * timeoutMs to hand it a pooled connection (connectionTimeoutMillis) and up to timeoutMs for the statement, commit
+ * included (statement_timeout: past it the server rolls the write back). PGlite runs statements one at a time in the
+ * order they were sent, so a row sent before a sweep's statement is seen by that sweep: only its wait to be sent counts.
+ * Not bounded: a commit that stalls in itself (a disk, a synchronous standby), on either store.
+ */
+export function latestCommitMs (options: StoreOptions): number {
+  return MAX_QUEUED_MS + (options.engine === 'postgres' ? 2 * options.timeoutMs : 0)
+}
+
 interface StoredRow { answer: Record<string, unknown> | string, caller: string, created_at: string, id: string }
 
 function storedPrediction (row: StoredRow): StoredPrediction {
@@ -142,11 +154,12 @@ export class RecordStore {
   /**
    * `writesInFlight`: prediction writes that may run at once (a server pool commits them side by side). `studyOwners`:
    * StoreOptions' as a text[] parameter (null: any caller), one value for the study view and the push alike.
+   * `commitMs`: latestCommitMs, for the push sweep.
    */
-  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number, private readonly studyOwners: string | null) {
+  private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number, private readonly studyOwners: string | null, commitMs: number) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight, isRowFault)
     this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault)
-    this.pushes = new PushQueue(driver, studyOwners)
+    this.pushes = new PushQueue(driver, studyOwners, commitMs)
     this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault)
   }
 
@@ -171,7 +184,7 @@ export class RecordStore {
         const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)
         // one pooled connection is left for reads, the sweep and the push queue; PGlite has one connection
         const writesInFlight = options.engine === 'postgres' ? Math.max(1, options.poolSize - 1) : 1
-        return { store: new RecordStore(driver, hooks, writesInFlight, callersParam(options.studyOwners)), applied }
+        return { store: new RecordStore(driver, hooks, writesInFlight, callersParam(options.studyOwners), latestCommitMs(options)), applied }
       } catch (error) {
         await driver.close().catch(() => {})
         throw error instanceof RecordStoreError ? error : new RecordStoreError(`migrations failed: ${(error as Error).message}`, { cause: error })

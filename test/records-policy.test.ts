@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { freePort } from '../bench/processes.js'
 import { loadConfig } from '../plugins/app/config.js'
@@ -204,4 +205,24 @@ t.test('the group writer runs up to maxInFlight writes at once: items need not w
   await Promise.all(all)
   await writer.drain()
   t.same(written.sort(), [1, 2, 3, 4, 5])
+})
+
+t.test('the group writer fails an item that waited maxWaitMs to be sent, unwritten: how late a row commits is bounded', async (t) => {
+  const calls: number[][] = []
+  let release: () => void = () => {}
+  const writer = new GroupWriter<number>(async (items) => {
+    calls.push(items)
+    if (calls.length === 1) await new Promise<void>((resolve) => { release = resolve })
+  }, 4, 1, () => false, 20)
+  const first = writer.submit(1)
+  await new Promise((resolve) => setImmediate(resolve))
+  const waiting = [2, 3].map(async (n) => await writer.submit(n).then(() => 'written', (error: Error) => error.message))
+  // the first write holds the queue past the 20 ms: nothing after it is sent
+  await sleep(60)
+  release()
+  await first
+  t.same(await Promise.all(waiting), Array(2).fill('records store: the write waited more than 0.02 s to be sent to the database'))
+  t.same(calls, [[1]], 'only the first item was written (before: [[1], [2, 3]])')
+  await writer.drain()
+  t.equal(writer.pending, 0)
 })

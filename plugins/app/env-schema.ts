@@ -108,7 +108,9 @@ export const EnvSchema = Type.Object({
   // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.
   DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
-  DATABASE_TIMEOUT_MS: timerMs(100, 5_000),
+  // At most a day: a row may commit twice this after its created_at (latestCommitMs in records/store.ts), which the FHIR
+  // push sweep's window must cover, and that window reads at most 7 days (push-queue.ts).
+  DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 5_000 }),
   // At most a day: the client's wait is a Node.js timer, which fires at once past 2^31-1 ms (24.8 days).
   DATABASE_MIGRATION_TIMEOUT_MS: Type.Integer({ minimum: 1_000, maximum: 86_400_000, default: 1_800_000 }),
   RECORDS_STORE: Type.Optional(Type.Union([Type.Literal('pglite'), Type.Literal('postgres'), Type.Literal('off')])),
