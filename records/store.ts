@@ -80,11 +80,12 @@ const STUDY_FRAMES = "CASE WHEN slices = 1 THEN NULL ELSE answer->'frames' END A
 /**
  * A study's ($1) newest rows of one caller ($2) whose slices (a multi-frame object's frames, else one) add up to at
  * most $3, MAX_STUDY_ROWS: a backward seek on predictions_study_caller (migration 0007), past no other caller's rows.
+ * The outer order names newest's column: a bare created_at is the selected CREATED_AT_US text, sorted again.
  */
 export const STUDY_INSTANCES_SQL = `SELECT ${STUDY_INSTANCE_COLUMNS}, ${STUDY_FRAMES}, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, slices, answer, ` +
   `sum(${STUDY_SLICES}) OVER (ORDER BY created_at DESC, id DESC) AS slices_through ` +
   'FROM predictions WHERE study_instance_uid = $1 AND caller = $2 ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
-  'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC'
+  'WHERE slices_through <= $3 ORDER BY newest.created_at DESC, newest.id DESC'
 
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */

@@ -5,11 +5,13 @@ import { join } from 'node:path'
 import t from 'tap'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
+import { pageSql, type PageQuery } from '../records/page.js'
 import { MAX_STUDY_ROWS, RecordStore, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
 import { studyOwnerSql } from '../records/study-owner.js'
-import type { SqlDriver, SqlSession } from '../records/sql-driver.js'
+import type { SqlDriver } from '../records/sql-driver.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 import { startPostgres } from './helpers/postgres.js'
+import { plan, scans as scansOf, type PlanNode } from './helpers/query-plan.js'
 
 // A study's owner (records/study-owner.ts) is looked up by readStudy for every records:read-all reader and, per study
 // received lately, by every FHIR push sweep; readStudy then reads the owner's newest rows. A workstation (not in
@@ -30,26 +32,8 @@ const WORKSTATION = 'api-key:workstation'
 const FLOOD = 1_000
 const STUDY = '1.2.826.0.1.3680043.8.498.20'
 
-interface PlanNode { 'Node Type': string, 'Scan Direction'?: string, 'Relation Name'?: string, 'Index Name'?: string, 'Index Cond'?: string, Filter?: string, 'Rows Removed by Filter'?: number, 'Actual Rows': number, 'Actual Loops': number, Plans?: PlanNode[] }
-
-/** The nodes of a statement's generic plan that ran on the data (not those of a CASE branch not taken). */
-async function plan (session: SqlSession, statement: string, types: string, args: string): Promise<PlanNode[]> {
-  const name = `s${randomUUID().replaceAll('-', '')}`
-  await session.exec(`PREPARE ${name} (${types}) AS ${statement}`)
-  const [{ 'QUERY PLAN': json }] = await session.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE ${name} (${args})`)
-  const nodes: PlanNode[] = []
-  const walk = (node: PlanNode): void => {
-    if (node['Actual Loops'] > 0) nodes.push(node)
-    for (const child of node.Plans ?? []) walk(child)
-  }
-  walk((typeof json === 'string' ? JSON.parse(json) : json)[0].Plan)
-  return nodes
-}
-
-/** What the plan read of predictions: per scan its index, condition, filter, and the rows it returned and threw away. */
-const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => nodes.filter((node) => node['Relation Name'] === 'predictions').map((node) => ({
-  type: `${node['Node Type']}${node['Scan Direction'] === 'Backward' ? ' Backward' : ''}`, index: node['Index Name'], cond: node['Index Cond'], filter: node.Filter, removed: node['Rows Removed by Filter'] ?? 0, rows: node['Actual Rows'] * node['Actual Loops']
-}))
+/** What a plan read of predictions. */
+const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => scansOf(nodes, 'predictions')
 
 const engines: Array<{ engine: 'pglite' | 'postgres', options: () => Promise<StoreOptions>, driver: (options: StoreOptions) => Promise<SqlDriver> }> = [
   {
@@ -114,9 +98,25 @@ for (const { engine, options, driver } of engines) {
       t.match(scans(anyCaller), [{ type: 'Index Scan', index: 'predictions_study_arrival', removed: 0, rows: 1 }], 'any caller: the first row of the arrival walk')
 
       // On the old code a backward walk of predictions_study_arrival filtered on the caller: 2,001 rows removed.
-      const read = scans(await plan(session, STUDY_INSTANCES_SQL, 'text, text, integer', `'${STUDY}', '${PACS}', ${MAX_STUDY_ROWS}`))
+      const readPlan = await plan(session, STUDY_INSTANCES_SQL, 'text, text, integer', `'${STUDY}', '${PACS}', ${MAX_STUDY_ROWS}`)
+      const read = scans(readPlan)
+      // and, on the old code, the rows kept sorted again by their CREATED_AT_US text (a bare created_at in ORDER BY)
+      t.notOk(readPlan.some((node) => /Sort/.test(node['Node Type'])), 'the owner\'s rows: no sort, in the index\'s order')
       t.equal(read.length, 1, 'the owner\'s rows: one scan')
       t.match(read, [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 3 }], 'the owner\'s rows: a backward seek')
+
+      // GET /predictions: on the old code its order was a bare created_at, the selected CREATED_AT_US text (page.ts):
+      // a Sort of every row the filter kept, the workstation's 2,000 read for a page of 50, however it was indexed.
+      const listing = async (query: PageQuery, types: string, args: string): Promise<{ sorted: boolean, scans: Array<Record<string, unknown>> }> => {
+        const nodes = await plan(session, pageSql('predictions', 'id, answer, caller', 'uuid', query).sql, types, args)
+        return { sorted: nodes.some((node) => /Sort/.test(node['Node Type'])), scans: scans(nodes) }
+      }
+      t.match(await listing({ caller: PACS, equal: { study_instance_uid: STUDY }, limit: 2 }, 'text, text, integer', `'${PACS}', '${STUDY}', 3`),
+        { sorted: false, scans: [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, removed: 0, rows: 3 }] }, '?studyInstanceUid= of one caller: a backward seek on predictions_study_caller')
+      t.match(await listing({ caller: WORKSTATION, limit: 50 }, 'text, integer', `'${WORKSTATION}', 51`),
+        { sorted: false, scans: [{ type: 'Index Scan', index: 'predictions_caller_newest', removed: 0, rows: 51 }] }, 'one caller\'s: the page and one row more, off predictions_caller_newest')
+      t.match(await listing({ limit: 50 }, 'integer', '51'),
+        { sorted: false, scans: [{ type: 'Index Scan', index: 'predictions_newest', removed: 0, rows: 51 }] }, 'everyone\'s: the page and one row more, off predictions_newest')
     })
   })
 }
