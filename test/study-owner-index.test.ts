@@ -6,7 +6,7 @@ import t from 'tap'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
 import { pageSql, type PageQuery } from '../records/page.js'
-import { MAX_STUDY_ROWS, RecordStore, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
+import { MAX_STUDY_ROWS, RecordStore, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
 import { studyOwnerSql } from '../records/study-owner.js'
 import type { SqlDriver } from '../records/sql-driver.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
@@ -19,7 +19,8 @@ import { plan, scans as scansOf, type PlanNode } from './helpers/query-plan.js'
 // walk the rows ahead of the PACS's first, nor the read those around the PACS's rows. Asserted on the plans the
 // store's named statements come to (the generic ones, parameters unknown), run on the data (EXPLAIN ANALYZE: rows, no
 // durations): an index seek with the caller in its condition, no row read and thrown away by a filter. Without
-// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort.
+// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort. The same for the study's
+// refusals, which the workstation's refused instances surround, and for GET /predictions' pages.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
@@ -67,13 +68,24 @@ for (const { engine, options, driver } of engines) {
         })
       }))
     }
-    // The workstation first, the PACS's three slices, the other listed PACS (listed first, sending later), the workstation again.
+    const refused = async (caller: string, count: number): Promise<void> => {
+      await Promise.all(Array.from({ length: count }, async () => {
+        const n = sent++
+        await store.saveFailedInstance({ caller, route: 'DIMSE C-STORE', createdAt: new Date(start + n), studyInstanceUid: STUDY, sopInstanceUid: `${STUDY}.${caller.length}.${n}`, status: 422, code: 'CORRUPT_DICOM' })
+      }))
+    }
+    // The workstation first, the PACS's three slices, the other listed PACS (listed first, sending later), the workstation
+    // again; the workstation's instances refused around the PACS's two refusals.
     await classified(WORKSTATION, FLOOD)
+    await refused(WORKSTATION, FLOOD)
     await classified(PACS, 3)
+    await refused(PACS, 2)
     await classified(OTHER_PACS, 1)
     await classified(WORKSTATION, FLOOD)
+    await refused(WORKSTATION, FLOOD)
     t.same((await store.readStudy(STUDY)).instances.map((row) => row.series_instance_uid), Array(3).fill(`${STUDY}.${PACS.length}`), 'read-all: the PACS\'s rows, the first listed caller to send')
     t.equal((await store.readStudy(STUDY, WORKSTATION)).instances.length, 2 * FLOOD, 'the workstation\'s own view: its rows')
+    t.same((await store.readStudy(STUDY)).failures.map((row) => row.sop_instance_uid?.startsWith(`${STUDY}.${PACS.length}.`)), [true, true], 'read-all: the PACS\'s refusals')
     await store.close()
 
     const db = await driver(opened)
@@ -104,6 +116,22 @@ for (const { engine, options, driver } of engines) {
       t.notOk(readPlan.some((node) => /Sort/.test(node['Node Type'])), 'the owner\'s rows: no sort, in the index\'s order')
       t.equal(read.length, 1, 'the owner\'s rows: one scan')
       t.match(read, [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 3 }], 'the owner\'s rows: a backward seek')
+
+      // A study's refusals (migration 0009). On the old code one statement, `$3 IS NULL OR caller = ANY($3)`, whose
+      // generic plan walked failed_instances_created backward filtering on study and caller: 2,000 rows removed.
+      const failures = async (whose: keyof typeof STUDY_FAILURES_SQL, callers?: { type: string, value: string }): Promise<{ sorted: boolean, scans: Array<Record<string, unknown>> }> => {
+        const nodes = await plan(session, STUDY_FAILURES_SQL[whose], ['text', 'integer', callers?.type].filter(Boolean).join(', '), [`'${STUDY}'`, MAX_STUDY_ROWS, callers?.value].filter(Boolean).join(', '))
+        return { sorted: nodes.some((node) => /Sort/.test(node['Node Type'])), scans: scansOf(nodes, 'failed_instances') }
+      }
+      t.match(await failures('caller', { type: 'text', value: `'${PACS}'` }), { sorted: false, scans: [{ type: 'Index Scan Backward', index: 'failed_instances_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 2 }] },
+        'the owner\'s refusals: a backward seek, none of the workstation\'s read')
+      const listedScans = (await failures('listed', { type: 'text[]', value: listed })).scans
+      t.ok(listedScans.length > 0, 'STUDY_OWNERS while none owns it: refusals are read')
+      for (const scan of listedScans) {
+        t.match(scan, { type: 'Index Scan Backward', index: 'failed_instances_study_caller', cond: /caller/, filter: undefined, removed: 0 }, `STUDY_OWNERS while none owns it: a seek per listed caller: ${JSON.stringify(scan)}`)
+      }
+      t.equal(listedScans.reduce((sum, scan) => sum + (scan.rows as number), 0), 2, 'the listed callers\' refusals alone')
+      t.match(await failures('any'), { scans: [{ index: 'failed_instances_study_caller', removed: 0, rows: 2 * FLOOD + 2 }] }, 'every caller\'s: the study\'s refusals, by its index')
 
       // GET /predictions: on the old code its order was a bare created_at, the selected CREATED_AT_US text (page.ts):
       // a Sort of every row the filter kept, the workstation's 2,000 read for a page of 50, however it was indexed.
