@@ -5,12 +5,14 @@
 // studies of realistic size, each written through the store: 3 series of 300 single-frame slices, and one series of
 // 1,000 multi-frame objects of 300 frames (the slice bound, MAX_STUDY_ROWS, keeps the newest of them); and, as a
 // PACS's study arrives after a workstation flooded its UID, `--flood` single-frame rows of an unlisted caller ahead of
-// 3 series of 300 of the owner's. Every store runs with STUDY_OWNERS naming the scanner, as production should. `--base <dir>`
+// 3 series of 300 of the owner's; and `--refused-flood` instances of that caller refused under a study's UID (their
+// refusals recorded, failed_instances) beside 3 series of 300 of the owner's, as a workstation sending what the service
+// refuses (another modality, a corrupt export) does. Every store runs with STUDY_OWNERS naming the scanner, as production should. `--base <dir>`
 // adds the variants `<engine>@base`, the same studies written and read by another checkout's store (its own databases,
 // its own migrations), to compare a change with it in the same run; `--old-rows` adds `<engine>@old-rows`, this
 // store reading rows as written before migration 0006 (their `slices` emptied: counted from their answers). Run it
 // pinned to one core:
-//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--flood 20000] [--base <dir>] [--old-rows]
+//   taskset -c 1 npx tsx bench/study-read.ts [--reads 20] [--rounds 3] [--engines pglite,postgres] [--flood 20000] [--refused-flood 20000] [--base <dir>] [--old-rows]
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,7 +23,7 @@ import { startPostgres } from '../test/helpers/postgres.js'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
-import type { PredictionRecord } from '../records/record.js'
+import type { FailedInstanceRecord, PredictionRecord } from '../records/record.js'
 import { postgresCpuMs, processCpuMs, threadCpuMs } from './proc-cpu.js'
 import { recordsOrder } from './records.js'
 import { median } from './report.js'
@@ -32,12 +34,13 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     engines: { type: 'string', default: 'pglite,postgres' },
     flood: { type: 'string', default: '20000' },
+    'refused-flood': { type: 'string', default: '20000' },
     base: { type: 'string' },
     'old-rows': { type: 'boolean', default: false }
   }
 })
 
-type Store = Pick<RecordStore, 'savePrediction' | 'readStudy' | 'close'>
+type Store = Pick<RecordStore, 'savePrediction' | 'saveFailedInstance' | 'readStudy' | 'close'>
 type Open = (options: StoreOptions) => Promise<{ store: Store }>
 
 const CALLER = 'dicom:CT_SCANNER'
@@ -90,13 +93,17 @@ function record (study: string, series: string, instanceNumber: number, createdA
   }
 }
 
-/** The studies' records, in arrival order (a millisecond apart). */
-function studies (flood: number): { uids: Record<string, string>, records: PredictionRecord[] } {
+/** The studies' records and refusals, in arrival order (a millisecond apart). */
+function studies (flood: number, refusedFlood: number): { uids: Record<string, string>, records: PredictionRecord[], refusals: FailedInstanceRecord[] } {
   const flooded = `${flood} unlisted + 3x300`
-  const uids: Record<string, string> = { 'single-frame 3x300': uid(), 'multi-frame 1000x300': uid(), ...(flood > 0 ? { [flooded]: uid() } : {}) }
+  const refusedFlooded = `${refusedFlood} unlisted refused + 3x300`
+  const uids: Record<string, string> = {
+    'single-frame 3x300': uid(), 'multi-frame 1000x300': uid(), ...(flood > 0 ? { [flooded]: uid() } : {}), ...(refusedFlood > 0 ? { [refusedFlooded]: uid() } : {})
+  }
   const since = Date.now() - 3_600_000
   const records: PredictionRecord[] = []
-  const at = (): Date => new Date(since + records.length)
+  const refusals: FailedInstanceRecord[] = []
+  const at = (): Date => new Date(since + records.length + refusals.length)
   const singleFrames = (study: string): void => {
     for (let s = 0; s < 3; s++) {
       const series = uid()
@@ -111,7 +118,16 @@ function studies (flood: number): { uids: Record<string, string>, records: Predi
     for (let i = 1; i <= flood; i++) records.push(record(uids[flooded], own, i, at(), undefined, UNLISTED))
     singleFrames(uids[flooded])
   }
-  return { uids, records }
+  if (refusedFlood > 0) {
+    const study = uids[refusedFlooded]
+    for (let i = 1; i <= refusedFlood; i++) {
+      refusals.push({ caller: UNLISTED, route: 'DIMSE C-STORE', createdAt: at(), studyInstanceUid: study, seriesInstanceUid: `${study}.1`, sopInstanceUid: uid(), status: 422, code: 'UNSUPPORTED_MODALITY' })
+    }
+    singleFrames(study)
+    // the scanner's own: a structured report per series, refused for its SOP class
+    for (let i = 1; i <= 3; i++) refusals.push({ caller: CALLER, route: 'DIMSE C-STORE', createdAt: at(), studyInstanceUid: study, sopInstanceUid: uid(), status: 422, code: 'UNSUPPORTED_SOP_CLASS' })
+  }
+  return { uids, records, refusals }
 }
 
 /** Empties the column migration 0006 added, as on rows written before it (the store is closed meanwhile). */
@@ -121,7 +137,7 @@ async function asBefore0006 (options: StoreOptions): Promise<void> {
   await driver.close()
 }
 
-const { uids, records } = studies(Number(opts.flood))
+const { uids, records, refusals } = studies(Number(opts.flood), Number(opts['refused-flood']))
 const opens: Record<string, Open> = { '': RecordStore.open }
 if (opts['old-rows']) opens['@old-rows'] = RecordStore.open
 if (opts.base !== undefined) {
@@ -140,6 +156,7 @@ try {
         : { engine: 'postgres', url: await pgServer.createDatabase(`study_read_${tag}`), poolSize: 4, timeoutMs: 60_000, migrationTimeoutMs: 600_000, studyOwners: [CALLER] }
       let { store } = await open(options)
       for (let i = 0; i < records.length; i += 64) await Promise.all(records.slice(i, i + 64).map(async (r) => await store.savePrediction(r)))
+      for (let i = 0; i < refusals.length; i += 64) await Promise.all(refusals.slice(i, i + 64).map(async (r) => await store.saveFailedInstance(r)))
       if (suffix === '@old-rows') {
         await store.close()
         await asBefore0006(options)
@@ -160,9 +177,11 @@ try {
         const t0 = performance.now()
         let slices = 0
         let instances = 0
+        let refused = 0
         for (let i = 0; i < reads; i++) {
           const rows = await store.readStudy(study)
           instances = rows.instances.length
+          refused = rows.failures.length
           slices = rows.instances.reduce((sum, row) => sum + (row.frames?.length ?? 1), 0)
         }
         const wall = (performance.now() - t0) / reads
@@ -172,7 +191,7 @@ try {
         const row = { wall, cpu, main, server }
         const key = `${name} ${label}`
         results.set(key, [...results.get(key) ?? [], row])
-        console.log(`round ${round} ${key}: ${instances} instances, ${slices} slices; wall ${wall.toFixed(1)} ms/read, ` +
+        console.log(`round ${round} ${key}: ${instances} instances, ${slices} slices, ${refused} refused; wall ${wall.toFixed(1)} ms/read, ` +
           `process CPU ${cpu.toFixed(1)} (main thread ${main.toFixed(1)}), PostgreSQL server ${server.toFixed(1)}`)
       }
     }

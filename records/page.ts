@@ -46,7 +46,9 @@ export const CREATED_AT_US = utcMicros('created_at')
 
 /**
  * One page, newest first, ordered by (created_at, id) so that rows with the same time keep a stable order across
- * pages. One row more than the limit is asked for: its presence says whether there is a next page.
+ * pages. One row more than the limit is asked for: its presence says whether there is a next page. The order names
+ * the table's column: a bare created_at in ORDER BY is the selected one, CREATED_AT_US's text, which no index holds,
+ * so every row of the filter was read and sorted before the limit.
  */
 export function pageSql (table: string, columns: string, idKind: IdKind, query: PageQuery): { sql: string, params: unknown[] } {
   const where: string[] = []
@@ -69,7 +71,7 @@ export function pageSql (table: string, columns: string, idKind: IdKind, query: 
   params.push(query.limit + 1)
   return {
     sql: `SELECT ${columns}, ${CREATED_AT_US} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      `ORDER BY ${table}.created_at DESC, ${table}.id DESC LIMIT $${params.length}`,
     params
   }
 }

@@ -80,11 +80,29 @@ const STUDY_FRAMES = "CASE WHEN slices = 1 THEN NULL ELSE answer->'frames' END A
 /**
  * A study's ($1) newest rows of one caller ($2) whose slices (a multi-frame object's frames, else one) add up to at
  * most $3, MAX_STUDY_ROWS: a backward seek on predictions_study_caller (migration 0007), past no other caller's rows.
+ * The outer order names newest's column: a bare created_at is the selected CREATED_AT_US text, sorted again.
  */
 export const STUDY_INSTANCES_SQL = `SELECT ${STUDY_INSTANCE_COLUMNS}, ${STUDY_FRAMES}, ${CREATED_AT_US} FROM (SELECT ${STUDY_INSTANCE_COLUMNS}, created_at, slices, answer, ` +
   `sum(${STUDY_SLICES}) OVER (ORDER BY created_at DESC, id DESC) AS slices_through ` +
   'FROM predictions WHERE study_instance_uid = $1 AND caller = $2 ORDER BY created_at DESC, id DESC LIMIT $3) AS newest ' +
-  'WHERE slices_through <= $3 ORDER BY created_at DESC, id DESC'
+  'WHERE slices_through <= $3 ORDER BY newest.created_at DESC, newest.id DESC'
+
+/**
+ * A study's ($1) newest refusals, at most $2: of one caller ($3), of the callers in $3 (a text[]: STUDY_OWNERS while
+ * none owns the study), each a seek of its own as in study-owner.ts, or of every caller. Three statements: with one,
+ * `$3 IS NULL OR caller = ANY($3)`, a named statement's generic plan had the caller in no index condition and walked
+ * failed_instances_created through every study's refusals. One caller's is a backward seek on
+ * failed_instances_study_caller (migration 0009). The order names refused's column, as in page.ts.
+ */
+const STUDY_REFUSED = 'SELECT series_instance_uid, sop_instance_uid, code, created_at, id FROM failed_instances WHERE study_instance_uid = $1'
+const newestRefused = (rows: string): string => `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM ${rows} ` +
+  'ORDER BY refused.created_at DESC, refused.id DESC LIMIT $2'
+export const STUDY_FAILURES_SQL = {
+  caller: newestRefused(`(${STUDY_REFUSED} AND caller = $3) AS refused`),
+  listed: newestRefused(`unnest($3::text[]) AS listed (caller) CROSS JOIN LATERAL (${STUDY_REFUSED} AND failed_instances.caller = listed.caller ` +
+    'ORDER BY created_at DESC, id DESC LIMIT $2) AS refused'),
+  any: newestRefused(`(${STUDY_REFUSED}) AS refused`)
+}
 
 export interface StoredPrediction {
   /** The /predict answer, exactly as it was sent. */
@@ -229,10 +247,8 @@ export class RecordStore {
     const found = owner !== undefined && owner !== null
     const instances = found ? await this.driver.query<StudyInstanceRow>(STUDY_INSTANCES_SQL, [studyInstanceUid, owner, MAX_STUDY_ROWS], 'records.study') : []
     // whose refusals are read: the owner's, else those of every caller that may own it (null: every caller's)
-    const failures = await this.driver.query<StudyFailureRow>(
-      `SELECT series_instance_uid, sop_instance_uid, code, ${CREATED_AT_US} FROM failed_instances ` +
-      'WHERE study_instance_uid = $1 AND ($2::text[] IS NULL OR caller = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3',
-      [studyInstanceUid, found ? callersParam([owner]) : this.studyOwners, MAX_STUDY_ROWS], 'records.study.failed')
+    const [whose, callers] = found ? ['caller', [owner]] as const : this.studyOwners !== null ? ['listed', [this.studyOwners]] as const : ['any', []] as const
+    const failures = await this.driver.query<StudyFailureRow>(STUDY_FAILURES_SQL[whose], [studyInstanceUid, MAX_STUDY_ROWS, ...callers], `records.study.failed.${whose}`)
     return { instances: instances.reverse(), failures: failures.reverse() }
   }
 

@@ -5,11 +5,13 @@ import { join } from 'node:path'
 import t from 'tap'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
-import { MAX_STUDY_ROWS, RecordStore, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
+import { pageSql, type PageQuery } from '../records/page.js'
+import { MAX_STUDY_ROWS, RecordStore, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL, type StoreOptions } from '../records/store.js'
 import { studyOwnerSql } from '../records/study-owner.js'
-import type { SqlDriver, SqlSession } from '../records/sql-driver.js'
+import type { SqlDriver } from '../records/sql-driver.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 import { startPostgres } from './helpers/postgres.js'
+import { plan, scans as scansOf, type PlanNode } from './helpers/query-plan.js'
 
 // A study's owner (records/study-owner.ts) is looked up by readStudy for every records:read-all reader and, per study
 // received lately, by every FHIR push sweep; readStudy then reads the owner's newest rows. A workstation (not in
@@ -17,7 +19,8 @@ import { startPostgres } from './helpers/postgres.js'
 // walk the rows ahead of the PACS's first, nor the read those around the PACS's rows. Asserted on the plans the
 // store's named statements come to (the generic ones, parameters unknown), run on the data (EXPLAIN ANALYZE: rows, no
 // durations): an index seek with the caller in its condition, no row read and thrown away by a filter. Without
-// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort.
+// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort. The same for the study's
+// refusals, which the workstation's refused instances surround, and for GET /predictions' pages.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
@@ -30,26 +33,8 @@ const WORKSTATION = 'api-key:workstation'
 const FLOOD = 1_000
 const STUDY = '1.2.826.0.1.3680043.8.498.20'
 
-interface PlanNode { 'Node Type': string, 'Scan Direction'?: string, 'Relation Name'?: string, 'Index Name'?: string, 'Index Cond'?: string, Filter?: string, 'Rows Removed by Filter'?: number, 'Actual Rows': number, 'Actual Loops': number, Plans?: PlanNode[] }
-
-/** The nodes of a statement's generic plan that ran on the data (not those of a CASE branch not taken). */
-async function plan (session: SqlSession, statement: string, types: string, args: string): Promise<PlanNode[]> {
-  const name = `s${randomUUID().replaceAll('-', '')}`
-  await session.exec(`PREPARE ${name} (${types}) AS ${statement}`)
-  const [{ 'QUERY PLAN': json }] = await session.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE ${name} (${args})`)
-  const nodes: PlanNode[] = []
-  const walk = (node: PlanNode): void => {
-    if (node['Actual Loops'] > 0) nodes.push(node)
-    for (const child of node.Plans ?? []) walk(child)
-  }
-  walk((typeof json === 'string' ? JSON.parse(json) : json)[0].Plan)
-  return nodes
-}
-
-/** What the plan read of predictions: per scan its index, condition, filter, and the rows it returned and threw away. */
-const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => nodes.filter((node) => node['Relation Name'] === 'predictions').map((node) => ({
-  type: `${node['Node Type']}${node['Scan Direction'] === 'Backward' ? ' Backward' : ''}`, index: node['Index Name'], cond: node['Index Cond'], filter: node.Filter, removed: node['Rows Removed by Filter'] ?? 0, rows: node['Actual Rows'] * node['Actual Loops']
-}))
+/** What a plan read of predictions. */
+const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => scansOf(nodes, 'predictions')
 
 const engines: Array<{ engine: 'pglite' | 'postgres', options: () => Promise<StoreOptions>, driver: (options: StoreOptions) => Promise<SqlDriver> }> = [
   {
@@ -83,13 +68,24 @@ for (const { engine, options, driver } of engines) {
         })
       }))
     }
-    // The workstation first, the PACS's three slices, the other listed PACS (listed first, sending later), the workstation again.
+    const refused = async (caller: string, count: number): Promise<void> => {
+      await Promise.all(Array.from({ length: count }, async () => {
+        const n = sent++
+        await store.saveFailedInstance({ caller, route: 'DIMSE C-STORE', createdAt: new Date(start + n), studyInstanceUid: STUDY, sopInstanceUid: `${STUDY}.${caller.length}.${n}`, status: 422, code: 'CORRUPT_DICOM' })
+      }))
+    }
+    // The workstation first, the PACS's three slices, the other listed PACS (listed first, sending later), the workstation
+    // again; the workstation's instances refused around the PACS's two refusals.
     await classified(WORKSTATION, FLOOD)
+    await refused(WORKSTATION, FLOOD)
     await classified(PACS, 3)
+    await refused(PACS, 2)
     await classified(OTHER_PACS, 1)
     await classified(WORKSTATION, FLOOD)
+    await refused(WORKSTATION, FLOOD)
     t.same((await store.readStudy(STUDY)).instances.map((row) => row.series_instance_uid), Array(3).fill(`${STUDY}.${PACS.length}`), 'read-all: the PACS\'s rows, the first listed caller to send')
     t.equal((await store.readStudy(STUDY, WORKSTATION)).instances.length, 2 * FLOOD, 'the workstation\'s own view: its rows')
+    t.same((await store.readStudy(STUDY)).failures.map((row) => row.sop_instance_uid?.startsWith(`${STUDY}.${PACS.length}.`)), [true, true], 'read-all: the PACS\'s refusals')
     await store.close()
 
     const db = await driver(opened)
@@ -114,9 +110,41 @@ for (const { engine, options, driver } of engines) {
       t.match(scans(anyCaller), [{ type: 'Index Scan', index: 'predictions_study_arrival', removed: 0, rows: 1 }], 'any caller: the first row of the arrival walk')
 
       // On the old code a backward walk of predictions_study_arrival filtered on the caller: 2,001 rows removed.
-      const read = scans(await plan(session, STUDY_INSTANCES_SQL, 'text, text, integer', `'${STUDY}', '${PACS}', ${MAX_STUDY_ROWS}`))
+      const readPlan = await plan(session, STUDY_INSTANCES_SQL, 'text, text, integer', `'${STUDY}', '${PACS}', ${MAX_STUDY_ROWS}`)
+      const read = scans(readPlan)
+      // and, on the old code, the rows kept sorted again by their CREATED_AT_US text (a bare created_at in ORDER BY)
+      t.notOk(readPlan.some((node) => /Sort/.test(node['Node Type'])), 'the owner\'s rows: no sort, in the index\'s order')
       t.equal(read.length, 1, 'the owner\'s rows: one scan')
       t.match(read, [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 3 }], 'the owner\'s rows: a backward seek')
+
+      // A study's refusals (migration 0009). On the old code one statement, `$3 IS NULL OR caller = ANY($3)`, whose
+      // generic plan walked failed_instances_created backward filtering on study and caller: 2,000 rows removed.
+      const failures = async (whose: keyof typeof STUDY_FAILURES_SQL, callers?: { type: string, value: string }): Promise<{ sorted: boolean, scans: Array<Record<string, unknown>> }> => {
+        const nodes = await plan(session, STUDY_FAILURES_SQL[whose], ['text', 'integer', callers?.type].filter(Boolean).join(', '), [`'${STUDY}'`, MAX_STUDY_ROWS, callers?.value].filter(Boolean).join(', '))
+        return { sorted: nodes.some((node) => /Sort/.test(node['Node Type'])), scans: scansOf(nodes, 'failed_instances') }
+      }
+      t.match(await failures('caller', { type: 'text', value: `'${PACS}'` }), { sorted: false, scans: [{ type: 'Index Scan Backward', index: 'failed_instances_study_caller', cond: /caller/, filter: undefined, removed: 0, rows: 2 }] },
+        'the owner\'s refusals: a backward seek, none of the workstation\'s read')
+      const listedScans = (await failures('listed', { type: 'text[]', value: listed })).scans
+      t.ok(listedScans.length > 0, 'STUDY_OWNERS while none owns it: refusals are read')
+      for (const scan of listedScans) {
+        t.match(scan, { type: 'Index Scan Backward', index: 'failed_instances_study_caller', cond: /caller/, filter: undefined, removed: 0 }, `STUDY_OWNERS while none owns it: a seek per listed caller: ${JSON.stringify(scan)}`)
+      }
+      t.equal(listedScans.reduce((sum, scan) => sum + (scan.rows as number), 0), 2, 'the listed callers\' refusals alone')
+      t.match(await failures('any'), { scans: [{ index: 'failed_instances_study_caller', removed: 0, rows: 2 * FLOOD + 2 }] }, 'every caller\'s: the study\'s refusals, by its index')
+
+      // GET /predictions: on the old code its order was a bare created_at, the selected CREATED_AT_US text (page.ts):
+      // a Sort of every row the filter kept, the workstation's 2,000 read for a page of 50, however it was indexed.
+      const listing = async (query: PageQuery, types: string, args: string): Promise<{ sorted: boolean, scans: Array<Record<string, unknown>> }> => {
+        const nodes = await plan(session, pageSql('predictions', 'id, answer, caller', 'uuid', query).sql, types, args)
+        return { sorted: nodes.some((node) => /Sort/.test(node['Node Type'])), scans: scans(nodes) }
+      }
+      t.match(await listing({ caller: PACS, equal: { study_instance_uid: STUDY }, limit: 2 }, 'text, text, integer', `'${PACS}', '${STUDY}', 3`),
+        { sorted: false, scans: [{ type: 'Index Scan Backward', index: 'predictions_study_caller', cond: /caller/, removed: 0, rows: 3 }] }, '?studyInstanceUid= of one caller: a backward seek on predictions_study_caller')
+      t.match(await listing({ caller: WORKSTATION, limit: 50 }, 'text, integer', `'${WORKSTATION}', 51`),
+        { sorted: false, scans: [{ type: 'Index Scan', index: 'predictions_caller_newest', removed: 0, rows: 51 }] }, 'one caller\'s: the page and one row more, off predictions_caller_newest')
+      t.match(await listing({ limit: 50 }, 'integer', '51'),
+        { sorted: false, scans: [{ type: 'Index Scan', index: 'predictions_newest', removed: 0, rows: 51 }] }, 'everyone\'s: the page and one row more, off predictions_newest')
     })
   })
 }

@@ -4,9 +4,8 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
-import { isAeTitle } from '../../dicom-node/pdu.js'
 import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
-import { dicomNodeFrom, type DicomNodeSettings } from './dicom-node-config.js'
+import { dicomNodeFrom, notAeTitle, type DicomNodeSettings } from './dicom-node-config.js'
 import { EnvSchema, type Env } from './env-schema.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
@@ -166,13 +165,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (e.DICOM_MAX_ASSOCIATIONS_PER_AE !== undefined && e.DICOM_MAX_ASSOCIATIONS_PER_AE > e.DICOM_MAX_ASSOCIATIONS) {
     throw new ConfigError(`Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=${e.DICOM_MAX_ASSOCIATIONS_PER_AE}: must not exceed DICOM_MAX_ASSOCIATIONS (${e.DICOM_MAX_ASSOCIATIONS})`)
   }
-  // The node compares these with the titles peers send, padding stripped (dicom-node/pdu.ts): one that is no AE title
-  // (over 16 characters, a backslash, only spaces) matches no peer, and every association would be refused.
-  for (const [name, titles] of [['DICOM_AE_TITLE', [e.DICOM_AE_TITLE.trim()]], ['DICOM_ALLOWED_AES', dicomNodeFrom(e).allowedAes]] as const) {
-    const notTitle = titles.find((title) => !isAeTitle(title))
-    if (notTitle !== undefined) {
-      throw new ConfigError(`Invalid environment variable ${name}: ${JSON.stringify(notTitle)} is no AE title (1 to 16 characters, no backslash or control character, not only spaces), so no peer can call with it`)
-    }
+  const notTitle = notAeTitle(e)
+  if (notTitle !== undefined) {
+    throw new ConfigError(`Invalid environment variable ${notTitle.name}: ${JSON.stringify(notTitle.value)} is no AE title (1 to 16 characters, no backslash or control character, not only spaces), so no peer can call with it`)
   }
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)

@@ -1,3 +1,4 @@
+import { isAeTitle } from '../../dicom-node/pdu.js'
 import type { Env } from './env-schema.js'
 
 export interface DicomNodeSettings {
@@ -34,4 +35,18 @@ export function dicomNodeFrom (e: Env): DicomNodeSettings {
     idleTimeoutMs: e.DICOM_IDLE_TIMEOUT_S * 1000,
     minRateBytesPerS: e.DICOM_MIN_RATE_BYTES_S
   }
+}
+
+/**
+ * The first of DICOM_AE_TITLE and DICOM_ALLOWED_AES that is no AE title (over 16 characters, a backslash, only spaces):
+ * the node compares them with the titles peers send, padding stripped (dicom-node/pdu.ts), so such a value matches no
+ * peer and every association would be refused. Only the node reads them, so they are judged only when it is on
+ * (DICOM_PORT set): a stale DICOM_ALLOWED_AES where the node is off must not stop the HTTP service.
+ */
+export function notAeTitle (e: Env): { name: 'DICOM_AE_TITLE' | 'DICOM_ALLOWED_AES', value: string } | undefined {
+  if (e.DICOM_PORT === undefined) return undefined
+  const settings = dicomNodeFrom(e)
+  if (!isAeTitle(settings.aeTitle)) return { name: 'DICOM_AE_TITLE', value: settings.aeTitle }
+  const value = settings.allowedAes.find((title) => !isAeTitle(title))
+  return value === undefined ? undefined : { name: 'DICOM_ALLOWED_AES', value }
 }

@@ -128,7 +128,8 @@ export const EnvSchema = Type.Object({
   STUDY_OWNERS: Type.String({ default: '' }),
   // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
   DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  DICOM_AE_TITLE: Type.String({ pattern: '^[ -~]{1,16}$', default: 'KIDNEYSTONE' }),
+  // Judged as AE titles only when the node is on (dicom-node-config.ts notAeTitle).
+  DICOM_AE_TITLE: Type.String({ default: 'KIDNEYSTONE' }),
   DICOM_ALLOWED_AES: Type.String({ default: '' }),
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
   // Associations at once per calling AE title; unset: two of DICOM_MAX_ASSOCIATIONS kept for others (dicomNodeFrom).
