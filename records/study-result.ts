@@ -1,7 +1,7 @@
 import { concludeSeries, concludeStudy, instanceSlices, orderSlices } from '../inference/series-conclusion.js'
 import { DISCLAIMER } from '../inference/recommend.js'
 import type { SeriesResult, StudyResult } from '../schemas/study.js'
-import type { StudyFailureRow, StudyInstanceRow, StudyRows } from './store.js'
+import type { StudyFailureRow, StudyInstanceRow, StudyRows } from './study-rows.js'
 
 export interface StudyResultOptions {
   /** A series is final this long after its newest instance. */

@@ -14,7 +14,7 @@ import { fhirR4Validator } from './helpers/fhir-schema.js'
 import { startPostgres } from './helpers/postgres.js'
 import { recordsApp } from './records/suite.js'
 import type { PredictionRecord } from '../records/record.js'
-import { MAX_STUDY_ROWS } from '../records/store.js'
+import { MAX_STUDY_ROWS } from '../records/study-rows.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // GET /studies/{uid} on both record stores: the embedded PGlite database and a real PostgreSQL server.

@@ -12,7 +12,7 @@ import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { writeCtSeries } from '../bench/ct-series.js'
 import { ctSliceFromImage } from './helpers/dicom-writer.js'
 import { recordsApp } from './records/suite.js'
-import { MAX_STUDY_ROWS } from '../records/store.js'
+import { MAX_STUDY_ROWS } from '../records/study-rows.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 
 // Who reads which study with authentication on (GET /studies/{uid}): a caller its own instances; records:read-all
