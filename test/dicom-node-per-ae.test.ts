@@ -6,15 +6,16 @@ import { associatedPeer, dcmtk } from './helpers/dcmtk-clients.js'
 
 // DICOM_MAX_ASSOCIATIONS_PER_AE with dcmtk's echoscu (see test/dicom-node.test.ts): one sender cannot take every slot.
 
-t.test('DICOM_MAX_ASSOCIATIONS_PER_AE: two of DICOM_MAX_ASSOCIATIONS kept for others by default, all of them for a sole allowed AE; above the total stops start-up', async (t) => {
+t.test('DICOM_MAX_ASSOCIATIONS_PER_AE: two of DICOM_MAX_ASSOCIATIONS kept for others by default, all of them for a sole allowed AE; above the total stops start-up when the node is on', async (t) => {
   const perAe = (env: NodeJS.ProcessEnv): number => loadConfig(env).dicomNode.maxAssociationsPerAe
   t.equal(perAe({}), 6)
   t.same(['1', '2', '3', '4'].map((total) => perAe({ DICOM_MAX_ASSOCIATIONS: total })), [1, 1, 1, 2], 'never below 1')
   t.equal(perAe({ DICOM_ALLOWED_AES: 'PACS' }), 8, 'no other sender to keep slots for')
   t.equal(perAe({ DICOM_ALLOWED_AES: 'PACS, CT1' }), 6)
   t.equal(perAe({ DICOM_MAX_ASSOCIATIONS_PER_AE: '8' }), 8)
-  t.throws(() => loadConfig({ DICOM_MAX_ASSOCIATIONS_PER_AE: '9' }),
+  t.throws(() => loadConfig({ DICOM_PORT: '11112', DICOM_MAX_ASSOCIATIONS_PER_AE: '9' }),
     { message: 'Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=9: must not exceed DICOM_MAX_ASSOCIATIONS (8)' })
+  t.equal(perAe({ DICOM_MAX_ASSOCIATIONS_PER_AE: '9' }), 9, 'with the node off (no DICOM_PORT) a stale limit stops nothing')
   for (const value of ['0', 'two']) t.throws(() => loadConfig({ DICOM_MAX_ASSOCIATIONS_PER_AE: value }), /^Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=/, value)
 })
 

@@ -5,7 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { WindowSource } from '../../inference/dicom/decode-dicom.js'
 import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
 import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
-import { dicomNodeFrom, notAeTitle, type DicomNodeSettings } from './dicom-node-config.js'
+import { dicomNodeFrom, dicomNodeRefusal, type DicomNodeSettings } from './dicom-node-config.js'
 import { EnvSchema, type Env } from './env-schema.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
@@ -162,13 +162,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   if ((e.DICOM_WINDOW_CENTER === undefined) !== (e.DICOM_WINDOW_WIDTH === undefined)) {
     throw new ConfigError('Invalid environment variables DICOM_WINDOW_CENTER / DICOM_WINDOW_WIDTH: set both or neither')
   }
-  if (e.DICOM_MAX_ASSOCIATIONS_PER_AE !== undefined && e.DICOM_MAX_ASSOCIATIONS_PER_AE > e.DICOM_MAX_ASSOCIATIONS) {
-    throw new ConfigError(`Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=${e.DICOM_MAX_ASSOCIATIONS_PER_AE}: must not exceed DICOM_MAX_ASSOCIATIONS (${e.DICOM_MAX_ASSOCIATIONS})`)
-  }
-  const notTitle = notAeTitle(e)
-  if (notTitle !== undefined) {
-    throw new ConfigError(`Invalid environment variable ${notTitle.name}: ${JSON.stringify(notTitle.value)} is no AE title (1 to 16 characters, no backslash or control character, not only spaces), so no peer can call with it`)
-  }
+  const dicomNodeRefused = dicomNodeRefusal(e)
+  if (dicomNodeRefused !== undefined) throw new ConfigError(dicomNodeRefused)
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }

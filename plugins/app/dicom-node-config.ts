@@ -38,15 +38,18 @@ export function dicomNodeFrom (e: Env): DicomNodeSettings {
 }
 
 /**
- * The first of DICOM_AE_TITLE and DICOM_ALLOWED_AES that is no AE title (over 16 characters, a backslash, only spaces):
- * the node compares them with the titles peers send, padding stripped (dicom-node/pdu.ts), so such a value matches no
- * peer and every association would be refused. Only the node reads them, so they are judged only when it is on
- * (DICOM_PORT set): a stale DICOM_ALLOWED_AES where the node is off must not stop the HTTP service.
+ * Why the DICOM node's settings cannot work together, or undefined. Only the node reads them, so they are judged only
+ * when it is on (DICOM_PORT set): a stale DICOM_ALLOWED_AES or per-AE limit where the node is off must not stop the
+ * HTTP service. An AE title over 16 characters, with a backslash or only spaces matches no peer (the node compares
+ * titles with padding stripped, dicom-node/pdu.ts), so every association would be refused.
  */
-export function notAeTitle (e: Env): { name: 'DICOM_AE_TITLE' | 'DICOM_ALLOWED_AES', value: string } | undefined {
+export function dicomNodeRefusal (e: Env): string | undefined {
   if (e.DICOM_PORT === undefined) return undefined
-  const settings = dicomNodeFrom(e)
-  if (!isAeTitle(settings.aeTitle)) return { name: 'DICOM_AE_TITLE', value: settings.aeTitle }
-  const value = settings.allowedAes.find((title) => !isAeTitle(title))
-  return value === undefined ? undefined : { name: 'DICOM_ALLOWED_AES', value }
+  if (e.DICOM_MAX_ASSOCIATIONS_PER_AE !== undefined && e.DICOM_MAX_ASSOCIATIONS_PER_AE > e.DICOM_MAX_ASSOCIATIONS) {
+    return `Invalid environment variable DICOM_MAX_ASSOCIATIONS_PER_AE=${e.DICOM_MAX_ASSOCIATIONS_PER_AE}: must not exceed DICOM_MAX_ASSOCIATIONS (${e.DICOM_MAX_ASSOCIATIONS})`
+  }
+  const { aeTitle, allowedAes } = dicomNodeFrom(e)
+  const [name, value] = isAeTitle(aeTitle) ? ['DICOM_ALLOWED_AES', allowedAes.find((title) => !isAeTitle(title))] : ['DICOM_AE_TITLE', aeTitle]
+  if (value === undefined) return undefined
+  return `Invalid environment variable ${name}: ${JSON.stringify(value)} is no AE title (1 to 16 characters, no backslash or control character, not only spaces), so no peer can call with it`
 }

@@ -128,7 +128,7 @@ export const EnvSchema = Type.Object({
   STUDY_OWNERS: Type.String({ default: '' }),
   // The DICOM node (dicom-node/): off unless DICOM_PORT is set.
   DICOM_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  // Judged as AE titles only when the node is on (dicom-node-config.ts notAeTitle).
+  // Judged as AE titles only when the node is on (dicom-node-config.ts dicomNodeRefusal).
   DICOM_AE_TITLE: Type.String({ default: 'KIDNEYSTONE' }),
   DICOM_ALLOWED_AES: Type.String({ default: '' }),
   DICOM_MAX_ASSOCIATIONS: Type.Integer({ minimum: 1, default: 8 }),
