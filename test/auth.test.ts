@@ -172,6 +172,28 @@ t.test('JWT iat: a token issued in the future is accepted within AUTH_JWT_CLOCK_
   t.same(await status(app, '/model', bearer({ iat: undefined })), [200, undefined], 'iat stays optional')
 })
 
+t.test('AUTH_JWT_SCOPE_CLAIM: a namespaced claim (a URL, with dots of its own) is read by its name; a dotted path still reaches into an object', async (t) => {
+  // Auth0 requires custom claims named by a URL. On the old code this value stopped start-up (its '/' failed the
+  // schema), and read as a path ("https://hospital", "example/scopes") it named nothing: every token 403.
+  const claim = 'https://hospital.example/scopes'
+  const jwtEnv = (scopeClaim: string): NodeJS.ProcessEnv => ({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SCOPE_CLAIM: scopeClaim })
+  const slice = await ctKidneyImage('test/normal')
+  const predictWith = async (app: FastifyInstance, payload: Record<string, unknown>): Promise<number> => {
+    const upload = fileUpload(slice)
+    const authorization = `Bearer ${signJwt(claims({ scope: undefined, ...payload }), 'HS256', SECRET)}`
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, authorization } })).statusCode
+  }
+  const namespaced = await authApp(t, jwtEnv(claim))
+  t.equal(await predictWith(namespaced, { [claim]: ['predict'] }), 200, 'the namespaced claim, an array')
+  t.equal(await predictWith(namespaced, { [claim]: 'openid predict' }), 200, 'the namespaced claim, space-separated')
+  t.equal(await predictWith(namespaced, { scope: 'predict' }), 403, 'the scope elsewhere in the token does not count')
+
+  const path = await authApp(t, jwtEnv('realm_access.roles'))
+  t.equal(await predictWith(path, { realm_access: { roles: ['predict'] } }), 200, 'a dotted path into an object')
+  t.equal(await predictWith(path, { 'realm_access.roles': ['predict'] }), 200, 'a claim named with the dots itself')
+  t.throws(() => loadConfig(jwtEnv('a..b')), /AUTH_JWT_SCOPE_CLAIM/, 'an empty step of a path still stops start-up')
+})
+
 t.test('JWT RS256 and ES256 with a public key file; AUTH_MODE=any accepts either credential', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kidney-jwt-'))
   for (const [alg, pair] of [['RS256', generateKeyPairSync('rsa', { modulusLength: 2048 })],

@@ -44,11 +44,17 @@ export function matchApiKey (keys: ApiKey[], presented: string): ApiKey | undefi
   return match
 }
 
-/** The token's scopes, from `claim` (a name or dotted path, e.g. realm_access.roles) or else `scope`, then `scp`. */
+/**
+ * The token's scopes, from `claim` or else `scope`, then `scp`. `claim` is a claim's name, else a dotted path into
+ * one (realm_access.roles): the name is tried first, since a namespaced claim (Auth0 requires custom claims named
+ * by a URL, https://hospital.example/scopes) has dots of its own, and read as a path it named nothing.
+ */
 export function scopesOf (payload: Record<string, unknown>, claim?: string): string[] {
   const value = claim === undefined
     ? payload.scope ?? payload.scp
-    : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
+    : Object.hasOwn(payload, claim)
+      ? payload[claim]
+      : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
   return scopeList(value)
 }
 
