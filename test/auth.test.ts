@@ -127,6 +127,9 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     // accepted on the old code: its caller jwt:clinic\0admin could not be written (PostgreSQL text holds no NUL), so its
     // every prediction was 503 RECORDS_UNAVAILABLE 'retry after 5 s' and counted as a records write failure
     ['a subject with a NUL', signJwt(claims({ sub: 'clinic\u0000admin' }), 'HS256', SECRET)],
+    // accepted on the old code: the group write's JSON parameter refused "\ud800" (SQLSTATE 22P02), so again every
+    // prediction was 503 RECORDS_UNAVAILABLE and a records write failure
+    ['a subject with a lone surrogate', signJwt(claims({ sub: 'clinic\ud800' }), 'HS256', SECRET)],
     // accepted on the old code (200): fast-jwt checks exp and nbf against the clock, never iat
     ['issued an hour in the future', signJwt(claims({ iat: now + 3600, exp: now + 3900 }), 'HS256', SECRET)],
     ['an iat that is not a number', signJwt(claims({ iat: String(now + 3600) }), 'HS256', SECRET)],
@@ -146,6 +149,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.equal(anonymous.json().message, 'The bearer token names no subject (sub): the service keeps records per subject.')
   const nul = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a NUL')?.[1] ?? '') })
   t.equal(nul.json().message, 'The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
+  const surrogate = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a lone surrogate')?.[1] ?? '') })
+  t.equal(surrogate.json().message, 'The bearer token\'s subject (sub) contains a lone UTF-16 surrogate, which the records of its requests cannot hold.')
   const future = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'issued an hour in the future')?.[1] ?? '') })
   t.equal(future.json().message, `The bearer token was issued in the future (iat ${new Date((now + 3600) * 1000).toISOString()}), beyond the clock tolerance of 5 s.`)
   const micro = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'an iat in microseconds')?.[1] ?? '') })

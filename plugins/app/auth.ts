@@ -103,6 +103,11 @@ async function verifyBearer (request: FastifyRequest, jwtConfig: JwtVerification
   if (payload.sub.includes('\0')) {
     throw new AuthenticationError('The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
   }
+  // A lone UTF-16 surrogate (JSON's "\ud800") has no UTF-8 form: the record's write was refused (SQLSTATE 22P02), so
+  // every request of such a token was 503 'retry' and a records write failure, like a NUL.
+  if (Buffer.from(payload.sub, 'utf8').toString('utf8') !== payload.sub) {
+    throw new AuthenticationError('The bearer token\'s subject (sub) contains a lone UTF-16 surrogate, which the records of its requests cannot hold.')
+  }
   return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, jwtConfig.scopeClaim) }
 }
 
