@@ -50,6 +50,9 @@ export class Association {
       this.abort(2, 0)
     })
     socket.on('data', (chunk: Buffer) => {
+      // Bytes read after an abort, before the socket is destroyed: the PDU that failed is still buffered, and each
+      // chunk counted and logged it again as another protocol error.
+      if (this.state === 'closed') return
       this.chunks.push(chunk)
       this.buffered += chunk.length
       void this.drain()
@@ -135,6 +138,8 @@ export class Association {
     clearTimeout(this.progressTimer)
     this.socket.end(abort(source, reason))
     this.state = 'closed'
+    this.chunks = []
+    this.pending = undefined
     this.socket.destroySoon()
   }
 

@@ -79,6 +79,20 @@ t.test('refused associations: an unlisted calling AE counts under "unlisted", a 
   }, 'no kidney_dicom_associations_refused_total on the old code')
 })
 
+t.test('an association aborted for a protocol error counts once, however many more bytes its peer sends before the close', async (t) => {
+  const app = await nodeApp(t, [])
+  // A PDU header announcing 2 GiB, over any bound, then 1 MiB of it: on the old code each chunk read after the A-ABORT
+  // found the same bad header again, and was counted and logged as another protocol error.
+  const peer = await rawPeer(app.dicomPort() as number)
+  const pdu = Buffer.alloc(1024 * 1024 + 6)
+  pdu[0] = 0x01
+  pdu.writeUInt32BE(0x7fffffff, 2)
+  peer.socket.write(pdu)
+  await peer.closed
+  t.equal(peer.received()[0], 0x07, 'an A-ABORT')
+  t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
+})
+
 t.test('refused instances: a listed AE\'s non-CT instance counts under its title, by the refusal\'s code', async (t) => {
   const app = await nodeApp(t, ['PACS1'])
   const ct = await writeCtSeries(join(work, 'ct'), { slices: 1 })
