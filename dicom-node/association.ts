@@ -9,8 +9,13 @@ import {
   type AssociateRequest
 } from './pdu.js'
 
-/** Largest PDU accepted before an association exists: an A-ASSOCIATE-RQ of a few hundred contexts fits easily. */
-const MAX_REQUEST_PDU = 64 * 1024
+/**
+ * Largest PDU accepted before an association exists: the A-ASSOCIATE-RQ, which DICOM does not bound (the Maximum
+ * Length it carries is for P-DATA-TF). A sender proposing 128 contexts (the most there are) of 20 transfer syntaxes
+ * each asks in 70 KiB, over the 64 KiB this was; 1 MiB holds 128 contexts of 64-character UIDs with 110 syntaxes
+ * each. Connections beyond twice DICOM_MAX_ASSOCIATIONS are closed, so the unassociated hold 16 MiB at most by default.
+ */
+const MAX_REQUEST_PDU = 1024 * 1024
 /**
  * Largest DIMSE command set: a C-STORE-RQ is a few hundred bytes. Command fragments are kept until the last one, so
  * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
@@ -150,12 +155,13 @@ export class Association {
   /** The next whole PDU from the buffered bytes, or undefined until more arrive. */
   private nextPdu (): { type: number, body: Buffer } | undefined {
     if (this.buffered < 6) return undefined
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)]
-    const data = this.chunks[0]
-    const length = data.readUInt32BE(2)
-    const limit = this.state === 'established' ? this.policy.maxPduBytes : MAX_REQUEST_PDU
-    if (length > limit) throw new PduError(`PDU of ${length} bytes over the ${limit} negotiated`)
-    if (data.length < 6 + length) return undefined
+    if (this.chunks[0].length < 6) this.chunks = [Buffer.concat(this.chunks)]
+    const length = this.chunks[0].readUInt32BE(2)
+    if (this.state === 'established' && length > this.policy.maxPduBytes) throw new PduError(`PDU of ${length} bytes over the ${this.policy.maxPduBytes} negotiated`)
+    if (this.state !== 'established' && length > MAX_REQUEST_PDU) throw new PduError(`PDU of ${length} bytes before an association, over the node's ${MAX_REQUEST_PDU}`)
+    // Joined once whole: joined at every chunk, a PDU sent in n small pieces cost n copies of what had arrived.
+    if (this.buffered < 6 + length) return undefined
+    const data = this.chunks.length > 1 ? Buffer.concat(this.chunks) : this.chunks[0]
     const body = data.subarray(6, 6 + length)
     this.chunks = data.length > 6 + length ? [data.subarray(6 + length)] : []
     this.buffered = data.length - 6 - length
