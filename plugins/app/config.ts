@@ -10,6 +10,7 @@ import { dicomNodeFrom, type DicomNodeSettings } from './dicom-node-config.js'
 import { EnvSchema, type Env } from './env-schema.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
+import { originProblem } from './cors-config.js'
 import { trustProxyOf } from './trust-proxy-config.js'
 
 export interface AppConfig {
@@ -174,6 +175,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       throw new ConfigError(`Invalid environment variable ${name}: ${JSON.stringify(notTitle)} is no AE title (1 to 16 characters, no backslash or control character, not only spaces), so no peer can call with it`)
     }
   }
+  const corsOrigins = e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  const corsProblem = corsOrigins.map(originProblem).find((problem) => problem !== undefined)
+  if (corsProblem !== undefined) throw new ConfigError(`Invalid environment variable CORS_ORIGINS: ${corsProblem}`)
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }
@@ -232,7 +236,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: trustProxyFrom(e.TRUST_PROXY),
     auth,
-    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
+    corsOrigins,
     records: recordsConfigFrom(env, e, auth.mode !== 'none'),
     series: { idleSeconds: e.SERIES_IDLE_SECONDS, minAdjacentSlices: e.SERIES_MIN_ADJACENT_SLICES },
     dicomNode: dicomNodeFrom(e),
