@@ -71,6 +71,12 @@ t.test('API keys: 401 without or with a wrong key, 403 without the predict scope
   t.equal(await predict({ 'x-api-key': CLINIC_KEY }), 200, 'keys get the predict scope by default')
   const forbidden = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice), headers: { ...fileUpload(slice).headers, 'x-api-key': MONITOR_KEY } })
   t.match(forbidden.json(), { statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden' }, 'typed 403 body')
+  // STOW-RS classifies by both its paths; reading a study needs no predict scope
+  for (const url of ['/studies', '/studies/1.2.826.0.1.3680043.8.498.1']) {
+    const stow = await app.inject({ method: 'POST', url, payload: '--x--', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x', 'x-api-key': MONITOR_KEY } })
+    t.equal(stow.json().code, 'FORBIDDEN', `POST ${url} without the predict scope`)
+  }
+  t.not((await status(app, '/studies/1.2.826.0.1.3680043.8.498.1', { 'x-api-key': MONITOR_KEY }))[1], 'FORBIDDEN', 'GET /studies/{uid} with any key')
 })
 
 t.test('API keys from a file; docs can be protected; bad key settings stop start-up', async (t) => {

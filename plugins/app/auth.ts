@@ -29,9 +29,9 @@ export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean
     (metricsPublic && routeUrl === '/metrics')
 }
 
-/** Routes that classify: /predict, /predict/batch and STOW-RS (POST /studies, the only route at exactly /studies). */
-export function needsPredictScope (routeUrl: string | undefined): boolean {
-  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true || routeUrl === '/studies'
+/** Routes that classify: /predict, /predict/batch and STOW-RS (POST /studies and POST /studies/{uid}; GET reads a study). */
+export function needsPredictScope (method: string, routeUrl: string | undefined): boolean {
+  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true || (method === 'POST' && routeUrl?.startsWith('/studies') === true)
 }
 
 /** Compares the presented key's hash with every configured hash, without stopping at the first match. */
@@ -155,7 +155,7 @@ export default fp(async (app) => {
       if (auth.jwt !== undefined) reply.header('WWW-Authenticate', 'Bearer')
       throw error
     }
-    if (needsPredictScope(route) && !request.principal.scopes.includes(PREDICT_SCOPE)) {
+    if (needsPredictScope(request.method, route) && !request.principal.scopes.includes(PREDICT_SCOPE)) {
       throw new ForbiddenError(PREDICT_SCOPE)
     }
   })
