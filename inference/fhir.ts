@@ -57,10 +57,29 @@ function findingComponents (findings: Finding[]): ObservationComponent[] {
   ])
 }
 
+/**
+ * A probability as text beside the threshold it is compared with: three decimals, more when three would put it on the
+ * other side of the threshold or on it. With toFixed(3) alone, P(Stone) 0.2016 against model 2.5.0's threshold 0.2018
+ * read "model probability 0.202 < threshold 0.202" in the report a clinician reads.
+ */
+export function probabilityText (probability: number, threshold: number): string {
+  for (let digits = 3; digits < 17; digits++) {
+    const text = probability.toFixed(digits)
+    if ((Number(text) >= threshold) === (probability >= threshold)) return text
+  }
+  return String(probability)
+}
+
+/** The threshold to all the decimals the model's sidecar gives, three at least: 0.2018, not 0.202 (a report states the rule applied). */
+export function thresholdText (threshold: number): string {
+  const given = String(threshold)
+  return given.includes('e') ? given : threshold.toFixed(Math.max(3, given.split('.')[1]?.length ?? 0))
+}
+
 function conclusionText (stone: boolean, probability: number, threshold: number): string {
   const finding = stone ? 'Kidney stone suspected on this CT slice' : 'No kidney stone detected on this CT slice'
   const comparison = stone ? '>=' : '<'
-  return `${finding} (model probability ${probability.toFixed(3)} ${comparison} threshold ${threshold.toFixed(3)}). ${DISCLAIMER}`
+  return `${finding} (model probability ${probabilityText(probability, threshold)} ${comparison} threshold ${thresholdText(threshold)}). ${DISCLAIMER}`
 }
 
 /** The model as a contained Device (id `model`): name, version and the ONNX file's SHA-256. */
