@@ -1,6 +1,7 @@
 import type { CodeableConcept, DiagnosticReport, Observation, Reference } from 'fhir/r4.js'
 import type { SeriesResult, StudyResult } from '../schemas/study.js'
-import { dicomUid, escapeXhtml, IMAGING_CATEGORY, KIDNEY_STONE, modelDevice, NO_ABNORMALITY, probabilityText, thresholdText, unitless } from './fhir.js'
+import { dicomUid, escapeXhtml, IMAGING_CATEGORY, KIDNEY_STONE, modelDevice, NO_ABNORMALITY, unitless } from './fhir.js'
+import { probabilityText, thresholdText } from './probability-text.js'
 import { DISCLAIMER } from './recommend.js'
 
 const STUDY_REPORT_CODE: CodeableConcept = {
