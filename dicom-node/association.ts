@@ -211,7 +211,8 @@ export class Association {
       this.socket.end()
       this.state = 'closed'
     }
-    if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported', 'protocol_version'); return }
+    // A bit per protocol version; PS3.8 9.3.2: a receiver of version 1 "shall only test that bit 0 is set".
+    if ((request.protocolVersion & 1) === 0) { refuse('protocolVersionNotSupported', 'protocol_version'); return }
     if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized', 'called_ae_not_recognized'); return }
     // A calling AE title names the caller of its records (dicom:<title>): one with a NUL could not be recorded at all.
     if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized', 'calling_ae_not_recognized'); return }
