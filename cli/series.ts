@@ -1,5 +1,6 @@
 import { concludeFileSeries } from '../inference/batch-summary.js'
 import type { SeriesConclusion } from '../inference/series-conclusion.js'
+import { probabilityText } from '../inference/probability-text.js'
 import { failed, type FileResult } from './output.js'
 
 /** One DICOM series among the files of a run, with the service's series conclusion (inference/series-conclusion.ts). */
@@ -38,9 +39,9 @@ function where (range: SeriesConclusion['positiveRanges'][number]): string {
  * 60 slices, max P(Stone) 0.912, rule k=2".
  */
 export function seriesLine ({ seriesInstanceUid, slices, conclusion }: SeriesSummary): string {
-  const ranges = conclusion.positiveRanges.map((range) => `${range.slices} adjacent slices ${where(range)} (max P ${range.maxProbability.toFixed(3)})`)
+  const ranges = conclusion.positiveRanges.map((range) => `${range.slices} adjacent slices ${where(range)} (max P ${probabilityText(range.maxProbability, conclusion.rule.threshold)})`)
   const found = ranges.length === 0 ? '' : `, ${ranges.join('; ')}`
   const isolated = conclusion.isolatedPositiveSlices === 0 ? '' : `, ${conclusion.isolatedPositiveSlices} isolated positive slice(s) not counted`
-  const max = conclusion.maxProbability === undefined ? '' : `, max P(Stone) ${conclusion.maxProbability.toFixed(3)}`
+  const max = conclusion.maxProbability === undefined ? '' : `, max P(Stone) ${probabilityText(conclusion.maxProbability, conclusion.rule.threshold)}`
   return `series ${seriesInstanceUid}: ${conclusion.conclusion}${found}; ${slices} slice(s)${max}${isolated}, rule: k=${conclusion.rule.minAdjacentSlices} adjacent slices at P >= ${conclusion.rule.threshold}`
 }

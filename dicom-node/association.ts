@@ -9,8 +9,13 @@ import {
   type AssociateRequest
 } from './pdu.js'
 
-/** Largest PDU accepted before an association exists: an A-ASSOCIATE-RQ of a few hundred contexts fits easily. */
-const MAX_REQUEST_PDU = 64 * 1024
+/**
+ * Largest PDU accepted before an association exists: the A-ASSOCIATE-RQ, which DICOM does not bound (the Maximum
+ * Length it carries is for P-DATA-TF). A sender proposing 128 contexts (the most there are) of 20 transfer syntaxes
+ * each asks in 70 KiB, over the 64 KiB this was; 1 MiB holds 128 contexts of 64-character UIDs with 110 syntaxes
+ * each. Connections beyond twice DICOM_MAX_ASSOCIATIONS are closed, so the unassociated hold 16 MiB at most by default.
+ */
+const MAX_REQUEST_PDU = 1024 * 1024
 /**
  * Largest DIMSE command set: a C-STORE-RQ is a few hundred bytes. Command fragments are kept until the last one, so
  * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
@@ -50,6 +55,9 @@ export class Association {
       this.abort(2, 0)
     })
     socket.on('data', (chunk: Buffer) => {
+      // Bytes read after an abort, before the socket is destroyed: the PDU that failed is still buffered, and each
+      // chunk counted and logged it again as another protocol error.
+      if (this.state === 'closed') return
       this.chunks.push(chunk)
       this.buffered += chunk.length
       void this.drain()
@@ -135,6 +143,8 @@ export class Association {
     clearTimeout(this.progressTimer)
     this.socket.end(abort(source, reason))
     this.state = 'closed'
+    this.chunks = []
+    this.pending = undefined
     this.socket.destroySoon()
   }
 
@@ -145,12 +155,13 @@ export class Association {
   /** The next whole PDU from the buffered bytes, or undefined until more arrive. */
   private nextPdu (): { type: number, body: Buffer } | undefined {
     if (this.buffered < 6) return undefined
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)]
-    const data = this.chunks[0]
-    const length = data.readUInt32BE(2)
-    const limit = this.state === 'established' ? this.policy.maxPduBytes : MAX_REQUEST_PDU
-    if (length > limit) throw new PduError(`PDU of ${length} bytes over the ${limit} negotiated`)
-    if (data.length < 6 + length) return undefined
+    if (this.chunks[0].length < 6) this.chunks = [Buffer.concat(this.chunks)]
+    const length = this.chunks[0].readUInt32BE(2)
+    if (this.state === 'established' && length > this.policy.maxPduBytes) throw new PduError(`PDU of ${length} bytes over the ${this.policy.maxPduBytes} negotiated`)
+    if (this.state !== 'established' && length > MAX_REQUEST_PDU) throw new PduError(`PDU of ${length} bytes before an association, over the node's ${MAX_REQUEST_PDU}`)
+    // Joined once whole: joined at every chunk, a PDU sent in n small pieces cost n copies of what had arrived.
+    if (this.buffered < 6 + length) return undefined
+    const data = this.chunks.length > 1 ? Buffer.concat(this.chunks) : this.chunks[0]
     const body = data.subarray(6, 6 + length)
     this.chunks = data.length > 6 + length ? [data.subarray(6 + length)] : []
     this.buffered = data.length - 6 - length
@@ -200,7 +211,8 @@ export class Association {
       this.socket.end()
       this.state = 'closed'
     }
-    if (request.protocolVersion !== 1) { refuse('protocolVersionNotSupported', 'protocol_version'); return }
+    // A bit per protocol version; PS3.8 9.3.2: a receiver of version 1 "shall only test that bit 0 is set".
+    if ((request.protocolVersion & 1) === 0) { refuse('protocolVersionNotSupported', 'protocol_version'); return }
     if (request.calledAe !== policy.aeTitle) { refuse('calledAeNotRecognized', 'called_ae_not_recognized'); return }
     // A calling AE title names the caller of its records (dicom:<title>): one with a NUL could not be recorded at all.
     if (!isAeTitle(request.callingAe) || (policy.allowedAes.length > 0 && !policy.allowedAes.includes(request.callingAe))) { refuse('callingAeNotRecognized', 'calling_ae_not_recognized'); return }

@@ -61,6 +61,16 @@ export class DuplicateInstanceError extends ServiceError {
   }
 }
 
+/**
+ * An instance of another study than the one the request names (STOW-RS's POST /studies/{StudyInstanceUID}, PS3.18
+ * 10.5): it is not stored (C000, the request's other instances are).
+ */
+export class StudyMismatchError extends ServiceError {
+  constructor (requested: string, found: string | undefined) {
+    super('STUDY_MISMATCH', 409, `This instance is ${found === undefined ? 'of no study that could be read' : `of study ${found}`}, not of study ${requested} the request names: it was not stored.`)
+  }
+}
+
 export interface RelatedPart {
   /** Content-Type of the part, lower-cased, without parameters; undefined when the part has none. */
   contentType?: string

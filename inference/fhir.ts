@@ -1,6 +1,7 @@
 import type { CodeableConcept, DiagnosticReport, Device, Observation, ObservationComponent, Quantity, Reference } from 'fhir/r4.js'
 import type { DicomIdentifiers } from './dicom/dataset.js'
 import type { Finding } from './findings.js'
+import { probabilityText, thresholdText } from './probability-text.js'
 import { DISCLAIMER } from './recommend.js'
 
 export interface FhirReportInput {
@@ -60,7 +61,7 @@ function findingComponents (findings: Finding[]): ObservationComponent[] {
 function conclusionText (stone: boolean, probability: number, threshold: number): string {
   const finding = stone ? 'Kidney stone suspected on this CT slice' : 'No kidney stone detected on this CT slice'
   const comparison = stone ? '>=' : '<'
-  return `${finding} (model probability ${probability.toFixed(3)} ${comparison} threshold ${threshold.toFixed(3)}). ${DISCLAIMER}`
+  return `${finding} (model probability ${probabilityText(probability, threshold)} ${comparison} threshold ${thresholdText(threshold)}). ${DISCLAIMER}`
 }
 
 /** The model as a contained Device (id `model`): name, version and the ONNX file's SHA-256. */

@@ -1,6 +1,7 @@
 import type { CodeableConcept, DiagnosticReport, Observation, Reference } from 'fhir/r4.js'
 import type { SeriesResult, StudyResult } from '../schemas/study.js'
 import { dicomUid, escapeXhtml, IMAGING_CATEGORY, KIDNEY_STONE, modelDevice, NO_ABNORMALITY, unitless } from './fhir.js'
+import { probabilityText, thresholdText } from './probability-text.js'
 import { DISCLAIMER } from './recommend.js'
 
 const STUDY_REPORT_CODE: CodeableConcept = {
@@ -18,8 +19,8 @@ export function seriesSentence (series: SeriesResult): string {
   const ranges = series.positiveRanges.map((r) => r.fromPosition === undefined
     ? `${r.slices} slices (${r.fromInstanceNumber === undefined ? `#${r.first + 1}-#${r.last + 1}` : `instances ${r.fromInstanceNumber}-${r.toInstanceNumber ?? '?'}`})`
     : `${r.slices} slices from ${mm(r.fromPosition)} to ${mm(r.toPosition)}`)
-  const rule_ = `rule: at least ${rule.minAdjacentSlices} adjacent slices with P(Stone) >= ${rule.threshold.toFixed(3)}`
-  const maximum = `highest P(Stone) ${(series.maxProbability ?? 0).toFixed(3)}`
+  const rule_ = `rule: at least ${rule.minAdjacentSlices} adjacent slices with P(Stone) >= ${thresholdText(rule.threshold)}`
+  const maximum = `highest P(Stone) ${probabilityText(series.maxProbability ?? 0, rule.threshold)}`
   // Isolated positives are said in both verdicts: a reader of a Stone report must see a positive slice the rule
   // left out as much as a reader of a Normal one (the study JSON and the CLI line show it either way).
   const isolated = `${series.isolatedPositiveSlices} isolated positive slices not counted`

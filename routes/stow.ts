@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
 import { readEachInstanceKeys } from '../dicom-node/instance-keys.js'
-import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
+import { requireDicomParts, stowBoundary, splitRelated, StudyMismatchError } from '../dicom-node/multipart-related.js'
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { withdrawUnanswered } from '../plugins/app/predictor.js'
@@ -11,6 +11,7 @@ import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
+import { StudyParamsSchema } from '../schemas/study.js'
 
 /** An empty DICOM JSON attribute has no Value (PS3.18 F.2.5); `[""]` would be a UID that is not one. */
 const uiAttribute = (uid: string | undefined): { vr: 'UI', Value?: [string] } => uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] }
@@ -30,32 +31,31 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     return Buffer.concat(chunks)
   })
 
-  app.post('/studies', {
-    schema: {
-      tags: ['studies'],
-      summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies',
-      description: 'DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, ' +
-        'one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream ' +
-        'included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other ' +
-        'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. ' +
-        'Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.',
-      consumes: ['multipart/related'],
-      response: {
-        200: { description: 'Every instance stored.', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
-        202: { description: 'Some instances stored, some failed (FailedSOPSequence).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
-        409: { description: 'No instance stored (FailedSOPSequence says why).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
-        ...errorResponses(400, 401, 403, 413, 415, 503)
-      }
-    }
-  }, async (request, reply) => await unlessAnswered(reply, async () => {
+  const response = {
+    200: { description: 'Every instance stored.', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+    202: { description: 'Some instances stored, some failed (FailedSOPSequence).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+    409: { description: 'No instance stored (FailedSOPSequence says why).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
+    ...errorResponses(400, 401, 403, 413, 415, 503)
+  }
+  const description = 'DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, ' +
+    'one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream ' +
+    'included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other ' +
+    'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. ' +
+    'Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.'
+
+  /** One STOW-RS request; `study`: the StudyInstanceUID its path names (POST /studies/{uid}), whose instances alone are stored. */
+  const store = async (request: FastifyRequest, reply: FastifyReply, study?: string): Promise<FastifyReply> => await unlessAnswered(reply, async () => {
     const parts = splitRelated(request.body as Buffer, stowBoundary(request.headers['content-type']), app.config.stowMaxInstances)
     requireDicomParts(parts)
-    const origin = recordOrigin(request)
+    // Both paths are the one STOW-RS service: one route in the records and in kidney_dicom_instances_total.
+    const origin = { ...recordOrigin(request), route: '/studies' }
     const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
     const keys = await readEachInstanceKeys(parts.map((part) => part.body))
     const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),
-      async (i) => await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
+      async (i) => study !== undefined && keys[i].studyInstanceUid !== study
+        ? refusedOutcome(keys[i], new StudyMismatchError(study, keys[i].studyInstanceUid))
+        : await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
       (i, { code, statusCode, message }) => refusedOutcome(keys[i], { code, statusCode, message }))
     await withdrawUnanswered(options.answered, outcomes.map((outcome) => outcome.classified ? outcome.withdraw : undefined))
     const reference = (outcome: IntakeOutcome) => ({
@@ -69,7 +69,22 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
       ...(stored.length === 0 ? {} : { '00081199': { vr: 'SQ', Value: stored } }),
       ...(failed.length === 0 ? {} : { '00081198': { vr: 'SQ', Value: failed } })
     })
-  }))
+  })
+
+  app.post('/studies', {
+    schema: { tags: ['studies'], summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies', description, consumes: ['multipart/related'], response }
+  }, async (request, reply) => await store(request, reply))
+
+  app.post('/studies/:studyInstanceUid', {
+    schema: {
+      tags: ['studies'],
+      summary: 'STOW-RS: store (classify) the DICOM instances of one study',
+      description: `${description} An instance of another study than the path names is not stored: FailureReason 49152 (C000, STUDY_MISMATCH); the others are.`,
+      params: StudyParamsSchema,
+      consumes: ['multipart/related'],
+      response
+    }
+  }, async (request, reply) => await store(request, reply, request.params.studyInstanceUid))
 }
 
 export default stow

@@ -71,6 +71,12 @@ t.test('API keys: 401 without or with a wrong key, 403 without the predict scope
   t.equal(await predict({ 'x-api-key': CLINIC_KEY }), 200, 'keys get the predict scope by default')
   const forbidden = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice), headers: { ...fileUpload(slice).headers, 'x-api-key': MONITOR_KEY } })
   t.match(forbidden.json(), { statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden' }, 'typed 403 body')
+  // STOW-RS classifies by both its paths; reading a study needs no predict scope
+  for (const url of ['/studies', '/studies/1.2.826.0.1.3680043.8.498.1']) {
+    const stow = await app.inject({ method: 'POST', url, payload: '--x--', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x', 'x-api-key': MONITOR_KEY } })
+    t.equal(stow.json().code, 'FORBIDDEN', `POST ${url} without the predict scope`)
+  }
+  t.not((await status(app, '/studies/1.2.826.0.1.3680043.8.498.1', { 'x-api-key': MONITOR_KEY }))[1], 'FORBIDDEN', 'GET /studies/{uid} with any key')
 })
 
 t.test('API keys from a file; docs can be protected; bad key settings stop start-up', async (t) => {
@@ -127,6 +133,9 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
     // accepted on the old code: its caller jwt:clinic\0admin could not be written (PostgreSQL text holds no NUL), so its
     // every prediction was 503 RECORDS_UNAVAILABLE 'retry after 5 s' and counted as a records write failure
     ['a subject with a NUL', signJwt(claims({ sub: 'clinic\u0000admin' }), 'HS256', SECRET)],
+    // accepted on the old code: the group write's JSON parameter refused "\ud800" (SQLSTATE 22P02), so again every
+    // prediction was 503 RECORDS_UNAVAILABLE and a records write failure
+    ['a subject with a lone surrogate', signJwt(claims({ sub: 'clinic\ud800' }), 'HS256', SECRET)],
     // accepted on the old code (200): fast-jwt checks exp and nbf against the clock, never iat
     ['issued an hour in the future', signJwt(claims({ iat: now + 3600, exp: now + 3900 }), 'HS256', SECRET)],
     ['an iat that is not a number', signJwt(claims({ iat: String(now + 3600) }), 'HS256', SECRET)],
@@ -146,6 +155,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   t.equal(anonymous.json().message, 'The bearer token names no subject (sub): the service keeps records per subject.')
   const nul = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a NUL')?.[1] ?? '') })
   t.equal(nul.json().message, 'The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
+  const surrogate = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'a subject with a lone surrogate')?.[1] ?? '') })
+  t.equal(surrogate.json().message, 'The bearer token\'s subject (sub) contains a lone UTF-16 surrogate, which the records of its requests cannot hold.')
   const future = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'issued an hour in the future')?.[1] ?? '') })
   t.equal(future.json().message, `The bearer token was issued in the future (iat ${new Date((now + 3600) * 1000).toISOString()}), beyond the clock tolerance of 5 s.`)
   const micro = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'an iat in microseconds')?.[1] ?? '') })
@@ -170,6 +181,28 @@ t.test('JWT iat: a token issued in the future is accepted within AUTH_JWT_CLOCK_
   t.same(await status(app, '/model', bearer({ nbf: now + 300 })), [200, undefined], 'nbf within the same tolerance')
   t.same(await status(app, '/model', bearer({ iat: now + 3600, exp: now + 3900 })), [401, 'UNAUTHORIZED'], 'an hour ahead: beyond it')
   t.same(await status(app, '/model', bearer({ iat: undefined })), [200, undefined], 'iat stays optional')
+})
+
+t.test('AUTH_JWT_SCOPE_CLAIM: a namespaced claim (a URL, with dots of its own) is read by its name; a dotted path still reaches into an object', async (t) => {
+  // Auth0 requires custom claims named by a URL. On the old code this value stopped start-up (its '/' failed the
+  // schema), and read as a path ("https://hospital", "example/scopes") it named nothing: every token 403.
+  const claim = 'https://hospital.example/scopes'
+  const jwtEnv = (scopeClaim: string): NodeJS.ProcessEnv => ({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: ISSUER, AUTH_JWT_AUDIENCE: AUDIENCE, AUTH_JWT_SCOPE_CLAIM: scopeClaim })
+  const slice = await ctKidneyImage('test/normal')
+  const predictWith = async (app: FastifyInstance, payload: Record<string, unknown>): Promise<number> => {
+    const upload = fileUpload(slice)
+    const authorization = `Bearer ${signJwt(claims({ scope: undefined, ...payload }), 'HS256', SECRET)}`
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, authorization } })).statusCode
+  }
+  const namespaced = await authApp(t, jwtEnv(claim))
+  t.equal(await predictWith(namespaced, { [claim]: ['predict'] }), 200, 'the namespaced claim, an array')
+  t.equal(await predictWith(namespaced, { [claim]: 'openid predict' }), 200, 'the namespaced claim, space-separated')
+  t.equal(await predictWith(namespaced, { scope: 'predict' }), 403, 'the scope elsewhere in the token does not count')
+
+  const path = await authApp(t, jwtEnv('realm_access.roles'))
+  t.equal(await predictWith(path, { realm_access: { roles: ['predict'] } }), 200, 'a dotted path into an object')
+  t.equal(await predictWith(path, { 'realm_access.roles': ['predict'] }), 200, 'a claim named with the dots itself')
+  t.throws(() => loadConfig(jwtEnv('a..b')), /AUTH_JWT_SCOPE_CLAIM/, 'an empty step of a path still stops start-up')
 })
 
 t.test('JWT RS256 and ES256 with a public key file; AUTH_MODE=any accepts either credential', async (t) => {

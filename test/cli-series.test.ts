@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FileResult } from '../cli/output.js'
-import { concludeSeriesOf } from '../cli/series.js'
+import { concludeSeriesOf, seriesLine } from '../cli/series.js'
 
 // The CLI concludes each series as the service's study results do, and the service counts an instance sent again
 // once (records/study-result.ts): the same SOP instance in two files must be one slice, not two adjacent ones.
@@ -38,4 +38,10 @@ t.test('distinct instances at the same place are still two slices', async (t) =>
   const [series] = concludeSeriesOf([...normals, slice('s5.dcm', '2.25.3.5', -25, 0.9), slice('s6.dcm', '2.25.3.6', -30, 0.9)])
   t.equal(series.slices, 6)
   t.equal(series.conclusion.conclusion, 'Stone', 'two adjacent positive instances')
+})
+
+t.test('the series line gives a highest P(Stone) near the threshold with the decimals that show its side', async (t) => {
+  // On the old code "Normal; 5 slice(s), max P(Stone) 0.500, ..., P >= 0.5" for a slice at 0.4996.
+  const [summary] = concludeSeriesOf([...normals, slice('s5.dcm', '2.25.3.5', -25, 0.4996)])
+  t.match(seriesLine(summary), /: Normal; 5 slice\(s\), max P\(Stone\) 0\.4996, rule: k=2 adjacent slices at P >= 0\.5$/)
 })

@@ -120,6 +120,13 @@ t.test('the generated client calls every documented route of the real server ove
   }))
   t.equal(stow.response.status, 200, 'STOW-RS stored the instance')
   const studyInstanceUid = predicted.data?.dicom?.studyInstanceUid ?? ''
+  const stowToStudy = seen('POST /studies/{studyInstanceUid}', await client.POST('/studies/{studyInstanceUid}', {
+    params: { path: { studyInstanceUid } },
+    bodySerializer: () => stowBody,
+    body: {} as never,
+    headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}` }
+  }))
+  t.equal(stowToStudy.response.status, 200, 'STOW-RS to its study stored it too')
   const study = seen('GET /studies/{studyInstanceUid}', await client.GET('/studies/{studyInstanceUid}', { params: { path: { studyInstanceUid } } }))
   t.equal(study.response.status, 200)
   // the route answers JSON or FHIR by Accept, so its typed data is the union of both

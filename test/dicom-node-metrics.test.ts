@@ -79,6 +79,36 @@ t.test('refused associations: an unlisted calling AE counts under "unlisted", a 
   }, 'no kidney_dicom_associations_refused_total on the old code')
 })
 
+t.test('an association aborted for a protocol error counts once, however many more bytes its peer sends before the close', async (t) => {
+  const app = await nodeApp(t, [])
+  // A PDU header announcing 2 GiB, over any bound, then 1 MiB of it: on the old code each chunk read after the A-ABORT
+  // found the same bad header again, and was counted and logged as another protocol error.
+  const peer = await rawPeer(app.dicomPort() as number)
+  const pdu = Buffer.alloc(1024 * 1024 + 6)
+  pdu[0] = 0x01
+  pdu.writeUInt32BE(0x7fffffff, 2)
+  peer.socket.write(pdu)
+  await peer.closed
+  t.equal(peer.received()[0], 0x07, 'an A-ABORT')
+  t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
+})
+
+t.test('the protocol version is judged by its bit 0 alone (PS3.8 9.3.2): 0x0003 is accepted, 0x0002 rejected', async (t) => {
+  const app = await nodeApp(t, [])
+  const answer = async (version: number): Promise<number> => {
+    const peer = await rawPeer(app.dicomPort() as number)
+    const request = associateRequest('KIDNEYSTONE', 'ECHOSCU')
+    request.writeUInt16BE(version, 6)
+    peer.socket.write(request)
+    for (let attempt = 0; attempt < 100 && peer.received().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+    peer.socket.destroy()
+    return peer.received()[0]
+  }
+  t.equal(await answer(0x0003), 0x02, 'version 1 and a later one offered: A-ASSOCIATE-AC (A-ASSOCIATE-RJ on the old code)')
+  t.equal(await answer(0x0002), 0x03, 'a later version only: A-ASSOCIATE-RJ')
+  t.same(await samples(app, REFUSED), { '{calling_ae="unlisted",reason="protocol_version"}': 1 })
+})
+
 t.test('refused instances: a listed AE\'s non-CT instance counts under its title, by the refusal\'s code', async (t) => {
   const app = await nodeApp(t, ['PACS1'])
   const ct = await writeCtSeries(join(work, 'ct'), { slices: 1 })

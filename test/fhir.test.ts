@@ -47,6 +47,18 @@ t.test('a Normal prediction without DICOM is valid and says no finding', async (
   t.match(report.conclusion, /No kidney stone detected .*0\.100 < threshold 0\.350/)
 })
 
+t.test('the conclusion states the threshold as the model has it, and a probability near it with the decimals that show its side', async (t) => {
+  // On the old code both went through toFixed(3): "No kidney stone detected on this CT slice (model probability 0.202
+  // < threshold 0.202)" for P(Stone) 0.2016 against model 2.5.0's threshold 0.2018.
+  const near = (probability: number, prediction: 'Normal' | 'Stone'): string | undefined => toDiagnosticReport({
+    ...stone, prediction, threshold: 0.2018, probabilities: { Normal: 1 - probability, Stone: probability }
+  }).conclusion
+  t.match(near(0.2016, 'Normal'), /\(model probability 0\.2016 < threshold 0\.2018\)/)
+  t.match(near(0.20179, 'Normal'), /\(model probability 0\.20179 < threshold 0\.2018\)/)
+  t.match(near(0.2019, 'Stone'), /\(model probability 0\.202 >= threshold 0\.2018\)/)
+  t.match(near(0.92, 'Stone'), /\(model probability 0\.920 >= threshold 0\.2018\)/, 'three decimals where they are enough')
+})
+
 t.test('findings travel as Observation components (box, score) with a note saying what they are', async (t) => {
   const findings = [{ box: { x: 245, y: 219, width: 30, height: 28 }, score: 0.97 }, { box: { x: 100, y: 210, width: 16, height: 20 }, score: 0.41 }]
   const report = toDiagnosticReport({ ...stone, findings })

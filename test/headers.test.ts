@@ -176,6 +176,29 @@ t.test('the router\'s own errors carry the CORS headers of any other answer: a b
   t.same(corsHeaders(none), {}, 'without CORS_ORIGINS, no CORS header on a router error either')
 })
 
+t.test('CORS_ORIGINS: an entry not written as a browser sends its origin stops start-up, naming the origin to write', async (t) => {
+  // Taken on the old code: the entries are compared with the Origin header as they are, so each of these matched no
+  // browser, and every call from the page listed was refused (a preflight 403 CORS_ORIGIN_NOT_ALLOWED).
+  const refused: Array<[string, RegExp]> = [
+    ['https://viewer.hospital.example/', /write https:\/\/viewer\.hospital\.example$/],
+    ['https://viewer.hospital.example:443', /write https:\/\/viewer\.hospital\.example$/],
+    ['https://Viewer.Hospital.example', /write https:\/\/viewer\.hospital\.example$/],
+    ['http://viewer.hospital.example:8080/app/', /write http:\/\/viewer\.hospital\.example:8080$/],
+    ['viewer.hospital.example', /is no origin/],
+    ['localhost:8080', /is no origin/],
+    ['null', /is no origin/]
+  ]
+  for (const [entry, message] of refused) {
+    t.throws(() => loadConfig({ CORS_ORIGINS: `https://pacs.hospital.example, ${entry}` }), { message: /^Invalid environment variable CORS_ORIGINS: / }, entry)
+    t.throws(() => loadConfig({ CORS_ORIGINS: entry }), { message }, `${entry}: names what to write`)
+  }
+  const origins = ['*', 'https://viewer.hospital.example', 'http://127.0.0.1:8080', 'http://[::1]:8080']
+  t.same(loadConfig({ CORS_ORIGINS: origins.join(', ') }).corsOrigins, origins, 'origins as browsers send them are taken')
+  const app = await build(t, { config: { corsOrigins: loadConfig({ CORS_ORIGINS: 'https://viewer.hospital.example' }).corsOrigins } })
+  const preflight = await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: 'https://viewer.hospital.example', 'access-control-request-method': 'POST' } })
+  t.equal(preflight.statusCode, 204, 'and answer the page')
+})
+
 t.test('credentials are never logged, even at LOG_LEVEL=trace', async (t) => {
   // @fastify/multipart logs the options it gives busboy at trace, the request's headers among them: every upload's
   // API key and bearer token went to the log in clear.

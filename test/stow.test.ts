@@ -99,6 +99,27 @@ t.test('dicomweb-client storeInstances: 200 with every instance referenced', asy
   t.same(study.series[0].instances, { received: 3, classified: 3, failed: 0 })
 })
 
+t.test('dicomweb-client storeInstances to one study (POST /studies/{uid}): its instances stored, one of another study refused C000 STUDY_MISMATCH', async (t) => {
+  ;(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = require('xhr2')
+  t.teardown(() => { delete (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest })
+  const { api } = require('dicomweb-client')
+  const client = new api.DICOMwebClient({ url: http })
+  const series = await writeCtSeries(join(work, 'to-study'), { slices: 2 })
+  const stranger = await writeCtSeries(join(work, 'to-study-other'), { slices: 1 })
+  const datasets = await Promise.all([...series.files, ...stranger.files].map(async (file) => {
+    const bytes = await readFile(file)
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  }))
+  // On the old code no route answered POST /studies/{uid} (404 NOT_FOUND): the client's request failed.
+  const response = await client.storeInstances({ datasets, studyInstanceUID: series.studyInstanceUid })
+  const answer = typeof response === 'string' ? JSON.parse(response) : response
+  t.same(answer['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]).sort(), [...series.sopInstanceUids].sort())
+  t.same(answer['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[stranger.sopInstanceUids[0], 0xc000]])
+  const study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
+  t.same(study.series[0].instances, { received: 2, classified: 2, failed: 0 })
+  t.equal((await fetch(`${http}/studies/${stranger.studyInstanceUid}`)).status, 404, 'the other study\'s instance was not stored')
+})
+
 t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {
   const json = await fetch(`${http}/studies`, { method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom+json"; boundary=x' }, body: '--x\r\n\r\n{}\r\n--x--' })
   t.equal(json.status, 415)

@@ -32,3 +32,12 @@ t.test('a Normal series sentence always gives the count', async (t) => {
   const normal: SeriesResult = { ...stoneSeries(0), conclusion: 'Normal', positiveRanges: [], maxProbability: 0.1 }
   t.match(seriesSentence(normal), /no kidney stone detected; highest P\(Stone\) 0\.100; 0 isolated positive slices not counted/)
 })
+
+t.test('the series sentence states the rule\'s threshold as applied, and the highest P(Stone) with the decimals that show its side', async (t) => {
+  // On the old code: "no kidney stone detected; highest P(Stone) 0.202; ... rule: at least 1 adjacent slices with
+  // P(Stone) >= 0.202", of a one-slice series whose slice was 0.2016 against the threshold 0.2018.
+  const normal: SeriesResult = { ...stoneSeries(0), conclusion: 'Normal', positiveRanges: [], maxProbability: 0.2016, rule: { threshold: 0.2018, minAdjacentSlices: 1, gapFactor: 1.5 } }
+  const sentence = seriesSentence(normal)
+  t.match(sentence, /highest P\(Stone\) 0\.2016;/)
+  t.match(sentence, /rule: at least 1 adjacent slices with P\(Stone\) >= 0\.2018\./)
+})

@@ -29,9 +29,9 @@ export function isPublicRoute (routeUrl: string | undefined, docsPublic: boolean
     (metricsPublic && routeUrl === '/metrics')
 }
 
-/** Routes that classify: /predict, /predict/batch and STOW-RS (POST /studies, the only route at exactly /studies). */
-export function needsPredictScope (routeUrl: string | undefined): boolean {
-  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true || routeUrl === '/studies'
+/** Routes that classify: /predict, /predict/batch and STOW-RS (POST /studies and POST /studies/{uid}; GET reads a study). */
+export function needsPredictScope (method: string, routeUrl: string | undefined): boolean {
+  return routeUrl === '/predict' || routeUrl?.startsWith('/predict/') === true || (method === 'POST' && routeUrl?.startsWith('/studies') === true)
 }
 
 /** Compares the presented key's hash with every configured hash, without stopping at the first match. */
@@ -44,11 +44,17 @@ export function matchApiKey (keys: ApiKey[], presented: string): ApiKey | undefi
   return match
 }
 
-/** The token's scopes, from `claim` (a name or dotted path, e.g. realm_access.roles) or else `scope`, then `scp`. */
+/**
+ * The token's scopes, from `claim` or else `scope`, then `scp`. `claim` is a claim's name, else a dotted path into
+ * one (realm_access.roles): the name is tried first, since a namespaced claim (Auth0 requires custom claims named
+ * by a URL, https://hospital.example/scopes) has dots of its own, and read as a path it named nothing.
+ */
 export function scopesOf (payload: Record<string, unknown>, claim?: string): string[] {
   const value = claim === undefined
     ? payload.scope ?? payload.scp
-    : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
+    : Object.hasOwn(payload, claim)
+      ? payload[claim]
+      : claim.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), payload)
   return scopeList(value)
 }
 
@@ -97,6 +103,11 @@ async function verifyBearer (request: FastifyRequest, jwtConfig: JwtVerification
   if (payload.sub.includes('\0')) {
     throw new AuthenticationError('The bearer token\'s subject (sub) contains a NUL character, which the records of its requests cannot hold.')
   }
+  // A lone UTF-16 surrogate (JSON's "\ud800") has no UTF-8 form: the record's write was refused (SQLSTATE 22P02), so
+  // every request of such a token was 503 'retry' and a records write failure, like a NUL.
+  if (Buffer.from(payload.sub, 'utf8').toString('utf8') !== payload.sub) {
+    throw new AuthenticationError('The bearer token\'s subject (sub) contains a lone UTF-16 surrogate, which the records of its requests cannot hold.')
+  }
   return { kind: 'jwt', name: payload.sub, scopes: scopesOf(payload, jwtConfig.scopeClaim) }
 }
 
@@ -144,7 +155,7 @@ export default fp(async (app) => {
       if (auth.jwt !== undefined) reply.header('WWW-Authenticate', 'Bearer')
       throw error
     }
-    if (needsPredictScope(route) && !request.principal.scopes.includes(PREDICT_SCOPE)) {
+    if (needsPredictScope(request.method, route) && !request.principal.scopes.includes(PREDICT_SCOPE)) {
       throw new ForbiddenError(PREDICT_SCOPE)
     }
   })

@@ -9,6 +9,7 @@ import { dicomNodeFrom, dicomNodeRefusal, type DicomNodeSettings } from './dicom
 import { EnvSchema, type Env } from './env-schema.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
+import { originProblem } from './cors-config.js'
 import { trustProxyOf } from './trust-proxy-config.js'
 
 export interface AppConfig {
@@ -164,6 +165,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const dicomNodeRefused = dicomNodeRefusal(e)
   if (dicomNodeRefused !== undefined) throw new ConfigError(dicomNodeRefused)
+  const corsOrigins = e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  const corsProblem = corsOrigins.map(originProblem).find((problem) => problem !== undefined)
+  if (corsProblem !== undefined) throw new ConfigError(`Invalid environment variable CORS_ORIGINS: ${corsProblem}`)
   if (e.MAX_INFLIGHT_BYTES < e.MAX_FILE_BYTES) {
     throw new ConfigError(`Invalid environment variable MAX_INFLIGHT_BYTES=${e.MAX_INFLIGHT_BYTES}: must be at least MAX_FILE_BYTES (${e.MAX_FILE_BYTES})`)
   }
@@ -222,7 +226,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
     livenessMemoryGraceS: e.LIVENESS_MEMORY_GRACE_S,
     trustProxy: trustProxyFrom(e.TRUST_PROXY),
     auth,
-    corsOrigins: e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''),
+    corsOrigins,
     records: recordsConfigFrom(env, e, auth.mode !== 'none'),
     series: { idleSeconds: e.SERIES_IDLE_SECONDS, minAdjacentSlices: e.SERIES_MIN_ADJACENT_SLICES },
     dicomNode: dicomNodeFrom(e),

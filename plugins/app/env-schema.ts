@@ -101,8 +101,9 @@ export const EnvSchema = Type.Object({
   AUTH_JWT_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, default: 5 }),
   AUTH_DOCS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'public' }),
   AUTH_METRICS: Type.Union([Type.Literal('public'), Type.Literal('protected')], { default: 'protected' }),
-  // Where a JWT carries its scopes: a claim name or dotted path (e.g. realm_access.roles); unset: `scope`, then `scp`.
-  AUTH_JWT_SCOPE_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:-]+(\\.[A-Za-z0-9_:-]+)*$' })),
+  // Where a JWT carries its scopes: a claim name, a namespaced one included (https://hospital.example/scopes), or a
+  // dotted path (e.g. realm_access.roles); unset: `scope`, then `scp`.
+  AUTH_JWT_SCOPE_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:/-]+(\\.[A-Za-z0-9_:/-]+)*$' })),
   CORS_ORIGINS: Type.String({ default: '' }),
 
   // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.

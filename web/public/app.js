@@ -693,6 +693,19 @@ async function walk(entry) {
   return walked.flat().sort((a, b) => a.path.localeCompare(b.path));
 }
 
+// inference/probability-text.ts
+function probabilityText(probability, threshold) {
+  for (let digits = 3; digits < 17; digits++) {
+    const text = probability.toFixed(digits);
+    if (Number(text) >= threshold === probability >= threshold) return text;
+  }
+  return String(probability);
+}
+function thresholdText(threshold) {
+  const given = String(threshold);
+  return given.includes("e") ? given : threshold.toFixed(Math.max(3, given.split(".")[1]?.length ?? 0));
+}
+
 // web/src/render.ts
 function element(tag, text, ...classes) {
   const node = document.createElement(tag);
@@ -716,7 +729,7 @@ function resultCard(path, prediction) {
   card.append(element("p", stone ? "Stone suspected" : "No stone detected (Normal)", "verdict", stone ? "stone" : "normal"));
   const pStone = prediction.probabilities.Stone;
   const comparison = pStone >= prediction.threshold ? "at or above" : "below";
-  card.append(element("p", `P(Stone) ${pStone.toFixed(3)}, ${comparison} the threshold ${prediction.threshold.toFixed(3)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, "probability"));
+  card.append(element("p", `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, "probability"));
   const bar = element("div", void 0, "bar");
   bar.setAttribute("role", "img");
   bar.setAttribute("aria-label", `P(Stone) ${percent(pStone)}, threshold ${percent(prediction.threshold)}`);
@@ -800,13 +813,13 @@ function showSeriesConclusion(slot, series) {
   const words = { Stone: "Stone suspected", Normal: "no stone detected (Normal)", Undetermined: "undetermined (no slice classified)" };
   slot.append(element("p", `Series conclusion: ${words[series.conclusion]}${series.final ? "" : " (not final: more slices may still arrive)"}.`));
   const { received, classified, failed: failed2 } = series.instances;
-  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${series.rule.threshold.toFixed(3)}`;
+  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${thresholdText(series.rule.threshold)}`;
   slot.append(element("p", `The service holds ${received} instance(s) of this series: ${classified} classified, ${failed2} refused. ${rule}.`, "hint"));
   if (series.positiveRanges.length > 0) {
     const list = element("ul");
     for (const range of series.positiveRanges) {
       const numbers = range.fromInstanceNumber === void 0 ? "" : `, InstanceNumber ${range.fromInstanceNumber}–${range.toInstanceNumber ?? range.fromInstanceNumber}`;
-      list.append(element("li", `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${range.maxProbability.toFixed(3)}`));
+      list.append(element("li", `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${probabilityText(range.maxProbability, series.rule.threshold)}`));
     }
     slot.append(list);
   }

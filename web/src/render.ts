@@ -1,4 +1,5 @@
 import type { Finding, Prediction, StudyResult } from '../../client/index.js'
+import { probabilityText, thresholdText } from '../../inference/probability-text.js'
 import type { Entry } from './entry.js'
 
 /** An element with text and classes; server text only ever goes in as textContent. */
@@ -29,7 +30,7 @@ export function resultCard (path: string, prediction: Prediction): { card: HTMLE
   card.append(element('p', stone ? 'Stone suspected' : 'No stone detected (Normal)', 'verdict', stone ? 'stone' : 'normal'))
   const pStone = prediction.probabilities.Stone
   const comparison = pStone >= prediction.threshold ? 'at or above' : 'below'
-  card.append(element('p', `P(Stone) ${pStone.toFixed(3)}, ${comparison} the threshold ${prediction.threshold.toFixed(3)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, 'probability'))
+  card.append(element('p', `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, 'probability'))
   const bar = element('div', undefined, 'bar')
   bar.setAttribute('role', 'img')
   bar.setAttribute('aria-label', `P(Stone) ${percent(pStone)}, threshold ${percent(prediction.threshold)}`)
@@ -128,13 +129,13 @@ export function showSeriesConclusion (slot: HTMLElement, series: SeriesResult | 
   const words = { Stone: 'Stone suspected', Normal: 'no stone detected (Normal)', Undetermined: 'undetermined (no slice classified)' }
   slot.append(element('p', `Series conclusion: ${words[series.conclusion]}${series.final ? '' : ' (not final: more slices may still arrive)'}.`))
   const { received, classified, failed } = series.instances
-  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${series.rule.threshold.toFixed(3)}`
+  const rule = `Stone when at least ${series.rule.minAdjacentSlices} adjacent slice(s) have P(Stone) at or above ${thresholdText(series.rule.threshold)}`
   slot.append(element('p', `The service holds ${received} instance(s) of this series: ${classified} classified, ${failed} refused. ${rule}.`, 'hint'))
   if (series.positiveRanges.length > 0) {
     const list = element('ul')
     for (const range of series.positiveRanges) {
       const numbers = range.fromInstanceNumber === undefined ? '' : `, InstanceNumber ${range.fromInstanceNumber}–${range.toInstanceNumber ?? range.fromInstanceNumber}`
-      list.append(element('li', `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${range.maxProbability.toFixed(3)}`))
+      list.append(element('li', `slices ${range.first + 1}–${range.last + 1} of ${series.slices.length} in slice order${numbers}: ${range.slices} adjacent, highest P(Stone) ${probabilityText(range.maxProbability, series.rule.threshold)}`))
     }
     slot.append(list)
   }
