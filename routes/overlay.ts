@@ -6,8 +6,9 @@ import { acceptOnly } from '../plugins/app/accept.js'
 import { PredictionNotFoundError, UploadNotKeptError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { PredictionIdParamsSchema } from '../schemas/records.js'
+import { onlyParameters } from '../schemas/query.js'
 
-const OverlayQuerySchema = Type.Object({
+const OverlayQuerySchema = onlyParameters({
   heatmap: Type.Optional(Type.Boolean({ default: true, description: '`false`: the boxes only, on the slice as it is.' }))
 })
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { onlyParameters } from './query.js'
 import { PredictionSchema } from './prediction.js'
 import { refTo } from './ref.js'
 
@@ -31,7 +32,7 @@ export const PredictionIdParamsSchema = Type.Object({
 
 export const DEFAULT_PAGE_SIZE = 50
 
-export const PredictionQuerySchema = Type.Object({
+const PredictionQueryProperties = {
   since: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given at or after this time (ISO 8601 with a time zone).' })),
   until: Type.Optional(Type.String({ format: 'date-time', description: 'Only answers given before this time; one before `since` is 400 VALIDATION_ERROR.' })),
   prediction: Type.Optional(Type.Union([Type.Literal('Normal'), Type.Literal('Stone')])),
@@ -39,7 +40,8 @@ export const PredictionQuerySchema = Type.Object({
   // Optional with a default: callers may leave it out (Ajv fills it in; the routes fall back to it for the type checker).
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: DEFAULT_PAGE_SIZE, description: 'Page size.' })),
   cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 256, description: 'The `next` of the previous page.' }))
-})
+}
+export const PredictionQuerySchema = onlyParameters(PredictionQueryProperties)
 
 export const AuditEventSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time', description: 'When the request was refused (UTC).' }),
@@ -61,10 +63,10 @@ export const AuditEventPageSchema = Type.Object({
   next: Type.Optional(Type.String({ description: 'Present when there may be more: send it back as `cursor` for the next page.' }))
 }, { $id: 'AuditEventPage', title: 'AuditEventPage' })
 
-export const AuditQuerySchema = Type.Object({
-  since: PredictionQuerySchema.properties.since,
-  until: PredictionQuerySchema.properties.until,
+export const AuditQuerySchema = onlyParameters({
+  since: PredictionQueryProperties.since,
+  until: PredictionQueryProperties.until,
   code: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', maxLength: 64, description: 'Only refusals with this error code.' })),
-  limit: PredictionQuerySchema.properties.limit,
-  cursor: PredictionQuerySchema.properties.cursor
+  limit: PredictionQueryProperties.limit,
+  cursor: PredictionQueryProperties.cursor
 })

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { ModelRefSchema } from './model.js'
+import { onlyParameters } from './query.js'
 import { refTo } from './ref.js'
 
 const DICOM_UID = '^[0-9]+(\\.[0-9]+)*$'
@@ -9,7 +10,7 @@ export const StudyParamsSchema = Type.Object({
   studyInstanceUid: Type.String({ pattern: DICOM_UID, maxLength: 64, description: 'StudyInstanceUID (0020,000D).' })
 })
 
-export const StudyQuerySchema = Type.Object({
+export const StudyQuerySchema = onlyParameters({
   mine: Type.Optional(Type.Boolean({
     default: false,
     description: 'true: only the instances this caller sent, also for a caller with the `records:read-all` scope, which ' +
@@ -17,7 +18,7 @@ export const StudyQuerySchema = Type.Object({
       'STUDY_OWNERS lists when it is set). Without authentication every HTTP caller is `anonymous`: true reads what they ' +
       'sent, never a DICOM sender\'s instances. The web page asks for its own uploads this way.'
   }))
-}, { additionalProperties: false })
+})
 
 export const SeriesRuleSchema = Type.Object({
   threshold: Type.Number({ description: 'P(Stone) at or above which a slice is positive: the model threshold.' }),

@@ -120,6 +120,10 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
     // A POST without any body fails the multipart body schema; what the caller missed is the file.
     if (error.validationContext === 'body' && request.body == null) return new NoFileError()
     // Ajv's wording is the library's: the caller gets where the request differs from the API schema, in ours.
+    const unknown = (error.validation[0] as { propertyName?: string } | undefined)?.propertyName
+    if (unknown !== undefined) {
+      return new ServiceError('VALIDATION_ERROR', 400, `The request ${error.validationContext ?? 'body'} has a parameter this route does not take: ${JSON.stringify(unknown)} (see /docs).`)
+    }
     const where = error.validation[0]?.instancePath ?? ''
     return new ServiceError('VALIDATION_ERROR', 400,
       `The request ${error.validationContext ?? 'body'}${where === '' ? '' : ` at ${where}`} does not match the API schema (see /docs).`)

@@ -1,0 +1,30 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { build } from './helper.js'
+
+// A query parameter a route does not take is refused, not dropped: `GET /audit-events?caller=api-key:bob` answered
+// every caller's events, which a records:read-all auditor could take for Bob's alone.
+t.test('every route with a query string refuses a parameter it does not take, naming it, and still takes its own', async (t) => {
+  const app = await build(t, {}, { waitForModel: false })
+  const id = randomUUID()
+  for (const [url, unknown] of [
+    ['/audit-events?caller=api-key:bob', 'caller'],
+    ['/predictions?status=401&limit=5', 'status'],
+    ['/predictions?constructor=1', 'constructor'],
+    [`/studies/1.2.3?mine=true&caller=x`, 'caller'],
+    [`/predictions/${id}/overlay.png?heatmap=false&size=2`, 'size']
+  ]) {
+    const res = await app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 400, url)
+    t.same(res.json(), {
+      statusCode: 400,
+      code: 'VALIDATION_ERROR',
+      error: 'Bad Request',
+      message: `The request querystring has a parameter this route does not take: "${unknown}" (see /docs).`
+    }, url)
+  }
+  for (const url of ['/audit-events?code=QUEUE_FULL&limit=5', '/predictions?prediction=Stone&limit=5', '/studies/1.2.3?mine=true', `/predictions/${id}/overlay.png?heatmap=false`]) {
+    const res = await app.inject({ method: 'GET', url })
+    t.not(res.json().code, 'VALIDATION_ERROR', `${url}: its own parameters pass (${res.statusCode} ${res.json().code as string})`)
+  }
+})
