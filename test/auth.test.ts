@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig } from '../plugins/app/config.js'
 import { matchApiKey } from '../plugins/app/auth.js'
 import { parseApiKeys } from '../plugins/app/auth-config.js'
-import { build, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
+import { build, configRefusal, ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
 import { recordsApp } from './records/suite.js'
 
@@ -237,4 +237,16 @@ t.test('AUTH_MODE=any with both credentials: the API key decides; a token whose 
   const id: string = answer.json().id
   t.same(await status(app, `/predictions/${id}`, { 'x-api-key': CLINIC_KEY }), [200, undefined], 'recorded as the key\'s caller, not the token\'s')
   t.same(await status(app, `/predictions/${id}`, { authorization: impostor }), [404, 'PREDICTION_NOT_FOUND'], 'jwt:api-key:clinic is not api-key:clinic')
+})
+
+t.test('AUTH_API_KEY_HEADER naming a header that carries something else stops start-up; the service answered 401 to every request', async (t) => {
+  const keys = { AUTH_API_KEYS: 'clinic:clinic-0123456789abcdef' }
+  const jwt = { AUTH_JWT_SECRET: 'a-test-only-hs256-secret-of-at-least-32-bytes', AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'kidney' }
+  for (const header of ['Host', 'content-type', 'x-request-id']) {
+    t.match(configRefusal({ AUTH_MODE: 'api-key', ...keys, AUTH_API_KEY_HEADER: header }),
+      `AUTH_API_KEY_HEADER=${header}: that header carries something else in every request, so no request could authenticate; use another, e.g. x-api-key`, header)
+  }
+  t.match(configRefusal({ AUTH_MODE: 'any', ...keys, ...jwt, AUTH_API_KEY_HEADER: 'Authorization' }), /AUTH_API_KEY_HEADER=Authorization: .*\(with AUTH_MODE=any, the bearer tokens\)/)
+  t.equal(configRefusal({ AUTH_MODE: 'api-key', ...keys, AUTH_API_KEY_HEADER: 'authorization' }), 'accepted', 'with keys alone, Authorization carries nothing else')
+  t.equal(configRefusal({ AUTH_MODE: 'none', AUTH_API_KEY_HEADER: 'host' }), 'accepted', 'not read with authentication off')
 })

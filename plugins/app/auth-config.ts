@@ -121,6 +121,13 @@ function algorithmOfPublicKey (pem: string, source: string): JwtAlgorithm {
   throw new AuthConfigError(`${source}: only RSA (RS256) and P-256 EC (ES256) public keys are supported`)
 }
 
+/**
+ * Headers that HTTP, clients or proxies fill with something else than an API key, or that the logs show (x-request-id):
+ * with one of them as AUTH_API_KEY_HEADER the service started and then answered 401 to every request.
+ */
+const HEADERS_NOT_FOR_KEYS = ['host', 'content-type', 'content-length', 'transfer-encoding', 'connection', 'cookie', 'accept',
+  'accept-encoding', 'user-agent', 'expect', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']
+
 export interface AuthEnv {
   mode: AuthMode
   apiKeyHeader: string
@@ -138,6 +145,11 @@ export function loadAuthConfig (env: NodeJS.ProcessEnv, settings: AuthEnv): Auth
   if (settings.mode === 'none') return config
 
   if (settings.mode === 'api-key' || settings.mode === 'any') {
+    const taken = HEADERS_NOT_FOR_KEYS.includes(config.apiKeyHeader) || (settings.mode === 'any' && config.apiKeyHeader === 'authorization')
+    if (taken) {
+      throw new AuthConfigError(`AUTH_API_KEY_HEADER=${settings.apiKeyHeader}: that header carries something else in every request` +
+        `${config.apiKeyHeader === 'authorization' ? ' (with AUTH_MODE=any, the bearer tokens)' : ''}, so no request could authenticate; use another, e.g. x-api-key`)
+    }
     const text = secretFrom(env, SECRET_VARIABLES.apiKeys)
     config.apiKeys = text === undefined ? [] : parseApiKeys(text, 'AUTH_API_KEYS')
     if (config.apiKeys.length === 0 && settings.mode === 'api-key') {
