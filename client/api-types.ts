@@ -873,7 +873,7 @@ export interface paths {
         put?: never;
         /**
          * STOW-RS: store (classify) the DICOM instances of one study
-         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on. An instance of another study than the path names is not stored: FailureReason 49152 (C000, STUDY_MISMATCH); the others are.
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored; an Accept without application/dicom+json or application/json (the XML form alone) is 406 NOT_ACCEPTABLE before anything is stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on. An instance of another study than the path names is not stored: FailureReason 49152 (C000, STUDY_MISMATCH); the others are.
          */
         post: {
             parameters: {
@@ -925,6 +925,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -987,7 +996,7 @@ export interface paths {
         put?: never;
         /**
          * STOW-RS: store (classify) the DICOM instances of one or more studies
-         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
+         * @description DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored; an Accept without application/dicom+json or application/json (the XML form alone) is 406 NOT_ACCEPTABLE before anything is stored. Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.
          */
         post: {
             parameters: {
@@ -1036,6 +1045,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Default Response */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -4,6 +4,7 @@ import pLimit from 'p-limit'
 import { readEachInstanceKeys } from '../dicom-node/instance-keys.js'
 import { requireDicomParts, stowBoundary, splitRelated, StudyMismatchError } from '../dicom-node/multipart-related.js'
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
+import { acceptOnly } from '../plugins/app/accept.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
 import { withdrawUnanswered } from '../plugins/app/predictor.js'
 import { unlessAnswered } from '../plugins/app/deadline.js'
@@ -35,12 +36,13 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     200: { description: 'Every instance stored.', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
     202: { description: 'Some instances stored, some failed (FailedSOPSequence).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
     409: { description: 'No instance stored (FailedSOPSequence says why).', content: { 'application/dicom+json': { schema: refTo(StowResponseSchema) } } },
-    ...errorResponses(400, 401, 403, 413, 415, 503)
+    ...errorResponses(400, 401, 403, 406, 413, 415, 503)
   }
   const description = 'DICOMweb Store (PS3.18 10.5): `Content-Type: multipart/related; type="application/dicom"; boundary=...`, ' +
     'one DICOM Part 10 file per part, each of `Content-Type: application/dicom` (or none: a part of another type, application/octet-stream ' +
     'included, is 415 UNSUPPORTED_MEDIA_TYPE naming it, before any part is classified), at most `STOW_MAX_INSTANCES` parts (more is 400 TOO_MANY_FILES). Each CT instance is classified and recorded as a /predict answer is; each other ' +
-    'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored. ' +
+    'instance is refused with a FailureReason. The answer is DICOM JSON: 200 all stored, 202 some failed, 409 none stored; an Accept ' +
+    'without application/dicom+json or application/json (the XML form alone) is 406 NOT_ACCEPTABLE before anything is stored. ' +
     'Results per series and study: `GET /studies/{StudyInstanceUID}`. Needs the `predict` scope when authentication is on.'
 
   /** One STOW-RS request; `study`: the StudyInstanceUID its path names (POST /studies/{uid}), whose instances alone are stored. */
@@ -71,11 +73,17 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     })
   })
 
+  // DICOM JSON only: a client asking for the XML form alone (dcm4che's stowrs does by default) is refused before any
+  // instance is stored, not answered in a form it cannot read after storing them (it would send them all again).
+  const onRequest = acceptOnly(['application/dicom+json', 'application/json'])
+
   app.post('/studies', {
+    onRequest,
     schema: { tags: ['studies'], summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies', description, consumes: ['multipart/related'], response }
   }, async (request, reply) => await store(request, reply))
 
   app.post('/studies/:studyInstanceUid', {
+    onRequest,
     schema: {
       tags: ['studies'],
       summary: 'STOW-RS: store (classify) the DICOM instances of one study',

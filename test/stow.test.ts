@@ -201,3 +201,21 @@ t.test('a part repeating an earlier part\'s SOP Instance UID: the same bytes sha
   t.same(repeated.body['00081199'].Value.map((item: any) => item[SOP_INSTANCE].Value[0]), [sop, sop])
   t.equal((await records()).length, 2, 'one record more')
 })
+
+t.test('an Accept of the XML form alone is 406 before any instance is stored; DICOM JSON, JSON or any type is answered', async (t) => {
+  const series = await writeCtSeries(join(work, 'accept'), { slices: 1 })
+  const payload = await relatedBody(series.files, 'a')
+  const send = async (accept: string): Promise<{ statusCode: number, headers: Record<string, unknown>, body: string }> => await app.inject({
+    method: 'POST', url: `/studies/${series.studyInstanceUid}`, payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a', accept }
+  })
+  const xml = await send('application/dicom+xml')
+  // On the old code: 200 in DICOM JSON, the instance stored, to a client that reads XML and would send it again.
+  t.equal(xml.statusCode, 406, xml.body.slice(0, 200))
+  t.match(JSON.parse(xml.body), { code: 'NOT_ACCEPTABLE', message: /application\/dicom\+json or application\/json only/ })
+  t.equal((await fetch(`${http}/studies/${series.studyInstanceUid}`)).status, 404, 'nothing was stored')
+  for (const accept of ['application/dicom+json', 'application/json', 'application/dicom+xml;q=0.9, application/dicom+json', '*/*']) {
+    const res = await send(accept)
+    t.equal(res.statusCode, 200, accept)
+    t.match(res.headers['content-type'], /^application\/dicom\+json/, accept)
+  }
+})
