@@ -1,14 +1,22 @@
 import { decodeCursor, encodeCursor, isDatabaseInstant, type IdKind, type PagePosition } from './cursor.js'
 import { EmptyTimeRangeError, InvalidTimeError } from './errors.js'
 
+/** An instant as the database keeps it: ISO 8601 text in UTC to the microsecond ('2026-12-05T07:00:00.597500Z'). */
+export type DatabaseInstant = string
+
+/** A Date (whole milliseconds) as a DatabaseInstant. */
+export function databaseInstant (date: Date): DatabaseInstant {
+  return `${date.toISOString().slice(0, 23)}000Z`
+}
+
 /** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
 export interface PageQuery {
   /** Only this caller's rows; undefined: everyone's. */
   caller?: string
   /** Inclusive. */
-  since?: Date
+  since?: DatabaseInstant
   /** Exclusive. */
-  until?: Date
+  until?: DatabaseInstant
   /** Columns that must equal a value (absent values are not filtered on). */
   equal?: Record<string, string | undefined>
   limit: number
@@ -19,19 +27,25 @@ export interface PageQuery {
 /**
  * A `since` / `until` query value as an instant. The schema checks its shape (RFC 3339, with a zone); this checks
  * that it is one: a leap second (23:59:60) has no Date, and a year outside 0001-9999 once in UTC is refused by the
- * database (it would come back as a 503, the caller's mistake reported as an outage).
+ * database (it would come back as a 503, the caller's mistake reported as an outage). A Date keeps milliseconds, and
+ * RFC 3339 any number of digits: those after the milliseconds are kept to the microsecond, rounded up (no stored time
+ * lies between the value and its next microsecond). Cut to the millisecond, `since=...:51.5975Z` took in the rows
+ * of 51.597.
  */
-function instantOf (text: string | undefined, parameter: string): Date | undefined {
+function instantOf (text: string | undefined, parameter: string): DatabaseInstant | undefined {
   if (text === undefined) return undefined
-  const instant = new Date(text)
-  if (!isDatabaseInstant(instant.getTime())) throw new InvalidTimeError(parameter)
-  return instant
+  const fraction = /\.(\d+)/.exec(text)?.[1] ?? ''
+  const micros = Number(fraction.slice(3, 6).padEnd(3, '0')) + (/[1-9]/.test(fraction.slice(6)) ? 1 : 0)
+  const ms = new Date(text).getTime() + Math.floor(micros / 1000)
+  if (!isDatabaseInstant(ms)) throw new InvalidTimeError(parameter)
+  return `${new Date(ms).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}Z`
 }
 
 /** A listing's `since` and `until` as instants (instantOf), refused when the window ends before it begins. */
-export function timeRange (query: { since?: string, until?: string }): { since?: Date, until?: Date } {
+export function timeRange (query: { since?: string, until?: string }): { since?: DatabaseInstant, until?: DatabaseInstant } {
   const since = instantOf(query.since, 'since')
   const until = instantOf(query.until, 'until')
+  // The same format and length in years 0001-9999: compared as text, compared as instants.
   if (since !== undefined && until !== undefined && since > until) throw new EmptyTimeRangeError()
   return { since, until }
 }
@@ -58,8 +72,8 @@ export function pageSql (table: string, columns: string, idKind: IdKind, query: 
     where.push(sql(`$${params.length}`))
   }
   if (query.caller !== undefined) condition((p) => `caller = ${p}`, query.caller)
-  if (query.since !== undefined) condition((p) => `created_at >= ${p}::timestamptz`, query.since.toISOString())
-  if (query.until !== undefined) condition((p) => `created_at < ${p}::timestamptz`, query.until.toISOString())
+  if (query.since !== undefined) condition((p) => `created_at >= ${p}::timestamptz`, query.since)
+  if (query.until !== undefined) condition((p) => `created_at < ${p}::timestamptz`, query.until)
   for (const [column, value] of Object.entries(query.equal ?? {})) {
     if (value !== undefined) condition((p) => `${column} = ${p}`, value)
   }

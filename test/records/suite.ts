@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { loadConfig, type AppConfig } from '../../plugins/app/config.js'
 import type { RecordsConfig } from '../../plugins/app/records-config.js'
 import { sha256Hex, type AuditEvent, type PredictionRecord } from '../../records/record.js'
+import { databaseInstant } from '../../records/page.js'
 import { openPGlite } from '../../records/pglite-driver.js'
 import { openPostgres } from '../../records/postgres-driver.js'
 import { RecordStore } from '../../records/store.js'
@@ -39,7 +40,7 @@ async function auditEventsSince (app: FastifyInstance, since: Date, count: numbe
     const events: AuditEvent[] = []
     let cursor: string | undefined
     do {
-      const page = await app.records.listAuditEvents({ since, limit: 200, cursor })
+      const page = await app.records.listAuditEvents({ since: databaseInstant(since), limit: 200, cursor })
       events.push(...page.items)
       cursor = page.next
     } while (cursor !== undefined)
@@ -208,6 +209,12 @@ export function recordsSuite (t: Test, backend: RecordsBackend): void {
     t.same(await ids({ prediction: 'Stone' }), expected.filter((id) => made.find((r) => r.id === id)?.prediction === 'Stone'))
     t.same(await ids({ since: time.toISOString() }), expected.slice(0, 5), 'since is inclusive')
     t.same(await ids({ until: time.toISOString() }), expected.slice(5), 'until is exclusive')
+    // Finer than a millisecond (RFC 3339 allows any number of digits): cut to the millisecond, both took `time` itself.
+    const later = (digits: string): string => `${time.toISOString().slice(0, 23)}${digits}Z`
+    t.same(await ids({ since: later('5') }), [], 'since half a millisecond after: not the rows at the millisecond')
+    t.same(await ids({ until: later('5') }), expected, 'until half a millisecond after: the rows at the millisecond too')
+    t.same(await ids({ since: later('0001') }), [], 'since 100 ns after: rounded up to the next microsecond')
+    t.same(await ids({ since: later('000'), until: later('0001') }), expected.slice(0, 5), 'the rows at the millisecond, 100 ns wide')
     const item = (await app.inject({ method: 'GET', url: '/predictions', query: { studyInstanceUid: study, limit: '1' } })).json().items[0]
     t.same(item, { ...made.find((r) => r.id === expected[0])?.answer, createdAt: time.toISOString(), caller: 'anonymous' })
 

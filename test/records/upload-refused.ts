@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { databaseInstant } from '../../records/page.js'
 import { SHARED } from '../helper.js'
 import { mountTmpfs } from '../helpers/tmpfs.js'
 import { predictJson, recordsApp, type RecordsBackend } from './suite.js'
@@ -20,7 +21,7 @@ export function uploadRefusedTests (t: Test, backend: RecordsBackend): void {
     t.equal(first.statusCode, 200)
     const second = await predictJson(app, slice, 'slice.dcm')
     t.match(second, { statusCode: 503, body: { code: 'UPLOADS_UNAVAILABLE', message: /file system is full/ } })
-    const recorded = await app.records.listPredictions({ since, limit: 10 })
+    const recorded = await app.records.listPredictions({ since: databaseInstant(since), limit: 10 })
     t.same(recorded.items.map((item) => item.answer.id), [first.body.id], 'only the answer given is recorded')
     t.same(await readdir(disk.dir), [`${first.body.id as string}.dcm`], 'and only its upload is kept')
     const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
