@@ -133,6 +133,7 @@ export class Association {
     clearTimeout(this.progressTimer)
     this.state = 'closed'
     this.chunks = []
+    this.buffered = 0
     this.pending = undefined
     this.socket.destroy()
   }
@@ -144,6 +145,7 @@ export class Association {
     this.socket.end(abort(source, reason))
     this.state = 'closed'
     this.chunks = []
+    this.buffered = 0
     this.pending = undefined
     this.socket.destroySoon()
   }
@@ -154,7 +156,8 @@ export class Association {
 
   /** The next whole PDU from the buffered bytes, or undefined until more arrive. */
   private nextPdu (): { type: number, body: Buffer } | undefined {
-    if (this.buffered < 6) return undefined
+    // A closed association reads nothing more: what was buffered behind an A-ABORT or a shutdown is dropped with it.
+    if (this.state === 'closed' || this.buffered < 6) return undefined
     if (this.chunks[0].length < 6) this.chunks = [Buffer.concat(this.chunks)]
     const length = this.chunks[0].readUInt32BE(2)
     if (this.state === 'established' && length > this.policy.maxPduBytes) throw new PduError(`PDU of ${length} bytes over the ${this.policy.maxPduBytes} negotiated`)

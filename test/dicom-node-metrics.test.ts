@@ -93,6 +93,18 @@ t.test('an association aborted for a protocol error counts once, however many mo
   t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
 })
 
+t.test('an A-ABORT with more bytes behind it in the same write closes the association and counts no protocol error', async (t) => {
+  const app = await nodeApp(t, [])
+  const peer = await associatedPeer(app.dicomPort() as number, 'KIDNEYSTONE', 'PACS1')
+  t.equal(peer.answer, 0x02, 'associated')
+  // A-ABORT (PS3.8 9.3.8), then a C-ECHO-RQ the peer had already queued: on the old code the close left the byte count
+  // behind, the next read of the buffer threw, and a protocol error was counted and logged for a clean abort.
+  const aAbort = Buffer.from([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+  peer.socket.write(Buffer.concat([aAbort, pDataPdu(commandSet(0x0030, 2), { command: true, last: true })]))
+  await peer.closed
+  t.same(await samples(app, REFUSED), {}, 'nothing refused')
+})
+
 t.test('the protocol version is judged by its bit 0 alone (PS3.8 9.3.2): 0x0003 is accepted, 0x0002 rejected', async (t) => {
   const app = await nodeApp(t, [])
   const answer = async (version: number): Promise<number> => {
