@@ -186,13 +186,15 @@ t.test('CORS_ORIGINS: an entry not written as a browser sends its origin stops s
     ['http://viewer.hospital.example:8080/app/', /write http:\/\/viewer\.hospital\.example:8080$/],
     ['viewer.hospital.example', /is no origin/],
     ['localhost:8080', /is no origin/],
-    ['null', /is no origin/]
+    ['null', /is no origin/],
+    ['capacitor://localhost/', /write capacitor:\/\/localhost$/]
   ]
   for (const [entry, message] of refused) {
     t.throws(() => loadConfig({ CORS_ORIGINS: `https://pacs.hospital.example, ${entry}` }), { message: /^Invalid environment variable CORS_ORIGINS: / }, entry)
     t.throws(() => loadConfig({ CORS_ORIGINS: entry }), { message }, `${entry}: names what to write`)
   }
-  const origins = ['*', 'https://viewer.hospital.example', 'http://127.0.0.1:8080', 'http://[::1]:8080']
+  // A mobile or desktop viewer's web view sends its own scheme's origin (refused as 'no origin' by 4f064c1's check).
+  const origins = ['*', 'https://viewer.hospital.example', 'http://127.0.0.1:8080', 'http://[::1]:8080', 'capacitor://localhost', 'app://viewer']
   t.same(loadConfig({ CORS_ORIGINS: origins.join(', ') }).corsOrigins, origins, 'origins as browsers send them are taken')
   const app = await build(t, { config: { corsOrigins: loadConfig({ CORS_ORIGINS: 'https://viewer.hospital.example' }).corsOrigins } })
   const preflight = await app.inject({ method: 'OPTIONS', url: '/predict', headers: { origin: 'https://viewer.hospital.example', 'access-control-request-method': 'POST' } })

@@ -9,7 +9,10 @@ export function originProblem (entry: string): string | undefined {
   if (entry === '*') return undefined
   let origin = 'null'
   try {
-    origin = new URL(entry).origin
+    const url = new URL(entry)
+    // A scheme the URL standard does not know (capacitor://localhost, app://viewer) has an opaque origin, 'null', yet
+    // the web views of mobile and desktop viewers send it as scheme and host: taken as written.
+    origin = url.origin === 'null' && url.host !== '' ? `${url.protocol}//${url.host}` : url.origin
   } catch {}
   if (origin === 'null') return `${JSON.stringify(entry)} is no origin: give scheme and host as a browser sends them (https://viewer.hospital.example)`
   if (origin !== entry) return `${JSON.stringify(entry)} is not written as a browser sends its origin, so no request would match it: write ${origin}`
