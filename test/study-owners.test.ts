@@ -166,6 +166,8 @@ t.test('STUDY_OWNERS: callers as the records name them; anything else stops star
   t.equal(loadConfig({ STUDY_OWNERS: ' , ' }).records.studyOwners, undefined, 'no entry: any caller')
   t.same(loadConfig({ STUDY_OWNERS: 'dicom:PACS1, dicom:MAIN PACS,api-key:pacs,jwt:svc:pacs|1,anonymous' }).records.studyOwners,
     ['dicom:PACS1', 'dicom:MAIN PACS', 'api-key:pacs', 'jwt:svc:pacs|1', 'anonymous'])
+  // Kept twice on the old code, and a study's refusals of that caller were then read (and counted) twice.
+  t.same(loadConfig({ STUDY_OWNERS: 'dicom:PACS1,api-key:pacs, dicom:PACS1' }).records.studyOwners, ['dicom:PACS1', 'api-key:pacs'], 'once each, in listed order')
   const refusal = (value: string): string => configRefusal({ STUDY_OWNERS: value })
   for (const [value, entry] of [['PACS1', 'PACS1'], ['dicom:PACS1,DICOM:PACS2', 'DICOM:PACS2'], ['dicom:', 'dicom:'], ['dicom:A-TITLE-LONGER-THAN-16', 'dicom:A-TITLE-LONGER-THAN-16'],
     ['dicom:BACK\\SLASH', 'dicom:BACK\\SLASH'], ['api-key:a:b', 'api-key:a:b'], ['jwt:', 'jwt:'], ['user:alice', 'user:alice'], ['Anonymous', 'Anonymous']]) {

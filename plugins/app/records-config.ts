@@ -78,5 +78,6 @@ export function studyOwnersOf (text: string): Caller[] | undefined {
     throw new RecordsConfigError(`STUDY_OWNERS entry ${JSON.stringify(wrong)} names no caller: give callers as the records name them, ` +
       'comma-separated: dicom:<calling AE title>, api-key:<name>, jwt:<sub> or anonymous')
   }
-  return entries.length === 0 ? undefined : entries
+  // Once each, in the order first listed: a repeated entry was read once per listing (its refusals twice in a study).
+  return entries.length === 0 ? undefined : [...new Set(entries)]
 }
