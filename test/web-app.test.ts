@@ -73,6 +73,8 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   // 0.2016 "P(Stone) 0.202, below the threshold 0.202".
   const threshold = String(app.model.get().spec.threshold)
   t.match(await stoneCard.locator('.probability').textContent(), new RegExp(`^P\\(Stone\\) [01]\\.\\d{3}, at or above the threshold ${threshold.replace('.', '\\.')}; confidence (high|moderate|low)`))
+  // The bar is read aloud as the line above it reads (it said 'P(Stone) 20.2 %, threshold 20.2 %' for 0.2016 against 0.2018).
+  t.equal(await stoneCard.locator('.bar').getAttribute('aria-label'), (await stoneCard.locator('.probability').textContent())?.split(';')[0])
   t.match(await stoneCard.locator('ul.findings li').first().textContent(), /^1\. box at x \d+, y \d+, \d+ × \d+ px, score \d\.\d{3}$/)
   t.ok(await stoneCard.locator('ul:not(.findings) li').count() >= 1, 'recommendations')
   t.match(await stoneCard.locator('.disclaimer').last().textContent(), /not a diagnosis/)

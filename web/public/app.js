@@ -732,7 +732,7 @@ function resultCard(path, prediction) {
   card.append(element("p", `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, "probability"));
   const bar = element("div", void 0, "bar");
   bar.setAttribute("role", "img");
-  bar.setAttribute("aria-label", `P(Stone) ${percent(pStone)}, threshold ${percent(prediction.threshold)}`);
+  bar.setAttribute("aria-label", `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}`);
   const fill = element("div", void 0, "fill");
   fill.style.width = percent(pStone).replace(" ", "");
   const threshold = element("div", void 0, "threshold");

@@ -33,7 +33,8 @@ export function resultCard (path: string, prediction: Prediction): { card: HTMLE
   card.append(element('p', `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}; confidence ${prediction.confidenceBand} (${percent(prediction.confidence)}).`, 'probability'))
   const bar = element('div', undefined, 'bar')
   bar.setAttribute('role', 'img')
-  bar.setAttribute('aria-label', `P(Stone) ${percent(pStone)}, threshold ${percent(prediction.threshold)}`)
+  // read aloud as the text above it reads: a percentage to one decimal hid which side of 0.2018 a 0.2016 was on
+  bar.setAttribute('aria-label', `P(Stone) ${probabilityText(pStone, prediction.threshold)}, ${comparison} the threshold ${thresholdText(prediction.threshold)}`)
   const fill = element('div', undefined, 'fill')
   fill.style.width = percent(pStone).replace(' ', '')
   const threshold = element('div', undefined, 'threshold')
