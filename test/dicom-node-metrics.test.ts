@@ -79,6 +79,13 @@ t.test('refused associations: an unlisted calling AE counts under "unlisted", a 
   }, 'no kidney_dicom_associations_refused_total on the old code')
 })
 
+t.test('with the DICOM node off, DICOM_ALLOWED_AES makes no calling_ae series (it is not judged as AE titles then either)', async (t) => {
+  const app = await build(t, { config: { dicomNode: { ...loadConfig({}).dicomNode, port: undefined, allowedAes: ['STALE-PACS'] } } })
+  const refused = await samples(app, REFUSED, 'all')
+  t.ok(Object.keys(refused).length > 0, 'the refusal series are exported')
+  t.same(Object.keys(refused).filter((labels) => labels.includes('STALE-PACS')), [], 'none for the stale title (one per reason on the old code)')
+})
+
 t.test('an association aborted for a protocol error counts once, however many more bytes its peer sends before the close', async (t) => {
   const app = await nodeApp(t, [])
   // A PDU header announcing 2 GiB, over any bound, then 1 MiB of it: on the old code each chunk read after the A-ABORT

@@ -270,7 +270,8 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
-  const metrics = new ServiceMetrics(app.config.dicomNode.allowedAes)
+  // With the node off DICOM_ALLOWED_AES is not read, nor judged (dicom-node-config.ts): its titles are no labels.
+  const metrics = new ServiceMetrics(app.config.dicomNode.port === undefined ? [] : app.config.dicomNode.allowedAes)
   metrics.modelStateSource = () => app.model.state
   metrics.inflightSource = () => app.inflight.used
   app.decorate('metrics', metrics)
