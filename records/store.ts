@@ -68,8 +68,8 @@ const MAX_GROUP = 64
 /**
  * The longest from a row's created_at to its commit, which the FHIR push sweep's overlap covers (push-queue.ts). The row
  * is stamped just before it is queued and is sent within MAX_QUEUED_MS (group-writer.ts). A server then takes up to
- * timeoutMs to hand it a pooled connection (connectionTimeoutMillis) and up to timeoutMs for the statement, commit
- * included (statement_timeout: past it the server rolls the write back). PGlite runs statements one at a time in the
+ * timeoutMs to hand it a pooled connection (connectionTimeoutMillis) and up to timeoutMs for the statement
+ * (statement_timeout: past it the server rolls the write back; its commit is not timed, see below). PGlite runs statements one at a time in the
  * order they were sent, so a row sent before a sweep's statement is seen by that sweep: only its wait to be sent counts.
  * Not bounded: a commit that stalls in itself (a disk, a synchronous standby), on either store.
  */
@@ -106,9 +106,11 @@ export class RecordStore {
    */
   private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number, private readonly studyOwners: string | null, commitMs: number) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight, isRowFault)
-    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault)
+    // Only predictions must commit within latestCommitMs (the push sweep finds studies by them): an audit event or a
+    // refused instance that waits longer is still written, not dropped.
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault, Infinity)
     this.pushes = new PushQueue(driver, studyOwners, commitMs)
-    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault, Infinity)
   }
 
   /**
