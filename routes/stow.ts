@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import pLimit from 'p-limit'
 import { readEachInstanceKeys } from '../dicom-node/instance-keys.js'
-import { requireDicomParts, stowBoundary, splitRelated, StudyMismatchError } from '../dicom-node/multipart-related.js'
+import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/multipart-related.js'
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { acceptOnly } from '../plugins/app/accept.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
@@ -51,13 +51,11 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     requireDicomParts(parts)
     // Both paths are the one STOW-RS service: one route in the records and in kidney_dicom_instances_total.
     const origin = { ...recordOrigin(request), route: '/studies' }
-    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent }
+    const options = { reserve: (size: number) => request.inflight.charge(size), answered: () => reply.sent, study }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
     const keys = await readEachInstanceKeys(parts.map((part) => part.body))
     const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),
-      async (i) => study !== undefined && keys[i].studyInstanceUid !== study
-        ? refusedOutcome(keys[i], new StudyMismatchError(study, keys[i].studyInstanceUid))
-        : await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
+      async (i) => await slots(async () => await app.receiveInstance(parts[i].body, origin, keys[i], options)),
       (i, { code, statusCode, message }) => refusedOutcome(keys[i], { code, statusCode, message }))
     await withdrawUnanswered(options.answered, outcomes.map((outcome) => outcome.classified ? outcome.withdraw : undefined))
     const reference = (outcome: IntakeOutcome) => ({

@@ -117,7 +117,33 @@ t.test('dicomweb-client storeInstances to one study (POST /studies/{uid}): its i
   t.same(answer['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[stranger.sopInstanceUids[0], 0xc000]])
   const study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
   t.same(study.series[0].instances, { received: 2, classified: 2, failed: 0 })
-  t.equal((await fetch(`${http}/studies/${stranger.studyInstanceUid}`)).status, 404, 'the other study\'s instance was not stored')
+  // Refused as any instance is: counted, and recorded under its own study (on the merged code neither, the study 404).
+  let other: any
+  for (let attempt = 0; attempt < 100 && other?.series === undefined; attempt++) {
+    const res = await fetch(`${http}/studies/${stranger.studyInstanceUid}`)
+    if (res.status === 200) other = await res.json()
+    else await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.same(other?.series?.[0]?.instances, { received: 1, classified: 0, failed: 1 }, 'the other study\'s instance was not stored')
+  t.same(other?.series?.[0]?.failures?.map((f: any) => f.code), ['STUDY_MISMATCH'])
+  t.match(await (await fetch(`${http}/metrics`)).text(), /kidney_dicom_instances_total\{route="\/studies",outcome="STUDY_MISMATCH",calling_ae="none"\} 1/)
+})
+
+t.test('to one study, a part whose study cannot be read is refused for what is wrong with it, not as of another study', async (t) => {
+  const series = await writeCtSeries(join(work, 'to-study-garbage'), { slices: 1 })
+  const payload = Buffer.concat([await relatedBody(series.files, 'g').then((body) => body.subarray(0, body.length - '--g--\r\n'.length)),
+    Buffer.from('--g\r\nContent-Type: application/dicom\r\n\r\nnot a DICOM file at all\r\n--g--\r\n')])
+  /** kidney_dicom_instances_total of STOW-RS, by outcome. */
+  const outcomes = async (): Promise<Record<string, number>> => Object.fromEntries([...(await (await fetch(`${http}/metrics`)).text())
+    .matchAll(/^kidney_dicom_instances_total\{route="\/studies",outcome="([A-Z_a-z]+)",calling_ae="none"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
+  const before = await outcomes()
+  const res = await app.inject({ method: 'POST', url: `/studies/${series.studyInstanceUid}`, payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=g' } })
+  t.equal(res.statusCode, 202, res.body.slice(0, 300))
+  t.equal(res.json()['00081198'].Value[0][FAILURE_REASON].Value[0], 0xc000)
+  const after = await outcomes()
+  const grown = Object.keys(after).filter((outcome) => after[outcome] !== (before[outcome] ?? 0))
+  // On the merged code the part was answered STUDY_MISMATCH ('of no study that could be read') and counted nowhere.
+  t.same(grown.sort(), ['UNSUPPORTED_MEDIA_TYPE', 'stored'], 'the stored slice, and the part refused as what it is')
 })
 
 t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {

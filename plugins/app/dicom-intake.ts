@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { ServiceError } from '../../inference/errors.js'
 import type { InstanceKeys } from '../../dicom-node/instance-keys.js'
+import { StudyMismatchError } from '../../dicom-node/multipart-related.js'
 import { CLASSIFIED_SOP_CLASSES, UnsupportedSopClassError } from '../../dicom-node/sop-classes.js'
 import { errorComment, failureStatus, type Refusal } from '../../dicom-node/status.js'
 import type { RecordOrigin } from '../../records/record.js'
@@ -18,6 +19,11 @@ export function refusedOutcome (keys: InstanceKeys, refusal: Refusal): IntakeOut
   return { classified: false, keys, refusal, status: failureStatus(refusal), comment: errorComment(refusal) }
 }
 
+export interface IntakeOptions extends PredictOptions {
+  /** The StudyInstanceUID the request names (STOW-RS POST /studies/{uid}): an instance of another study is refused. */
+  study?: string
+}
+
 /** Where an instance came from: its records' origin and, over DIMSE, the calling AE title (a label of kidney_dicom_instances_total). */
 export interface IntakeOrigin extends RecordOrigin {
   callingAe?: string
@@ -31,16 +37,18 @@ declare module 'fastify' {
      * `keys`: the instance's, as the caller read them from its bytes (readInstanceKeys, with what the C-STORE
      * command says), once: STOW-RS needs them before classification to find repeated instances. Never throws.
      */
-    receiveInstance: (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options?: PredictOptions) => Promise<IntakeOutcome>
+    receiveInstance: (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options?: IntakeOptions) => Promise<IntakeOutcome>
   }
 }
 
 export default fp(async (app) => {
-  app.decorate('receiveInstance', async (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, options: PredictOptions = {}): Promise<IntakeOutcome> => {
+  app.decorate('receiveInstance', async (bytes: Buffer, from: IntakeOrigin, keys: InstanceKeys, { study, ...options }: IntakeOptions = {}): Promise<IntakeOutcome> => {
     const { callingAe, ...origin } = from
     try {
       // Its request was answered 408 already (STOW-RS): nothing of this instance is looked at, nor kept.
       if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before this instance was received.')
+      // An instance whose study could not be read is refused below for what is wrong with it, not as of another study.
+      if (study !== undefined && keys.studyInstanceUid !== undefined && keys.studyInstanceUid !== study) throw new StudyMismatchError(study, keys.studyInstanceUid)
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction, withdraw } = await app.predict(bytes, origin, options)
       app.metrics.dicomInstance(origin.route, 'stored', callingAe)
