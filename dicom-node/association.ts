@@ -159,6 +159,9 @@ export class Association {
     // A closed association reads nothing more: what was buffered behind an A-ABORT or a shutdown is dropped with it.
     if (this.state === 'closed' || this.buffered < 6) return undefined
     if (this.chunks[0].length < 6) this.chunks = [Buffer.concat(this.chunks)]
+    // Before an association only an A-ASSOCIATE-RQ (or an A-ABORT) may come: refused at its header, not read whole first.
+    const type = this.chunks[0][0]
+    if (this.state === 'awaiting-request' && type !== PDU.associateRq && type !== PDU.abort) throw new PduError(`unexpected PDU type ${type} before association`)
     const length = this.chunks[0].readUInt32BE(2)
     if (this.state === 'established' && length > this.policy.maxPduBytes) throw new PduError(`PDU of ${length} bytes over the ${this.policy.maxPduBytes} negotiated`)
     if (this.state !== 'established' && length > MAX_REQUEST_PDU) throw new PduError(`PDU of ${length} bytes before an association, over the node's ${MAX_REQUEST_PDU}`)

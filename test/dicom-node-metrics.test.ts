@@ -112,6 +112,20 @@ t.test('an A-ABORT with more bytes behind it in the same write closes the associ
   t.same(await samples(app, REFUSED), {}, 'nothing refused')
 })
 
+t.test('before an association, a PDU other than an A-ASSOCIATE-RQ is refused at its header, not read whole first', async (t) => {
+  const app = await nodeApp(t, [])
+  const peer = await rawPeer(app.dicomPort() as number)
+  // The header of a P-DATA-TF of 1 MiB and nothing more: on the old code the node waited for the whole PDU, up to 1 MiB
+  // held, and aborted the connection only when it went idle (1 s here), counted as such.
+  const header = Buffer.alloc(6)
+  header[0] = 0x04
+  header.writeUInt32BE(1024 * 1024, 2)
+  peer.socket.write(header)
+  await peer.closed
+  t.equal(peer.received()[0], 0x07, 'an A-ABORT')
+  t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
+})
+
 t.test('the protocol version is judged by its bit 0 alone (PS3.8 9.3.2): 0x0003 is accepted, 0x0002 rejected', async (t) => {
   const app = await nodeApp(t, [])
   const answer = async (version: number): Promise<number> => {
