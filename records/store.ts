@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { isRowFault, RecordStoreError } from './errors.js'
 import { GroupWriter, MAX_QUEUED_MS } from './group-writer.js'
 import { INSERT_AUDIT_EVENTS, INSERT_FAILED_INSTANCES, INSERT_PREDICTIONS } from './insert-statements.js'
+import { MAINTENANCE_STATEMENTS } from './maintenance.js'
 import { migrate, readMigrations } from './migrate.js'
 import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
@@ -241,6 +242,12 @@ export class RecordStore {
   /** Removes one prediction record (one whose answer was not given after all). */
   async deletePrediction (id: string): Promise<void> {
     await this.driver.query('DELETE FROM predictions WHERE id = $1::uuid', [id], 'records.delete.prediction')
+  }
+
+  /** The embedded database's VACUUM and CHECKPOINT (records/maintenance.ts); a PostgreSQL server's autovacuum does it there. */
+  async maintain (): Promise<void> {
+    if (this.driver.engine !== 'pglite') return
+    for (const statement of MAINTENANCE_STATEMENTS) await this.driver.exec(statement)
   }
 
   /** A round trip to the database (readiness). */

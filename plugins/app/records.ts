@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { MAINTENANCE_EVERY_MS, MAINTENANCE_FIRST_MS } from '../../records/maintenance.js'
 import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
 import { sweepPass, type Swept } from '../../records/retention.js'
@@ -56,8 +57,9 @@ export class RecordsService {
    */
   private predictionWriteFailure: { reason: string, began: number, at: number } | undefined
   private lastRecordedStart = 0
-  private timer: NodeJS.Timeout | undefined
-  private sweeping: Promise<void> | undefined
+  /** The background work's next runs and the runs under way, by name (repeat()). */
+  private readonly timers = new Map<string, NodeJS.Timeout>()
+  private readonly running = new Map<string, Promise<void>>()
 
   constructor (
     readonly config: RecordsConfig,
@@ -95,7 +97,13 @@ export class RecordsService {
         this.state = 'ready'
         this.reason = undefined
         this.log.info({ engine: store.engine, migrationsApplied: applied }, 'records store ready')
-        this.scheduleSweep(0)
+        if (this.config.retentionMs !== 0) {
+          this.repeat('retention sweep', 0, async () => {
+            const { backlog } = await this.sweepExpired()
+            return backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4))
+          }, 60_000)
+        }
+        if (store.engine === 'pglite') this.repeat('maintenance', MAINTENANCE_FIRST_MS, async () => { await this.maintain(); return MAINTENANCE_EVERY_MS }, MAINTENANCE_EVERY_MS)
         return
       } catch (error) {
         const reason = error instanceof RecordStoreError ? error.reason : 'the records store cannot be opened'
@@ -252,16 +260,15 @@ export class RecordsService {
     await this.reading(async (store) => await store.ping())
   }
 
-  private scheduleSweep (delayMs: number): void {
-    if (this.config.retentionMs === 0 || this.closing.signal.aborted) return
-    this.timer = setTimeout(() => {
-      this.sweeping = this.sweepExpired().then(({ backlog }) => {
-        this.scheduleSweep(backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4)))
-      }, (err: unknown) => {
-        this.log.warn({ err }, 'records retention sweep failed; it runs again later')
-        this.scheduleSweep(60_000)
-      })
-    }, delayMs).unref()
+  /** Runs `work` after `delayMs`, then again after the delay it resolves to, or `failedMs` after it failed, until close(). */
+  private repeat (name: string, delayMs: number, work: () => Promise<number>, failedMs: number): void {
+    if (this.closing.signal.aborted) return
+    this.timers.set(name, setTimeout(() => {
+      this.running.set(name, work().then((nextMs) => this.repeat(name, nextMs, work, failedMs), (err: unknown) => {
+        this.log.warn({ err }, `records ${name} failed; it runs again later`)
+        this.repeat(name, failedMs, work, failedMs)
+      }))
+    }, delayMs).unref())
   }
 
   /** One bounded retention pass (records/retention.ts); `backlog`: the next pass comes after a second, not a quarter of the retention. */
@@ -277,15 +284,25 @@ export class RecordsService {
   }
 
   /**
+   * The embedded database's VACUUM (ANALYZE) and CHECKPOINT (records/maintenance.ts; a server does its own), logged with
+   * its duration: the statements sent meanwhile, a prediction's record among them, waited up to that long.
+   */
+  async maintain (): Promise<void> {
+    const started = performance.now()
+    await this.reading(async (store) => await store.maintain())
+    this.log.info({ durationMs: Math.round(performance.now() - started) }, 'records store maintenance: vacuumed, analyzed, checkpointed')
+  }
+
+  /**
    * Stops the background work and closes the store: nothing of it is left afterwards (no timer, pool or connection).
    * An attempt to open the store that is under way is cut (its connections are destroyed, not waited for up to
    * DATABASE_TIMEOUT_MS), the wait before the next attempt is cut short, and none starts.
    */
   async close (): Promise<void> {
     this.closing.abort()
-    clearTimeout(this.timer)
+    for (const timer of this.timers.values()) clearTimeout(timer)
     await this.opened.catch(() => {})
-    await this.sweeping
+    await Promise.all(this.running.values())
     await this.store?.close()
     this.store = undefined
   }
