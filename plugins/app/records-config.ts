@@ -1,6 +1,7 @@
 import { isAeTitle } from '../../dicom-node/pdu.js'
 import { connectionStringFault } from '../../records/postgres-driver.js'
 import type { Caller } from '../../records/record.js'
+import type { StoreOptions } from '../../records/store.js'
 import { SECRET_VARIABLES, secretFrom } from './auth-config.js'
 
 export interface RecordsConfig {
@@ -80,4 +81,11 @@ export function studyOwnersOf (text: string): Caller[] | undefined {
   }
   // Once each, in the order first listed: a repeated entry was read once per listing (its refusals twice in a study).
   return entries.length === 0 ? undefined : [...new Set(entries)]
+}
+
+/** The records store these settings open (RECORDS_STORE=off opens none: not called then). */
+export function storeOptionsOf ({ store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }: RecordsConfig): StoreOptions {
+  return store === 'postgres'
+    ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }
+    : { engine: 'pglite', dataDir, studyOwners }
 }

@@ -5,10 +5,11 @@ import { MAINTENANCE_EVERY_MS, MAINTENANCE_FIRST_MS } from '../../records/mainte
 import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
 import { sweepPass, type Swept } from '../../records/retention.js'
-import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction, type StoreOptions } from '../../records/store.js'
+import { Repeating } from '../../records/repeating.js'
+import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction } from '../../records/store.js'
 import type { StudyRows } from '../../records/study-rows.js'
 import type { ServiceMetrics } from './metrics.js'
-import type { RecordsConfig } from './records-config.js'
+import { storeOptionsOf, type RecordsConfig } from './records-config.js'
 
 export type RecordsState = 'off' | 'opening' | 'ready' | 'failed'
 
@@ -57,9 +58,8 @@ export class RecordsService {
    */
   private predictionWriteFailure: { reason: string, began: number, at: number } | undefined
   private lastRecordedStart = 0
-  /** The background work's next runs and the runs under way, by name (repeat()). */
-  private readonly timers = new Map<string, NodeJS.Timeout>()
-  private readonly running = new Map<string, Promise<void>>()
+  /** The retention sweep and the embedded database's maintenance. */
+  private readonly background = new Repeating((name, err) => this.log.warn({ err }, `records ${name} failed; it runs again later`))
 
   constructor (
     readonly config: RecordsConfig,
@@ -72,18 +72,11 @@ export class RecordsService {
     this.opened.catch(() => {})
   }
 
-  private storeOptions (): StoreOptions {
-    const { store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs, studyOwners } = this.config
-    return store === 'postgres'
-      ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }
-      : { engine: 'pglite', dataDir, studyOwners }
-  }
-
   private async open (): Promise<void> {
     const closing = this.closing.signal
     for (let delay = RETRY_MS.first; !closing.aborted; delay = Math.min(delay * 2, RETRY_MS.max)) {
       try {
-        const { store, applied } = await RecordStore.open(this.storeOptions(), {
+        const { store, applied } = await RecordStore.open(storeOptionsOf(this.config), {
           written: (kind, rows, ms) => {
             this.metrics.recordsWriteDuration.observe({ kind }, ms / 1000)
             this.metrics.recordsWriteRows.observe({ kind }, rows)
@@ -98,12 +91,12 @@ export class RecordsService {
         this.reason = undefined
         this.log.info({ engine: store.engine, migrationsApplied: applied }, 'records store ready')
         if (this.config.retentionMs !== 0) {
-          this.repeat('retention sweep', 0, async () => {
+          this.background.start('retention sweep', 0, async () => {
             const { backlog } = await this.sweepExpired()
             return backlog ? 1_000 : Math.min(3_600_000, Math.max(1_000, this.config.retentionMs / 4))
           }, 60_000)
         }
-        if (store.engine === 'pglite') this.repeat('maintenance', MAINTENANCE_FIRST_MS, async () => { await this.maintain(); return MAINTENANCE_EVERY_MS }, MAINTENANCE_EVERY_MS)
+        if (store.engine === 'pglite') this.background.start('maintenance', MAINTENANCE_FIRST_MS, async () => { await this.maintain(); return MAINTENANCE_EVERY_MS }, MAINTENANCE_EVERY_MS)
         return
       } catch (error) {
         const reason = error instanceof RecordStoreError ? error.reason : 'the records store cannot be opened'
@@ -260,17 +253,6 @@ export class RecordsService {
     await this.reading(async (store) => await store.ping())
   }
 
-  /** Runs `work` after `delayMs`, then again after the delay it resolves to, or `failedMs` after it failed, until close(). */
-  private repeat (name: string, delayMs: number, work: () => Promise<number>, failedMs: number): void {
-    if (this.closing.signal.aborted) return
-    this.timers.set(name, setTimeout(() => {
-      this.running.set(name, work().then((nextMs) => this.repeat(name, nextMs, work, failedMs), (err: unknown) => {
-        this.log.warn({ err }, `records ${name} failed; it runs again later`)
-        this.repeat(name, failedMs, work, failedMs)
-      }))
-    }, delayMs).unref())
-  }
-
   /** One bounded retention pass (records/retention.ts); `backlog`: the next pass comes after a second, not a quarter of the retention. */
   async sweepExpired (): Promise<Swept & { backlog: boolean }> {
     const cutoff = new Date(Date.now() - this.config.retentionMs)
@@ -300,9 +282,9 @@ export class RecordsService {
    */
   async close (): Promise<void> {
     this.closing.abort()
-    for (const timer of this.timers.values()) clearTimeout(timer)
+    const stopped = this.background.stop()
     await this.opened.catch(() => {})
-    await Promise.all(this.running.values())
+    await stopped
     await this.store?.close()
     this.store = undefined
   }
