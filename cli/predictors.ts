@@ -78,7 +78,7 @@ export function remotePredictor (baseUrl: string, auth: ClientAuth, retry: Retry
  * Compared by SHA-256, so the run keeps no file in memory.
  */
 export function eachInstanceOnce (predictor: FilePredictor): FilePredictor {
-  const repeated = new RepeatedInstances<FileResult>()
+  const repeated = new RepeatedInstances<FileResult>('run')
   return {
     async predict (file, bytes) {
       const { sopInstanceUid } = readInstanceKeys(bytes)

@@ -53,11 +53,14 @@ export class TooManyInstancesError extends ServiceError {
 
 /**
  * A part repeating an earlier part's SOP Instance UID with other bytes. Both would be recorded in the same group write,
- * at the same millisecond, and the study would show whichever the database returned first.
+ * at the same millisecond, and the study would show whichever the database returned first. The CLI applies the same
+ * rule to the files of one run, which its users never see as a request.
  */
 export class DuplicateInstanceError extends ServiceError {
-  constructor (sopInstanceUid: string) {
-    super('DUPLICATE_SOP_INSTANCE', 409, `SOP Instance UID ${sopInstanceUid} is also an earlier part of this request, with other bytes: only the first is classified; send a changed instance in a request of its own.`)
+  constructor (sopInstanceUid: string, within: 'request' | 'run') {
+    super('DUPLICATE_SOP_INSTANCE', 409, within === 'request'
+      ? `SOP Instance UID ${sopInstanceUid} is also an earlier part of this request, with other bytes: only the first is classified; send a changed instance in a request of its own.`
+      : `SOP Instance UID ${sopInstanceUid} is also an earlier file of this run, with other bytes: only the first is classified; classify a changed instance in a run of its own.`)
   }
 }
 

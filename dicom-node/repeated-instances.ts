@@ -18,10 +18,13 @@ export interface RequestInstance {
 export class RepeatedInstances<T> {
   private readonly first = new Map<string, { bytes: Buffer, outcome: Promise<T> }>()
 
+  /** `within`: what the instances came in, as the refusal names it to the sender (an HTTP request, a CLI run). */
+  constructor (private readonly within: 'request' | 'run') {}
+
   async outcome ({ bytes, sopInstanceUid }: RequestInstance, classify: () => Promise<T>, refuse: (error: DuplicateInstanceError) => T): Promise<T> {
     const earlier = sopInstanceUid === undefined ? undefined : this.first.get(sopInstanceUid)
     if (sopInstanceUid !== undefined && earlier !== undefined) {
-      return earlier.bytes.equals(bytes) ? await earlier.outcome : refuse(new DuplicateInstanceError(sopInstanceUid))
+      return earlier.bytes.equals(bytes) ? await earlier.outcome : refuse(new DuplicateInstanceError(sopInstanceUid, this.within))
     }
     const outcome = classify()
     if (sopInstanceUid !== undefined) this.first.set(sopInstanceUid, { bytes, outcome })
@@ -38,7 +41,7 @@ export async function oncePerInstance<T> (
   classify: (index: number) => Promise<T>,
   refuse: (index: number, error: DuplicateInstanceError) => T
 ): Promise<T[]> {
-  const repeated = new RepeatedInstances<T>()
+  const repeated = new RepeatedInstances<T>('request')
   return await Promise.all(instances.map(async (instance, index) =>
     await repeated.outcome(instance, async () => await classify(index), (error) => refuse(index, error))))
 }

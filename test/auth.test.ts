@@ -56,6 +56,9 @@ t.test('API keys: 401 without or with a wrong key, 403 without the predict scope
   t.same(await status(app, '/metrics'), [401, 'UNAUTHORIZED'], 'metrics need a key by default')
   t.same(await status(app, '/metrics', { 'x-api-key': MONITOR_KEY }), [200, undefined], 'a monitoring key reads the metrics')
   t.same(await status(app, '/model'), [401, 'UNAUTHORIZED'], 'no key')
+  // until 2026-12-05 every mode asked for "a valid API key or bearer token", a token this mode never reads
+  t.equal((await app.inject({ method: 'GET', url: '/model', headers: { authorization: 'Bearer x.y.z' } })).json().message,
+    'Authentication required: send a valid API key in the x-api-key header.', 'the 401 names what this mode reads, and where')
   t.same(await status(app, '/model', { 'x-api-key': 'clinic-0123456789abcdeX' }), [401, 'UNAUTHORIZED'], 'wrong key')
   t.same(await status(app, '/no-such-route'), [401, 'UNAUTHORIZED'], 'unknown routes do not reveal themselves')
   t.same(await status(app, '/model', { 'x-api-key': MONITOR_KEY }), [200, undefined], 'any valid key reads metadata')
@@ -162,6 +165,8 @@ t.test('JWT HS256: issuer, audience, expiry and signature enforced; predict scop
   const micro = await app.inject({ method: 'GET', url: '/model', headers: bearer(refused.find(([name]) => name === 'an iat in microseconds')?.[1] ?? '') })
   t.equal(micro.json().message, `The bearer token was issued in the future (iat ${now * 1_000_000} s), beyond the clock tolerance of 5 s.`)
   t.same(await status(app, '/model', { 'x-api-key': CLINIC_KEY }), [401, 'UNAUTHORIZED'], 'API keys are not accepted in jwt mode')
+  t.equal((await app.inject({ method: 'GET', url: '/model', headers: { 'x-api-key': CLINIC_KEY } })).json().message,
+    'Authentication required: send a valid bearer token (Authorization: Bearer <token>).', 'the 401 asks for a token, not a key')
 
   const slice = await ctKidneyImage('test/normal')
   const predictWith = async (token: string): Promise<number> => {
@@ -231,6 +236,8 @@ t.test('AUTH_MODE=any with both credentials: the API key decides; a token whose 
   const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir, api: true }, { auth: loadConfig(env).auth, rateLimit: { max: 0, windowMs: 1000 } })
   const impostor = `Bearer ${signJwt(claims({ sub: 'api-key:clinic' }), 'HS256', SECRET)}`
   t.same(await status(app, '/model', { 'x-api-key': 'clinic-0123456789abcdeX', authorization: impostor }), [401, 'UNAUTHORIZED'], 'a wrong key is not rescued by a valid token')
+  t.equal((await app.inject({ method: 'GET', url: '/model' })).json().message,
+    'Authentication required: send a valid API key in the x-api-key header or a valid bearer token (Authorization: Bearer <token>).')
   const upload = fileUpload(await ctKidneyImage('test/stone'), 'slice.jpg')
   const answer = await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, 'x-api-key': CLINIC_KEY, authorization: impostor } })
   t.equal(answer.statusCode, 200)

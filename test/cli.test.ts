@@ -59,6 +59,9 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   const [first, ...others] = results.filter((r) => r.file.includes('ct1-unc'))
   t.equal(first.dicom.seriesInstanceUid, '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457')
   t.same(others.map((r) => r.error.code), ['DUPLICATE_SOP_INSTANCE', 'DUPLICATE_SOP_INSTANCE', 'DUPLICATE_SOP_INSTANCE'])
+  // A run, not a request: the service's wording ("an earlier part of this request … send it in a request of its own")
+  // was printed here until 2026-12-05, to users who had sent no request.
+  t.equal(others[0].error.message, 'SOP Instance UID 1.3.6.1.4.1.5962.1.1.1.1.1.20040826185059.5457 is also an earlier file of this run, with other bytes: only the first is classified; classify a changed instance in a run of its own.')
   t.equal(results[5].prediction, 'Stone', 'the stone JPEG is classified')
   t.ok(results[5].findings.length >= 1, 'with the box where the model found its evidence')
   for (const { box } of results[5].findings) t.ok(box.x + box.width <= 384 && box.y + box.height <= 384, 'inside the 384x384 slice')

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
+import { writeCtSeries } from '../bench/ct-series.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { launchChromium } from './helpers/chromium.js'
 import { build, ctKidneyFiles, RECORDS_OFF, SHARED } from './helper.js'
@@ -172,6 +173,22 @@ t.test('upload a Stone, a Normal, a DICOM and a text file: results, overlays, se
   t.ok(chooser.isMultiple(), 'the keyboard opens the file picker (several files at once)')
   // the 415 of notes.txt is the browser's own console line about that failed request, nothing else
   t.same(problems.filter((text) => !/status of 415/.test(text)), [], 'no other console error, no CSP violation, no uncaught exception')
+  await page.close()
+})
+
+t.test('a series picked last slice first: its cards stand in slice order, whatever order the answers came in', async (t) => {
+  const app = await build(t, { config: { records: RECORDS } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const problems: string[] = []
+  const page = await openPage(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/app/`, problems)
+  await page.locator('#service-status', { hasText: '(ready)' }).waitFor()
+  const series = await writeCtSeries(join(work, 'reversed'), { slices: 6 })
+  await page.setInputFiles('#pick-files', [...series.files].reverse())
+  await page.locator('#progress', { hasText: '6 of 6 file(s) done: 6 classified, 0 not classified.' }).waitFor()
+  // On the old code the cards stood as their answers came, two files in flight at a time: slice 6 or 5 first.
+  const group = page.locator('section.group', { has: page.locator('h3', { hasText: `DICOM series ${series.seriesInstanceUid}` }) })
+  t.same(await group.locator('article.card h4').allTextContents(), series.files.map((file) => file.split('/').at(-1)))
+  t.same(problems, [])
   await page.close()
 })
 

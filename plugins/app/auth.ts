@@ -121,7 +121,15 @@ async function authenticate (request: FastifyRequest, auth: AuthConfig): Promise
   if (auth.jwt !== undefined && request.headers.authorization?.toLowerCase().startsWith('bearer ') === true) {
     return await verifyBearer(request, auth.jwt)
   }
-  throw new AuthenticationError()
+  throw new AuthenticationError(`Authentication required: send ${acceptedCredentials(auth)}.`)
+}
+
+/** What this instance accepts, as authenticate() reads it: an API key told to send a token would never get in. */
+function acceptedCredentials (auth: AuthConfig): string {
+  const key = `a valid API key in the ${auth.apiKeyHeader} header`
+  const token = 'a valid bearer token (Authorization: Bearer <token>)'
+  if (auth.apiKeys.length === 0) return token
+  return auth.jwt === undefined ? key : `${key} or ${token}`
 }
 
 /**

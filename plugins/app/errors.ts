@@ -14,7 +14,7 @@ export interface ErrorBody {
 }
 
 export class AuthenticationError extends ServiceError {
-  constructor (message = 'Authentication required: send a valid API key or bearer token.') {
+  constructor (message: string) {
     super('UNAUTHORIZED', 401, message)
   }
 }

@@ -575,6 +575,12 @@ async function studyResult(client2, studyInstanceUid, { mine = false } = {}) {
   return { data, error, response };
 }
 
+// inference/series-conclusion.ts
+function orderSlices(slices) {
+  const key = (value) => value ?? Number.POSITIVE_INFINITY;
+  return slices.map((slice, index) => ({ slice, index })).sort((a, b) => key(a.slice.slicePosition) - key(b.slice.slicePosition) || key(a.slice.instanceNumber) - key(b.slice.instanceNumber) || a.index - b.index).map(({ slice }) => slice);
+}
+
 // cli/output.ts
 function failed(result) {
   return "error" in result;
@@ -865,6 +871,12 @@ function groupFor(entry) {
   }
   return group;
 }
+function placeInSliceOrder(entry) {
+  const key = groupKey(entry.prediction);
+  const ordered = orderSlices(entries.filter((e) => e.prediction !== void 0 && groupKey(e.prediction) === key).map((e) => ({ entry: e, slicePosition: e.prediction?.dicom?.slicePosition, instanceNumber: e.prediction?.dicom?.instanceNumber })));
+  const next = ordered[ordered.findIndex((slice) => slice.entry === entry) + 1];
+  groupFor(entry).cards.insertBefore(entry.card, next?.entry.card ?? null);
+}
 async function refreshStudy(api, studyInstanceUid) {
   const slots = [...groups].flatMap(([seriesUid, group]) => group.conclusion !== void 0 && entries.some((e) => e.prediction?.dicom?.seriesInstanceUid === seriesUid && e.prediction.dicom.studyInstanceUid === studyInstanceUid) ? [{ seriesUid, slot: group.conclusion }] : []);
   try {
@@ -897,7 +909,7 @@ async function classify(entry) {
   const placed = entry.prediction === void 0 ? { card: errorCard(entry.path, entry.error ?? errorOf("no answer")), overlay: void 0 } : resultCard(entry.path, entry.prediction);
   entry.card.remove();
   entry.card = placed.card;
-  if (entry.prediction !== void 0) groupFor(entry).cards.append(placed.card);
+  if (entry.prediction !== void 0) placeInSliceOrder(entry);
   else byId("results").prepend(placed.card);
   updateProgress();
   if (entries.every((e) => e.prediction !== void 0 || e.error !== void 0)) {

@@ -1,4 +1,5 @@
 import { createKidneyStoneClient, predictionOverlay, predictSlice, studyResult, type ClientAuth, type KidneyStoneClient, type Prediction } from '../../client/index.js'
+import { orderSlices } from '../../inference/series-conclusion.js'
 import type { Entry } from './entry.js'
 import { download, fhirBundle, resultsCsv } from './exports.js'
 import { fromDrop, fromInput, isCandidate, type PickedFile } from './files.js'
@@ -56,6 +57,19 @@ function groupFor (entry: Entry): Group {
 }
 
 /**
+ * A card among its group's in slice order, as GET /studies lists the series' slices (orderSlices: position, then
+ * InstanceNumber), images without a series in the order they were picked. Answers arrive two at a time in either
+ * order: appended as they came, 3.dcm stood before 2.dcm under a conclusion that speaks of slices in slice order.
+ */
+function placeInSliceOrder (entry: Entry): void {
+  const key = groupKey(entry.prediction)
+  const ordered = orderSlices(entries.filter((e) => e.prediction !== undefined && groupKey(e.prediction) === key)
+    .map((e) => ({ entry: e, slicePosition: e.prediction?.dicom?.slicePosition, instanceNumber: e.prediction?.dicom?.instanceNumber })))
+  const next = ordered[ordered.findIndex((slice) => slice.entry === entry) + 1]
+  groupFor(entry).cards.insertBefore(entry.card, next?.entry.card ?? null)
+}
+
+/**
  * The service's series conclusions of one study (GET /studies/{uid}), asked once all the files are answered (and
  * again after each later upload): the page shows them and computes nothing clinical itself.
  */
@@ -103,7 +117,7 @@ async function classify (entry: Entry): Promise<void> {
     : resultCard(entry.path, entry.prediction)
   entry.card.remove()
   entry.card = placed.card
-  if (entry.prediction !== undefined) groupFor(entry).cards.append(placed.card)
+  if (entry.prediction !== undefined) placeInSliceOrder(entry)
   else byId('results').prepend(placed.card)
   updateProgress()
   // once every file is answered, the service's conclusions of the studies seen (one request per study, not per slice)
