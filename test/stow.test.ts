@@ -6,11 +6,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { ctKidneyImage, RECORDS_OFF } from './helper.js'
+import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { ctSliceFromImage } from './helpers/dicom-writer.js'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { recordsApp } from './records/suite.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { scratchDir, transcoded } from './helpers/dcmtk.js'
+import { pydicomFile } from './helpers/pydicom-files.js'
 
 // STOW-RS (POST /studies) with two clients nobody here wrote: curl, and dicomweb-client (the DICOMweb client of the
 // OHIF viewer) in Node with an XMLHttpRequest implementation (xhr2), as a browser viewer would send.
@@ -118,6 +120,24 @@ t.test('dicomweb-client storeInstances to one study (POST /studies/{uid}): its i
   const study = await (await fetch(`${http}/studies/${series.studyInstanceUid}`)).json()
   t.same(study.series[0].instances, { received: 2, classified: 2, failed: 0 })
   t.equal((await fetch(`${http}/studies/${stranger.studyInstanceUid}`)).status, 404, 'the other study\'s instance was not stored')
+})
+
+t.test('a part written without the preamble (bare data set, or File Meta group first) is stored under its own UIDs, as /predict reads it', async (t) => {
+  const part10 = await pydicomFile('CT_small.dcm')
+  const forms = {
+    'bare data set (dcmconv -F)': await transcoded(await scratchDir(t), part10, 'dcmconv', ['-F', '+ti']),
+    'File Meta group without the preamble': part10.subarray(132)
+  }
+  const [sopClass, sopInstance, studyUid] = ['1.2.840.10008.5.1.4.1.1.2', '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322', '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322']
+  for (const [form, bytes] of Object.entries(forms)) {
+    t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes, 'slice.dcm', 'application/dicom') })).statusCode, 200, `${form}: /predict classifies it`)
+    const payload = Buffer.concat([Buffer.from('--a\r\nContent-Type: application/dicom\r\n\r\n'), bytes, Buffer.from('\r\n--a--\r\n')])
+    // On the old code the instance keys were read from Part 10 files only: POST /studies stored it as 200 with a
+    // ReferencedSOPSequence item of empty UIDs, and POST /studies/{uid} refused it C000 (STUDY_MISMATCH), 409.
+    const response = await app.inject({ method: 'POST', url: `/studies/${studyUid}`, payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' } })
+    t.equal(response.statusCode, 200, form)
+    t.same(response.json()['00081199']?.Value, [{ '00081150': { vr: 'UI', Value: [sopClass] }, '00081155': { vr: 'UI', Value: [sopInstance] } }], form)
+  }
 })
 
 t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {
