@@ -1556,7 +1556,7 @@ export interface components {
                         vr: "UI";
                         Value?: string[];
                     };
-                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {
                         /** @enum {string} */
                         vr: "US";
@@ -1581,7 +1581,7 @@ export interface components {
                         vr: "UI";
                         Value?: string[];
                     };
-                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {
                         /** @enum {string} */
                         vr: "US";

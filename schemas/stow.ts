@@ -16,7 +16,7 @@ const SopReference = Type.Object({
   '00081150': uid('ReferencedSOPClassUID'),
   '00081155': uid('ReferencedSOPInstanceUID'),
   '00081197': Type.Optional(attribute('US', Type.Integer(), 'FailureReason: 0xA700 (42752) out of resources, retry later; ' +
-    '0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure.'))
+    '0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure.'))
 })
 
 /** The STOW-RS answer (PS3.18 10.5.3): DICOM JSON (PS3.18 F.2) with the stored and the failed instances. */

@@ -140,6 +140,17 @@ t.test('a part written without the preamble (bare data set, or File Meta group f
   }
 })
 
+t.test('an instance in a transfer syntax no decoder here reads is a failed SOP with FailureReason C122, as PS3.18 Table I.2-2 names it', async (t) => {
+  // dcmtk's JPEG Extended (process 2/4, 1.2.840.10008.1.2.4.51) of a real CT slice: /predict refuses it 415 UNSUPPORTED_TRANSFER_SYNTAX.
+  const extended = await transcoded(await scratchDir(t), await pydicomFile('CT_small.dcm'), 'dcmcjpeg', ['+ee'])
+  t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(extended, 'slice.dcm', 'application/dicom') })).json().code, 'UNSUPPORTED_TRANSFER_SYNTAX')
+  const payload = Buffer.concat([Buffer.from('--a\r\nContent-Type: application/dicom\r\n\r\n'), extended, Buffer.from('\r\n--a--\r\n')])
+  const response = await app.inject({ method: 'POST', url: '/studies', payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' } })
+  t.equal(response.statusCode, 409)
+  // On the old code 49152 (C000, "cannot understand"), which says nothing of the syntax the sender could change.
+  t.same(response.json()['00081198'].Value.map((item: any) => item[FAILURE_REASON].Value[0]), [0xc122])
+})
+
 t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {
   const json = await fetch(`${http}/studies`, { method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom+json"; boundary=x' }, body: '--x\r\n\r\n{}\r\n--x--' })
   t.equal(json.status, 415)
