@@ -1539,6 +1539,11 @@ export interface components {
         };
         /** StowResponse */
         StowResponse: {
+            /** @description RetrieveURL of the study: always empty (no Value), this service offers no retrieve (WADO-RS). */
+            "00081190": {
+                /** @enum {string} */
+                vr: "UR";
+            };
             /** @description ReferencedSOPSequence: the instances stored and classified. */
             "00081199"?: {
                 /** @enum {string} */
@@ -1555,6 +1560,11 @@ export interface components {
                         /** @enum {string} */
                         vr: "UI";
                         Value?: string[];
+                    };
+                    /** @description RetrieveURL of the instance (ReferencedSOPSequence items only): always empty (no Value), this service offers no retrieve (WADO-RS). */
+                    "00081190"?: {
+                        /** @enum {string} */
+                        vr: "UR";
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {
@@ -1580,6 +1590,11 @@ export interface components {
                         /** @enum {string} */
                         vr: "UI";
                         Value?: string[];
+                    };
+                    /** @description RetrieveURL of the instance (ReferencedSOPSequence items only): always empty (no Value), this service offers no retrieve (WADO-RS). */
+                    "00081190"?: {
+                        /** @enum {string} */
+                        vr: "UR";
                     };
                     /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {

@@ -136,8 +136,22 @@ t.test('a part written without the preamble (bare data set, or File Meta group f
     // ReferencedSOPSequence item of empty UIDs, and POST /studies/{uid} refused it C000 (STUDY_MISMATCH), 409.
     const response = await app.inject({ method: 'POST', url: `/studies/${studyUid}`, payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' } })
     t.equal(response.statusCode, 200, form)
-    t.same(response.json()['00081199']?.Value, [{ '00081150': { vr: 'UI', Value: [sopClass] }, '00081155': { vr: 'UI', Value: [sopInstance] } }], form)
+    t.same(response.json()['00081199']?.Value, [{ '00081150': { vr: 'UI', Value: [sopClass] }, '00081155': { vr: 'UI', Value: [sopInstance] }, '00081190': { vr: 'UR' } }], form)
   }
+})
+
+t.test('Retrieve URL (0008,1190), Type 2 in PS3.18 Table I.1-1, is present and empty at the top and in each stored item, never in a failed one', async (t) => {
+  const series = await writeCtSeries(join(work, 'retrieve-url'), { slices: 1 })
+  const mr = await writeCtSeries(join(work, 'retrieve-url-mr'), { slices: 1, attributes: { SOPClassUID: SOP_CLASS.mr, Modality: 'MR' } })
+  const response = await app.inject({
+    method: 'POST', url: '/studies', payload: await relatedBody([series.files[0], mr.files[0]], 'a'), headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' }
+  })
+  t.equal(response.statusCode, 202)
+  const answer = response.json()
+  // On the old code the answer had no 00081190 anywhere.
+  t.same(answer['00081190'], { vr: 'UR' }, 'the study\'s, empty: this service offers no retrieve')
+  t.same(answer['00081199'].Value[0]['00081190'], { vr: 'UR' }, 'the stored instance\'s')
+  t.notOk('00081190' in answer['00081198'].Value[0], 'a failed instance has none (PS3.18 lists it for stored instances only)')
 })
 
 t.test('an instance in a transfer syntax no decoder here reads is a failed SOP with FailureReason C122, as PS3.18 Table I.2-2 names it', async (t) => {
