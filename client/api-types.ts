@@ -1539,6 +1539,11 @@ export interface components {
         };
         /** StowResponse */
         StowResponse: {
+            /** @description RetrieveURL of the study: always empty (no Value), this service offers no retrieve (WADO-RS). */
+            "00081190": {
+                /** @enum {string} */
+                vr: "UR";
+            };
             /** @description ReferencedSOPSequence: the instances stored and classified. */
             "00081199"?: {
                 /** @enum {string} */
@@ -1556,7 +1561,12 @@ export interface components {
                         vr: "UI";
                         Value?: string[];
                     };
-                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    /** @description RetrieveURL of the instance (ReferencedSOPSequence items only): always empty (no Value), this service offers no retrieve (WADO-RS). */
+                    "00081190"?: {
+                        /** @enum {string} */
+                        vr: "UR";
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {
                         /** @enum {string} */
                         vr: "US";
@@ -1581,7 +1591,12 @@ export interface components {
                         vr: "UI";
                         Value?: string[];
                     };
-                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0x0110 (272) processing failure. */
+                    /** @description RetrieveURL of the instance (ReferencedSOPSequence items only): always empty (no Value), this service offers no retrieve (WADO-RS). */
+                    "00081190"?: {
+                        /** @enum {string} */
+                        vr: "UR";
+                    };
+                    /** @description FailureReason: 0xA700 (42752) out of resources, retry later; 0x0122 (290) SOP class not supported; 0xC000 (49152) cannot understand (refused as it is); 0xC122 (49442) transfer syntax not supported (send it in another); 0x0110 (272) processing failure. */
                     "00081197"?: {
                         /** @enum {string} */
                         vr: "US";

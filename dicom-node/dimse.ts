@@ -38,7 +38,9 @@ export const STATUS = {
   /** Refused: out of resources (transient: the sender may try again later). */
   outOfResources: 0xa700,
   /** Error: cannot understand. */
-  cannotUnderstand: 0xc000
+  cannotUnderstand: 0xc000,
+  /** Error: cannot understand, the transfer syntax in particular (PS3.18 Table I.2-2: Referenced Transfer Syntax not supported). */
+  transferSyntaxNotSupported: 0xc122
 } as const
 
 export interface Command {

@@ -17,7 +17,11 @@ export interface FhirReportInput {
   id?: string
   /** When the result was made (default: now). */
   issued?: Date
-  /** When the image was acquired (FHIR dateTime; a DICOM's AcquisitionDateTime etc.); default: `issued`. */
+  /**
+   * When the image was acquired (FHIR dateTime; a DICOM's AcquisitionDateTime etc.). Without it: `issued` for a JPEG or
+   * PNG (`identifiers` absent), none for a DICOM image, whose acquisition time is then unknown (not in the file, or not
+   * recorded: GET /predictions/{id}); the processing time there claimed a 1997 slice was acquired the day it was read.
+   */
   effective?: string
 }
 
@@ -90,7 +94,8 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
   const { studyInstanceUid, seriesInstanceUid, sopInstanceUid } = input.identifiers ?? {}
   const issued = (input.issued ?? new Date()).toISOString()
   const findings = input.findings ?? []
-  const effective = input.effective ?? issued
+  const effective = input.effective ?? (input.identifiers === undefined ? issued : undefined)
+  const effectiveDateTime = effective === undefined ? {} : { effectiveDateTime: effective }
   const study: Reference | undefined = studyInstanceUid === undefined
     ? undefined
     : { type: 'ImagingStudy', identifier: dicomUid(studyInstanceUid), display: `Study Instance UID ${studyInstanceUid}` }
@@ -102,7 +107,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     status: 'preliminary',
     category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'imaging', display: 'Imaging' }] }],
     code: { ...KIDNEY_STONE, text: 'Kidney stone probability (model output)' },
-    effectiveDateTime: effective,
+    ...effectiveDateTime,
     valueQuantity: unitless(probability),
     interpretation: [{
       coding: [{
@@ -126,7 +131,7 @@ export function toDiagnosticReport (input: FhirReportInput): DiagnosticReport {
     status: 'preliminary',
     category: [IMAGING_CATEGORY],
     code: REPORT_CODE,
-    effectiveDateTime: effective,
+    ...effectiveDateTime,
     issued,
     result: [{ reference: '#stone-probability' }],
     conclusion,

@@ -14,6 +14,8 @@ import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
 import { StudyParamsSchema } from '../schemas/study.js'
 
+/** Retrieve URL (0008,1190), Type 2 (PS3.18 Table I.1-1): present, and empty, as nothing stored here can be retrieved. */
+const NO_RETRIEVE_URL = { vr: 'UR' } as const
 /** An empty DICOM JSON attribute has no Value (PS3.18 F.2.5); `[""]` would be a UID that is not one. */
 const uiAttribute = (uid: string | undefined): { vr: 'UI', Value?: [string] } => uid === undefined ? { vr: 'UI' } : { vr: 'UI', Value: [uid] }
 
@@ -63,9 +65,10 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
       '00081155': uiAttribute(outcome.keys.sopInstanceUid),
       ...(outcome.classified ? {} : { '00081197': { vr: 'US' as const, Value: [outcome.status] as [number] } })
     })
-    const stored = outcomes.filter((o) => o.classified).map(reference)
+    const stored = outcomes.filter((o) => o.classified).map((outcome) => ({ ...reference(outcome), '00081190': NO_RETRIEVE_URL }))
     const failed = outcomes.filter((o) => !o.classified).map(reference)
     return await reply.code(stowStatus(outcomes)).type('application/dicom+json').send({
+      '00081190': NO_RETRIEVE_URL,
       ...(stored.length === 0 ? {} : { '00081199': { vr: 'SQ', Value: stored } }),
       ...(failed.length === 0 ? {} : { '00081198': { vr: 'SQ', Value: failed } })
     })

@@ -189,6 +189,29 @@ t.test('FHIR effectiveDateTime is the acquisition time, issued the processing ti
   t.equal((await fhir(seriesOnly)).effectiveDateTime, '1997-04-30T11:27:49-04:00', 'no acquisition date: SeriesDate + SeriesTime')
 })
 
+t.test('FHIR effectiveDateTime of a DICOM slice whose acquisition time is unknown is left out, never the processing time', async (t) => {
+  const { app, dir } = await recordingApp(t)
+  const validate = fhirR4Validator('DiagnosticReport')
+  const fhir = async (bytes: Buffer): Promise<any> => {
+    const upload = fileUpload(bytes, 'slice.dcm')
+    return (await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: { ...upload.headers, accept: 'application/fhir+json' } })).json()
+  }
+  const answered = await fhir(CT1)
+  t.equal(answered.effectiveDateTime, '1997-04-30T11:29:36-04:00')
+  // The record keeps no acquisition time. On the old code its report said the slice was acquired when it was read
+  // (effectiveDateTime = issued, 2026), where the answer with the same id had said 1997.
+  const recorded = (await app.inject({ url: `/predictions/${answered.id as string}`, headers: { accept: 'application/fhir+json' } })).json()
+  t.equal(recorded.id, answered.id)
+  t.notOk('effectiveDateTime' in recorded, `the recorded report has no acquisition time (${recorded.effectiveDateTime as string})`)
+  t.notOk('effectiveDateTime' in recorded.contained[0], 'nor its Observation')
+  t.ok(validate(recorded), JSON.stringify(validate.errors?.[0] ?? ''))
+  // A file with no date at all (pydicom's charset files are such): the same, on the answer itself.
+  const undated = await modified(dir, CT1, Object.fromEntries(['0020', '0021', '0022', '002A', '0030', '0031', '0032'].map((e) => [`(0008,${e})`, '']))) // emptied, as an anonymiser does
+  const report = await fhir(undated)
+  t.notOk('effectiveDateTime' in report, `no date in the file, none in the report (${report.effectiveDateTime as string})`)
+  t.ok(validate(report), JSON.stringify(validate.errors?.[0] ?? ''))
+})
+
 t.test('FHIR effectiveDateTime: dates, times and offsets no clock shows are never passed on; the report stays valid FHIR', async (t) => {
   const app = await build(t)
   const validate = fhirR4Validator('DiagnosticReport')

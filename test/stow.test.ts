@@ -6,11 +6,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { ctKidneyImage, RECORDS_OFF } from './helper.js'
+import { ctKidneyImage, fileUpload, RECORDS_OFF } from './helper.js'
 import { ctSliceFromImage } from './helpers/dicom-writer.js'
 import { CT_SOURCES, SOP_CLASS, writeCtSeries } from '../bench/ct-series.js'
 import { recordsApp } from './records/suite.js'
 import { emptyPGliteDataDir } from './helpers/pglite-template.js'
+import { scratchDir, transcoded } from './helpers/dcmtk.js'
+import { pydicomFile } from './helpers/pydicom-files.js'
 
 // STOW-RS (POST /studies) with two clients nobody here wrote: curl, and dicomweb-client (the DICOMweb client of the
 // OHIF viewer) in Node with an XMLHttpRequest implementation (xhr2), as a browser viewer would send.
@@ -144,6 +146,49 @@ t.test('to one study, a part whose study cannot be read is refused for what is w
   const grown = Object.keys(after).filter((outcome) => after[outcome] !== (before[outcome] ?? 0))
   // On the merged code the part was answered STUDY_MISMATCH ('of no study that could be read') and counted nowhere.
   t.same(grown.sort(), ['UNSUPPORTED_MEDIA_TYPE', 'stored'], 'the stored slice, and the part refused as what it is')
+})
+
+t.test('a part written without the preamble (bare data set, or File Meta group first) is stored under its own UIDs, as /predict reads it', async (t) => {
+  const part10 = await pydicomFile('CT_small.dcm')
+  const forms = {
+    'bare data set (dcmconv -F)': await transcoded(await scratchDir(t), part10, 'dcmconv', ['-F', '+ti']),
+    'File Meta group without the preamble': part10.subarray(132)
+  }
+  const [sopClass, sopInstance, studyUid] = ['1.2.840.10008.5.1.4.1.1.2', '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322', '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322']
+  for (const [form, bytes] of Object.entries(forms)) {
+    t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(bytes, 'slice.dcm', 'application/dicom') })).statusCode, 200, `${form}: /predict classifies it`)
+    const payload = Buffer.concat([Buffer.from('--a\r\nContent-Type: application/dicom\r\n\r\n'), bytes, Buffer.from('\r\n--a--\r\n')])
+    // On the old code the instance keys were read from Part 10 files only: POST /studies stored it as 200 with a
+    // ReferencedSOPSequence item of empty UIDs, and POST /studies/{uid} refused it C000 (STUDY_MISMATCH), 409.
+    const response = await app.inject({ method: 'POST', url: `/studies/${studyUid}`, payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' } })
+    t.equal(response.statusCode, 200, form)
+    t.same(response.json()['00081199']?.Value, [{ '00081150': { vr: 'UI', Value: [sopClass] }, '00081155': { vr: 'UI', Value: [sopInstance] }, '00081190': { vr: 'UR' } }], form)
+  }
+})
+
+t.test('Retrieve URL (0008,1190), Type 2 in PS3.18 Table I.1-1, is present and empty at the top and in each stored item, never in a failed one', async (t) => {
+  const series = await writeCtSeries(join(work, 'retrieve-url'), { slices: 1 })
+  const mr = await writeCtSeries(join(work, 'retrieve-url-mr'), { slices: 1, attributes: { SOPClassUID: SOP_CLASS.mr, Modality: 'MR' } })
+  const response = await app.inject({
+    method: 'POST', url: '/studies', payload: await relatedBody([series.files[0], mr.files[0]], 'a'), headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' }
+  })
+  t.equal(response.statusCode, 202)
+  const answer = response.json()
+  // On the old code the answer had no 00081190 anywhere.
+  t.same(answer['00081190'], { vr: 'UR' }, 'the study\'s, empty: this service offers no retrieve')
+  t.same(answer['00081199'].Value[0]['00081190'], { vr: 'UR' }, 'the stored instance\'s')
+  t.notOk('00081190' in answer['00081198'].Value[0], 'a failed instance has none (PS3.18 lists it for stored instances only)')
+})
+
+t.test('an instance in a transfer syntax no decoder here reads is a failed SOP with FailureReason C122, as PS3.18 Table I.2-2 names it', async (t) => {
+  // dcmtk's JPEG Extended (process 2/4, 1.2.840.10008.1.2.4.51) of a real CT slice: /predict refuses it 415 UNSUPPORTED_TRANSFER_SYNTAX.
+  const extended = await transcoded(await scratchDir(t), await pydicomFile('CT_small.dcm'), 'dcmcjpeg', ['+ee'])
+  t.equal((await app.inject({ method: 'POST', url: '/predict', ...fileUpload(extended, 'slice.dcm', 'application/dicom') })).json().code, 'UNSUPPORTED_TRANSFER_SYNTAX')
+  const payload = Buffer.concat([Buffer.from('--a\r\nContent-Type: application/dicom\r\n\r\n'), extended, Buffer.from('\r\n--a--\r\n')])
+  const response = await app.inject({ method: 'POST', url: '/studies', payload, headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=a' } })
+  t.equal(response.statusCode, 409)
+  // On the old code 49152 (C000, "cannot understand"), which says nothing of the syntax the sender could change.
+  t.same(response.json()['00081198'].Value.map((item: any) => item[FAILURE_REASON].Value[0]), [0xc122])
 })
 
 t.test('only multipart/related of application/dicom: other types are 415; a body without its closing boundary is 400', async (t) => {
