@@ -69,8 +69,8 @@ export class DuplicateInstanceError extends ServiceError {
  * 10.5): it is not stored (C000, the request's other instances are).
  */
 export class StudyMismatchError extends ServiceError {
-  constructor (requested: string, found: string) {
-    super('STUDY_MISMATCH', 409, `This instance is of study ${found}, not of study ${requested} the request names: it was not stored.`)
+  constructor (requested: string, found: string | undefined) {
+    super('STUDY_MISMATCH', 409, `This instance is ${found === undefined ? 'of no study' : `of study ${found}`}, not of study ${requested} the request names: it was not stored.`)
   }
 }
 

@@ -131,6 +131,19 @@ t.test('dicomweb-client storeInstances to one study (POST /studies/{uid}): its i
   t.match(await (await fetch(`${http}/metrics`)).text(), /kidney_dicom_instances_total\{route="\/studies",outcome="STUDY_MISMATCH",calling_ae="none"\} 1/)
 })
 
+t.test('to one study, a CT slice without a StudyInstanceUID is classified, then refused STUDY_MISMATCH and withdrawn: nothing of it kept', async (t) => {
+  const series = await writeCtSeries(join(work, 'to-study-no-uid'), { slices: 2 })
+  await run('dcmodify', ['-nb', '-e', '(0020,000D)', series.files[1]])
+  const res = await app.inject({ method: 'POST', url: `/studies/${series.studyInstanceUid}`, payload: await relatedBody(series.files, 'n'),
+    headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=n' } })
+  // On the code before: 200, both stored, the second recorded under no study through a request naming this one.
+  t.equal(res.statusCode, 202, res.body.slice(0, 300))
+  t.same(res.json()['00081198'].Value.map((item: any) => [item[SOP_INSTANCE].Value[0], item[FAILURE_REASON].Value[0]]), [[series.sopInstanceUids[1], 0xc000]])
+  const listed = (await app.inject({ url: `/predictions?limit=200` })).json().items.map((item: any) => item.dicom?.sopInstanceUid)
+  t.ok(listed.includes(series.sopInstanceUids[0]), 'the slice of the study recorded')
+  t.notOk(listed.includes(series.sopInstanceUids[1]), 'the other one\'s record withdrawn')
+})
+
 t.test('to one study, a part whose study cannot be read is refused for what is wrong with it, not as of another study', async (t) => {
   const series = await writeCtSeries(join(work, 'to-study-garbage'), { slices: 1 })
   const payload = Buffer.concat([await relatedBody(series.files, 'g').then((body) => body.subarray(0, body.length - '--g--\r\n'.length)),

@@ -47,10 +47,15 @@ export default fp(async (app) => {
     try {
       // Its request was answered 408 already (STOW-RS): nothing of this instance is looked at, nor kept.
       if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before this instance was received.')
-      // An instance whose study could not be read is refused below for what is wrong with it, not as of another study.
+      // One whose study the keys do not give is classified first: refused for what is wrong with it, or checked below.
       if (study !== undefined && keys.studyInstanceUid !== undefined && keys.studyInstanceUid !== study) throw new StudyMismatchError(study, keys.studyInstanceUid)
       if (keys.sopClassUid !== undefined && !CLASSIFIED_SOP_CLASSES.has(keys.sopClassUid)) throw new UnsupportedSopClassError(keys.sopClassUid)
       const { prediction, withdraw } = await app.predict(bytes, origin, options)
+      // The keys are read from the file's first 256 KiB (instance-keys.ts); the study is the whole file's, as decoded.
+      if (study !== undefined && prediction.dicom?.studyInstanceUid !== study) {
+        await withdraw()
+        throw new StudyMismatchError(study, prediction.dicom?.studyInstanceUid)
+      }
       app.metrics.dicomInstance(origin.route, 'stored', callingAe)
       return { classified: true, keys, prediction, withdraw }
     } catch (error) {
