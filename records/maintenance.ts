@@ -9,7 +9,9 @@
  * (VACUUM cannot run in a transaction, and PGlite runs a multi-statement text as one); statements sent meanwhile wait
  * behind them (docs/records.md#maintenance).
  */
-export const MAINTENANCE_STATEMENTS = ['VACUUM (ANALYZE)', 'CHECKPOINT']
+export const VACUUM_STATEMENT = 'VACUUM (ANALYZE)'
+/** Run whether the VACUUM succeeded or not: a full disk, the likeliest failure, is what an unrecycled pg_wal makes. */
+export const CHECKPOINT_STATEMENT = 'CHECKPOINT'
 
 /** The first run a minute after the store opens (a new database has rows to analyze by then), then hourly. */
 export const MAINTENANCE_FIRST_MS = 60_000

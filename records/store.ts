@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { isRowFault, RecordStoreError } from './errors.js'
 import { GroupWriter, MAX_QUEUED_MS } from './group-writer.js'
 import { INSERT_AUDIT_EVENTS, INSERT_FAILED_INSTANCES, INSERT_PREDICTIONS } from './insert-statements.js'
-import { MAINTENANCE_STATEMENTS } from './maintenance.js'
+import { CHECKPOINT_STATEMENT, VACUUM_STATEMENT } from './maintenance.js'
 import { migrate, readMigrations } from './migrate.js'
 import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
@@ -65,6 +65,7 @@ export interface PredictionPage {
 }
 
 const MAX_GROUP = 64
+const BACKGROUND_MAX_QUEUED_MS = 3_600_000
 
 /**
  * The longest from a row's created_at to its commit, which the FHIR push sweep's overlap covers (push-queue.ts). The row
@@ -108,10 +109,11 @@ export class RecordStore {
   private constructor (private readonly driver: SqlDriver, private readonly hooks: StoreHooks, writesInFlight: number, private readonly studyOwners: string | null, commitMs: number) {
     this.predictions = new GroupWriter(async (records) => await this.insert('prediction', INSERT_PREDICTIONS, records.map(predictionRow)), MAX_GROUP, writesInFlight, isRowFault)
     // Only predictions must commit within latestCommitMs (the push sweep finds studies by them): an audit event or a
-    // refused instance that waits longer is still written, not dropped.
-    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault, Infinity)
+    // refused instance may wait an hour, not dropped in a short slowdown; not forever, or refusals during a long
+    // outage (the 503s it causes among them) would fill the heap.
+    this.auditEvents = new GroupWriter(async (events) => await this.insert('audit', INSERT_AUDIT_EVENTS, events.map(auditRow)), MAX_GROUP, 1, isRowFault, BACKGROUND_MAX_QUEUED_MS)
     this.pushes = new PushQueue(driver, studyOwners, commitMs)
-    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault, Infinity)
+    this.failedInstances = new GroupWriter(async (records) => await this.insert('failed-instance', INSERT_FAILED_INSTANCES, records.map(failedInstanceRow)), MAX_GROUP, 1, isRowFault, BACKGROUND_MAX_QUEUED_MS)
   }
 
   /**
@@ -247,7 +249,11 @@ export class RecordStore {
   /** The embedded database's VACUUM and CHECKPOINT (records/maintenance.ts); a PostgreSQL server's autovacuum does it there. */
   async maintain (): Promise<void> {
     if (this.driver.engine !== 'pglite') return
-    for (const statement of MAINTENANCE_STATEMENTS) await this.driver.exec(statement)
+    try {
+      await this.driver.exec(VACUUM_STATEMENT)
+    } finally {
+      await this.driver.exec(CHECKPOINT_STATEMENT)
+    }
   }
 
   /** A round trip to the database (readiness). */

@@ -271,6 +271,8 @@ export class RecordsService {
    */
   async maintain (): Promise<void> {
     const started = performance.now()
+    // logged at the start too: statements wait behind it, and the first run on a large old database can be long
+    this.log.info('records store maintenance: vacuuming, analyzing, checkpointing')
     await this.reading(async (store) => await store.maintain())
     this.log.info({ durationMs: Math.round(performance.now() - started) }, 'records store maintenance: vacuumed, analyzed, checkpointed')
   }
