@@ -4,11 +4,6 @@ import { EmptyTimeRangeError, InvalidTimeError } from './errors.js'
 /** An instant as the database keeps it: ISO 8601 text in UTC to the microsecond ('2026-12-05T07:00:00.597500Z'). */
 export type DatabaseInstant = string
 
-/** A Date (whole milliseconds) as a DatabaseInstant. */
-export function databaseInstant (date: Date): DatabaseInstant {
-  return `${date.toISOString().slice(0, 23)}000Z`
-}
-
 /** A listing's filters, newest first; the same for every table that has `created_at` and an `id` tie-breaker. */
 export interface PageQuery {
   /** Only this caller's rows; undefined: everyone's. */

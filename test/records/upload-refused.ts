@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { databaseInstant } from '../../records/page.js'
+import { databaseInstant } from '../helpers/database-instant.js'
 import { SHARED } from '../helper.js'
 import { mountTmpfs } from '../helpers/tmpfs.js'
 import { predictJson, recordsApp, type RecordsBackend } from './suite.js'
