@@ -193,8 +193,7 @@ export class Association {
 
   private async handle (type: number, body: Buffer): Promise<void> {
     if (type === PDU.abort) { this.close(); return }
-    if (this.state === 'awaiting-request') {
-      if (type !== PDU.associateRq) throw new PduError(`unexpected PDU type ${type} before association`)
+    if (this.state === 'awaiting-request') { // nextPdu() let only an A-ASSOCIATE-RQ through
       this.associate(parseAssociateRequest(body))
       return
     }
