@@ -7,6 +7,7 @@ import { recordOrigin } from '../plugins/app/records.js'
 import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
+import { onlyParameters } from '../schemas/query.js'
 
 const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
   const maxFiles = app.config.batchMaxFiles
@@ -29,6 +30,8 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
         'request order; the summary counts the classes and concludes per DICOM series by the series rule of GET /studies ' +
         '(Stone when at least SERIES_MIN_ADJACENT_SLICES adjacent slices are positive). ' +
         'The answer is JSON only: an Accept without application/json (e.g. application/fhir+json) is 406 NOT_ACCEPTABLE.',
+      // no query parameter: one a caller meant as a setting (?threshold=0.1) is refused, not ignored
+      querystring: onlyParameters({}),
       consumes: ['multipart/form-data'],
       body: batchBodySchema(maxFiles),
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 406, 413, 415, 503) }

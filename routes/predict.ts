@@ -8,6 +8,7 @@ import { errorResponses } from '../schemas/error.js'
 import { FhirDiagnosticReportSchema, JSON_OR_FHIR } from '../schemas/fhir.js'
 import { predictBodySchema, PredictionSchema } from '../schemas/prediction.js'
 import { refTo } from '../schemas/ref.js'
+import { onlyParameters } from '../schemas/query.js'
 
 const predict: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/predict', {
@@ -20,6 +21,8 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
         'With `Accept: application/fhir+json` the answer is a FHIR R4 DiagnosticReport instead (effectiveDateTime: the image ' +
         'acquisition time of a DICOM upload, issued: the processing time); any other Accept is 406 NOT_ACCEPTABLE. Every answer is recorded ' +
         'before it is sent (`GET /predictions/{id}` returns it); when it cannot be recorded the answer is 503 RECORDS_UNAVAILABLE.',
+      // no query parameter: one a caller meant as a setting (?threshold=0.1) is refused, not ignored
+      querystring: onlyParameters({}),
       consumes: ['multipart/form-data'],
       body: predictBodySchema(),
       response: {

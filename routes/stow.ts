@@ -13,6 +13,7 @@ import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
 import { StowResponseSchema } from '../schemas/stow.js'
 import { StudyParamsSchema } from '../schemas/study.js'
+import { onlyParameters } from '../schemas/query.js'
 
 /** Retrieve URL (0008,1190), Type 2 (PS3.18 Table I.1-1): present, and empty, as nothing stored here can be retrieved. */
 const NO_RETRIEVE_URL = { vr: 'UR' } as const
@@ -80,7 +81,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/studies', {
     onRequest,
-    schema: { tags: ['studies'], summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies', description, consumes: ['multipart/related'], response }
+    schema: { tags: ['studies'], summary: 'STOW-RS: store (classify) the DICOM instances of one or more studies', description, querystring: onlyParameters({}), consumes: ['multipart/related'], response }
   }, async (request, reply) => await store(request, reply))
 
   app.post('/studies/:studyInstanceUid', {
@@ -90,6 +91,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'STOW-RS: store (classify) the DICOM instances of one study',
       description: `${description} An instance of another study than the path names is not stored: FailureReason 49152 (C000, STUDY_MISMATCH); the others are.`,
       params: StudyParamsSchema,
+      querystring: onlyParameters({}),
       consumes: ['multipart/related'],
       response
     }

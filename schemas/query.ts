@@ -7,5 +7,7 @@ import { Type, type TObject, type TProperties } from '@sinclair/typebox'
  * error handler names the parameter (plugins/app/errors.ts).
  */
 export function onlyParameters<T extends TProperties> (properties: T): TObject<T> {
-  return Type.Object(properties, { propertyNames: { enum: Object.keys(properties) } })
+  const names = Object.keys(properties)
+  // An enum may not be empty: a route that takes none refuses every name.
+  return Type.Object(properties, { propertyNames: names.length === 0 ? { not: {} } : { enum: names } })
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { build } from './helper.js'
+import { build, ctKidneyImage, multipart } from './helper.js'
 
 // A query parameter a route does not take is refused, not dropped: `GET /audit-events?caller=api-key:bob` answered
 // every caller's events, which a records:read-all auditor could take for Bob's alone.
@@ -26,5 +26,21 @@ t.test('every route with a query string refuses a parameter it does not take, na
   for (const url of ['/audit-events?code=QUEUE_FULL&limit=5', '/predictions?prediction=Stone&limit=5', '/studies/1.2.3?mine=true', `/predictions/${id}/overlay.png?heatmap=false`]) {
     const res = await app.inject({ method: 'GET', url })
     t.not(res.json().code, 'VALIDATION_ERROR', `${url}: its own parameters pass (${res.statusCode} ${res.json().code as string})`)
+  }
+})
+
+t.test('the upload routes take no query parameter: one meant as a setting is refused, not ignored', async (t) => {
+  const app = await build(t, {}, { waitForModel: false })
+  const slice = await ctKidneyImage('test/stone')
+  const related = { headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--\r\n' }
+  for (const [url, request] of [
+    ['/predict?threshold=0.1', multipart([{ name: 'file', filename: 'slice.jpg', contentType: 'image/jpeg', data: slice }])],
+    ['/predict/batch?threshold=0.1', multipart([{ name: 'files', filename: 'slice.jpg', contentType: 'image/jpeg', data: slice }])],
+    ['/studies?x=1', related],
+    ['/studies/1.2.3?x=1', related]
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, ...request })
+    t.equal(res.json().code, 'VALIDATION_ERROR', `${url}: ${res.statusCode} ${res.json().message as string}`)
+    t.match(res.json().message, /has a parameter this route does not take: "(threshold|x)"/, url)
   }
 })
