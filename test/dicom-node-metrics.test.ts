@@ -31,6 +31,17 @@ async function samples (app: FastifyInstance, name: string, which: 'all' | 'coun
     .filter(([, value]) => which === 'all' || value !== 0))
 }
 
+/** The first byte a new connection gets back after a PDU header of `type` announcing `announced` bytes, and `sent` of them. */
+async function answerTo (app: FastifyInstance, type: number, announced: number, sent: number): Promise<number> {
+  const peer = await rawPeer(app.dicomPort() as number)
+  const pdu = Buffer.alloc(6 + sent)
+  pdu[0] = type
+  pdu.writeUInt32BE(announced, 2)
+  peer.socket.write(pdu)
+  await peer.closed
+  return peer.received()[0]
+}
+
 t.test('a fresh app exports the refusal series of every listed AE at 0, so the first refusal after a start is an increase', async (t) => {
   const app = await nodeApp(t, ['PACS1', 'PACS2'])
   const refused = await samples(app, REFUSED, 'all')
@@ -90,13 +101,7 @@ t.test('an association aborted for a protocol error counts once, however many mo
   const app = await nodeApp(t, [])
   // A PDU header announcing 2 GiB, over any bound, then 1 MiB of it: on the old code each chunk read after the A-ABORT
   // found the same bad header again, and was counted and logged as another protocol error.
-  const peer = await rawPeer(app.dicomPort() as number)
-  const pdu = Buffer.alloc(1024 * 1024 + 6)
-  pdu[0] = 0x01
-  pdu.writeUInt32BE(0x7fffffff, 2)
-  peer.socket.write(pdu)
-  await peer.closed
-  t.equal(peer.received()[0], 0x07, 'an A-ABORT')
+  t.equal(await answerTo(app, 0x01, 0x7fffffff, 1024 * 1024), 0x07, 'an A-ABORT')
   t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
 })
 
@@ -114,15 +119,9 @@ t.test('an A-ABORT with more bytes behind it in the same write closes the associ
 
 t.test('before an association, a PDU other than an A-ASSOCIATE-RQ is refused at its header, not read whole first', async (t) => {
   const app = await nodeApp(t, [])
-  const peer = await rawPeer(app.dicomPort() as number)
   // The header of a P-DATA-TF of 1 MiB and nothing more: on the old code the node waited for the whole PDU, up to 1 MiB
   // held, and aborted the connection only when it went idle (1 s here), counted as such.
-  const header = Buffer.alloc(6)
-  header[0] = 0x04
-  header.writeUInt32BE(1024 * 1024, 2)
-  peer.socket.write(header)
-  await peer.closed
-  t.equal(peer.received()[0], 0x07, 'an A-ABORT')
+  t.equal(await answerTo(app, 0x04, 1024 * 1024, 0), 0x07, 'an A-ABORT')
   t.same(await samples(app, REFUSED), { '{calling_ae="none",reason="protocol_error"}': 1 })
 })
 
