@@ -44,3 +44,13 @@ t.test('the upload routes take no query parameter: one meant as a setting is ref
     t.match(res.json().message, /has a parameter this route does not take: "(threshold|x)"/, url)
   }
 })
+
+t.test('the status, model, metrics and health routes ignore a query string: a monitor\'s cache-buster does not fail a probe', async (t) => {
+  const app = await build(t)
+  for (const url of ['/', '/model', '/metrics', '/health/live', '/health/ready']) {
+    const plain = await app.inject({ method: 'GET', url })
+    const busted = await app.inject({ method: 'GET', url: `${url}?_=1733400000&check=deep` })
+    t.equal(busted.statusCode, plain.statusCode, `${url}?_=…: ${busted.statusCode}`)
+    t.equal(busted.statusCode, 200, url)
+  }
+})
