@@ -71,9 +71,19 @@ export class Association {
     return this.request?.callingAe
   }
 
+  /** Whether an instance of this association is being classified (handed to `store`, not answered yet), even if closed. */
+  get classifying (): boolean {
+    return this.busy !== undefined
+  }
+
+  /** Resolves once no instance of this association is being classified. */
+  async settled (): Promise<void> {
+    await this.busy
+  }
+
   /** Sends A-ABORT (after the message being handled is answered) and closes: used when the node stops. */
   async shutdown (): Promise<void> {
-    await this.busy
+    await this.settled()
     this.abort(2, 0)
   }
 
@@ -204,14 +214,15 @@ export class Association {
       return
     }
     if (type !== PDU.pData) throw new PduError(`unexpected PDU type ${type}`)
-    for (const pdv of parsePData(body)) await this.fragment(pdv.contextId, pdv.command, pdv.last, pdv.value)
+    // Closed while a message of the PDU was classified: the rest of it is dropped, as bytes buffered behind it are.
+    for (const pdv of parsePData(body)) if (this.state !== 'closed') await this.fragment(pdv.contextId, pdv.command, pdv.last, pdv.value)
   }
 
   private associate (request: AssociateRequest): void {
     this.request = request
     const { policy } = this
     const refuse = (why: keyof typeof REJECT, refusal: AssociationRefusal, limit?: AssociationLimit): void => {
-      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, refusal, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max }) })
+      policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, refusal, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max, abandoned: limit.abandoned }) })
       this.send([associateReject(REJECT[why])])
       this.socket.end()
       this.state = 'closed'

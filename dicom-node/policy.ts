@@ -19,6 +19,8 @@ export interface StoreResult {
 export interface AssociationLimit {
   name: 'total' | 'per calling AE'
   max: number
+  /** Slots of the `max` held by associations whose peer is gone while their instance is classified. */
+  abandoned: number
 }
 
 export interface AssociationPolicy {

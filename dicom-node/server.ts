@@ -17,7 +17,8 @@ export interface DicomNodeOptions extends Omit<AssociationPolicy, 'admit'> {
  * A DICOM storage SCP with verification (C-STORE, C-ECHO) on one TCP port. What happens to a received instance is
  * the caller's `store`; this class owns only the protocol and the limits: AE titles, PDU size, instance size,
  * associations at once (in all, and per calling AE title), idle time. Connections beyond twice the association limit
- * are closed without a word, so a flood of idle sockets cannot hold memory.
+ * are closed without a word, so a flood of idle sockets cannot hold memory; an association whose peer is gone while
+ * its instance is classified counts as one until then, as it holds that instance.
  */
 export class DicomNode {
   private readonly server: Server
@@ -39,7 +40,7 @@ export class DicomNode {
       admit: (callingAe) => this.limitReached(callingAe)
     })
     this.associations.add(association)
-    socket.on('close', () => this.associations.delete(association))
+    socket.on('close', () => { void association.settled().then(() => this.associations.delete(association)) })
   }
 
   /**
@@ -48,9 +49,10 @@ export class DicomNode {
    */
   private limitReached (callingAe: string): AssociationLimit | undefined {
     const serving = this.serving()
-    if (serving.length >= this.options.maxAssociations) return { name: 'total', max: this.options.maxAssociations }
-    const fromAe = serving.filter((a) => a.callingAe === callingAe).length
-    if (fromAe >= this.options.maxAssociationsPerAe) return { name: 'per calling AE', max: this.options.maxAssociationsPerAe }
+    const abandoned = (held: Association[]): number => held.filter((a) => a.state === 'closed').length
+    if (serving.length >= this.options.maxAssociations) return { name: 'total', max: this.options.maxAssociations, abandoned: abandoned(serving) }
+    const fromAe = serving.filter((a) => a.callingAe === callingAe)
+    if (fromAe.length >= this.options.maxAssociationsPerAe) return { name: 'per calling AE', max: this.options.maxAssociationsPerAe, abandoned: abandoned(fromAe) }
     return undefined
   }
 
@@ -62,12 +64,21 @@ export class DicomNode {
     return (this.server.address() as AddressInfo).port
   }
 
-  /** Associations currently admitted (after A-ASSOCIATE-AC) and not closed. */
+  /**
+   * Associations holding a slot: admitted (after A-ASSOCIATE-AC) and not closed, or closed while their instance is
+   * classified, until it is. Reading is paused then, so an A-ABORT waits for the answer, but a reset closes at once.
+   * Freed at the reset, the slot went to a new association while the instance was still in the node: a peer looping
+   * "associate, send an instance, reset" held as many as it looped (four such peers, 38 at once with the default
+   * limits, until the decoders' queue, shared with HTTP, refused more). Held, the limits bound the instances received
+   * and not yet classified too. Such an instance is still classified, not dropped: it arrived whole, its decoding may
+   * be under way, and its record shows in its study even if the peer never resends it (a resend is recorded again;
+   * GET /studies shows the newer record).
+   */
   private serving (): Association[] {
-    return [...this.associations].filter((a) => a.admitted && a.state !== 'closed')
+    return [...this.associations].filter((a) => a.admitted && (a.state !== 'closed' || a.classifying))
   }
 
-  /** Stops accepting connections, lets the instances being classified be answered, then aborts every association. */
+  /** Stops accepting connections, lets the instances being classified be answered (or, their peer gone, classified), then aborts every association. */
   async close (): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     await Promise.all([...this.associations].map(async (association) => await association.shutdown()))

@@ -11,8 +11,11 @@ export async function dcmtk (tool: 'echoscu' | 'storescu' | 'findscu' | 'getscu'
   })
 }
 
-/** A raw A-ASSOCIATE-RQ proposing Verification, written by hand: for the tests that need a peer dcmtk will not be. */
-export function associateRequest (calledAe: string, callingAe: string): Buffer {
+/**
+ * A raw A-ASSOCIATE-RQ proposing Verification in `transferSyntax` (implicit VR little endian unless told), written by
+ * hand: for the tests that need a peer dcmtk will not be.
+ */
+export function associateRequest (calledAe: string, callingAe: string, transferSyntax = '1.2.840.10008.1.2'): Buffer {
   const item = (type: number, value: Buffer): Buffer => {
     const head = Buffer.alloc(4)
     head[0] = type
@@ -28,7 +31,7 @@ export function associateRequest (calledAe: string, callingAe: string): Buffer {
   const body = Buffer.concat([
     fixed,
     item(0x10, Buffer.from('1.2.840.10008.3.1.1.1')),
-    item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), item(0x30, Buffer.from('1.2.840.10008.1.1')), item(0x40, Buffer.from('1.2.840.10008.1.2'))])),
+    item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), item(0x30, Buffer.from('1.2.840.10008.1.1')), item(0x40, Buffer.from(transferSyntax))])),
     item(0x50, item(0x51, maxLength))
   ])
   const head = Buffer.alloc(6)
@@ -49,9 +52,9 @@ export async function rawPeer (port: number): Promise<{ socket: Socket, received
 }
 
 /** A raw peer that has sent its A-ASSOCIATE-RQ, once the node answered (its first PDU type: 0x02 accepted, 0x03 rejected); kept open. */
-export async function associatedPeer (port: number, calledAe: string, callingAe: string): Promise<Awaited<ReturnType<typeof rawPeer>> & { answer: number }> {
+export async function associatedPeer (port: number, calledAe: string, callingAe: string, transferSyntax?: string): Promise<Awaited<ReturnType<typeof rawPeer>> & { answer: number }> {
   const peer = await rawPeer(port)
-  peer.socket.write(associateRequest(calledAe, callingAe))
+  peer.socket.write(associateRequest(calledAe, callingAe, transferSyntax))
   for (let attempt = 0; attempt < 100 && peer.received().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
   return { ...peer, answer: peer.received()[0] }
 }
