@@ -3,19 +3,13 @@ import { COMMAND, CommandError, parseCommand, requestName, responseCommand, STAT
 import { negotiate, type NegotiatedContext } from './contexts.js'
 import type { AssociationRefusal, CommandRefusal } from './events.js'
 import { part10 } from './part10.js'
+import { PduBuffer } from './pdu-buffer.js'
 import type { AssociationLimit, AssociationPolicy, StoreResult } from './policy.js'
 import {
   abort, associateAccept, associateReject, isAeTitle, parseAssociateRequest, parsePData, pData, PDU, PduError, REJECT, releaseResponse,
   type AssociateRequest
 } from './pdu.js'
 
-/**
- * Largest PDU accepted before an association exists: the A-ASSOCIATE-RQ, which DICOM does not bound (the Maximum
- * Length it carries is for P-DATA-TF). A sender proposing 128 contexts (the most there are) of 20 transfer syntaxes
- * each asks in 70 KiB, over the 64 KiB this was; 1 MiB holds 128 contexts of 64-character UIDs with 110 syntaxes
- * each. Connections beyond twice DICOM_MAX_ASSOCIATIONS are closed, so the unassociated hold 16 MiB at most by default.
- */
-const MAX_REQUEST_PDU = 1024 * 1024
 /**
  * Largest DIMSE command set: a C-STORE-RQ is a few hundred bytes. Command fragments are kept until the last one, so
  * without a bound a peer that never sends it fills memory (the data set has maxInstanceBytes; the command had none).
@@ -32,14 +26,12 @@ export class Association {
   admitted = false
   private request: AssociateRequest | undefined
   private accepted = new Map<number, NegotiatedContext>()
-  private chunks: Buffer[] = []
-  private buffered = 0
+  private readonly received = new PduBuffer()
   private command: { context: number, parts: Buffer[], bytes: number } | undefined
   private pending: { context: number, command: Command, parts: Buffer[], bytes: number, tooLarge: boolean } | undefined
   private busy: Promise<void> | undefined
   private draining = false
   /** PDUs taken so far, and the deadline of the one partly received (its serial is the count when it began). */
-  private pdusTaken = 0
   private partial: { serial: number, timer: NodeJS.Timeout } | undefined
   /** Data-set bytes received and milliseconds spent classifying, over the association's life (see watchProgress). */
   private instanceBytes = 0
@@ -58,8 +50,7 @@ export class Association {
       // Bytes read after an abort, before the socket is destroyed: the PDU that failed is still buffered, and each
       // chunk counted and logged it again as another protocol error.
       if (this.state === 'closed') return
-      this.chunks.push(chunk)
-      this.buffered += chunk.length
+      this.received.push(chunk)
       void this.drain()
       this.watchPartialPdu()
     })
@@ -94,18 +85,18 @@ export class Association {
    * far less. Bytes that wait while we classify (reading is paused then) are not the peer's delay: the clock restarts.
    */
   private watchPartialPdu (): void {
-    if (this.buffered === 0 || this.state === 'closed') {
+    if (this.received.bytes === 0 || this.state === 'closed') {
       clearTimeout(this.partial?.timer)
       this.partial = undefined
       return
     }
-    if (this.partial?.serial === this.pdusTaken) return
+    if (this.partial?.serial === this.received.taken) return
     clearTimeout(this.partial?.timer)
-    const serial = this.pdusTaken
+    const serial = this.received.taken
     const timer = setTimeout(() => {
       this.partial = undefined
-      if (this.busy !== undefined || this.pdusTaken !== serial) { this.watchPartialPdu(); return }
-      this.policy.event('pdu-timeout', { callingAe: this.request?.callingAe, refusal: 'pdu_timeout', received: this.buffered })
+      if (this.busy !== undefined || this.received.taken !== serial) { this.watchPartialPdu(); return }
+      this.policy.event('pdu-timeout', { callingAe: this.request?.callingAe, refusal: 'pdu_timeout', received: this.received.bytes })
       this.abort(2, 0)
     }, this.policy.idleTimeoutMs).unref()
     this.partial = { serial, timer }
@@ -142,8 +133,7 @@ export class Association {
     clearTimeout(this.partial?.timer)
     clearTimeout(this.progressTimer)
     this.state = 'closed'
-    this.chunks = []
-    this.buffered = 0
+    this.received.clear()
     this.pending = undefined
     this.socket.destroy()
   }
@@ -154,8 +144,7 @@ export class Association {
     clearTimeout(this.progressTimer)
     this.socket.end(abort(source, reason))
     this.state = 'closed'
-    this.chunks = []
-    this.buffered = 0
+    this.received.clear()
     this.pending = undefined
     this.socket.destroySoon()
   }
@@ -164,25 +153,11 @@ export class Association {
     if (this.state !== 'closed') for (const buffer of buffers) this.socket.write(buffer)
   }
 
-  /** The next whole PDU from the buffered bytes, or undefined until more arrive. */
+  /** The next whole PDU from the bytes read, or undefined until more arrive. */
   private nextPdu (): { type: number, body: Buffer } | undefined {
     // A closed association reads nothing more: what was buffered behind an A-ABORT or a shutdown is dropped with it.
-    if (this.state === 'closed' || this.buffered < 6) return undefined
-    if (this.chunks[0].length < 6) this.chunks = [Buffer.concat(this.chunks)]
-    // Before an association only an A-ASSOCIATE-RQ (or an A-ABORT) may come: refused at its header, not read whole first.
-    const type = this.chunks[0][0]
-    if (this.state === 'awaiting-request' && type !== PDU.associateRq && type !== PDU.abort) throw new PduError(`unexpected PDU type ${type} before association`)
-    const length = this.chunks[0].readUInt32BE(2)
-    if (this.state === 'established' && length > this.policy.maxPduBytes) throw new PduError(`PDU of ${length} bytes over the ${this.policy.maxPduBytes} negotiated`)
-    if (this.state !== 'established' && length > MAX_REQUEST_PDU) throw new PduError(`PDU of ${length} bytes before an association, over the node's ${MAX_REQUEST_PDU}`)
-    // Joined once whole: joined at every chunk, a PDU sent in n small pieces cost n copies of what had arrived.
-    if (this.buffered < 6 + length) return undefined
-    const data = this.chunks.length > 1 ? Buffer.concat(this.chunks) : this.chunks[0]
-    const body = data.subarray(6, 6 + length)
-    this.chunks = data.length > 6 + length ? [data.subarray(6 + length)] : []
-    this.buffered = data.length - 6 - length
-    this.pdusTaken++
-    return { type: data[0], body }
+    if (this.state === 'closed') return undefined
+    return this.received.next(this.state === 'established' ? this.policy.maxPduBytes : undefined)
   }
 
   private async drain (): Promise<void> {
