@@ -49,7 +49,8 @@ export class PushQueue {
    * A study's instances are its owner's (study-owner.ts), as in the report that is pushed: another caller sending under
    * its UID neither holds the push back nor makes it go out again with the same report. While it has no owner, the
    * refusals of the callers that may own it count (every caller's without STUDY_OWNERS): a study of which nothing but
-   * unlisted callers' rows is left (their instances, or a listed owner's gone with retention) is never queued.
+   * unlisted callers' rows is left (their instances, or a listed owner's gone with retention) is never queued, nor one
+   * whose owner's rows retention has taken while another caller's are left (its owner is kept: study-owner.ts).
    * `now` is the service's clock, the clock that wrote created_at: measured against the database's now(), a service
    * host 10 minutes behind the database server pushed every study 10 minutes before it was final, one ahead pushed it
    * late. The leases and retry times below stay on the database's clock: they are written and compared by it alone,

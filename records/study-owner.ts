@@ -1,24 +1,66 @@
 import type { Caller } from './record.js'
 
 /**
- * SQL for the caller that owns a study: the one whose prediction of it is the oldest (created_at, id), whatever came
- * after; null while none of its instances was classified. `study` is the SQL expression of its StudyInstanceUID.
- * `owners` is the SQL expression of the callers that may own a study (a text[], callersParam; STUDY_OWNERS): with
- * it, the oldest prediction of a listed caller, and null while no listed caller had one classified; NULL: any caller.
- * Any caller with the predict scope can send instances under any StudyInstanceUID, so what every records:read-all reader
- * of GET /studies sees and when the FHIR push sends its report are both judged by the owner's rows alone
- * (store.ts readStudy, push-queue.ts). Any caller: the first row of the study's walk in arrival order
- * (predictions_study_arrival, migration 0005). Listed callers: each one's first row, one seek apiece on
- * predictions_study_caller (migration 0007), the oldest of those; as a filter on the arrival walk, a lookup read every
- * row unlisted callers had sent ahead of the first listed one. CASE runs only the branch taken.
+ * The owner's first prediction of a study (its caller, created_at, id), one row or none: the oldest of the study's
+ * first rows still recorded and the owner the retention sweep kept (study_owners, migration 0010, keepStudyOwnersSql).
+ * `study` is the SQL expression of its StudyInstanceUID. `owners` is the SQL expression of the callers that may own a
+ * study (a text[], callersParam; STUDY_OWNERS): with it, only listed callers' rows and a kept owner that is listed
+ * count; NULL: any caller. Any caller: the first row of the study's walk in arrival order (predictions_study_arrival,
+ * migration 0005). Listed callers: each one's first row, one seek apiece on predictions_study_caller (migration
+ * 0007); as a filter on the arrival walk, a lookup read every row unlisted callers had sent ahead of the first listed
+ * one. The branch not taken is a one-time filter on `owners`: its scan does not run. The kept owner is one seek of
+ * study_owners' key, and what is sorted is these few first rows, never the study's.
  */
-export function studyOwnerSql (study: string, owners: string): string {
+function ownerRowSql (study: string, owners: string, columns: string): string {
   const first = (caller: string): string => 'SELECT earliest.caller, earliest.created_at, earliest.id FROM predictions AS earliest ' +
     `WHERE earliest.study_instance_uid = ${study} AND ${caller} ORDER BY earliest.created_at, earliest.id LIMIT 1`
-  return `(CASE WHEN ${owners} IS NULL THEN (SELECT anyone.caller FROM (${first('true')}) AS anyone) ` +
-    `ELSE (SELECT listed.caller FROM unnest(${owners}) AS owner (caller) CROSS JOIN LATERAL (${first('earliest.caller = owner.caller')}) AS listed ` +
-    'ORDER BY listed.created_at, listed.id LIMIT 1) END)'
+  return `SELECT ${columns} FROM (SELECT kept.caller, kept.created_at, kept.id FROM study_owners AS kept ` +
+    `WHERE kept.study_instance_uid = ${study} AND (${owners} IS NULL OR kept.caller = ANY (${owners})) ` +
+    `UNION ALL (${first(`${owners} IS NULL`)}) ` +
+    `UNION ALL SELECT listed.caller, listed.created_at, listed.id FROM unnest(${owners}) AS owner (caller) CROSS JOIN LATERAL (${first('earliest.caller = owner.caller')}) AS listed` +
+    ') AS oldest ORDER BY oldest.created_at, oldest.id LIMIT 1'
 }
+
+/**
+ * SQL for the caller that owns a study: the one whose prediction of it is the oldest (created_at, id), whatever came
+ * after; null while none of its instances was classified. With STUDY_OWNERS (`owners`, ownerRowSql), the listed
+ * caller with the oldest. Any caller with the predict scope can send instances under any StudyInstanceUID, so what
+ * every records:read-all reader of GET /studies sees and when the FHIR push sends its report are both judged by the
+ * owner's rows alone (store.ts readStudy, push-queue.ts). Retention deletes the oldest rows first: read from the rows
+ * alone, once the owner's first ones expired, a caller that had sent under the study's UID between them would own it
+ * while the owner's later rows are still there. So the sweep keeps the owner before it deletes any of a study's rows
+ * (keepStudyOwnersSql), and its first row counts as if still recorded.
+ */
+export function studyOwnerSql (study: string, owners: string): string {
+  return `(${ownerRowSql(study, owners, 'oldest.caller')})`
+}
+
+/**
+ * The retention sweep's statement that keeps the owners of the studies whose predictions it is about to delete
+ * (`doomed`, the name of a CTE of their id and study_instance_uid), in the same statement as the delete, so read from
+ * the rows as they were: the owner with its first prediction, as ownerRowSql finds it under the STUDY_OWNERS of this
+ * run (`owners`). Only for a study that keeps a prediction: one with none left has no owner to keep. A kept owner that
+ * is still the owner stays as it was; one the current STUDY_OWNERS passes over (no longer listed, or a listed caller's
+ * row is older) is replaced. In the studies' order, so that two replicas' sweeps take the rows' locks in one order.
+ */
+export function keepStudyOwnersSql (doomed: string, owners: string): string {
+  return 'INSERT INTO study_owners (study_instance_uid, caller, created_at, id) ' +
+    'SELECT studies.study_instance_uid, owner.caller, owner.created_at, owner.id ' +
+    `FROM (SELECT DISTINCT study_instance_uid FROM ${doomed} WHERE study_instance_uid IS NOT NULL) AS studies ` +
+    `CROSS JOIN LATERAL (${ownerRowSql('studies.study_instance_uid', owners, 'oldest.caller, oldest.created_at, oldest.id')}) AS owner ` +
+    'WHERE EXISTS (SELECT 1 FROM predictions AS remaining WHERE remaining.study_instance_uid = studies.study_instance_uid ' +
+    `AND remaining.id NOT IN (SELECT id FROM ${doomed})) ORDER BY studies.study_instance_uid ` +
+    'ON CONFLICT (study_instance_uid) DO UPDATE SET caller = EXCLUDED.caller, created_at = EXCLUDED.created_at, id = EXCLUDED.id ' +
+    'WHERE (study_owners.caller, study_owners.created_at, study_owners.id) IS DISTINCT FROM (EXCLUDED.caller, EXCLUDED.created_at, EXCLUDED.id)'
+}
+
+/**
+ * Forgets, `$1` at most, the kept owners of studies with no prediction left: the sweep's last rows of them, a
+ * withdrawn record (store.ts deletePrediction), or two replicas' sweeps each deleting the rows the other left. The next
+ * caller to send under the study's UID owns it, as a study never seen.
+ */
+export const FORGET_STUDY_OWNERS_SQL = 'DELETE FROM study_owners WHERE study_instance_uid IN (SELECT kept.study_instance_uid FROM study_owners AS kept ' +
+  'WHERE NOT EXISTS (SELECT 1 FROM predictions WHERE predictions.study_instance_uid = kept.study_instance_uid) LIMIT $1 FOR UPDATE SKIP LOCKED)'
 
 /**
  * Callers as one SQL parameter of type text[], in PostgreSQL's text form of an array (each element quoted, so an AE

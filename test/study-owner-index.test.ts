@@ -20,8 +20,10 @@ import { plan, scans as scansOf, type PlanNode } from './helpers/query-plan.js'
 // walk the rows ahead of the PACS's first, nor the read those around the PACS's rows. Asserted on the plans the
 // store's named statements come to (the generic ones, parameters unknown), run on the data (EXPLAIN ANALYZE: rows, no
 // durations): an index seek with the caller in its condition, no row read and thrown away by a filter. Without
-// STUDY_OWNERS, the lookup stops at the study's first row in arrival order, without a sort. The same for the study's
-// refusals, which the workstation's refused instances surround, and for GET /predictions' pages.
+// STUDY_OWNERS, the lookup stops at the study's first row in arrival order. The owner retention kept (study_owners,
+// migration 0010: here after the workstation's first rows expired) is a seek of its key, and what the lookup sorts is
+// these first rows alone. The same for the study's refusals, which the workstation's refused instances surround, and
+// for GET /predictions' pages.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
@@ -36,6 +38,9 @@ const STUDY = '1.2.826.0.1.3680043.8.498.20'
 
 /** What a plan read of predictions. */
 const scans = (nodes: PlanNode[]): Array<Record<string, unknown>> => scansOf(nodes, 'predictions')
+/** The most rows any one sort of a plan was given. */
+const sorted = (nodes: PlanNode[]): number => Math.max(0, ...nodes.filter((node) => /Sort/.test(node['Node Type']))
+  .map((node) => (node.Plans ?? []).reduce((sum, child) => sum + child['Actual Rows'] * child['Actual Loops'], 0)))
 
 const engines: Array<{ engine: 'pglite' | 'postgres', options: () => Promise<StoreOptions>, driver: (options: StoreOptions) => Promise<SqlDriver> }> = [
   {
@@ -87,6 +92,8 @@ for (const { engine, options, driver } of engines) {
     t.same((await store.readStudy(STUDY)).instances.map((row) => row.series_instance_uid), Array(3).fill(`${STUDY}.${PACS.length}`), 'read-all: the PACS\'s rows, the first listed caller to send')
     t.equal((await store.readStudy(STUDY, WORKSTATION)).instances.length, 2 * FLOOD, 'the workstation\'s own view: its rows')
     t.same((await store.readStudy(STUDY)).failures.map((row) => row.sop_instance_uid?.startsWith(`${STUDY}.${PACS.length}.`)), [true, true], 'read-all: the PACS\'s refusals')
+    // Retention takes the workstation's first 10 rows: the sweep keeps the study's owner (study_owners, migration 0010).
+    t.same(await store.deleteExpired(new Date(start + 10), 500), { predictions: 10, auditEvents: 0, failedInstances: 0 }, 'the workstation\'s first rows expire')
     await store.close()
 
     const db = await driver(opened)
@@ -105,8 +112,14 @@ for (const { engine, options, driver } of engines) {
         t.match(scan, { type: /^Index (Only )?Scan$/, index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0 }, `STUDY_OWNERS: a seek per listed caller: ${JSON.stringify(scan)}`)
         t.ok((scan.rows as number) <= 2, `no more than a row per listed caller: ${JSON.stringify(scan)}`)
       }
+      t.ok(sorted(await plan(session, owner, 'text, text[]', `'${STUDY}', ${listed}`)) <= 3, 'STUDY_OWNERS: no sort of the study\'s rows, of the kept owner and a row per listed caller')
+      // The kept owner, whether or not STUDY_OWNERS is set: one seek of study_owners' key.
+      for (const owners of [listed, 'NULL']) {
+        t.match(scansOf(await plan(session, owner, 'text, text[]', `'${STUDY}', ${owners}`), 'study_owners'),
+          [{ type: 'Index Scan', index: 'study_owners_pkey', cond: /study_instance_uid/, removed: 0, rows: 1 }], `the kept owner (owners ${owners}): a seek of its key`)
+      }
       const anyCaller = await plan(session, owner, 'text, text[]', `'${STUDY}', NULL`)
-      t.notOk(anyCaller.some((node) => node['Node Type'] === 'Sort'), 'any caller: no sort of the study\'s rows')
+      t.ok(sorted(anyCaller) <= 2, 'any caller: no sort of the study\'s rows, of the kept owner and the first row alone')
       t.equal(scans(anyCaller).length, 1, 'any caller: one scan')
       t.match(scans(anyCaller), [{ type: 'Index Scan', index: 'predictions_study_arrival', removed: 0, rows: 1 }], 'any caller: the first row of the arrival walk')
 

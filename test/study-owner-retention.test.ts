@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { RecordStore, type StoreOptions } from '../records/store.js'
+import { storeEngines } from './helpers/store-engines.js'
+
+// A study's owner (records/study-owner.ts) while retention deletes its rows oldest first (store.ts deleteExpired). On
+// the old code the owner was the caller of the oldest prediction still recorded: once the PACS's first two slices
+// expired, mallory's instance sent under the study's UID between them was the oldest, so records:read-all readers saw
+// mallory's rows in place of the PACS's three slices still there, and the FHIR push queued mallory's report as a new
+// version of the study. Now the sweep keeps the owner it is about to change (study_owners, migration 0010).
+
+const work = await mkdtemp(join(tmpdir(), 'kidney-owner-retention-'))
+t.teardown(async () => await rm(work, { recursive: true, force: true }))
+
+const STUDY = '1.2.826.0.1.3680043.8.498.77'
+const start = Date.now() - 3 * 24 * 3_600_000
+const at = (seconds: number): Date => new Date(start + seconds * 1000)
+
+/** One classified instance of STUDY from `caller`, `seconds` after the start, in series `series`; its id. */
+async function sent (store: RecordStore, caller: string, seconds: number, series: string): Promise<string> {
+  const id = randomUUID()
+  await store.savePrediction({
+    id, caller, route: '/predict', createdAt: at(seconds),
+    input: { sha256: '0'.repeat(64), bytes: 1, format: 'dicom' },
+    dicom: { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.${series}`, sopInstanceUid: `${STUDY}.${series}.${seconds}` },
+    model: { name: 'kidney-stone-cnn', version: 'test', sha256: '0'.repeat(64), threshold: 0.5, temperature: 1 },
+    prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, confidenceBand: 'high', timings: {}, answer: { id }
+  })
+  return id
+}
+
+/** The read-all view's instances (or `caller`'s own), as `<series>.<seconds>`. */
+async function seen (store: RecordStore, caller?: string): Promise<string[]> {
+  return (await store.readStudy(STUDY, caller)).instances.map((row) => (row.sop_instance_uid ?? '').slice(STUDY.length + 1))
+}
+
+for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retention')) {
+  t.test(`${engine}: a study stays its first caller's while retention deletes its oldest rows, and is forgotten with its last`, async (t) => {
+    const { store } = await RecordStore.open(await options(t))
+    t.teardown(async () => await store.close())
+    for (const seconds of [0, 10, 20, 30, 40]) await sent(store, 'api-key:pacs', seconds, '1')
+    await sent(store, 'api-key:mallory', 15, '9')
+    await sent(store, 'api-key:mallory', 600, '9')
+    t.same(await seen(store), ['1.0', '1.10', '1.20', '1.30', '1.40'], 'the PACS\'s series, not mallory\'s')
+    t.equal(await store.pushes.enqueueFinal(30, at(100)), 1, 'final 30 s after the PACS\'s last slice')
+
+    t.same(await store.deleteExpired(at(12), 500), { predictions: 2, auditEvents: 0, failedInstances: 0 }, 'retention takes the PACS\'s slices at 0 and 10 s')
+    // old code: ['9.15', '9.600'], and 1 version queued
+    t.same(await seen(store), ['1.20', '1.30', '1.40'], 'still the PACS\'s study: its three slices left, mallory\'s none')
+    t.equal(await store.pushes.enqueueFinal(30, at(700)), 0, 'no new version: mallory\'s report is not pushed')
+
+    t.same(await store.deleteExpired(at(50), 500), { predictions: 4, auditEvents: 0, failedInstances: 0 }, 'the PACS\'s last slices go, and mallory\'s first')
+    // old code: ['9.600'], and mallory's report queued
+    t.same(await seen(store), [], 'the PACS\'s rows gone: mallory\'s are no one\'s for read-all readers')
+    t.equal(await store.pushes.enqueueFinal(30, at(1000)), 0, 'nor pushed')
+    t.same(await seen(store, 'api-key:mallory'), ['9.600'], 'mallory still reads her own')
+
+    t.same(await store.deleteExpired(at(601), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 }, 'the study\'s last row goes')
+    await sent(store, 'api-key:other', 900, '2')
+    t.same(await seen(store), ['2.900'], 'once nothing of the study is left, its kept owner is forgotten: the next sender owns it')
+
+    // The sweep keeps that owner while a later record is left, whose answer is then withdrawn (store.deletePrediction).
+    const withdrawn = await sent(store, 'api-key:late', 950, '3')
+    t.same(await store.deleteExpired(at(901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+    await store.deletePrediction(withdrawn)
+    await store.deleteExpired(at(901), 500)
+    await sent(store, 'api-key:next', 1000, '4')
+    t.same(await seen(store), ['4.1000'], 'the kept owner of a study whose last record was withdrawn is forgotten by the next sweep')
+  })
+
+  t.test(`${engine}: a kept owner under STUDY_OWNERS changed between runs: passed over once unlisted, and compared by its first row`, async (t) => {
+    const opened = await options(t)
+    /** The read-all view of a store opened with `studyOwners` (one store open at a time: PGlite's data directory is locked). */
+    const seenWith = async (studyOwners: string[] | undefined): Promise<string[]> => {
+      const { store } = await RecordStore.open({ ...opened, studyOwners } as StoreOptions)
+      try {
+        return await seen(store)
+      } finally {
+        await store.close()
+      }
+    }
+    // PACS2 sends first and in between; STUDY_OWNERS lists PACS1 alone, whose slice at 10 s retention takes.
+    const { store } = await RecordStore.open({ ...opened, studyOwners: ['dicom:PACS1'] } as StoreOptions)
+    for (const seconds of [0, 15, 40]) await sent(store, 'dicom:PACS2', seconds, '2')
+    for (const seconds of [10, 20, 30]) await sent(store, 'dicom:PACS1', seconds, '1')
+    t.same(await store.deleteExpired(at(12), 500), { predictions: 2, auditEvents: 0, failedInstances: 0 })
+    await store.close()
+    t.same(await seenWith(['dicom:PACS1']), ['1.20', '1.30'], 'PACS1\'s')
+    // old code: PACS2's, its slice at 15 s older than PACS1's at 20 s
+    t.same(await seenWith(['dicom:PACS1', 'dicom:PACS2']), ['1.20', '1.30'],
+      'PACS2 listed too: still PACS1\'s, whose first slice (10 s, kept) is older than any of PACS2\'s still recorded')
+    t.same(await seenWith(['dicom:PACS2']), ['2.15', '2.40'], 'PACS1 no longer listed: its kept ownership is passed over, PACS2\'s')
+    // old code: PACS2's
+    t.same(await seenWith(undefined), ['1.20', '1.30'], 'no list: the oldest first row, PACS1\'s kept one')
+  })
+}
