@@ -30,7 +30,16 @@ export default fp(async (app) => {
   const store = async (request: StoreRequest): Promise<StoreResult> => {
     const origin = { caller: `dicom:${request.callingAe}`, route: DIMSE_ROUTE, requestId: randomUUID(), callingAe: request.callingAe }
     const keys = readInstanceKeys(request.bytes, { sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid })
-    const outcome = await app.receiveInstance(request.bytes, origin, keys)
+    // The instance and its decoded image count in MAX_INFLIGHT_BYTES beside HTTP uploads, charged where an upload's
+    // decoded image is: outside it, eight associations' multi-frame instances decoded at once were memory nobody
+    // counted, and HTTP uploads were let in on top. Refused, the instance gets A700 and the sender retries later.
+    const account = app.inflight.account()
+    let instanceBytes = request.bytes.length
+    const reserve = (decodedBytes: number): void => {
+      account.charge(instanceBytes + decodedBytes)
+      instanceBytes = 0
+    }
+    const outcome = await app.receiveInstance(request.bytes, origin, keys, { reserve }).finally(() => account.release())
     if (outcome.classified) return { status: STATUS.success }
     app.log.info({ requestId: origin.requestId, callingAe: request.callingAe, code: outcome.refusal.code, status: outcome.status.toString(16) }, 'C-STORE refused')
     return { status: outcome.status, comment: outcome.comment }
@@ -61,4 +70,4 @@ export default fp(async (app) => {
     app.log.info({ port, aeTitle: settings.aeTitle }, 'DICOM node listening')
   })
   app.addHook('preClose', async () => { await node.close() })
-}, { name: 'dicom-node', dependencies: ['config', 'metrics', 'dicom-intake'] })
+}, { name: 'dicom-node', dependencies: ['config', 'metrics', 'inflight', 'dicom-intake'] })

@@ -16,7 +16,7 @@ export const DIMSE_ROUTE = 'DIMSE C-STORE'
  * The C-STORE refusals KidneyStoneDicomInstancesRefused watches that are not about one file's content: the service's
  * capacity, model or storage (answered 0xA700, the sender retries), our own fault, and the node's size limit.
  */
-const WATCHED_INSTANCE_OUTCOMES = ['QUEUE_FULL', 'DECODER_BUSY', 'MODEL_NOT_READY', 'MODEL_FAILED', 'RECORDS_UNAVAILABLE',
+const WATCHED_INSTANCE_OUTCOMES = ['QUEUE_FULL', 'DECODER_BUSY', 'INFLIGHT_BUDGET_FULL', 'MODEL_NOT_READY', 'MODEL_FAILED', 'RECORDS_UNAVAILABLE',
   'UPLOADS_UNAVAILABLE', 'INTERNAL_ERROR', 'FILE_TOO_LARGE']
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
