@@ -149,6 +149,17 @@ export class Association {
     this.socket.destroySoon()
   }
 
+  /**
+   * The last PDU (A-ASSOCIATE-RJ, A-RELEASE-RP), then the connection closed on our side whatever the peer does: ended
+   * only, it stayed open until the peer closed its side, and a peer that never did kept it for good. Sixteen such
+   * peers (twice DICOM_MAX_ASSOCIATIONS), refused for a wrong called AE title, had every other connection dropped.
+   */
+  private answerAndClose (pdu: Buffer): void {
+    this.send([pdu])
+    this.socket.destroySoon()
+    this.state = 'closed'
+  }
+
   private send (buffers: Buffer[]): void {
     if (this.state !== 'closed') for (const buffer of buffers) this.socket.write(buffer)
   }
@@ -183,9 +194,7 @@ export class Association {
       return
     }
     if (type === PDU.releaseRq) {
-      this.send([releaseResponse()])
-      this.socket.end()
-      this.state = 'closed'
+      this.answerAndClose(releaseResponse())
       return
     }
     if (type !== PDU.pData) throw new PduError(`unexpected PDU type ${type}`)
@@ -198,9 +207,7 @@ export class Association {
     const { policy } = this
     const refuse = (why: keyof typeof REJECT, refusal: AssociationRefusal, limit?: AssociationLimit): void => {
       policy.event('association-rejected', { callingAe: request.callingAe, calledAe: request.calledAe, reason: why, refusal, ...(limit === undefined ? {} : { limit: limit.name, max: limit.max, abandoned: limit.abandoned }) })
-      this.send([associateReject(REJECT[why])])
-      this.socket.end()
-      this.state = 'closed'
+      this.answerAndClose(associateReject(REJECT[why]))
     }
     // A bit per protocol version; PS3.8 9.3.2: a receiver of version 1 "shall only test that bit 0 is set".
     if ((request.protocolVersion & 1) === 0) { refuse('protocolVersionNotSupported', 'protocol_version'); return }

@@ -1,8 +1,10 @@
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { loadConfig } from '../plugins/app/config.js'
 import { build } from './helper.js'
-import { associatedPeer, dcmtk } from './helpers/dcmtk-clients.js'
+import { associatedPeer, associateRequest, dcmtk } from './helpers/dcmtk-clients.js'
 
 // DICOM_MAX_ASSOCIATIONS_PER_AE with dcmtk's echoscu (see test/dicom-node.test.ts): one sender cannot take every slot.
 
@@ -57,4 +59,36 @@ t.test('per calling AE: a second association from an AE holding its one is refus
   const after = await echo('PACS')
   t.equal(after.code, 0, after.output)
   t.equal(rejected().length, 2, 'nothing else refused')
+})
+
+t.test('peers that never close their side after a rejection or a release do not keep connections: another AE is served after twice DICOM_MAX_ASSOCIATIONS of them', async (t) => {
+  const app = await build(t, { config: { dicomNode: { ...loadConfig({}).dicomNode, port: 0, maxAssociations: 2, maxAssociationsPerAe: 2 } } })
+  const port = app.dicomPort() as number
+  /** A peer that keeps its side open after the node's last PDU (allowHalfOpen), resolved once that PDU and the node's FIN came. */
+  const stubborn = async (request: Buffer, then?: Buffer): Promise<{ socket: Socket, received: Buffer }> => {
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    socket.on('error', () => {})
+    const chunks: Buffer[] = []
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      if (then !== undefined && chunks.length === 1) socket.write(then)
+    })
+    const ended = once(socket, 'end')
+    socket.write(request)
+    await ended
+    t.teardown(() => socket.destroy())
+    return { socket, received: Buffer.concat(chunks) }
+  }
+  const release = Buffer.from([0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+  const held = [
+    await stubborn(associateRequest('NOT-US', 'PEER1')),
+    await stubborn(associateRequest('NOT-US', 'PEER2')),
+    await stubborn(associateRequest('KIDNEYSTONE', 'PEER3'), release),
+    await stubborn(associateRequest('KIDNEYSTONE', 'PEER4'), release)
+  ]
+  t.same(held.map(({ received }) => received[0]), [0x03, 0x03, 0x02, 0x02], 'two rejected (A-ASSOCIATE-RJ), two accepted')
+  t.same(held.slice(2).map(({ received }) => received.at(-10)), [0x06, 0x06], 'and released (A-RELEASE-RP)')
+  const echo = await dcmtk('echoscu', ['-v', '-aec', 'KIDNEYSTONE', '-aet', 'PACS', '127.0.0.1', String(port)])
+  t.equal(echo.code, 0, echo.output)
+  t.match(echo.output, /Received Echo Response \(Success\)/)
 })
