@@ -104,6 +104,14 @@ export class ImageTooLargeError extends ServiceError {
   }
 }
 
+/** A JPEG in more scans than encoders write: each scan is decoded over the whole image (inference/image-header.ts). */
+export class TooManyScansError extends ServiceError {
+  constructor (maxScans: number) {
+    super('TOO_MANY_SCANS', 422, `The JPEG is split into more than ${maxScans} scans (passes over the image), more than encoders write, ` +
+      'and each scan is decoded over the whole image: export it again, or send it as PNG or DICOM.')
+  }
+}
+
 /** Seconds a caller should wait before retrying while the model loads (a load with its warm-up takes well under a second here). */
 export const MODEL_LOAD_RETRY_AFTER_SECONDS = 2
 

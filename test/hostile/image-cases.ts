@@ -1,9 +1,9 @@
 import sharp, { type Sharp } from 'sharp'
 import {
-  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegSegments, jpegWithDimensions, noise, pngBomb,
+  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, noise, pngBomb,
   pngChunks, pngOverflowingIdat, truncate, zipWith
 } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
+import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
 
 /** Cut-off points: the first bytes (magic, headers) and fractions of the whole file (entropy data, trailer). */
 function cutOffsets (length: number): number[] {
@@ -137,6 +137,20 @@ function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
   ]
 }
 
+/**
+ * Decoding-time bombs: valid progressive JPEGs whose scans each make libjpeg go over the whole image again. Beyond
+ * MAX_JPEG_SCANS (100) they are refused before decoding; one at the limit is classified.
+ */
+async function scanFloods (): Promise<FileCase[]> {
+  const side = 64
+  const pixels = Buffer.alloc(side * side)
+  // one grey level per 8x8 block: no AC coefficient, so each further scan is a few bytes
+  for (let i = 0; i < pixels.length; i++) pixels[i] = 40 + ((((i / side) >> 3) * 8 + ((i % side) >> 3)) * 37) % 160
+  const progressive = await sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).jpeg({ progressive: true }).toBuffer()
+  return ([[100, ACCEPTED], [101, TOO_MANY_SCANS], [694, TOO_MANY_SCANS]] as const).map(([scans, expected]) =>
+    ({ category: 'bomb', name: `progressive JPEG in ${scans} scans`, data: jpegInScans(progressive, scans), filename: 'slice.jpg', expected }))
+}
+
 /** Valid JPEG/PNG variants a scanner or PACS export may produce: all classified (200), but a blank 1x1 image. */
 async function validVariants (sources: Sources): Promise<FileCase[]> {
   const src = sources.slices[0]
@@ -179,6 +193,7 @@ export async function fileCases (sources: Sources, maxPixels: number): Promise<F
     ...polyglots(jpeg, png),
     ...await otherFormats(jpeg),
     ...bombs(jpeg, maxPixels),
+    ...await scanFloods(),
     ...await validVariants(sources)
   ]
 }
