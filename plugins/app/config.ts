@@ -54,7 +54,6 @@ export interface AppConfig {
   dicomDecoders: DecoderPoolOptions
   /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
   bodyLimitBytes: number
-  maxFiles: number
   maxFields: number
   maxFieldBytes: number
   headersTimeoutMs: number
@@ -204,7 +203,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxWorkerMemoryBytes: e.DECODE_WORKER_MAX_MEMORY_BYTES
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
-    maxFiles: e.MAX_FILES,
     maxFields: e.MAX_FIELDS,
     maxFieldBytes: e.MAX_FIELD_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
 import { setSecurityHeaders } from '../external/helmet.js'
+import { PREDICT_MAX_FILES } from '../external/multipart.js'
 import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -77,7 +78,7 @@ function tooManyFiles (request: FastifyRequest, config: AppConfig): ServiceError
     return new ServiceError('TOO_MANY_FILES', 400, `POST /predict/batch takes at most ${config.batchMaxFiles} files (BATCH_MAX_FILES; ` +
       'GET /model gives it as limits.maxBatchFiles): send a longer series in several requests.')
   }
-  return new ServiceError('TOO_MANY_FILES', 400, `This route takes at most ${config.maxFiles} file(s) in one request; ` +
+  return new ServiceError('TOO_MANY_FILES', 400, `This route takes at most ${PREDICT_MAX_FILES} file in one request; ` +
     `send several slices with POST /predict/batch (at most ${config.batchMaxFiles} per request).`)
 }
 
