@@ -1,5 +1,6 @@
 import sharp, { type Metadata } from 'sharp'
-import { CorruptImageError, ImageTooLargeError, TooManyScansError } from './errors.js'
+import { CorruptImageError, ImageTooLargeError } from './errors.js'
+import { checkJpegScans } from './jpeg-scans.js'
 
 /**
  * Second step of a JPEG or PNG upload's path: its size, read from the header before any pixel is decoded and
@@ -20,7 +21,7 @@ export interface CheckedHeader {
 
 /** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
 export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<CheckedHeader> {
-  if (format === 'jpeg') checkScanCount(bytes)
+  if (format === 'jpeg') checkJpegScans(bytes)
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)
@@ -73,7 +74,6 @@ const PLAIN_SOF = new Set([0xc0, 0xc1, 0xc2])
 const OTHER_SOF = new Set([0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf])
 const APP1 = 0xe1
 const SOS = 0xda
-const EOI = 0xd9
 const EXIF_ID = Buffer.from('Exif\0\0', 'latin1')
 
 /** Walks the marker segments up to the first scan, as libjpeg reads the header, without tolerating damage. */
@@ -107,33 +107,6 @@ function plainJpegSize (bytes: Buffer): PlainImageSize | undefined {
     offset = segment + length - 2
   }
   return undefined
-}
-
-/**
- * Scans a JPEG may have. Each scan of a progressive JPEG makes libjpeg go over every block of the image again, and a
- * scan of blocks without detail is a few bytes: a 6000x6000 JPEG of 889 kB in 2,080 scans (each coefficient of each
- * colour in its own scan, refined bit by bit) held a libvips thread for 31 s, and SHARP_CONCURRENCY of them stop every
- * other JPEG and PNG upload (libjpeg-turbo's own tools take a scan limit for this: djpeg -maxscans). Encoders write a
- * few: libjpeg's progressive script 10 for colour and 2 + 4 per component otherwise (18 for CMYK), baseline 1.
- */
-export const MAX_JPEG_SCANS = 100
-
-/**
- * Counts the scans (SOS markers) up to EOI as libjpeg reads them: header segments are skipped by their length, and in
- * entropy-coded data 0xFF is a marker only when neither a stuffed zero nor a restart marker follows it.
- */
-function checkScanCount (bytes: Buffer): void {
-  let scans = 0
-  let at = 2 // after SOI
-  while ((at = bytes.indexOf(0xff, at)) !== -1 && at + 1 < bytes.length) {
-    const marker = bytes[at + 1]
-    if (marker === 0xff) { at += 1; continue } // fill byte
-    if (marker === 0x00 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { at += 2; continue }
-    if (marker === EOI) return
-    if (marker === SOS && ++scans > MAX_JPEG_SCANS) throw new TooManyScansError(MAX_JPEG_SCANS)
-    if (at + 4 > bytes.length) return
-    at += 2 + bytes.readUInt16BE(at + 2)
-  }
 }
 
 const PNG_SIGNATURE_LENGTH = 8

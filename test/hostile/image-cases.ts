@@ -137,18 +137,23 @@ function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
   ]
 }
 
+/** A valid progressive 64x64 greyscale JPEG in `scans` scans, each after the first a few bytes (craft.ts jpegInScans). */
+export async function progressiveInScans (scans: number): Promise<Buffer> {
+  const side = 64
+  const pixels = Buffer.alloc(side * side)
+  // one grey level per 8x8 block: no AC coefficient, so each further scan is a few bytes
+  for (let i = 0; i < pixels.length; i++) pixels[i] = 40 + ((((i / side) >> 3) * 8 + ((i % side) >> 3)) * 37) % 160
+  const grey = sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).toColourspace('b-w')
+  return jpegInScans(await grey.jpeg({ progressive: true }).toBuffer(), scans)
+}
+
 /**
  * Decoding-time bombs: valid progressive JPEGs whose scans each make libjpeg go over the whole image again. Beyond
  * MAX_JPEG_SCANS (100) they are refused before decoding; one at the limit is classified.
  */
 async function scanFloods (): Promise<FileCase[]> {
-  const side = 64
-  const pixels = Buffer.alloc(side * side)
-  // one grey level per 8x8 block: no AC coefficient, so each further scan is a few bytes
-  for (let i = 0; i < pixels.length; i++) pixels[i] = 40 + ((((i / side) >> 3) * 8 + ((i % side) >> 3)) * 37) % 160
-  const progressive = await sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).jpeg({ progressive: true }).toBuffer()
-  return ([[100, ACCEPTED], [101, TOO_MANY_SCANS], [694, TOO_MANY_SCANS]] as const).map(([scans, expected]) =>
-    ({ category: 'bomb', name: `progressive JPEG in ${scans} scans`, data: jpegInScans(progressive, scans), filename: 'slice.jpg', expected }))
+  return await Promise.all(([[100, ACCEPTED], [101, TOO_MANY_SCANS], [694, TOO_MANY_SCANS]] as const).map(async ([scans, expected]) =>
+    ({ category: 'bomb' as const, name: `progressive JPEG in ${scans} scans`, data: await progressiveInScans(scans), filename: 'slice.jpg', expected })))
 }
 
 /** Valid JPEG/PNG variants a scanner or PACS export may produce: all classified (200), but a blank 1x1 image. */
