@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
@@ -193,7 +193,9 @@ const timedOutSockets = new WeakSet<Socket>()
 
 const CLIENT_ERRORS: Record<string, ServiceError> = {
   ERR_HTTP_REQUEST_TIMEOUT: new RequestTimeoutError(),
-  HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, 'The request headers are too large.')
+  // Node counts the request line (the URL and its query) with the headers: a long query string is refused here too.
+  HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, `The request line (the URL with its query) and the headers are too large: together ` +
+    `they may take at most ${maxHeaderSize} bytes.`)
 }
 
 /**
