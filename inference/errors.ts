@@ -112,6 +112,14 @@ export class TooManyScansError extends ServiceError {
   }
 }
 
+/** A JPEG with more marker segments than encoders write: libjpeg keeps each in memory (inference/jpeg-structure.ts). */
+export class TooManySegmentsError extends ServiceError {
+  constructor (maxSegments: number) {
+    super('TOO_MANY_SEGMENTS', 422, `The JPEG holds more than ${maxSegments} marker segments (metadata and tables), more than encoders write, ` +
+      'and the decoder keeps them in memory: export it again, or send it as PNG or DICOM.')
+  }
+}
+
 /** Seconds a caller should wait before retrying while the model loads (a load with its warm-up takes well under a second here). */
 export const MODEL_LOAD_RETRY_AFTER_SECONDS = 2
 

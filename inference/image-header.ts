@@ -1,6 +1,6 @@
 import sharp, { type Metadata } from 'sharp'
 import { CorruptImageError, ImageTooLargeError } from './errors.js'
-import { checkJpegScans } from './jpeg-scans.js'
+import { checkJpegStructure } from './jpeg-structure.js'
 
 /**
  * Second step of a JPEG or PNG upload's path: its size, read from the header before any pixel is decoded and
@@ -21,7 +21,7 @@ export interface CheckedHeader {
 
 /** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
 export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<CheckedHeader> {
-  if (format === 'jpeg') checkJpegScans(bytes)
+  if (format === 'jpeg') checkJpegStructure(bytes)
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)

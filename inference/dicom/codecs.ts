@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { ImageTooLargeError } from '../errors.js'
-import { checkJpegScans } from '../jpeg-scans.js'
+import { checkJpegStructure } from '../jpeg-structure.js'
 import { JPEG_LS_SOF, JPEG_SOF, readJ2kFrameHeader, readRleFrameHeader, readSofFrameHeader, type DecodedFrame, type FrameGeometry, type FrameHeader } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
 import { decodeJpegLossless, JPEG_LOSSLESS_SOF } from './jpeg-lossless.js'
@@ -50,14 +50,14 @@ function jpegLosslessCodec (name: string): Codec {
   }
 }
 
-/** libjpeg-turbo decodes progressive JPEG too, whose every scan goes over the whole frame again (inference/jpeg-scans.ts). */
+/** libjpeg-turbo decodes progressive JPEG too, whose every scan goes over the whole frame again (inference/jpeg-structure.ts). */
 function jpegBaselineCodec (): Codec {
   const codec = wasmCodec('JPEG Baseline', LIBJPEG_TURBO, 'JPEGDecoder', JPEG_SOF)
   return {
     ...codec,
     readFrameHeader: (encoded, geometry) => {
       const header = codec.readFrameHeader(encoded, geometry)
-      checkJpegScans(encoded)
+      checkJpegStructure(encoded)
       return header
     }
   }

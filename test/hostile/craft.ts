@@ -44,6 +44,11 @@ export function jpegWithDimensions (bytes: Buffer, width: number, height: number
   return copy
 }
 
+/** The JPEG with `count` empty segments of `marker` (APPn, COM) after its SOI. */
+export function jpegWithEmptySegments (jpeg: Buffer, marker: number, count: number): Buffer {
+  return Buffer.concat([jpeg.subarray(0, 2), Buffer.alloc(4 * count, Buffer.from([0xff, marker, 0, 2])), jpeg.subarray(2)])
+}
+
 /** Every marker segment of a JPEG up to EOI, a scan (SOS) with its entropy-coded data. */
 function jpegAllSegments (bytes: Buffer): Array<{ marker: number, segment: Buffer }> {
   const segments: Array<{ marker: number, segment: Buffer }> = []

@@ -1,9 +1,9 @@
 import sharp, { type Sharp } from 'sharp'
 import {
-  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, noise, pngBomb,
+  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, jpegWithEmptySegments, noise, pngBomb,
   pngChunks, pngOverflowingIdat, truncate, zipWith
 } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
+import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
 
 /** Cut-off points: the first bytes (magic, headers) and fractions of the whole file (entropy data, trailer). */
 function cutOffsets (length: number): number[] {
@@ -133,7 +133,10 @@ function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
     bomb(`JPEG header declaring ${over}x${over}`, jpegWithDimensions(jpeg, over, over), TOO_LARGE, 'slice.jpg'),
     bomb(`complete ${over}x${over} black PNG (highly compressible)`, pngBomb(over, over, over)),
     bomb(`complete ${under}x${under} black PNG, under the pixel limit`, pngBomb(under, under, under), BLANK),
-    bomb('16x16 PNG whose data inflates to 64 MB', pngOverflowingIdat(16, 16, 64 * 1024 * 1024), [...BLANK, ...CORRUPT, ...TOO_LARGE])
+    bomb('16x16 PNG whose data inflates to 64 MB', pngOverflowingIdat(16, 16, 64 * 1024 * 1024), [...BLANK, ...CORRUPT, ...TOO_LARGE]),
+    // libjpeg keeps each APP1/APP2/APP13 segment in memory: millions of empty ones took gigabytes (MAX_JPEG_SEGMENTS)
+    bomb('JPEG with 900 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 900), ACCEPTED, 'slice.jpg'),
+    bomb('JPEG with 100,000 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 100_000), TOO_MANY_SEGMENTS, 'slice.jpg')
   ]
 }
 

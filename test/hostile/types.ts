@@ -15,6 +15,7 @@ export const UNSUPPORTED: Outcome[] = [{ status: 415, code: 'UNSUPPORTED_MEDIA_T
 export const CORRUPT: Outcome[] = [{ status: 422, code: 'CORRUPT_IMAGE' }]
 export const TOO_LARGE: Outcome[] = [{ status: 422, code: 'IMAGE_TOO_LARGE' }]
 export const TOO_MANY_SCANS: Outcome[] = [{ status: 422, code: 'TOO_MANY_SCANS' }]
+export const TOO_MANY_SEGMENTS: Outcome[] = [{ status: 422, code: 'TOO_MANY_SEGMENTS' }]
 export const CORRUPT_DICOM: Outcome[] = [{ status: 422, code: 'CORRUPT_DICOM' }]
 export const DICOM_TOO_LARGE: Outcome[] = [{ status: 422, code: 'DICOM_TOO_LARGE' }]
 export const DECODE_TIMEOUT: Outcome[] = [{ status: 422, code: 'DECODE_TIMEOUT' }]
