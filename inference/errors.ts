@@ -120,6 +120,14 @@ export class TooManySegmentsError extends ServiceError {
   }
 }
 
+/** A PNG with more compressed text than exporters write: each chunk is inflated in memory (inference/image-header.ts). */
+export class TooManyTextChunksError extends ServiceError {
+  constructor (maxChunks: number) {
+    super('TOO_MANY_TEXT_CHUNKS', 422, `The PNG holds more than ${maxChunks} compressed text chunks (zTXt, iTXt), more than exporters write, ` +
+      'and the decoder inflates each in memory: export it again without them, or send DICOM.')
+  }
+}
+
 /** Seconds a caller should wait before retrying while the model loads (a load with its warm-up takes well under a second here). */
 export const MODEL_LOAD_RETRY_AFTER_SECONDS = 2
 

@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import { deflateSync } from 'node:zlib'
 import sharp from 'sharp'
 import t from 'tap'
 import { decodeCheckedImage, decodeImage, type DecodeOptions } from '../inference/decode.js'
@@ -11,7 +10,7 @@ import { loadConfig } from '../plugins/app/config.js'
 import { CT_KIDNEY, ctKidneyImage, SHARED, spreadFiles } from './helper.js'
 import { loadSources } from './hostile/corpus.js'
 import { fileCases } from './hostile/image-cases.js'
-import { pngChunk } from './hostile/craft.js'
+import { pngWithZtxt } from './hostile/craft.js'
 
 // The service decodes and resizes JPEG/PNG in one libvips pipeline; training export and evaluation decode to
 // full size first where they need the full-size image (in-painting, overlays) and resize after. On every image
@@ -140,13 +139,10 @@ t.test('every file of the hostile corpus: same pixels (within 2 grey levels wher
 
 t.test('nothing of an upload stays in libvips\' operation cache: a PNG\'s text chunks are not bounded by its memory limit', async (t) => {
   // With the cache on, each upload of a PNG of 2,000 zTXt chunks inflating to 7 MB each stayed in it: 2 GB resident per
-  // upload. Here 20 such chunks; on the old code the decode's operations were still cached afterwards.
+  // upload. Here 16 such chunks (MAX_PNG_TEXT_CHUNKS); on the old code the decode's operations were still cached afterwards.
   const config = loadConfig()
   const spec = await readModelSpec(sidecarPathFor(config.modelPath))
-  const slice = await sharp(await ctKidneyImage('test/stone')).greyscale().png().toBuffer()
-  const text = pngChunk('zTXt', Buffer.concat([Buffer.from('comment\0\0', 'latin1'), deflateSync(Buffer.alloc(7_000_000, 0x61), { level: 9 })]))
-  const iend = slice.length - 12
-  const bytes = Buffer.concat([slice.subarray(0, iend), ...Array<Buffer>(20).fill(text), slice.subarray(iend)])
+  const bytes = pngWithZtxt(await sharp(await ctKidneyImage('test/stone')).greyscale().png().toBuffer(), 16, 7_000_000)
   t.equal((await decodeForModel(bytes, spec, { channels: spec.input.channels, maxPixels: config.maxPixels })).length, spec.input.width * spec.input.height * spec.input.channels)
   t.same(sharp.cache(), { memory: { current: 0, high: sharp.cache().memory.high, max: 0 }, files: { current: 0, max: 0 }, items: { current: 0, max: 0 } },
     'old code: items.current above 0, the upload\'s operations and their text kept')

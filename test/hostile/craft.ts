@@ -121,6 +121,13 @@ export function pngBomb (width: number, height: number, rows = 1): Buffer {
 }
 
 /** A small PNG whose compressed data inflates to far more bytes than its declared size needs. */
+/** The PNG with `count` zTXt chunks before its IEND, each `inflated` bytes of text once inflated. */
+export function pngWithZtxt (png: Buffer, count: number, inflated: number): Buffer {
+  const text = pngChunk('zTXt', Buffer.concat([Buffer.from('comment\0\0', 'latin1'), deflateSync(Buffer.alloc(inflated, 0x61), { level: 9 })]))
+  const iend = png.length - 12
+  return Buffer.concat([png.subarray(0, iend), ...Array<Buffer>(count).fill(text), png.subarray(iend)])
+}
+
 export function pngOverflowingIdat (width: number, height: number, inflatedBytes: number): Buffer {
   const idat = deflateSync(Buffer.alloc(inflatedBytes), { level: 9 })
   return Buffer.concat([PNG_SIGNATURE, pngHeader(width, height), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))])

@@ -1,9 +1,9 @@
 import sharp, { type Sharp } from 'sharp'
 import {
   HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, jpegWithEmptySegments, noise, pngBomb,
-  pngChunks, pngOverflowingIdat, truncate, zipWith
+  pngChunks, pngOverflowingIdat, pngWithZtxt, truncate, zipWith
 } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
+import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, TOO_MANY_TEXT_CHUNKS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
 
 /** Cut-off points: the first bytes (magic, headers) and fractions of the whole file (entropy data, trailer). */
 function cutOffsets (length: number): number[] {
@@ -118,7 +118,7 @@ function polyglots (jpeg: Buffer, png: Buffer): FileCase[] {
 }
 
 /** Decompression bombs: headers declaring more pixels than the limit are refused before decoding (422). */
-function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
+function bombs (jpeg: Buffer, png: Buffer, maxPixels: number): FileCase[] {
   const over = Math.ceil(Math.sqrt(maxPixels * 1.2))
   const under = Math.floor(Math.sqrt(maxPixels * 0.8))
   const bomb = (name: string, data: Buffer, expected = TOO_LARGE, filename = 'slice.png'): FileCase =>
@@ -136,7 +136,10 @@ function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
     bomb('16x16 PNG whose data inflates to 64 MB', pngOverflowingIdat(16, 16, 64 * 1024 * 1024), [...BLANK, ...CORRUPT, ...TOO_LARGE]),
     // libjpeg keeps each APP1/APP2/APP13 segment in memory: millions of empty ones took gigabytes (MAX_JPEG_SEGMENTS)
     bomb('JPEG with 900 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 900), ACCEPTED, 'slice.jpg'),
-    bomb('JPEG with 100,000 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 100_000), TOO_MANY_SEGMENTS, 'slice.jpg')
+    bomb('JPEG with 100,000 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 100_000), TOO_MANY_SEGMENTS, 'slice.jpg'),
+    // libpng inflates each compressed text chunk (up to 8 MB) and keeps up to 1000: gigabytes while decoding
+    bomb('PNG with 16 zTXt chunks of 1 MB of text', pngWithZtxt(png, 16, 1_000_000), ACCEPTED),
+    bomb('PNG with 2,000 zTXt chunks of 7 MB of text', pngWithZtxt(png, 2000, 7_000_000), TOO_MANY_TEXT_CHUNKS)
   ]
 }
 
@@ -200,7 +203,7 @@ export async function fileCases (sources: Sources, maxPixels: number): Promise<F
     ...wrongMagic(jpeg, png),
     ...polyglots(jpeg, png),
     ...await otherFormats(jpeg),
-    ...bombs(jpeg, maxPixels),
+    ...bombs(jpeg, png, maxPixels),
     ...await scanFloods(),
     ...await validVariants(sources)
   ]
