@@ -8,6 +8,12 @@ import { sniffFormat } from './sniff.js'
 
 export type { DecodedImage } from './image.js'
 
+// libvips' operation cache keeps its last 100 operations with their input and output images, bounded only by the
+// pixel memory it tracks. A PNG's text chunks are not tracked: a 13.7 MB PNG of 2,000 zTXt chunks, each inflating to
+// 7 MB of text, left 2 GB resident in the cache per upload (two uploads: 495 MB to 4.6 GB, 503 OVERLOADED). Uploads
+// are never decoded twice, so the cache saves nothing here.
+sharp.cache(false)
+
 export interface DecodeOptions extends DecodeTarget {
   /** DICOM only: the model's input window in HU (default: abdomen, centre 40 HU, width 400 HU). */
   dicomWindow?: DicomWindow

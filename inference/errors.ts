@@ -104,6 +104,30 @@ export class ImageTooLargeError extends ServiceError {
   }
 }
 
+/** A JPEG in more scans than encoders write: each scan is decoded over the whole image (inference/image-header.ts). */
+export class TooManyScansError extends ServiceError {
+  constructor (maxScans: number) {
+    super('TOO_MANY_SCANS', 422, `The JPEG is split into more than ${maxScans} scans (passes over the image), more than encoders write, ` +
+      'and each scan is decoded over the whole image: export it again, or send it as PNG or DICOM.')
+  }
+}
+
+/** A JPEG with more marker segments than encoders write: libjpeg keeps each in memory (inference/jpeg-structure.ts). */
+export class TooManySegmentsError extends ServiceError {
+  constructor (maxSegments: number) {
+    super('TOO_MANY_SEGMENTS', 422, `The JPEG holds more than ${maxSegments} marker segments (metadata and tables), more than encoders write, ` +
+      'and the decoder keeps them in memory: export it again, or send it as PNG or DICOM.')
+  }
+}
+
+/** A PNG with more compressed text than exporters write: each chunk is inflated in memory (inference/image-header.ts). */
+export class TooManyTextChunksError extends ServiceError {
+  constructor (maxChunks: number) {
+    super('TOO_MANY_TEXT_CHUNKS', 422, `The PNG holds more than ${maxChunks} compressed text chunks (zTXt, iTXt), more than exporters write, ` +
+      'and the decoder inflates each in memory: export it again without them, or send DICOM.')
+  }
+}
+
 /** Seconds a caller should wait before retrying while the model loads (a load with its warm-up takes well under a second here). */
 export const MODEL_LOAD_RETRY_AFTER_SECONDS = 2
 

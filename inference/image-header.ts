@@ -1,5 +1,6 @@
 import sharp, { type Metadata } from 'sharp'
-import { CorruptImageError, ImageTooLargeError } from './errors.js'
+import { CorruptImageError, ImageTooLargeError, TooManyTextChunksError } from './errors.js'
+import { checkJpegStructure } from './jpeg-structure.js'
 
 /**
  * Second step of a JPEG or PNG upload's path: its size, read from the header before any pixel is decoded and
@@ -20,6 +21,8 @@ export interface CheckedHeader {
 
 /** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
 export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', maxPixels: number): Promise<CheckedHeader> {
+  if (format === 'jpeg') checkJpegStructure(bytes)
+  else checkPngTextChunks(bytes)
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)
@@ -108,6 +111,26 @@ function plainJpegSize (bytes: Buffer): PlainImageSize | undefined {
 }
 
 const PNG_SIGNATURE_LENGTH = 8
+
+/**
+ * Compressed text chunks (zTXt, iTXt) a PNG may have. libpng inflates each, up to 8 MB, and keeps up to 1000 of them
+ * for libvips, which copies them into the image's metadata: a 13.7 MB PNG of 2,000 zTXt chunks of 6.8 kB, each 7 MB
+ * of text, held 2.1 GB while it was decoded, SHARP_CONCURRENCY such uploads at once. Exporters write a few (ImageMagick
+ * its raw EXIF, IPTC and XMP profiles, Photoshop one XMP packet).
+ */
+export const MAX_PNG_TEXT_CHUNKS = 16
+const ZTXT = 0x7a545874
+const ITXT = 0x69545874
+const IEND = 0x49454e44
+
+function checkPngTextChunks (bytes: Buffer): void {
+  let texts = 0
+  for (let offset = PNG_SIGNATURE_LENGTH; offset + 8 <= bytes.length; offset += 12 + bytes.readUInt32BE(offset)) {
+    const type = bytes.readUInt32BE(offset + 4)
+    if (type === IEND) return
+    if ((type === ZTXT || type === ITXT) && ++texts > MAX_PNG_TEXT_CHUNKS) throw new TooManyTextChunksError(MAX_PNG_TEXT_CHUNKS)
+  }
+}
 /** Colour types grey, RGB, grey + alpha, RGBA (palette images go to libvips). */
 const PLAIN_PNG_COLOUR_TYPES = new Set([0, 2, 4, 6])
 

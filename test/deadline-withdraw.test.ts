@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -87,6 +89,38 @@ t.test('STOW-RS answered 408: an instance that meets the deadline is not recorde
   }
   await until(async () => (await failures()).includes('UNSUPPORTED_SOP_CLASS'), 'the recorded refusal')
   t.same(await failures(), ['UNSUPPORTED_SOP_CLASS'], 'old code: REQUEST_TIMEOUT as well, a refusal its sender never heard of')
+})
+
+t.test('POST /predict whose client hung up after sending the whole slice: nothing kept, nothing classified', async (t) => {
+  // A script whose own timeout is shorter than the answer's wait (or a page closed) sends the slice and leaves: nobody
+  // learns the id, and each retry used to add another record and upload. Here the route's work waits, as under load,
+  // until the connection has closed on the service's side, so the hang-up falls before classification without timing.
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  const serverSide = once(app.server, 'connection') as Promise<[Socket]>
+  const predict = app.predict
+  let work: Promise<unknown> | undefined
+  app.predict = async (...args) => {
+    const [socket] = await serverSide
+    if (!socket.destroyed) await once(socket, 'close')
+    work = predict(...args)
+    return await (work as ReturnType<typeof predict>)
+  }
+  t.teardown(() => { app.predict = predict })
+  const classified = async (): Promise<number> => metricSample(await metricsText(), 'kidney_stage_duration_seconds_count{stage="inference"}')
+  const [before, classifiedBefore] = [await kept(), await classified()]
+  const [file] = await ctKidneyFiles('test/stone', 1)
+  const slice = await readFile(file)
+  const boundary = 'hangup-boundary'
+  const body = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n` +
+    'Content-Type: image/jpeg\r\n\r\n'), slice, Buffer.from(`\r\n--${boundary}--\r\n`)])
+  const client = connect(Number(new URL(address).port), '127.0.0.1')
+  await once(client, 'connect')
+  client.end(Buffer.concat([Buffer.from(`POST /predict HTTP/1.1\r\nHost: service\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n` +
+    `Content-Length: ${body.length}\r\n\r\n`), body]), () => client.destroy())
+  await until(async () => work !== undefined, 'the route\'s work after the hang-up')
+  await t.rejects(work as Promise<unknown>, RequestTimeoutError, 'old code: resolved with an answer nobody received')
+  t.same(await kept(), before, 'old code: one more record and upload')
+  t.equal(await classified(), classifiedBefore, 'old code: classified')
 })
 
 t.test('a route whose request the deadline answered ends quietly: its work\'s RequestTimeoutError is not rethrown', async (t) => {

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { CT_SOURCES, writeCtSeries } from '../bench/ct-series.js'
 import { createKidneyStoneClient, multipartBody } from '../client/index.js'
 import { answerType } from '../plugins/app/accept.js'
+import { loadConfig } from '../plugins/app/config.js'
 import { build, ctKidneyImage, fileUpload, multipart, RECORDS_OFF, SHARED } from './helper.js'
 import { modified, scratchDir } from './helpers/dcmtk.js'
 import { fhirR4Validator } from './helpers/fhir-schema.js'
@@ -114,6 +115,13 @@ t.test('the batch limit is stated in TOO_MANY_FILES and in GET /model limits', a
   t.match(tooMany.json(), { statusCode: 400, code: 'TOO_MANY_FILES', message: /at most 3 files \(BATCH_MAX_FILES/ })
   const two = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ ...dicomPart(CT1), name: 'file' }, { ...dicomPart(CT1), name: 'file' }]) })
   t.match(two.json(), { code: 'TOO_MANY_FILES', message: /at most 1 file.*POST \/predict\/batch \(at most 3 per request\)/ })
+  // MAX_FILES, which set /predict's file limit, is gone: any value but 1 made the second file a 400 VALIDATION_ERROR
+  // 'The request body at /file does not match the API schema' (its schema takes one file), and let it be read.
+  const uploadDir = await mkdtemp(join(tmpdir(), 'kidney-max-files-'))
+  t.teardown(async () => await rm(uploadDir, { recursive: true, force: true }))
+  const formerlyConfigured = await build(t, { config: { ...loadConfig({ MAX_FILES: '3' }), uploadDir, records: RECORDS_OFF } })
+  const second = await formerlyConfigured.inject({ method: 'POST', url: '/predict', ...multipart([{ ...dicomPart(CT1), name: 'file' }, { ...dicomPart(CT1), name: 'file' }]) })
+  t.match(second.json(), { statusCode: 400, code: 'TOO_MANY_FILES', message: /at most 1 file in one request/ }, 'old code: VALIDATION_ERROR')
   const model = (await app.inject({ method: 'GET', url: '/model' })).json()
   t.same(model.limits, { maxFileBytes: app.config.maxFileBytes, maxPixels: app.config.maxPixels, maxBatchFiles: 3, maxFrames: app.config.dicomMaxFrames })
   t.same(model.dicom, { window: { center: 40, width: 400 }, windowSource: 'model', modalities: ['CT'] })

@@ -170,6 +170,10 @@ t.test('on a real listening server: slow trickles are cut off, non-multipart and
 
   const hugeHeader = await rawExchange(port, [`GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'b'.repeat(64 * 1024)}\r\n\r\n`])
   typedCode(t, hugeHeader, 431, 'HEADERS_TOO_LARGE')
+  // The request line counts too: a long query string was told 'The request headers are too large.' on the old code.
+  const hugeQuery = await rawExchange(port, [`GET /predictions?since=${'1'.repeat(20 * 1024)} HTTP/1.1\r\nHost: localhost\r\n\r\n`])
+  typedCode(t, hugeQuery, 431, 'HEADERS_TOO_LARGE')
+  t.match(JSON.parse(hugeQuery.body).message, /request line \(the URL with its query\) and the headers are too large: together they may take at most 16384 bytes/)
 
   const expectation = await rawExchange(port, ['GET /health/live HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n'])
   typedCode(t, expectation, 417, 'EXPECTATION_FAILED')

@@ -8,6 +8,7 @@ import sharp from 'sharp'
 import type { FastifyInstance } from 'fastify'
 import { InflightBudgetError, RequestTooLargeError } from '../inference/errors.js'
 import { ByteBudget } from '../plugins/app/inflight.js'
+import { RequestTimeoutError } from '../plugins/app/errors.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { LivenessWatch } from '../plugins/app/liveness.js'
 import { BOUNDARY, encodeMultipart } from './hostile/request-cases.js'
@@ -30,6 +31,10 @@ t.test('the byte budget: shared by requests, 503 while others hold it, 413 for a
   t.equal(budget.used, 4, 'release gives back exactly what was held, once')
   b.release()
   t.equal(budget.used, 0)
+  // A response closed while its work still ran (a client that hung up, a 408): on the old code the image decoded
+  // afterwards was charged and never given back, and the budget shrank for good.
+  t.throws(() => b.charge(3), RequestTimeoutError, 'a released account takes no more')
+  t.equal(budget.used, 0, 'old code: 3 bytes held by a request that has ended')
 })
 
 t.test('slow uploads: 503 while other slow uploads hold the share, 413 for one that alone exceeds it (a retry could never fit)', async (t) => {

@@ -10,6 +10,7 @@ import { loadConfig } from '../plugins/app/config.js'
 import { CT_KIDNEY, ctKidneyImage, SHARED, spreadFiles } from './helper.js'
 import { loadSources } from './hostile/corpus.js'
 import { fileCases } from './hostile/image-cases.js'
+import { pngWithZtxt } from './hostile/craft.js'
 
 // The service decodes and resizes JPEG/PNG in one libvips pipeline; training export and evaluation decode to
 // full size first where they need the full-size image (in-painting, overlays) and resize after. On every image
@@ -134,4 +135,15 @@ t.test('every file of the hostile corpus: same pixels (within 2 grey levels wher
   }
   t.same(mismatches, [], `${cases.length} files compared`)
   t.ok(decoded >= 20, `the comparison includes decodable variants (${decoded} of ${cases.length}), not only errors`)
+})
+
+t.test('nothing of an upload stays in libvips\' operation cache: a PNG\'s text chunks are not bounded by its memory limit', async (t) => {
+  // With the cache on, each upload of a PNG of 2,000 zTXt chunks inflating to 7 MB each stayed in it: 2 GB resident per
+  // upload. Here 16 such chunks (MAX_PNG_TEXT_CHUNKS); on the old code the decode's operations were still cached afterwards.
+  const config = loadConfig()
+  const spec = await readModelSpec(sidecarPathFor(config.modelPath))
+  const bytes = pngWithZtxt(await sharp(await ctKidneyImage('test/stone')).greyscale().png().toBuffer(), 16, 7_000_000)
+  t.equal((await decodeForModel(bytes, spec, { channels: spec.input.channels, maxPixels: config.maxPixels })).length, spec.input.width * spec.input.height * spec.input.channels)
+  t.same(sharp.cache(), { memory: { current: 0, high: sharp.cache().memory.high, max: 0 }, files: { current: 0, max: 0 }, items: { current: 0, max: 0 } },
+    'old code: items.current above 0, the upload\'s operations and their text kept')
 })

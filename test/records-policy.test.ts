@@ -12,11 +12,17 @@ import { mountTmpfs } from './helpers/tmpfs.js'
 // The records policy that needs no database to be up: configuration, what is answered when the store cannot be
 // reached (a real PostgreSQL client against a loopback port where nothing listens), and the group writer.
 
-t.test('records configuration: embedded by default, a server with DATABASE_URL, API on loopback binds only without auth', async (t) => {
+t.test('records configuration: embedded by default, a server with DATABASE_URL, API on loopback binds without a proxy only without auth', async (t) => {
   const defaults = loadConfig({}).records
   t.match(defaults, { store: 'pglite', poolSize: 5, timeoutMs: 5_000, retentionMs: 365 * 86_400_000, required: true, api: true, readAllScope: 'records:read-all' })
   t.match(defaults.dataDir, /\/var\/data$/)
   t.equal(loadConfig({ HOST: '0.0.0.0' }).records.api, false, 'off on a public bind without authentication')
+  // A reverse proxy on this machine (TRUST_PROXY) forwards the network's requests to the loopback bind: on the old code
+  // the records were everyone's to read through it.
+  t.equal(loadConfig({ TRUST_PROXY: '127.0.0.1' }).records.api, false, 'off on a loopback bind behind a proxy without authentication')
+  t.equal(loadConfig({ HOST: '::1', TRUST_PROXY: 'true' }).records.api, false)
+  t.equal(loadConfig({ TRUST_PROXY: '127.0.0.1', RECORDS_API: 'on' }).records.api, true)
+  t.equal(loadConfig({ TRUST_PROXY: '127.0.0.1', AUTH_MODE: 'api-key', AUTH_API_KEYS: 'a:0123456789abcdefgh' }).records.api, true)
   t.equal(loadConfig({ HOST: '0.0.0.0', RECORDS_API: 'on' }).records.api, true)
   t.equal(loadConfig({ HOST: '0.0.0.0', AUTH_MODE: 'api-key', AUTH_API_KEYS: 'a:0123456789abcdefgh' }).records.api, true, 'on with authentication')
   t.equal(loadConfig({ RECORDS_API: 'off' }).records.api, false)

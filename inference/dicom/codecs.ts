@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import { ImageTooLargeError } from '../errors.js'
+import { checkJpegStructure } from '../jpeg-structure.js'
 import { JPEG_LS_SOF, JPEG_SOF, readJ2kFrameHeader, readRleFrameHeader, readSofFrameHeader, type DecodedFrame, type FrameGeometry, type FrameHeader } from './codestream.js'
 import { CorruptDicomError } from './errors.js'
 import { decodeJpegLossless, JPEG_LOSSLESS_SOF } from './jpeg-lossless.js'
@@ -49,8 +50,21 @@ function jpegLosslessCodec (name: string): Codec {
   }
 }
 
+/** libjpeg-turbo decodes progressive JPEG too, whose every scan goes over the whole frame again (inference/jpeg-structure.ts). */
+function jpegBaselineCodec (): Codec {
+  const codec = wasmCodec('JPEG Baseline', LIBJPEG_TURBO, 'JPEGDecoder', JPEG_SOF)
+  return {
+    ...codec,
+    readFrameHeader: (encoded, geometry) => {
+      const header = codec.readFrameHeader(encoded, geometry)
+      checkJpegStructure(encoded)
+      return header
+    }
+  }
+}
+
 const CODECS: Record<string, Codec> = {
-  '1.2.840.10008.1.2.4.50': wasmCodec('JPEG Baseline', LIBJPEG_TURBO, 'JPEGDecoder', JPEG_SOF),
+  '1.2.840.10008.1.2.4.50': jpegBaselineCodec(),
   '1.2.840.10008.1.2.4.57': jpegLosslessCodec('JPEG Lossless'),
   '1.2.840.10008.1.2.4.70': jpegLosslessCodec('JPEG Lossless SV1'),
   '1.2.840.10008.1.2.4.80': wasmCodec('JPEG-LS Lossless', CHARLS, 'JpegLSDecoder', JPEG_LS_SOF),

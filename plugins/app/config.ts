@@ -54,7 +54,6 @@ export interface AppConfig {
   dicomDecoders: DecoderPoolOptions
   /** Largest non-multipart body (JSON, text); multipart is bounded by the file and field limits. */
   bodyLimitBytes: number
-  maxFiles: number
   maxFields: number
   maxFieldBytes: number
   headersTimeoutMs: number
@@ -204,7 +203,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxWorkerMemoryBytes: e.DECODE_WORKER_MAX_MEMORY_BYTES
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
-    maxFiles: e.MAX_FILES,
     maxFields: e.MAX_FIELDS,
     maxFieldBytes: e.MAX_FIELD_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
@@ -235,6 +233,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): AppConfig {
 }
 
 function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): RecordsConfig {
+  // A loopback bind is reached from this machine alone, unless a reverse proxy on it forwards the network's requests:
+  // TRUST_PROXY says one does (nginx terminating TLS in front of the default HOST=127.0.0.1).
+  const thisMachineOnly = isLoopback(e.HOST) && trustProxyOf(e.TRUST_PROXY) === false
   try {
     return loadRecordsConfig(env, {
       store: e.RECORDS_STORE,
@@ -244,7 +245,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
       migrationTimeoutMs: e.DATABASE_MIGRATION_TIMEOUT_MS,
       retentionMs: recordRetentionMs(e.RECORD_RETENTION, e.SERIES_IDLE_SECONDS, e.RECORDS_STORE === 'off'),
       required: e.RECORDS_REQUIRED,
-      api: e.RECORDS_API === undefined ? authOn || isLoopback(e.HOST) : e.RECORDS_API === 'on',
+      api: e.RECORDS_API === undefined ? authOn || thisMachineOnly : e.RECORDS_API === 'on',
       readAllScope: e.RECORDS_READ_ALL_SCOPE,
       studyOwners: studyOwnersOf(e.STUDY_OWNERS)
     })

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { RequestTimeoutError, sendError } from './errors.js'
 
@@ -45,4 +45,14 @@ export async function unlessAnswered<T> (reply: FastifyReply, work: () => Promis
     if (reply.sent && error instanceof RequestTimeoutError) return reply
     throw error
   }
+}
+
+/**
+ * Whether a request can no longer be given its answer: the deadline answered it 408, or its client closed the
+ * connection (a script's own timeout, a user leaving the page). app.predict and its kin then keep nothing of it, as
+ * nobody learns the ids: a client that sent a whole slice and hung up before its answer left a record and a kept
+ * upload, and another with each retry.
+ */
+export function answerGone (request: FastifyRequest, reply: FastifyReply): () => boolean {
+  return () => reply.sent || request.raw.socket?.destroyed === true
 }

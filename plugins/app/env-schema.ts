@@ -64,7 +64,6 @@ export const EnvSchema = Type.Object({
 
   // Request limits: what one request may carry and how long it may take to arrive.
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 }),
-  MAX_FILES: Type.Integer({ minimum: 1, default: 1 }),
   MAX_FIELDS: Type.Integer({ minimum: 0, default: 10 }),
   MAX_FIELD_BYTES: Type.Integer({ minimum: 1, default: 1024 }),
   HEADERS_TIMEOUT_MS: timerMs(1, 10_000),

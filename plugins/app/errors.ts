@@ -1,9 +1,10 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
 import { setSecurityHeaders } from '../external/helmet.js'
+import { PREDICT_MAX_FILES } from '../external/multipart.js'
 import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -77,7 +78,7 @@ function tooManyFiles (request: FastifyRequest, config: AppConfig): ServiceError
     return new ServiceError('TOO_MANY_FILES', 400, `POST /predict/batch takes at most ${config.batchMaxFiles} files (BATCH_MAX_FILES; ` +
       'GET /model gives it as limits.maxBatchFiles): send a longer series in several requests.')
   }
-  return new ServiceError('TOO_MANY_FILES', 400, `This route takes at most ${config.maxFiles} file(s) in one request; ` +
+  return new ServiceError('TOO_MANY_FILES', 400, `This route takes at most ${PREDICT_MAX_FILES} file in one request; ` +
     `send several slices with POST /predict/batch (at most ${config.batchMaxFiles} per request).`)
 }
 
@@ -192,7 +193,9 @@ const timedOutSockets = new WeakSet<Socket>()
 
 const CLIENT_ERRORS: Record<string, ServiceError> = {
   ERR_HTTP_REQUEST_TIMEOUT: new RequestTimeoutError(),
-  HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, 'The request headers are too large.')
+  // Node counts the request line (the URL and its query) with the headers: a long query string is refused here too.
+  HPE_HEADER_OVERFLOW: new ServiceError('HEADERS_TOO_LARGE', 431, `The request line (the URL with its query) and the headers are too large: together ` +
+    `they may take at most ${maxHeaderSize} bytes.`)
 }
 
 /**

@@ -13,7 +13,7 @@ import { RequestTimeoutError } from './errors.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
 export interface PredictOptions extends ClassifyOptions {
-  /** Whether the request has been answered already (its deadline passed): then the upload is not stored. */
+  /** Whether the request's answer can no longer be given (its deadline passed, its client left): then nothing is kept. */
   answered?: () => boolean
 }
 

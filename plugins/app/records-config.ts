@@ -19,7 +19,7 @@ export interface RecordsConfig {
   retentionMs: number
   /** true: a prediction that cannot be recorded is answered 503 RECORDS_UNAVAILABLE; false: answered, the loss logged and counted. */
   required: boolean
-  /** Whether GET /predictions* is served (RECORDS_API, or its default: on with authentication, else on loopback binds only). */
+  /** Whether GET /predictions* is served (RECORDS_API, or its default: on with authentication, else on loopback binds without a proxy only). */
   api: boolean
   /** The scope that lets an authenticated caller read every caller's records. */
   readAllScope: string

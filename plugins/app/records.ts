@@ -210,7 +210,7 @@ export class RecordsService {
   readerScope (request: FastifyRequest, authOn: boolean): Caller | undefined {
     if (this.state === 'off') throw new RecordsApiDisabledError('nothing is recorded (RECORDS_STORE=off)')
     if (!this.config.api) {
-      throw new RecordsApiDisabledError('without authentication it is served only on a loopback address; switch authentication on, or set RECORDS_API=on')
+      throw new RecordsApiDisabledError('without authentication it is served only on a loopback address without a reverse proxy (TRUST_PROXY); switch authentication on, or set RECORDS_API=on')
     }
     if (!authOn || request.principal?.scopes.includes(this.config.readAllScope) === true) return undefined
     return callerOf(request)

@@ -61,6 +61,12 @@ function isFilePart (name: string | undefined, contentType: string | undefined, 
 const PART_BUFFER_BYTES = 128 * 1024
 
 /**
+ * Files of one POST /predict: its schema takes one `file`. This was MAX_FILES, and any other value made a second
+ * file a 400 VALIDATION_ERROR about the body's schema instead of TOO_MANY_FILES; POST /predict/batch sets its own.
+ */
+export const PREDICT_MAX_FILES = 1
+
+/**
  * Uploads are parsed into memory with hard limits (the largest accepted file is MAX_FILE_BYTES, all requests
  * together hold at most MAX_INFLIGHT_BYTES): the bytes are needed whole for format sniffing and decoding, and
  * nothing touches disk before the image is valid.
@@ -74,11 +80,11 @@ export default fp(async (app) => {
     fileHwm: PART_BUFFER_BYTES,
     limits: {
       fileSize: app.config.maxFileBytes,
-      files: app.config.maxFiles,
+      files: PREDICT_MAX_FILES,
       fields: app.config.maxFields,
       fieldNameSize: 100,
       fieldSize: app.config.maxFieldBytes,
-      parts: app.config.maxFiles + app.config.maxFields,
+      parts: PREDICT_MAX_FILES + app.config.maxFields,
       headerPairs: 100
     }
   })

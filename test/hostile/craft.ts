@@ -44,6 +44,52 @@ export function jpegWithDimensions (bytes: Buffer, width: number, height: number
   return copy
 }
 
+/** The JPEG with `count` empty segments of `marker` (APPn, COM) after its SOI. */
+export function jpegWithEmptySegments (jpeg: Buffer, marker: number, count: number): Buffer {
+  return Buffer.concat([jpeg.subarray(0, 2), Buffer.alloc(4 * count, Buffer.from([0xff, marker, 0, 2])), jpeg.subarray(2)])
+}
+
+/** Every marker segment of a JPEG up to EOI, a scan (SOS) with its entropy-coded data. */
+function jpegAllSegments (bytes: Buffer): Array<{ marker: number, segment: Buffer }> {
+  const segments: Array<{ marker: number, segment: Buffer }> = []
+  let offset = 2
+  while (offset + 4 <= bytes.length && bytes[offset + 1] !== 0xd9) {
+    const marker = bytes[offset + 1]
+    let end = offset + 2 + bytes.readUInt16BE(offset + 2)
+    // entropy-coded data ends at the first 0xFF followed by neither a stuffed zero nor a restart marker
+    while (marker === 0xda && !(bytes[end] === 0xff && bytes[end + 1] !== 0 && (bytes[end + 1] < 0xd0 || bytes[end + 1] > 0xd7))) end++
+    segments.push({ marker, segment: bytes.subarray(offset, end) })
+    offset = end
+  }
+  return segments
+}
+
+/**
+ * A valid progressive JPEG in `scans` scans, from a progressive `jpeg` whose AC coefficients are all zero (an image
+ * constant over each 8x8 block): its first (DC) scan, then its last AC scan's few bytes of end-of-band runs sent again
+ * for one coefficient after another, each refined bit by bit (Ss = Se = k; Ah/Al 0/10, 10/9, ... 1/0), which is
+ * what libjpeg accepts without a warning: up to 1 + 63 x 11 scans.
+ */
+export function jpegInScans (jpeg: Buffer, scans: number): Buffer {
+  const segments = jpegAllSegments(jpeg)
+  const scanAt = segments.flatMap((s, i) => s.marker === 0xda ? [i] : [])
+  const [firstScan, lastScan] = [scanAt[0], scanAt[scanAt.length - 1]]
+  const ac = segments[lastScan].segment
+  const components = ac[4]
+  const refinements = [[0, 10], ...Array.from({ length: 10 }, (_, i) => [10 - i, 9 - i])]
+  if (components !== 1 || scans < 1 || scans > 1 + 63 * refinements.length) throw new Error('cannot make that JPEG')
+  const acScans = Array.from({ length: scans - 1 }, (_, i) => {
+    const scan = Buffer.from(ac)
+    const at = 5 + 2 * components // Ss, Se, Ah/Al after the component selectors
+    const [ah, al] = refinements[i % refinements.length]
+    scan[at] = scan[at + 1] = 1 + Math.floor(i / refinements.length)
+    scan[at + 2] = (ah << 4) | al
+    return scan
+  })
+  const tables = segments.slice(firstScan, lastScan).filter((s) => s.marker === 0xc4).map((s) => s.segment)
+  return Buffer.concat([jpeg.subarray(0, 2), ...segments.slice(0, firstScan + 1).map((s) => s.segment), ...tables, ...acScans, Buffer.from([0xff, 0xd9])])
+}
+
 export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
 export function pngChunk (type: string, data: Buffer): Buffer {
@@ -75,6 +121,13 @@ export function pngBomb (width: number, height: number, rows = 1): Buffer {
 }
 
 /** A small PNG whose compressed data inflates to far more bytes than its declared size needs. */
+/** The PNG with `count` zTXt chunks before its IEND, each `inflated` bytes of text once inflated. */
+export function pngWithZtxt (png: Buffer, count: number, inflated: number): Buffer {
+  const text = pngChunk('zTXt', Buffer.concat([Buffer.from('comment\0\0', 'latin1'), deflateSync(Buffer.alloc(inflated, 0x61), { level: 9 })]))
+  const iend = png.length - 12
+  return Buffer.concat([png.subarray(0, iend), ...Array<Buffer>(count).fill(text), png.subarray(iend)])
+}
+
 export function pngOverflowingIdat (width: number, height: number, inflatedBytes: number): Buffer {
   const idat = deflateSync(Buffer.alloc(inflatedBytes), { level: 9 })
   return Buffer.concat([PNG_SIGNATURE, pngHeader(width, height), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))])

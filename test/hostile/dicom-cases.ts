@@ -5,7 +5,8 @@ import sharp from 'sharp'
 import { encodeJ2KLossless } from '../helpers/dicom-encoders.js'
 import { DEFLATED_EXPLICIT_LITTLE_ENDIAN, imageAttributes, part10Header, pixelData, writeDicom, type SyntheticDicom } from '../helpers/dicom-writer.js'
 import { jpegWithDimensions, noise } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT_DICOM, DECODE_TIMEOUT, DICOM_TOO_LARGE, TOO_LARGE, type Category, type FileCase, type Outcome } from './types.js'
+import { progressiveInScans } from './image-cases.js'
+import { ACCEPTED, BLANK, CORRUPT_DICOM, DECODE_TIMEOUT, DICOM_TOO_LARGE, TOO_LARGE, TOO_MANY_SCANS, type Category, type FileCase, type Outcome } from './types.js'
 
 /**
  * DICOM payload families that took the service down before the decoders got budgets and worker threads (issue 19),
@@ -116,6 +117,7 @@ async function codestreamSizes (): Promise<FileCase[]> {
   const grey = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#404040' } })
     .composite([{ input: square, left: 130, top: 80 }]).toColourspace('b-w').jpeg().toBuffer()
   const jpegImage = { rows: 200, columns: 300, bitsAllocated: 8 as const, signed: false }
+  const progressiveImage = { ...jpegImage, rows: 64, columns: 64 }
   const encapsulated = (transferSyntaxUid: string, image: SyntheticDicom, encapsulatedFragment: Buffer): Buffer =>
     writeDicom({ ...image, transferSyntaxUid, encapsulatedFragment })
   const sized = (name: string, data: Buffer, expected: Outcome[]): FileCase => dicomCase('codestream-size', name, data, expected)
@@ -131,7 +133,10 @@ async function codestreamSizes (): Promise<FileCase[]> {
     sized('JPEG 2000 codestream of 262,144 tiles of 1x1', encapsulated(JPEG_2000, j2kImage, withSiz(j2k, { tile: 1 })), CORRUPT_DICOM),
     sized('JPEG baseline codestream as encoded (control)', encapsulated(JPEG_BASELINE, jpegImage, grey), ACCEPTED),
     sized('JPEG baseline codestream declaring 20000x20000, header 300x200', encapsulated(JPEG_BASELINE, jpegImage, jpegWithDimensions(grey, 20000, 20000)), TOO_LARGE),
-    sized('JPEG baseline codestream 300x200, header 16x16', encapsulated(JPEG_BASELINE, { ...jpegImage, rows: 16, columns: 16 }, grey), CORRUPT_DICOM)
+    sized('JPEG baseline codestream 300x200, header 16x16', encapsulated(JPEG_BASELINE, { ...jpegImage, rows: 16, columns: 16 }, grey), CORRUPT_DICOM),
+    // libjpeg-turbo decodes progressive JPEG under the Baseline syntax too, each scan over the whole frame again
+    sized('JPEG baseline codestream in 100 progressive scans', encapsulated(JPEG_BASELINE, progressiveImage, await progressiveInScans(100)), ACCEPTED),
+    sized('JPEG baseline codestream in 694 progressive scans', encapsulated(JPEG_BASELINE, progressiveImage, await progressiveInScans(694)), TOO_MANY_SCANS)
   ]
 }
 

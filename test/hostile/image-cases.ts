@@ -1,9 +1,9 @@
 import sharp, { type Sharp } from 'sharp'
 import {
-  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegSegments, jpegWithDimensions, noise, pngBomb,
-  pngChunks, pngOverflowingIdat, truncate, zipWith
+  HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, jpegWithEmptySegments, noise, pngBomb,
+  pngChunks, pngOverflowingIdat, pngWithZtxt, truncate, zipWith
 } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
+import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, TOO_MANY_TEXT_CHUNKS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
 
 /** Cut-off points: the first bytes (magic, headers) and fractions of the whole file (entropy data, trailer). */
 function cutOffsets (length: number): number[] {
@@ -118,7 +118,7 @@ function polyglots (jpeg: Buffer, png: Buffer): FileCase[] {
 }
 
 /** Decompression bombs: headers declaring more pixels than the limit are refused before decoding (422). */
-function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
+function bombs (jpeg: Buffer, png: Buffer, maxPixels: number): FileCase[] {
   const over = Math.ceil(Math.sqrt(maxPixels * 1.2))
   const under = Math.floor(Math.sqrt(maxPixels * 0.8))
   const bomb = (name: string, data: Buffer, expected = TOO_LARGE, filename = 'slice.png'): FileCase =>
@@ -133,8 +133,33 @@ function bombs (jpeg: Buffer, maxPixels: number): FileCase[] {
     bomb(`JPEG header declaring ${over}x${over}`, jpegWithDimensions(jpeg, over, over), TOO_LARGE, 'slice.jpg'),
     bomb(`complete ${over}x${over} black PNG (highly compressible)`, pngBomb(over, over, over)),
     bomb(`complete ${under}x${under} black PNG, under the pixel limit`, pngBomb(under, under, under), BLANK),
-    bomb('16x16 PNG whose data inflates to 64 MB', pngOverflowingIdat(16, 16, 64 * 1024 * 1024), [...BLANK, ...CORRUPT, ...TOO_LARGE])
+    bomb('16x16 PNG whose data inflates to 64 MB', pngOverflowingIdat(16, 16, 64 * 1024 * 1024), [...BLANK, ...CORRUPT, ...TOO_LARGE]),
+    // libjpeg keeps each APP1/APP2/APP13 segment in memory: millions of empty ones took gigabytes (MAX_JPEG_SEGMENTS)
+    bomb('JPEG with 900 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 900), ACCEPTED, 'slice.jpg'),
+    bomb('JPEG with 100,000 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 100_000), TOO_MANY_SEGMENTS, 'slice.jpg'),
+    // libpng inflates each compressed text chunk (up to 8 MB) and keeps up to 1000: gigabytes while decoding
+    bomb('PNG with 16 zTXt chunks of 1 MB of text', pngWithZtxt(png, 16, 1_000_000), ACCEPTED),
+    bomb('PNG with 2,000 zTXt chunks of 7 MB of text', pngWithZtxt(png, 2000, 7_000_000), TOO_MANY_TEXT_CHUNKS)
   ]
+}
+
+/** A valid progressive 64x64 greyscale JPEG in `scans` scans, each after the first a few bytes (craft.ts jpegInScans). */
+export async function progressiveInScans (scans: number): Promise<Buffer> {
+  const side = 64
+  const pixels = Buffer.alloc(side * side)
+  // one grey level per 8x8 block: no AC coefficient, so each further scan is a few bytes
+  for (let i = 0; i < pixels.length; i++) pixels[i] = 40 + ((((i / side) >> 3) * 8 + ((i % side) >> 3)) * 37) % 160
+  const grey = sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).toColourspace('b-w')
+  return jpegInScans(await grey.jpeg({ progressive: true }).toBuffer(), scans)
+}
+
+/**
+ * Decoding-time bombs: valid progressive JPEGs whose scans each make libjpeg go over the whole image again. Beyond
+ * MAX_JPEG_SCANS (100) they are refused before decoding; one at the limit is classified.
+ */
+async function scanFloods (): Promise<FileCase[]> {
+  return await Promise.all(([[100, ACCEPTED], [101, TOO_MANY_SCANS], [694, TOO_MANY_SCANS]] as const).map(async ([scans, expected]) =>
+    ({ category: 'bomb' as const, name: `progressive JPEG in ${scans} scans`, data: await progressiveInScans(scans), filename: 'slice.jpg', expected })))
 }
 
 /** Valid JPEG/PNG variants a scanner or PACS export may produce: all classified (200), but a blank 1x1 image. */
@@ -178,7 +203,8 @@ export async function fileCases (sources: Sources, maxPixels: number): Promise<F
     ...wrongMagic(jpeg, png),
     ...polyglots(jpeg, png),
     ...await otherFormats(jpeg),
-    ...bombs(jpeg, maxPixels),
+    ...bombs(jpeg, png, maxPixels),
+    ...await scanFloods(),
     ...await validVariants(sources)
   ]
 }
