@@ -48,16 +48,35 @@ export function keepStudyOwnersSql (doomed: string, owners: string): string {
     'SELECT studies.study_instance_uid, owner.caller, owner.created_at, owner.id ' +
     `FROM (SELECT DISTINCT study_instance_uid FROM ${doomed} WHERE study_instance_uid IS NOT NULL) AS studies ` +
     `CROSS JOIN LATERAL (${ownerRowSql('studies.study_instance_uid', owners, 'oldest.caller, oldest.created_at, oldest.id')}) AS owner ` +
-    'WHERE EXISTS (SELECT 1 FROM predictions AS remaining WHERE remaining.study_instance_uid = studies.study_instance_uid ' +
-    `AND remaining.id NOT IN (SELECT id FROM ${doomed})) ORDER BY studies.study_instance_uid ` +
+    `WHERE ${keepsRows(doomed, 'studies.study_instance_uid')} ORDER BY studies.study_instance_uid ` +
     'ON CONFLICT (study_instance_uid) DO UPDATE SET caller = EXCLUDED.caller, created_at = EXCLUDED.created_at, id = EXCLUDED.id ' +
     'WHERE (study_owners.caller, study_owners.created_at, study_owners.id) IS DISTINCT FROM (EXCLUDED.caller, EXCLUDED.created_at, EXCLUDED.id)'
 }
 
+/** Whether the study `study` keeps a prediction once those of `doomed` (a CTE of their id) are gone, read from the rows as they were. */
+function keepsRows (doomed: string, study: string): string {
+  return `EXISTS (SELECT 1 FROM predictions AS remaining WHERE remaining.study_instance_uid = ${study} AND remaining.id NOT IN (SELECT id FROM ${doomed}))`
+}
+
 /**
- * Forgets, `$1` at most, the kept owners of studies with no prediction left: the sweep's last rows of them, a
- * withdrawn record (store.ts deletePrediction), or two replicas' sweeps each deleting the rows the other left. The next
- * caller to send under the study's UID owns it, as a study never seen.
+ * Forgets the kept owners of the studies whose predictions a statement deletes (`doomed`, a CTE of their id and
+ * study_instance_uid: the sweep's, or a withdrawn record's, store.ts deletePrediction) and that keep none, in that
+ * statement. Forgotten later, a kept owner would take over the study sent again in between (a prediction under its
+ * UID arriving before a separate forgetting statement, or after a pass failed between the two): the new rows were the
+ * old owner's as long as they lived, read-all readers saw none of them, and nothing was pushed. The studies as an
+ * array: a seek of study_owners' key each, where `IN` was a hash join on a scan of every kept owner.
+ */
+export function forgetStudyOwnersSql (doomed: string): string {
+  return 'DELETE FROM study_owners AS kept WHERE kept.study_instance_uid = ANY (ARRAY(SELECT study_instance_uid FROM ' +
+    `${doomed} WHERE study_instance_uid IS NOT NULL)) AND NOT ${keepsRows(doomed, 'kept.study_instance_uid')}`
+}
+
+/**
+ * Forgets, `$1` at most, the kept owners of studies with no prediction left that forgetStudyOwnersSql could not: two
+ * statements that delete a study's last rows between them at the same moment each read the other's as still there
+ * (two replicas' sweeps each taking part of them, or a withdrawal beside a sweep). Still needed, then, but for those
+ * races alone: each pass runs it right after its predictions, so such a kept owner is forgotten by the same pass when a
+ * sweep committed last, else by the next; a study sent again before that is taken over by it, as above.
  */
 export const FORGET_STUDY_OWNERS_SQL = 'DELETE FROM study_owners WHERE study_instance_uid IN (SELECT kept.study_instance_uid FROM study_owners AS kept ' +
   'WHERE NOT EXISTS (SELECT 1 FROM predictions WHERE predictions.study_instance_uid = kept.study_instance_uid) LIMIT $1 FOR UPDATE SKIP LOCKED)'

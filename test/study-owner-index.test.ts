@@ -6,7 +6,7 @@ import t from 'tap'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
 import { pageSql, type PageQuery } from '../records/page.js'
-import { RecordStore, type StoreOptions } from '../records/store.js'
+import { DELETE_PREDICTION_SQL, RecordStore, type StoreOptions } from '../records/store.js'
 import { MAX_STUDY_ROWS, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL } from '../records/study-rows.js'
 import { studyOwnerSql } from '../records/study-owner.js'
 import type { SqlDriver } from '../records/sql-driver.js'
@@ -118,6 +118,15 @@ for (const { engine, options, driver } of engines) {
         t.match(scansOf(await plan(session, owner, 'text, text[]', `'${STUDY}', ${owners}`), 'study_owners'),
           [{ type: 'Index Scan', index: 'study_owners_pkey', cond: /study_instance_uid/, removed: 0, rows: 1 }], `the kept owner (owners ${owners}): a seek of its key`)
       }
+      // A withdrawal forgets the kept owner with the study's last row: a seek of its key, and the study's first row left.
+      const [{ id: first }] = await session.query<{ id: string }>('SELECT id FROM predictions WHERE study_instance_uid = $1 ORDER BY created_at, id LIMIT 1', [STUDY])
+      await session.exec('BEGIN')
+      const withdrawal = await plan(session, DELETE_PREDICTION_SQL, 'uuid', `'${first}'`)
+      await session.exec('ROLLBACK')
+      t.match(scansOf(withdrawal, 'study_owners').filter((scan) => /Scan/.test(scan.type as string)), [{ type: 'Index Scan', index: 'study_owners_pkey', removed: 0, rows: 1 }],
+        'a withdrawal: its study\'s kept owner, a seek of its key')
+      t.match(scans(withdrawal).filter((scan) => /Scan/.test(scan.type as string) && scan.index !== 'predictions_pkey'), [{ type: 'Index Scan', index: /^predictions_study_/, cond: /study_instance_uid/, removed: 1, rows: 1 }],
+        'a withdrawal: whether its study keeps a row, a seek stopping at the first past the withdrawn one')
       const anyCaller = await plan(session, owner, 'text, text[]', `'${STUDY}', NULL`)
       t.ok(sorted(anyCaller) <= 2, 'any caller: no sort of the study\'s rows, of the kept owner and the first row alone')
       t.equal(scans(anyCaller).length, 1, 'any caller: one scan')

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import type { SqlDriver } from '../records/sql-driver.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
 import { storeEngines } from './helpers/store-engines.js'
 
@@ -10,7 +11,10 @@ import { storeEngines } from './helpers/store-engines.js'
 // the old code the owner was the caller of the oldest prediction still recorded: once the PACS's first two slices
 // expired, mallory's instance sent under the study's UID between them was the oldest, so records:read-all readers saw
 // mallory's rows in place of the PACS's three slices still there, and the FHIR push queued mallory's report as a new
-// version of the study. Now the sweep keeps the owner it is about to change (study_owners, migration 0010).
+// version of the study. Now the sweep keeps the owner it is about to change (study_owners, migration 0010). And a kept
+// owner goes in the statement that deletes its study's last row: forgotten by a later one, it owned the study sent
+// again in between (during the sweep's next statements, after a pass that failed, after a withdrawal) as long as the
+// new rows lived, and read-all readers saw none of them.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-retention-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
@@ -30,6 +34,23 @@ async function sent (store: RecordStore, caller: string, seconds: number, series
     prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, confidenceBand: 'high', timings: {}, answer: { id }
   })
   return id
+}
+
+/**
+ * Has `between` run once just before the store's statement named `name`, or, with `fail`, in its place, the statement
+ * then failing as on a lost connection: what a replica's or a caller's statement does between two of the sweep's. The
+ * database runs everything; only the order is chosen.
+ */
+function between (store: RecordStore, name: string, work: () => Promise<void>, fail = false): void {
+  const driver = (store as unknown as { driver: SqlDriver }).driver
+  const query = driver.query
+  driver.query = async <R>(text: string, params?: unknown[], label?: string): Promise<R[]> => {
+    if (label !== name) return await query<R>(text, params, label)
+    driver.query = query
+    await work()
+    if (fail) throw new Error('connection lost')
+    return await query<R>(text, params, label)
+  }
 }
 
 /** The read-all view's instances (or `caller`'s own), as `<series>.<seconds>`. */
@@ -61,14 +82,43 @@ for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retentio
     t.same(await store.deleteExpired(at(601), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 }, 'the study\'s last row goes')
     await sent(store, 'api-key:other', 900, '2')
     t.same(await seen(store), ['2.900'], 'once nothing of the study is left, its kept owner is forgotten: the next sender owns it')
+  })
 
-    // The sweep keeps that owner while a later record is left, whose answer is then withdrawn (store.deletePrediction).
-    const withdrawn = await sent(store, 'api-key:late', 950, '3')
+  t.test(`${engine}: a study sent again once retention or a withdrawal took its last row is the new sender's at once`, async (t) => {
+    const { store } = await RecordStore.open(await options(t))
+    t.teardown(async () => await store.close())
+    // Each round: the PACS's slices at `first` and `first` + 10 s; a sweep takes the first and keeps the PACS as owner.
+    const kept = async (first: number): Promise<string> => {
+      await sent(store, 'api-key:pacs', first, '1')
+      const last = await sent(store, 'api-key:pacs', first + 10, '1')
+      t.same(await store.deleteExpired(at(first + 5), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 }, 'the PACS\'s first slice goes, its owner kept')
+      return last
+    }
+
+    // The next pass takes the last slice; the study is sent again before the pass's next statement.
+    await kept(0)
+    between(store, 'records.sweep.study_owners', async () => { await sent(store, 'api-key:other', 900, '2') })
+    t.same(await store.deleteExpired(at(15), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+    // old code: [] (the PACS's kept owner stays as long as the new row), and nothing queued
+    t.same(await seen(store), ['2.900'], 'sent again during the pass that took its last row: the new sender\'s')
+    t.equal(await store.pushes.enqueueFinal(30, at(1000)), 1, 'and pushed')
     t.same(await store.deleteExpired(at(901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
-    await store.deletePrediction(withdrawn)
-    await store.deleteExpired(at(901), 500)
-    await sent(store, 'api-key:next', 1000, '4')
-    t.same(await seen(store), ['4.1000'], 'the kept owner of a study whose last record was withdrawn is forgotten by the next sweep')
+
+    // The pass fails after its predictions statement (a lost connection); the study is sent again before the next.
+    await kept(1000)
+    between(store, 'records.sweep.study_owners', async () => {}, true)
+    await t.rejects(store.deleteExpired(at(1015), 500), /connection lost/)
+    await sent(store, 'api-key:other', 1900, '2')
+    t.same(await store.deleteExpired(at(1015), 500), { predictions: 0, auditEvents: 0, failedInstances: 0 })
+    // old code: [] after this and every later pass
+    t.same(await seen(store), ['2.1900'], 'sent again after a failed pass took its last row: the new sender\'s')
+    t.same(await store.deleteExpired(at(1901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+
+    // The last slice's answer is withdrawn (store.deletePrediction); the study is sent again before any sweep.
+    await store.deletePrediction(await kept(2000))
+    await sent(store, 'api-key:other', 2900, '2')
+    // old code: []
+    t.same(await seen(store), ['2.2900'], 'sent again after its last record was withdrawn: the new sender\'s')
   })
 
   t.test(`${engine}: a kept owner under STUDY_OWNERS changed between runs: passed over once unlisted, and compared by its first row`, async (t) => {
