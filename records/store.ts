@@ -30,7 +30,7 @@ export interface StoreHooks {
   lost?: (reason: string) => void
 }
 
-/** deletePrediction's statement: the record, and its study's kept owner with its last (study-owner.ts). */
+/** deletePrediction's statement: the record, and what was kept of its study if it was the last (study-owner.ts). */
 export const DELETE_PREDICTION_SQL = 'WITH gone AS (DELETE FROM predictions WHERE id = $1::uuid RETURNING id, study_instance_uid) ' +
   forgetStudyOwnersSql('gone')
 
@@ -229,18 +229,18 @@ export class RecordStore {
   /**
    * Deletes at most `limit` predictions, `limit` audit events and `limit` failed instances older than `before`, oldest
    * first; returns how many went. Rows another replica is deleting at the same moment are skipped, not waited for. A
-   * study's owner is kept before any of its predictions go, and forgotten with its last, in the same statement
-   * (study-owner.ts).
+   * study's callers' first predictions are kept before any of theirs go, and forgotten with the study's last, in the
+   * same statement (study-owner.ts).
    */
   async deleteExpired (before: Date, limit: number): Promise<{ predictions: number, auditEvents: number, failedInstances: number }> {
-    // Predictions: in the same statement, the owners of the studies that keep some are kept, the others' forgotten.
-    const owners = `, kept AS (${keepStudyOwnersSql('doomed', '$3::text[]')}), forgot AS (${forgetStudyOwnersSql('doomed')})`
+    // Predictions: in the same statement, the first rows of the studies that keep some are kept, the others' forgotten.
+    const owners = `, kept AS (${keepStudyOwnersSql('doomed')}), forgot AS (${forgetStudyOwnersSql('doomed')})`
     const sweep = async (table: string, keepOwners = false): Promise<number> => {
       const rows = await this.driver.query<{ n: number }>(
-        `WITH doomed AS (SELECT id${keepOwners ? ', study_instance_uid' : ''} FROM ${table} WHERE created_at < $1::timestamptz ` +
+        `WITH doomed AS (SELECT id${keepOwners ? ', study_instance_uid, caller' : ''} FROM ${table} WHERE created_at < $1::timestamptz ` +
         `ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)${keepOwners ? owners : ''}, ` +
         `gone AS (DELETE FROM ${table} WHERE id IN (SELECT id FROM doomed) RETURNING 1) SELECT count(*)::integer AS n FROM gone`,
-        [before.toISOString(), limit, ...(keepOwners ? [this.studyOwners] : [])], `records.sweep.${table}`)
+        [before.toISOString(), limit], `records.sweep.${table}`)
       return Number(rows[0]?.n ?? 0)
     }
     const predictions = await sweep('predictions', true)
@@ -253,7 +253,7 @@ export class RecordStore {
     return swept
   }
 
-  /** Removes one prediction record (one whose answer was not given after all), and its study's kept owner with its last (study-owner.ts). */
+  /** Removes one prediction record (one whose answer was not given after all), and what was kept of its study with its last (study-owner.ts). */
   async deletePrediction (id: string): Promise<void> {
     await this.driver.query(DELETE_PREDICTION_SQL, [id], 'records.delete.prediction')
   }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { SqlDriver } from '../records/sql-driver.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
 import { storeEngines } from './helpers/store-engines.js'
@@ -11,8 +11,9 @@ import { storeEngines } from './helpers/store-engines.js'
 // the old code the owner was the caller of the oldest prediction still recorded: once the PACS's first two slices
 // expired, mallory's instance sent under the study's UID between them was the oldest, so records:read-all readers saw
 // mallory's rows in place of the PACS's three slices still there, and the FHIR push queued mallory's report as a new
-// version of the study. Now the sweep keeps the owner it is about to change (study_owners, migration 0010). And a kept
-// owner goes in the statement that deletes its study's last row: forgotten by a later one, it owned the study sent
+// version of the study. Now the sweep keeps each caller's first row of a study before deleting it (study_owners,
+// migration 0010), so that under any STUDY_OWNERS the owner is the one it would be had retention deleted nothing. And
+// what was kept goes in the statement that deletes its study's last row: forgotten by a later one, it owned the study sent
 // again in between (during the sweep's next statements, after a pass that failed, after a withdrawal) as long as the
 // new rows lived, and read-all readers saw none of them.
 
@@ -121,10 +122,18 @@ for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retentio
     t.same(await seen(store), ['2.2900'], 'sent again after its last record was withdrawn: the new sender\'s')
   })
 
-  t.test(`${engine}: a kept owner under STUDY_OWNERS changed between runs: passed over once unlisted, and compared by its first row`, async (t) => {
+  /**
+   * `sends` (caller and seconds, series 1 for PACS1, 2 for PACS2, 3 for anyone else) recorded by a store run with
+   * `listed` as STUDY_OWNERS, retention then taking what was sent before `expired` seconds; the read-all view of the
+   * study as a store run with another list sees it (one store open at a time: PGlite's data directory is locked).
+   */
+  const afterRetention = async (t: Test, listed: string[] | undefined, sends: Array<[string, number]>, expired: number): Promise<(studyOwners: string[] | undefined) => Promise<string[]>> => {
     const opened = await options(t)
-    /** The read-all view of a store opened with `studyOwners` (one store open at a time: PGlite's data directory is locked). */
-    const seenWith = async (studyOwners: string[] | undefined): Promise<string[]> => {
+    const { store } = await RecordStore.open({ ...opened, studyOwners: listed } as StoreOptions)
+    for (const [caller, seconds] of sends) await sent(store, caller, seconds, caller.endsWith('PACS1') ? '1' : caller.endsWith('PACS2') ? '2' : '3')
+    t.same(await store.deleteExpired(at(expired), 500), { predictions: sends.filter(([, seconds]) => seconds < expired).length, auditEvents: 0, failedInstances: 0 })
+    await store.close()
+    return async (studyOwners) => {
       const { store } = await RecordStore.open({ ...opened, studyOwners } as StoreOptions)
       try {
         return await seen(store)
@@ -132,18 +141,24 @@ for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retentio
         await store.close()
       }
     }
-    // PACS2 sends first and in between; STUDY_OWNERS lists PACS1 alone, whose slice at 10 s retention takes.
-    const { store } = await RecordStore.open({ ...opened, studyOwners: ['dicom:PACS1'] } as StoreOptions)
-    for (const seconds of [0, 15, 40]) await sent(store, 'dicom:PACS2', seconds, '2')
-    for (const seconds of [10, 20, 30]) await sent(store, 'dicom:PACS1', seconds, '1')
-    t.same(await store.deleteExpired(at(12), 500), { predictions: 2, auditEvents: 0, failedInstances: 0 })
-    await store.close()
-    t.same(await seenWith(['dicom:PACS1']), ['1.20', '1.30'], 'PACS1\'s')
-    // old code: PACS2's, its slice at 15 s older than PACS1's at 20 s
-    t.same(await seenWith(['dicom:PACS1', 'dicom:PACS2']), ['1.20', '1.30'],
-      'PACS2 listed too: still PACS1\'s, whose first slice (10 s, kept) is older than any of PACS2\'s still recorded')
-    t.same(await seenWith(['dicom:PACS2']), ['2.15', '2.40'], 'PACS1 no longer listed: its kept ownership is passed over, PACS2\'s')
-    // old code: PACS2's
-    t.same(await seenWith(undefined), ['1.20', '1.30'], 'no list: the oldest first row, PACS1\'s kept one')
+  }
+
+  t.test(`${engine}: under STUDY_OWNERS changed between runs, a study is whose it would be had retention deleted nothing`, async (t) => {
+    // PACS2 sends first and in between; STUDY_OWNERS lists PACS1 alone while retention takes PACS2's slice at 0 s and
+    // PACS1's at 10 s.
+    const seenWith = await afterRetention(t, ['dicom:PACS1'], [['dicom:PACS2', 0], ['dicom:PACS1', 10], ['dicom:PACS2', 15], ['dicom:PACS1', 20], ['dicom:PACS1', 30], ['dicom:PACS2', 40]], 12)
+    t.same(await seenWith(['dicom:PACS1']), ['1.20', '1.30'], 'PACS1\'s, the one listed')
+    // old code (one owner kept per study, PACS1): PACS1's
+    t.same(await seenWith(['dicom:PACS1', 'dicom:PACS2']), ['2.15', '2.40'], 'PACS2 listed too: PACS2\'s, whose first slice (0 s, kept) came before PACS1\'s')
+    t.same(await seenWith(['dicom:PACS2']), ['2.15', '2.40'], 'PACS1 no longer listed: PACS2\'s')
+    // old code: PACS1's
+    t.same(await seenWith(undefined), ['2.15', '2.40'], 'no list: PACS2\'s, the first to send')
+
+    // A workstation sends first, unlisted at last; no STUDY_OWNERS while retention takes its slice and PACS1's first.
+    const listedLater = await afterRetention(t, undefined, [['api-key:workstation', 0], ['dicom:PACS1', 10], ['dicom:PACS2', 15], ['dicom:PACS1', 20]], 12)
+    t.same(await listedLater(undefined), [], 'no list: the workstation\'s, none of whose slices is left')
+    // old code (the workstation kept alone, passed over once unlisted): PACS2's ['2.15']
+    t.same(await listedLater(['dicom:PACS1', 'dicom:PACS2']), ['1.20'], 'both PACS listed: PACS1\'s, whose first slice (10 s, kept) came before PACS2\'s')
+    t.same(await listedLater(['dicom:PACS2']), ['2.15'], 'PACS2 alone: its')
   })
 }
