@@ -8,7 +8,7 @@ import { CREATED_AT_US, pageOf, pageSql, type PageQuery } from './page.js'
 import { openPGlite } from './pglite-driver.js'
 import { openPostgres } from './postgres-driver.js'
 import { PushQueue } from './push-queue.js'
-import { callersParam, FORGET_STUDY_OWNERS_SQL, keepStudyOwnersSql, studyOwnerSql } from './study-owner.js'
+import { callersParam, FORGET_STUDY_OWNERS_SQL, forgetStudyOwnersSql, keepStudyOwnersSql, studyOwnerSql } from './study-owner.js'
 import { auditRow, failedInstanceRow, fromAuditRow, fromPredictionRow, predictionRow, type AuditEvent, type AuditRow, type Caller, type FailedInstanceRecord, type PredictionRecord, type PredictionRow } from './record.js'
 import type { SqlDriver } from './sql-driver.js'
 import { MAX_STUDY_ROWS, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL, type StudyFailureRow, type StudyInstanceRow, type StudyRows } from './study-rows.js'
@@ -29,6 +29,10 @@ export interface StoreHooks {
   /** The store can be used no more, and why: the embedded database's lock was taken by another process. */
   lost?: (reason: string) => void
 }
+
+/** deletePrediction's statement: the record, and what was kept of its study if it was the last (study-owner.ts). */
+export const DELETE_PREDICTION_SQL = 'WITH gone AS (DELETE FROM predictions WHERE id = $1::uuid RETURNING id, study_instance_uid) ' +
+  forgetStudyOwnersSql('gone')
 
 /** What the store writes, as the write hooks and metrics name it. */
 export const RECORD_KINDS = ['prediction', 'audit', 'failed-instance'] as const
@@ -225,30 +229,33 @@ export class RecordStore {
   /**
    * Deletes at most `limit` predictions, `limit` audit events and `limit` failed instances older than `before`, oldest
    * first; returns how many went. Rows another replica is deleting at the same moment are skipped, not waited for. A
-   * study's owner is kept before any of its predictions go, and forgotten with its last (study-owner.ts).
+   * study's callers' first predictions are kept before any of theirs go, and forgotten with the study's last, in the
+   * same statement (study-owner.ts).
    */
   async deleteExpired (before: Date, limit: number): Promise<{ predictions: number, auditEvents: number, failedInstances: number }> {
-    // Predictions: first, in the same statement, the owners of the studies that keep some are kept (study-owner.ts).
+    // Predictions: in the same statement, the first rows of the studies that keep some are kept, the others' forgotten.
+    const owners = `, kept AS (${keepStudyOwnersSql('doomed')}), forgot AS (${forgetStudyOwnersSql('doomed')})`
     const sweep = async (table: string, keepOwners = false): Promise<number> => {
       const rows = await this.driver.query<{ n: number }>(
-        `WITH doomed AS (SELECT id${keepOwners ? ', study_instance_uid' : ''} FROM ${table} WHERE created_at < $1::timestamptz ` +
-        `ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)${keepOwners ? `, kept AS (${keepStudyOwnersSql('doomed', '$3::text[]')})` : ''}, ` +
+        `WITH doomed AS (SELECT id${keepOwners ? ', study_instance_uid, caller' : ''} FROM ${table} WHERE created_at < $1::timestamptz ` +
+        `ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)${keepOwners ? owners : ''}, ` +
         `gone AS (DELETE FROM ${table} WHERE id IN (SELECT id FROM doomed) RETURNING 1) SELECT count(*)::integer AS n FROM gone`,
-        [before.toISOString(), limit, ...(keepOwners ? [this.studyOwners] : [])], `records.sweep.${table}`)
+        [before.toISOString(), limit], `records.sweep.${table}`)
       return Number(rows[0]?.n ?? 0)
     }
-    const swept = { predictions: await sweep('predictions', true), auditEvents: await sweep('audit_events'), failedInstances: await sweep('failed_instances') }
-    // A kept owner goes with its study's last prediction; a push row outlives its study's records only until the same
-    // cutoff (one row per study each: not counted).
+    const predictions = await sweep('predictions', true)
+    // What the statements above could not forget: a study's last rows deleted by two between them (study-owner.ts).
     await this.driver.query(FORGET_STUDY_OWNERS_SQL, [limit], 'records.sweep.study_owners')
+    const swept = { predictions, auditEvents: await sweep('audit_events'), failedInstances: await sweep('failed_instances') }
+    // A push row outlives its study's records only until the same cutoff (one row per study: not counted).
     await this.driver.query('DELETE FROM study_pushes WHERE study_instance_uid IN (SELECT study_instance_uid FROM study_pushes ' +
       'WHERE version < $1::timestamptz LIMIT $2 FOR UPDATE SKIP LOCKED)', [before.toISOString(), limit], 'records.sweep.study_pushes')
     return swept
   }
 
-  /** Removes one prediction record (one whose answer was not given after all). */
+  /** Removes one prediction record (one whose answer was not given after all), and what was kept of its study with its last (study-owner.ts). */
   async deletePrediction (id: string): Promise<void> {
-    await this.driver.query('DELETE FROM predictions WHERE id = $1::uuid', [id], 'records.delete.prediction')
+    await this.driver.query(DELETE_PREDICTION_SQL, [id], 'records.delete.prediction')
   }
 
   /** The embedded database's VACUUM and CHECKPOINT (records/maintenance.ts); a PostgreSQL server's autovacuum does it there. */

@@ -1,24 +1,24 @@
 import type { Caller } from './record.js'
 
 /**
- * The owner's first prediction of a study (its caller, created_at, id), one row or none: the oldest of the study's
- * first rows still recorded and the owner the retention sweep kept (study_owners, migration 0010, keepStudyOwnersSql).
- * `study` is the SQL expression of its StudyInstanceUID. `owners` is the SQL expression of the callers that may own a
- * study (a text[], callersParam; STUDY_OWNERS): with it, only listed callers' rows and a kept owner that is listed
- * count; NULL: any caller. Any caller: the first row of the study's walk in arrival order (predictions_study_arrival,
- * migration 0005). Listed callers: each one's first row, one seek apiece on predictions_study_caller (migration
- * 0007); as a filter on the arrival walk, a lookup read every row unlisted callers had sent ahead of the first listed
- * one. The branch not taken is a one-time filter on `owners`: its scan does not run. The kept owner is one seek of
- * study_owners' key, and what is sorted is these few first rows, never the study's.
+ * The owner's first prediction of a study (its caller, created_at, id), one row or none: the oldest of the first
+ * predictions of the study's callers, each one's first row still recorded or the one the retention sweep kept before
+ * deleting it (study_owners, migration 0010, keepStudyOwnersSql). `study` is the SQL expression of its
+ * StudyInstanceUID. `owners` is the SQL expression of the callers that may own a study (a text[], callersParam;
+ * STUDY_OWNERS): with it, listed callers' alone; NULL: any caller. Any caller: the first row of the study's walk in
+ * arrival order (predictions_study_arrival, migration 0005) and of its kept rows (study_owners_first). Listed callers:
+ * each one's first row, one seek apiece on predictions_study_caller (migration 0007), and its kept row, one seek of
+ * study_owners' key; as a filter on the arrival walk, a lookup read every row unlisted callers had sent ahead of the
+ * first listed one. The branch not taken is a one-time filter on `owners`: its scans do not run. What is sorted is
+ * these few first rows, never the study's.
  */
 function ownerRowSql (study: string, owners: string, columns: string): string {
-  const first = (caller: string): string => 'SELECT earliest.caller, earliest.created_at, earliest.id FROM predictions AS earliest ' +
-    `WHERE earliest.study_instance_uid = ${study} AND ${caller} ORDER BY earliest.created_at, earliest.id LIMIT 1`
-  return `SELECT ${columns} FROM (SELECT kept.caller, kept.created_at, kept.id FROM study_owners AS kept ` +
-    `WHERE kept.study_instance_uid = ${study} AND (${owners} IS NULL OR kept.caller = ANY (${owners})) ` +
-    `UNION ALL (${first(`${owners} IS NULL`)}) ` +
-    `UNION ALL SELECT listed.caller, listed.created_at, listed.id FROM unnest(${owners}) AS owner (caller) CROSS JOIN LATERAL (${first('earliest.caller = owner.caller')}) AS listed` +
-    ') AS oldest ORDER BY oldest.created_at, oldest.id LIMIT 1'
+  const first = (table: string, where: string): string => `SELECT earliest.caller, earliest.created_at, earliest.id FROM ${table} AS earliest ` +
+    `WHERE earliest.study_instance_uid = ${study} AND ${where} ORDER BY earliest.created_at, earliest.id LIMIT 1`
+  return `SELECT ${columns} FROM ((${first('study_owners', `${owners} IS NULL`)}) UNION ALL (${first('predictions', `${owners} IS NULL`)}) ` +
+    `UNION ALL SELECT listed.caller, listed.created_at, listed.id FROM unnest(${owners}) AS owner (caller) CROSS JOIN LATERAL (` +
+    `SELECT kept.caller, kept.created_at, kept.id FROM study_owners AS kept WHERE kept.study_instance_uid = ${study} AND kept.caller = owner.caller ` +
+    `UNION ALL (${first('predictions', 'earliest.caller = owner.caller')})) AS listed) AS oldest ORDER BY oldest.created_at, oldest.id LIMIT 1`
 }
 
 /**
@@ -28,38 +28,60 @@ function ownerRowSql (study: string, owners: string, columns: string): string {
  * every records:read-all reader of GET /studies sees and when the FHIR push sends its report are both judged by the
  * owner's rows alone (store.ts readStudy, push-queue.ts). Retention deletes the oldest rows first: read from the rows
  * alone, once the owner's first ones expired, a caller that had sent under the study's UID between them would own it
- * while the owner's later rows are still there. So the sweep keeps the owner before it deletes any of a study's rows
- * (keepStudyOwnersSql), and its first row counts as if still recorded.
+ * while the owner's later rows are still there. So the sweep keeps each caller's first row before it deletes any of its
+ * rows of a study (keepStudyOwnersSql), and those count as if still recorded.
  */
 export function studyOwnerSql (study: string, owners: string): string {
   return `(${ownerRowSql(study, owners, 'oldest.caller')})`
 }
 
 /**
- * The retention sweep's statement that keeps the owners of the studies whose predictions it is about to delete
- * (`doomed`, the name of a CTE of their id and study_instance_uid), in the same statement as the delete, so read from
- * the rows as they were: the owner with its first prediction, as ownerRowSql finds it under the STUDY_OWNERS of this
- * run (`owners`). Only for a study that keeps a prediction: one with none left has no owner to keep. A kept owner that
- * is still the owner stays as it was; one the current STUDY_OWNERS passes over (no longer listed, or a listed caller's
- * row is older) is replaced. In the studies' order, so that two replicas' sweeps take the rows' locks in one order.
+ * The retention sweep's statement that keeps, for each caller of the predictions it is about to delete (`doomed`, the
+ * name of a CTE of their id, study_instance_uid and caller), that caller's first prediction of their study, in the
+ * same statement as the delete, so read from the rows as they were. Only for a study that keeps a prediction: one with
+ * none left has no owner to keep. Every caller's, listed in STUDY_OWNERS or not: the owner is then found under any
+ * list, a list changed between runs included, as if retention had deleted nothing (one owner kept per study would
+ * be passed over once unlisted, for the listed caller with the oldest row still recorded, although another listed
+ * caller sent first). A caller kept already keeps its row: that one is its first (rows go oldest
+ * first), and `DO NOTHING` takes no lock on it. In the order of the key, so that two replicas' sweeps write in one
+ * order (an insert of the same key waits for the other's commit, then does nothing).
  */
-export function keepStudyOwnersSql (doomed: string, owners: string): string {
+export function keepStudyOwnersSql (doomed: string): string {
   return 'INSERT INTO study_owners (study_instance_uid, caller, created_at, id) ' +
-    'SELECT studies.study_instance_uid, owner.caller, owner.created_at, owner.id ' +
-    `FROM (SELECT DISTINCT study_instance_uid FROM ${doomed} WHERE study_instance_uid IS NOT NULL) AS studies ` +
-    `CROSS JOIN LATERAL (${ownerRowSql('studies.study_instance_uid', owners, 'oldest.caller, oldest.created_at, oldest.id')}) AS owner ` +
-    'WHERE EXISTS (SELECT 1 FROM predictions AS remaining WHERE remaining.study_instance_uid = studies.study_instance_uid ' +
-    `AND remaining.id NOT IN (SELECT id FROM ${doomed})) ORDER BY studies.study_instance_uid ` +
-    'ON CONFLICT (study_instance_uid) DO UPDATE SET caller = EXCLUDED.caller, created_at = EXCLUDED.created_at, id = EXCLUDED.id ' +
-    'WHERE (study_owners.caller, study_owners.created_at, study_owners.id) IS DISTINCT FROM (EXCLUDED.caller, EXCLUDED.created_at, EXCLUDED.id)'
+    'SELECT senders.study_instance_uid, senders.caller, earliest.created_at, earliest.id ' +
+    `FROM (SELECT DISTINCT study_instance_uid, caller FROM ${doomed} WHERE study_instance_uid IS NOT NULL) AS senders ` +
+    'CROSS JOIN LATERAL (SELECT theirs.created_at, theirs.id FROM predictions AS theirs WHERE theirs.study_instance_uid = senders.study_instance_uid ' +
+    'AND theirs.caller = senders.caller ORDER BY theirs.created_at, theirs.id LIMIT 1) AS earliest ' +
+    `WHERE ${keepsRows(doomed, 'senders.study_instance_uid')} ORDER BY senders.study_instance_uid, senders.caller ` +
+    'ON CONFLICT (study_instance_uid, caller) DO NOTHING'
+}
+
+/** Whether the study `study` keeps a prediction once those of `doomed` (a CTE of their id) are gone, read from the rows as they were. */
+function keepsRows (doomed: string, study: string): string {
+  return `EXISTS (SELECT 1 FROM predictions AS remaining WHERE remaining.study_instance_uid = ${study} AND remaining.id NOT IN (SELECT id FROM ${doomed}))`
 }
 
 /**
- * Forgets, `$1` at most, the kept owners of studies with no prediction left: the sweep's last rows of them, a
- * withdrawn record (store.ts deletePrediction), or two replicas' sweeps each deleting the rows the other left. The next
- * caller to send under the study's UID owns it, as a study never seen.
+ * Forgets what was kept of the studies whose predictions a statement deletes (`doomed`, a CTE of their id and
+ * study_instance_uid: the sweep's, or a withdrawn record's, store.ts deletePrediction) and that keep none, in that
+ * statement. Forgotten later, a kept first row would take over the study sent again in between (a prediction under its
+ * UID arriving before a separate forgetting statement, or after a pass failed between the two): the new rows were the
+ * old owner's as long as they lived, read-all readers saw none of them, and nothing was pushed. The studies as an
+ * array: a seek of the study in study_owners each, where `IN` is planned as a hash join on a scan of all of them.
  */
-export const FORGET_STUDY_OWNERS_SQL = 'DELETE FROM study_owners WHERE study_instance_uid IN (SELECT kept.study_instance_uid FROM study_owners AS kept ' +
+export function forgetStudyOwnersSql (doomed: string): string {
+  return 'DELETE FROM study_owners AS kept WHERE kept.study_instance_uid = ANY (ARRAY(SELECT study_instance_uid FROM ' +
+    `${doomed} WHERE study_instance_uid IS NOT NULL)) AND NOT ${keepsRows(doomed, 'kept.study_instance_uid')}`
+}
+
+/**
+ * Forgets, `$1` at most, the kept first rows of studies with no prediction left that forgetStudyOwnersSql could not: two
+ * statements that delete a study's last rows between them at the same moment each read the other's as still there
+ * (two replicas' sweeps each taking part of them, or a withdrawal beside a sweep). Still needed, then, but for those
+ * races alone: each pass runs it right after its predictions, so such a kept row is forgotten by the same pass when a
+ * sweep committed last, else by the next; a study sent again before that is taken over by it, as above.
+ */
+export const FORGET_STUDY_OWNERS_SQL = 'DELETE FROM study_owners WHERE (study_instance_uid, caller) IN (SELECT kept.study_instance_uid, kept.caller FROM study_owners AS kept ' +
   'WHERE NOT EXISTS (SELECT 1 FROM predictions WHERE predictions.study_instance_uid = kept.study_instance_uid) LIMIT $1 FOR UPDATE SKIP LOCKED)'
 
 /**

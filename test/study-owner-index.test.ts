@@ -6,7 +6,7 @@ import t from 'tap'
 import { openPGlite } from '../records/pglite-driver.js'
 import { openPostgres } from '../records/postgres-driver.js'
 import { pageSql, type PageQuery } from '../records/page.js'
-import { RecordStore, type StoreOptions } from '../records/store.js'
+import { DELETE_PREDICTION_SQL, RecordStore, type StoreOptions } from '../records/store.js'
 import { MAX_STUDY_ROWS, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL } from '../records/study-rows.js'
 import { studyOwnerSql } from '../records/study-owner.js'
 import type { SqlDriver } from '../records/sql-driver.js'
@@ -20,9 +20,9 @@ import { plan, scans as scansOf, type PlanNode } from './helpers/query-plan.js'
 // walk the rows ahead of the PACS's first, nor the read those around the PACS's rows. Asserted on the plans the
 // store's named statements come to (the generic ones, parameters unknown), run on the data (EXPLAIN ANALYZE: rows, no
 // durations): an index seek with the caller in its condition, no row read and thrown away by a filter. Without
-// STUDY_OWNERS, the lookup stops at the study's first row in arrival order. The owner retention kept (study_owners,
-// migration 0010: here after the workstation's first rows expired) is a seek of its key, and what the lookup sorts is
-// these first rows alone. The same for the study's refusals, which the workstation's refused instances surround, and
+// STUDY_OWNERS, the lookup stops at the study's first row in arrival order. The callers' first rows retention kept
+// (study_owners, migration 0010: here after the workstation's first rows expired) are a seek per listed caller, or the
+// study's first entry, and what the lookup sorts is these first rows alone. The same for the study's refusals, which the workstation's refused instances surround, and
 // for GET /predictions' pages.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-index-'))
@@ -112,14 +112,24 @@ for (const { engine, options, driver } of engines) {
         t.match(scan, { type: /^Index (Only )?Scan$/, index: 'predictions_study_caller', cond: /caller/, filter: undefined, removed: 0 }, `STUDY_OWNERS: a seek per listed caller: ${JSON.stringify(scan)}`)
         t.ok((scan.rows as number) <= 2, `no more than a row per listed caller: ${JSON.stringify(scan)}`)
       }
-      t.ok(sorted(await plan(session, owner, 'text, text[]', `'${STUDY}', ${listed}`)) <= 3, 'STUDY_OWNERS: no sort of the study\'s rows, of the kept owner and a row per listed caller')
-      // The kept owner, whether or not STUDY_OWNERS is set: one seek of study_owners' key.
-      for (const owners of [listed, 'NULL']) {
-        t.match(scansOf(await plan(session, owner, 'text, text[]', `'${STUDY}', ${owners}`), 'study_owners'),
-          [{ type: 'Index Scan', index: 'study_owners_pkey', cond: /study_instance_uid/, removed: 0, rows: 1 }], `the kept owner (owners ${owners}): a seek of its key`)
-      }
+      t.ok(sorted(await plan(session, owner, 'text, text[]', `'${STUDY}', ${listed}`)) <= 4, 'STUDY_OWNERS: no sort of the study\'s rows, of two rows per listed caller at most')
+      // The first rows retention kept (the workstation's): STUDY_OWNERS, a seek of study_owners' key per listed caller
+      // (none of theirs is kept); any caller, the first entry of the study in study_owners_first.
+      const keptListed = scansOf(await plan(session, owner, 'text, text[]', `'${STUDY}', ${listed}`), 'study_owners')
+      t.match(keptListed, [{ type: 'Index Scan', index: 'study_owners_pkey', cond: /caller/, removed: 0, rows: 0 }], 'STUDY_OWNERS: the kept first rows, a seek of the key per listed caller')
+      t.match(scansOf(await plan(session, owner, 'text, text[]', `'${STUDY}', NULL`), 'study_owners'),
+        [{ type: 'Index Scan', index: 'study_owners_first', cond: /study_instance_uid/, removed: 0, rows: 1 }], 'any caller: the oldest kept first row, the first entry of the study')
+      // A withdrawal forgets the kept owner with the study's last row: a seek of its key, and the study's first row left.
+      const [{ id: first }] = await session.query<{ id: string }>('SELECT id FROM predictions WHERE study_instance_uid = $1 ORDER BY created_at, id LIMIT 1', [STUDY])
+      await session.exec('BEGIN')
+      const withdrawal = await plan(session, DELETE_PREDICTION_SQL, 'uuid', `'${first}'`)
+      await session.exec('ROLLBACK')
+      t.match(scansOf(withdrawal, 'study_owners').filter((scan) => /Scan/.test(scan.type as string)), [{ type: 'Index Scan', index: /^study_owners_/, cond: /study_instance_uid/, removed: 0, rows: 1 }],
+        'a withdrawal: its study\'s kept first rows, a seek of the study')
+      t.match(scans(withdrawal).filter((scan) => /Scan/.test(scan.type as string) && scan.index !== 'predictions_pkey'), [{ type: 'Index Scan', index: /^predictions_study_/, cond: /study_instance_uid/, removed: 1, rows: 1 }],
+        'a withdrawal: whether its study keeps a row, a seek stopping at the first past the withdrawn one')
       const anyCaller = await plan(session, owner, 'text, text[]', `'${STUDY}', NULL`)
-      t.ok(sorted(anyCaller) <= 2, 'any caller: no sort of the study\'s rows, of the kept owner and the first row alone')
+      t.ok(sorted(anyCaller) <= 2, 'any caller: no sort of the study\'s rows, of the first kept and the first recorded alone')
       t.equal(scans(anyCaller).length, 1, 'any caller: one scan')
       t.match(scans(anyCaller), [{ type: 'Index Scan', index: 'predictions_study_arrival', removed: 0, rows: 1 }], 'any caller: the first row of the arrival walk')
 

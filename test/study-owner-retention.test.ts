@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { SqlDriver } from '../records/sql-driver.js'
 import { RecordStore, type StoreOptions } from '../records/store.js'
 import { storeEngines } from './helpers/store-engines.js'
 
@@ -10,7 +11,11 @@ import { storeEngines } from './helpers/store-engines.js'
 // the old code the owner was the caller of the oldest prediction still recorded: once the PACS's first two slices
 // expired, mallory's instance sent under the study's UID between them was the oldest, so records:read-all readers saw
 // mallory's rows in place of the PACS's three slices still there, and the FHIR push queued mallory's report as a new
-// version of the study. Now the sweep keeps the owner it is about to change (study_owners, migration 0010).
+// version of the study. Now the sweep keeps each caller's first row of a study before deleting it (study_owners,
+// migration 0010), so that under any STUDY_OWNERS the owner is the one it would be had retention deleted nothing. And
+// what was kept goes in the statement that deletes its study's last row: forgotten by a later one, it owned the study sent
+// again in between (during the sweep's next statements, after a pass that failed, after a withdrawal) as long as the
+// new rows lived, and read-all readers saw none of them.
 
 const work = await mkdtemp(join(tmpdir(), 'kidney-owner-retention-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
@@ -30,6 +35,23 @@ async function sent (store: RecordStore, caller: string, seconds: number, series
     prediction: 'Normal', probabilities: { Normal: 0.9, Stone: 0.1 }, confidenceBand: 'high', timings: {}, answer: { id }
   })
   return id
+}
+
+/**
+ * Has `between` run once just before the store's statement named `name`, or, with `fail`, in its place, the statement
+ * then failing as on a lost connection: what a replica's or a caller's statement does between two of the sweep's. The
+ * database runs everything; only the order is chosen.
+ */
+function between (store: RecordStore, name: string, work: () => Promise<void>, fail = false): void {
+  const driver = (store as unknown as { driver: SqlDriver }).driver
+  const query = driver.query
+  driver.query = async <R>(text: string, params?: unknown[], label?: string): Promise<R[]> => {
+    if (label !== name) return await query<R>(text, params, label)
+    driver.query = query
+    await work()
+    if (fail) throw new Error('connection lost')
+    return await query<R>(text, params, label)
+  }
 }
 
 /** The read-all view's instances (or `caller`'s own), as `<series>.<seconds>`. */
@@ -61,20 +83,57 @@ for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retentio
     t.same(await store.deleteExpired(at(601), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 }, 'the study\'s last row goes')
     await sent(store, 'api-key:other', 900, '2')
     t.same(await seen(store), ['2.900'], 'once nothing of the study is left, its kept owner is forgotten: the next sender owns it')
-
-    // The sweep keeps that owner while a later record is left, whose answer is then withdrawn (store.deletePrediction).
-    const withdrawn = await sent(store, 'api-key:late', 950, '3')
-    t.same(await store.deleteExpired(at(901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
-    await store.deletePrediction(withdrawn)
-    await store.deleteExpired(at(901), 500)
-    await sent(store, 'api-key:next', 1000, '4')
-    t.same(await seen(store), ['4.1000'], 'the kept owner of a study whose last record was withdrawn is forgotten by the next sweep')
   })
 
-  t.test(`${engine}: a kept owner under STUDY_OWNERS changed between runs: passed over once unlisted, and compared by its first row`, async (t) => {
+  t.test(`${engine}: a study sent again once retention or a withdrawal took its last row is the new sender's at once`, async (t) => {
+    const { store } = await RecordStore.open(await options(t))
+    t.teardown(async () => await store.close())
+    // Each round: the PACS's slices at `first` and `first` + 10 s; a sweep takes the first and keeps the PACS as owner.
+    const kept = async (first: number): Promise<string> => {
+      await sent(store, 'api-key:pacs', first, '1')
+      const last = await sent(store, 'api-key:pacs', first + 10, '1')
+      t.same(await store.deleteExpired(at(first + 5), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 }, 'the PACS\'s first slice goes, its owner kept')
+      return last
+    }
+
+    // The next pass takes the last slice; the study is sent again before the pass's next statement.
+    await kept(0)
+    between(store, 'records.sweep.study_owners', async () => { await sent(store, 'api-key:other', 900, '2') })
+    t.same(await store.deleteExpired(at(15), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+    // old code: [] (the PACS's kept owner stays as long as the new row), and nothing queued
+    t.same(await seen(store), ['2.900'], 'sent again during the pass that took its last row: the new sender\'s')
+    t.equal(await store.pushes.enqueueFinal(30, at(1000)), 1, 'and pushed')
+    t.same(await store.deleteExpired(at(901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+
+    // The pass fails after its predictions statement (a lost connection); the study is sent again before the next.
+    await kept(1000)
+    between(store, 'records.sweep.study_owners', async () => {}, true)
+    await t.rejects(store.deleteExpired(at(1015), 500), /connection lost/)
+    await sent(store, 'api-key:other', 1900, '2')
+    t.same(await store.deleteExpired(at(1015), 500), { predictions: 0, auditEvents: 0, failedInstances: 0 })
+    // old code: [] after this and every later pass
+    t.same(await seen(store), ['2.1900'], 'sent again after a failed pass took its last row: the new sender\'s')
+    t.same(await store.deleteExpired(at(1901), 500), { predictions: 1, auditEvents: 0, failedInstances: 0 })
+
+    // The last slice's answer is withdrawn (store.deletePrediction); the study is sent again before any sweep.
+    await store.deletePrediction(await kept(2000))
+    await sent(store, 'api-key:other', 2900, '2')
+    // old code: []
+    t.same(await seen(store), ['2.2900'], 'sent again after its last record was withdrawn: the new sender\'s')
+  })
+
+  /**
+   * `sends` (caller and seconds, series 1 for PACS1, 2 for PACS2, 3 for anyone else) recorded by a store run with
+   * `listed` as STUDY_OWNERS, retention then taking what was sent before `expired` seconds; the read-all view of the
+   * study as a store run with another list sees it (one store open at a time: PGlite's data directory is locked).
+   */
+  const afterRetention = async (t: Test, listed: string[] | undefined, sends: Array<[string, number]>, expired: number): Promise<(studyOwners: string[] | undefined) => Promise<string[]>> => {
     const opened = await options(t)
-    /** The read-all view of a store opened with `studyOwners` (one store open at a time: PGlite's data directory is locked). */
-    const seenWith = async (studyOwners: string[] | undefined): Promise<string[]> => {
+    const { store } = await RecordStore.open({ ...opened, studyOwners: listed } as StoreOptions)
+    for (const [caller, seconds] of sends) await sent(store, caller, seconds, caller.endsWith('PACS1') ? '1' : caller.endsWith('PACS2') ? '2' : '3')
+    t.same(await store.deleteExpired(at(expired), 500), { predictions: sends.filter(([, seconds]) => seconds < expired).length, auditEvents: 0, failedInstances: 0 })
+    await store.close()
+    return async (studyOwners) => {
       const { store } = await RecordStore.open({ ...opened, studyOwners } as StoreOptions)
       try {
         return await seen(store)
@@ -82,18 +141,24 @@ for (const [engine, options] of storeEngines(join(work, 'data'), 'owner_retentio
         await store.close()
       }
     }
-    // PACS2 sends first and in between; STUDY_OWNERS lists PACS1 alone, whose slice at 10 s retention takes.
-    const { store } = await RecordStore.open({ ...opened, studyOwners: ['dicom:PACS1'] } as StoreOptions)
-    for (const seconds of [0, 15, 40]) await sent(store, 'dicom:PACS2', seconds, '2')
-    for (const seconds of [10, 20, 30]) await sent(store, 'dicom:PACS1', seconds, '1')
-    t.same(await store.deleteExpired(at(12), 500), { predictions: 2, auditEvents: 0, failedInstances: 0 })
-    await store.close()
-    t.same(await seenWith(['dicom:PACS1']), ['1.20', '1.30'], 'PACS1\'s')
-    // old code: PACS2's, its slice at 15 s older than PACS1's at 20 s
-    t.same(await seenWith(['dicom:PACS1', 'dicom:PACS2']), ['1.20', '1.30'],
-      'PACS2 listed too: still PACS1\'s, whose first slice (10 s, kept) is older than any of PACS2\'s still recorded')
-    t.same(await seenWith(['dicom:PACS2']), ['2.15', '2.40'], 'PACS1 no longer listed: its kept ownership is passed over, PACS2\'s')
-    // old code: PACS2's
-    t.same(await seenWith(undefined), ['1.20', '1.30'], 'no list: the oldest first row, PACS1\'s kept one')
+  }
+
+  t.test(`${engine}: under STUDY_OWNERS changed between runs, a study is whose it would be had retention deleted nothing`, async (t) => {
+    // PACS2 sends first and in between; STUDY_OWNERS lists PACS1 alone while retention takes PACS2's slice at 0 s and
+    // PACS1's at 10 s.
+    const seenWith = await afterRetention(t, ['dicom:PACS1'], [['dicom:PACS2', 0], ['dicom:PACS1', 10], ['dicom:PACS2', 15], ['dicom:PACS1', 20], ['dicom:PACS1', 30], ['dicom:PACS2', 40]], 12)
+    t.same(await seenWith(['dicom:PACS1']), ['1.20', '1.30'], 'PACS1\'s, the one listed')
+    // old code (one owner kept per study, PACS1): PACS1's
+    t.same(await seenWith(['dicom:PACS1', 'dicom:PACS2']), ['2.15', '2.40'], 'PACS2 listed too: PACS2\'s, whose first slice (0 s, kept) came before PACS1\'s')
+    t.same(await seenWith(['dicom:PACS2']), ['2.15', '2.40'], 'PACS1 no longer listed: PACS2\'s')
+    // old code: PACS1's
+    t.same(await seenWith(undefined), ['2.15', '2.40'], 'no list: PACS2\'s, the first to send')
+
+    // A workstation sends first, unlisted at last; no STUDY_OWNERS while retention takes its slice and PACS1's first.
+    const listedLater = await afterRetention(t, undefined, [['api-key:workstation', 0], ['dicom:PACS1', 10], ['dicom:PACS2', 15], ['dicom:PACS1', 20]], 12)
+    t.same(await listedLater(undefined), [], 'no list: the workstation\'s, none of whose slices is left')
+    // old code (the workstation kept alone, passed over once unlisted): PACS2's ['2.15']
+    t.same(await listedLater(['dicom:PACS1', 'dicom:PACS2']), ['1.20'], 'both PACS listed: PACS1\'s, whose first slice (10 s, kept) came before PACS2\'s')
+    t.same(await listedLater(['dicom:PACS2']), ['2.15'], 'PACS2 alone: its')
   })
 }
