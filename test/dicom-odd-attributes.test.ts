@@ -87,3 +87,20 @@ t.test('pixels at the Pixel Padding Value are black whatever the rescale makes o
   const ranged = await modified(dir, ct1, { '(0028,0103)': '0', '(0028,0120)': '63000', '(0028,0121)': '64000' })
   t.equal(await stoneOf(ranged), await stoneOf(ct1), 'a padding range from 63000 to 64000 too')
 })
+
+t.test('a NumberOfFrames that is not a whole number is refused as corrupt, not read as its leading digits', async (t) => {
+  const app = await build(t)
+  // 2 frames of 16x16 pixels: `2.5` was read as 2 and `1e2` as 1 (the first frame alone classified), both answered 200.
+  const frames = (value: string): Buffer => writeDicom({
+    rows: 16, columns: 16, bitsAllocated: 16, signed: true, rescaleIntercept: -1024,
+    values: Array.from({ length: 512 }, (_, i) => 1000 + 8 * (i % 16)),
+    extraElements: [element(0x0028, 0x0008, 'IS', text(value))]
+  })
+  for (const value of ['1e2', '2.5', '0x2', 'two']) {
+    const res = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(frames(value), 'frames.dcm') })
+    t.equal(res.statusCode, 422, `${value}: ${res.body.slice(0, 160)}`)
+    t.same(res.json(), { statusCode: 422, code: 'CORRUPT_DICOM', error: 'Unprocessable Entity', message: 'The DICOM file could not be read: its NumberOfFrames is not a whole number.' }, value)
+  }
+  const single = await app.inject({ method: 'POST', url: '/predict', ...fileUpload(slice([element(0x0028, 0x0008, 'IS', text(' 1 '))]), 'slice.dcm') })
+  t.equal(single.statusCode, 200, `a padded 1 is a whole number: ${single.body.slice(0, 160)}`)
+})

@@ -191,6 +191,17 @@ function optionalUid (dataSet: dicomParser.DataSet, tag: string): string | undef
   return value !== undefined && isDicomUid(value) ? value : undefined
 }
 
+/**
+ * NumberOfFrames (IS: an optional sign and digits), 1 when absent. Read as parseInt reads it, `1e2` was 1 frame and
+ * `2.5` 2: an object of 100 frames classified as its first alone. Anything but an integer is refused as corrupt.
+ */
+function numberOfFrames (dataSet: dicomParser.DataSet): number {
+  const value = optionalString(dataSet, TAG.numberOfFrames)
+  if (value === undefined) return 1
+  if (!/^[+-]?[0-9]+$/.test(value)) throw new CorruptDicomError('its NumberOfFrames is not a whole number')
+  return Number(value)
+}
+
 interface ImageGeometry {
   rows: number
   columns: number
@@ -203,7 +214,7 @@ function readGeometry (dataSet: dicomParser.DataSet): ImageGeometry {
   return {
     rows: requiredUint16(dataSet, TAG.rows, 'Rows'),
     columns: requiredUint16(dataSet, TAG.columns, 'Columns'),
-    frames: dataSet.intString(TAG.numberOfFrames) ?? 1,
+    frames: numberOfFrames(dataSet),
     samplesPerPixel: dataSet.uint16(TAG.samplesPerPixel) ?? 1,
     bitsAllocated: requiredUint16(dataSet, TAG.bitsAllocated, 'BitsAllocated')
   }
