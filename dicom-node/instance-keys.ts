@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import dicomParser from 'dicom-parser'
 import { isDicomUid } from '../inference/dicom/dataset.js'
 import { inflatePrefix } from '../inference/dicom/inflate.js'
-import { rawDataSet } from '../inference/sniff.js'
+import { dicomParserInput } from '../inference/sniff.js'
 
 /** What identifies a received instance and decides whether it is classified: UIDs and SOP class, never patient data. */
 export interface InstanceKeys {
@@ -32,18 +32,14 @@ export const KEYS_PREFIX_BYTES = 256 * 1024
  * broken to read still gets a refusal, with whatever keys are known.
  */
 export function readInstanceKeys (bytes: Buffer, known: InstanceKeys = {}): InstanceKeys {
-  // A data set written without the preamble is read as the decoder reads it (inference/dicom/dataset.ts): a File Meta
-  // group is given a preamble, a bare data set is read in the syntax it starts in. Without this its keys were none,
-  // while /predict classified the same bytes: STOW-RS stored it with empty UIDs, and POST /studies/{uid} refused it.
-  const raw = rawDataSet(bytes)
-  const prefix = raw?.kind === 'meta'
-    ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), bytes.subarray(0, KEYS_PREFIX_BYTES - 132)])
-    : bytes.subarray(0, KEYS_PREFIX_BYTES)
+  // Read as the decoder reads it, a data set written without the preamble too: else STOW-RS stored with empty UIDs a
+  // file /predict classified, and POST /studies/{uid} refused it.
+  const { part10: prefix, syntax } = dicomParserInput(bytes, KEYS_PREFIX_BYTES)
   let dataSet: dicomParser.DataSet | undefined
   let meta: dicomParser.DataSet | undefined
   try {
     dataSet = dicomParser.parseDicom(prefix, {
-      ...(raw?.kind === 'dataset' ? { TransferSyntaxUID: raw.transferSyntaxUid } : {}),
+      ...syntax,
       untilTag: TAG.seriesInstanceUid,
       // Left to itself, dicom-parser inflates a deflated data set whole (zlib.inflateRawSync, on the event loop): a
       // 20 MiB upload can inflate to gigabytes. One push of inflatePrefix may overshoot by megabytes: cut to the bound.

@@ -46,3 +46,19 @@ export function rawDataSet (bytes: Uint8Array): RawDataSet | undefined {
   if (group === 0x0002) return explicit ? { kind: 'meta' } : undefined
   return { kind: 'dataset', transferSyntaxUid: explicit ? EXPLICIT_VR_LITTLE_ENDIAN : IMPLICIT_VR_LITTLE_ENDIAN }
 }
+
+/** The Part 10 preamble and "DICM" that a File Meta group written without them is given. */
+const PART10_HEAD = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1')])
+
+/**
+ * What dicom-parser reads of a DICOM upload, its first `limit` bytes at most: a Part 10 file as it is, a File Meta
+ * group written without its preamble given one (a copy), a bare data set as it is, with the syntax it starts in as
+ * parseDicom's TransferSyntaxUID option (`syntax`). The decoder and the instance keys read a file alike so
+ * (inference/dicom/dataset.ts, dicom-node/instance-keys.ts): read otherwise, its keys were none while /predict
+ * classified it.
+ */
+export function dicomParserInput (bytes: Buffer, limit = PART10_HEAD.length + bytes.length): { part10: Buffer, syntax: { TransferSyntaxUID?: string } } {
+  const raw = rawDataSet(bytes)
+  if (raw?.kind === 'meta') return { part10: Buffer.concat([PART10_HEAD, bytes.subarray(0, limit - PART10_HEAD.length)]), syntax: {} }
+  return { part10: bytes.subarray(0, limit), syntax: raw?.kind === 'dataset' ? { TransferSyntaxUID: raw.transferSyntaxUid } : {} }
+}

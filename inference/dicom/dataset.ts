@@ -4,7 +4,7 @@ import { acquisitionDateTime } from './acquisition-time.js'
 import { CorruptDicomError, DicomTooLargeError, MultiFrameDicomError, NoPixelDataError, TooManyFramesError, UnsupportedDicomImageError } from './errors.js'
 import { readFrameAttributes, type FrameAttributes, type SlicePlacement } from './frame-attributes.js'
 import { inflateWithinBudget } from './inflate.js'
-import { rawDataSet } from '../sniff.js'
+import { dicomParserInput } from '../sniff.js'
 
 export type { DicomWindow, FrameAttributes, SlicePlacement } from './frame-attributes.js'
 
@@ -110,12 +110,10 @@ const MAX_TRAILER_BYTES = 1024 * 1024
  * budget (inflate.ts): at most MAX_HEADER_BYTES until the Pixel Data element, then no more than its header says.
  */
 function parse (bytes: Buffer, limits: DicomLimits): dicomParser.DataSet {
-  const raw = rawDataSet(bytes)
-  // A File Meta group without its preamble is given one (a copy); a bare data set is read in the syntax it starts in.
-  const part10 = raw?.kind === 'meta' ? Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), bytes]) : bytes
+  const { part10, syntax } = dicomParserInput(bytes)
   try {
     return dicomParser.parseDicom(part10, {
-      ...(raw?.kind === 'dataset' ? { TransferSyntaxUID: raw.transferSyntaxUid } : {}),
+      ...syntax,
       inflater: (part10: Uint8Array, position: number) => Buffer.concat([part10.subarray(0, position), ...inflateWithinBudget(part10.subarray(position), {
         beforePixelData: MAX_HEADER_BYTES,
         fromHeader: (prefix) => inflatedSizeFromHeader(prefix, limits)
