@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { NoBatchFileError } from '../inference/errors.js'
 import { acceptOnly } from '../plugins/app/accept.js'
 import { uploadedBatchFiles } from '../plugins/app/batch-predictor.js'
-import { answerGone, unlessAnswered } from '../plugins/app/deadline.js'
+import { requestPredictOptions } from '../plugins/app/predictor.js'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { batchBodySchema, BatchResponseSchema } from '../schemas/batch.js'
 import { errorResponses } from '../schemas/error.js'
@@ -37,8 +38,7 @@ const predictBatch: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: refTo(BatchResponseSchema), ...errorResponses(400, 406, 413, 415, 503) }
     }
   }, async (request, reply) => await unlessAnswered(reply, async () => {
-    const options = { reserve: (size: number) => request.inflight.charge(size), answered: answerGone(request, reply) }
-    return await app.predictBatch(uploadedBatchFiles(request.body), recordOrigin(request), options)
+    return await app.predictBatch(uploadedBatchFiles(request.body), recordOrigin(request), requestPredictOptions(request, reply))
   }))
 }
 

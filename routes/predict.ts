@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { toDiagnosticReport } from '../inference/fhir.js'
 import { acceptOnly, wantsFhir } from '../plugins/app/accept.js'
-import { uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
-import { answerGone, unlessAnswered } from '../plugins/app/deadline.js'
+import { requestPredictOptions, uploadedFileBytes, serverTiming } from '../plugins/app/predictor.js'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { FhirDiagnosticReportSchema, JSON_OR_FHIR } from '../schemas/fhir.js'
@@ -38,8 +38,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => await unlessAnswered(reply, async () => {
     const bytes = uploadedFileBytes(request.body.file)
-    const options = { reserve: (size: number) => request.inflight.charge(size), answered: answerGone(request, reply) }
-    const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), options)
+    const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), requestPredictOptions(request, reply))
     const issued = new Date()
     reply.header('Server-Timing', serverTiming(timings))
     if (wantsFhir(request.headers.accept)) {

@@ -6,8 +6,8 @@ import { requireDicomParts, stowBoundary, splitRelated } from '../dicom-node/mul
 import { oncePerInstance } from '../dicom-node/repeated-instances.js'
 import { acceptOnly } from '../plugins/app/accept.js'
 import { refusedOutcome, type IntakeOutcome } from '../plugins/app/dicom-intake.js'
-import { withdrawUnanswered } from '../plugins/app/predictor.js'
-import { answerGone, unlessAnswered } from '../plugins/app/deadline.js'
+import { requestPredictOptions, withdrawUnanswered } from '../plugins/app/predictor.js'
+import { unlessAnswered } from '../plugins/app/deadline.js'
 import { recordOrigin } from '../plugins/app/records.js'
 import { errorResponses } from '../schemas/error.js'
 import { refTo } from '../schemas/ref.js'
@@ -54,7 +54,7 @@ const stow: FastifyPluginAsyncTypebox = async (app) => {
     requireDicomParts(parts)
     // Both paths are the one STOW-RS service: one route in the records and in kidney_dicom_instances_total.
     const origin = { ...recordOrigin(request), route: '/studies' }
-    const options = { reserve: (size: number) => request.inflight.charge(size), answered: answerGone(request, reply), study }
+    const options = { ...requestPredictOptions(request, reply), study }
     const slots = pLimit(app.model.get().batching.maxBatchSize)
     const keys = await readEachInstanceKeys(parts.map((part) => part.body))
     const outcomes = await oncePerInstance(parts.map((part, i) => ({ bytes: part.body, sopInstanceUid: keys[i].sopInstanceUid })),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
 import type { Classification, ClassifyOptions, StageTimings } from '../../inference/classifier.js'
@@ -9,6 +9,7 @@ import { describeDecision } from '../../inference/prediction.js'
 import { sniffFormat, type ImageFormat } from '../../inference/sniff.js'
 import { sha256Hex, type PredictionRecord, type RecordOrigin } from '../../records/record.js'
 import { uploadedBytes } from '../external/multipart.js'
+import { answerGone } from './deadline.js'
 import { RequestTimeoutError } from './errors.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
@@ -38,6 +39,14 @@ export async function withdrawUnanswered (answered: PredictOptions['answered'], 
   // A repeated DICOM instance shares its first file's outcome: each answer is withdrawn once.
   await Promise.all([...new Set(withdrawals)].map(async (withdraw) => await withdraw?.()))
   throw new RequestTimeoutError('The request was answered before all its files were classified.')
+}
+
+/**
+ * What an upload route passes to app.predict and its kin: decoded images charged to the request's in-flight share,
+ * and the answer gone once the deadline answered it or its client left (nothing is kept then).
+ */
+export function requestPredictOptions (request: FastifyRequest, reply: FastifyReply): PredictOptions {
+  return { reserve: (size: number) => request.inflight.charge(size), answered: answerGone(request, reply) }
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
