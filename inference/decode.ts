@@ -5,6 +5,7 @@ import { CorruptImageError, UnsupportedMediaTypeError } from './errors.js'
 import type { DecodedImage, DecodeTarget } from './image.js'
 import { readCheckedHeader, type CheckedHeader } from './image-header.js'
 import { sniffFormat } from './sniff.js'
+import { widenedFromEightBits } from './widened-grey.js'
 
 export type { DecodedImage } from './image.js'
 
@@ -83,14 +84,12 @@ async function decodeSixteenBitGrey (bytes: Buffer, header: CheckedHeader, optio
   // decode of the file (byte for byte: test/preprocess.test.ts).
   const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true })
     .toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true }))
-  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
-  for (let i = 0; i < samples.length; i += info.channels) {
-    if (samples[i] % 257 !== 0) {
-      throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
-        'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
-    }
-  }
   const raw = { width: info.width, height: info.height, channels: info.channels as 1 | 2 }
+  if (!await widenedFromEightBits(data, raw.channels)) {
+    throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
+      'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
+  }
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
   return await toDecodedImage(servicePixels(sharp(samples, { raw }), options), options)
 }
 
