@@ -33,9 +33,9 @@ export interface DecodeOptions extends DecodeTarget {
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
    * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
-   * service charges its in-flight byte budget here.
+   * service charges its in-flight byte budget here, and may make the decode wait for room.
    */
-  reserve?: (bytes: number) => void
+  reserve?: (bytes: number) => void | Promise<void>
 }
 
 /**
@@ -65,7 +65,7 @@ export interface CheckedImage extends CheckedHeader {
 /** The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded. */
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedImage> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
-  options.reserve?.(header.width * header.height * options.channels)
+  await options.reserve?.(header.width * header.height * options.channels)
   return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, header, options) } : header
 }
 
@@ -79,7 +79,7 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
  * file was decoded a second time before.
  */
 async function decodeSixteenBitGrey (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<DecodedImage> {
-  options.reserve?.(header.width * header.height * 2)
+  await options.reserve?.(header.width * header.height * 2)
   // Oriented as decodingPipeline orients, so that the steps below give decodeCheckedImage's pixels without a second
   // decode of the file (byte for byte: test/preprocess.test.ts).
   const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true })
@@ -101,7 +101,7 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
     modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels,
     ...(options.dicomFrame === undefined ? {} : { frame: options.dicomFrame })
   })
-  options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
+  await options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
   return instance
 }
 
