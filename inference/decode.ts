@@ -62,11 +62,15 @@ export interface CheckedImage extends CheckedHeader {
   decoded?: DecodedImage
 }
 
-/** The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded. */
+/**
+ * The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded, in one
+ * charge: with a 16-bit greyscale PNG's samples, which are held while they are checked (`decodeSixteenBitGrey`).
+ */
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedImage> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
-  await options.reserve?.(header.width * header.height * options.channels)
-  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, header, options) } : header
+  const pixels = header.width * header.height
+  await options.reserve?.(pixels * options.channels + (header.sixteenBitGrey ? pixels * 2 : 0))
+  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, options) } : header
 }
 
 /**
@@ -78,8 +82,7 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
  * HU + 1024 (0.0000). A widened one is decoded once: the samples checked become the 8-bit image here, where the
  * file was decoded a second time before.
  */
-async function decodeSixteenBitGrey (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<DecodedImage> {
-  await options.reserve?.(header.width * header.height * 2)
+async function decodeSixteenBitGrey (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
   // Oriented as decodingPipeline orients, so that the steps below give decodeCheckedImage's pixels without a second
   // decode of the file (byte for byte: test/preprocess.test.ts).
   const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true })

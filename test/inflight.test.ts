@@ -253,6 +253,27 @@ t.test('a batch of files that each fit beside the body but not together is class
   t.equal(app.inflight.used, 0, 'everything given back after the response')
 })
 
+t.test('16-bit greyscale PNGs: each file\'s decoded image and 16-bit samples are one charge, so a batch of them waits, never refused', async (t) => {
+  // Charged in two steps (the 8-bit image, then the samples as they are checked), a file's second charge could not
+  // wait for its siblings (two files could wait for each other) and was refused once the siblings' first charges
+  // filled the room: here 3 of 4 files were 413 REQUEST_TOO_LARGE.
+  const files = await Promise.all([0, 1, 2, 3].map(async (i) =>
+    await sharp(await ctKidneyImage('test/stone', i)).greyscale().toColourspace('grey16').png().toBuffer()))
+  const sizing = await build(t)
+  const { channels } = sizing.model.get().spec.input
+  // A file's charge: its image (width x height x the model's channels) and its 16-bit samples (2 bytes a pixel).
+  const decoded = Math.max(...(await decodedBytes(sizing, files)).map((image) => image + image / channels * 2))
+  const body = multipart(files.map((data, i) => ({ name: 'files', filename: `${i}.png`, contentType: 'image/png', data })))
+  const app = await build(t, {
+    config: { sharpConcurrency: 2, maxFileBytes: Math.max(...files.map((f) => f.length)), maxInflightBytes: body.payload.length + Math.floor(1.5 * decoded) }
+  })
+  const res = await app.inject({ method: 'POST', url: '/predict/batch', ...body })
+  t.equal(res.statusCode, 200)
+  const results = res.json().results as Array<{ result?: unknown, error?: { code: string } }>
+  t.same(results.map((r) => r.error?.code ?? 'classified'), ['classified', 'classified', 'classified', 'classified'], 'every file classified')
+  t.equal(app.inflight.used, 0, 'everything given back after the response')
+})
+
 t.test('STOW-RS: instances that each fit beside the body but not together are all stored, and all is given back', async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'kidney-inflight-stow-'))
   t.teardown(async () => await rm(work, { recursive: true, force: true }))
