@@ -92,8 +92,8 @@ export interface Classification extends Decision {
 }
 
 export interface ClassifyOptions {
-  /** Told the bytes the decoded image will hold before they are held; throws to refuse (the in-flight budget). */
-  reserve?: (bytes: number) => void
+  /** Told the bytes the decoded image will hold before they are held; throws to refuse, or waits (the in-flight budget). */
+  reserve?: (bytes: number) => void | Promise<void>
 }
 
 /** Told about every batch run and every finished classification (the service turns them into metrics). */

@@ -5,6 +5,7 @@ import { CorruptImageError, UnsupportedMediaTypeError } from './errors.js'
 import type { DecodedImage, DecodeTarget } from './image.js'
 import { readCheckedHeader, type CheckedHeader } from './image-header.js'
 import { sniffFormat } from './sniff.js'
+import { widenedFromEightBits } from './widened-grey.js'
 
 export type { DecodedImage } from './image.js'
 
@@ -32,9 +33,9 @@ export interface DecodeOptions extends DecodeTarget {
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
    * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
-   * service charges its in-flight byte budget here.
+   * service charges its in-flight byte budget here, and may make the decode wait for room.
    */
-  reserve?: (bytes: number) => void
+  reserve?: (bytes: number) => void | Promise<void>
 }
 
 /**
@@ -61,11 +62,15 @@ export interface CheckedImage extends CheckedHeader {
   decoded?: DecodedImage
 }
 
-/** The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded. */
+/**
+ * The pixel budget of a JPEG or PNG from its header, and its decoded size charged before any pixel is decoded, in one
+ * charge: with a 16-bit greyscale PNG's samples, which are held while they are checked (`decodeSixteenBitGrey`).
+ */
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedImage> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
-  options.reserve?.(header.width * header.height * options.channels)
-  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, header, options) } : header
+  const pixels = header.width * header.height
+  await options.reserve?.(pixels * options.channels + (header.sixteenBitGrey ? pixels * 2 : 0))
+  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, options) } : header
 }
 
 /**
@@ -77,20 +82,17 @@ export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', o
  * HU + 1024 (0.0000). A widened one is decoded once: the samples checked become the 8-bit image here, where the
  * file was decoded a second time before.
  */
-async function decodeSixteenBitGrey (bytes: Buffer, header: CheckedHeader, options: DecodeOptions): Promise<DecodedImage> {
-  options.reserve?.(header.width * header.height * 2)
+async function decodeSixteenBitGrey (bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
   // Oriented as decodingPipeline orients, so that the steps below give decodeCheckedImage's pixels without a second
   // decode of the file (byte for byte: test/preprocess.test.ts).
   const { data, info } = await asCorruptImageError(async () => await sharp(bytes, { limitInputPixels: options.maxPixels, failOn: 'error', autoOrient: true })
     .toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true }))
-  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
-  for (let i = 0; i < samples.length; i += info.channels) {
-    if (samples[i] % 257 !== 0) {
-      throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
-        'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
-    }
-  }
   const raw = { width: info.width, height: info.height, channels: info.channels as 1 | 2 }
+  if (!await widenedFromEightBits(data, raw.channels)) {
+    throw new UnsupportedMediaTypeError('This 16-bit greyscale PNG holds raw values (stored values or Hounsfield units), not grey ' +
+      'levels as a screen shows them, and no window to turn them into grey levels: send the DICOM file, or the slice as an 8-bit image as displayed.')
+  }
+  const samples = new Uint16Array(data.buffer, data.byteOffset, data.length / 2)
   return await toDecodedImage(servicePixels(sharp(samples, { raw }), options), options)
 }
 
@@ -102,7 +104,7 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
     modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels,
     ...(options.dicomFrame === undefined ? {} : { frame: options.dicomFrame })
   })
-  options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
+  await options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
   return instance
 }
 

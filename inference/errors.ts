@@ -120,6 +120,14 @@ export class TooManySegmentsError extends ServiceError {
   }
 }
 
+/** A PNG in more chunks than encoders write: each chunk header is read before decoding (inference/image-header.ts). */
+export class TooManyChunksError extends ServiceError {
+  constructor (maxChunks: number) {
+    super('TOO_MANY_CHUNKS', 422, `The PNG is split into more than ${maxChunks} chunks, more than encoders write, ` +
+      'and each is read before the image is decoded: export it again, or send it as JPEG or DICOM.')
+  }
+}
+
 /** A PNG with more compressed text than exporters write: each chunk is inflated in memory (inference/image-header.ts). */
 export class TooManyTextChunksError extends ServiceError {
   constructor (maxChunks: number) {

@@ -4,6 +4,7 @@ import { isEncapsulatedSyntax } from '../../inference/dicom/codecs.js'
 import { STATUS } from '../../dicom-node/dimse.js'
 import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { DicomNode, type StoreRequest, type StoreResult } from '../../dicom-node/server.js'
+import type { DecodedCharge } from './inflight.js'
 import { DIMSE_ROUTE } from './metrics.js'
 
 /** Uncompressed syntaxes the decoder reads besides the encapsulated ones (inference/dicom/codecs.ts). */
@@ -33,13 +34,19 @@ export default fp(async (app) => {
     // The instance and its decoded image count in MAX_INFLIGHT_BYTES beside HTTP uploads, charged where an upload's
     // decoded image is: outside it, eight associations' multi-frame instances decoded at once were memory nobody
     // counted, and HTTP uploads were let in on top. Refused, the instance gets A700 and the sender retries later.
+    // As an upload's, the decoded image is given back once classified, the instance once answered.
     const account = app.inflight.account()
-    let instanceBytes = request.bytes.length
-    const reserve = (decodedBytes: number): void => {
-      account.charge(instanceBytes + decodedBytes)
-      instanceBytes = 0
+    const decodedImages = (): DecodedCharge => {
+      const images = account.decodedImages()
+      let instanceBytes = request.bytes.length
+      const reserve = async (decodedBytes: number): Promise<void> => {
+        account.charge(instanceBytes)
+        instanceBytes = 0
+        await images.reserve(decodedBytes)
+      }
+      return { reserve, giveBack: images.giveBack }
     }
-    const outcome = await app.receiveInstance(request.bytes, origin, keys, { reserve }).finally(() => account.release())
+    const outcome = await app.receiveInstance(request.bytes, origin, keys, { decodedImages }).finally(() => account.release())
     if (outcome.classified) return { status: STATUS.success }
     app.log.info({ requestId: origin.requestId, callingAe: request.callingAe, code: outcome.refusal.code, status: outcome.status.toString(16) }, 'C-STORE refused')
     return { status: outcome.status, comment: outcome.comment }

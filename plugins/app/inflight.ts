@@ -5,9 +5,10 @@ import { RequestTimeoutError } from './errors.js'
 /**
  * The bytes all requests together may hold in memory: request bodies as they arrive (multipart streams into it,
  * plugins/external/multipart.ts) and decoded images before they are decoded (`reserve`, inference/decode.ts).
- * Charged as they come, released in one place when the request's response closes, whatever happened to it
- * (answered, failed, aborted by the client). Uploads still arriving after SLOW_UPLOAD_AFTER_MS are slow and together
- * hold at most `slowLimitBytes`: what they hold is held until their body ends, so the rest is kept for the others.
+ * Charged as they come; a file's decoded images are given back once it is classified (`decodedImages`), everything
+ * else in one place when the request's response closes, whatever happened to it (answered, failed, aborted by the
+ * client). Uploads still arriving after SLOW_UPLOAD_AFTER_MS are slow and together hold at most `slowLimitBytes`:
+ * what they hold is held until their body ends, so the rest is kept for the others.
  */
 export class ByteBudget {
   private usedBytes = 0
@@ -31,6 +32,11 @@ export class ByteBudget {
 
   account (): InflightAccount {
     return new InflightAccount(this)
+  }
+
+  /** Whether `bytes` more would fit beside what all requests hold. */
+  fits (bytes: number): boolean {
+    return this.usedBytes + bytes <= this.limitBytes
   }
 
   /** @internal Called by accounts only. */
@@ -62,12 +68,24 @@ export class ByteBudget {
   }
 }
 
+/** One file's decoded images, charged to its request's share while the file is classified (`InflightAccount.decodedImages`). */
+export interface DecodedCharge {
+  /** Charges `bytes` more, before they are decoded (DecodeOptions.reserve). */
+  reserve: (bytes: number) => Promise<void>
+  /** Gives back all this file charged: it is classified, and its decoded pixels are no longer held. */
+  giveBack: () => void
+}
+
 /** One request's share of the budget. */
 export class InflightAccount {
   private heldBytes = 0
   private slowUpload = false
   private readonly refusal = new AbortController()
   private receiving = 0
+  /** Of `held`, the decoded images of this request's files being classified. */
+  private decodingBytes = 0
+  /** Files waiting for another file's decoded images to be given back. */
+  private readonly waiting: Array<() => void> = []
 
   constructor (private readonly budget: ByteBudget) {}
 
@@ -93,6 +111,41 @@ export class InflightAccount {
     this.refusal.signal.throwIfAborted()
     this.budget.take(this, bytes)
     this.heldBytes += bytes
+  }
+
+  /**
+   * One file's decoded images, charged as they are decoded and given back once the file is classified: a request of
+   * several files (POST /predict/batch, STOW-RS) holds its body and the images of the files being classified, not
+   * every file's image until its response closes. A file's first image that the budget cannot take while other files
+   * of this request hold theirs waits for them to be given back, and is then charged (or refused as any charge is):
+   * files that each fit beside the body are classified one after another, never refused for their siblings. Only a
+   * file holding nothing waits, so two files never wait for each other.
+   */
+  decodedImages (): DecodedCharge {
+    let own = 0
+    return {
+      reserve: async (bytes: number) => {
+        while (own === 0 && this.decodingBytes > 0 && !this.refusal.signal.aborted && !this.budget.fits(bytes)) {
+          await new Promise<void>((resolve) => this.waiting.push(resolve))
+        }
+        this.charge(bytes)
+        own += bytes
+        this.decodingBytes += bytes
+      },
+      giveBack: () => {
+        // Once the request is released it holds nothing: what its files charged was given back with the rest.
+        const given = Math.min(own, this.heldBytes)
+        this.budget.give(this, given)
+        this.heldBytes -= given
+        this.decodingBytes -= own
+        own = 0
+        this.wakeWaiting()
+      }
+    }
+  }
+
+  private wakeWaiting (): void {
+    for (const wake of this.waiting.splice(0)) wake()
   }
 
   /**
@@ -155,6 +208,7 @@ export class InflightAccount {
     this.budget.give(this, released)
     this.heldBytes = 0
     if (!this.refusal.signal.aborted) this.refusal.abort(new RequestTimeoutError('The request ended before its work did.'))
+    this.wakeWaiting()
     return released
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { MultipartFile } from '@fastify/multipart'
-import type { Classification, ClassifyOptions, StageTimings } from '../../inference/classifier.js'
+import type { Classification, StageTimings } from '../../inference/classifier.js'
 import type { ModelSpec } from '../../inference/model-spec.js'
 import { NoFileError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 import { describeDecision } from '../../inference/prediction.js'
@@ -11,9 +11,12 @@ import { sha256Hex, type PredictionRecord, type RecordOrigin } from '../../recor
 import { uploadedBytes } from '../external/multipart.js'
 import { answerGone } from './deadline.js'
 import { RequestTimeoutError } from './errors.js'
+import type { DecodedCharge } from './inflight.js'
 import type { Prediction } from '../../schemas/prediction.js'
 
-export interface PredictOptions extends ClassifyOptions {
+export interface PredictOptions {
+  /** Each file's decoded images, charged to the request's in-flight share and given back once it is classified. */
+  decodedImages?: () => DecodedCharge
   /** Whether the request's answer can no longer be given (its deadline passed, its client left): then nothing is kept. */
   answered?: () => boolean
 }
@@ -42,11 +45,12 @@ export async function withdrawUnanswered (answered: PredictOptions['answered'], 
 }
 
 /**
- * What an upload route passes to app.predict and its kin: decoded images charged to the request's in-flight share,
- * and the answer gone once the deadline answered it or its client left (nothing is kept then).
+ * What an upload route passes to app.predict and its kin: each file's decoded images charged to the request's
+ * in-flight share while it is classified, and the answer gone once the deadline answered it or its client left
+ * (nothing is kept then).
  */
 export function requestPredictOptions (request: FastifyRequest, reply: FastifyReply): PredictOptions {
-  return { reserve: (size: number) => request.inflight.charge(size), answered: answerGone(request, reply) }
+  return { decodedImages: () => request.inflight.decodedImages(), answered: answerGone(request, reply) }
 }
 
 /** The bytes of the multipart field, which must be exactly one file. */
@@ -143,7 +147,8 @@ declare module 'fastify' {
      * Sniff, classify, then keep the upload and record it: one upload to one contract answer. Rejected bytes are never
      * kept, and an answer whose record cannot be written is not given (503 RECORDS_UNAVAILABLE, unless
      * RECORDS_REQUIRED=false).
-     * `reserve` charges the decoded image to the request's share of the in-flight byte budget (plugins/app/inflight.ts).
+     * `decodedImages` charges the decoded image to the request's share of the in-flight byte budget while the file is
+     * classified (plugins/app/inflight.ts).
      */
     predict: (bytes: Buffer, origin: RecordOrigin, options?: PredictOptions) => Promise<PredictionOutcome>
   }
@@ -156,9 +161,12 @@ export default fp(async (app) => {
     const format = sniffFormat(bytes)
     if (format === undefined) throw new UnsupportedMediaTypeError()
     const classifier = app.model.get()
+    // The decoded image is not needed once the file is classified: its charge goes back then, not when the response
+    // closes, so that a batch's or a STOW-RS request's other files have the room.
+    const decoded = options.decodedImages?.()
     // DICOM: UIDs and slice position only, from the parse that decoded the file; patient name, ID and birth date are
     // never read, so they cannot reach the answer, the record or the logs.
-    const classification = await classifier.classify(bytes, options)
+    const classification = await classifier.classify(bytes, { reserve: decoded?.reserve }).finally(() => decoded?.giveBack())
     // Answered meanwhile (408 at HANDLER_TIMEOUT_MS): the caller never learns the id, so nothing is kept.
     if (options.answered?.() === true) throw new RequestTimeoutError('The request was answered before its classification ended.')
     const id = randomUUID()

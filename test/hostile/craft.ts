@@ -128,6 +128,12 @@ export function pngWithZtxt (png: Buffer, count: number, inflated: number): Buff
   return Buffer.concat([png.subarray(0, iend), ...Array<Buffer>(count).fill(text), png.subarray(iend)])
 }
 
+/** The PNG with `count` empty unknown ancillary chunks after its header: 12 bytes each, which decoders skip. */
+export function pngWithUnknownChunks (png: Buffer, count: number): Buffer {
+  const afterHeader = 8 + 12 + png.readUInt32BE(8)
+  return Buffer.concat([png.subarray(0, afterHeader), ...Array<Buffer>(count).fill(pngChunk('quIx', Buffer.alloc(0))), png.subarray(afterHeader)])
+}
+
 export function pngOverflowingIdat (width: number, height: number, inflatedBytes: number): Buffer {
   const idat = deflateSync(Buffer.alloc(inflatedBytes), { level: 9 })
   return Buffer.concat([PNG_SIGNATURE, pngHeader(width, height), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))])

@@ -1,9 +1,10 @@
 import sharp, { type Sharp } from 'sharp'
 import {
   HTML, PDF, SVG, ZIP, bmp, flipBit, isoBmff, jpegEntropyRange, jpegInScans, jpegSegments, jpegWithDimensions, jpegWithEmptySegments, noise, pngBomb,
-  pngChunks, pngOverflowingIdat, pngWithZtxt, truncate, zipWith
+  pngChunks, pngOverflowingIdat, pngWithUnknownChunks, pngWithZtxt, truncate, zipWith
 } from './craft.js'
-import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, TOO_MANY_TEXT_CHUNKS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
+import { MAX_PNG_CHUNKS } from '../../inference/image-header.js'
+import { ACCEPTED, BLANK, CORRUPT, DECODED_OR_CORRUPT, TOO_LARGE, TOO_MANY_SCANS, TOO_MANY_SEGMENTS, TOO_MANY_TEXT_CHUNKS, TOO_MANY_CHUNKS, UNSUPPORTED, type FileCase, type Outcome, type Sources } from './types.js'
 
 /** Cut-off points: the first bytes (magic, headers) and fractions of the whole file (entropy data, trailer). */
 function cutOffsets (length: number): number[] {
@@ -139,7 +140,10 @@ function bombs (jpeg: Buffer, png: Buffer, maxPixels: number): FileCase[] {
     bomb('JPEG with 100,000 empty APP2 segments', jpegWithEmptySegments(jpeg, 0xe2, 100_000), TOO_MANY_SEGMENTS, 'slice.jpg'),
     // libpng inflates each compressed text chunk (up to 8 MB) and keeps up to 1000: gigabytes while decoding
     bomb('PNG with 16 zTXt chunks of 1 MB of text', pngWithZtxt(png, 16, 1_000_000), ACCEPTED),
-    bomb('PNG with 2,000 zTXt chunks of 7 MB of text', pngWithZtxt(png, 2000, 7_000_000), TOO_MANY_TEXT_CHUNKS)
+    bomb('PNG with 2,000 zTXt chunks of 7 MB of text', pngWithZtxt(png, 2000, 7_000_000), TOO_MANY_TEXT_CHUNKS),
+    // Each chunk header is read on the event loop: 1.4 million empty ones (16.8 MB) held it for 170-400 ms.
+    bomb(`PNG of ${MAX_PNG_CHUNKS} chunks in all, empty unknown ones added`, pngWithUnknownChunks(png, MAX_PNG_CHUNKS - pngChunks(png).length), ACCEPTED),
+    bomb(`PNG of ${MAX_PNG_CHUNKS + 1} chunks in all, empty unknown ones added`, pngWithUnknownChunks(png, MAX_PNG_CHUNKS + 1 - pngChunks(png).length), TOO_MANY_CHUNKS)
   ]
 }
 
