@@ -48,7 +48,7 @@ export async function guarded<T> (work: () => Promise<T>): Promise<T> {
 /** Answered instead of a prediction that could not be recorded (an answer that is not recorded is not given). */
 export class RecordsUnavailableError extends RetryLaterError {
   constructor (reason: string, retryAfterSeconds = 5) {
-    super('RECORDS_UNAVAILABLE', `Results cannot be recorded right now (${reason}); nothing was answered without a record, retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
+    super('RECORDS_UNAVAILABLE', `Predictions cannot be recorded right now (${reason}), and none is answered without its record: retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
   }
 }
 
