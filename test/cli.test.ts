@@ -67,7 +67,7 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   t.ok(results[5].findings.length >= 1, 'with the box where the model found its evidence')
   for (const { box } of results[5].findings) t.ok(box.x + box.width <= 384 && box.y + box.height <= 384, 'inside the 384x384 slice')
   t.equal(results[5].dicom, undefined, 'no DICOM UIDs for a JPEG')
-  t.same(results[6].error.code, 'READ_ERROR')
+  t.same(results[6].error, { code: 'READ_ERROR', message: 'cannot read /no/such/slice.png: no such file' }, 'says why (old code: "cannot read /no/such/slice.png")')
 })
 
 t.test('a FIFO or a device named on the command line is a failed row, never read', async (t) => {
