@@ -90,12 +90,12 @@ export class UploadNotKeptError extends ServiceError {
 }
 
 /**
- * `ownOnly`: the caller reads only the instances it sent (no records:read-all scope), so the study may well be there,
- * sent by another caller: a DICOM node's instances are `dicom:<calling AE title>`'s, which no HTTP caller is.
+ * `readAllScope`, given when the caller reads only the instances it sent (it lacks that scope): the study may well be
+ * there, sent by another caller; a DICOM node's instances are `dicom:<calling AE title>`'s, which no HTTP caller is.
  */
 export class StudyNotFoundError extends ServiceError {
-  constructor (uid: string, ownOnly = false) {
+  constructor (uid: string, readAllScope?: string) {
     super('STUDY_NOT_FOUND', 404, `No instance of study ${uid} is recorded for this caller (none was received, or they are past their retention).` +
-      (ownOnly ? ' These credentials read only the instances they sent: instances pushed to the DICOM node, or sent with other credentials, need the records:read-all scope.' : ''))
+      (readAllScope === undefined ? '' : ` These credentials read only the instances they sent: instances pushed to the DICOM node, or sent with other credentials, need the ${readAllScope} scope.`))
   }
 }
