@@ -88,8 +88,15 @@ export async function collectFiles (paths: string[]): Promise<CollectedFiles> {
  * which never ends; folders already skip them (`choose`).
  */
 export async function readInput (path: string): Promise<Buffer | string> {
-  const info = await stat(path).catch(() => undefined)
-  if (info === undefined) return `cannot read ${path}`
+  const info = await stat(path).catch((error: unknown) => unreadable(path, error))
+  if (typeof info === 'string') return info
   if (!info.isFile()) return `${path} is not a regular file (a FIFO, device or socket is never read: it could block or never end)`
-  return await readFile(path).catch(() => `cannot read ${path}`)
+  return await readFile(path).catch((error: unknown) => unreadable(path, error))
+}
+
+/** Why a path cannot be read, from the system's error code: a mistyped path and a permission are fixed differently. */
+function unreadable (path: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code
+  const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code
+  return `cannot read ${path}${why === undefined ? '' : `: ${why}`}`
 }

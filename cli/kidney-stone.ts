@@ -102,8 +102,18 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const series = concludeSeriesOf(results, options.minAdjacentSlices)
   for (const summary of series) process.stderr.write(seriesLine(summary) + '\n')
   if (options.seriesOut !== undefined) await writeFile(options.seriesOut, JSON.stringify(series, null, 2) + '\n')
+  const hint = credentialsHint(results, options)
+  if (hint !== undefined) process.stderr.write(hint + '\n')
   process.stderr.write(summaryLine(results, skipped) + '\n')
   if (results.some(failed)) process.exitCode = 1
+}
+
+/** The service's 401 says what to send in HTTP terms (a header); a user of this command needs the flag that sends it. */
+function credentialsHint (results: FileResult[], options: PredictOptions): string | undefined {
+  if (!results.some((result) => failed(result) && result.error.statusCode === 401)) return undefined
+  return options.apiKey === undefined && options.token === undefined
+    ? 'the service asks for credentials: give an API key with --api-key (or KIDNEY_STONE_API_KEY), or a bearer token with --token (or KIDNEY_STONE_TOKEN)'
+    : 'the service did not accept the credentials given: check the key or token (and --api-key-header, when the service reads the key from another header)'
 }
 
 export function buildProgram (): Command {

@@ -10,6 +10,8 @@ const STUDY_REPORT_CODE: CodeableConcept = {
 }
 
 const mm = (value: number | undefined): string => value === undefined ? '?' : `${value.toFixed(1)} mm`
+/** "1 slice", "2 slices": the report is read by clinicians, in sentences. */
+const slices = (count: number, what = 'slice'): string => `${count} ${what}${count === 1 ? '' : 's'}`
 
 /** One sentence on one series: its conclusion, where, and how it was reached. */
 export function seriesSentence (series: SeriesResult): string {
@@ -17,13 +19,13 @@ export function seriesSentence (series: SeriesResult): string {
   const counted = `${instances.classified} of ${instances.received} instances classified`
   if (series.conclusion === 'Undetermined') return `Series ${series.seriesInstanceUid}: no result (${counted}).`
   const ranges = series.positiveRanges.map((r) => r.fromPosition === undefined
-    ? `${r.slices} slices (${r.fromInstanceNumber === undefined ? `#${r.first + 1}-#${r.last + 1}` : `instances ${r.fromInstanceNumber}-${r.toInstanceNumber ?? '?'}`})`
-    : `${r.slices} slices from ${mm(r.fromPosition)} to ${mm(r.toPosition)}`)
-  const rule_ = `rule: at least ${rule.minAdjacentSlices} adjacent slices with P(Stone) >= ${thresholdText(rule.threshold)}`
+    ? `${slices(r.slices)} (${r.fromInstanceNumber === undefined ? `#${r.first + 1}-#${r.last + 1}` : `instances ${r.fromInstanceNumber}-${r.toInstanceNumber ?? '?'}`})`
+    : `${slices(r.slices)} from ${mm(r.fromPosition)} to ${mm(r.toPosition)}`)
+  const rule_ = `rule: at least ${slices(rule.minAdjacentSlices, 'adjacent slice')} with P(Stone) >= ${thresholdText(rule.threshold)}`
   const maximum = `highest P(Stone) ${probabilityText(series.maxProbability ?? 0, rule.threshold)}`
   // Isolated positives are said in both verdicts: a reader of a Stone report must see a positive slice the rule
   // left out as much as a reader of a Normal one (the study JSON and the CLI line show it either way).
-  const isolated = `${series.isolatedPositiveSlices} isolated positive slices not counted`
+  const isolated = `${slices(series.isolatedPositiveSlices, 'isolated positive slice')} not counted`
   return series.conclusion === 'Stone'
     ? `Series ${series.seriesInstanceUid}: kidney stone suspected on ${ranges.join(' and ')}; ${maximum}; ${series.isolatedPositiveSlices > 0 ? `${isolated}; ` : ''}${counted}; ${rule_}.`
     : `Series ${series.seriesInstanceUid}: no kidney stone detected; ${maximum}; ${isolated}; ${counted}; ${rule_}.`

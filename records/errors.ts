@@ -48,7 +48,7 @@ export async function guarded<T> (work: () => Promise<T>): Promise<T> {
 /** Answered instead of a prediction that could not be recorded (an answer that is not recorded is not given). */
 export class RecordsUnavailableError extends RetryLaterError {
   constructor (reason: string, retryAfterSeconds = 5) {
-    super('RECORDS_UNAVAILABLE', `Results cannot be recorded right now (${reason}); nothing was answered without a record, retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
+    super('RECORDS_UNAVAILABLE', `Predictions cannot be recorded right now (${reason}), and none is answered without its record: retry after ${retryAfterSeconds} s.`, retryAfterSeconds)
   }
 }
 
@@ -89,8 +89,13 @@ export class UploadNotKeptError extends ServiceError {
   }
 }
 
+/**
+ * `readAllScope`, given when the caller reads only the instances it sent (it lacks that scope): the study may well be
+ * there, sent by another caller; a DICOM node's instances are `dicom:<calling AE title>`'s, which no HTTP caller is.
+ */
 export class StudyNotFoundError extends ServiceError {
-  constructor (uid: string) {
-    super('STUDY_NOT_FOUND', 404, `No instance of study ${uid} is recorded for this caller (none was received, or they are past their retention).`)
+  constructor (uid: string, readAllScope?: string) {
+    super('STUDY_NOT_FOUND', 404, `No instance of study ${uid} is recorded for this caller (none was received, or they are past their retention).` +
+      (readAllScope === undefined ? '' : ` These credentials read only the instances they sent: instances pushed to the DICOM node, or sent with other credentials, need the ${readAllScope} scope.`))
   }
 }

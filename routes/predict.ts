@@ -37,7 +37,7 @@ const predict: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => await unlessAnswered(reply, async () => {
-    const bytes = uploadedFileBytes(request.body.file)
+    const bytes = uploadedFileBytes(request.body)
     const { prediction, timings, acquired } = await app.predict(bytes, recordOrigin(request), requestPredictOptions(request, reply))
     const issued = new Date()
     reply.header('Server-Timing', serverTiming(timings))

@@ -35,7 +35,7 @@ const studies: FastifyPluginAsyncTypebox = async (app) => {
     const caller = request.query.mine === true ? callerOf(request) : scope
     const { studyInstanceUid } = request.params
     const study = await app.studyResult(studyInstanceUid, caller)
-    if (study === undefined) throw new StudyNotFoundError(studyInstanceUid)
+    if (study === undefined) throw new StudyNotFoundError(studyInstanceUid, scope === undefined ? undefined : app.config.records.readAllScope)
     if (wantsFhir(request.headers.accept)) {
       return await reply.type('application/fhir+json; charset=utf-8').send(toStudyDiagnosticReport(study))
     }

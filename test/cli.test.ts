@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { build, ctKidneyFiles, SHARED } from './helper.js'
 import { formatResults } from '../cli/output.js'
+import { sha256 } from '../plugins/app/auth-config.js'
 
 const BIN = fileURLToPath(new URL('../bin/kidney-stone.js', import.meta.url))
 const DICOM_DIR = join(SHARED, 'data/dicom')
@@ -66,7 +67,7 @@ t.test('in-process JSON over a DICOM folder, an image and a missing file', async
   t.ok(results[5].findings.length >= 1, 'with the box where the model found its evidence')
   for (const { box } of results[5].findings) t.ok(box.x + box.width <= 384 && box.y + box.height <= 384, 'inside the 384x384 slice')
   t.equal(results[5].dicom, undefined, 'no DICOM UIDs for a JPEG')
-  t.same(results[6].error.code, 'READ_ERROR')
+  t.same(results[6].error, { code: 'READ_ERROR', message: 'cannot read /no/such/slice.png: no such file' }, 'says why (old code: "cannot read /no/such/slice.png")')
 })
 
 t.test('a FIFO or a device named on the command line is a failed row, never read', async (t) => {
@@ -191,6 +192,26 @@ t.test('the same folder against a running service (--url): the same rows, failur
   const app = await build(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   checkMixedRun(t, dir, await cli('predict', dir, '--url', `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`))
+})
+
+t.test('--url against a service that asks for credentials: the 401 rows, and a line naming the flags that send them', async (t) => {
+  // On the old code stderr said only "1 file(s): 0 classified, 1 failed" beside the service's "send a valid API key
+  // in the x-api-key header": an HTTP header, where the user of the command needs --api-key.
+  const key = 'cli-test-key-0123456789abcdef'
+  const app = await build(t, {
+    config: {
+      auth: { mode: 'api-key', apiKeyHeader: 'x-api-key', apiKeys: [{ name: 'cli', sha256: sha256(key), scopes: ['predict'] }], docsPublic: true, metricsPublic: false }
+    }
+  }, { waitForModel: false })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const [slice] = await ctKidneyFiles('test/stone', 1)
+  const without = await cli('predict', slice, '--url', url)
+  t.equal(without.code, 1)
+  t.match(JSON.parse(without.stdout), [{ error: { code: 'UNAUTHORIZED', statusCode: 401 } }])
+  t.match(without.stderr, /^the service asks for credentials: give an API key with --api-key \(or KIDNEY_STONE_API_KEY\), or a bearer token with --token \(or KIDNEY_STONE_TOKEN\)\n1 file\(s\): 0 classified, 1 failed\n$/m)
+  const wrong = await cli('predict', slice, '--url', url, '--api-key', 'not-the-key-0123456789')
+  t.match(wrong.stderr, /^the service did not accept the credentials given: check the key or token/m)
 })
 
 t.test('a folder with nothing to classify is an error that says what was skipped', async (t) => {

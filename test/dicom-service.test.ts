@@ -140,6 +140,16 @@ t.test('a batch request without any file, or with a file beside "files", names t
     'a file in "file" beside one in "files" (on the old code: 200, a batch of one)')
   const single = await app.inject({ method: 'POST', url: '/predict', ...multipart([]) })
   t.match(single.json(), { code: 'NO_FILE', message: /the multipart field "file"/ }, '/predict keeps its own wording')
+  // curl -F image=@slice.jpg, as other APIs name the field, was told "The request has no file".
+  const elsewhere = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ ...dicomPart(CT1), name: 'image' }]) })
+  t.same(elsewhere.json(), {
+    statusCode: 400,
+    code: 'NO_FILE',
+    error: 'Bad Request',
+    message: 'The request has no file in the multipart field "file", only in a field of another name: send the image in the field "file" (curl -F file=@slice.jpg).'
+  }, '/predict with its file in another field says so')
+  const note = await app.inject({ method: 'POST', url: '/predict', ...multipart([{ name: 'note', data: 'hello' }]) })
+  t.equal(note.json().message, 'The request has no file: send one image in the multipart field "file".', 'a text field alone is no file elsewhere')
 })
 
 t.test('Accept: a type /predict cannot produce is 406 NOT_ACCEPTABLE, before any work', async (t) => {

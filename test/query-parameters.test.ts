@@ -20,7 +20,7 @@ t.test('every route with a query string refuses a parameter it does not take, na
       statusCode: 400,
       code: 'VALIDATION_ERROR',
       error: 'Bad Request',
-      message: `The request querystring has a parameter this route does not take: "${unknown}" (see /docs).`
+      message: `The query string has a parameter this route does not take: "${unknown}" (see /docs).`
     }, url)
   }
   for (const url of ['/audit-events?code=QUEUE_FULL&limit=5', '/predictions?prediction=Stone&limit=5', '/studies/1.2.3?mine=true', `/predictions/${id}/overlay.png?heatmap=false`]) {

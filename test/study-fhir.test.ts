@@ -24,7 +24,8 @@ function stoneSeries (isolatedPositiveSlices: number): SeriesResult {
 t.test('a Stone series sentence names the isolated positive slices the rule did not count', async (t) => {
   const sentence = seriesSentence(stoneSeries(1))
   t.match(sentence, /kidney stone suspected on 4 slices from 30\.0 mm to 45\.0 mm/)
-  t.match(sentence, /1 isolated positive slices not counted/)
+  t.match(sentence, /; 1 isolated positive slice not counted;/, 'in the singular for one (old code: "1 isolated positive slices")')
+  t.match(seriesSentence(stoneSeries(2)), /; 2 isolated positive slices not counted;/)
   t.notMatch(seriesSentence(stoneSeries(0)), /isolated/, 'and says nothing of them when there are none')
 })
 
@@ -39,5 +40,5 @@ t.test('the series sentence states the rule\'s threshold as applied, and the hig
   const normal: SeriesResult = { ...stoneSeries(0), conclusion: 'Normal', positiveRanges: [], maxProbability: 0.2016, rule: { threshold: 0.2018, minAdjacentSlices: 1, gapFactor: 1.5 } }
   const sentence = seriesSentence(normal)
   t.match(sentence, /highest P\(Stone\) 0\.2016;/)
-  t.match(sentence, /rule: at least 1 adjacent slices with P\(Stone\) >= 0\.2018\./)
+  t.match(sentence, /rule: at least 1 adjacent slice with P\(Stone\) >= 0\.2018\./, 'in the singular for k = 1 (old code: "1 adjacent slices")')
 })

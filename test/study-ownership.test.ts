@@ -40,6 +40,14 @@ t.test('with authentication, a study is read as records are: a caller sees its o
   t.same(await as(keys.alice), [200, '1 classified'], 'its own')
   t.same(await as(keys.bob), [404, 'STUDY_NOT_FOUND'], 'someone else\'s study does not exist for this caller')
   t.same(await as(keys.auditor), [200, '1 classified'], 'records:read-all')
+  // A new user reading with a predict key the study a PACS had pushed to the DICOM node got only "No instance of
+  // study … is recorded for this caller (none was received, …)", and took it that nothing had arrived.
+  const notHers = await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}`, headers: { 'x-api-key': keys.bob } })
+  t.match(notHers.json().message, /These credentials read only the instances they sent: instances pushed to the DICOM node, or sent with other credentials, need the records:read-all scope\.$/,
+    'a caller without records:read-all is told that another caller\'s instances may be there')
+  const unknown = await app.inject({ method: 'GET', url: '/studies/1.2.3.4', headers: { 'x-api-key': keys.auditor } })
+  t.equal(unknown.json().message, 'No instance of study 1.2.3.4 is recorded for this caller (none was received, or they are past their retention).',
+    'a records:read-all reader is not sent looking for a scope it has')
   t.equal((await app.inject({ method: 'GET', url: `/studies/${series.studyInstanceUid}` })).statusCode, 401)
   const stow = await app.inject({ method: 'POST', url: '/studies', headers: { 'x-api-key': keys.auditor, 'content-type': 'multipart/related; type="application/dicom"; boundary=x' }, payload: '--x--' })
   t.equal(stow.statusCode, 403, 'STOW-RS needs the predict scope')

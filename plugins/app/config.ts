@@ -7,6 +7,7 @@ import type { DecoderPoolOptions } from '../../inference/dicom/decoder-pool.js'
 import { AuthConfigError, loadAuthConfig, type AuthConfig } from './auth-config.js'
 import { dicomNodeFrom, dicomNodeRefusal, type DicomNodeSettings } from './dicom-node-config.js'
 import { EnvSchema, type Env } from './env-schema.js'
+import { envValueMessage } from './env-value-message.js'
 import { isLoopback, loadRecordsConfig, RecordsConfigError, studyOwnersOf, type RecordsConfig } from './records-config.js'
 import { FhirPushConfigError, loadFhirPushConfig, type FhirPushConfig } from './fhir-push-config.js'
 import { originProblem } from './cors-config.js'
@@ -135,7 +136,7 @@ function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>):
   const error = Value.Errors(schema, value).First()
   if (error !== undefined) {
     const name = error.path.replace(/^\//, '')
-    throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(raw[name])}: ${error.message}`)
+    throw new ConfigError(envValueMessage(name, raw[name], error))
   }
   return value as Static<T>
 }

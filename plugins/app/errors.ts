@@ -5,6 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
 import { setSecurityHeaders } from '../external/helmet.js'
 import { PREDICT_MAX_FILES } from '../external/multipart.js'
+import { validationMessage } from './validation-message.js'
 import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -123,11 +124,10 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
     // Ajv's wording is the library's: the caller gets where the request differs from the API schema, in ours.
     const unknown = (error.validation[0] as { propertyName?: string } | undefined)?.propertyName
     if (unknown !== undefined) {
-      return new ServiceError('VALIDATION_ERROR', 400, `The request ${error.validationContext ?? 'body'} has a parameter this route does not take: ${JSON.stringify(unknown)} (see /docs).`)
+      const where = error.validationContext === 'querystring' ? 'query string' : `request ${error.validationContext ?? 'body'}`
+      return new ServiceError('VALIDATION_ERROR', 400, `The ${where} has a parameter this route does not take: ${JSON.stringify(unknown)} (see /docs).`)
     }
-    const where = error.validation[0]?.instancePath ?? ''
-    return new ServiceError('VALIDATION_ERROR', 400,
-      `The request ${error.validationContext ?? 'body'}${where === '' ? '' : ` at ${where}`} does not match the API schema (see /docs).`)
+    return new ServiceError('VALIDATION_ERROR', 400, validationMessage(error.validationContext, error.validation[0], request.routeOptions.schema as Record<string, unknown> | undefined))
   }
   return undefined
 }

@@ -53,11 +53,18 @@ export function requestPredictOptions (request: FastifyRequest, reply: FastifyRe
   return { decodedImages: () => request.inflight.decodedImages(), answered: answerGone(request, reply) }
 }
 
-/** The bytes of the multipart field, which must be exactly one file. */
-export function uploadedFileBytes (field: unknown): Buffer {
+/** The bytes of the multipart field `file` of the body, which must be exactly one file. */
+export function uploadedFileBytes (body: Record<string, unknown>): Buffer {
+  const field = body.file
   if (Array.isArray(field)) throw new ServiceError('TOO_MANY_FILES', 400, 'Send exactly one file in the field "file".')
   const part = field as Partial<MultipartFile> | undefined
-  if (part?.type !== 'file') throw new NoFileError()
+  if (part?.type !== 'file') {
+    // `-F image=@slice.jpg`, as other APIs name the field: "the request has no file" would deny what was sent.
+    const elsewhere = Object.values(body).flat().some((other) => (other as Partial<MultipartFile> | undefined)?.type === 'file')
+    throw elsewhere
+      ? new NoFileError('The request has no file in the multipart field "file", only in a field of another name: send the image in the field "file" (curl -F file=@slice.jpg).')
+      : new NoFileError()
+  }
   const bytes = uploadedBytes(part as MultipartFile)
   if (bytes.length === 0) throw new NoFileError('The uploaded file is empty.')
   return bytes
