@@ -17,6 +17,21 @@ t.test('a value outside a list names the list; one that fails a pattern says wha
   }
 })
 
+// PORT=eighty was "Expected integer", MAX_FILE_BYTES=-1 "Expected integer to be greater or equal to 1".
+t.test('a number outside its range, or no number, says the range the variable takes', async (t) => {
+  for (const [name, value, message] of [
+    ['PORT', 'eighty', 'Invalid environment variable PORT="eighty": give a whole number from 0 to 65535'],
+    ['PORT', '3000.5', 'Invalid environment variable PORT="3000.5": give a whole number from 0 to 65535'],
+    ['MAX_FILE_BYTES', '0', 'Invalid environment variable MAX_FILE_BYTES=0: give a whole number of at least 1'],
+    ['SLOW_UPLOADS_SHARE', 'half', 'Invalid environment variable SLOW_UPLOADS_SHARE="half": give a number above 0 and at most 1'],
+    ['MODEL_SCALE', '-2', 'Invalid environment variable MODEL_SCALE=-2: give a number above 0'],
+    ['DICOM_WINDOW_CENTER', 'soft', 'Invalid environment variable DICOM_WINDOW_CENTER="soft": give a number'],
+    ['RECORDS_REQUIRED', 'maybe', 'Invalid environment variable RECORDS_REQUIRED="maybe": give true or false']
+  ]) {
+    t.throws(() => loadConfig({ [name]: value }), { message }, `${name}=${value}`)
+  }
+})
+
 t.test('a FHIR_SERVER_URL without http:// or https:// is refused without repeating it', async (t) => {
   t.throws(() => loadConfig({ FHIR_SERVER_URL: 'admin:s3cret@fhir.hospital.example/fhir' }), {
     message: 'Invalid environment variable FHIR_SERVER_URL (its value is not repeated: it may hold a password): give the FHIR base URL, starting with http:// or https://'

@@ -139,19 +139,19 @@ t.test('a bad environment variable stops start-up with a message naming it', asy
   t.throws(() => loadConfig({ MAX_FILE_BYTES: '-1' }), /MAX_FILE_BYTES/)
   // a fraction for a whole-number variable is refused, not truncated (1.5 s of idle timeout was 1 s)
   for (const [name, value] of [['DICOM_IDLE_TIMEOUT_S', '1.5'], ['MAX_INFLIGHT_BYTES', '5e8'], ['PORT', '3000.0']]) {
-    t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="${value}": Expected integer$`), `${name}=${value}`)
+    t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="${value}": give a whole number (from|of at least) `), `${name}=${value}`)
   }
   t.equal(loadConfig({ DICOM_IDLE_TIMEOUT_S: ' 2 ' }).dicomNode.idleTimeoutMs, 2000, 'whole numbers as before, spaces around them too')
   // A duration beyond what a Node timer can wait ran after 1 ms: HANDLER_TIMEOUT_MS=2147483648 answered every request 408.
   for (const [name, value] of [['HANDLER_TIMEOUT_MS', '2147483648'], ['DECODE_TIMEOUT_MS', '9999999999'], ['DICOM_IDLE_TIMEOUT_S', '2147484']]) {
-    t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="?${value}"?: Expected integer to be less or equal to 2147483`), `${name}=${value}`)
+    t.throws(() => loadConfig({ [name]: value }), new RegExp(`^Invalid environment variable ${name}="?${value}"?: give a whole number from 1 to 2147483`), `${name}=${value}`)
   }
   t.equal(loadConfig({ HANDLER_TIMEOUT_MS: '2147483647' }).handlerTimeoutMs, 2_147_483_647, 'the longest a timer waits is accepted')
   // The FHIR push reads 7 days back: SERIES_IDLE_SECONDS=604800 (or more) started, and no study was ever final to it.
-  t.throws(() => loadConfig({ SERIES_IDLE_SECONDS: '604800' }), /^Invalid environment variable SERIES_IDLE_SECONDS="?604800"?: Expected integer to be less or equal to 86400/)
+  t.throws(() => loadConfig({ SERIES_IDLE_SECONDS: '604800' }), /^Invalid environment variable SERIES_IDLE_SECONDS="?604800"?: give a whole number from 1 to 86400$/)
   t.equal(loadConfig({ SERIES_IDLE_SECONDS: '86400' }).series.idleSeconds, 86_400, 'a day is accepted')
   // A row may commit twice DATABASE_TIMEOUT_MS after its time, and the push sweep's window must reach it (records/store.ts).
-  t.throws(() => loadConfig({ DATABASE_TIMEOUT_MS: '86400001' }), /^Invalid environment variable DATABASE_TIMEOUT_MS="?86400001"?: Expected integer to be less or equal to 86400000/)
+  t.throws(() => loadConfig({ DATABASE_TIMEOUT_MS: '86400001' }), /^Invalid environment variable DATABASE_TIMEOUT_MS="?86400001"?: give a whole number from 100 to 86400000$/)
   t.equal(loadConfig({ DATABASE_TIMEOUT_MS: '86400000' }).records.timeoutMs, 86_400_000, 'a day is accepted')
   t.equal(loadConfig({ UPLOAD_RETENTION: 'none' }).uploadMaxAgeMs, 0)
   t.equal(loadConfig({ UPLOAD_RETENTION: '2h' }).uploadMaxAgeMs, 7_200_000)

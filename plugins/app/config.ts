@@ -129,14 +129,14 @@ function validated<T extends TSchema> (schema: T, raw: Record<string, unknown>):
   for (const [name, property] of Object.entries((schema as { properties?: Record<string, TSchema> }).properties ?? {})) {
     const text = raw[name]
     if (property.type === 'integer' && typeof text === 'string' && !/^\s*[-+]?\d+\s*$/.test(text)) {
-      throw new ConfigError(`Invalid environment variable ${name}=${JSON.stringify(text)}: Expected integer`)
+      throw new ConfigError(envValueMessage(name, text, property))
     }
   }
   const value = Value.Convert(schema, Value.Default(schema, raw))
   const error = Value.Errors(schema, value).First()
   if (error !== undefined) {
     const name = error.path.replace(/^\//, '')
-    throw new ConfigError(envValueMessage(name, raw[name], error))
+    throw new ConfigError(envValueMessage(name, raw[name], error.schema))
   }
   return value as Static<T>
 }
