@@ -56,14 +56,14 @@ export default fp(async (app) => {
         await withdraw()
         throw new StudyMismatchError(study, prediction.dicom?.studyInstanceUid)
       }
-      app.metrics.dicomInstance(origin.route, 'stored', callingAe)
+      app.metrics.dicom.instance(origin.route, 'stored', callingAe)
       return { classified: true, keys, prediction, withdraw }
     } catch (error) {
       if (!(error instanceof ServiceError)) app.log.error({ err: error, route: origin.route, requestId: origin.requestId }, 'DICOM instance: unexpected error')
       const refusal: Refusal = error instanceof ServiceError
         ? { code: error.code, statusCode: error.statusCode, message: error.message }
         : { code: 'INTERNAL_ERROR', statusCode: 500, message: 'The instance could not be processed.' }
-      app.metrics.dicomInstance(origin.route, refusal.code, callingAe)
+      app.metrics.dicom.instance(origin.route, refusal.code, callingAe)
       // Its request was answered 408 meanwhile (STOW-RS): the instance was not refused, its sender was told nothing of it.
       if (keys.studyInstanceUid !== undefined && !(error instanceof RequestTimeoutError) && options.answered?.() !== true) {
         app.records.failedInstance({

@@ -5,7 +5,7 @@ import { STATUS } from '../../dicom-node/dimse.js'
 import { readInstanceKeys } from '../../dicom-node/instance-keys.js'
 import { DicomNode, type StoreRequest, type StoreResult } from '../../dicom-node/server.js'
 import type { DecodedCharge } from './inflight.js'
-import { DIMSE_ROUTE } from './metrics.js'
+import { DIMSE_ROUTE } from './dicom-metrics.js'
 
 /** Uncompressed syntaxes the decoder reads besides the encapsulated ones (inference/dicom/codecs.ts). */
 const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.1.99'])
@@ -66,10 +66,10 @@ export default fp(async (app) => {
     store,
     event: (name, details) => {
       app.log.info({ ...details, event: name }, `DICOM node: ${name}`)
-      if (details.refusal !== undefined) app.metrics.dicomAssociationRefused(details.refusal, details.callingAe)
-      if (details.refusedInstance !== undefined) app.metrics.dicomInstance(DIMSE_ROUTE, details.refusedInstance, details.callingAe)
-      for (const { reason } of details.rejectedContexts ?? []) app.metrics.dicomContextRejected(reason, details.callingAe)
-      if (details.refusedCommand !== undefined) app.metrics.dicomCommandRefused(details.command ?? 'other', details.refusedCommand, details.callingAe)
+      if (details.refusal !== undefined) app.metrics.dicom.associationRefused(details.refusal, details.callingAe)
+      if (details.refusedInstance !== undefined) app.metrics.dicom.instance(DIMSE_ROUTE, details.refusedInstance, details.callingAe)
+      for (const { reason } of details.rejectedContexts ?? []) app.metrics.dicom.contextRejected(reason, details.callingAe)
+      if (details.refusedCommand !== undefined) app.metrics.dicom.commandRefused(details.command ?? 'other', details.refusedCommand, details.callingAe)
     }
   })
   app.addHook('onReady', async () => {
