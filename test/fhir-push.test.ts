@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { backoffSeconds, reportSha256 } from '../plugins/app/fhir-push.js'
 import { loadConfig } from '../plugins/app/config.js'
 import { configRefusal, fileUpload, multipart, RECORDS_OFF } from './helper.js'
@@ -23,6 +24,12 @@ import { storeEngines } from './helpers/store-engines.js'
 const work = await mkdtemp(join(tmpdir(), 'kidney-fhir-push-'))
 t.teardown(async () => await rm(work, { recursive: true, force: true }))
 const validate = fhirR4Validator('DiagnosticReport')
+
+/** kidney_fhir_pushes_total by result, as GET /metrics gives it. */
+async function pushCounts (app: FastifyInstance): Promise<Record<string, number>> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  return Object.fromEntries([...text.matchAll(/^kidney_fhir_pushes_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
+}
 
 t.test('backoff doubles from 1 s and stops growing at 5 minutes', async (t) => {
   t.same([1, 2, 3, 4, 9, 10, 20].map(backoffSeconds), [1, 2, 4, 8, 256, 300, 300])
@@ -61,6 +68,8 @@ t.test('a final study is POSTed as a DiagnosticReport, retried after 503s with g
   await until(async () => (await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)))?.pushed === true, 'the push recorded')
   const state = await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid))
   t.match(state, { attempts: 3, pushed: true, gaveUp: false, location: '/fhir/DiagnosticReport/3/_history/1' })
+  await until(async () => (await pushCounts(app)).accepted === 1, 'the accepted push counted')
+  t.same(await pushCounts(app), { accepted: 1, failed: 2, gave_up: 0, unchanged: 0 }, 'each attempt counted in /metrics by its result')
 
   // Nothing new arrives: no further push. A new instance makes a new version of the study, pushed again once final.
   await new Promise((resolve) => setTimeout(resolve, 2_500))
@@ -198,8 +207,8 @@ for (const [engine, options] of storeEngines(join(work, 'data-owner'), 'pushes_o
   t.equal(await store.pushes.enqueueFinal(30, at(121)), 1, 'the owner\'s new instance: a new version')
 })
 
-t.test('a 4xx other than 408/429 is not retried: the push is given up at once', async (t) => {
-  const stub = await fhirStub(t, [422])
+t.test('a 4xx other than 408/429 is not retried: the push is given up at once, and made again when the study is sent again', async (t) => {
+  const stub = await fhirStub(t, [422, 201])
   const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: await emptyPGliteDataDir(join(work, 'data-422')) }, {
     series: { idleSeconds: 1, minAdjacentSlices: 2 },
     fhirPush: { ...loadConfig().fhirPush, url: stub.url }
@@ -209,7 +218,14 @@ t.test('a 4xx other than 408/429 is not retried: the push is given up at once', 
   t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
   await until(async () => (await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)))?.gaveUp === true, 'the push given up')
   t.match(await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)), { attempts: 1, pushed: false, gaveUp: true, lastError: 'HTTP 422' })
+  await until(async () => (await pushCounts(app)).gave_up === 1, 'the given-up push counted')
+  t.same(await pushCounts(app), { accepted: 0, failed: 0, gave_up: 1, unchanged: 0 }, 'counted as given up (KidneyStoneFhirPushGivenUp)')
   t.equal(stub.received[0].headers.authorization, undefined, 'no token configured, none sent')
+  // The cause mended (the stub now accepts), the PACS sends the study again: a new version, pushed.
+  t.equal((await app.inject({ method: 'POST', url: '/predict', payload: upload.payload, headers: upload.headers })).statusCode, 200)
+  await until(async () => (await app.records.withPushQueue(async (q) => await q.state(series.studyInstanceUid)))?.pushed === true, 'the study sent again pushed')
+  await until(async () => (await pushCounts(app)).accepted === 1, 'the accepted push counted')
+  t.equal(stub.received.length, 2, 'the second version POSTed once')
 })
 
 t.test('a redirect is not followed: the report is not pushed as a GET, nor with the token to another address', async (t) => {

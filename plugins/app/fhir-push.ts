@@ -62,6 +62,7 @@ export default fp(async (app) => {
     const sha256 = reportSha256(url, report)
     if (sha256 === push.acceptedReport) {
       await app.records.withPushQueue(async (queue) => await queue.unchanged(push))
+      app.metrics.fhirPushes.inc({ result: 'unchanged' })
       app.log.info({ study: push.studyInstanceUid }, 'FHIR push: the study was received again and its report is the one accepted before: not sent again')
       return
     }
@@ -79,6 +80,7 @@ export default fp(async (app) => {
       await response.body?.cancel()
       if (response.ok) {
         await app.records.withPushQueue(async (queue) => await queue.pushed(push, sha256, response.headers.get('location') ?? undefined))
+        app.metrics.fhirPushes.inc({ result: 'accepted' })
         app.log.info({ study: push.studyInstanceUid, attempt: push.attempts, status: response.status }, 'FHIR push: DiagnosticReport accepted')
         return
       }
@@ -97,6 +99,7 @@ export default fp(async (app) => {
     const giveUp = !failure.retry || push.attempts >= maxAttempts
     app.log.warn({ study: push.studyInstanceUid, attempt: push.attempts, error: failure.error, giveUp }, 'FHIR push failed')
     await app.records.withPushQueue(async (queue) => await queue.failed(push, failure.error, backoffSeconds(push.attempts), giveUp))
+    app.metrics.fhirPushes.inc({ result: giveUp ? 'gave_up' : 'failed' })
   }
 
   const runPass = async (): Promise<void> => {
@@ -124,4 +127,4 @@ export default fp(async (app) => {
     clearTimeout(timer)
     await pass
   })
-}, { name: 'fhir-push', dependencies: ['config', 'model', 'records', 'studies'] })
+}, { name: 'fhir-push', dependencies: ['config', 'metrics', 'model', 'records', 'studies'] })

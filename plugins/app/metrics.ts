@@ -7,6 +7,8 @@ import type { ModelState } from './classifier.js'
 import { DicomMetrics } from './dicom-metrics.js'
 
 const MODEL_STATES: ModelState[] = ['loading', 'ready', 'failed']
+/** The results of a FHIR push attempt (plugins/app/fhir-push.ts). */
+const FHIR_PUSH_RESULTS = ['accepted', 'failed', 'gave_up', 'unchanged'] as const
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
@@ -93,6 +95,15 @@ export class ServiceMetrics {
     registers: [this.registry]
   })
 
+  readonly fhirPushes = new Counter({
+    name: 'kidney_fhir_pushes_total',
+    help: 'FHIR push attempts (FHIR_SERVER_URL), by result: accepted, failed (retried after its backoff), gave_up (not ' +
+      'retried: a 4xx other than 408/429, a redirect, or the FHIR_PUSH_MAX_ATTEMPTS-th failure), unchanged (the report ' +
+      'accepted last, not sent again).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
   readonly recordsSwept = this.counterByKind('kidney_records_swept_total', 'Records deleted by the retention sweep (RECORD_RETENTION), by kind.')
 
   /** Set once the classifier is loaded. */
@@ -159,10 +170,11 @@ export class ServiceMetrics {
     this.exportRecordFailuresAtZero()
   }
 
-  /** The records counters alerts watch, at 0 from the start as below: a failure is often the only one after a start. */
+  /** The records and FHIR push counters alerts watch, at 0 from the start (DicomMetrics says why): a failure is often the only one after a start. */
   private exportRecordFailuresAtZero (): void {
     for (const kind of RECORD_KINDS) for (const counter of [this.recordsWriteFailures, this.recordsLost]) counter.inc({ kind }, 0)
     for (const result of ['ok', 'failed']) this.recordsWithdrawn.inc({ result }, 0)
+    for (const result of FHIR_PUSH_RESULTS) this.fhirPushes.inc({ result }, 0)
   }
 
   /** A counter of records by `kind` (prediction, audit). */
