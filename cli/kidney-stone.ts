@@ -86,10 +86,14 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   const results: FileResult[] = []
   try {
     for (const file of files) {
-      const bytes = await readInput(file)
-      results.push(typeof bytes === 'string'
-        ? { file, error: { code: 'READ_ERROR', message: bytes } }
-        : await predictor.predict(file, bytes))
+      // Credentials the service refused once it refuses for every file: a folder of 300 slices is not sent 300 times.
+      const refusal = results.filter(failed).find((result) => CREDENTIAL_REFUSALS.has(result.error.statusCode ?? 0))
+      const bytes = refusal === undefined ? await readInput(file) : undefined
+      results.push(refusal !== undefined
+        ? { file, error: { code: 'NOT_SENT', message: `not sent: the service refused the credentials for ${refusal.file} (${refusal.error.code})` } }
+        : typeof bytes === 'string'
+          ? { file, error: { code: 'READ_ERROR', message: bytes } }
+          : await predictor.predict(file, bytes as Buffer))
       bar?.increment({ file })
     }
   } finally {
@@ -107,6 +111,9 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
   process.stderr.write(summaryLine(results, skipped) + '\n')
   if (results.some(failed)) process.exitCode = 1
 }
+
+/** Answers that the service gives every file sent with these credentials: 401 (none or not accepted), 403 (no predict scope). */
+const CREDENTIAL_REFUSALS = new Set([401, 403])
 
 /** The service's 401 says what to send in HTTP terms (a header); a user of this command needs the flag that sends it. */
 function credentialsHint (results: FileResult[], options: PredictOptions): string | undefined {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { build, ctKidneyFiles, SHARED } from './helper.js'
 import { formatResults } from '../cli/output.js'
 import { sha256 } from '../plugins/app/auth-config.js'
@@ -212,7 +213,22 @@ t.test('--url against a service that asks for credentials: the 401 rows, and a l
   t.match(without.stderr, /^the service asks for credentials: give an API key with --api-key \(or KIDNEY_STONE_API_KEY\), or a bearer token with --token \(or KIDNEY_STONE_TOKEN\)\n1 file\(s\): 0 classified, 1 failed\n$/m)
   const wrong = await cli('predict', slice, '--url', url, '--api-key', 'not-the-key-0123456789')
   t.match(wrong.stderr, /^the service did not accept the credentials given: check the key or token/m)
+
+  // Refused credentials are refused for every file: a folder was sent file by file, each answered 401.
+  const slices = await ctKidneyFiles('test/stone', 3)
+  const before = await unauthorizedAnswers(app)
+  const folder = await cli('predict', ...slices, '--url', url)
+  t.equal(await unauthorizedAnswers(app) - before, 1, 'one request refused, the other files not sent (on the old code 3)')
+  t.match(JSON.parse(folder.stdout), [{ error: { code: 'UNAUTHORIZED' } },
+    { error: { code: 'NOT_SENT', message: `not sent: the service refused the credentials for ${slices[0]} (UNAUTHORIZED)` } }, { error: { code: 'NOT_SENT' } }])
+  t.match(folder.stderr, /\n3 file\(s\): 0 classified, 3 failed\n$/)
 })
+
+/** POST /predict requests the service answered 401, from its own /metrics. */
+async function unauthorizedAnswers (app: FastifyInstance): Promise<number> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics', headers: { 'x-api-key': 'cli-test-key-0123456789abcdef' } })).body
+  return Number(/^kidney_http_requests_total\{method="POST",route="\/predict",status_code="401"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+}
 
 t.test('a folder with nothing to classify is an error that says what was skipped', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kidney-cli-empty-'))
