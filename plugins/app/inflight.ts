@@ -257,12 +257,13 @@ export default fp(async (app) => {
     const withBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0
     let slow: NodeJS.Timeout | undefined
     if (withBody) {
-      request.raw.once('end', () => account.arrived())
+      let ended = false
+      request.raw.once('end', () => { ended = true; account.arrived() })
       slow = setTimeout(() => {
-        // `complete`: the whole message has been received, whether or not it has been read yet. Refused while its
-        // body is read, the reader ends with the typed error, which is answered; between two multipart parts nothing
-        // reads it, and the connection is closed instead.
-        if (!request.raw.complete && !account.turnSlow() && !account.reading) request.raw.destroy()
+        // `complete`: the whole message has been received, whether or not it has been read yet; `ended`: it has been
+        // read (an injected request has no `complete`). Refused while its body is read, the reader ends with the
+        // typed error, which is answered; between two multipart parts nothing reads it, and the connection is closed.
+        if (!request.raw.complete && !ended && !account.turnSlow() && !account.reading) request.raw.destroy()
       }, slowAfterMs).unref()
     }
     // 'close' fires once the response is finished or the connection is gone, whichever way the request ended.
