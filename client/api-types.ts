@@ -1533,8 +1533,10 @@ export interface components {
             final: boolean;
             /** Format: date-time */
             lastReceivedAt: string;
-            /** @description In the order their first instance arrived. */
+            /** @description In the order their first instance arrived; at most the first 1000. */
             series: components["schemas"]["SeriesResult"][];
+            /** @description Series of this study past the first 1000 (a CT study has a few dozen): not listed, and not in the verdict. Absent when none. */
+            seriesLeftOut?: number;
             disclaimer: string;
         };
         /** StowResponse */

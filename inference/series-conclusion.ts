@@ -21,7 +21,8 @@
  * Order and adjacency: slices are ordered by slice position (mm along the slice normal), then InstanceNumber, then
  * the order given. Two consecutive slices are adjacent unless a slice is missing between them: with positions, their
  * distance exceeds `gapFactor` (1.5) times the series' median spacing; without positions, their InstanceNumbers
- * differ by more than 1. A slice that failed to classify is absent, so it breaks a run rather than joining it.
+ * differ by more than 1. A slice that failed to classify is absent, so it breaks a run rather than joining it. A run
+ * counts the slice positions it covers: instances at one position are one slice of the rule.
  *
  * Pure: no I/O, no clock. The study results (GET /studies/{uid}), the CLI and the web page use it alike.
  */
@@ -152,18 +153,24 @@ export function concludeSeries (slices: readonly SliceResult[], rule: Partial<Se
   if (ordered.length === 0) return { conclusion: 'Undetermined', positiveRanges: [], isolatedPositiveSlices: 0, rule: applied }
 
   const adjacent = adjacency(ordered, applied.gapFactor)
-  const runs: Array<{ first: number, last: number }> = []
+  // A run's length is the number of places it covers: two instances at one slice position (one image sent again under
+  // another SOP Instance UID, a second reconstruction in the same series) are one place, and one positive image so
+  // repeated made a run of two, the series Stone on a single slice.
+  const runs: Array<{ first: number, last: number, places: number }> = []
   ordered.forEach((slice, i) => {
     if (slice.probability < applied.threshold) return
     const open = runs.at(-1)
-    if (open !== undefined && open.last === i - 1 && adjacent[i]) open.last = i
-    else runs.push({ first: i, last: i })
+    if (open !== undefined && open.last === i - 1 && adjacent[i]) {
+      const previous = ordered[i - 1].slicePosition
+      if (previous === undefined || slice.slicePosition === undefined || slice.slicePosition !== previous) open.places++
+      open.last = i
+    } else runs.push({ first: i, last: i, places: 1 })
   })
   const positiveRanges: PositiveRange[] = []
   let isolatedPositiveSlices = 0
-  for (const { first, last } of runs) {
+  for (const { first, last, places } of runs) {
     const slices = last - first + 1
-    if (slices < k) { isolatedPositiveSlices += slices; continue }
+    if (places < k) { isolatedPositiveSlices += slices; continue }
     const [from, to] = [ordered[first], ordered[last]]
     positiveRanges.push({
       first,

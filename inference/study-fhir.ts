@@ -75,7 +75,8 @@ export function toStudyDiagnosticReport (study: StudyResult, issued: Date = new 
   const model = study.series.find((s) => s.model !== undefined)?.model
   const finding = { Stone: 'Kidney stone suspected in this CT study.', Normal: 'No kidney stone detected in this CT study.', Undetermined: 'No CT instance of this study could be classified.' }[study.verdict]
   const pending = study.final ? '' : ' Instances may still arrive: this report is partial.'
-  const conclusion = `${finding} ${study.series.map(seriesSentence).join(' ')}${pending} ${DISCLAIMER}`
+  const leftOut = study.seriesLeftOut === undefined ? '' : ` ${study.seriesLeftOut} more series of this study were not read: a report covers its first ${study.series.length} series.`
+  const conclusion = `${finding} ${study.series.map(seriesSentence).join(' ')}${leftOut}${pending} ${DISCLAIMER}`
   const code = { Stone: KIDNEY_STONE, Normal: NO_ABNORMALITY, Undetermined: undefined }[study.verdict]
   return {
     resourceType: 'DiagnosticReport',

@@ -40,6 +40,15 @@ function openFailure (dataDir: string, error: unknown): RecordStoreError {
 /** Why every statement fails once another process has taken the lock over: what readiness and /predict's 503 say. */
 export const LOCK_LOST = 'the embedded database\'s lock was taken by another process'
 
+/**
+ * Why every statement fails once the database could not write its write-ahead log (pg_wal): a new segment on a full
+ * disk. PostgreSQL stops there (a PANIC: a server restarts its backends and replays the log); PGlite reports the error
+ * and then answers no statement again, and its thread cannot even be closed, so without this every records read and
+ * write waited for HANDLER_TIMEOUT_MS, readiness included, until the process was killed, space freed or not.
+ */
+export const WAL_FAILED = 'the embedded database could not write its write-ahead log and was stopped: restart the service (once DATA_DIR has room, if its disk is full)'
+const WAL_WRITE = /"pg_wal\//
+
 /** Starts the worker that owns the database and waits until it has opened (or created) it. */
 async function startWorker (dataDir: string): Promise<Worker> {
   const worker = new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData: { dataDir } })
@@ -72,7 +81,7 @@ async function stopWorker (worker: Worker): Promise<void> {
  *
  * Aborting `signal` ends a wait for another instance's lock (records/pglite-lock.ts). Should the lock be taken over
  * by another process (this one was paused past its lease), the worker is stopped at once, every statement from then
- * on fails with LOCK_LOST, and `lost` is told, once.
+ * on fails with LOCK_LOST, and `lost` is told, once; so it is when the database could not write its log (WAL_FAILED).
  *
  * A new database is created by a first worker that then exits: initdb leaves PGlite's WebAssembly memory at about
  * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
@@ -116,6 +125,12 @@ export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: 
     pending.delete(message.id)
     if (message.type === 'result') call?.resolve(message.rows)
     else call?.reject(new EmbeddedDatabaseError(message.message, message.code))
+    if (message.type === 'error' && WAL_WRITE.test(message.message) && stopped === undefined) {
+      // the statements sent behind it fail with the reason as the thread exits (below), and every later one at once
+      stopped = new RecordStoreError(WAL_FAILED)
+      lost?.(WAL_FAILED)
+      void worker.terminate()
+    }
   })
   worker.on('exit', (code) => {
     stopped ??= new Error(closing ? 'the embedded database is closed' : `the embedded database thread exited (code ${code})`)

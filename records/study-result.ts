@@ -1,6 +1,6 @@
 import { concludeSeries, concludeStudy, instanceSlices, orderSlices } from '../inference/series-conclusion.js'
 import { DISCLAIMER } from '../inference/recommend.js'
-import type { SeriesResult, StudyResult } from '../schemas/study.js'
+import { MAX_STUDY_SERIES, type SeriesResult, type StudyResult } from '../schemas/study.js'
 import type { StudyFailureRow, StudyInstanceRow, StudyRows } from './study-rows.js'
 
 export interface StudyResultOptions {
@@ -23,14 +23,21 @@ interface SeriesRows {
   lastReceivedAt: string
 }
 
-function groupBySeries ({ instances, failures }: StudyRows): Map<string, SeriesRows> {
+/** The study's series in arrival order, the first MAX_STUDY_SERIES of them, and how many others its rows name. */
+function groupBySeries ({ instances, failures }: StudyRows): { series: Map<string, SeriesRows>, leftOut: number } {
   const series = new Map<string, SeriesRows>()
-  const entry = (uid: string | null, at: string): SeriesRows => {
+  const leftOut = new Set<string>()
+  const entry = (uid: string | null, at: string): SeriesRows | undefined => {
     const key = uid ?? ''
-    const found = series.get(key) ?? { instances: new Map(), failures: new Map(), lastReceivedAt: at }
-    if (at > found.lastReceivedAt) found.lastReceivedAt = at
-    series.set(key, found)
-    return found
+    const found = series.get(key)
+    if (found === undefined && series.size >= MAX_STUDY_SERIES) {
+      leftOut.add(key)
+      return undefined
+    }
+    const group = found ?? { instances: new Map(), failures: new Map(), lastReceivedAt: at }
+    if (at > group.lastReceivedAt) group.lastReceivedAt = at
+    series.set(key, group)
+    return group
   }
   // Arrival order, so that the first instance of each series fixes the series order and later rows replace earlier ones.
   const rows = [...instances.map((row) => ({ row, failed: false })), ...failures.map((row) => ({ row, failed: true }))]
@@ -38,11 +45,12 @@ function groupBySeries ({ instances, failures }: StudyRows): Map<string, SeriesR
   rows.forEach(({ row, failed }, index) => {
     const sop = row.sop_instance_uid ?? `#${index}`
     const group = entry(row.series_instance_uid, row.created_at)
+    if (group === undefined) return
     if (failed) group.failures.set(sop, row as StudyFailureRow)
     else group.instances.set(sop, row as StudyInstanceRow)
   })
   for (const group of series.values()) for (const sop of group.instances.keys()) group.failures.delete(sop)
-  return series
+  return { series, leftOut: leftOut.size }
 }
 
 function seriesResult (seriesInstanceUid: string, rows: SeriesRows, options: StudyResultOptions): SeriesResult {
@@ -83,14 +91,15 @@ function seriesResult (seriesInstanceUid: string, rows: SeriesRows, options: Stu
 /** The study result from what the records store holds for it; undefined when nothing was received for it. Pure. */
 export function studyResult (studyInstanceUid: string, rows: StudyRows, options: StudyResultOptions): StudyResult | undefined {
   const grouped = groupBySeries(rows)
-  if (grouped.size === 0) return undefined
-  const series = [...grouped].map(([uid, group]) => seriesResult(uid, group, options))
+  if (grouped.series.size === 0) return undefined
+  const series = [...grouped.series].map(([uid, group]) => seriesResult(uid, group, options))
   return {
     studyInstanceUid,
     verdict: concludeStudy(series),
     final: series.every((s) => s.final),
     lastReceivedAt: series.map((s) => s.lastReceivedAt).sort().at(-1) as string,
     series,
+    ...(grouped.leftOut > 0 ? { seriesLeftOut: grouped.leftOut } : {}),
     disclaimer: DISCLAIMER
   }
 }

@@ -4,6 +4,16 @@ import { onlyParameters } from './query.js'
 import { refTo } from './ref.js'
 
 const DICOM_UID = '^[0-9]+(\\.[0-9]+)*$'
+
+/**
+ * The most series one study result lists: the first to arrive. A CT study has a few dozen; its rows are bounded
+ * (MAX_STUDY_ROWS of each kind) but not how many series they name, and each series costs the event loop and the answer
+ * its own entry and, in the FHIR form, its own Observation and sentence. 20,000 refused instances each naming a series
+ * of its own (20 STOW-RS requests of 0.6 MB) made GET /studies/{uid} 9.3 MB of JSON that held the event loop 1.5 s,
+ * and 35 MB as FHIR, 3 s: a few reads of it at once shed every other request under memory pressure.
+ */
+export const MAX_STUDY_SERIES = 1_000
+
 const conclusionValue = (description: string) => Type.Union([Type.Literal('Stone'), Type.Literal('Normal'), Type.Literal('Undetermined')], { description })
 
 export const StudyParamsSchema = Type.Object({
@@ -79,7 +89,8 @@ export const StudyResultSchema = Type.Object({
   verdict: conclusionValue('Stone if any series is Stone; Normal if any series is Normal and none Stone; else Undetermined.'),
   final: Type.Boolean({ description: 'Every series is final.' }),
   lastReceivedAt: Type.String({ format: 'date-time' }),
-  series: Type.Array(refTo(SeriesResultSchema), { description: 'In the order their first instance arrived.' }),
+  series: Type.Array(refTo(SeriesResultSchema), { description: `In the order their first instance arrived; at most the first ${MAX_STUDY_SERIES}.` }),
+  seriesLeftOut: Type.Optional(Type.Integer({ minimum: 1, description: `Series of this study past the first ${MAX_STUDY_SERIES} (a CT study has a few dozen): not listed, and not in the verdict. Absent when none.` })),
   disclaimer: Type.String()
 }, { $id: 'StudyResult', title: 'StudyResult', description: 'Results of the CT instances received for one study (C-STORE, STOW-RS, /predict, /predict/batch).' })
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { RecordStoreError } from '../records/errors.js'
-import { openPGlite } from '../records/pglite-driver.js'
+import { openPGlite, WAL_FAILED } from '../records/pglite-driver.js'
 import { ctKidneyImage, RECORDS_OFF } from './helper.js'
 import { mountTmpfs } from './helpers/tmpfs.js'
 import { predictJson, recordsApp, recordsSuite, type RecordsBackend } from './records/suite.js'
@@ -72,4 +72,34 @@ t.test('pglite: a data directory on a full or read-only file system cannot be op
   const driver = await openPGlite(dataDir)
   t.same(await driver.query('SELECT 1 AS one'), [{ one: 1 }])
   await driver.close()
+})
+
+t.test('pglite: a write-ahead log that cannot be written stops the database, and every statement then fails at once saying why, not never', async (t) => {
+  // A new WAL segment (16 MiB) on a full disk: PostgreSQL PANICs there; PGlite reported the error and then answered
+  // no statement again, nor closed (every records read and write of the service waited for HANDLER_TIMEOUT_MS).
+  const { dir } = await mountTmpfs(t, '120m')
+  const lost: string[] = []
+  const driver = await openPGlite(join(dir, 'data'), undefined, (reason) => lost.push(reason))
+  await driver.exec('CREATE TABLE kept (x text)')
+  await driver.query("INSERT INTO kept VALUES ('before')")
+  const filler = await open(join(dir, 'filler'), 'w')
+  try {
+    for (;;) await filler.write(Buffer.alloc(1024 * 1024))
+  } catch {} finally {
+    await filler.close()
+  }
+  await driver.query('SELECT pg_switch_wal()')
+  const walWrite = await driver.query("INSERT INTO kept VALUES ('after')").then(() => undefined, (error: unknown) => error)
+  t.match((walWrite as RecordStoreError).reason, /disk is full/, 'the write that needed a new segment fails')
+  // a bound on a hang, not on speed: the answer comes at once, or never
+  const never = async (): Promise<string> => await new Promise((resolve) => setTimeout(() => resolve('no answer'), 30_000).unref())
+  const next = await Promise.race([driver.query('SELECT 1').then(() => 'answered', (error: unknown) => (error as RecordStoreError).reason), never()])
+  t.equal(next, WAL_FAILED, 'the next statement fails with the reason')
+  t.same(lost, [WAL_FAILED], 'told once')
+  t.equal(await Promise.race([driver.close().then(() => 'closed'), never()]), 'closed', 'and the database closes')
+
+  await rm(join(dir, 'filler'))
+  const reopened = await openPGlite(join(dir, 'data'))
+  t.same(await reopened.query('SELECT x FROM kept'), [{ x: 'before' }], 'a restart with room replays the log: what was committed is there')
+  await reopened.close()
 })

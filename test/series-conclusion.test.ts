@@ -33,6 +33,21 @@ t.test('isolated positive slices are reported but do not make the series Stone',
   t.equal(result.maxProbabilityIndex, 3)
 })
 
+t.test('one positive image twice at the same position is one slice of the rule, not a run of two', async (t) => {
+  // The same slice sent again under another SOP Instance UID: on the old code the two counted as adjacent (distance 0)
+  // and made the series Stone on a single positive image.
+  const slices = series([0.1, 0.1, 0.9, 0.1, 0.1])
+  const repeated = [...slices, { ...slices[2], instanceNumber: 6 }]
+  const result = concludeSeries(repeated, { threshold: THRESHOLD })
+  t.equal(result.conclusion, 'Normal')
+  t.equal(result.isolatedPositiveSlices, 2, 'both shown as isolated')
+  // two neighbouring positions, each sent twice, are still a run: of two places and four instances
+  const pair = series([0.1, 0.8, 0.9, 0.1])
+  const run = concludeSeries([...pair, ...pair.filter((slice) => slice.probability >= THRESHOLD).map((slice) => ({ ...slice }))], { threshold: THRESHOLD })
+  t.equal(run.conclusion, 'Stone')
+  t.same(run.positiveRanges.map((range) => range.slices), [4])
+})
+
 t.test('k = 1 is the per-slice rule; a larger k needs a longer run', async (t) => {
   const probabilities = [0.1, 0.6, 0.1, 0.7, 0.8, 0.1]
   t.equal(concludeSeries(series(probabilities), { threshold: THRESHOLD, minAdjacentSlices: 1 }).conclusion, 'Stone')

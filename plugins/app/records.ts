@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { MAINTENANCE_EVERY_MS, MAINTENANCE_FIRST_MS } from '../../records/maintenance.js'
 import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
+import { LOCK_LOST } from '../../records/pglite-driver.js'
 import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
 import { sweepPass, type Swept } from '../../records/retention.js'
 import { Repeating } from '../../records/repeating.js'
@@ -83,7 +84,9 @@ export class RecordsService {
           },
           connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed'),
           // every later statement fails with this reason (readiness and /predict say it); only a restart reopens it
-          lost: (reason) => this.log.error(`records store: ${reason}: this instance no longer uses it (was it paused for longer than 30 s?); stop it, or restart it once the other has stopped`)
+          lost: (reason) => this.log.error(reason === LOCK_LOST
+            ? `records store: ${reason}: this instance no longer uses it (was it paused for longer than 30 s?); stop it, or restart it once the other has stopped`
+            : `records store: ${reason}`)
         }, closing)
         if (closing.aborted) { await store.close(); return }
         this.store = store
