@@ -49,6 +49,17 @@ export const LOCK_LOST = 'the embedded database\'s lock was taken by another pro
 export const WAL_FAILED = 'the embedded database could not write its write-ahead log and was stopped: restart the service (once DATA_DIR has room, if its disk is full)'
 const WAL_WRITE = /"pg_wal\//
 
+/**
+ * Why every statement fails once the database answered none for its stall limit (PGLITE_STALL_LIMIT_S). Its VACUUM
+ * on a full disk was seen to never return, with no error before it: every statement behind it waited, and freeing
+ * space did not help. A server is bounded by its statement timeout; PGlite has none, so it is stopped instead.
+ */
+export function stalledReason (stallLimitMs: number): string {
+  return `the embedded database answered no statement for ${Math.round(stallLimitMs / 1000)} s and was stopped: restart the service (once DATA_DIR has room, if its disk is full)`
+}
+/** The default of PGLITE_STALL_LIMIT_S, in ms. */
+const STALL_LIMIT_MS = 600_000
+
 /** Starts the worker that owns the database and waits until it has opened (or created) it. */
 async function startWorker (dataDir: string): Promise<Worker> {
   const worker = new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData: { dataDir } })
@@ -81,12 +92,13 @@ async function stopWorker (worker: Worker): Promise<void> {
  *
  * Aborting `signal` ends a wait for another instance's lock (records/pglite-lock.ts). Should the lock be taken over
  * by another process (this one was paused past its lease), the worker is stopped at once, every statement from then
- * on fails with LOCK_LOST, and `lost` is told, once; so it is when the database could not write its log (WAL_FAILED).
+ * on fails with LOCK_LOST, and `lost` is told, once; so it is when the database could not write its log (WAL_FAILED),
+ * and when a statement has waited `stallLimitMs` for its answer (stalledReason).
  *
  * A new database is created by a first worker that then exits: initdb leaves PGlite's WebAssembly memory at about
  * 800 MB, which only a new instance gives back (an existing database opens in about 300 MB).
  */
-export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: (reason: string) => void): Promise<SqlDriver> {
+export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: (reason: string) => void, stallLimitMs = STALL_LIMIT_MS): Promise<SqlDriver> {
   let unlock: () => Promise<void>
   let started: Worker | undefined
   let stopped: Error | undefined
@@ -116,23 +128,30 @@ export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: 
     throw openFailure(dataDir, error)
   }
   const worker = started
-  const pending = new Map<number, { resolve: (rows: unknown[]) => void, reject: (error: Error) => void }>()
+  const pending = new Map<number, { resolve: (rows: unknown[]) => void, reject: (error: Error) => void, sentAt: number }>()
   let nextId = 0
   let closing = false
+  const stop = (reason: string): void => {
+    // the statements sent behind it fail with the reason as the thread exits (below), and every later one at once
+    stopped = new RecordStoreError(reason)
+    lost?.(reason)
+    void worker.terminate()
+  }
+  // PGlite answers in the order it was sent: the oldest pending statement is the one it is running.
+  const watchdog = setInterval(() => {
+    const [oldest] = pending.values()
+    if (oldest !== undefined && stopped === undefined && performance.now() - oldest.sentAt >= stallLimitMs) stop(stalledReason(stallLimitMs))
+  }, Math.min(5_000, stallLimitMs / 4)).unref()
   worker.on('message', (message: WorkerMessage) => {
     if (message.type !== 'result' && message.type !== 'error') return
     const call = pending.get(message.id)
     pending.delete(message.id)
     if (message.type === 'result') call?.resolve(message.rows)
     else call?.reject(new EmbeddedDatabaseError(message.message, message.code))
-    if (message.type === 'error' && WAL_WRITE.test(message.message) && stopped === undefined) {
-      // the statements sent behind it fail with the reason as the thread exits (below), and every later one at once
-      stopped = new RecordStoreError(WAL_FAILED)
-      lost?.(WAL_FAILED)
-      void worker.terminate()
-    }
+    if (message.type === 'error' && WAL_WRITE.test(message.message) && stopped === undefined) stop(WAL_FAILED)
   })
   worker.on('exit', (code) => {
+    clearInterval(watchdog)
     stopped ??= new Error(closing ? 'the embedded database is closed' : `the embedded database thread exited (code ${code})`)
     for (const call of pending.values()) call.reject(stopped)
     pending.clear()
@@ -141,7 +160,7 @@ export async function openPGlite (dataDir: string, signal?: AbortSignal, lost?: 
     if (stopped !== undefined) throw stopped
     const id = nextId++
     return await new Promise<unknown[]>((resolve, reject) => {
-      pending.set(id, { resolve, reject })
+      pending.set(id, { resolve, reject, sentAt: performance.now() })
       worker.postMessage({ type, id, text, params, name })
     })
   })

@@ -14,7 +14,7 @@ import type { SqlDriver } from './sql-driver.js'
 import { MAX_STUDY_ROWS, STUDY_FAILURES_SQL, STUDY_INSTANCES_SQL, type StudyFailureRow, type StudyInstanceRow, type StudyRows } from './study-rows.js'
 
 export type StoreOptions = (
-  | { engine: 'pglite', dataDir: string }
+  | { engine: 'pglite', dataDir: string, stallLimitMs?: number }
   | { engine: 'postgres', url: string, poolSize: number, timeoutMs: number, migrationTimeoutMs: number }
 ) & {
   /** STUDY_OWNERS: the callers that may own a study (study-owner.ts), for its read-all view and its FHIR push; unset: any. */
@@ -26,7 +26,10 @@ export interface StoreHooks {
   written?: (kind: RecordKind, rows: number, ms: number) => void
   /** An idle pooled server connection failed (the server went away); the next statement reconnects. */
   connectionError?: (error: Error) => void
-  /** The store can be used no more, and why: the embedded database's lock was taken by another process. */
+  /**
+   * The store can be used no more, and why: the embedded database's lock was taken by another process, it could not
+   * write its log, or it answered no statement for its stall limit.
+   */
   lost?: (reason: string) => void
 }
 
@@ -135,7 +138,7 @@ export class RecordStore {
     try {
       const migrations = await readMigrations()
       const driver = options.engine === 'pglite'
-        ? await openPGlite(options.dataDir, opening.signal, hooks.lost)
+        ? await openPGlite(options.dataDir, opening.signal, hooks.lost, options.stallLimitMs)
         : await openPostgres({ ...options, onPoolError: hooks.connectionError, signal: opening.signal })
       try {
         const applied = await migrate(driver, migrations, options.engine === 'postgres' ? options.migrationTimeoutMs : undefined)

@@ -5,7 +5,7 @@ import { StudyNotFoundError } from '../records/errors.js'
 import { errorResponses } from '../schemas/error.js'
 import { FhirStudyReportSchema, JSON_OR_FHIR, jsonOrFhirResponse } from '../schemas/fhir.js'
 import { refTo } from '../schemas/ref.js'
-import { callerOf } from '../plugins/app/records.js'
+import { callerOf } from '../plugins/app/record-origin.js'
 import { StudyParamsSchema, StudyQuerySchema, StudyResultSchema } from '../schemas/study.js'
 
 const studies: FastifyPluginAsyncTypebox = async (app) => {

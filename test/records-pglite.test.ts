@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { RecordStoreError } from '../records/errors.js'
-import { openPGlite, WAL_FAILED } from '../records/pglite-driver.js'
+import { openPGlite, stalledReason, WAL_FAILED } from '../records/pglite-driver.js'
 import { ctKidneyImage, RECORDS_OFF } from './helper.js'
 import { mountTmpfs } from './helpers/tmpfs.js'
 import { predictJson, recordsApp, recordsSuite, type RecordsBackend } from './records/suite.js'
@@ -102,4 +102,33 @@ t.test('pglite: a write-ahead log that cannot be written stops the database, and
   const reopened = await openPGlite(join(dir, 'data'))
   t.same(await reopened.query('SELECT x FROM kept'), [{ x: 'before' }], 'a restart with room replays the log: what was committed is there')
   await reopened.close()
+})
+
+t.test('pglite: a statement unanswered for the stall limit stops the database; the service then fails liveness, readiness and /predict saying why', async (t) => {
+  // Its VACUUM on a full disk was seen never to return, with no error before it: every statement behind it, and
+  // readiness, waited HANDLER_TIMEOUT_MS, /health/live stayed 200 and freeing space did not help. A real stall
+  // stands in for it here: pg_sleep past a stall limit of 1 s (PGLITE_STALL_LIMIT_S is at least a minute).
+  const dir = await mkdtemp(join(tmpdir(), 'kidney-pglite-stall-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const lost: string[] = []
+  const driver = await openPGlite(join(dir, 'driver'), undefined, (reason) => lost.push(reason), 1_000)
+  t.same(await driver.query('SELECT pg_sleep(0.2)::text AS slept'), [{ slept: '' }], 'a statement within the limit is answered')
+  const behind = driver.query('SELECT 1 AS behind').then(() => 'answered', (error: unknown) => (error as RecordStoreError).reason)
+  const stalled = await driver.query('SELECT pg_sleep(30)').then(() => 'answered', (error: unknown) => (error as RecordStoreError).reason)
+  t.equal(stalled, stalledReason(1_000), 'the stalled statement fails with the reason (old code: answered after 30 s)')
+  t.equal(await behind, 'answered', 'one sent before it was answered first')
+  t.equal(await driver.query('SELECT 1').then(() => 'answered', (error: unknown) => (error as RecordStoreError).reason), stalledReason(1_000), 'every later one fails at once')
+  t.same(lost, [stalledReason(1_000)], 'told once')
+  await driver.close()
+
+  const app = await recordsApp(t, { ...RECORDS_OFF, store: 'pglite', dataDir: join(dir, 'service'), stallLimitMs: 1_000 })
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200)
+  // The one way in from outside to a statement this long is the database itself: the store's own connection.
+  const store = (app.records as unknown as { store: { driver: { query: (text: string) => Promise<unknown> } } }).store
+  await store.driver.query('SELECT pg_sleep(30)').catch(() => {})
+  const live = await app.inject({ method: 'GET', url: '/health/live' })
+  t.equal(live.statusCode, 503, 'liveness fails: only a restart brings the store back')
+  t.match(live.json(), { code: 'NOT_LIVE', message: `This instance cannot recover on its own (the records store: ${stalledReason(1_000)}); restart it.` })
+  t.match((await app.inject({ method: 'GET', url: '/health/ready' })).json(), { code: 'RECORDS_UNAVAILABLE' })
+  t.match((await predictJson(app, await ctKidneyImage('test/stone'))).body, { code: 'RECORDS_UNAVAILABLE' })
 })

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { recordOrigin } from './records.js'
+import { recordOrigin } from './record-origin.js'
 
 /** Routes whose refusals are not audited: probes and scrapes poll, and their 503s say "not ready", not "refused". */
 function audited (route: string | undefined): boolean {

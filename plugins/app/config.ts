@@ -241,6 +241,7 @@ function recordsConfigFrom (env: NodeJS.ProcessEnv, e: Env, authOn: boolean): Re
     return loadRecordsConfig(env, {
       store: e.RECORDS_STORE,
       dataDir: resolve(e.DATA_DIR),
+      stallLimitMs: e.PGLITE_STALL_LIMIT_S * 1000,
       poolSize: e.DATABASE_POOL_SIZE,
       timeoutMs: e.DATABASE_TIMEOUT_MS,
       migrationTimeoutMs: e.DATABASE_MIGRATION_TIMEOUT_MS,

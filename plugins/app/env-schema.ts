@@ -107,6 +107,9 @@ export const EnvSchema = Type.Object({
 
   // Records (records/, plugins/app/records.ts). DATABASE_URL is read like a secret (also DATABASE_URL_FILE), not here.
   DATA_DIR: Type.String({ minLength: 1, default: resolve(repoRoot, 'var/data') }),
+  // An embedded database that answers no statement for this long is stopped (records/pglite-driver.ts); at least a
+  // minute: the first maintenance of a large database holds it about 2 s per million rows (docs/records.md).
+  PGLITE_STALL_LIMIT_S: Type.Integer({ minimum: 60, maximum: 86_400, default: 600 }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, default: 5 }),
   // At most a day: a row may commit twice this after its created_at (latestCommitMs in records/store.ts), which the FHIR
   // push sweep's window must cover, and that window reads at most 7 days (push-queue.ts).

@@ -52,6 +52,8 @@ export function guardMemoryUsage (): void {
 export class LivenessWatch {
   private overSinceMs: number | undefined
   private readonly timer: NodeJS.Timeout
+  /** Parts of the process that only a restart brings back, each saying why when it is gone (`watch`). */
+  private readonly parts: Array<() => string | undefined> = []
 
   constructor (
     private readonly limits: { maxRssBytes: number, maxHeapUsedBytes: number },
@@ -68,8 +70,17 @@ export class LivenessWatch {
     this.overSinceMs = over ? (this.overSinceMs ?? now) : undefined
   }
 
+  /** A part of the process that only a restart brings back: `gone` says why once it is gone, else undefined. */
+  watch (gone: () => string | undefined): void {
+    this.parts.push(gone)
+  }
+
   /** Why the process should be restarted, if it should. */
   failure (now = Date.now()): NotLiveError | undefined {
+    for (const gone of this.parts) {
+      const reason = gone()
+      if (reason !== undefined) return new NotLiveError(reason)
+    }
     if (this.graceMs === 0 || this.overSinceMs === undefined || now - this.overSinceMs < this.graceMs) return undefined
     return new NotLiveError(`memory above its limit for ${Math.round((now - this.overSinceMs) / 1000)} s`)
   }

@@ -8,6 +8,8 @@ export interface RecordsConfig {
   /** pglite: embedded, under dataDir (the default); postgres: the server at databaseUrl; off: nothing is recorded. */
   store: 'pglite' | 'postgres' | 'off'
   dataDir: string
+  /** PGLITE_STALL_LIMIT_S: the embedded database answering no statement this long is stopped (records/pglite-driver.ts). */
+  stallLimitMs: number
   /** A secret (it may carry a password): never logged. */
   databaseUrl?: string
   poolSize: number
@@ -84,8 +86,8 @@ export function studyOwnersOf (text: string): Caller[] | undefined {
 }
 
 /** The records store these settings open (RECORDS_STORE=off opens none: not called then). */
-export function storeOptionsOf ({ store, dataDir, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }: RecordsConfig): StoreOptions {
+export function storeOptionsOf ({ store, dataDir, stallLimitMs, databaseUrl, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }: RecordsConfig): StoreOptions {
   return store === 'postgres'
     ? { engine: 'postgres', url: databaseUrl as string, poolSize, timeoutMs, migrationTimeoutMs, studyOwners }
-    : { engine: 'pglite', dataDir, studyOwners }
+    : { engine: 'pglite', dataDir, stallLimitMs, studyOwners }
 }

@@ -4,27 +4,19 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { MAINTENANCE_EVERY_MS, MAINTENANCE_FIRST_MS } from '../../records/maintenance.js'
 import { isRowFault, RecordStoreError, RecordsApiDisabledError, RecordsUnavailableError } from '../../records/errors.js'
 import { LOCK_LOST } from '../../records/pglite-driver.js'
-import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord, RecordOrigin } from '../../records/record.js'
+import type { AuditEvent, Caller, FailedInstanceRecord, PredictionRecord } from '../../records/record.js'
 import { sweepPass, type Swept } from '../../records/retention.js'
 import { Repeating } from '../../records/repeating.js'
 import { RecordStore, type AuditPage, type AuditQuery, type PredictionPage, type PredictionQuery, type RecordKind, type StoredPrediction } from '../../records/store.js'
 import type { StudyRows } from '../../records/study-rows.js'
 import type { ServiceMetrics } from './metrics.js'
+import { callerOf } from './record-origin.js'
 import { storeOptionsOf, type RecordsConfig } from './records-config.js'
 
 export type RecordsState = 'off' | 'opening' | 'ready' | 'failed'
 
 /** Whether a prediction's record was committed; not, only with RECORDS_REQUIRED=false, and then why. */
 export type PredictionRecording = { recorded: true } | { recorded: false, reason: string }
-
-/** Who made a request, as records name it: 'api-key:<name>', 'jwt:<sub>', or 'anonymous' without credentials. */
-export function callerOf (request: FastifyRequest): Caller {
-  return request.principal === undefined ? 'anonymous' : `${request.principal.kind}:${request.principal.name}`
-}
-
-export function recordOrigin (request: FastifyRequest): RecordOrigin {
-  return { caller: callerOf(request), route: request.routeOptions.url ?? '(no route)', requestId: request.id }
-}
 
 const RETRY_MS = { first: 1_000, max: 30_000 }
 /**
@@ -45,6 +37,8 @@ export class RecordsService {
   state: RecordsState
   /** Why the store is not usable (opening, unreachable, failed), in words safe to show. */
   reason: string | undefined
+  /** Why the opened store can be used no more until a restart (StoreHooks.lost); liveness fails with it. */
+  lost: string | undefined
   /** Resolves once the store is open (or records are off); rejects only if the embedded database cannot be opened. */
   readonly opened: Promise<void>
   private store: RecordStore | undefined
@@ -84,9 +78,12 @@ export class RecordsService {
           },
           connectionError: (err) => this.log.warn({ err }, 'records store: an idle database connection failed'),
           // every later statement fails with this reason (readiness and /predict say it); only a restart reopens it
-          lost: (reason) => this.log.error(reason === LOCK_LOST
-            ? `records store: ${reason}: this instance no longer uses it (was it paused for longer than 30 s?); stop it, or restart it once the other has stopped`
-            : `records store: ${reason}`)
+          lost: (reason) => {
+            this.lost = reason
+            this.log.error(reason === LOCK_LOST
+              ? `records store: ${reason}: this instance no longer uses it (was it paused for longer than 30 s?); stop it, or restart it once the other has stopped`
+              : `records store: ${reason}`)
+          }
         }, closing)
         if (closing.aborted) { await store.close(); return }
         this.store = store
@@ -304,6 +301,8 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const records = new RecordsService(app.config.records, app.metrics, app.log)
   app.decorate('records', records)
+  // A store that is lost comes back only with a restart: liveness asks an orchestrator for one.
+  app.liveness.watch(() => records.lost === undefined ? undefined : `the records store: ${records.lost}`)
   // after the requests in flight (and their records) are done: Fastify runs onClose once the server has stopped
   app.addHook('onClose', async () => await records.close())
-}, { name: 'records', dependencies: ['config', 'metrics'] })
+}, { name: 'records', dependencies: ['config', 'metrics', 'liveness'] })
