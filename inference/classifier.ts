@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { MicroBatcher, QueueFullError, type Batched, type BatchingOptions } from './batcher.js'
 import { checkNotBlank } from './blank.js'
-import { decodeImage, type DecodeOptions } from './decode.js'
+import { decodeImage, type DecodeOptions, type Reserve } from './decode.js'
 import type { DicomInstance, DicomWindow } from './dicom/dataset.js'
 import type { WindowSource } from './dicom/decode-dicom.js'
 import { DicomDecoderPool, type DecoderPoolOptions } from './dicom/decoder-pool.js'
@@ -93,7 +93,7 @@ export interface Classification extends Decision {
 
 export interface ClassifyOptions {
   /** Told the bytes the decoded image will hold before they are held; throws to refuse, or waits (the in-flight budget). */
-  reserve?: (bytes: number) => void | Promise<void>
+  reserve?: Reserve
 }
 
 /** Told about every batch run and every finished classification (the service turns them into metrics). */

@@ -15,6 +15,12 @@ export type { DecodedImage } from './image.js'
 // are never decoded twice, so the cache saves nothing here.
 sharp.cache(false)
 
+/**
+ * Charges `bytes` of decoded image; `held`: they are in memory already (a DICOM file's frames, back from its decoder),
+ * so the charge must be taken or refused at once: waiting for room would hold them outside the budget meanwhile.
+ */
+export type Reserve = (bytes: number, held?: boolean) => void | Promise<void>
+
 export interface DecodeOptions extends DecodeTarget {
   /** DICOM only: the model's input window in HU (default: abdomen, centre 40 HU, width 400 HU). */
   dicomWindow?: DicomWindow
@@ -32,10 +38,10 @@ export interface DecodeOptions extends DecodeTarget {
   dicomFrame?: number
   /**
    * Told how many bytes the decoded image will hold, before they are held (JPEG/PNG: before decoding; DICOM: as
-   * the pixels come back from its decoder, whose own memory is bounded by the pool); throws to refuse. The
-   * service charges its in-flight byte budget here, and may make the decode wait for room.
+   * the pixels come back from its decoder, whose own memory is bounded by the pool, `held` true); throws to refuse.
+   * The service charges its in-flight byte budget here, and may make a decode that holds nothing yet wait for room.
    */
-  reserve?: (bytes: number) => void | Promise<void>
+  reserve?: Reserve
 }
 
 /**
@@ -104,7 +110,7 @@ export async function decodeDicomUpload (bytes: Buffer, options: DecodeOptions):
     modalities: options.dicomModalities, maxFrames: options.dicomMaxFrames, maxTotalPixels: options.dicomMaxTotalPixels,
     ...(options.dicomFrame === undefined ? {} : { frame: options.dicomFrame })
   })
-  await options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0))
+  await options.reserve?.(instance.frames.reduce((bytes, frame) => bytes + frame.image.pixels.length, 0), true)
   return instance
 }
 

@@ -39,10 +39,10 @@ export default fp(async (app) => {
     const decodedImages = (): DecodedCharge => {
       const images = account.decodedImages()
       let instanceBytes = request.bytes.length
-      const reserve = async (decodedBytes: number): Promise<void> => {
+      const reserve = async (decodedBytes: number, held?: boolean): Promise<void> => {
         account.charge(instanceBytes)
         instanceBytes = 0
-        await images.reserve(decodedBytes)
+        await images.reserve(decodedBytes, held)
       }
       return { reserve, giveBack: images.giveBack }
     }

@@ -70,8 +70,8 @@ export class ByteBudget {
 
 /** One file's decoded images, charged to its request's share while the file is classified (`InflightAccount.decodedImages`). */
 export interface DecodedCharge {
-  /** Charges `bytes` more, before they are decoded (DecodeOptions.reserve). */
-  reserve: (bytes: number) => Promise<void>
+  /** Charges `bytes` more, before they are decoded or, `held`, as they come back decoded (DecodeOptions.reserve). */
+  reserve: (bytes: number, held?: boolean) => Promise<void>
   /** Gives back all this file charged: it is classified, and its decoded pixels are no longer held. */
   giveBack: () => void
 }
@@ -119,13 +119,14 @@ export class InflightAccount {
    * every file's image until its response closes. A file's first image that the budget cannot take while other files
    * of this request hold theirs waits for them to be given back, and is then charged (or refused as any charge is):
    * files that each fit beside the body are classified one after another, never refused for their siblings. Only a
-   * file holding nothing waits, so two files never wait for each other.
+   * file holding nothing waits, so two files never wait for each other; and never with its pixels decoded already
+   * (`held`: a DICOM file's frames, which would be memory outside the budget while it waited), charged or refused at once.
    */
   decodedImages (): DecodedCharge {
     let own = 0
     return {
-      reserve: async (bytes: number) => {
-        while (own === 0 && this.decodingBytes > 0 && !this.refusal.signal.aborted && !this.budget.fits(bytes)) {
+      reserve: async (bytes: number, held = false) => {
+        while (!held && own === 0 && this.decodingBytes > 0 && !this.refusal.signal.aborted && !this.budget.fits(bytes)) {
           await new Promise<void>((resolve) => this.waiting.push(resolve))
         }
         this.charge(bytes)
