@@ -75,8 +75,9 @@ export interface CheckedImage extends CheckedHeader {
 export async function checkImageHeader (bytes: Buffer, format: 'jpeg' | 'png', options: DecodeOptions): Promise<CheckedImage> {
   const header = await readCheckedHeader(bytes, format, options.maxPixels)
   const pixels = header.width * header.height
-  await options.reserve?.(pixels * options.channels + (header.sixteenBitGrey ? pixels * 2 : 0))
-  return header.sixteenBitGrey ? { ...header, decoded: await decodeSixteenBitGrey(bytes, options) } : header
+  // the samples as decodeSixteenBitGrey holds them: 2 bytes a channel, grey and (if any) alpha
+  await options.reserve?.(pixels * options.channels + pixels * 2 * header.sixteenBitGreyChannels)
+  return header.sixteenBitGreyChannels > 0 ? { ...header, decoded: await decodeSixteenBitGrey(bytes, options) } : header
 }
 
 /**

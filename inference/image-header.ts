@@ -15,8 +15,11 @@ export interface CheckedHeader {
   eightBitGreyOrSrgb: boolean
   /** An EXIF orientation other than "as stored": the picture is rotated or mirrored when decoded. */
   reoriented: boolean
-  /** 16-bit greyscale samples (PNG): display grey levels only if an 8-bit image was widened (inference/decode.ts). */
-  sixteenBitGrey: boolean
+  /**
+   * 16-bit greyscale samples (PNG), display grey levels only if an 8-bit image was widened (inference/decode.ts): how
+   * many 16-bit channels a pixel decodes to (1 grey, 2 grey and alpha); 0 for any other image.
+   */
+  sixteenBitGreyChannels: number
 }
 
 /** Plain files are read in JavaScript (`readPlainImageSize` below), the others by libvips. */
@@ -26,7 +29,7 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
   const plain = readPlainImageSize(bytes, format)
   if (plain !== undefined) {
     checkPixelCount(plain.width, plain.height, maxPixels)
-    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false, sixteenBitGrey: false }
+    return { ...plain, eightBitGreyOrSrgb: true, reoriented: false, sixteenBitGreyChannels: 0 }
   }
   let header: Metadata
   try {
@@ -42,7 +45,7 @@ export async function readCheckedHeader (bytes: Buffer, format: 'jpeg' | 'png', 
     ...header.autoOrient,
     eightBitGreyOrSrgb: header.depth === 'uchar' && ['srgb', 'b-w'].includes(header.space ?? ''),
     reoriented: (header.orientation ?? 1) !== 1,
-    sixteenBitGrey: header.depth === 'ushort' && header.space === 'grey16'
+    sixteenBitGreyChannels: header.depth === 'ushort' && header.space === 'grey16' ? (header.hasAlpha === true ? 2 : 1) : 0
   }
 }
 

@@ -1,4 +1,6 @@
 import t from 'tap'
+import sharp from 'sharp'
+import { checkImageHeader } from '../inference/decode.js'
 import { WORDS_PER_TURN, widenedFromEightBits } from '../inference/widened-grey.js'
 
 /** 16-bit samples in memory order, each `level` x 257 (an 8-bit level widened), as sharp decodes a 16-bit PNG. */
@@ -67,4 +69,18 @@ t.test('the check lets the event loop turn between slices of samples, and stops 
   const late = widened(samples)
   late[late.length - 1] = 0
   t.equal(await widenedFromEightBits(late, 1), false, 'the last sample of the last slice')
+})
+
+t.test('a 16-bit greyscale PNG is charged its image and its 16-bit samples as they are held: 2 bytes a channel, alpha too', async (t) => {
+  // review17: grey and alpha were charged 2 bytes a pixel for samples that hold 4 (at MAX_PIXELS, 80 MB uncharged).
+  const grey = sharp({ create: { width: 100, height: 80, channels: 3, background: '#808080' } }).greyscale()
+  for (const [label, png, sampleBytes] of [
+    ['grey', await grey.clone().toColourspace('grey16').png().toBuffer(), 2],
+    ['grey and alpha', await grey.clone().ensureAlpha().toColourspace('grey16').png().toBuffer(), 4]
+  ] as const) {
+    const charged: number[] = []
+    const checked = await checkImageHeader(png, 'png', { channels: 3, maxPixels: 1_000_000, reserve: (bytes: number) => { charged.push(bytes) } })
+    t.same(charged, [100 * 80 * 3 + 100 * 80 * sampleBytes], `${label}: one charge, the 8-bit image and the samples`)
+    t.equal(checked.decoded?.pixels.length, 100 * 80 * 3, `${label}: decoded once, to the model's channels`)
+  }
 })
