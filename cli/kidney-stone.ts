@@ -6,7 +6,7 @@ import { DEFAULT_RETRY } from '../client/index.js'
 import type { WindowSource } from '../inference/dicom/decode-dicom.js'
 import { DEFAULT_MIN_ADJACENT_SLICES } from '../inference/series-conclusion.js'
 import { collectFiles, readInput } from './collect-files.js'
-import { failed, formatResults, skippedSummary, summaryLine, type FileResult } from './output.js'
+import { failed, formatResults, skippedSummary, summaryLine, type FileError, type FileResult } from './output.js'
 import { eachInstanceOnce, inProcessPredictor, remotePredictor, type FilePredictor } from './predictors.js'
 import { concludeSeriesOf, seriesLine } from './series.js'
 
@@ -84,16 +84,18 @@ async function predictCommand (paths: string[], options: PredictOptions): Promis
     : undefined
   bar?.start(files.length, 0, { file: '' })
   const results: FileResult[] = []
+  // Credentials the service refused once it refuses for every file: a folder of 300 slices is not sent 300 times.
+  let refusal: { file: string, error: FileError } | undefined
   try {
     for (const file of files) {
-      // Credentials the service refused once it refuses for every file: a folder of 300 slices is not sent 300 times.
-      const refusal = results.filter(failed).find((result) => CREDENTIAL_REFUSALS.has(result.error.statusCode ?? 0))
       const bytes = refusal === undefined ? await readInput(file) : undefined
-      results.push(refusal !== undefined
+      const result: FileResult = refusal !== undefined
         ? { file, error: { code: 'NOT_SENT', message: `not sent: the service refused the credentials for ${refusal.file} (${refusal.error.code})` } }
         : typeof bytes === 'string'
           ? { file, error: { code: 'READ_ERROR', message: bytes } }
-          : await predictor.predict(file, bytes as Buffer))
+          : await predictor.predict(file, bytes as Buffer)
+      if (failed(result) && CREDENTIAL_REFUSALS.has(result.error.statusCode ?? 0)) refusal = result
+      results.push(result)
       bar?.increment({ file })
     }
   } finally {
