@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import sharp from 'sharp'
 import type { FastifyInstance } from 'fastify'
 import { InflightBudgetError, RequestTooLargeError } from '../inference/errors.js'
@@ -254,6 +254,16 @@ async function post (app: FastifyInstance, url: string, { payload, headers }: { 
   return { status: res.status, body: await res.json() }
 }
 
+/** POSTs a batch over a real connection: every file classified (200), and the budget all given back after the response. */
+async function batchAllClassified (t: Test, app: FastifyInstance, body: ReturnType<typeof multipart>): Promise<void> {
+  const res = await post(app, '/predict/batch', body)
+  t.equal(res.status, 200)
+  const results = res.body.results as Array<{ result?: unknown, error?: { code: string } }>
+  t.same(results.map((r) => r.error?.code ?? 'classified'), results.map(() => 'classified'), 'every file classified')
+  await until(() => app.inflight.used === 0, 'the request is released')
+  t.equal(app.inflight.used, 0, 'everything given back after the response')
+}
+
 t.test('a batch of files that each fit beside the body but not together is classified file by file, and all is given back', async (t) => {
   // Before, every file's decoded image stayed charged until the response closed: 4 real slices, a budget of the body
   // and 1.5 decoded images, and 1 file was classified, 3 refused 413 REQUEST_TOO_LARGE although each fits.
@@ -262,12 +272,7 @@ t.test('a batch of files that each fit beside the body but not together is class
   const decoded = Math.max(...await decodedBytes(sizing, files))
   const body = multipart(files.map((data, i) => ({ name: 'files', filename: `${i}.jpg`, contentType: 'image/jpeg', data })))
   const app = await build(t, { config: { maxFileBytes: Math.max(...files.map((f) => f.length)), maxInflightBytes: body.payload.length + Math.floor(1.5 * decoded) } })
-  const res = await post(app, '/predict/batch', body)
-  t.equal(res.status, 200)
-  const results = res.body.results as Array<{ result?: unknown, error?: { code: string } }>
-  t.same(results.map((r) => r.error?.code ?? 'classified'), ['classified', 'classified', 'classified', 'classified'], 'every file classified')
-  await until(() => app.inflight.used === 0, 'the request is released')
-  t.equal(app.inflight.used, 0, 'everything given back after the response')
+  await batchAllClassified(t, app, body)
 })
 
 t.test('16-bit greyscale PNGs: each file\'s decoded image and 16-bit samples are one charge, so a batch of them waits, never refused', async (t) => {
@@ -284,12 +289,7 @@ t.test('16-bit greyscale PNGs: each file\'s decoded image and 16-bit samples are
   const app = await build(t, {
     config: { sharpConcurrency: 2, maxFileBytes: Math.max(...files.map((f) => f.length)), maxInflightBytes: body.payload.length + Math.floor(1.5 * decoded) }
   })
-  const res = await post(app, '/predict/batch', body)
-  t.equal(res.status, 200)
-  const results = res.body.results as Array<{ result?: unknown, error?: { code: string } }>
-  t.same(results.map((r) => r.error?.code ?? 'classified'), ['classified', 'classified', 'classified', 'classified'], 'every file classified')
-  await until(() => app.inflight.used === 0, 'the request is released')
-  t.equal(app.inflight.used, 0, 'everything given back after the response')
+  await batchAllClassified(t, app, body)
 })
 
 t.test('STOW-RS: a DICOM instance\'s frames, decoded before they are charged, never wait for room: stored or refused at once, and all is given back', async (t) => {

@@ -1,26 +1,18 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { freePort } from './helpers/free-port.js'
 import { RecordStore } from '../records/store.js'
 import { ctKidneyImage, UUID } from './helper.js'
 import { splitUpload } from './helpers/split-upload.js'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 async function waitUntilReady (base: string): Promise<void> {
   // a first start creates the embedded records database: tens of seconds on a loaded 2-core machine

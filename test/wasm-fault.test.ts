@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { freePort } from './helpers/free-port.js'
 
 // A WebAssembly module's out-of-bounds memory access is a RuntimeError for its caller: V8 catches the SIGSEGV it
 // causes in its own handler. PGlite's database and the DICOM codecs are WebAssembly in worker threads. The service's
@@ -13,15 +13,6 @@ import t from 'tap'
 // said 'second SIGSEGV, exiting', and the process stopped listening.
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 t.test('an out-of-bounds access in a WebAssembly worker is an error for that worker, not the end of the service', async (t) => {
   const port = await freePort()
