@@ -5,7 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppConfig } from './config.js'
 import { setSecurityHeaders } from '../external/helmet.js'
 import { PREDICT_MAX_FILES } from '../external/multipart.js'
-import { validationMessage } from './validation-message.js'
+import { unknownParameterMessage, validationMessage } from './validation-message.js'
 import { FileTooLargeError, NoFileError, RetryLaterError, ServiceError, UnsupportedMediaTypeError } from '../../inference/errors.js'
 
 export interface ErrorBody {
@@ -124,8 +124,7 @@ function fromFrameworkError (error: FastifyError, request: FastifyRequest, confi
     // Ajv's wording is the library's: the caller gets where the request differs from the API schema, in ours.
     const unknown = (error.validation[0] as { propertyName?: string } | undefined)?.propertyName
     if (unknown !== undefined) {
-      const where = error.validationContext === 'querystring' ? 'query string' : `request ${error.validationContext ?? 'body'}`
-      return new ServiceError('VALIDATION_ERROR', 400, `The ${where} has a parameter this route does not take: ${JSON.stringify(unknown)} (see /docs).`)
+      return new ServiceError('VALIDATION_ERROR', 400, unknownParameterMessage(error.validationContext, unknown))
     }
     return new ServiceError('VALIDATION_ERROR', 400, validationMessage(error.validationContext, error.validation[0], request.routeOptions.schema as Record<string, unknown> | undefined))
   }

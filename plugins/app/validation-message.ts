@@ -61,3 +61,9 @@ export function validationMessage (context: string | undefined, violation: Schem
   }
   return `The request ${context ?? 'body'}${name === '' ? '' : ` at /${name}`} does not match the API schema (see /docs).`
 }
+
+/** The message of a 400 VALIDATION_ERROR for a parameter the route does not take, named as validationMessage names places. */
+export function unknownParameterMessage (context: string | undefined, name: string): string {
+  const where = context === 'querystring' ? 'query string' : `request ${context ?? 'body'}`
+  return `The ${where} has a parameter this route does not take: ${JSON.stringify(name)} (see /docs).`
+}
